@@ -1,0 +1,264 @@
+"""`metrics ...`: validate, compile, list, read series, load demo data, run the rollups."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from ..paths import ProjectPaths
+from ..warehouse.connection import TARGETS, Warehouse, WarehouseError, default_target
+
+GRAIN_CHOICES = ("hour", "day", "week", "month")
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"`{text}` is not a date (YYYY-MM-DD, UTC)") from None
+
+
+def _err(msg: str) -> None:
+    print(f"error: {msg}", file=sys.stderr)
+
+
+def _load(paths: ProjectPaths, only=None):
+    from ..validation.project import load_project
+    result = load_project(paths, only=only)
+    for issue in result.issues:
+        print(issue, file=sys.stderr)
+    return result
+
+
+def cmd_validate(args, paths: ProjectPaths) -> int:
+    t0 = time.perf_counter()
+    result = _load(paths, only=[Path(p) for p in args.paths] or None)
+    if result.issues:
+        print(f"{len(result.issues)} problem(s) in {result.files} metric file(s)", file=sys.stderr)
+        return 1
+    print(f"{result.files} metric file(s) valid ({time.perf_counter() - t0:.2f}s)")
+    return 0
+
+
+def cmd_schema(args, paths: ProjectPaths) -> int:
+    from ..spec.schema import render_schema
+    text = render_schema()
+    target = paths.schema_file
+    current = target.read_text(encoding="utf-8") if target.exists() else None
+    if args.check:
+        if current != text:
+            _err(f"{paths.relative(target)} is stale: run `metrics schema`")
+            return 1
+        print(f"{paths.relative(target)} is current")
+        return 0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    print(f"wrote {paths.relative(target)}")
+    return 0
+
+
+def cmd_compile(args, paths: ProjectPaths) -> int:
+    from ..compiler.writer import compile_project
+    result = _load(paths)
+    if result.issues:
+        _err(f"{len(result.issues)} problem(s): nothing compiled")
+        return 1
+    out = compile_project(paths, result.project, check=args.check)
+    rel = paths.relative(paths.generated_dir)
+    if args.check:
+        if out.changed:
+            for f in out.written:
+                print(f"stale: {rel}/{f}", file=sys.stderr)
+            for f in out.removed:
+                print(f"not generated any more: {rel}/{f}", file=sys.stderr)
+            _err("generated models differ from the metric YAML: run `metrics compile` and commit the result")
+            return 1
+        print(f"{rel}/ is current ({out.unchanged} files)")
+        return 0
+    for f in out.written:
+        print(f"wrote {rel}/{f}")
+    for f in out.removed:
+        print(f"removed {rel}/{f}")
+    print(f"{len(out.written)} written, {len(out.removed)} removed, {out.unchanged} unchanged")
+    return 0
+
+
+def cmd_list(args, paths: ProjectPaths) -> int:
+    result = _load(paths)
+    if result.issues:
+        return 1
+    metrics = [m.describe() for m in result.project.public()]
+    if args.format == "json":
+        print(json.dumps(metrics, indent=2))
+    else:
+        print(f"{'name':32} {'kind':8} {'status':8} {'grains':22} dimensions")
+        for m in metrics:
+            print(f"{m['name']:32} {m['kind']:8} {m['status']:8} {','.join(m['grains']):22} {','.join(m['dimensions'])}")
+    return 0
+
+
+def cmd_series(args, paths: ProjectPaths) -> int:
+    from ..warehouse.read import read_series
+    result = _load(paths)
+    if result.issues:
+        return 1
+    metric = result.project.metrics.get(args.name)
+    if metric is None or not metric.public:
+        from ..validation.issues import closest
+        _err(f"unknown metric `{args.name}`{closest(args.name, [m.name for m in result.project.public()])}")
+        return 2
+    slice_ = {}
+    for item in args.slice or []:
+        if "=" not in item:
+            _err(f"--slice takes DIMENSION=VALUE, got `{item}`")
+            return 2
+        k, v = item.split("=", 1)
+        slice_[k] = v
+    try:
+        frame = read_series(Warehouse(args.target, paths), metric, args.grain, args.start, args.end, slice_)
+    except (ValueError, WarehouseError) as err:
+        _err(str(err))
+        return 2
+    from ..warehouse.read import _num
+    rows = [
+        {"metric": r.metric, "grain": r.grain, "bucket_start": r.bucket_start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+         "slice": r.slice, "value": _num(r.value), "previous_value": _num(r.previous_value), "change_pct": _num(r.change_pct)}
+        for r in frame.itertuples(index=False)
+    ]
+    if args.format == "json":
+        print(json.dumps(rows, indent=1))
+    elif args.format == "csv":
+        import csv
+        w = csv.writer(sys.stdout)
+        w.writerow(["metric", "grain", "bucket_start", "slice", "value", "previous_value", "change_pct"])
+        for r in rows:
+            w.writerow([r["metric"], r["grain"], r["bucket_start"], json.dumps(r["slice"]) if r["slice"] else "",
+                        "" if r["value"] is None else r["value"], "" if r["previous_value"] is None else r["previous_value"],
+                        "" if r["change_pct"] is None else r["change_pct"]])
+    else:
+        print(f"{'bucket_start':22} {'value':>16} {'previous':>16} {'change %':>10}")
+        for r in rows:
+            fmt = lambda v: "" if v is None else f"{v:,.4f}".rstrip("0").rstrip(".")  # noqa: E731
+            print(f"{r['bucket_start']:22} {fmt(r['value']):>16} {fmt(r['previous_value']):>16} {fmt(r['change_pct']):>10}")
+    return 0
+
+
+def cmd_demo_data(args, paths: ProjectPaths) -> int:
+    from ..demo.generator import TIME_COLUMNS, generate_day
+    end = args.end or (dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=1))
+    start = end - dt.timedelta(days=args.days)
+    wh = Warehouse(args.target, paths)
+    counts = {k: 0 for k in TIME_COLUMNS}
+    t0 = time.perf_counter()
+    try:
+        day = start
+        while day < end:
+            frames = generate_day(day, args.seed, args.events_per_day, first_day=start)
+            nxt = day + dt.timedelta(days=1)
+            for table, frame in frames.items():
+                wh.replace_rows(table, frame, TIME_COLUMNS[table], day, nxt)
+                counts[table] += len(frame)
+            done = (day - start).days + 1
+            if done % 10 == 0 or nxt == end:
+                print(f"  demo data: {done}/{args.days} days written", flush=True)
+            day = nxt
+    except WarehouseError as err:
+        _err(str(err))
+        return 1
+    print(f"wrote {', '.join(f'{n:,} {t}' for t, n in counts.items())} for {start} .. {end - dt.timedelta(days=1)} "
+          f"into {args.target} schema raw ({time.perf_counter() - t0:.1f}s)")
+    return 0
+
+
+def cmd_run(args, paths: ProjectPaths) -> int:
+    from ..compiler.writer import compile_project
+    from ..warehouse.dbt_runner import run_dbt, selection_args
+    print("[1/3] validating metrics", flush=True)
+    result = _load(paths)
+    if result.issues:
+        _err(f"{len(result.issues)} problem(s): nothing built")
+        return 1
+    print("[2/3] compiling dbt models", flush=True)
+    out = compile_project(paths, result.project)
+    print(f"      {len(out.written)} written, {out.unchanged} unchanged", flush=True)
+    window = (args.start, args.end)
+    span = f"{args.start or 'each metric start'} .. {args.end or 'now'}"
+    print(f"[3/3] building rollups on {args.target} for {span}", flush=True)
+    run_id = f"cli-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    outcome = run_dbt(paths, args.target, ["build", *selection_args(args.include_drafts, args.metric)],
+                      window=window, run_id=run_id)
+    if not outcome.ok:
+        for f in outcome.failures:
+            _err(f"{args.target}: {f}")
+        _err("the build failed; rows of windows that did not finish are unchanged")
+        return 1
+    print(f"built {len(outcome.built)} dbt nodes (run id {run_id})")
+    if args.target == "duckdb":
+        print(f"results: {paths.duckdb_path} (schema analytics: metric_series_hour/_day/_week/_month)")
+    print("read a series:  metrics series model_downloads --grain day")
+    print("open the UI:    dagster dev -w workspace.yaml")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="metrics", description="Metrics as code: YAML metrics compiled to dbt rollups.")
+    p.add_argument("--project-dir", type=Path, help="folder holding metrics/ and dbt_project/ (default: discovered)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def with_target(sp):
+        sp.add_argument("--target", choices=TARGETS, default=default_target(),
+                        help="warehouse (dbt target); default: $METRICS_TARGET or duckdb")
+
+    sp = sub.add_parser("validate", help="check metric YAML; file:line for every problem")
+    sp.add_argument("paths", nargs="*", help="files or folders to report on (default: all)")
+    sp.set_defaults(func=cmd_validate)
+    sp = sub.add_parser("schema", help="write the JSON Schema of metric files (docs/metric.schema.json)")
+    sp.add_argument("--check", action="store_true", help="exit 1 when the committed schema is stale")
+    sp.set_defaults(func=cmd_schema)
+    sp = sub.add_parser("compile", help="write the dbt models for the metrics into models/metrics/")
+    sp.add_argument("--check", action="store_true", help="exit 1 when committed models differ")
+    sp.set_defaults(func=cmd_compile)
+    sp = sub.add_parser("list", help="list metrics")
+    sp.add_argument("--format", choices=("table", "json"), default="table")
+    sp.set_defaults(func=cmd_list)
+    sp = sub.add_parser("series", help="print one metric's series")
+    sp.add_argument("name")
+    sp.add_argument("--grain", choices=GRAIN_CHOICES, required=True)
+    sp.add_argument("--start", type=_date, help="first day (UTC, inclusive)")
+    sp.add_argument("--end", type=_date, help="last day (UTC, exclusive)")
+    sp.add_argument("--slice", action="append", metavar="DIMENSION=VALUE")
+    sp.add_argument("--format", choices=("json", "csv", "table"), default="table")
+    with_target(sp)
+    sp.set_defaults(func=cmd_series)
+    sp = sub.add_parser("demo-data", help="write deterministic demo events into the warehouse (schema raw)")
+    sp.add_argument("--days", type=int, default=90)
+    sp.add_argument("--seed", type=int, default=7)
+    sp.add_argument("--end", type=_date, help="day after the last demo day (default: tomorrow, UTC)")
+    sp.add_argument("--events-per-day", type=int, default=6_000)
+    with_target(sp)
+    sp.set_defaults(func=cmd_demo_data)
+    sp = sub.add_parser("run", help="the main job: validate, compile and build the rollups for a window")
+    sp.add_argument("--start", type=_date, help="first day (UTC, inclusive); default: each metric's start")
+    sp.add_argument("--end", type=_date, help="end day (UTC, exclusive); default: now")
+    sp.add_argument("--include-drafts", action="store_true", help="also build draft metrics")
+    sp.add_argument("--metric", action="append", help="build only this metric (and what it needs)")
+    with_target(sp)
+    sp.set_defaults(func=cmd_run)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    paths = ProjectPaths(args.project_dir.resolve()) if args.project_dir else ProjectPaths.discover()
+    if getattr(args, "start", None) and getattr(args, "end", None) and args.start >= args.end:
+        _err("--start must be before --end")
+        return 2
+    return args.func(args, paths)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

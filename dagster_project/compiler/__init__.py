@@ -1,0 +1,1 @@
+"""The compiler: resolved metrics in, dbt models and their properties out."""

@@ -1,0 +1,90 @@
+"""What the compiler will write: which rollup models (one per source, grain and
+lifecycle) and which series views (one per grain and lifecycle), for which metrics."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from ..spec.raw import GRAINS
+from ..spec.resolved import Metric, MetricsProject
+
+
+def floor_to_grain(day: dt.date, grain: str) -> dt.datetime:
+    """The start of the bucket of `grain` that contains midnight of `day` (UTC)."""
+    ts = dt.datetime(day.year, day.month, day.day)
+    if grain == "week":
+        return ts - dt.timedelta(days=ts.weekday())
+    if grain == "month":
+        return ts.replace(day=1)
+    return ts
+
+
+@dataclass(frozen=True)
+class RollupModel:
+    source: str
+    timestamp: str
+    grain: str
+    lifecycle: str  # active | draft
+    metrics: tuple[Metric, ...]
+    by_timestamp: bool = False  # the source is bucketed by more than one column
+
+    @property
+    def name(self) -> str:
+        by = f"__by_{self.timestamp}" if self.by_timestamp else ""
+        suffix = "__draft" if self.lifecycle == "draft" else ""
+        return f"rollup_{self.source}{by}__{self.grain}{suffix}"
+
+    @property
+    def series_start(self) -> dt.datetime:
+        return min(floor_to_grain(m.start, self.grain) for m in self.metrics)
+
+
+@dataclass(frozen=True)
+class SeriesModel:
+    grain: str
+    lifecycle: str
+    rollups: tuple[RollupModel, ...]  # every rollup whose rows it reads
+    metrics: tuple[Metric, ...]  # every metric it computes (inputs included)
+    outputs: tuple[Metric, ...]  # the metrics it shows
+
+    @property
+    def name(self) -> str:
+        return f"metric_series_{self.grain}" if self.lifecycle == "active" else f"metric_series_draft_{self.grain}"
+
+
+@dataclass(frozen=True)
+class CompilePlan:
+    rollups: tuple[RollupModel, ...]
+    series: tuple[SeriesModel, ...]
+
+
+def _lifecycle(m: Metric) -> str:
+    return "draft" if m.status == "draft" else "active"
+
+
+def build_plan(project: MetricsProject) -> CompilePlan:
+    built = [m for m in project.built()]
+    rollups: list[RollupModel] = []
+    timestamps_per_source: dict[str, int] = {}
+    for source, ts in {(m.measure.source, m.measure.timestamp) for m in built if m.kind == "simple"}:
+        timestamps_per_source[source] = timestamps_per_source.get(source, 0) + 1
+    for grain in GRAINS:
+        for lifecycle in ("active", "draft"):
+            by_source: dict[tuple[str, str], list[Metric]] = {}
+            for m in built:
+                if m.kind == "simple" and grain in m.grains and _lifecycle(m) == lifecycle:
+                    by_source.setdefault((m.measure.source, m.measure.timestamp), []).append(m)
+            for source, ts in sorted(by_source):
+                rollups.append(RollupModel(source, ts, grain, lifecycle, tuple(sorted(by_source[source, ts], key=lambda m: m.name)),
+                                           by_timestamp=timestamps_per_source[source] > 1))
+    series: list[SeriesModel] = []
+    for grain in GRAINS:
+        for lifecycle in ("active", "draft"):
+            visible = {"active": ("active",), "draft": ("active", "draft")}[lifecycle]
+            outputs = tuple(m for m in built if grain in m.grains and _lifecycle(m) == lifecycle and m.public)
+            if not outputs:
+                continue
+            computed = tuple(m for m in built if grain in m.grains and _lifecycle(m) in visible)
+            models = tuple(r for r in rollups if r.grain == grain and r.lifecycle in visible)
+            series.append(SeriesModel(grain, lifecycle, models, computed, outputs))
+    return CompilePlan(tuple(rollups), tuple(series))

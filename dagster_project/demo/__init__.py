@@ -1,0 +1,1 @@
+"""Deterministic demo data shaped like a real product's."""

@@ -1,0 +1,95 @@
+"""Raw metric specs: exactly what a YAML file says, checked for shape only. Frozen and
+`extra="forbid"`, so a typo is an error, never a silently ignored key. Cross-file
+meaning (does the source exist, is the expression safe) is checked in validation/."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Grain = Literal["hour", "day", "week", "month"]
+GRAINS: tuple[Grain, ...] = ("hour", "day", "week", "month")
+Aggregation = Literal["count", "sum", "avg", "min", "max", "count_distinct", "percentile", "latest"]
+Status = Literal["draft", "active", "archived"]
+Kind = Literal["simple", "ratio", "derived"]
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class AnomalySpec(_Frozen):
+    """Anomaly scoring options (used by the anomaly assets)."""
+
+    enabled: bool = True
+    sensitivity: float = Field(3.0, gt=0, le=20, description="Band width in robust standard deviations.")
+    direction: Literal["up", "down", "both"] = "both"
+    min_volume: float = Field(0, ge=0, description="Buckets whose expected volume is below this are not scored.")
+    seasonality: Literal["auto", "none", "hour_of_day", "day_of_week", "hour_of_week"] = "auto"
+    training_buckets: int = Field(56, ge=4, le=10_000, description="How many past buckets train the baseline.")
+
+
+class InlineMeasure(_Frozen):
+    """A ratio input written in place instead of naming another metric."""
+
+    source: str
+    timestamp: str
+    aggregation: Aggregation
+    expression: str | None = None
+    filter: str | None = None
+    percentile: float | None = None
+
+
+class MetricSpec(_Frozen):
+    """One metric file, `metrics/<domain>/<name>.yml`."""
+
+    name: str = Field(pattern=NAME_PATTERN, max_length=60)
+    kind: Kind = "simple"
+    description: str | None = None
+    owner: str | None = None
+    status: Status = "active"
+    # simple metrics
+    source: str | None = None
+    timestamp: str | None = None
+    aggregation: Aggregation | None = None
+    expression: str | None = Field(None, description="Measured column or scalar SQL; for derived metrics, arithmetic over metric names.")
+    filter: str | None = None
+    percentile: float | None = None
+    # ratio metrics
+    numerator: Union[str, InlineMeasure, None] = None
+    denominator: Union[str, InlineMeasure, None] = None
+    # every kind
+    dimensions: list[str] | None = Field(None, max_length=3)
+    grains: list[Grain] | None = Field(None, min_length=1)
+    start: dt.date | None = None
+    anomaly: AnomalySpec | None = None
+    alerts: list[str] = Field(default_factory=list)
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _start_is_a_date(cls, value: object) -> object:
+        # YAML turns 2026-01-01 into a date; a timestamp would silently truncate.
+        if isinstance(value, dt.datetime):
+            raise ValueError("start is a date (YYYY-MM-DD), not a timestamp")
+        return value
+
+
+class SettleLookback(_Frozen):
+    """How many past buckets per grain are recomputed on every scheduled run (late data)."""
+
+    hour: int = Field(6, ge=0)
+    day: int = Field(3, ge=0)
+    week: int = Field(1, ge=0)
+    month: int = Field(1, ge=0)
+
+
+class ProjectConfig(_Frozen):
+    """`metrics/_config.yml`: project-wide defaults."""
+
+    start: dt.date = dt.date(2026, 1, 1)
+    grains: list[Grain] = Field(default_factory=lambda: list(GRAINS), min_length=1)
+    settle_lookback: SettleLookback = Field(default_factory=SettleLookback)
+    owner: str | None = None

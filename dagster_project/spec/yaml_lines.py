@@ -1,0 +1,83 @@
+"""YAML loading that remembers the line of every key and list item, so an error can
+point at `metrics/growth/x.yml:7` instead of at the file."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+Loc = tuple[str | int, ...]
+
+
+class YamlSyntaxError(Exception):
+    def __init__(self, path: Path, line: int, message: str):
+        super().__init__(f"{path}:{line}: {message}")
+        self.path, self.line, self.message = path, line, message
+
+
+@dataclass
+class LocatedYaml:
+    path: Path
+    data: Any
+    lines: dict[Loc, int] = field(default_factory=dict)
+
+    def line_of(self, loc: Loc) -> int:
+        """The line of `loc`, or of its nearest located parent (1 for the file)."""
+        loc = tuple(loc)
+        while loc:
+            if loc in self.lines:
+                return self.lines[loc]
+            loc = loc[:-1]
+        return self.lines.get((), 1)
+
+
+class _Constructor(yaml.SafeLoader):
+    pass
+
+
+def _convert(node: yaml.Node, loader: yaml.SafeLoader, loc: Loc, lines: dict[Loc, int], path: Path) -> Any:
+    lines.setdefault(loc, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, (str, int, float, bool)) or key is None:
+                raise YamlSyntaxError(path, key_node.start_mark.line + 1, "mapping keys must be plain words")
+            if key in out:
+                raise YamlSyntaxError(path, key_node.start_mark.line + 1, f"key '{key}' appears twice")
+            key_loc = (*loc, key)
+            lines[key_loc] = key_node.start_mark.line + 1
+            out[key] = _convert(value_node, loader, key_loc, lines, path)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_convert(item, loader, (*loc, i), lines, path) for i, item in enumerate(node.value)]
+    return loader.construct_object(node, deep=True)
+
+
+def load_located(path: Path, text: str | None = None) -> LocatedYaml:
+    """Parse one YAML document, keeping line numbers. Raises YamlSyntaxError."""
+    if text is None:
+        text = path.read_text(encoding="utf-8")
+    loader = _Constructor(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line = mark.line + 1 if mark else 1
+        raise YamlSyntaxError(path, line, f"invalid YAML: {err.problem or err.context}") from None
+    except yaml.YAMLError as err:
+        raise YamlSyntaxError(path, 1, f"invalid YAML: {err}") from None
+    finally:
+        loader.dispose()
+    lines: dict[Loc, int] = {}
+    if node is None:
+        return LocatedYaml(path, None, {(): 1})
+    loader = _Constructor("")
+    try:
+        data = _convert(node, loader, (), lines, path)
+    except yaml.constructor.ConstructorError as err:
+        mark = err.problem_mark
+        raise YamlSyntaxError(path, (mark.line + 1) if mark else 1, f"invalid YAML: {err.problem}") from None
+    return LocatedYaml(path, data, lines)

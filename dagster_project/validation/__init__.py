@@ -1,0 +1,1 @@
+"""Validation: every problem in a metrics project, each with a file, a line and a fix."""

@@ -1,0 +1,55 @@
+"""Which relations a metric may read and their columns, from the dbt YAML files that
+declare models and seeds (the same `columns:` lists dbt documents). No warehouse needed."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+@dataclass(frozen=True)
+class Relation:
+    name: str
+    kind: str  # "model" | "seed"
+    columns: dict[str, str | None]  # name -> declared data_type
+    declared_in: str
+
+
+@dataclass
+class Catalog:
+    relations: dict[str, Relation] = field(default_factory=dict)
+
+    def get(self, name: str) -> Relation | None:
+        return self.relations.get(name)
+
+
+def load_catalog(roots: list[Path], skip: Path | None = None) -> Catalog:
+    """Read every `*.yml` under `roots` (models/, seeds/) for `models:` and `seeds:`
+    entries. `skip` (the generated folder) is ignored: metrics cannot read rollups."""
+    catalog = Catalog()
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for path in sorted(root.rglob("*.yml")):
+            if skip is not None and skip in path.parents:
+                continue
+            try:
+                doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            except yaml.YAMLError:
+                continue  # dbt itself reports broken property files
+            if not isinstance(doc, dict):
+                continue
+            for kind, key in (("model", "models"), ("seed", "seeds")):
+                for entry in doc.get(key) or []:
+                    if not isinstance(entry, dict) or "name" not in entry:
+                        continue
+                    columns = {
+                        str(c["name"]).lower(): c.get("data_type")
+                        for c in entry.get("columns") or []
+                        if isinstance(c, dict) and "name" in c
+                    }
+                    catalog.relations[str(entry["name"])] = Relation(
+                        str(entry["name"]), kind, columns, str(path)
+                    )
+    return catalog

@@ -1,0 +1,23 @@
+"""The one shape every validation problem takes."""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Iterable
+
+
+@dataclass(frozen=True, order=True)
+class ValidationIssue:
+    file: str
+    line: int
+    message: str
+    rule: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+def closest(word: str, candidates: Iterable[str]) -> str:
+    """' (did you mean `x`?)' or '' — appended to unknown-name messages."""
+    match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean `{match[0]}`?)" if match else ""

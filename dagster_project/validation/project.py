@@ -1,0 +1,194 @@
+"""Load a metrics project: read every YAML file, validate it, resolve it. Returns all
+problems at once, never just the first."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from ..paths import ProjectPaths
+from ..spec.raw import GRAINS, AnomalySpec, InlineMeasure, MetricSpec, ProjectConfig
+from ..spec.resolved import ZERO_FILLED, Measure, Metric, MetricsProject
+from ..spec.yaml_lines import LocatedYaml, YamlSyntaxError, load_located
+from .catalog import Catalog, load_catalog
+from .issues import ValidationIssue, closest
+from .rules import RULES, Context, SpecFile, references
+from .sql_fragment import evaluate_arithmetic, parse_arithmetic, parse_scalar
+
+
+@dataclass
+class LoadResult:
+    project: MetricsProject | None
+    issues: list[ValidationIssue]
+    files: int
+
+    @property
+    def ok(self) -> bool:
+        return not self.issues
+
+
+def _pydantic_issues(rel: str, located: LocatedYaml, err: ValidationError, model) -> list[ValidationIssue]:
+    out = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p in ("str", "InlineMeasure", "function-after[_start_is_a_date(), date]")))
+        field = ".".join(str(p) for p in loc) or "file"
+        if e["type"] == "extra_forbidden":
+            fields = _fields_at(model, loc[:-1])
+            msg = f"unknown field `{field}`{closest(str(loc[-1]), fields)}"
+        elif e["type"] == "missing":
+            msg = f"`{field}` is required"
+        else:
+            given = e.get("input")
+            shown = f" (got {given!r})" if isinstance(given, (str, int, float, bool)) else ""
+            msg = f"`{field}`: {e['msg']}{shown}"
+        out.append(ValidationIssue(rel, located.line_of(loc), msg, "schema"))
+    return out
+
+
+def _fields_at(model, loc) -> list[str]:
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        info = model.model_fields.get(part)
+        if info is None:
+            return []
+        ann = info.annotation
+        candidates = [a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and hasattr(a, "model_fields")]
+        if not candidates:
+            return []
+        model = candidates[0]
+    return list(model.model_fields)
+
+
+def _load_config(paths: ProjectPaths, issues: list[ValidationIssue]) -> ProjectConfig:
+    if not paths.config_file.exists():
+        return ProjectConfig()
+    rel = paths.relative(paths.config_file)
+    try:
+        located = load_located(paths.config_file)
+        return ProjectConfig.model_validate(located.data or {})
+    except YamlSyntaxError as err:
+        issues.append(ValidationIssue(rel, err.line, err.message, "yaml"))
+    except ValidationError as err:
+        issues.extend(_pydantic_issues(rel, located, err, ProjectConfig))
+    return ProjectConfig()
+
+
+def metric_files(paths: ProjectPaths, only: list[Path] | None = None) -> list[Path]:
+    files = sorted(p for p in paths.metrics_dir.rglob("*.y*ml") if not p.name.startswith("_"))
+    if only:
+        wanted = [Path(p).resolve() for p in only]
+        files = [f for f in files if any(f.resolve() == w or w in f.resolve().parents for w in wanted)]
+    return files
+
+
+def load_project(paths: ProjectPaths, only: list[Path] | None = None, catalog: Catalog | None = None) -> LoadResult:
+    """Validate every metric file (all of them: references cross files) and resolve.
+    `only` narrows which files' problems are reported."""
+    issues: list[ValidationIssue] = []
+    config = _load_config(paths, issues)
+    catalog = catalog or load_catalog([paths.models_dir, paths.seeds_dir], skip=paths.generated_dir)
+    spec_files: list[SpecFile] = []
+    all_files = metric_files(paths)
+    for path in all_files:
+        rel = paths.relative(path)
+        try:
+            located = load_located(path)
+        except YamlSyntaxError as err:
+            issues.append(ValidationIssue(rel, err.line, err.message, "yaml"))
+            continue
+        if not isinstance(located.data, dict):
+            issues.append(ValidationIssue(rel, 1, "a metric file is a mapping of fields (name:, source:, ...)", "yaml"))
+            continue
+        try:
+            spec_files.append(SpecFile(rel, located, MetricSpec.model_validate(located.data)))
+        except ValidationError as err:
+            issues.extend(_pydantic_issues(rel, located, err, MetricSpec))
+    ctx = Context(spec_files, catalog)
+    for rule in RULES:
+        issues.extend(rule.check(ctx))
+    project = None
+    if not issues:
+        project = _resolve(paths, config, ctx, issues)
+    if only:
+        shown = {paths.relative(p) for p in metric_files(paths, only)}
+        issues = [i for i in issues if i.file in shown or not i.file.startswith("metrics/")]
+    return LoadResult(project if not issues else None, sorted(set(issues)), len(all_files))
+
+
+def _measure(m: MetricSpec | InlineMeasure, columns) -> Measure:
+    return Measure(
+        source=m.source, timestamp=m.timestamp.lower(), aggregation=m.aggregation,
+        expression=parse_scalar(m.expression, columns) if m.expression else None,
+        filter=parse_scalar(m.filter, columns) if m.filter else None,
+        percentile=m.percentile,
+    )
+
+
+def _resolve(paths: ProjectPaths, config: ProjectConfig, ctx: Context, issues: list[ValidationIssue]) -> MetricsProject:
+    resolved: dict[str, Metric] = {}
+
+    def common(f: SpecFile) -> dict:
+        s, rel = f.spec, f.rel
+        parts = Path(rel).parts
+        return dict(
+            path=rel, line=f.located.line_of(("name",)), domain=parts[1] if len(parts) > 2 else "default",
+            status=s.status, description=s.description, owner=s.owner or config.owner,
+            anomaly=s.anomaly or AnomalySpec(),
+            alerts=tuple(s.alerts),
+        )
+
+    def resolve(name: str) -> Metric:
+        if name in resolved:
+            return resolved[name]
+        f = ctx.by_name[name]
+        s = f.spec
+        own_grains = tuple(g for g in GRAINS if g in (s.grains or config.grains))
+        if s.kind == "simple":
+            columns = ctx.catalog.get(s.source).columns
+            measure = _measure(s, columns)
+            metric = Metric(name=name, kind="simple", grains=own_grains, start=s.start or config.start,
+                            dimensions=tuple(d.lower() for d in s.dimensions or ()), measure=measure,
+                            fill=0.0 if s.aggregation in ZERO_FILLED else None, **common(f))
+        else:
+            inputs: list[Metric] = []
+            if s.kind == "ratio":
+                named = [resolve(getattr(s, side)) for side in ("numerator", "denominator") if isinstance(getattr(s, side), str)]
+                for side in ("numerator", "denominator"):
+                    value = getattr(s, side)
+                    if isinstance(value, str):
+                        inputs.append(resolve(value))
+                        continue
+                    columns = ctx.catalog.get(value.source).columns
+                    dims = tuple(d.lower() for d in (s.dimensions or (named[0].dimensions if named else ())) if d.lower() in columns)
+                    hidden = Metric(
+                        name=f"{name}__{side}", kind="simple", grains=own_grains, start=s.start or config.start,
+                        dimensions=dims, measure=_measure(value, columns),
+                        fill=0.0 if value.aggregation in ZERO_FILLED else None, public=False, **common(f))
+                    resolved[hidden.name] = hidden
+                    inputs.append(hidden)
+                formula, fill = None, None
+            else:
+                formula = parse_arithmetic(s.expression)
+                inputs = [resolve(r) for _, r in references(s)]
+                fill = evaluate_arithmetic(formula.tree, {m.name: m.fill for m in inputs})
+            shared = [d for d in inputs[0].dimensions if all(d in m.dimensions for m in inputs[1:])]
+            dims = tuple(d.lower() for d in s.dimensions) if s.dimensions is not None else tuple(shared)
+            for i, d in enumerate(dims):
+                if d not in shared:
+                    issues.append(f.issue(("dimensions", i), f"dimension `{d}` is not shared by all inputs ({', '.join(m.name for m in inputs)}); shared: {shared or 'none'}", "dimensions"))
+            grains = tuple(g for g in own_grains if all(g in m.grains for m in inputs))
+            if not grains:
+                issues.append(f.issue(("grains",) if s.grains else ("name",), "no grain is shared by this metric and all its inputs", "grains"))
+            start = max([m.start for m in inputs] + ([s.start] if s.start else []))
+            metric = Metric(name=name, kind=s.kind, grains=grains, start=start, dimensions=dims, fill=fill,
+                            numerator=inputs[0].name if s.kind == "ratio" else None,
+                            denominator=inputs[1].name if s.kind == "ratio" else None,
+                            formula=formula, inputs=tuple(m.name for m in inputs), **common(f))
+        resolved[name] = metric
+        return metric
+
+    for name in sorted(ctx.by_name):
+        resolve(name)
+    return MetricsProject(config=config, metrics=dict(sorted(resolved.items())), specs={f.spec.name: f.spec for f in ctx.files})

@@ -1,0 +1,208 @@
+"""Validation rules: each a small class that looks at the loaded files and returns
+issues, every one with a file, a line and what to do about it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..spec.raw import InlineMeasure, MetricSpec
+from ..spec.yaml_lines import LocatedYaml, Loc
+from .catalog import Catalog
+from .issues import ValidationIssue, closest
+from .sql_fragment import FragmentError, UnknownColumns, parse_arithmetic, parse_scalar
+
+
+@dataclass
+class SpecFile:
+    rel: str
+    located: LocatedYaml
+    spec: MetricSpec
+
+    def issue(self, loc: Loc, message: str, rule: str) -> ValidationIssue:
+        return ValidationIssue(self.rel, self.located.line_of(loc), message, rule)
+
+
+@dataclass
+class Context:
+    files: list[SpecFile]
+    catalog: Catalog
+    by_name: dict[str, SpecFile] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for f in self.files:
+            self.by_name.setdefault(f.spec.name, f)
+
+
+class Rule:
+    name = "rule"
+
+    def check(self, ctx: Context) -> list[ValidationIssue]:
+        raise NotImplementedError
+
+
+class FileNameMatchesName(Rule):
+    name = "file-name"
+
+    def check(self, ctx):
+        return [
+            f.issue(("name",), f"name `{f.spec.name}` differs from the file name `{Path(f.rel).stem}`: rename one so they match", self.name)
+            for f in ctx.files if Path(f.rel).stem != f.spec.name
+        ]
+
+
+class UniqueNames(Rule):
+    name = "unique-name"
+
+    def check(self, ctx):
+        out = []
+        for f in ctx.files:
+            first = ctx.by_name[f.spec.name]
+            if first is not f:
+                out.append(f.issue(("name",), f"metric `{f.spec.name}` is already defined in {first.rel}: names must be unique", self.name))
+        return out
+
+
+_SIMPLE_ONLY = ("source", "timestamp", "aggregation", "filter", "percentile")
+_REQUIRED = {"simple": ("source", "timestamp", "aggregation"), "ratio": ("numerator", "denominator"), "derived": ("expression",)}
+
+
+class KindFields(Rule):
+    """Each kind has its own required fields and refuses the others' fields."""
+
+    name = "kind-fields"
+
+    def check(self, ctx):
+        out = []
+        for f in ctx.files:
+            s = f.spec
+            for key in _REQUIRED[s.kind]:
+                if getattr(s, key) is None:
+                    out.append(f.issue(("kind",) if "kind" in f.located.data else ("name",), f"a {s.kind} metric needs `{key}`", self.name))
+            forbidden = {"simple": ("numerator", "denominator"), "ratio": _SIMPLE_ONLY + ("expression",), "derived": _SIMPLE_ONLY + ("numerator", "denominator")}[s.kind]
+            for key in forbidden:
+                if getattr(s, key) is not None:
+                    out.append(f.issue((key,), f"`{key}` does not apply to a {s.kind} metric: remove it", self.name))
+            if s.kind == "simple" and s.aggregation:
+                out += _measure_shape(f, (), s)
+        return out
+
+
+def _measure_shape(f: SpecFile, prefix: Loc, m: MetricSpec | InlineMeasure) -> list[ValidationIssue]:
+    out = []
+    if m.aggregation == "percentile":
+        if m.percentile is None:
+            out.append(f.issue((*prefix, "aggregation"), "a percentile metric needs `percentile:` between 0 and 1 (e.g. 0.95)", "percentile"))
+        elif not 0 < m.percentile < 1:
+            out.append(f.issue((*prefix, "percentile"), f"percentile {m.percentile} is outside (0, 1): write e.g. 0.95 for p95", "percentile"))
+    elif m.percentile is not None:
+        out.append(f.issue((*prefix, "percentile"), "`percentile` only applies to `aggregation: percentile`", "percentile"))
+    if m.aggregation != "count" and m.expression is None:
+        out.append(f.issue((*prefix, "aggregation"), f"`aggregation: {m.aggregation}` needs `expression:` (the column or SQL to aggregate)", "kind-fields"))
+    return out
+
+
+class SourceColumns(Rule):
+    """Sources exist; timestamp, dimensions, filter and expression use their columns."""
+
+    name = "source-columns"
+
+    def check(self, ctx):
+        out = []
+        for f in ctx.files:
+            s = f.spec
+            if s.kind == "simple" and s.source:
+                out += self._measure(ctx, f, (), s, s.dimensions or [])
+            if s.kind == "ratio":
+                for side in ("numerator", "denominator"):
+                    m = getattr(s, side)
+                    if isinstance(m, InlineMeasure):
+                        out += _measure_shape(f, (side,), m)
+                        out += self._measure(ctx, f, (side,), m, [])
+        return out
+
+    def _measure(self, ctx, f, prefix, m, dimensions):
+        rel = ctx.catalog.get(m.source)
+        if rel is None:
+            return [f.issue((*prefix, "source"), f"unknown source `{m.source}`{closest(m.source, ctx.catalog.relations)}: "
+                            "declare the model or seed (with its columns) in a dbt YAML file under models/ or seeds/", self.name)]
+        out = []
+        if m.timestamp and m.timestamp.lower() not in rel.columns:
+            out.append(f.issue((*prefix, "timestamp"), f"`{m.source}` has no column `{m.timestamp}`{closest(m.timestamp, rel.columns)} ({rel.declared_in})", self.name))
+        for i, dim in enumerate(dimensions):
+            if dim.lower() not in rel.columns:
+                out.append(f.issue((*prefix, "dimensions", i), f"dimension `{dim}` is not a column of `{m.source}`{closest(dim, rel.columns)} ({rel.declared_in})", self.name))
+        if len(set(d.lower() for d in dimensions)) != len(dimensions):
+            out.append(f.issue((*prefix, "dimensions"), "a dimension is listed twice", self.name))
+        for key in ("expression", "filter"):
+            text = getattr(m, key)
+            if text is None:
+                continue
+            try:
+                parse_scalar(text, rel.columns)
+            except UnknownColumns as err:
+                out.append(f.issue((*prefix, key), f"`{key}` uses unknown column(s) {', '.join(f'`{c}`' for c in err.names)} of `{m.source}`"
+                                   + (closest(err.names[0], rel.columns) if len(err.names) == 1 else ""), self.name))
+            except FragmentError as err:
+                out.append(f.issue((*prefix, key), f"`{key}` {err}", "sql-fragment"))
+        return out
+
+
+def references(spec: MetricSpec) -> list[tuple[Loc, str]]:
+    """Other metrics a ratio or derived metric reads, with where each is named."""
+    if spec.kind == "ratio":
+        return [((side,), getattr(spec, side)) for side in ("numerator", "denominator") if isinstance(getattr(spec, side), str)]
+    if spec.kind == "derived" and spec.expression:
+        try:
+            return [(("expression",), c) for c in parse_arithmetic(spec.expression).columns]
+        except FragmentError:
+            return []
+    return []
+
+
+class References(Rule):
+    name = "references"
+
+    def check(self, ctx):
+        out = []
+        for f in ctx.files:
+            if f.spec.kind == "derived" and f.spec.expression:
+                try:
+                    parse_arithmetic(f.spec.expression)
+                except FragmentError as err:
+                    out.append(f.issue(("expression",), f"derived `expression` {err}", "sql-fragment"))
+            for loc, ref in references(f.spec):
+                target = ctx.by_name.get(ref)
+                if target is None:
+                    out.append(f.issue(loc, f"unknown metric `{ref}`{closest(ref, ctx.by_name)}", self.name))
+                elif target.spec.status == "archived" and f.spec.status != "archived":
+                    out.append(f.issue(loc, f"`{ref}` is archived: a {f.spec.status} metric cannot read it", self.name))
+                elif target.spec.status == "draft" and f.spec.status == "active":
+                    out.append(f.issue(loc, f"`{ref}` is a draft: make it active first, or make this metric a draft too", self.name))
+        return out
+
+
+class NoCycles(Rule):
+    name = "cycle"
+
+    def check(self, ctx):
+        graph = {name: [r for _, r in references(f.spec) if r in ctx.by_name] for name, f in ctx.by_name.items()}
+        out, state = [], {}
+
+        def visit(node, stack):
+            state[node] = "open"
+            for nxt in graph[node]:
+                if state.get(nxt) == "open":
+                    cycle = stack[stack.index(nxt):] + [nxt]
+                    f = ctx.by_name[node]
+                    out.append(f.issue(references(f.spec)[0][0], "metrics refer to each other in a cycle: " + " -> ".join(cycle), self.name))
+                elif nxt not in state:
+                    visit(nxt, stack + [nxt])
+            state[node] = "done"
+
+        for name in sorted(graph):
+            if name not in state:
+                visit(name, [name])
+        return out
+
+
+RULES: tuple[Rule, ...] = (FileNameMatchesName(), UniqueNames(), KindFields(), SourceColumns(), References(), NoCycles())

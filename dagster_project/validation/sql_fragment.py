@@ -1,0 +1,161 @@
+"""User SQL fragments (`filter`, `expression`) are parsed with sqlglot and accepted only
+when they are one scalar expression over the source's columns. The compiler renders the
+parsed tree for each warehouse; the text the user wrote never reaches SQL as-is."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
+from sqlglot.tokens import TokenType
+
+DIALECTS = ("duckdb", "postgres", "clickhouse")
+
+# Node types a scalar expression may contain. Anything else (subqueries, aggregates,
+# window functions, table functions, unknown functions, placeholders) is rejected.
+_OPERATORS = (
+    exp.Column, exp.Identifier, exp.Literal, exp.Boolean, exp.Null, exp.Paren, exp.Tuple,
+    exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ, exp.NullSafeNEQ,
+    exp.And, exp.Or, exp.Not, exp.Xor, exp.Is, exp.In, exp.Between, exp.Like, exp.ILike,
+    exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.Neg, exp.IntDiv,
+    exp.Case, exp.If, exp.Cast, exp.TryCast, exp.DataType, exp.DataTypeParam, exp.Var,
+    exp.DPipe, exp.Interval,
+)
+# Scalar functions every target has (sqlglot renders each one per dialect).
+_FUNCTIONS = (
+    exp.Coalesce, exp.Nullif, exp.Greatest, exp.Least, exp.Abs, exp.Round, exp.Floor,
+    exp.Ceil, exp.Sqrt, exp.Ln, exp.Exp, exp.Pow, exp.Sign, exp.Lower, exp.Upper,
+    exp.Length, exp.Substring, exp.Trim, exp.Concat, exp.StrPosition, exp.Extract,
+)
+_ALLOWED = _OPERATORS + _FUNCTIONS
+# Derived metrics combine other metrics' values: arithmetic only.
+_ARITHMETIC = (exp.Column, exp.Identifier, exp.Literal, exp.Paren, exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Neg, exp.Null)
+
+
+class FragmentError(ValueError):
+    """Why a fragment was refused (the message says what to write instead)."""
+
+
+@dataclass(frozen=True)
+class Fragment:
+    text: str
+    tree: exp.Expression
+
+    @property
+    def columns(self) -> list[str]:
+        return sorted({c.name.lower() for c in self.tree.find_all(exp.Column)})
+
+    def render(self, dialect: str) -> str:
+        return self.tree.sql(dialect=dialect)
+
+
+def _parse_single(text: str) -> exp.Expression:
+    if not isinstance(text, str) or not text.strip():
+        raise FragmentError("is empty; write one SQL expression")
+    try:
+        tokens = sqlglot.tokenize(text)
+    except TokenError as err:
+        raise FragmentError(f"cannot be read as SQL ({err})") from None
+    for tok in tokens:
+        if tok.token_type == TokenType.SEMICOLON:
+            raise FragmentError("contains ';': write a single expression, not statements")
+        if tok.comments:
+            raise FragmentError("contains a SQL comment: remove it (comments could hide a second statement)")
+    try:
+        trees = [t for t in sqlglot.parse(text) if t is not None]
+    except (ParseError, TokenError) as err:
+        first = str(err).splitlines()[0]
+        raise FragmentError(f"is not valid SQL: {first}") from None
+    if len(trees) != 1:
+        raise FragmentError("must be exactly one expression")
+    return trees[0]
+
+
+def parse_scalar(text: str, columns: dict[str, object] | None = None) -> Fragment:
+    """A filter or measure: one scalar expression over `columns` (names, lowercase)."""
+    tree = _parse_single(text)
+    if isinstance(tree, (exp.Query, exp.DDL, exp.DML, exp.Command, exp.Subquery)) or not isinstance(tree, exp.Expression):
+        raise FragmentError(f"must be a scalar expression, not a {type(tree).__name__.upper()} statement")
+    for node in tree.walk():
+        if isinstance(node, (exp.Subquery, exp.Query)):
+            raise FragmentError("must not contain a subquery")
+        if isinstance(node, exp.AggFunc):
+            raise FragmentError(f"must not aggregate ({node.sql()}): the metric's `aggregation` does that")
+        if isinstance(node, exp.Window):
+            raise FragmentError("must not contain a window function")
+        if isinstance(node, exp.Anonymous):
+            raise FragmentError(f"uses unknown function `{node.name}`")
+        if not isinstance(node, _ALLOWED):
+            if isinstance(node, exp.Func):
+                raise FragmentError(f"uses function `{node.sql_name()}`, which is not allowed in metric SQL")
+            raise FragmentError(f"contains `{node.sql()}` ({type(node).__name__}), which is not allowed in metric SQL")
+        if isinstance(node, exp.Column) and node.table:
+            raise FragmentError(f"qualifies column `{node.sql()}`: use the bare column name")
+    fragment = Fragment(text, tree)
+    if columns is not None:
+        unknown = [c for c in fragment.columns if c not in columns]
+        if unknown:
+            raise UnknownColumns(unknown)
+    return fragment
+
+
+class UnknownColumns(FragmentError):
+    def __init__(self, names: list[str]):
+        super().__init__(", ".join(names))
+        self.names = names
+
+
+def parse_arithmetic(text: str) -> Fragment:
+    """A derived metric's expression: + - * / and parentheses over metric names and numbers."""
+    tree = _parse_single(text)
+    for node in tree.walk():
+        if not isinstance(node, _ARITHMETIC) or isinstance(node, exp.Literal) and node.is_string:
+            raise FragmentError(
+                f"may only combine metric names and numbers with + - * / and parentheses; `{node.sql()}` is not allowed"
+            )
+        if isinstance(node, exp.Column) and node.table:
+            raise FragmentError(f"`{node.sql()}`: refer to metrics by bare name")
+    return Fragment(text, tree)
+
+
+def evaluate_arithmetic(tree: exp.Expression, values: dict[str, float | None]) -> float | None:
+    """Evaluate a derived expression for given input values (SQL NULL rules; x/0 is NULL).
+    Used for the value of an empty bucket of a derived metric."""
+    if isinstance(tree, exp.Paren):
+        return evaluate_arithmetic(tree.this, values)
+    if isinstance(tree, exp.Column):
+        return values[tree.name.lower()]
+    if isinstance(tree, exp.Literal):
+        return float(tree.this)
+    if isinstance(tree, exp.Null):
+        return None
+    if isinstance(tree, exp.Neg):
+        v = evaluate_arithmetic(tree.this, values)
+        return None if v is None else -v
+    left = evaluate_arithmetic(tree.this, values)
+    right = evaluate_arithmetic(tree.expression, values)
+    if left is None or right is None:
+        return None
+    if isinstance(tree, exp.Add):
+        return left + right
+    if isinstance(tree, exp.Sub):
+        return left - right
+    if isinstance(tree, exp.Mul):
+        return left * right
+    if isinstance(tree, exp.Div):
+        return None if right == 0 else left / right
+    raise FragmentError(f"cannot evaluate {tree.sql()}")
+
+
+def guard_division(tree: exp.Expression) -> exp.Expression:
+    """x / y  ->  x / NULLIF(y, 0): a zero denominator is a gap on every warehouse
+    (DuckDB 2 and Postgres raise, ClickHouse returns inf)."""
+    def _swap(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Div):
+            return exp.Div(
+                this=node.this,
+                expression=exp.Nullif(this=exp.Paren(this=node.expression), expression=exp.Literal.number(0)),
+            )
+        return node
+    return tree.copy().transform(_swap)

@@ -1,0 +1,2 @@
+select user_id, observed_at, followers
+from {{ source('raw', 'follower_snapshots') }}
