@@ -33,6 +33,13 @@ _ALLOWED = _OPERATORS + _FUNCTIONS
 _ARITHMETIC = (exp.Column, exp.Identifier, exp.Literal, exp.Paren, exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Neg, exp.Null)
 
 
+_STATEMENTS = tuple(
+    getattr(exp, n) for n in ("Query", "DDL", "DML", "Command", "Drop", "Create", "Insert", "Update", "Delete", "Merge",
+                              "Alter", "Use", "Set", "Pragma", "Copy", "Transaction", "Commit", "Rollback", "Describe")
+    if hasattr(exp, n)
+)
+
+
 class FragmentError(ValueError):
     """Why a fragment was refused (the message says what to write instead)."""
 
@@ -75,7 +82,7 @@ def _parse_single(text: str) -> exp.Expression:
 def parse_scalar(text: str, columns: dict[str, object] | None = None) -> Fragment:
     """A filter or measure: one scalar expression over `columns` (names, lowercase)."""
     tree = _parse_single(text)
-    if isinstance(tree, (exp.Query, exp.DDL, exp.DML, exp.Command, exp.Subquery)) or not isinstance(tree, exp.Expression):
+    if isinstance(tree, _STATEMENTS):
         raise FragmentError(f"must be a scalar expression, not a {type(tree).__name__.upper()} statement")
     for node in tree.walk():
         if isinstance(node, (exp.Subquery, exp.Query)):

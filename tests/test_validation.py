@@ -1,0 +1,101 @@
+"""The bad-input matrix: every problem gets its file:line and message, a non-zero exit,
+and nothing in models/metrics/ or the warehouse changes."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from dagster_project.cli.main import main
+
+from .conftest import make_project
+
+GOOD = {
+    "a/downloads.yml": "name: downloads\nsource: stg_entity_events\ntimestamp: created_at\naggregation: count\nfilter: \"metric_type = 'Download'\"\ndimensions: [entity_type]\n",
+    "a/users.yml": "name: users\nsource: stg_entity_events\ntimestamp: created_at\naggregation: count_distinct\nexpression: user_id\n",
+}
+
+BASE = "source: stg_entity_events\ntimestamp: created_at\n"
+
+# (file, yaml, expected line, expected words)
+CASES = [
+    ("broken_yaml", "name: broken_yaml\nsource: [unclosed\n", 3, "invalid YAML"),
+    ("unknown_field", f"name: unknown_field\n{BASE}aggregation: count\nfilters: \"x = 1\"\n", 5, "unknown field `filters` (did you mean `filter`?)"),
+    ("wrong_type", f"name: wrong_type\n{BASE}aggregation: count\ndimensions: entity_type\n", 5, "`dimensions`: Input should be a valid list"),
+    ("bad_aggregation", f"name: bad_aggregation\n{BASE}aggregation: median\n", 4, "`aggregation`"),
+    ("unknown_source", "name: unknown_source\nsource: stg_entity_event\ntimestamp: created_at\naggregation: count\n", 2, "unknown source `stg_entity_event` (did you mean `stg_entity_events`?)"),
+    ("unknown_column", f"name: unknown_column\n{BASE}aggregation: sum\nexpression: metric_valu\n", 5, "unknown column(s) `metric_valu`"),
+    ("unknown_timestamp", "name: unknown_timestamp\nsource: stg_entity_events\ntimestamp: created\naggregation: count\n", 3, "has no column `created`"),
+    ("drop_table", f"name: drop_table\n{BASE}aggregation: count\nfilter: \"1 = 1; drop table raw.entity_events\"\n", 5, "contains ';'"),
+    ("comment", f"name: comment\n{BASE}aggregation: count\nfilter: \"1 = 1 -- sneaky\"\n", 5, "SQL comment"),
+    ("subquery", f"name: subquery\n{BASE}aggregation: count\nfilter: \"user_id in (select user_id from raw.orders)\"\n", 5, "subquery"),
+    ("ddl", f"name: ddl\n{BASE}aggregation: count\nfilter: \"drop table raw.orders\"\n", 5, "not a DROP statement"),
+    ("table_function", f"name: table_function\n{BASE}aggregation: sum\nexpression: \"read_csv('/etc/passwd')\"\n", 5, "not allowed"),
+    ("unknown_function", f"name: unknown_function\n{BASE}aggregation: sum\nexpression: \"evil(metric_value)\"\n", 5, "unknown function `evil`"),
+    ("aggregate_inside", f"name: aggregate_inside\n{BASE}aggregation: sum\nexpression: \"sum(metric_value)\"\n", 5, "must not aggregate"),
+    ("percentile_range", f"name: percentile_range\n{BASE}aggregation: percentile\npercentile: 95\nexpression: metric_value\n", 5, "outside (0, 1)"),
+    ("dimension_missing", f"name: dimension_missing\n{BASE}aggregation: count\ndimensions: [country]\n", 5, "dimension `country` is not a column of `stg_entity_events`"),
+    ("stem_differs", f"name: other_name\n{BASE}aggregation: count\n", 1, "differs from the file name"),
+    ("downloads", f"name: downloads\n{BASE}aggregation: count\n", 1, "already defined in metrics/a/downloads.yml"),
+    ("ratio_unknown", "name: ratio_unknown\nkind: ratio\nnumerator: downloads\ndenominator: user\n", 4, "unknown metric `user` (did you mean `users`?)"),
+    ("derived_bad", "name: derived_bad\nkind: derived\nexpression: \"downloads + lower(users)\"\n", 3, "may only combine metric names"),
+    ("missing_expression", f"name: missing_expression\n{BASE}aggregation: sum\n", 4, "needs `expression:`"),
+]
+
+
+def _digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(folder)).encode() + p.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("name,text,line,words", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_reported_with_file_and_line_and_changes_nothing(tmp_path, capsys, isolated_env, name, text, line, words):
+    paths = make_project(tmp_path / "p", GOOD)
+    assert main(["--project-dir", str(paths.root), "compile"]) == 0
+    generated = _digest(paths.generated_dir)
+    (paths.metrics_dir / "b").mkdir()
+    (paths.metrics_dir / "b" / f"{name}.yml").write_text(text)
+    capsys.readouterr()
+    for command in (["validate"], ["compile"], ["compile", "--check"], ["run"]):
+        assert main(["--project-dir", str(paths.root), *command]) == 1, command
+        err = capsys.readouterr().err
+        assert f"metrics/b/{name}.yml:{line}: " in err, err
+        assert words in err, err
+    assert _digest(paths.generated_dir) == generated
+    assert not paths.duckdb_path.exists()  # `run` stopped before touching the warehouse
+
+
+def test_cycle_among_derived_metrics(tmp_path, capsys, isolated_env):
+    paths = make_project(tmp_path, {
+        **GOOD,
+        "c/x.yml": "name: x\nkind: derived\nexpression: y + 1\n",
+        "c/y.yml": "name: y\nkind: derived\nexpression: x * 2\n",
+    })
+    assert main(["--project-dir", str(paths.root), "validate"]) == 1
+    err = capsys.readouterr().err
+    assert "metrics/c/y.yml:3: metrics refer to each other in a cycle: x -> y -> x" in err
+
+
+def test_all_problems_are_listed_not_just_the_first(tmp_path, capsys, isolated_env):
+    paths = make_project(tmp_path, {**GOOD, **{f"b/{c[0]}.yml": c[1] for c in CASES[:6]}})
+    assert main(["--project-dir", str(paths.root), "validate"]) == 1
+    err = capsys.readouterr().err
+    assert all(f"metrics/b/{c[0]}.yml:{c[2]}:" in err for c in CASES[:6])
+    assert "6 problem(s)" in err
+
+
+def test_ratio_dimension_must_be_shared(tmp_path, capsys, isolated_env):
+    paths = make_project(tmp_path, {**GOOD, "r/per_user.yml": "name: per_user\nkind: ratio\nnumerator: downloads\ndenominator: users\ndimensions: [entity_type]\n"})
+    assert main(["--project-dir", str(paths.root), "validate"]) == 1
+    assert "metrics/r/per_user.yml:5: dimension `entity_type` is not shared by all inputs" in capsys.readouterr().err
+
+
+def test_active_metric_cannot_read_a_draft(tmp_path, capsys, isolated_env):
+    paths = make_project(tmp_path, {**GOOD, "a/users.yml": GOOD["a/users.yml"] + "status: draft\n",
+                                    "r/per_user.yml": "name: per_user\nkind: ratio\nnumerator: downloads\ndenominator: users\n"})
+    assert main(["--project-dir", str(paths.root), "validate"]) == 1
+    assert "metrics/r/per_user.yml:4: `users` is a draft" in capsys.readouterr().err
