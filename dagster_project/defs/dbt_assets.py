@@ -1,0 +1,28 @@
+"""The dbt project as Dagster assets."""
+
+import os
+from functools import cache
+
+from dagster import AssetExecutionContext
+from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
+
+from ..paths import ProjectPaths
+
+
+@cache
+def metrics_dbt_project() -> DbtProject:
+    paths = ProjectPaths.discover()
+    os.environ.setdefault("METRICS_DUCKDB_PATH", str(paths.duckdb_path))
+    project = DbtProject(project_dir=paths.dbt_project_dir, profiles_dir=paths.dbt_project_dir)
+    # under `dagster dev` this runs `dbt parse` so the manifest follows the YAML
+    project.prepare_if_dev()
+    return project
+
+
+def metrics_dbt_resource() -> DbtCliResource:
+    return DbtCliResource(project_dir=metrics_dbt_project())
+
+
+@dbt_assets(manifest=metrics_dbt_project().manifest_path, exclude="tag:metrics_draft")
+def metrics_dbt_assets(context: AssetExecutionContext, dbt: DbtCliResource):
+    yield from dbt.cli(["build"], context=context).stream()
