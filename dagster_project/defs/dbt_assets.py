@@ -1,7 +1,10 @@
 """The dbt project as Dagster assets."""
 
 import os
+import shutil
+import sys
 from functools import cache
+from pathlib import Path
 
 from dagster import AssetExecutionContext
 from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
@@ -20,7 +23,10 @@ def metrics_dbt_project() -> DbtProject:
 
 
 def metrics_dbt_resource() -> DbtCliResource:
-    return DbtCliResource(project_dir=metrics_dbt_project())
+    # the dbt installed beside this interpreter, even when .venv/bin is not on PATH
+    beside = Path(sys.executable).parent / "dbt"
+    executable = str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
+    return DbtCliResource(project_dir=metrics_dbt_project(), dbt_executable=executable)
 
 
 @dbt_assets(manifest=metrics_dbt_project().manifest_path, exclude="tag:metrics_draft")
