@@ -1,0 +1,1 @@
+"""Talking to the warehouse outside dbt: loading raw data and reading series."""

@@ -1,0 +1,116 @@
+"""Running dbt for a window: the window and run id travel as environment variables,
+read by macros only at execution time, so dbt keeps its partial parse between runs."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from ..paths import ProjectPaths
+
+
+@dataclass
+class DbtOutcome:
+    ok: bool
+    failures: list[str] = field(default_factory=list)  # "model_name: message"
+    built: list[str] = field(default_factory=list)
+
+
+def window_env(start: dt.date | dt.datetime | None, end: dt.date | dt.datetime | None) -> dict[str, str]:
+    """What the `metrics_window` macro reads. Dates are UTC midnights."""
+    env = {"METRICS_WINDOW_START": "", "METRICS_WINDOW_END": ""}
+    if start is not None:
+        env["METRICS_WINDOW_START"] = start.isoformat()
+    if end is not None:
+        env["METRICS_WINDOW_END"] = end.isoformat()
+    return env
+
+
+def dbt_env(paths: ProjectPaths, target: str, window: tuple | None = None, run_id: str | None = None) -> dict[str, str]:
+    env = {
+        "METRICS_TARGET": target,
+        "METRICS_DUCKDB_PATH": str(paths.duckdb_path),
+        "METRICS_RUN_ID": run_id or f"manual-{uuid.uuid4().hex[:12]}",
+        "DBT_PROFILES_DIR": str(paths.dbt_project_dir),
+        "DBT_PROJECT_DIR": str(paths.dbt_project_dir),
+    }
+    env.update(window_env(*(window or (None, None))))
+    return env
+
+
+@contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def selection_args(include_drafts: bool = False, metrics: list[str] | None = None) -> list[str]:
+    """dbt selection for a build: staging and seeds upstream, the rollups, the series views."""
+    if metrics:
+        sel = []
+        for m in metrics:
+            sel.append(f"+tag:metric:{m}")
+        return ["--select", *sel, "metric_catalog"]
+    return [] if include_drafts else ["--exclude", "tag:metrics_draft"]
+
+
+def run_dbt(paths: ProjectPaths, target: str, args: list[str], window: tuple | None = None,
+            run_id: str | None = None, quiet: bool = False) -> DbtOutcome:
+    """Invoke dbt in process (no per-run interpreter start-up)."""
+    from dbt.cli.main import dbtRunner
+
+    env = dbt_env(paths, target, window, run_id)
+    full = [*args, "--project-dir", str(paths.dbt_project_dir), "--profiles-dir", str(paths.dbt_project_dir),
+            "--target", target]
+    if quiet:
+        full = ["--quiet", *full]
+    paths.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+    with _environ(env):
+        try:
+            res = dbtRunner().invoke(full)
+        finally:
+            _release_duckdb()
+    outcome = DbtOutcome(ok=bool(res.success))
+    results = getattr(res.result, "results", None) or []
+    for r in results:
+        node = getattr(r, "node", None)
+        name = getattr(node, "name", "?")
+        status = str(getattr(r, "status", ""))
+        if status in ("error", "fail", "runtime error", "RunStatus.Error", "TestStatus.Fail"):
+            lines = [ln.strip() for ln in (getattr(r, "message", "") or "").strip().splitlines() if ln.strip()]
+            detail = [ln for ln in lines if "Error" in ln and " in model " not in ln] or lines
+            outcome.failures.append(f"{name}: {detail[0] if detail else status}")
+        elif status in ("success", "pass", "RunStatus.Success"):
+            outcome.built.append(name)
+    if not outcome.ok and not outcome.failures:
+        err = res.exception
+        outcome.failures.append(f"dbt: {str(err).strip().splitlines()[0] if err else 'failed'}")
+    return outcome
+
+
+def _release_duckdb() -> None:
+    """dbt-duckdb keeps its database open in a class-level environment after an in-process
+    run; close it so this process (or another) can open the file afterwards."""
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:
+        return
+    with DuckDBConnectionManager._LOCK:
+        env = DuckDBConnectionManager._ENV
+        DuckDBConnectionManager._ENV = None
+        if env is not None:
+            try:
+                env.close()
+            except Exception:  # closing is best effort; a failure here must not hide the run's result
+                pass
