@@ -114,7 +114,9 @@ def simple_series(raw: dict[str, pd.DataFrame], m: Simple, grain: str, first: pd
     for d in m.dims:
         keyed = df.assign(k=df[d].astype(object).where(df[d].notna(), "(null)").astype(str))
         for (b, k), rows in keyed.groupby(["b", "k"]):
-            out[(b, d, k)] = _agg(rows, m)
+            # stored sparse: only where a row (with a non-NULL measured value) exists
+            if m.value is None or rows[m.value].notna().any():
+                out[(b, d, k)] = _agg(rows, m)
     return out
 
 

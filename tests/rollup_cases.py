@@ -24,6 +24,7 @@ METRICS = {
     "events/likes.yml": "name: likes\nsource: stg_entity_events\ntimestamp: created_at\naggregation: count\nfilter: \"metric_type = 'Like'\"\ndimensions: [entity_type]\n",
     "events/reactions_net.yml": "name: reactions_net\nsource: stg_entity_events\ntimestamp: created_at\naggregation: sum\nexpression: metric_value\nfilter: \"metric_type in ('ReactionLike', 'ReactionHeart')\"\ndimensions: [entity_category]\n",
     "events/active_users.yml": "name: active_users\nsource: stg_entity_events\ntimestamp: created_at\naggregation: count_distinct\nexpression: user_id\ndimensions: [entity_type, entity_category]\n",
+    "events/model_downloads.yml": "name: model_downloads\nsource: stg_entity_events\ntimestamp: created_at\naggregation: count\nfilter: \"metric_type = 'Download' and entity_type = 'model'\"\ndimensions: [entity_type]\n",
     "events/views_late_start.yml": "name: views_late_start\nsource: stg_entity_events\ntimestamp: created_at\naggregation: count\nfilter: \"metric_type = 'View'\"\nstart: 2024-03-01\n",
     "events/downloads_per_user.yml": "name: downloads_per_user\nkind: ratio\nnumerator: downloads\ndenominator: {source: stg_entity_events, timestamp: created_at, aggregation: count_distinct, expression: user_id}\n",
     "events/likes_per_download.yml": "name: likes_per_download\nkind: ratio\nnumerator: likes\ndenominator: downloads\n",
@@ -121,6 +122,8 @@ def oracle_metrics() -> dict:
         Simple("likes", E, "created_at", "count", where=mt("Like"), dims=("entity_type",)),
         Simple("reactions_net", E, "created_at", "sum", "metric_value", where=mt("ReactionLike", "ReactionHeart"), dims=("entity_category",)),
         Simple("active_users", E, "created_at", "count_distinct", "user_id", dims=("entity_type", "entity_category")),
+        # the filter reads a column that is also a dimension
+        Simple("model_downloads", E, "created_at", "count", where=lambda d: (d["metric_type"] == "Download") & (d["entity_type"] == "model"), dims=("entity_type",)),
         Simple("views_late_start", E, "created_at", "count", where=mt("View")),
         # an inline ratio side takes the named side's dimensions where its source has them
         Simple("downloads_per_user__denominator", E, "created_at", "count_distinct", "user_id", dims=("entity_type",)),

@@ -24,6 +24,17 @@ def jinja_str(value: str) -> str:
     return json.dumps(value)
 
 
+def fragment_expr(tree: exp.Expression, parenthesize: bool = False) -> str:
+    """A Jinja *expression* that evaluates to the fragment's SQL for the target: a string
+    literal, or a `metrics_sql({...})` call when warehouses spell it differently."""
+    rendered = {d: tree.sql(dialect=d) for d in DIALECTS}
+    if parenthesize:
+        rendered = {d: f"({sql})" for d, sql in rendered.items()}
+    if len(set(rendered.values())) == 1:
+        return jinja_str(rendered[BASE_DIALECT])
+    return "metrics_sql({" + ", ".join(f"{jinja_str(d)}: {jinja_str(rendered[d])}" for d in DIALECTS) + "})"
+
+
 def fragment(tree: exp.Expression, column_map: dict[str, str] | None = None, guard_div: bool = False) -> str:
     """Render a parsed user fragment. Same text on every warehouse: plain SQL; otherwise
     a `metrics_sql({...})` call that picks the target's rendering at dbt time."""

@@ -19,14 +19,11 @@ with source_rows as (
     -- one scan of the source: the rows of the window's buckets
     select
         {{ metrics_time_bucket("created_at", "hour") }} as bucket_start,
-        created_at as event_at,
         entity_type as dim_1,
         entity_category as dim_2,
         user_id as x_1,
-        user_id as x_2,
-        coalesce((metric_type = 'Download'), false) as f_3,
-        coalesce((metric_type IN ('ReactionLike', 'ReactionHeart')), false) as f_4,
-        metric_value as x_4
+        metric_value as x_2,
+        metric_type
     from {{ ref("stg_entity_events") }}
     where created_at >= {{ metrics_timestamp(w.start) }}
       and created_at < {{ metrics_timestamp(w.end) }}
@@ -40,87 +37,85 @@ aggregated as (
         {{ metrics_grouping("dim_2") }} as g_dim_2,
         dim_1,
         dim_2,
-        {{ metrics_aggregate("count", "", "") }} as m1_rows,
-        {{ metrics_aggregate("count_distinct", "x_1", "") }} as m1_value,
-        {{ metrics_aggregate("count", "", "") }} as m2_rows,
-        {{ metrics_aggregate("count_distinct", "x_2", "") }} as m2_value,
-        {{ metrics_aggregate("count", "", "f_3") }} as m3_rows,
-        {{ metrics_aggregate("count", "", "f_3") }} as m3_count,
-        {{ metrics_aggregate("count", "", "f_4") }} as m4_rows,
-        {{ metrics_aggregate("sum", "x_4", "f_4") }} as m4_sum,
-        {{ metrics_aggregate("count", "x_4", "f_4") }} as m4_count
+        {{ metrics_aggregate("count_distinct", "x_1", "") }} as a_1,
+        {{ metrics_aggregate("count", "", "(metric_type = 'Download')") }} as a_2,
+        {{ metrics_aggregate("sum", "x_2", "(metric_type IN ('ReactionLike', 'ReactionHeart'))") }} as a_3
     from source_rows
     group by grouping sets ((bucket_start), (bucket_start, dim_1), (bucket_start, dim_2))
 ),
 
 observed as (
     select 'active_users' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        m1_value as value, m1_rows as count_, null as sum_
+        a_1 as value, null as count_, null as sum_
     from aggregated
-    where g_dim_1 = 1 and g_dim_2 = 1 and m1_rows > 0
+    where g_dim_1 = 1 and g_dim_2 = 1 and a_1 > 0
     union all
     select 'active_users' as metric, bucket_start, 'entity_type' as dimension,
         coalesce(cast(dim_1 as {{ metrics_type('string') }}), '(null)') as dimension_value,
-        m1_value as value, m1_rows as count_, null as sum_
+        a_1 as value, null as count_, null as sum_
     from aggregated
-    where g_dim_1 = 0 and g_dim_2 = 1 and m1_rows > 0
+    where g_dim_1 = 0 and g_dim_2 = 1 and a_1 > 0
     union all
     select 'active_users' as metric, bucket_start, 'entity_category' as dimension,
         coalesce(cast(dim_2 as {{ metrics_type('string') }}), '(null)') as dimension_value,
-        m1_value as value, m1_rows as count_, null as sum_
+        a_1 as value, null as count_, null as sum_
     from aggregated
-    where g_dim_1 = 1 and g_dim_2 = 0 and m1_rows > 0
+    where g_dim_1 = 1 and g_dim_2 = 0 and a_1 > 0
     union all
     select 'downloads_per_active_user__denominator' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        m2_value as value, m2_rows as count_, null as sum_
+        a_1 as value, null as count_, null as sum_
     from aggregated
-    where g_dim_1 = 1 and g_dim_2 = 1 and m2_rows > 0
+    where g_dim_1 = 1 and g_dim_2 = 1 and a_1 > 0
     union all
     select 'downloads_per_active_user__denominator' as metric, bucket_start, 'entity_type' as dimension,
         coalesce(cast(dim_1 as {{ metrics_type('string') }}), '(null)') as dimension_value,
-        m2_value as value, m2_rows as count_, null as sum_
+        a_1 as value, null as count_, null as sum_
     from aggregated
-    where g_dim_1 = 0 and g_dim_2 = 1 and m2_rows > 0
+    where g_dim_1 = 0 and g_dim_2 = 1 and a_1 > 0
     union all
     select 'model_downloads' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        m3_count as value, m3_count as count_, null as sum_
+        a_2 as value, a_2 as count_, null as sum_
     from aggregated
-    where g_dim_1 = 1 and g_dim_2 = 1 and m3_rows > 0
+    where g_dim_1 = 1 and g_dim_2 = 1 and a_2 > 0
     union all
     select 'model_downloads' as metric, bucket_start, 'entity_type' as dimension,
         coalesce(cast(dim_1 as {{ metrics_type('string') }}), '(null)') as dimension_value,
-        m3_count as value, m3_count as count_, null as sum_
+        a_2 as value, a_2 as count_, null as sum_
     from aggregated
-    where g_dim_1 = 0 and g_dim_2 = 1 and m3_rows > 0
+    where g_dim_1 = 0 and g_dim_2 = 1 and a_2 > 0
     union all
     select 'reactions_net' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        coalesce(m4_sum, 0) as value, m4_count as count_, coalesce(m4_sum, 0) as sum_
+        coalesce(a_3, 0) as value, null as count_, coalesce(a_3, 0) as sum_
     from aggregated
-    where g_dim_1 = 1 and g_dim_2 = 1 and m4_rows > 0
+    where g_dim_1 = 1 and g_dim_2 = 1 and a_3 is not null
     union all
     select 'reactions_net' as metric, bucket_start, 'entity_category' as dimension,
         coalesce(cast(dim_2 as {{ metrics_type('string') }}), '(null)') as dimension_value,
-        coalesce(m4_sum, 0) as value, m4_count as count_, coalesce(m4_sum, 0) as sum_
+        coalesce(a_3, 0) as value, null as count_, coalesce(a_3, 0) as sum_
     from aggregated
-    where g_dim_1 = 1 and g_dim_2 = 0 and m4_rows > 0
+    where g_dim_1 = 1 and g_dim_2 = 0 and a_3 is not null
 ),
 
 metric_list as (
     select 'active_users' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
         cast(0 as {{ metrics_type('double') }}) as empty_value,
-        cast(null as {{ metrics_type('double') }}) as empty_sum
+        cast(null as {{ metrics_type('double') }}) as empty_sum,
+        cast(null as {{ metrics_type('bigint') }}) as empty_count
     union all
     select 'downloads_per_active_user__denominator' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
         cast(0 as {{ metrics_type('double') }}) as empty_value,
-        cast(null as {{ metrics_type('double') }}) as empty_sum
+        cast(null as {{ metrics_type('double') }}) as empty_sum,
+        cast(null as {{ metrics_type('bigint') }}) as empty_count
     union all
     select 'model_downloads' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
         cast(0 as {{ metrics_type('double') }}) as empty_value,
-        cast(null as {{ metrics_type('double') }}) as empty_sum
+        cast(null as {{ metrics_type('double') }}) as empty_sum,
+        cast(0 as {{ metrics_type('bigint') }}) as empty_count
     union all
     select 'reactions_net' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
         cast(0 as {{ metrics_type('double') }}) as empty_value,
-        cast(0 as {{ metrics_type('double') }}) as empty_sum
+        cast(0 as {{ metrics_type('double') }}) as empty_sum,
+        cast(null as {{ metrics_type('bigint') }}) as empty_count
 ),
 
 spine as (
@@ -131,7 +126,7 @@ dense_totals as (
     -- the total has a row for every bucket from the metric's start: empty is 0 or a gap
     select l.metric, s.bucket_start, '' as dimension, '' as dimension_value,
         case when o.metric is null then l.empty_value else o.value end as value,
-        coalesce(o.count_, 0) as count_,
+        case when o.metric is null then l.empty_count else o.count_ end as count_,
         case when o.metric is null then l.empty_sum else o.sum_ end as sum_
     from spine as s
     cross join metric_list as l

@@ -16,8 +16,8 @@ with source_rows as (
     -- one scan of the source: the rows of the window's buckets
     select
         {{ metrics_time_bucket("created_at", "hour") }} as bucket_start,
-        created_at as event_at,
-        coalesce((metric_type = 'Like' AND entity_type = 'dataset'), false) as f_1
+        entity_type,
+        metric_type
     from {{ ref("stg_entity_events") }}
     where created_at >= {{ metrics_timestamp(w.start) }}
       and created_at < {{ metrics_timestamp(w.end) }}
@@ -27,23 +27,23 @@ aggregated as (
     -- every metric at once: the total and each dimension alone, from raw rows
     select
         bucket_start,
-        {{ metrics_aggregate("count", "", "f_1") }} as m1_rows,
-        {{ metrics_aggregate("count", "", "f_1") }} as m1_count
+        {{ metrics_aggregate("count", "", "(metric_type = 'Like' AND entity_type = 'dataset')") }} as a_1
     from source_rows
     group by grouping sets ((bucket_start))
 ),
 
 observed as (
     select 'dataset_likes' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        m1_count as value, m1_count as count_, null as sum_
+        a_1 as value, a_1 as count_, null as sum_
     from aggregated
-    where 1 = 1 and m1_rows > 0
+    where 1 = 1 and a_1 > 0
 ),
 
 metric_list as (
     select 'dataset_likes' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
         cast(0 as {{ metrics_type('double') }}) as empty_value,
-        cast(null as {{ metrics_type('double') }}) as empty_sum
+        cast(null as {{ metrics_type('double') }}) as empty_sum,
+        cast(0 as {{ metrics_type('bigint') }}) as empty_count
 ),
 
 spine as (
@@ -54,7 +54,7 @@ dense_totals as (
     -- the total has a row for every bucket from the metric's start: empty is 0 or a gap
     select l.metric, s.bucket_start, '' as dimension, '' as dimension_value,
         case when o.metric is null then l.empty_value else o.value end as value,
-        coalesce(o.count_, 0) as count_,
+        case when o.metric is null then l.empty_count else o.count_ end as count_,
         case when o.metric is null then l.empty_sum else o.sum_ end as sum_
     from spine as s
     cross join metric_list as l

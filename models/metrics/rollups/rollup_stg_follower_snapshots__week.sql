@@ -30,9 +30,7 @@ aggregated as (
         bucket_start,
         {{ metrics_grouping("dim_1") }} as g_dim_1,
         dim_1,
-        {{ metrics_aggregate("count", "", "") }} as m1_rows,
-        {{ metrics_aggregate("latest", "x_1", "", order_by="event_at") }} as m1_value,
-        {{ metrics_aggregate("count", "x_1", "") }} as m1_count
+        {{ metrics_aggregate("latest", "x_1", "", order_by="event_at") }} as a_1
     from source_rows
     group by grouping sets ((bucket_start), (bucket_start, dim_1))
 ),
@@ -40,21 +38,22 @@ aggregated as (
 observed as (
     select 'follower_count' as metric, bucket_start, 'user_id' as dimension,
         coalesce(cast(dim_1 as {{ metrics_type('string') }}), '(null)') as dimension_value,
-        m1_value as value, m1_count as count_, null as sum_
+        a_1 as value, null as count_, null as sum_
     from aggregated
-    where g_dim_1 = 0 and m1_rows > 0
+    where g_dim_1 = 0 and a_1 is not null
     union all
     select 'follower_count' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        sum(m1_value) as value, sum(m1_count) as count_, cast(null as {{ metrics_type('double') }}) as sum_
+        sum(a_1) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
     from aggregated
-    where g_dim_1 = 0 and m1_rows > 0
+    where g_dim_1 = 0 and a_1 is not null
     group by bucket_start
 ),
 
 metric_list as (
     select 'follower_count' as metric, {{ metrics_timestamp("2026-08-31 00:00:00") }} as first_bucket,
         cast(null as {{ metrics_type('double') }}) as empty_value,
-        cast(null as {{ metrics_type('double') }}) as empty_sum
+        cast(null as {{ metrics_type('double') }}) as empty_sum,
+        cast(null as {{ metrics_type('bigint') }}) as empty_count
 ),
 
 spine as (
@@ -65,7 +64,7 @@ dense_totals as (
     -- the total has a row for every bucket from the metric's start: empty is 0 or a gap
     select l.metric, s.bucket_start, '' as dimension, '' as dimension_value,
         case when o.metric is null then l.empty_value else o.value end as value,
-        coalesce(o.count_, 0) as count_,
+        case when o.metric is null then l.empty_count else o.count_ end as count_,
         case when o.metric is null then l.empty_sum else o.sum_ end as sum_
     from spine as s
     cross join metric_list as l

@@ -20,13 +20,11 @@ with source_rows as (
     -- one scan of the source: the rows of the window's buckets
     select
         {{ metrics_time_bucket("ordered_at", "hour") }} as bucket_start,
-        ordered_at as event_at,
         country as dim_1,
         latency_ms as x_1,
-        latency_ms as x_3,
-        coalesce((refunded), false) as f_4,
-        refund_amount as x_4,
-        amount as x_5
+        refund_amount as x_2,
+        amount as x_3,
+        refunded
     from {{ ref("stg_orders") }}
     where ordered_at >= {{ metrics_timestamp(w.start) }}
       and ordered_at < {{ metrics_timestamp(w.end) }}
@@ -38,95 +36,92 @@ aggregated as (
         bucket_start,
         {{ metrics_grouping("dim_1") }} as g_dim_1,
         dim_1,
-        {{ metrics_aggregate("count", "", "") }} as m1_rows,
-        {{ metrics_aggregate("sum", "x_1", "") }} as m1_sum,
-        {{ metrics_aggregate("count", "x_1", "") }} as m1_count,
-        {{ metrics_aggregate("count", "", "") }} as m2_rows,
-        {{ metrics_aggregate("count", "", "") }} as m2_count,
-        {{ metrics_aggregate("count", "", "") }} as m3_rows,
-        {{ metrics_aggregate("percentile", "x_3", "", percentile=0.95) }} as m3_value,
-        {{ metrics_aggregate("count", "x_3", "") }} as m3_count,
-        {{ metrics_aggregate("count", "", "f_4") }} as m4_rows,
-        {{ metrics_aggregate("sum", "x_4", "f_4") }} as m4_sum,
-        {{ metrics_aggregate("count", "x_4", "f_4") }} as m4_count,
-        {{ metrics_aggregate("count", "", "") }} as m5_rows,
-        {{ metrics_aggregate("sum", "x_5", "") }} as m5_sum,
-        {{ metrics_aggregate("count", "x_5", "") }} as m5_count
+        {{ metrics_aggregate("sum", "x_1", "") }} as a_1,
+        {{ metrics_aggregate("count", "x_1", "") }} as a_2,
+        {{ metrics_aggregate("count", "", "") }} as a_3,
+        {{ metrics_aggregate("percentile", "x_1", "", percentile=0.95) }} as a_4,
+        {{ metrics_aggregate("sum", "x_2", "(refunded)") }} as a_5,
+        {{ metrics_aggregate("sum", "x_3", "") }} as a_6
     from source_rows
     group by grouping sets ((bucket_start), (bucket_start, dim_1))
 ),
 
 observed as (
     select 'avg_order_latency_ms' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        m1_sum / nullif(m1_count, 0) as value, m1_count as count_, m1_sum as sum_
+        a_1 / nullif(a_2, 0) as value, a_2 as count_, a_1 as sum_
     from aggregated
-    where g_dim_1 = 1 and m1_rows > 0
+    where g_dim_1 = 1 and a_2 > 0
     union all
     select 'avg_order_latency_ms' as metric, bucket_start, 'country' as dimension,
         coalesce(cast(dim_1 as {{ metrics_type('string') }}), '(null)') as dimension_value,
-        m1_sum / nullif(m1_count, 0) as value, m1_count as count_, m1_sum as sum_
+        a_1 / nullif(a_2, 0) as value, a_2 as count_, a_1 as sum_
     from aggregated
-    where g_dim_1 = 0 and m1_rows > 0
+    where g_dim_1 = 0 and a_2 > 0
     union all
     select 'orders' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        m2_count as value, m2_count as count_, null as sum_
+        a_3 as value, a_3 as count_, null as sum_
     from aggregated
-    where g_dim_1 = 1 and m2_rows > 0
+    where g_dim_1 = 1 and a_3 > 0
     union all
     select 'orders' as metric, bucket_start, 'country' as dimension,
         coalesce(cast(dim_1 as {{ metrics_type('string') }}), '(null)') as dimension_value,
-        m2_count as value, m2_count as count_, null as sum_
+        a_3 as value, a_3 as count_, null as sum_
     from aggregated
-    where g_dim_1 = 0 and m2_rows > 0
+    where g_dim_1 = 0 and a_3 > 0
     union all
     select 'p95_order_latency_ms' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        m3_value as value, m3_count as count_, null as sum_
+        a_4 as value, null as count_, null as sum_
     from aggregated
-    where g_dim_1 = 1 and m3_rows > 0
+    where g_dim_1 = 1 and a_4 is not null
     union all
     select 'refunds' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        coalesce(m4_sum, 0) as value, m4_count as count_, coalesce(m4_sum, 0) as sum_
+        coalesce(a_5, 0) as value, null as count_, coalesce(a_5, 0) as sum_
     from aggregated
-    where g_dim_1 = 1 and m4_rows > 0
+    where g_dim_1 = 1 and a_5 is not null
     union all
     select 'refunds' as metric, bucket_start, 'country' as dimension,
         coalesce(cast(dim_1 as {{ metrics_type('string') }}), '(null)') as dimension_value,
-        coalesce(m4_sum, 0) as value, m4_count as count_, coalesce(m4_sum, 0) as sum_
+        coalesce(a_5, 0) as value, null as count_, coalesce(a_5, 0) as sum_
     from aggregated
-    where g_dim_1 = 0 and m4_rows > 0
+    where g_dim_1 = 0 and a_5 is not null
     union all
     select 'revenue' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        coalesce(m5_sum, 0) as value, m5_count as count_, coalesce(m5_sum, 0) as sum_
+        coalesce(a_6, 0) as value, null as count_, coalesce(a_6, 0) as sum_
     from aggregated
-    where g_dim_1 = 1 and m5_rows > 0
+    where g_dim_1 = 1 and a_6 is not null
     union all
     select 'revenue' as metric, bucket_start, 'country' as dimension,
         coalesce(cast(dim_1 as {{ metrics_type('string') }}), '(null)') as dimension_value,
-        coalesce(m5_sum, 0) as value, m5_count as count_, coalesce(m5_sum, 0) as sum_
+        coalesce(a_6, 0) as value, null as count_, coalesce(a_6, 0) as sum_
     from aggregated
-    where g_dim_1 = 0 and m5_rows > 0
+    where g_dim_1 = 0 and a_6 is not null
 ),
 
 metric_list as (
     select 'avg_order_latency_ms' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
         cast(null as {{ metrics_type('double') }}) as empty_value,
-        cast(0 as {{ metrics_type('double') }}) as empty_sum
+        cast(0 as {{ metrics_type('double') }}) as empty_sum,
+        cast(0 as {{ metrics_type('bigint') }}) as empty_count
     union all
     select 'orders' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
         cast(0 as {{ metrics_type('double') }}) as empty_value,
-        cast(null as {{ metrics_type('double') }}) as empty_sum
+        cast(null as {{ metrics_type('double') }}) as empty_sum,
+        cast(0 as {{ metrics_type('bigint') }}) as empty_count
     union all
     select 'p95_order_latency_ms' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
         cast(null as {{ metrics_type('double') }}) as empty_value,
-        cast(null as {{ metrics_type('double') }}) as empty_sum
+        cast(null as {{ metrics_type('double') }}) as empty_sum,
+        cast(null as {{ metrics_type('bigint') }}) as empty_count
     union all
     select 'refunds' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
         cast(0 as {{ metrics_type('double') }}) as empty_value,
-        cast(0 as {{ metrics_type('double') }}) as empty_sum
+        cast(0 as {{ metrics_type('double') }}) as empty_sum,
+        cast(null as {{ metrics_type('bigint') }}) as empty_count
     union all
     select 'revenue' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
         cast(0 as {{ metrics_type('double') }}) as empty_value,
-        cast(0 as {{ metrics_type('double') }}) as empty_sum
+        cast(0 as {{ metrics_type('double') }}) as empty_sum,
+        cast(null as {{ metrics_type('bigint') }}) as empty_count
 ),
 
 spine as (
@@ -137,7 +132,7 @@ dense_totals as (
     -- the total has a row for every bucket from the metric's start: empty is 0 or a gap
     select l.metric, s.bucket_start, '' as dimension, '' as dimension_value,
         case when o.metric is null then l.empty_value else o.value end as value,
-        coalesce(o.count_, 0) as count_,
+        case when o.metric is null then l.empty_count else o.count_ end as count_,
         case when o.metric is null then l.empty_sum else o.sum_ end as sum_
     from spine as s
     cross join metric_list as l
