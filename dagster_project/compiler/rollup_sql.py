@@ -57,6 +57,7 @@ def render_rollup(model: RollupModel, tags: list[str]) -> str:
         return column("a", "{{ metrics_aggregate(" + ", ".join(args) + ") }}")
 
     filter_columns: list[str] = []
+    distinct: list[tuple[int, str, str, str]] = []  # (key, value column, filter, output column)
     outputs: list[tuple[str, str, str, str]] = []  # (value, count, sum, present) per metric
     for m in metrics:
         meas = m.measure
@@ -72,9 +73,20 @@ def render_rollup(model: RollupModel, tags: list[str]) -> str:
         # A slice row is stored when its value could differ from the empty-bucket value;
         # that is read off the aggregate itself, so no extra row count is computed.
         a = meas.aggregation
-        if a in ("count", "count_distinct"):
-            n = aggregate(a, x, flag) if (x or a != "count") else aggregate("count", "", flag)
-            outputs.append((n, n if a == "count" else "null", "null", f"{n} > 0"))
+        if a == "count_distinct":
+            # DuckDB: count(DISTINCT) FILTER is ~3x slower than one query per metric, so
+            # there distinct counts come from a long-form GROUP BY (bucket, slice, key)
+            same = [d for d in distinct if d[1] == x and d[2] == flag]
+            if same:
+                n = same[0][3]
+            else:
+                k = len(distinct) + 1
+                n = f"a_d{k}"
+                distinct.append((k, x, flag, n))
+            outputs.append((n, "null", "null", f"{n} > 0"))
+        elif a == "count":
+            n = aggregate(a, x, flag) if x else aggregate("count", "", flag)
+            outputs.append((n, n, "null", f"{n} > 0"))
         elif a == "sum":
             total = aggregate("sum", x, flag)
             outputs.append((f"coalesce({total}, 0)", "null", f"coalesce({total}, 0)", f"{total} is not null"))
@@ -106,17 +118,15 @@ def render_rollup(model: RollupModel, tags: list[str]) -> str:
                 f"        sum({v}) as value, cast(null as {{{{ metrics_type('bigint') }}}}) as count_, cast(null as {{{{ metrics_type('double') }}}}) as sum_\n"
                 f"    from aggregated\n    where {grouping_is(first)} and {present}\n    group by bucket_start")
         else:
-            observed.append(
+            observed.append(_from_aggregates(
                 f"    select {name} as metric, bucket_start, '' as dimension, '' as dimension_value,\n"
-                f"        {v} as value, {c} as count_, {s_} as sum_\n"
-                f"    from aggregated\n    where {grouping_is(None)} and {present}")
+                f"        {v} as value, {c} as count_, {s_} as sum_\n", grouping_is(None), present, agg, v))
         for d in m.dimensions:
             a = dim_alias[d]
-            observed.append(
+            observed.append(_from_aggregates(
                 f"    select {name} as metric, bucket_start, {string(d)} as dimension,\n"
                 f"        coalesce(cast({a} as {{{{ metrics_type('string') }}}}), {string(NULL_LABEL)}) as dimension_value,\n"
-                f"        {v} as value, {c} as count_, {s_} as sum_\n"
-                f"    from aggregated\n    where {grouping_is(a)} and {present}")
+                f"        {v} as value, {c} as count_, {s_} as sum_\n", grouping_is(a), present, agg, v))
         empty_value = "0" if m.fill == 0 else "null"
         empty_sum = "0" if agg in ("sum", "avg") else "null"
         metric_list.append(
@@ -137,6 +147,30 @@ def render_rollup(model: RollupModel, tags: list[str]) -> str:
     })
     sets = ", ".join(["(bucket_start)"] + [f"(bucket_start, {a})" for a in dim_alias.values()])
     union = "\n    union all\n"
+    distinct_filter_cols, distinct_long = "", ""
+    if distinct:
+        fallback = [f"{{{{ metrics_aggregate('count_distinct', {jinja_str(x)}, {flag or chr(34) * 2}) }}}} as {n}" for _, x, flag, n in distinct]
+        distinct_filter_cols = "{%- if not metrics_distinct_long_form() %},\n        " + ",\n        ".join(fallback) + "{% endif %}"
+        dims_sel = "".join(f"{a}, " for a in dim_alias.values())
+        branches = "\n        union all\n".join(
+            f"        select bucket_start, {dims_sel}{x} as v, {k} as k from source_rows" + (f" where {{{{ {flag} }}}}" if flag else "")
+            for k, x, flag, _ in distinct)
+        long_sets = ", ".join(["(bucket_start, k)"] + [f"(bucket_start, {a}, k)" for a in dim_alias.values()])
+        groupings = "".join(f"\n        {_macro('metrics_grouping', a)} as g_{a}," for a in dim_alias.values())
+        distinct_long = f"""{{% if metrics_distinct_long_form() %}}
+distinct_long as (
+    -- exact distinct counts: one long-form GROUP BY for every distinct metric (key k)
+    select
+        bucket_start,{groupings}
+        {dims_sel}k,
+        count(distinct v) as n
+    from (
+{branches}
+    ) as keyed
+    group by grouping sets ({long_sets})
+),
+{{% endif %}}
+"""
     return f"""{header([m.path for m in metrics])}{cfg}
 {{%- set w = metrics_window({jinja_str(grain)}, {jinja_str(start_text)}) %}}
 
@@ -152,11 +186,12 @@ with source_rows as (
 aggregated as (
     -- every metric at once: the total and each dimension alone, from raw rows
     select
-        {(','+chr(10)+'        ').join(agg_cols)}
+        {(','+chr(10)+'        ').join(agg_cols)}{distinct_filter_cols}
     from source_rows
     group by grouping sets ({sets})
 ),
 
+{distinct_long}
 observed as (
 {union.join(observed)}
 ),
@@ -200,3 +235,14 @@ select
     {{{{ metrics_now() }}}} as computed_at
 from rows_out
 """
+
+
+def _from_aggregates(select: str, grouping: str, present: str, aggregation: str, value: str) -> str:
+    """The FROM/WHERE of one observed select: distinct counts read the long form where
+    the warehouse uses it (metrics_distinct_long_form), everything else `aggregated`."""
+    wide = f"{select}    from aggregated\n    where {grouping} and {present}"
+    if aggregation != "count_distinct":
+        return wide
+    k = value.removeprefix("a_d")
+    long = (select.replace(value, "n") + f"    from distinct_long\n    where k = {k} and {grouping} and n > 0")
+    return f"{{% if metrics_distinct_long_form() %}}\n{long}\n{{% else %}}\n{wide}\n{{% endif %}}"

@@ -32,6 +32,7 @@ aggregated as (
     group by grouping sets ((bucket_start))
 ),
 
+
 observed as (
     select 'dataset_likes' as metric, bucket_start, '' as dimension, '' as dimension_value,
         a_1 as value, a_1 as count_, null as sum_

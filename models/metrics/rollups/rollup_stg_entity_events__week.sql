@@ -37,63 +37,117 @@ aggregated as (
         {{ metrics_grouping("dim_2") }} as g_dim_2,
         dim_1,
         dim_2,
-        {{ metrics_aggregate("count_distinct", "x_1", "") }} as a_1,
-        {{ metrics_aggregate("count", "", "(metric_type = 'Download')") }} as a_2,
-        {{ metrics_aggregate("sum", "x_2", "(metric_type IN ('ReactionLike', 'ReactionHeart'))") }} as a_3
+        {{ metrics_aggregate("count", "", "(metric_type = 'Download')") }} as a_1,
+        {{ metrics_aggregate("sum", "x_2", "(metric_type IN ('ReactionLike', 'ReactionHeart'))") }} as a_2{%- if not metrics_distinct_long_form() %},
+        {{ metrics_aggregate('count_distinct', "x_1", "") }} as a_d1{% endif %}
     from source_rows
     group by grouping sets ((bucket_start), (bucket_start, dim_1), (bucket_start, dim_2))
 ),
 
+{% if metrics_distinct_long_form() %}
+distinct_long as (
+    -- exact distinct counts: one long-form GROUP BY for every distinct metric (key k)
+    select
+        bucket_start,
+        {{ metrics_grouping("dim_1") }} as g_dim_1,
+        {{ metrics_grouping("dim_2") }} as g_dim_2,
+        dim_1, dim_2, k,
+        count(distinct v) as n
+    from (
+        select bucket_start, dim_1, dim_2, x_1 as v, 1 as k from source_rows
+    ) as keyed
+    group by grouping sets ((bucket_start, k), (bucket_start, dim_1, k), (bucket_start, dim_2, k))
+),
+{% endif %}
+
 observed as (
+{% if metrics_distinct_long_form() %}
     select 'active_users' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        a_1 as value, null as count_, null as sum_
+        n as value, null as count_, null as sum_
+    from distinct_long
+    where k = 1 and g_dim_1 = 1 and g_dim_2 = 1 and n > 0
+{% else %}
+    select 'active_users' as metric, bucket_start, '' as dimension, '' as dimension_value,
+        a_d1 as value, null as count_, null as sum_
     from aggregated
-    where g_dim_1 = 1 and g_dim_2 = 1 and a_1 > 0
+    where g_dim_1 = 1 and g_dim_2 = 1 and a_d1 > 0
+{% endif %}
     union all
+{% if metrics_distinct_long_form() %}
     select 'active_users' as metric, bucket_start, 'entity_type' as dimension,
         coalesce(cast(dim_1 as {{ metrics_type('string') }}), '(null)') as dimension_value,
-        a_1 as value, null as count_, null as sum_
+        n as value, null as count_, null as sum_
+    from distinct_long
+    where k = 1 and g_dim_1 = 0 and g_dim_2 = 1 and n > 0
+{% else %}
+    select 'active_users' as metric, bucket_start, 'entity_type' as dimension,
+        coalesce(cast(dim_1 as {{ metrics_type('string') }}), '(null)') as dimension_value,
+        a_d1 as value, null as count_, null as sum_
     from aggregated
-    where g_dim_1 = 0 and g_dim_2 = 1 and a_1 > 0
+    where g_dim_1 = 0 and g_dim_2 = 1 and a_d1 > 0
+{% endif %}
     union all
+{% if metrics_distinct_long_form() %}
     select 'active_users' as metric, bucket_start, 'entity_category' as dimension,
         coalesce(cast(dim_2 as {{ metrics_type('string') }}), '(null)') as dimension_value,
-        a_1 as value, null as count_, null as sum_
+        n as value, null as count_, null as sum_
+    from distinct_long
+    where k = 1 and g_dim_1 = 1 and g_dim_2 = 0 and n > 0
+{% else %}
+    select 'active_users' as metric, bucket_start, 'entity_category' as dimension,
+        coalesce(cast(dim_2 as {{ metrics_type('string') }}), '(null)') as dimension_value,
+        a_d1 as value, null as count_, null as sum_
     from aggregated
-    where g_dim_1 = 1 and g_dim_2 = 0 and a_1 > 0
+    where g_dim_1 = 1 and g_dim_2 = 0 and a_d1 > 0
+{% endif %}
     union all
+{% if metrics_distinct_long_form() %}
     select 'downloads_per_active_user__denominator' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        a_1 as value, null as count_, null as sum_
+        n as value, null as count_, null as sum_
+    from distinct_long
+    where k = 1 and g_dim_1 = 1 and g_dim_2 = 1 and n > 0
+{% else %}
+    select 'downloads_per_active_user__denominator' as metric, bucket_start, '' as dimension, '' as dimension_value,
+        a_d1 as value, null as count_, null as sum_
     from aggregated
-    where g_dim_1 = 1 and g_dim_2 = 1 and a_1 > 0
+    where g_dim_1 = 1 and g_dim_2 = 1 and a_d1 > 0
+{% endif %}
     union all
+{% if metrics_distinct_long_form() %}
     select 'downloads_per_active_user__denominator' as metric, bucket_start, 'entity_type' as dimension,
         coalesce(cast(dim_1 as {{ metrics_type('string') }}), '(null)') as dimension_value,
-        a_1 as value, null as count_, null as sum_
+        n as value, null as count_, null as sum_
+    from distinct_long
+    where k = 1 and g_dim_1 = 0 and g_dim_2 = 1 and n > 0
+{% else %}
+    select 'downloads_per_active_user__denominator' as metric, bucket_start, 'entity_type' as dimension,
+        coalesce(cast(dim_1 as {{ metrics_type('string') }}), '(null)') as dimension_value,
+        a_d1 as value, null as count_, null as sum_
     from aggregated
-    where g_dim_1 = 0 and g_dim_2 = 1 and a_1 > 0
+    where g_dim_1 = 0 and g_dim_2 = 1 and a_d1 > 0
+{% endif %}
     union all
     select 'model_downloads' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        a_2 as value, a_2 as count_, null as sum_
+        a_1 as value, a_1 as count_, null as sum_
     from aggregated
-    where g_dim_1 = 1 and g_dim_2 = 1 and a_2 > 0
+    where g_dim_1 = 1 and g_dim_2 = 1 and a_1 > 0
     union all
     select 'model_downloads' as metric, bucket_start, 'entity_type' as dimension,
         coalesce(cast(dim_1 as {{ metrics_type('string') }}), '(null)') as dimension_value,
-        a_2 as value, a_2 as count_, null as sum_
+        a_1 as value, a_1 as count_, null as sum_
     from aggregated
-    where g_dim_1 = 0 and g_dim_2 = 1 and a_2 > 0
+    where g_dim_1 = 0 and g_dim_2 = 1 and a_1 > 0
     union all
     select 'reactions_net' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        coalesce(a_3, 0) as value, null as count_, coalesce(a_3, 0) as sum_
+        coalesce(a_2, 0) as value, null as count_, coalesce(a_2, 0) as sum_
     from aggregated
-    where g_dim_1 = 1 and g_dim_2 = 1 and a_3 is not null
+    where g_dim_1 = 1 and g_dim_2 = 1 and a_2 is not null
     union all
     select 'reactions_net' as metric, bucket_start, 'entity_category' as dimension,
         coalesce(cast(dim_2 as {{ metrics_type('string') }}), '(null)') as dimension_value,
-        coalesce(a_3, 0) as value, null as count_, coalesce(a_3, 0) as sum_
+        coalesce(a_2, 0) as value, null as count_, coalesce(a_2, 0) as sum_
     from aggregated
-    where g_dim_1 = 1 and g_dim_2 = 0 and a_3 is not null
+    where g_dim_1 = 1 and g_dim_2 = 0 and a_2 is not null
 ),
 
 metric_list as (

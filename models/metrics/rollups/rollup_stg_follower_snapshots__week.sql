@@ -35,6 +35,7 @@ aggregated as (
     group by grouping sets ((bucket_start), (bucket_start, dim_1))
 ),
 
+
 observed as (
     select 'follower_count' as metric, bucket_start, 'user_id' as dimension,
         coalesce(cast(dim_1 as {{ metrics_type('string') }}), '(null)') as dimension_value,

@@ -48,6 +48,7 @@ aggregated as (
     group by grouping sets ((bucket_start), (bucket_start, dim_1))
 ),
 
+
 observed as (
     select 'avg_order_latency_ms' as metric, bucket_start, '' as dimension, '' as dimension_value,
         a_1 / nullif(a_2, 0) as value, a_2 as count_, a_1 as sum_
