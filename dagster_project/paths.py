@@ -63,6 +63,11 @@ class ProjectPaths:
         env = os.environ.get("METRICS_DUCKDB_PATH")
         return Path(env).resolve() if env else self.warehouse_dir / "metrics.duckdb"
 
+    @property
+    def chdb_path(self) -> Path:
+        env = os.environ.get("METRICS_CHDB_PATH")
+        return Path(env).resolve() if env else self.warehouse_dir / "chdb"
+
     def relative(self, path: Path) -> str:
         try:
             return str(Path(path).resolve().relative_to(self.root))

@@ -15,6 +15,6 @@
 
 {% macro clickhouse__metrics_bucket_spine(start, end, grain) -%}
   {%- set unit = {'hour': 'Hour', 'day': 'Day', 'week': 'Week', 'month': 'Month'}[grain] -%}
-  select dateAdd{{ unit }}s({{ metrics_timestamp(start) }}, toInt64(number)) as bucket_start
+  select add{{ unit }}s({{ metrics_timestamp(start) }}, toInt64(number)) as bucket_start
   from numbers(toUInt64(greatest(0, dateDiff('{{ grain }}', {{ metrics_timestamp(start) }}, {{ metrics_timestamp(end) }}))))
 {%- endmacro %}

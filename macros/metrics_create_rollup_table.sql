@@ -12,3 +12,11 @@
   {#- the window delete and series reads filter by metric and bucket -#}
   create index if not exists {{ relation.identifier }}__metric_bucket on {{ relation }} (metric, bucket_start)
 {%- endmacro %}
+
+{% macro clickhouse__metrics_create_rollup_table(relation, sql) -%}
+  create table {{ relation }}
+  engine = MergeTree()
+  partition by toYYYYMM(bucket_start)
+  order by (metric, dimension, dimension_value, bucket_start)
+  as {{ sql }}
+{%- endmacro %}

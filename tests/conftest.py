@@ -47,3 +47,48 @@ def _clean_metrics_env():
     saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("METRICS_")}
     yield
     os.environ.update(saved)
+
+
+TARGETS = ("duckdb", "postgres", "clickhouse")
+
+
+@pytest.fixture(scope="module", params=TARGETS)
+def target(request, tmp_path_factory):
+    """Each warehouse in turn, isolated: DuckDB and chDB files in a temporary folder, a
+    fresh Postgres database per test module. METRICS_REQUIRE_ALL_TARGETS=1 (CI) turns a
+    missing Postgres server into a failure instead of a skip."""
+    import os
+    import uuid
+
+    name = request.param
+    saved = {k: os.environ.get(k) for k in ("METRICS_PG_DATABASE", "METRICS_CHDB_PATH")}
+    dbname = None
+    if name == "postgres":
+        import psycopg2
+        from dagster_project.warehouse.connection import pg_settings
+        try:
+            admin = psycopg2.connect(connect_timeout=5, **pg_settings())
+        except psycopg2.OperationalError as err:
+            if os.environ.get("METRICS_REQUIRE_ALL_TARGETS"):
+                raise
+            pytest.skip(f"no Postgres server ({err}); run scripts/postgres.sh")
+        admin.autocommit = True
+        dbname = f"metrics_test_{uuid.uuid4().hex[:10]}"
+        admin.cursor().execute(f"create database {dbname}")
+        admin.close()
+        os.environ["METRICS_PG_DATABASE"] = dbname
+    if name == "clickhouse":
+        os.environ["METRICS_CHDB_PATH"] = str(tmp_path_factory.mktemp("chdb"))
+    yield name
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    if dbname:
+        import psycopg2
+        from dagster_project.warehouse.connection import pg_settings
+        admin = psycopg2.connect(connect_timeout=5, **pg_settings())
+        admin.autocommit = True
+        admin.cursor().execute(f"drop database if exists {dbname} with (force)")
+        admin.close()

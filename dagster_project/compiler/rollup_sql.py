@@ -11,7 +11,6 @@ from __future__ import annotations
 from .plan import RollupModel, floor_to_grain
 from .sql_text import config_block, fragment, fragment_expr, header, ident, jinja_str, string
 
-NULL_LABEL = "(null)"  # slice value for rows whose dimension is NULL
 TS_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
@@ -115,18 +114,18 @@ def render_rollup(model: RollupModel, tags: list[str]) -> str:
             first = dim_alias[m.dimensions[0]]
             gauge_totals.append(
                 f"    select {name} as metric, bucket_start, '' as dimension, '' as dimension_value,\n"
-                f"        sum({v}) as value, cast(null as {{{{ metrics_type('bigint') }}}}) as count_, cast(null as {{{{ metrics_type('double') }}}}) as sum_\n"
+                f"        cast(sum({v}) as {{{{ metrics_type('double') }}}}) as value, cast(null as {{{{ metrics_type('bigint') }}}}) as count_, cast(null as {{{{ metrics_type('double') }}}}) as sum_\n"
                 f"    from aggregated\n    where {grouping_is(first)} and {present}\n    group by bucket_start")
         else:
             observed.append(_from_aggregates(
                 f"    select {name} as metric, bucket_start, '' as dimension, '' as dimension_value,\n"
-                f"        {v} as value, {c} as count_, {s_} as sum_\n", grouping_is(None), present, agg, v))
+                f"        cast({v} as {{{{ metrics_type('double') }}}}) as value, cast({c} as {{{{ metrics_type('bigint') }}}}) as count_, cast({s_} as {{{{ metrics_type('double') }}}}) as sum_\n", grouping_is(None), present, agg, v))
         for d in m.dimensions:
             a = dim_alias[d]
             observed.append(_from_aggregates(
                 f"    select {name} as metric, bucket_start, {string(d)} as dimension,\n"
-                f"        coalesce(cast({a} as {{{{ metrics_type('string') }}}}), {string(NULL_LABEL)}) as dimension_value,\n"
-                f"        {v} as value, {c} as count_, {s_} as sum_\n", grouping_is(a), present, agg, v))
+                f"        {_macro('metrics_slice_value', a)} as dimension_value,\n"
+                f"        cast({v} as {{{{ metrics_type('double') }}}}) as value, cast({c} as {{{{ metrics_type('bigint') }}}}) as count_, cast({s_} as {{{{ metrics_type('double') }}}}) as sum_\n", grouping_is(a), present, agg, v))
         empty_value = "0" if m.fill == 0 else "null"
         empty_sum = "0" if agg in ("sum", "avg") else "null"
         metric_list.append(
@@ -206,7 +205,7 @@ spine as (
 
 dense_totals as (
     -- the total has a row for every bucket from the metric's start: empty is 0 or a gap
-    select l.metric, s.bucket_start, '' as dimension, '' as dimension_value,
+    select l.metric as metric, s.bucket_start as bucket_start, '' as dimension, '' as dimension_value,
         case when o.metric is null then l.empty_value else o.value end as value,
         case when o.metric is null then l.empty_count else o.count_ end as count_,
         case when o.metric is null then l.empty_sum else o.sum_ end as sum_
@@ -234,6 +233,7 @@ select
     {{{{ metrics_run_id() }}}} as run_id,
     {{{{ metrics_now() }}}} as computed_at
 from rows_out
+{{{{ metrics_query_settings() }}}}
 """
 
 

@@ -25,7 +25,7 @@ def _combined(m: Metric, by_name: dict[str, Metric], grain: str) -> list[str]:
     inputs = [by_name[n] for n in m.inputs]
     dims = ", ".join(["''"] + [string(d) for d in m.dimensions])
     first = _ts(floor_to_grain(m.start, grain))
-    keys = "\n    union\n".join(
+    keys = "\n    union distinct\n".join(
         f"    select bucket_start, dimension, dimension_value from {_cte(i.name)}\n"
         f"    where dimension in ({dims}) and bucket_start >= {first}" for i in inputs)
     joins, values = [], []
@@ -51,7 +51,7 @@ def _combined(m: Metric, by_name: dict[str, Metric], grain: str) -> list[str]:
         cast({den} as {{{{ metrics_type('double') }}}}) as denominator,
         run_id, computed_at
     from (
-        select k.bucket_start, k.dimension, k.dimension_value,
+        select k.bucket_start as bucket_start, k.dimension as dimension, k.dimension_value as dimension_value,
             {(','+chr(10)+'            ').join(values)},
             {run_id} as run_id, {computed} as computed_at
         from k__{m.name} as k
@@ -128,4 +128,5 @@ select
     run_id,
     computed_at
 from with_previous
+{{{{ metrics_query_settings() }}}}
 """

@@ -78,16 +78,33 @@ class Warehouse:
                 raise
             finally:
                 con.close()
+        elif self.target == "clickhouse":
+            import clickhouse_connect
+            path = self.paths.chdb_path
+            path.mkdir(parents=True, exist_ok=True)
+            try:
+                client = clickhouse_connect.get_client(interface="chdb", path=str(path))
+            except Exception as err:  # chdb raises its own error types
+                raise WarehouseError(f"clickhouse: cannot open chDB at {path}: {err}") from None
+            try:
+                yield client
+            finally:
+                client.close()
         else:
-            raise WarehouseError(f"target `{self.target}` is not supported by this command yet")
+            raise WarehouseError(f"unknown target `{self.target}` (choose from {', '.join(TARGETS)})")
 
     def frame(self, sql: str, params: list | None = None) -> pd.DataFrame:
         with self.connect(read_only=True) as con:
             try:
                 if self.target == "duckdb":
                     return con.execute(sql, params or []).df()
+                if self.target == "clickhouse":
+                    return _naive_utc(con.query_df(_inline_params(sql, params or [])))
                 cur = con.cursor()
-                cur.execute(sql.replace("?", "%s"), params or [])
+                if params:
+                    cur.execute(sql.replace("%", "%%").replace("?", "%s"), params)
+                else:  # no binding: a literal % (LIKE 'x%') stays as written
+                    cur.execute(sql)
                 cols = [c[0] for c in cur.description]
                 return pd.DataFrame(cur.fetchall(), columns=cols)
             except Exception as err:  # driver errors differ per target
@@ -107,6 +124,12 @@ class Warehouse:
                 con.execute(f"insert into {full} select * from incoming")
                 con.execute("commit")
                 con.unregister("incoming")
+            elif self.target == "clickhouse":
+                con.command(f"create database if not exists {RAW_SCHEMA}")
+                con.command(f"create table if not exists {full} ({_ch_columns(frame)}) engine = MergeTree order by tuple()")
+                con.command(f"delete from {full} where {time_column} >= {_ch_literal(start)} and {time_column} < {_ch_literal(end)}")
+                if len(frame):
+                    con.insert_df(full, frame)
             else:
                 cur = con.cursor()
                 cur.execute(f"create schema if not exists {RAW_SCHEMA}")
@@ -125,3 +148,41 @@ def _pg_columns(frame: pd.DataFrame) -> str:
         sql = {"i": "bigint", "f": "double precision", "b": "boolean", "M": "timestamp"}.get(kind, "text")
         out.append(f"{name} {sql}")
     return ", ".join(out)
+
+
+def _ch_columns(frame: pd.DataFrame) -> str:
+    out = []
+    for name, dtype in frame.dtypes.items():
+        kind = getattr(dtype, "kind", "O")
+        sql = {"i": "Int64", "f": "Nullable(Float64)", "b": "Bool", "M": "DateTime64(6, 'UTC')"}.get(kind, "Nullable(String)")
+        out.append(f"{name} {sql}")
+    return ", ".join(out)
+
+
+def _ch_literal(value) -> str:
+    import datetime as dt
+    if value is None:
+        return "NULL"
+    if isinstance(value, (dt.datetime, pd.Timestamp)):
+        return f"toDateTime64('{pd.Timestamp(value).strftime('%Y-%m-%d %H:%M:%S.%f')}', 6, 'UTC')"
+    if isinstance(value, dt.date):
+        return f"toDateTime64('{value.isoformat()} 00:00:00', 6, 'UTC')"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(value)
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{text}'"
+
+
+def _inline_params(sql: str, params: list) -> str:
+    """clickhouse-connect binds server-side; our readers use `?`: inline escaped literals."""
+    parts = sql.split("?")
+    if len(parts) - 1 != len(params):
+        raise WarehouseError("clickhouse: parameter count mismatch")
+    return "".join(p + (_ch_literal(v) if i < len(params) else "") for i, (p, v) in enumerate(zip(parts, [*params, None])))
+
+
+def _naive_utc(frame: pd.DataFrame) -> pd.DataFrame:
+    for col in frame.columns:
+        if isinstance(frame[col].dtype, pd.DatetimeTZDtype):
+            frame[col] = frame[col].dt.tz_convert("UTC").dt.tz_localize(None)
+    return frame

@@ -33,6 +33,7 @@ def dbt_env(paths: ProjectPaths, target: str, window: tuple | None = None, run_i
     env = {
         "METRICS_TARGET": target,
         "METRICS_DUCKDB_PATH": str(paths.duckdb_path),
+        "METRICS_CHDB_PATH": str(paths.chdb_path),
         "METRICS_RUN_ID": run_id or f"manual-{uuid.uuid4().hex[:12]}",
         "DBT_PROFILES_DIR": str(paths.dbt_project_dir),
         "DBT_PROJECT_DIR": str(paths.dbt_project_dir),
@@ -76,6 +77,9 @@ def run_dbt(paths: ProjectPaths, target: str, args: list[str], window: tuple | N
     if quiet:
         full = ["--quiet", *full]
     paths.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+    if target == "clickhouse":
+        from .chdb_driver import register
+        register()
     with _environ(env):
         try:
             res = dbtRunner().invoke(full)
@@ -89,8 +93,10 @@ def run_dbt(paths: ProjectPaths, target: str, args: list[str], window: tuple | N
         status = str(getattr(r, "status", ""))
         if status in ("error", "fail", "runtime error", "RunStatus.Error", "TestStatus.Fail"):
             lines = [ln.strip() for ln in (getattr(r, "message", "") or "").strip().splitlines() if ln.strip()]
-            detail = [ln for ln in lines if "Error" in ln and " in model " not in ln] or lines
-            outcome.failures.append(f"{name}: {detail[0] if detail else status}")
+            # dbt's first line only names the model; the warehouse's own words follow
+            detail = [ln for ln in lines if " in model " not in ln and not ln.startswith("compiled code")] or lines
+            text = (detail[0] if detail else status).split(" In scope ")[0]
+            outcome.failures.append(f"{name}: {text[:400]}")
         elif status in ("success", "pass", "RunStatus.Success"):
             outcome.built.append(name)
     if not outcome.ok and not outcome.failures:

@@ -63,89 +63,89 @@ distinct_long as (
 observed as (
 {% if metrics_distinct_long_form() %}
     select 'active_users' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        n as value, null as count_, null as sum_
+        cast(n as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
     from distinct_long
     where k = 1 and g_dim_1 = 1 and g_dim_2 = 1 and n > 0
 {% else %}
     select 'active_users' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        a_d1 as value, null as count_, null as sum_
+        cast(a_d1 as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
     from aggregated
     where g_dim_1 = 1 and g_dim_2 = 1 and a_d1 > 0
 {% endif %}
     union all
 {% if metrics_distinct_long_form() %}
     select 'active_users' as metric, bucket_start, 'entity_type' as dimension,
-        coalesce(cast(dim_1 as {{ metrics_type('string') }}), '(null)') as dimension_value,
-        n as value, null as count_, null as sum_
+        {{ metrics_slice_value("dim_1") }} as dimension_value,
+        cast(n as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
     from distinct_long
     where k = 1 and g_dim_1 = 0 and g_dim_2 = 1 and n > 0
 {% else %}
     select 'active_users' as metric, bucket_start, 'entity_type' as dimension,
-        coalesce(cast(dim_1 as {{ metrics_type('string') }}), '(null)') as dimension_value,
-        a_d1 as value, null as count_, null as sum_
+        {{ metrics_slice_value("dim_1") }} as dimension_value,
+        cast(a_d1 as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
     from aggregated
     where g_dim_1 = 0 and g_dim_2 = 1 and a_d1 > 0
 {% endif %}
     union all
 {% if metrics_distinct_long_form() %}
     select 'active_users' as metric, bucket_start, 'entity_category' as dimension,
-        coalesce(cast(dim_2 as {{ metrics_type('string') }}), '(null)') as dimension_value,
-        n as value, null as count_, null as sum_
+        {{ metrics_slice_value("dim_2") }} as dimension_value,
+        cast(n as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
     from distinct_long
     where k = 1 and g_dim_1 = 1 and g_dim_2 = 0 and n > 0
 {% else %}
     select 'active_users' as metric, bucket_start, 'entity_category' as dimension,
-        coalesce(cast(dim_2 as {{ metrics_type('string') }}), '(null)') as dimension_value,
-        a_d1 as value, null as count_, null as sum_
+        {{ metrics_slice_value("dim_2") }} as dimension_value,
+        cast(a_d1 as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
     from aggregated
     where g_dim_1 = 1 and g_dim_2 = 0 and a_d1 > 0
 {% endif %}
     union all
 {% if metrics_distinct_long_form() %}
     select 'downloads_per_active_user__denominator' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        n as value, null as count_, null as sum_
+        cast(n as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
     from distinct_long
     where k = 1 and g_dim_1 = 1 and g_dim_2 = 1 and n > 0
 {% else %}
     select 'downloads_per_active_user__denominator' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        a_d1 as value, null as count_, null as sum_
+        cast(a_d1 as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
     from aggregated
     where g_dim_1 = 1 and g_dim_2 = 1 and a_d1 > 0
 {% endif %}
     union all
 {% if metrics_distinct_long_form() %}
     select 'downloads_per_active_user__denominator' as metric, bucket_start, 'entity_type' as dimension,
-        coalesce(cast(dim_1 as {{ metrics_type('string') }}), '(null)') as dimension_value,
-        n as value, null as count_, null as sum_
+        {{ metrics_slice_value("dim_1") }} as dimension_value,
+        cast(n as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
     from distinct_long
     where k = 1 and g_dim_1 = 0 and g_dim_2 = 1 and n > 0
 {% else %}
     select 'downloads_per_active_user__denominator' as metric, bucket_start, 'entity_type' as dimension,
-        coalesce(cast(dim_1 as {{ metrics_type('string') }}), '(null)') as dimension_value,
-        a_d1 as value, null as count_, null as sum_
+        {{ metrics_slice_value("dim_1") }} as dimension_value,
+        cast(a_d1 as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
     from aggregated
     where g_dim_1 = 0 and g_dim_2 = 1 and a_d1 > 0
 {% endif %}
     union all
     select 'model_downloads' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        a_1 as value, a_1 as count_, null as sum_
+        cast(a_1 as {{ metrics_type('double') }}) as value, cast(a_1 as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
     from aggregated
     where g_dim_1 = 1 and g_dim_2 = 1 and a_1 > 0
     union all
     select 'model_downloads' as metric, bucket_start, 'entity_type' as dimension,
-        coalesce(cast(dim_1 as {{ metrics_type('string') }}), '(null)') as dimension_value,
-        a_1 as value, a_1 as count_, null as sum_
+        {{ metrics_slice_value("dim_1") }} as dimension_value,
+        cast(a_1 as {{ metrics_type('double') }}) as value, cast(a_1 as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
     from aggregated
     where g_dim_1 = 0 and g_dim_2 = 1 and a_1 > 0
     union all
     select 'reactions_net' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        coalesce(a_2, 0) as value, null as count_, coalesce(a_2, 0) as sum_
+        cast(coalesce(a_2, 0) as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(coalesce(a_2, 0) as {{ metrics_type('double') }}) as sum_
     from aggregated
     where g_dim_1 = 1 and g_dim_2 = 1 and a_2 is not null
     union all
     select 'reactions_net' as metric, bucket_start, 'entity_category' as dimension,
-        coalesce(cast(dim_2 as {{ metrics_type('string') }}), '(null)') as dimension_value,
-        coalesce(a_2, 0) as value, null as count_, coalesce(a_2, 0) as sum_
+        {{ metrics_slice_value("dim_2") }} as dimension_value,
+        cast(coalesce(a_2, 0) as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(coalesce(a_2, 0) as {{ metrics_type('double') }}) as sum_
     from aggregated
     where g_dim_1 = 1 and g_dim_2 = 0 and a_2 is not null
 ),
@@ -178,7 +178,7 @@ spine as (
 
 dense_totals as (
     -- the total has a row for every bucket from the metric's start: empty is 0 or a gap
-    select l.metric, s.bucket_start, '' as dimension, '' as dimension_value,
+    select l.metric as metric, s.bucket_start as bucket_start, '' as dimension, '' as dimension_value,
         case when o.metric is null then l.empty_value else o.value end as value,
         case when o.metric is null then l.empty_count else o.count_ end as count_,
         case when o.metric is null then l.empty_sum else o.sum_ end as sum_

@@ -35,7 +35,7 @@ aggregated as (
 
 observed as (
     select 'dataset_likes' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        a_1 as value, a_1 as count_, null as sum_
+        cast(a_1 as {{ metrics_type('double') }}) as value, cast(a_1 as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
     from aggregated
     where 1 = 1 and a_1 > 0
 ),
@@ -53,7 +53,7 @@ spine as (
 
 dense_totals as (
     -- the total has a row for every bucket from the metric's start: empty is 0 or a gap
-    select l.metric, s.bucket_start, '' as dimension, '' as dimension_value,
+    select l.metric as metric, s.bucket_start as bucket_start, '' as dimension, '' as dimension_value,
         case when o.metric is null then l.empty_value else o.value end as value,
         case when o.metric is null then l.empty_count else o.count_ end as count_,
         case when o.metric is null then l.empty_sum else o.sum_ end as sum_

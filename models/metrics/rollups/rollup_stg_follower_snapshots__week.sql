@@ -38,13 +38,13 @@ aggregated as (
 
 observed as (
     select 'follower_count' as metric, bucket_start, 'user_id' as dimension,
-        coalesce(cast(dim_1 as {{ metrics_type('string') }}), '(null)') as dimension_value,
-        a_1 as value, null as count_, null as sum_
+        {{ metrics_slice_value("dim_1") }} as dimension_value,
+        cast(a_1 as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
     from aggregated
     where g_dim_1 = 0 and a_1 is not null
     union all
     select 'follower_count' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        sum(a_1) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
+        cast(sum(a_1) as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
     from aggregated
     where g_dim_1 = 0 and a_1 is not null
     group by bucket_start
@@ -63,7 +63,7 @@ spine as (
 
 dense_totals as (
     -- the total has a row for every bucket from the metric's start: empty is 0 or a gap
-    select l.metric, s.bucket_start, '' as dimension, '' as dimension_value,
+    select l.metric as metric, s.bucket_start as bucket_start, '' as dimension, '' as dimension_value,
         case when o.metric is null then l.empty_value else o.value end as value,
         case when o.metric is null then l.empty_count else o.count_ end as count_,
         case when o.metric is null then l.empty_sum else o.sum_ end as sum_

@@ -51,56 +51,56 @@ aggregated as (
 
 observed as (
     select 'avg_order_latency_ms' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        a_1 / nullif(a_2, 0) as value, a_2 as count_, a_1 as sum_
+        cast(a_1 / nullif(a_2, 0) as {{ metrics_type('double') }}) as value, cast(a_2 as {{ metrics_type('bigint') }}) as count_, cast(a_1 as {{ metrics_type('double') }}) as sum_
     from aggregated
     where g_dim_1 = 1 and a_2 > 0
     union all
     select 'avg_order_latency_ms' as metric, bucket_start, 'country' as dimension,
-        coalesce(cast(dim_1 as {{ metrics_type('string') }}), '(null)') as dimension_value,
-        a_1 / nullif(a_2, 0) as value, a_2 as count_, a_1 as sum_
+        {{ metrics_slice_value("dim_1") }} as dimension_value,
+        cast(a_1 / nullif(a_2, 0) as {{ metrics_type('double') }}) as value, cast(a_2 as {{ metrics_type('bigint') }}) as count_, cast(a_1 as {{ metrics_type('double') }}) as sum_
     from aggregated
     where g_dim_1 = 0 and a_2 > 0
     union all
     select 'max_order_amount' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        a_3 as value, null as count_, null as sum_
+        cast(a_3 as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
     from aggregated
     where g_dim_1 = 1 and a_3 is not null
     union all
     select 'orders' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        a_4 as value, a_4 as count_, null as sum_
+        cast(a_4 as {{ metrics_type('double') }}) as value, cast(a_4 as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
     from aggregated
     where g_dim_1 = 1 and a_4 > 0
     union all
     select 'orders' as metric, bucket_start, 'country' as dimension,
-        coalesce(cast(dim_1 as {{ metrics_type('string') }}), '(null)') as dimension_value,
-        a_4 as value, a_4 as count_, null as sum_
+        {{ metrics_slice_value("dim_1") }} as dimension_value,
+        cast(a_4 as {{ metrics_type('double') }}) as value, cast(a_4 as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
     from aggregated
     where g_dim_1 = 0 and a_4 > 0
     union all
     select 'p95_order_latency_ms' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        a_5 as value, null as count_, null as sum_
+        cast(a_5 as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
     from aggregated
     where g_dim_1 = 1 and a_5 is not null
     union all
     select 'refunds' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        coalesce(a_6, 0) as value, null as count_, coalesce(a_6, 0) as sum_
+        cast(coalesce(a_6, 0) as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(coalesce(a_6, 0) as {{ metrics_type('double') }}) as sum_
     from aggregated
     where g_dim_1 = 1 and a_6 is not null
     union all
     select 'refunds' as metric, bucket_start, 'country' as dimension,
-        coalesce(cast(dim_1 as {{ metrics_type('string') }}), '(null)') as dimension_value,
-        coalesce(a_6, 0) as value, null as count_, coalesce(a_6, 0) as sum_
+        {{ metrics_slice_value("dim_1") }} as dimension_value,
+        cast(coalesce(a_6, 0) as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(coalesce(a_6, 0) as {{ metrics_type('double') }}) as sum_
     from aggregated
     where g_dim_1 = 0 and a_6 is not null
     union all
     select 'revenue' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        coalesce(a_7, 0) as value, null as count_, coalesce(a_7, 0) as sum_
+        cast(coalesce(a_7, 0) as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(coalesce(a_7, 0) as {{ metrics_type('double') }}) as sum_
     from aggregated
     where g_dim_1 = 1 and a_7 is not null
     union all
     select 'revenue' as metric, bucket_start, 'country' as dimension,
-        coalesce(cast(dim_1 as {{ metrics_type('string') }}), '(null)') as dimension_value,
-        coalesce(a_7, 0) as value, null as count_, coalesce(a_7, 0) as sum_
+        {{ metrics_slice_value("dim_1") }} as dimension_value,
+        cast(coalesce(a_7, 0) as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(coalesce(a_7, 0) as {{ metrics_type('double') }}) as sum_
     from aggregated
     where g_dim_1 = 0 and a_7 is not null
 ),
@@ -143,7 +143,7 @@ spine as (
 
 dense_totals as (
     -- the total has a row for every bucket from the metric's start: empty is 0 or a gap
-    select l.metric, s.bucket_start, '' as dimension, '' as dimension_value,
+    select l.metric as metric, s.bucket_start as bucket_start, '' as dimension, '' as dimension_value,
         case when o.metric is null then l.empty_value else o.value end as value,
         case when o.metric is null then l.empty_count else o.count_ end as count_,
         case when o.metric is null then l.empty_sum else o.sum_ end as sum_

@@ -46,7 +46,7 @@ m__orders as (
 k__average_order_value as (
     select bucket_start, dimension, dimension_value from m__revenue
     where dimension in ('', 'country') and bucket_start >= {{ metrics_timestamp("2026-09-01 00:00:00") }}
-    union
+    union distinct
     select bucket_start, dimension, dimension_value from m__orders
     where dimension in ('', 'country') and bucket_start >= {{ metrics_timestamp("2026-09-01 00:00:00") }}
 ),
@@ -60,7 +60,7 @@ m__average_order_value as (
         cast(in_2 as {{ metrics_type('double') }}) as denominator,
         run_id, computed_at
     from (
-        select k.bucket_start, k.dimension, k.dimension_value,
+        select k.bucket_start as bucket_start, k.dimension as dimension, k.dimension_value as dimension_value,
             case when i1.metric is null then 0.0 else i1.value end as in_1,
             case when i2.metric is null then 0.0 else i2.value end as in_2,
             coalesce(i1.run_id, i2.run_id) as run_id, coalesce(i1.computed_at, i2.computed_at) as computed_at
@@ -83,7 +83,7 @@ m__downloads_per_active_user__denominator as (
 k__downloads_per_active_user as (
     select bucket_start, dimension, dimension_value from m__model_downloads
     where dimension in ('', 'entity_type') and bucket_start >= {{ metrics_timestamp("2026-09-01 00:00:00") }}
-    union
+    union distinct
     select bucket_start, dimension, dimension_value from m__downloads_per_active_user__denominator
     where dimension in ('', 'entity_type') and bucket_start >= {{ metrics_timestamp("2026-09-01 00:00:00") }}
 ),
@@ -97,7 +97,7 @@ m__downloads_per_active_user as (
         cast(in_2 as {{ metrics_type('double') }}) as denominator,
         run_id, computed_at
     from (
-        select k.bucket_start, k.dimension, k.dimension_value,
+        select k.bucket_start as bucket_start, k.dimension as dimension, k.dimension_value as dimension_value,
             case when i1.metric is null then 0.0 else i1.value end as in_1,
             case when i2.metric is null then 0.0 else i2.value end as in_2,
             coalesce(i1.run_id, i2.run_id) as run_id, coalesce(i1.computed_at, i2.computed_at) as computed_at
@@ -116,7 +116,7 @@ m__refunds as (
 k__net_revenue as (
     select bucket_start, dimension, dimension_value from m__refunds
     where dimension in ('', 'country') and bucket_start >= {{ metrics_timestamp("2026-09-01 00:00:00") }}
-    union
+    union distinct
     select bucket_start, dimension, dimension_value from m__revenue
     where dimension in ('', 'country') and bucket_start >= {{ metrics_timestamp("2026-09-01 00:00:00") }}
 ),
@@ -130,7 +130,7 @@ m__net_revenue as (
         cast(null as {{ metrics_type('double') }}) as denominator,
         run_id, computed_at
     from (
-        select k.bucket_start, k.dimension, k.dimension_value,
+        select k.bucket_start as bucket_start, k.dimension as dimension, k.dimension_value as dimension_value,
             case when i1.metric is null then 0.0 else i1.value end as in_1,
             case when i2.metric is null then 0.0 else i2.value end as in_2,
             coalesce(i1.run_id, i2.run_id) as run_id, coalesce(i1.computed_at, i2.computed_at) as computed_at

@@ -1,4 +1,5 @@
-"""Windows: a late event recomputed in its window only, and the same window twice."""
+"""Windows on every warehouse: a late event recomputed in its window only, and the same
+window twice."""
 from __future__ import annotations
 
 import datetime as dt
@@ -18,16 +19,22 @@ KEY = ["metric", "bucket_start", "dimension", "dimension_value"]
 
 
 def _rollup_rows(wh: Warehouse) -> pd.DataFrame:
-    names = wh.frame("select table_name from information_schema.tables where table_schema = 'analytics' and table_name like 'rollup_%'")
-    return pd.concat([wh.frame(f"select * from analytics.{t}").assign(model=t) for t in names.table_name], ignore_index=True)
+    if wh.target == "clickhouse":
+        names = wh.frame("select name as table_name from system.tables where database = 'analytics' and name like 'rollup_%'")
+    else:
+        names = wh.frame("select table_name from information_schema.tables where table_schema = 'analytics' and table_name like 'rollup_%'")
+    frames = [wh.frame(f"select * from analytics.{t}").assign(model=t) for t in names.table_name]
+    out = pd.concat(frames, ignore_index=True)
+    out["bucket_start"] = pd.to_datetime(out["bucket_start"])
+    return out
 
 
-def test_late_event_recomputes_only_its_window_and_reruns_are_idempotent(tmp_path):
+def test_late_event_recomputes_only_its_window_and_reruns_are_idempotent(tmp_path, target):
     paths = make_project(tmp_path, cases.METRICS, cases.CONFIG)
-    wh = Warehouse("duckdb", paths)
+    wh = Warehouse(target, paths)
     raw = cases.make_raw()
     load_raw(wh, raw)
-    compile_and_build(paths, "duckdb", cases.WINDOW, run_id="initial")
+    compile_and_build(paths, target, cases.WINDOW, run_id="initial")
     before = _rollup_rows(wh)
     assert not before.duplicated(KEY + ["model"]).any()
 
@@ -37,7 +44,7 @@ def test_late_event_recomputes_only_its_window_and_reruns_are_idempotent(tmp_pat
     raw["entity_events"] = pd.concat([raw["entity_events"], late], ignore_index=True)
     load_raw(wh, raw)
     week = (dt.date(2024, 3, 4), dt.date(2024, 3, 11))
-    compile_and_build(paths, "duckdb", week, run_id="recompute")
+    compile_and_build(paths, target, week, run_id="recompute")
     after = _rollup_rows(wh)
 
     in_window = (after.bucket_start >= pd.Timestamp(week[0])) & (after.bucket_start < pd.Timestamp(week[1]))
@@ -59,9 +66,9 @@ def test_late_event_recomputes_only_its_window_and_reruns_are_idempotent(tmp_pat
 
     # recompute March (its month too); then the same window again changes nothing
     march = (dt.date(2024, 3, 1), dt.date(2024, 4, 1))
-    compile_and_build(paths, "duckdb", march, run_id="march-1")
+    compile_and_build(paths, target, march, run_id="march-1")
     first = _rollup_rows(wh).drop(columns=["computed_at", "run_id"]).sort_values(KEY + ["model"]).reset_index(drop=True)
-    compile_and_build(paths, "duckdb", march, run_id="march-2")
+    compile_and_build(paths, target, march, run_id="march-2")
     second = _rollup_rows(wh).drop(columns=["computed_at", "run_id"]).sort_values(KEY + ["model"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(first, second)
     assert not second.duplicated(KEY + ["model"]).any()

@@ -1,0 +1,38 @@
+{#-
+  metric_rollup on ClickHouse: MergeTree ordered by (metric, dimension, dimension_value,
+  bucket_start) and partitioned by month, so the window delete and series reads touch
+  few parts. The window's rows are computed into a staging table first (a failing query
+  deletes nothing), then a lightweight DELETE of exactly that window and an INSERT.
+-#}
+{% materialization metric_rollup, adapter='clickhouse' %}
+  {%- set target_relation = this.incorporate(type='table') -%}
+  {%- set existing = load_cached_relation(this) -%}
+  {%- set w = metrics_window(config.get('grain'), config.get('series_start')) -%}
+  {%- set metric_names = config.get('metric_names') or [] -%}
+  {%- set staged = this.incorporate(path={"identifier": this.identifier ~ "__staged"}, type='table') -%}
+
+  {{ run_hooks(pre_hooks) }}
+  {% if existing is none or should_full_refresh() or not existing.is_table %}
+    {% if existing is not none %}
+      {% call statement('drop_existing') %}drop table if exists {{ existing }}{% endcall %}
+    {% endif %}
+    {% call statement('main') -%}
+      {{ metrics_create_rollup_table(target_relation, sql) }}
+    {%- endcall %}
+  {% else %}
+    {% call statement('drop_staged') %}drop table if exists {{ staged }}{% endcall %}
+    {% call statement('stage') -%}
+      {{ metrics_create_rollup_table(staged, sql) }}
+    {%- endcall %}
+    {% call statement('delete_window') -%}
+      {{ metrics_delete_window(target_relation, w.start, w.end, metric_names) }}
+    {%- endcall %}
+    {% call statement('main') -%}
+      insert into {{ target_relation }} (metric, bucket_start, dimension, dimension_value, value, count, sum, run_id, computed_at)
+      select metric, bucket_start, dimension, dimension_value, value, count, sum, run_id, computed_at from {{ staged }}
+    {%- endcall %}
+    {% call statement('drop_staged_after') %}drop table if exists {{ staged }}{% endcall %}
+  {% endif %}
+  {{ run_hooks(post_hooks) }}
+  {{ return({'relations': [target_relation]}) }}
+{% endmaterialization %}
