@@ -206,3 +206,4 @@ select
     {{ metrics_run_id() }} as run_id,
     {{ metrics_now() }} as computed_at
 from rows_out
+{{ metrics_query_settings() }}

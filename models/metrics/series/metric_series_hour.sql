@@ -208,3 +208,4 @@ select
     run_id,
     computed_at
 from with_previous
+{{ metrics_query_settings() }}
