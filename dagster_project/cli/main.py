@@ -185,6 +185,11 @@ def cmd_run(args, paths: ProjectPaths) -> int:
     print("[2/3] compiling dbt models", flush=True)
     out = compile_project(paths, result.project)
     print(f"      {len(out.written)} written, {out.unchanged} unchanged", flush=True)
+    try:
+        Warehouse(args.target, paths).ping()
+    except WarehouseError as err:
+        _err(f"{err}; nothing built")
+        return 1
     window = (args.start, args.end)
     span = f"{args.start or 'each metric start'} .. {args.end or 'now'}"
     print(f"[3/3] building rollups on {args.target} for {span}", flush=True)

@@ -93,6 +93,11 @@ class Warehouse:
         else:
             raise WarehouseError(f"unknown target `{self.target}` (choose from {', '.join(TARGETS)})")
 
+    def ping(self) -> None:
+        """Open and close a connection: a clear WarehouseError now beats a failure per model."""
+        with self.connect():
+            pass
+
     def frame(self, sql: str, params: list | None = None) -> pd.DataFrame:
         with self.connect(read_only=True) as con:
             try:

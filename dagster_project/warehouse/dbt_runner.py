@@ -101,7 +101,8 @@ def run_dbt(paths: ProjectPaths, target: str, args: list[str], window: tuple | N
             outcome.built.append(name)
     if not outcome.ok and not outcome.failures:
         err = res.exception
-        outcome.failures.append(f"dbt: {str(err).strip().splitlines()[0] if err else 'failed'}")
+        lines = [ln.strip() for ln in str(err or "failed").strip().splitlines() if ln.strip()]
+        outcome.failures.append("dbt: " + " ".join(lines)[:400])
     return outcome
 
 

@@ -1,0 +1,56 @@
+"""A warehouse that rejects a query or cannot be reached: one clear error naming the
+target and the model, and the rollup rows already built stay exactly as they were."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from dagster_project.cli.main import main
+from dagster_project.warehouse.connection import Warehouse
+
+from . import rollup_cases as cases
+from .conftest import make_project
+from .helpers import load_raw
+
+pytestmark = pytest.mark.dbt
+
+METRICS = {k: cases.METRICS[k] for k in ("events/downloads.yml", "events/active_users.yml", "orders/revenue.yml")}
+
+
+def _snapshot(wh: Warehouse):
+    rel = wh.relation("rollup_stg_entity_events__day")
+    return wh.frame(f"select * from {rel} order by metric, bucket_start, dimension, dimension_value")
+
+
+def test_rejected_query_names_target_and_model_and_keeps_rows(tmp_path, target, capsys):
+    paths = make_project(tmp_path, METRICS, cases.CONFIG)
+    wh = Warehouse(target, paths)
+    load_raw(wh, cases.make_raw())
+    args = ["--project-dir", str(paths.root), "run", "--target", target, "--start", "2024-03-01", "--end", "2024-03-08"]
+    assert main(args) == 0
+    before = _snapshot(wh)
+    assert len(before)
+    # a column the dbt YAML declares but the relation lacks: validation passes, the
+    # warehouse refuses the rollup's query
+    props = paths.models_dir / "staging" / "_staging__models.yml"
+    props.write_text(props.read_text().replace(
+        "      - {name: created_at, data_type: timestamp, description: UTC}\n  - name: stg_orders",
+        "      - {name: created_at, data_type: timestamp, description: UTC}\n      - {name: ghost_column}\n  - name: stg_orders"))
+    (paths.metrics_dir / "events" / "downloads.yml").write_text(
+        cases.METRICS["events/downloads.yml"].replace("metric_type = 'Download'", "ghost_column = 'x'"))
+    capsys.readouterr()
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert f"error: {target}: rollup_stg_entity_events__day: " in err, err
+    assert "rows of windows that did not finish are unchanged" in err
+    pd.testing.assert_frame_equal(_snapshot(wh), before)
+
+
+def test_unreachable_postgres_is_one_clear_error(tmp_path, capsys, monkeypatch):
+    paths = make_project(tmp_path, METRICS, cases.CONFIG)
+    monkeypatch.setenv("METRICS_PG_PORT", "1")  # nothing listens there
+    assert main(["--project-dir", str(paths.root), "demo-data", "--days", "1", "--target", "postgres"]) == 1
+    assert "error: postgres: cannot connect to 127.0.0.1:1/" in capsys.readouterr().err
+    assert main(["--project-dir", str(paths.root), "run", "--target", "postgres"]) == 1
+    err = capsys.readouterr().err
+    assert "error: postgres: cannot connect to 127.0.0.1:1/" in err and "nothing built" in err
