@@ -105,34 +105,74 @@ def render_rollup(model: RollupModel, tags: list[str]) -> str:
         parts = [f"g_{a} = {0 if a == on else 1}" for a in dim_alias.values()]
         return " and ".join(parts) if parts else "1 = 1"
 
-    observed, gauge_totals, metric_list = [], [], []
+    # One row per (metric, slice dimension) this model emits: the wide aggregates are
+    # turned into long rows by one cross join with this list, so `aggregated` is read
+    # once (ClickHouse inlines a CTE at every reference).
+    slots, wide, long_form, gauge_totals, metric_list = [], [], [], [], []
     for m, (v, c, s_, present) in zip(metrics, outputs):
         agg = m.measure.aggregation
         name = string(m.name)
-        if agg == "latest" and m.dimensions:
-            # a gauge's total is the sum of each first-dimension value's latest value
-            first = dim_alias[m.dimensions[0]]
-            gauge_totals.append(
-                f"    select {name} as metric, bucket_start, '' as dimension, '' as dimension_value,\n"
-                f"        cast(sum({v}) as {{{{ metrics_type('double') }}}}) as value, cast(null as {{{{ metrics_type('bigint') }}}}) as count_, cast(null as {{{{ metrics_type('double') }}}}) as sum_\n"
-                f"    from aggregated\n    where {grouping_is(first)} and {present}\n    group by bucket_start")
-        else:
-            observed.append(_from_aggregates(
-                f"    select {name} as metric, bucket_start, '' as dimension, '' as dimension_value,\n"
-                f"        cast({v} as {{{{ metrics_type('double') }}}}) as value, cast({c} as {{{{ metrics_type('bigint') }}}}) as count_, cast({s_} as {{{{ metrics_type('double') }}}}) as sum_\n", grouping_is(None), present, agg, v))
-        for d in m.dimensions:
-            a = dim_alias[d]
-            observed.append(_from_aggregates(
-                f"    select {name} as metric, bucket_start, {string(d)} as dimension,\n"
-                f"        {_macro('metrics_slice_value', a)} as dimension_value,\n"
-                f"        cast({v} as {{{{ metrics_type('double') }}}}) as value, cast({c} as {{{{ metrics_type('bigint') }}}}) as count_, cast({s_} as {{{{ metrics_type('double') }}}}) as sum_\n", grouping_is(a), present, agg, v))
+        slices: list[str | None] = [None] + list(m.dimensions)
+        for d in slices:
+            slot = len(slots) + 1
+            slots.append(f"    select {slot} as slot, {name} as metric, {string(d or '')} as dimension")
+            dim_value = "''" if d is None else _macro("metrics_slice_value", dim_alias[d])
+            if agg == "latest" and m.dimensions and d is None:
+                # a gauge's total is the sum of each first-dimension value's latest value
+                first = dim_alias[m.dimensions[0]]
+                gauge_totals.append(
+                    f"    select {name} as metric, bucket_start, '' as dimension, '' as dimension_value,\n"
+                    f"        cast(sum({v}) as {{{{ metrics_type('double') }}}}) as value,\n"
+                    f"        cast(null as {{{{ metrics_type('bigint') }}}}) as count_, cast(null as {{{{ metrics_type('double') }}}}) as sum_\n"
+                    f"    from aggregated\n    where {grouping_is(first)} and {present}\n    group by bucket_start")
+                continue
+            case = (slot, f"{grouping_is(dim_alias[d] if d else None)} and {present}", dim_value, v, c, s_)
+            if agg == "count_distinct":
+                long_form.append((slot, int(v.removeprefix("a_d")), grouping_is(dim_alias[d] if d else None), dim_value))
+                wide.append(("{% if not metrics_distinct_long_form() %}", case, "{% endif %}"))
+            else:
+                wide.append(("", case, ""))
         empty_value = "0" if m.fill == 0 else "null"
         empty_sum = "0" if agg in ("sum", "avg") else "null"
         metric_list.append(
             f"    select {name} as metric, {_ts(max(floor_to_grain(m.start, grain), series_start))} as first_bucket,\n"
             f"        cast({empty_value} as {{{{ metrics_type('double') }}}}) as empty_value,\n"
             f"        cast({empty_sum} as {{{{ metrics_type('double') }}}}) as empty_sum,\n"
-            f"        cast({'0' if agg in ('count', 'avg') else 'null'} as {{{{ metrics_type('bigint') }}}}) as empty_count")
+            f"        cast({'0' if agg in ('count', 'avg') else 'null'} as {{{{ metrics_type('bigint') }}}}) as empty_count,\n"
+            f"        '' as dimension")
+
+    def case_of(index: int, cast_to: str | None) -> str:
+        # every branch cast to the column's type: ClickHouse finds no common type for
+        # UInt64 and Float64 branches
+        def typed(sql: str) -> str:
+            return f"cast({sql} as {{{{ metrics_type('{cast_to}') }}}})" if cast_to else sql
+        branches = "".join(f"{pre} when {case[0]} then {typed(case[index])}{post}" for pre, case, post in wide)
+        return f"case s.slot{branches} end"
+
+    # `1 = 0 or ...`: each condition brings its own `or`, so a part left out by a Jinja
+    # condition leaves valid SQL
+    conditions = "1 = 0" + "".join(f"\n        {pre}or (s.slot = {case[0]} and {case[1]}){post}" for pre, case, post in wide)
+    observed = [
+        "    select s.metric as metric, a.bucket_start as bucket_start, s.dimension as dimension,\n"
+        f"        {case_of(2, None)} as dimension_value,\n"
+        f"        {case_of(3, 'double')} as value,\n"
+        f"        {case_of(4, 'bigint')} as count_,\n"
+        f"        {case_of(5, 'double')} as sum_\n"
+        "    from aggregated as a\n    cross join slots as s\n"
+        f"    where {conditions}"
+    ]
+    if long_form:
+        lf_value = "".join(f" when {slot} then {dv}" for slot, _, _, dv in long_form)
+        lf_cond = "\n        or ".join(f"(s.slot = {slot} and l.k = {k} and {g.replace('g_', 'l.g_')})" for slot, k, g, _ in long_form)
+        observed.append(
+            "{% if metrics_distinct_long_form() %}\n"
+            "    select s.metric as metric, l.bucket_start as bucket_start, s.dimension as dimension,\n"
+            f"        case s.slot{lf_value.replace('dim_', 'l.dim_')} end as dimension_value,\n"
+            f"        cast(l.n as {{{{ metrics_type('double') }}}}) as value,\n"
+            f"        cast(null as {{{{ metrics_type('bigint') }}}}) as count_, cast(null as {{{{ metrics_type('double') }}}}) as sum_\n"
+            "    from distinct_long as l\n    cross join slots as s\n"
+            f"    where l.n > 0 and (\n        {lf_cond})\n"
+            "{% endif %}")
     observed += gauge_totals
 
     source_cols += [ident(c) for c in filter_columns]
@@ -191,8 +231,12 @@ aggregated as (
 ),
 
 {distinct_long}
+slots as (
+{union.join(slots)}
+),
+
 observed as (
-{union.join(observed)}
+{_union_with_optional(observed)}
 ),
 
 metric_list as (
@@ -203,23 +247,28 @@ spine as (
     {{{{ metrics_bucket_spine(w.start, w.end, {jinja_str(grain)}) }}}}
 ),
 
-dense_totals as (
+expected_totals as (
     -- the total has a row for every bucket from the metric's start: empty is 0 or a gap
-    select l.metric as metric, s.bucket_start as bucket_start, '' as dimension, '' as dimension_value,
-        case when o.metric is null then l.empty_value else o.value end as value,
-        case when o.metric is null then l.empty_count else o.count_ end as count_,
-        case when o.metric is null then l.empty_sum else o.sum_ end as sum_
+    select l.metric as metric, s.bucket_start as bucket_start, l.dimension as dimension,
+        l.empty_value as empty_value, l.empty_count as empty_count, l.empty_sum as empty_sum
     from spine as s
     cross join metric_list as l
-    left join observed as o
-        on o.metric = l.metric and o.bucket_start = s.bucket_start and o.dimension = ''
     where s.bucket_start >= l.first_bucket
 ),
 
 rows_out as (
-    select * from dense_totals
-    union all
-    select * from observed where dimension <> ''
+    -- observed rows pass through; a total bucket with no rows gets the empty value
+    select
+        coalesce(o.metric, t.metric) as metric,
+        coalesce(o.bucket_start, t.bucket_start) as bucket_start,
+        coalesce(o.dimension, t.dimension) as dimension,
+        coalesce(o.dimension_value, '') as dimension_value,
+        case when o.metric is null then t.empty_value else o.value end as value,
+        case when o.metric is null then t.empty_count else o.count_ end as count_,
+        case when o.metric is null then t.empty_sum else o.sum_ end as sum_
+    from observed as o
+    full outer join expected_totals as t
+        on o.metric = t.metric and o.bucket_start = t.bucket_start and o.dimension = t.dimension
 )
 
 select
@@ -237,12 +286,14 @@ from rows_out
 """
 
 
-def _from_aggregates(select: str, grouping: str, present: str, aggregation: str, value: str) -> str:
-    """The FROM/WHERE of one observed select: distinct counts read the long form where
-    the warehouse uses it (metrics_distinct_long_form), everything else `aggregated`."""
-    wide = f"{select}    from aggregated\n    where {grouping} and {present}"
-    if aggregation != "count_distinct":
-        return wide
-    k = value.removeprefix("a_d")
-    long = (select.replace(value, "n") + f"    from distinct_long\n    where k = {k} and {grouping} and n > 0")
-    return f"{{% if metrics_distinct_long_form() %}}\n{long}\n{{% else %}}\n{wide}\n{{% endif %}}"
+def _union_with_optional(parts: list[str]) -> str:
+    """UNION ALL of selects, some wrapped in `{% if %}...{% endif %}`: the UNION ALL
+    keyword goes inside the condition so a dropped part leaves valid SQL."""
+    out = parts[0]
+    for part in parts[1:]:
+        if part.startswith("{% if"):
+            head, _, rest = part.partition("\n")
+            out += f"\n{head}\n    union all\n{rest}"
+        else:
+            out += f"\n    union all\n{part}"
+    return out

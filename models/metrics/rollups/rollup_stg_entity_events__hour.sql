@@ -60,139 +60,113 @@ distinct_long as (
 ),
 {% endif %}
 
+slots as (
+    select 1 as slot, 'active_users' as metric, '' as dimension
+    union all
+    select 2 as slot, 'active_users' as metric, 'entity_type' as dimension
+    union all
+    select 3 as slot, 'active_users' as metric, 'entity_category' as dimension
+    union all
+    select 4 as slot, 'downloads_per_active_user__denominator' as metric, '' as dimension
+    union all
+    select 5 as slot, 'downloads_per_active_user__denominator' as metric, 'entity_type' as dimension
+    union all
+    select 6 as slot, 'model_downloads' as metric, '' as dimension
+    union all
+    select 7 as slot, 'model_downloads' as metric, 'entity_type' as dimension
+    union all
+    select 8 as slot, 'reactions_net' as metric, '' as dimension
+    union all
+    select 9 as slot, 'reactions_net' as metric, 'entity_category' as dimension
+),
+
 observed as (
+    select s.metric as metric, a.bucket_start as bucket_start, s.dimension as dimension,
+        case s.slot{% if not metrics_distinct_long_form() %} when 1 then ''{% endif %}{% if not metrics_distinct_long_form() %} when 2 then {{ metrics_slice_value("dim_1") }}{% endif %}{% if not metrics_distinct_long_form() %} when 3 then {{ metrics_slice_value("dim_2") }}{% endif %}{% if not metrics_distinct_long_form() %} when 4 then ''{% endif %}{% if not metrics_distinct_long_form() %} when 5 then {{ metrics_slice_value("dim_1") }}{% endif %} when 6 then '' when 7 then {{ metrics_slice_value("dim_1") }} when 8 then '' when 9 then {{ metrics_slice_value("dim_2") }} end as dimension_value,
+        case s.slot{% if not metrics_distinct_long_form() %} when 1 then cast(a_d1 as {{ metrics_type('double') }}){% endif %}{% if not metrics_distinct_long_form() %} when 2 then cast(a_d1 as {{ metrics_type('double') }}){% endif %}{% if not metrics_distinct_long_form() %} when 3 then cast(a_d1 as {{ metrics_type('double') }}){% endif %}{% if not metrics_distinct_long_form() %} when 4 then cast(a_d1 as {{ metrics_type('double') }}){% endif %}{% if not metrics_distinct_long_form() %} when 5 then cast(a_d1 as {{ metrics_type('double') }}){% endif %} when 6 then cast(a_1 as {{ metrics_type('double') }}) when 7 then cast(a_1 as {{ metrics_type('double') }}) when 8 then cast(coalesce(a_2, 0) as {{ metrics_type('double') }}) when 9 then cast(coalesce(a_2, 0) as {{ metrics_type('double') }}) end as value,
+        case s.slot{% if not metrics_distinct_long_form() %} when 1 then cast(null as {{ metrics_type('bigint') }}){% endif %}{% if not metrics_distinct_long_form() %} when 2 then cast(null as {{ metrics_type('bigint') }}){% endif %}{% if not metrics_distinct_long_form() %} when 3 then cast(null as {{ metrics_type('bigint') }}){% endif %}{% if not metrics_distinct_long_form() %} when 4 then cast(null as {{ metrics_type('bigint') }}){% endif %}{% if not metrics_distinct_long_form() %} when 5 then cast(null as {{ metrics_type('bigint') }}){% endif %} when 6 then cast(a_1 as {{ metrics_type('bigint') }}) when 7 then cast(a_1 as {{ metrics_type('bigint') }}) when 8 then cast(null as {{ metrics_type('bigint') }}) when 9 then cast(null as {{ metrics_type('bigint') }}) end as count_,
+        case s.slot{% if not metrics_distinct_long_form() %} when 1 then cast(null as {{ metrics_type('double') }}){% endif %}{% if not metrics_distinct_long_form() %} when 2 then cast(null as {{ metrics_type('double') }}){% endif %}{% if not metrics_distinct_long_form() %} when 3 then cast(null as {{ metrics_type('double') }}){% endif %}{% if not metrics_distinct_long_form() %} when 4 then cast(null as {{ metrics_type('double') }}){% endif %}{% if not metrics_distinct_long_form() %} when 5 then cast(null as {{ metrics_type('double') }}){% endif %} when 6 then cast(null as {{ metrics_type('double') }}) when 7 then cast(null as {{ metrics_type('double') }}) when 8 then cast(coalesce(a_2, 0) as {{ metrics_type('double') }}) when 9 then cast(coalesce(a_2, 0) as {{ metrics_type('double') }}) end as sum_
+    from aggregated as a
+    cross join slots as s
+    where 1 = 0
+        {% if not metrics_distinct_long_form() %}or (s.slot = 1 and g_dim_1 = 1 and g_dim_2 = 1 and a_d1 > 0){% endif %}
+        {% if not metrics_distinct_long_form() %}or (s.slot = 2 and g_dim_1 = 0 and g_dim_2 = 1 and a_d1 > 0){% endif %}
+        {% if not metrics_distinct_long_form() %}or (s.slot = 3 and g_dim_1 = 1 and g_dim_2 = 0 and a_d1 > 0){% endif %}
+        {% if not metrics_distinct_long_form() %}or (s.slot = 4 and g_dim_1 = 1 and g_dim_2 = 1 and a_d1 > 0){% endif %}
+        {% if not metrics_distinct_long_form() %}or (s.slot = 5 and g_dim_1 = 0 and g_dim_2 = 1 and a_d1 > 0){% endif %}
+        or (s.slot = 6 and g_dim_1 = 1 and g_dim_2 = 1 and a_1 > 0)
+        or (s.slot = 7 and g_dim_1 = 0 and g_dim_2 = 1 and a_1 > 0)
+        or (s.slot = 8 and g_dim_1 = 1 and g_dim_2 = 1 and a_2 is not null)
+        or (s.slot = 9 and g_dim_1 = 1 and g_dim_2 = 0 and a_2 is not null)
 {% if metrics_distinct_long_form() %}
-    select 'active_users' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        cast(n as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
-    from distinct_long
-    where k = 1 and g_dim_1 = 1 and g_dim_2 = 1 and n > 0
-{% else %}
-    select 'active_users' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        cast(a_d1 as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
-    from aggregated
-    where g_dim_1 = 1 and g_dim_2 = 1 and a_d1 > 0
+    union all
+    select s.metric as metric, l.bucket_start as bucket_start, s.dimension as dimension,
+        case s.slot when 1 then '' when 2 then {{ metrics_slice_value("l.dim_1") }} when 3 then {{ metrics_slice_value("l.dim_2") }} when 4 then '' when 5 then {{ metrics_slice_value("l.dim_1") }} end as dimension_value,
+        cast(l.n as {{ metrics_type('double') }}) as value,
+        cast(null as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
+    from distinct_long as l
+    cross join slots as s
+    where l.n > 0 and (
+        (s.slot = 1 and l.k = 1 and l.g_dim_1 = 1 and l.g_dim_2 = 1)
+        or (s.slot = 2 and l.k = 1 and l.g_dim_1 = 0 and l.g_dim_2 = 1)
+        or (s.slot = 3 and l.k = 1 and l.g_dim_1 = 1 and l.g_dim_2 = 0)
+        or (s.slot = 4 and l.k = 1 and l.g_dim_1 = 1 and l.g_dim_2 = 1)
+        or (s.slot = 5 and l.k = 1 and l.g_dim_1 = 0 and l.g_dim_2 = 1))
 {% endif %}
-    union all
-{% if metrics_distinct_long_form() %}
-    select 'active_users' as metric, bucket_start, 'entity_type' as dimension,
-        {{ metrics_slice_value("dim_1") }} as dimension_value,
-        cast(n as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
-    from distinct_long
-    where k = 1 and g_dim_1 = 0 and g_dim_2 = 1 and n > 0
-{% else %}
-    select 'active_users' as metric, bucket_start, 'entity_type' as dimension,
-        {{ metrics_slice_value("dim_1") }} as dimension_value,
-        cast(a_d1 as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
-    from aggregated
-    where g_dim_1 = 0 and g_dim_2 = 1 and a_d1 > 0
-{% endif %}
-    union all
-{% if metrics_distinct_long_form() %}
-    select 'active_users' as metric, bucket_start, 'entity_category' as dimension,
-        {{ metrics_slice_value("dim_2") }} as dimension_value,
-        cast(n as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
-    from distinct_long
-    where k = 1 and g_dim_1 = 1 and g_dim_2 = 0 and n > 0
-{% else %}
-    select 'active_users' as metric, bucket_start, 'entity_category' as dimension,
-        {{ metrics_slice_value("dim_2") }} as dimension_value,
-        cast(a_d1 as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
-    from aggregated
-    where g_dim_1 = 1 and g_dim_2 = 0 and a_d1 > 0
-{% endif %}
-    union all
-{% if metrics_distinct_long_form() %}
-    select 'downloads_per_active_user__denominator' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        cast(n as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
-    from distinct_long
-    where k = 1 and g_dim_1 = 1 and g_dim_2 = 1 and n > 0
-{% else %}
-    select 'downloads_per_active_user__denominator' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        cast(a_d1 as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
-    from aggregated
-    where g_dim_1 = 1 and g_dim_2 = 1 and a_d1 > 0
-{% endif %}
-    union all
-{% if metrics_distinct_long_form() %}
-    select 'downloads_per_active_user__denominator' as metric, bucket_start, 'entity_type' as dimension,
-        {{ metrics_slice_value("dim_1") }} as dimension_value,
-        cast(n as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
-    from distinct_long
-    where k = 1 and g_dim_1 = 0 and g_dim_2 = 1 and n > 0
-{% else %}
-    select 'downloads_per_active_user__denominator' as metric, bucket_start, 'entity_type' as dimension,
-        {{ metrics_slice_value("dim_1") }} as dimension_value,
-        cast(a_d1 as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
-    from aggregated
-    where g_dim_1 = 0 and g_dim_2 = 1 and a_d1 > 0
-{% endif %}
-    union all
-    select 'model_downloads' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        cast(a_1 as {{ metrics_type('double') }}) as value, cast(a_1 as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
-    from aggregated
-    where g_dim_1 = 1 and g_dim_2 = 1 and a_1 > 0
-    union all
-    select 'model_downloads' as metric, bucket_start, 'entity_type' as dimension,
-        {{ metrics_slice_value("dim_1") }} as dimension_value,
-        cast(a_1 as {{ metrics_type('double') }}) as value, cast(a_1 as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
-    from aggregated
-    where g_dim_1 = 0 and g_dim_2 = 1 and a_1 > 0
-    union all
-    select 'reactions_net' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        cast(coalesce(a_2, 0) as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(coalesce(a_2, 0) as {{ metrics_type('double') }}) as sum_
-    from aggregated
-    where g_dim_1 = 1 and g_dim_2 = 1 and a_2 is not null
-    union all
-    select 'reactions_net' as metric, bucket_start, 'entity_category' as dimension,
-        {{ metrics_slice_value("dim_2") }} as dimension_value,
-        cast(coalesce(a_2, 0) as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(coalesce(a_2, 0) as {{ metrics_type('double') }}) as sum_
-    from aggregated
-    where g_dim_1 = 1 and g_dim_2 = 0 and a_2 is not null
 ),
 
 metric_list as (
     select 'active_users' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
         cast(0 as {{ metrics_type('double') }}) as empty_value,
         cast(null as {{ metrics_type('double') }}) as empty_sum,
-        cast(null as {{ metrics_type('bigint') }}) as empty_count
+        cast(null as {{ metrics_type('bigint') }}) as empty_count,
+        '' as dimension
     union all
     select 'downloads_per_active_user__denominator' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
         cast(0 as {{ metrics_type('double') }}) as empty_value,
         cast(null as {{ metrics_type('double') }}) as empty_sum,
-        cast(null as {{ metrics_type('bigint') }}) as empty_count
+        cast(null as {{ metrics_type('bigint') }}) as empty_count,
+        '' as dimension
     union all
     select 'model_downloads' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
         cast(0 as {{ metrics_type('double') }}) as empty_value,
         cast(null as {{ metrics_type('double') }}) as empty_sum,
-        cast(0 as {{ metrics_type('bigint') }}) as empty_count
+        cast(0 as {{ metrics_type('bigint') }}) as empty_count,
+        '' as dimension
     union all
     select 'reactions_net' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
         cast(0 as {{ metrics_type('double') }}) as empty_value,
         cast(0 as {{ metrics_type('double') }}) as empty_sum,
-        cast(null as {{ metrics_type('bigint') }}) as empty_count
+        cast(null as {{ metrics_type('bigint') }}) as empty_count,
+        '' as dimension
 ),
 
 spine as (
     {{ metrics_bucket_spine(w.start, w.end, "hour") }}
 ),
 
-dense_totals as (
+expected_totals as (
     -- the total has a row for every bucket from the metric's start: empty is 0 or a gap
-    select l.metric as metric, s.bucket_start as bucket_start, '' as dimension, '' as dimension_value,
-        case when o.metric is null then l.empty_value else o.value end as value,
-        case when o.metric is null then l.empty_count else o.count_ end as count_,
-        case when o.metric is null then l.empty_sum else o.sum_ end as sum_
+    select l.metric as metric, s.bucket_start as bucket_start, l.dimension as dimension,
+        l.empty_value as empty_value, l.empty_count as empty_count, l.empty_sum as empty_sum
     from spine as s
     cross join metric_list as l
-    left join observed as o
-        on o.metric = l.metric and o.bucket_start = s.bucket_start and o.dimension = ''
     where s.bucket_start >= l.first_bucket
 ),
 
 rows_out as (
-    select * from dense_totals
-    union all
-    select * from observed where dimension <> ''
+    -- observed rows pass through; a total bucket with no rows gets the empty value
+    select
+        coalesce(o.metric, t.metric) as metric,
+        coalesce(o.bucket_start, t.bucket_start) as bucket_start,
+        coalesce(o.dimension, t.dimension) as dimension,
+        coalesce(o.dimension_value, '') as dimension_value,
+        case when o.metric is null then t.empty_value else o.value end as value,
+        case when o.metric is null then t.empty_count else o.count_ end as count_,
+        case when o.metric is null then t.empty_sum else o.sum_ end as sum_
+    from observed as o
+    full outer join expected_totals as t
+        on o.metric = t.metric and o.bucket_start = t.bucket_start and o.dimension = t.dimension
 )
 
 select

@@ -33,41 +33,56 @@ aggregated as (
 ),
 
 
+slots as (
+    select 1 as slot, 'dataset_likes' as metric, '' as dimension
+),
+
 observed as (
-    select 'dataset_likes' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        cast(a_1 as {{ metrics_type('double') }}) as value, cast(a_1 as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
-    from aggregated
-    where 1 = 1 and a_1 > 0
+    select s.metric as metric, a.bucket_start as bucket_start, s.dimension as dimension,
+        case s.slot when 1 then '' end as dimension_value,
+        case s.slot when 1 then cast(a_1 as {{ metrics_type('double') }}) end as value,
+        case s.slot when 1 then cast(a_1 as {{ metrics_type('bigint') }}) end as count_,
+        case s.slot when 1 then cast(null as {{ metrics_type('double') }}) end as sum_
+    from aggregated as a
+    cross join slots as s
+    where 1 = 0
+        or (s.slot = 1 and 1 = 1 and a_1 > 0)
 ),
 
 metric_list as (
     select 'dataset_likes' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
         cast(0 as {{ metrics_type('double') }}) as empty_value,
         cast(null as {{ metrics_type('double') }}) as empty_sum,
-        cast(0 as {{ metrics_type('bigint') }}) as empty_count
+        cast(0 as {{ metrics_type('bigint') }}) as empty_count,
+        '' as dimension
 ),
 
 spine as (
     {{ metrics_bucket_spine(w.start, w.end, "month") }}
 ),
 
-dense_totals as (
+expected_totals as (
     -- the total has a row for every bucket from the metric's start: empty is 0 or a gap
-    select l.metric as metric, s.bucket_start as bucket_start, '' as dimension, '' as dimension_value,
-        case when o.metric is null then l.empty_value else o.value end as value,
-        case when o.metric is null then l.empty_count else o.count_ end as count_,
-        case when o.metric is null then l.empty_sum else o.sum_ end as sum_
+    select l.metric as metric, s.bucket_start as bucket_start, l.dimension as dimension,
+        l.empty_value as empty_value, l.empty_count as empty_count, l.empty_sum as empty_sum
     from spine as s
     cross join metric_list as l
-    left join observed as o
-        on o.metric = l.metric and o.bucket_start = s.bucket_start and o.dimension = ''
     where s.bucket_start >= l.first_bucket
 ),
 
 rows_out as (
-    select * from dense_totals
-    union all
-    select * from observed where dimension <> ''
+    -- observed rows pass through; a total bucket with no rows gets the empty value
+    select
+        coalesce(o.metric, t.metric) as metric,
+        coalesce(o.bucket_start, t.bucket_start) as bucket_start,
+        coalesce(o.dimension, t.dimension) as dimension,
+        coalesce(o.dimension_value, '') as dimension_value,
+        case when o.metric is null then t.empty_value else o.value end as value,
+        case when o.metric is null then t.empty_count else o.count_ end as count_,
+        case when o.metric is null then t.empty_sum else o.sum_ end as sum_
+    from observed as o
+    full outer join expected_totals as t
+        on o.metric = t.metric and o.bucket_start = t.bucket_start and o.dimension = t.dimension
 )
 
 select

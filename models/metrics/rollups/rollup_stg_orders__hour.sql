@@ -47,105 +47,104 @@ aggregated as (
 ),
 
 
+slots as (
+    select 1 as slot, 'avg_order_latency_ms' as metric, '' as dimension
+    union all
+    select 2 as slot, 'avg_order_latency_ms' as metric, 'country' as dimension
+    union all
+    select 3 as slot, 'orders' as metric, '' as dimension
+    union all
+    select 4 as slot, 'orders' as metric, 'country' as dimension
+    union all
+    select 5 as slot, 'p95_order_latency_ms' as metric, '' as dimension
+    union all
+    select 6 as slot, 'refunds' as metric, '' as dimension
+    union all
+    select 7 as slot, 'refunds' as metric, 'country' as dimension
+    union all
+    select 8 as slot, 'revenue' as metric, '' as dimension
+    union all
+    select 9 as slot, 'revenue' as metric, 'country' as dimension
+),
+
 observed as (
-    select 'avg_order_latency_ms' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        cast(a_1 / nullif(a_2, 0) as {{ metrics_type('double') }}) as value, cast(a_2 as {{ metrics_type('bigint') }}) as count_, cast(a_1 as {{ metrics_type('double') }}) as sum_
-    from aggregated
-    where g_dim_1 = 1 and a_2 > 0
-    union all
-    select 'avg_order_latency_ms' as metric, bucket_start, 'country' as dimension,
-        {{ metrics_slice_value("dim_1") }} as dimension_value,
-        cast(a_1 / nullif(a_2, 0) as {{ metrics_type('double') }}) as value, cast(a_2 as {{ metrics_type('bigint') }}) as count_, cast(a_1 as {{ metrics_type('double') }}) as sum_
-    from aggregated
-    where g_dim_1 = 0 and a_2 > 0
-    union all
-    select 'orders' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        cast(a_3 as {{ metrics_type('double') }}) as value, cast(a_3 as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
-    from aggregated
-    where g_dim_1 = 1 and a_3 > 0
-    union all
-    select 'orders' as metric, bucket_start, 'country' as dimension,
-        {{ metrics_slice_value("dim_1") }} as dimension_value,
-        cast(a_3 as {{ metrics_type('double') }}) as value, cast(a_3 as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
-    from aggregated
-    where g_dim_1 = 0 and a_3 > 0
-    union all
-    select 'p95_order_latency_ms' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        cast(a_4 as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
-    from aggregated
-    where g_dim_1 = 1 and a_4 is not null
-    union all
-    select 'refunds' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        cast(coalesce(a_5, 0) as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(coalesce(a_5, 0) as {{ metrics_type('double') }}) as sum_
-    from aggregated
-    where g_dim_1 = 1 and a_5 is not null
-    union all
-    select 'refunds' as metric, bucket_start, 'country' as dimension,
-        {{ metrics_slice_value("dim_1") }} as dimension_value,
-        cast(coalesce(a_5, 0) as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(coalesce(a_5, 0) as {{ metrics_type('double') }}) as sum_
-    from aggregated
-    where g_dim_1 = 0 and a_5 is not null
-    union all
-    select 'revenue' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        cast(coalesce(a_6, 0) as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(coalesce(a_6, 0) as {{ metrics_type('double') }}) as sum_
-    from aggregated
-    where g_dim_1 = 1 and a_6 is not null
-    union all
-    select 'revenue' as metric, bucket_start, 'country' as dimension,
-        {{ metrics_slice_value("dim_1") }} as dimension_value,
-        cast(coalesce(a_6, 0) as {{ metrics_type('double') }}) as value, cast(null as {{ metrics_type('bigint') }}) as count_, cast(coalesce(a_6, 0) as {{ metrics_type('double') }}) as sum_
-    from aggregated
-    where g_dim_1 = 0 and a_6 is not null
+    select s.metric as metric, a.bucket_start as bucket_start, s.dimension as dimension,
+        case s.slot when 1 then '' when 2 then {{ metrics_slice_value("dim_1") }} when 3 then '' when 4 then {{ metrics_slice_value("dim_1") }} when 5 then '' when 6 then '' when 7 then {{ metrics_slice_value("dim_1") }} when 8 then '' when 9 then {{ metrics_slice_value("dim_1") }} end as dimension_value,
+        case s.slot when 1 then cast(a_1 / nullif(a_2, 0) as {{ metrics_type('double') }}) when 2 then cast(a_1 / nullif(a_2, 0) as {{ metrics_type('double') }}) when 3 then cast(a_3 as {{ metrics_type('double') }}) when 4 then cast(a_3 as {{ metrics_type('double') }}) when 5 then cast(a_4 as {{ metrics_type('double') }}) when 6 then cast(coalesce(a_5, 0) as {{ metrics_type('double') }}) when 7 then cast(coalesce(a_5, 0) as {{ metrics_type('double') }}) when 8 then cast(coalesce(a_6, 0) as {{ metrics_type('double') }}) when 9 then cast(coalesce(a_6, 0) as {{ metrics_type('double') }}) end as value,
+        case s.slot when 1 then cast(a_2 as {{ metrics_type('bigint') }}) when 2 then cast(a_2 as {{ metrics_type('bigint') }}) when 3 then cast(a_3 as {{ metrics_type('bigint') }}) when 4 then cast(a_3 as {{ metrics_type('bigint') }}) when 5 then cast(null as {{ metrics_type('bigint') }}) when 6 then cast(null as {{ metrics_type('bigint') }}) when 7 then cast(null as {{ metrics_type('bigint') }}) when 8 then cast(null as {{ metrics_type('bigint') }}) when 9 then cast(null as {{ metrics_type('bigint') }}) end as count_,
+        case s.slot when 1 then cast(a_1 as {{ metrics_type('double') }}) when 2 then cast(a_1 as {{ metrics_type('double') }}) when 3 then cast(null as {{ metrics_type('double') }}) when 4 then cast(null as {{ metrics_type('double') }}) when 5 then cast(null as {{ metrics_type('double') }}) when 6 then cast(coalesce(a_5, 0) as {{ metrics_type('double') }}) when 7 then cast(coalesce(a_5, 0) as {{ metrics_type('double') }}) when 8 then cast(coalesce(a_6, 0) as {{ metrics_type('double') }}) when 9 then cast(coalesce(a_6, 0) as {{ metrics_type('double') }}) end as sum_
+    from aggregated as a
+    cross join slots as s
+    where 1 = 0
+        or (s.slot = 1 and g_dim_1 = 1 and a_2 > 0)
+        or (s.slot = 2 and g_dim_1 = 0 and a_2 > 0)
+        or (s.slot = 3 and g_dim_1 = 1 and a_3 > 0)
+        or (s.slot = 4 and g_dim_1 = 0 and a_3 > 0)
+        or (s.slot = 5 and g_dim_1 = 1 and a_4 is not null)
+        or (s.slot = 6 and g_dim_1 = 1 and a_5 is not null)
+        or (s.slot = 7 and g_dim_1 = 0 and a_5 is not null)
+        or (s.slot = 8 and g_dim_1 = 1 and a_6 is not null)
+        or (s.slot = 9 and g_dim_1 = 0 and a_6 is not null)
 ),
 
 metric_list as (
     select 'avg_order_latency_ms' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
         cast(null as {{ metrics_type('double') }}) as empty_value,
         cast(0 as {{ metrics_type('double') }}) as empty_sum,
-        cast(0 as {{ metrics_type('bigint') }}) as empty_count
+        cast(0 as {{ metrics_type('bigint') }}) as empty_count,
+        '' as dimension
     union all
     select 'orders' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
         cast(0 as {{ metrics_type('double') }}) as empty_value,
         cast(null as {{ metrics_type('double') }}) as empty_sum,
-        cast(0 as {{ metrics_type('bigint') }}) as empty_count
+        cast(0 as {{ metrics_type('bigint') }}) as empty_count,
+        '' as dimension
     union all
     select 'p95_order_latency_ms' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
         cast(null as {{ metrics_type('double') }}) as empty_value,
         cast(null as {{ metrics_type('double') }}) as empty_sum,
-        cast(null as {{ metrics_type('bigint') }}) as empty_count
+        cast(null as {{ metrics_type('bigint') }}) as empty_count,
+        '' as dimension
     union all
     select 'refunds' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
         cast(0 as {{ metrics_type('double') }}) as empty_value,
         cast(0 as {{ metrics_type('double') }}) as empty_sum,
-        cast(null as {{ metrics_type('bigint') }}) as empty_count
+        cast(null as {{ metrics_type('bigint') }}) as empty_count,
+        '' as dimension
     union all
     select 'revenue' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
         cast(0 as {{ metrics_type('double') }}) as empty_value,
         cast(0 as {{ metrics_type('double') }}) as empty_sum,
-        cast(null as {{ metrics_type('bigint') }}) as empty_count
+        cast(null as {{ metrics_type('bigint') }}) as empty_count,
+        '' as dimension
 ),
 
 spine as (
     {{ metrics_bucket_spine(w.start, w.end, "hour") }}
 ),
 
-dense_totals as (
+expected_totals as (
     -- the total has a row for every bucket from the metric's start: empty is 0 or a gap
-    select l.metric as metric, s.bucket_start as bucket_start, '' as dimension, '' as dimension_value,
-        case when o.metric is null then l.empty_value else o.value end as value,
-        case when o.metric is null then l.empty_count else o.count_ end as count_,
-        case when o.metric is null then l.empty_sum else o.sum_ end as sum_
+    select l.metric as metric, s.bucket_start as bucket_start, l.dimension as dimension,
+        l.empty_value as empty_value, l.empty_count as empty_count, l.empty_sum as empty_sum
     from spine as s
     cross join metric_list as l
-    left join observed as o
-        on o.metric = l.metric and o.bucket_start = s.bucket_start and o.dimension = ''
     where s.bucket_start >= l.first_bucket
 ),
 
 rows_out as (
-    select * from dense_totals
-    union all
-    select * from observed where dimension <> ''
+    -- observed rows pass through; a total bucket with no rows gets the empty value
+    select
+        coalesce(o.metric, t.metric) as metric,
+        coalesce(o.bucket_start, t.bucket_start) as bucket_start,
+        coalesce(o.dimension, t.dimension) as dimension,
+        coalesce(o.dimension_value, '') as dimension_value,
+        case when o.metric is null then t.empty_value else o.value end as value,
+        case when o.metric is null then t.empty_count else o.count_ end as count_,
+        case when o.metric is null then t.empty_sum else o.sum_ end as sum_
+    from observed as o
+    full outer join expected_totals as t
+        on o.metric = t.metric and o.bucket_start = t.bucket_start and o.dimension = t.dimension
 )
 
 select

@@ -38,46 +38,42 @@ aggregated as (
 
 
 
+slots as (
+    select 1 as slot, 'downloads' as metric, '' as dimension
+    union all
+    select 2 as slot, 'downloads' as metric, 'entity_type' as dimension
+    union all
+    select 3 as slot, 'latest_value' as metric, '' as dimension
+    union all
+    select 4 as slot, 'latest_value' as metric, 'user_id' as dimension
+    union all
+    select 5 as slot, 'p90' as metric, '' as dimension
+    union all
+    select 6 as slot, 'users' as metric, '' as dimension
+    union all
+    select 7 as slot, 'users' as metric, 'entity_type' as dimension
+),
+
 observed as (
-    select 'downloads' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        cast(a_1 as double precision) as value, cast(a_1 as bigint) as count_, cast(null as double precision) as sum_
-    from aggregated
-    where g_dim_1 = 1 and g_dim_2 = 1 and a_1 > 0
-    union all
-    select 'downloads' as metric, bucket_start, 'entity_type' as dimension,
-        coalesce(cast(dim_1 as varchar), '(null)') as dimension_value,
-        cast(a_1 as double precision) as value, cast(a_1 as bigint) as count_, cast(null as double precision) as sum_
-    from aggregated
-    where g_dim_1 = 0 and g_dim_2 = 1 and a_1 > 0
-    union all
-    select 'latest_value' as metric, bucket_start, 'user_id' as dimension,
-        coalesce(cast(dim_2 as varchar), '(null)') as dimension_value,
-        cast(a_2 as double precision) as value, cast(null as bigint) as count_, cast(null as double precision) as sum_
-    from aggregated
-    where g_dim_1 = 1 and g_dim_2 = 0 and a_2 is not null
-    union all
-    select 'p90' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        cast(a_3 as double precision) as value, cast(null as bigint) as count_, cast(null as double precision) as sum_
-    from aggregated
-    where g_dim_1 = 1 and g_dim_2 = 1 and a_3 is not null
-    union all
-
-    select 'users' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        cast(a_d1 as double precision) as value, cast(null as bigint) as count_, cast(null as double precision) as sum_
-    from aggregated
-    where g_dim_1 = 1 and g_dim_2 = 1 and a_d1 > 0
-
-    union all
-
-    select 'users' as metric, bucket_start, 'entity_type' as dimension,
-        coalesce(cast(dim_1 as varchar), '(null)') as dimension_value,
-        cast(a_d1 as double precision) as value, cast(null as bigint) as count_, cast(null as double precision) as sum_
-    from aggregated
-    where g_dim_1 = 0 and g_dim_2 = 1 and a_d1 > 0
+    select s.metric as metric, a.bucket_start as bucket_start, s.dimension as dimension,
+        case s.slot when 1 then '' when 2 then coalesce(cast(dim_1 as varchar), '(null)') when 4 then coalesce(cast(dim_2 as varchar), '(null)') when 5 then '' when 6 then '' when 7 then coalesce(cast(dim_1 as varchar), '(null)') end as dimension_value,
+        case s.slot when 1 then cast(a_1 as double precision) when 2 then cast(a_1 as double precision) when 4 then cast(a_2 as double precision) when 5 then cast(a_3 as double precision) when 6 then cast(a_d1 as double precision) when 7 then cast(a_d1 as double precision) end as value,
+        case s.slot when 1 then cast(a_1 as bigint) when 2 then cast(a_1 as bigint) when 4 then cast(null as bigint) when 5 then cast(null as bigint) when 6 then cast(null as bigint) when 7 then cast(null as bigint) end as count_,
+        case s.slot when 1 then cast(null as double precision) when 2 then cast(null as double precision) when 4 then cast(null as double precision) when 5 then cast(null as double precision) when 6 then cast(null as double precision) when 7 then cast(null as double precision) end as sum_
+    from aggregated as a
+    cross join slots as s
+    where 1 = 0
+        or (s.slot = 1 and g_dim_1 = 1 and g_dim_2 = 1 and a_1 > 0)
+        or (s.slot = 2 and g_dim_1 = 0 and g_dim_2 = 1 and a_1 > 0)
+        or (s.slot = 4 and g_dim_1 = 1 and g_dim_2 = 0 and a_2 is not null)
+        or (s.slot = 5 and g_dim_1 = 1 and g_dim_2 = 1 and a_3 is not null)
+        or (s.slot = 6 and g_dim_1 = 1 and g_dim_2 = 1 and a_d1 > 0)
+        or (s.slot = 7 and g_dim_1 = 0 and g_dim_2 = 1 and a_d1 > 0)
 
     union all
     select 'latest_value' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        cast(sum(a_2) as double precision) as value, cast(null as bigint) as count_, cast(null as double precision) as sum_
+        cast(sum(a_2) as double precision) as value,
+        cast(null as bigint) as count_, cast(null as double precision) as sum_
     from aggregated
     where g_dim_1 = 1 and g_dim_2 = 0 and a_2 is not null
     group by bucket_start
@@ -87,22 +83,26 @@ metric_list as (
     select 'downloads' as metric, cast('2026-01-01 00:00:00' as timestamp) as first_bucket,
         cast(0 as double precision) as empty_value,
         cast(null as double precision) as empty_sum,
-        cast(0 as bigint) as empty_count
+        cast(0 as bigint) as empty_count,
+        '' as dimension
     union all
     select 'latest_value' as metric, cast('2026-01-01 00:00:00' as timestamp) as first_bucket,
         cast(null as double precision) as empty_value,
         cast(null as double precision) as empty_sum,
-        cast(null as bigint) as empty_count
+        cast(null as bigint) as empty_count,
+        '' as dimension
     union all
     select 'p90' as metric, cast('2026-01-01 00:00:00' as timestamp) as first_bucket,
         cast(null as double precision) as empty_value,
         cast(null as double precision) as empty_sum,
-        cast(null as bigint) as empty_count
+        cast(null as bigint) as empty_count,
+        '' as dimension
     union all
     select 'users' as metric, cast('2026-01-01 00:00:00' as timestamp) as first_bucket,
         cast(0 as double precision) as empty_value,
         cast(null as double precision) as empty_sum,
-        cast(null as bigint) as empty_count
+        cast(null as bigint) as empty_count,
+        '' as dimension
 ),
 
 spine as (
@@ -110,23 +110,28 @@ spine as (
   from generate_series(cast('2026-01-05 00:00:00' as timestamp), cast('2026-01-12 00:00:00' as timestamp) - interval '1 day', interval '1 day')
 ),
 
-dense_totals as (
+expected_totals as (
     -- the total has a row for every bucket from the metric's start: empty is 0 or a gap
-    select l.metric as metric, s.bucket_start as bucket_start, '' as dimension, '' as dimension_value,
-        case when o.metric is null then l.empty_value else o.value end as value,
-        case when o.metric is null then l.empty_count else o.count_ end as count_,
-        case when o.metric is null then l.empty_sum else o.sum_ end as sum_
+    select l.metric as metric, s.bucket_start as bucket_start, l.dimension as dimension,
+        l.empty_value as empty_value, l.empty_count as empty_count, l.empty_sum as empty_sum
     from spine as s
     cross join metric_list as l
-    left join observed as o
-        on o.metric = l.metric and o.bucket_start = s.bucket_start and o.dimension = ''
     where s.bucket_start >= l.first_bucket
 ),
 
 rows_out as (
-    select * from dense_totals
-    union all
-    select * from observed where dimension <> ''
+    -- observed rows pass through; a total bucket with no rows gets the empty value
+    select
+        coalesce(o.metric, t.metric) as metric,
+        coalesce(o.bucket_start, t.bucket_start) as bucket_start,
+        coalesce(o.dimension, t.dimension) as dimension,
+        coalesce(o.dimension_value, '') as dimension_value,
+        case when o.metric is null then t.empty_value else o.value end as value,
+        case when o.metric is null then t.empty_count else o.count_ end as count_,
+        case when o.metric is null then t.empty_sum else o.sum_ end as sum_
+    from observed as o
+    full outer join expected_totals as t
+        on o.metric = t.metric and o.bucket_start = t.bucket_start and o.dimension = t.dimension
 )
 
 select
