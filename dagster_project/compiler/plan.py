@@ -57,6 +57,17 @@ class CompilePlan:
     rollups: tuple[RollupModel, ...]
     series: tuple[SeriesModel, ...]
 
+    def finer(self, model: RollupModel) -> RollupModel | None:
+        """The rollup a coarser grain depends on in the asset graph (a day on its hours,
+        a week and a month on their days), so recomputing a finer window makes the
+        coarser ones stale. Every grain is still computed from raw rows."""
+        wanted = {"day": "hour", "week": "day", "month": "day"}.get(model.grain)
+        for r in self.rollups:
+            if (r.grain == wanted and r.source == model.source and r.timestamp == model.timestamp
+                    and r.lifecycle == model.lifecycle):
+                return r
+        return None
+
 
 def _lifecycle(m: Metric) -> str:
     return "draft" if m.status == "draft" else "active"

@@ -23,7 +23,7 @@ def _macro(name: str, *args: str, **kwargs: str) -> str:
     return "{{ " + name + "(" + ", ".join(parts) + ") }}"
 
 
-def render_rollup(model: RollupModel, tags: list[str]) -> str:
+def render_rollup(model: RollupModel, tags: list[str], depends_on: str | None = None) -> str:
     grain, metrics, series_start = model.grain, model.metrics, model.series_start
     ts = ident(model.timestamp)
     dims: list[str] = []
@@ -210,7 +210,8 @@ distinct_long as (
 ),
 {{% endif %}}
 """
-    return f"""{header([m.path for m in metrics])}{cfg}
+    lineage = f"-- depends_on: {{{{ ref({jinja_str(depends_on)}) }}}}\n" if depends_on else ""
+    return f"""{header([m.path for m in metrics])}{cfg}{lineage}
 {{%- set w = metrics_window({jinja_str(grain)}, {jinja_str(start_text)}) %}}
 
 with source_rows as (

@@ -47,7 +47,8 @@ def render_files(project: MetricsProject) -> dict[str, str]:
     for r in plan.rollups:
         names = [m.name for m in r.metrics if m.public] + [m.name.split("__")[0] for m in r.metrics if not m.public]
         tags = _tags(r.lifecycle, r.grain, sorted(set(names)))
-        files[f"rollups/{r.name}.sql"] = render_rollup(r, tags)
+        finer = plan.finer(r)
+        files[f"rollups/{r.name}.sql"] = render_rollup(r, tags, depends_on=finer.name if finer else None)
         props.append({
             "name": r.name,
             "description": f"{r.grain.capitalize()} rollup of {r.source}: " + ", ".join(m.name for m in r.metrics) + ".",

@@ -12,6 +12,7 @@
     tags=["metrics", "metrics_active", "grain_week", "metric:active_users", "metric:downloads_per_active_user", "metric:model_downloads", "metric:reactions_net"]
   )
 }}
+-- depends_on: {{ ref("rollup_stg_entity_events__day") }}
 
 {%- set w = metrics_window("week", "2026-08-31 00:00:00") %}
 

@@ -9,6 +9,7 @@
     tags=["metrics", "metrics_draft", "grain_week", "metric:dataset_likes"]
   )
 }}
+-- depends_on: {{ ref("rollup_stg_entity_events__day__draft") }}
 
 {%- set w = metrics_window("week", "2026-08-31 00:00:00") %}
 

@@ -9,6 +9,7 @@
     tags=["metrics", "metrics_active", "grain_day", "metric:follower_count"]
   )
 }}
+-- depends_on: {{ ref("rollup_stg_follower_snapshots__hour") }}
 
 {%- set w = metrics_window("day", "2026-09-01 00:00:00") %}
 

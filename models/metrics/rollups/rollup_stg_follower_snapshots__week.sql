@@ -9,6 +9,7 @@
     tags=["metrics", "metrics_active", "grain_week", "metric:follower_count"]
   )
 }}
+-- depends_on: {{ ref("rollup_stg_follower_snapshots__day") }}
 
 {%- set w = metrics_window("week", "2026-08-31 00:00:00") %}
 

@@ -14,6 +14,7 @@
     tags=["metrics", "metrics_active", "grain_week", "metric:avg_order_latency_ms", "metric:max_order_amount", "metric:orders", "metric:p95_order_latency_ms", "metric:refunds", "metric:revenue"]
   )
 }}
+-- depends_on: {{ ref("rollup_stg_orders__day") }}
 
 {%- set w = metrics_window("week", "2026-08-31 00:00:00") %}
 

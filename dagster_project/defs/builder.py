@@ -1,0 +1,36 @@
+"""Build the Dagster definitions for a metrics project.
+
+Assets: raw collection (daily), staging views, and per grain the rollups and the series
+view (partitioned, single-run backfills). Schedules keep the current buckets fresh and
+recompute the settle lookback."""
+from dagster import Definitions
+
+from ..validation.project import load_project
+from .automation import lookback_schedule, rollup_job
+from .collection import collection_assets
+from .partitions import partitions_for
+from .resources import metrics_dbt_resource, project_paths
+from .rollup_assets import rollup_assets, staging_assets
+
+GRAINS = ("hour", "day", "week", "month")
+
+
+def build_definitions() -> Definitions:
+    loaded = load_project(project_paths())
+    if not loaded.ok:
+        raise ValueError("metric YAML has problems (run `metrics validate`):\n" + "\n".join(map(str, loaded.issues)))
+    project = loaded.project
+    built = [m for m in project.built() if m.status == "active"]
+    earliest = min((m.start for m in built), default=project.config.start)
+    assets, jobs, schedules = [staging_assets()], [], []
+    day_partitions = partitions_for("day", earliest)
+    assets.append(collection_assets(day_partitions, earliest))
+    lookback = project.config.settle_lookback
+    for grain in GRAINS:
+        rollups = rollup_assets(grain, partitions_for(grain, earliest))
+        job = rollup_job(grain, rollups)
+        assets.append(rollups)
+        jobs.append(job)
+        schedules.append(lookback_schedule(grain, job, getattr(lookback, grain)))
+    return Definitions(assets=assets, jobs=jobs, schedules=schedules, resources={"dbt": metrics_dbt_resource()})
+

@@ -1,0 +1,45 @@
+"""Time partitions per grain. Pure helpers, tested directly.
+
+Dagster traps (DESIGN.md): weekly partitions start on Sunday unless day_offset=1, and a
+time-window partitions definition begins at the first whole period on or after its
+start date, so the start is aligned down to the period that holds the earliest metric
+start; otherwise the week and month containing `start` would never be built."""
+import datetime as dt
+
+from dagster import (
+    DailyPartitionsDefinition,
+    HourlyPartitionsDefinition,
+    MonthlyPartitionsDefinition,
+    TimeWindowPartitionsDefinition,
+    WeeklyPartitionsDefinition,
+)
+
+from ..compiler.plan import floor_to_grain
+
+
+def partition_start(grain: str, earliest: dt.date) -> dt.datetime:
+    return floor_to_grain(earliest, grain)
+
+
+def partitions_for(grain: str, earliest: dt.date) -> TimeWindowPartitionsDefinition:
+    """end_offset=1: the bucket in progress is a partition too, so the current hour and
+    day can be kept fresh (re-run as data arrives)."""
+    start = partition_start(grain, earliest)
+    if grain == "hour":
+        return HourlyPartitionsDefinition(start_date=start.strftime("%Y-%m-%d-%H:%M"), timezone="UTC", end_offset=1)
+    if grain == "day":
+        return DailyPartitionsDefinition(start_date=start.strftime("%Y-%m-%d"), timezone="UTC", end_offset=1)
+    if grain == "week":
+        return WeeklyPartitionsDefinition(start_date=start.strftime("%Y-%m-%d"), day_offset=1, timezone="UTC", end_offset=1)
+    return MonthlyPartitionsDefinition(start_date=start.strftime("%Y-%m-%d"), timezone="UTC", end_offset=1)
+
+
+def window_env(start: dt.datetime, end: dt.datetime, run_id: str) -> dict[str, str]:
+    """What the dbt macros read for one run: the partition window (UTC, [start, end)) and
+    the run id stamped on every row. Environment variables, not --vars: a changed var
+    forces dbt to re-parse the whole project on every run."""
+    def iso(ts: dt.datetime) -> str:
+        if ts.tzinfo is not None:
+            ts = ts.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return ts.isoformat()
+    return {"METRICS_WINDOW_START": iso(start), "METRICS_WINDOW_END": iso(end), "METRICS_RUN_ID": run_id}

@@ -1,0 +1,51 @@
+"""The dbt project and the dbt CLI resource, shared by every dbt asset."""
+import os
+import shutil
+import sys
+from functools import cache
+from pathlib import Path
+
+from dagster_dbt import DbtCliResource, DbtProject
+
+from ..paths import ProjectPaths
+from ..warehouse.connection import default_target
+
+
+@cache
+def project_paths() -> ProjectPaths:
+    return ProjectPaths.discover()
+
+
+@cache
+def metrics_dbt_project() -> DbtProject:
+    paths = project_paths()
+    os.environ.setdefault("METRICS_DUCKDB_PATH", str(paths.duckdb_path))
+    os.environ.setdefault("METRICS_CHDB_PATH", str(paths.chdb_path))
+    project = DbtProject(project_dir=paths.dbt_project_dir, profiles_dir=paths.dbt_project_dir,
+                         target=default_target())
+    # under `dagster dev` this runs `dbt parse`, so the manifest follows the YAML
+    project.prepare_if_dev()
+    if not project.manifest_path.exists():
+        # anywhere else (a fresh clone, `metrics run`, tests): parse once now
+        from ..warehouse.dbt_runner import run_dbt
+        outcome = run_dbt(paths, default_target(), ["parse"], quiet=True)
+        if not outcome.ok:
+            raise RuntimeError("dbt parse failed: " + "; ".join(outcome.failures))
+    return project
+
+
+def dbt_executable() -> str:
+    """`metrics-dbt` (dbt with the chdb driver registered) beside this interpreter, so
+    dbt processes Dagster starts can build on every target, even without .venv on PATH."""
+    for name in ("metrics-dbt", "dbt"):
+        beside = Path(sys.executable).parent / name
+        if beside.exists():
+            return str(beside)
+        found = shutil.which(name)
+        if found:
+            return found
+    return "dbt"
+
+
+def metrics_dbt_resource() -> DbtCliResource:
+    return DbtCliResource(project_dir=metrics_dbt_project(), dbt_executable=dbt_executable(), target=default_target())

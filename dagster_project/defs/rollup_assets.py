@@ -1,0 +1,107 @@
+"""dbt assets: staging (unpartitioned) and one partitioned @dbt_assets per grain."""
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from dagster import (
+    AssetExecutionContext,
+    Backoff,
+    BackfillPolicy,
+    Failure,
+    Jitter,
+    RetryPolicy,
+    TimeWindowPartitionsDefinition,
+)
+from dagster_dbt import DbtCliResource, dbt_assets
+
+from ..warehouse.connection import default_target
+from .partitions import window_env
+from .resources import metrics_dbt_project
+from .translator import MetricsTranslator
+
+# Transient warehouse trouble is retried with backoff; anything else (bad SQL, a missing
+# table) fails at once, naming the model.
+WAREHOUSE_RETRY = RetryPolicy(max_retries=3, delay=2, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+TRANSIENT = ("could not connect", "connection refused", "connection reset", "timeout", "timed out",
+             "could not set lock", "conflicting lock", "server closed the connection", "too many connections")
+# Embedded warehouses allow one writer per file: every step that writes them shares this pool.
+EMBEDDED_POOL = "embedded_warehouse_writer"
+
+
+def warehouse_pool(target: str | None = None) -> str | None:
+    return EMBEDDED_POOL if (target or default_target()) in ("duckdb", "clickhouse") else None
+
+
+@contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def failed_nodes(invocation) -> list[tuple[str, str]]:
+    try:
+        results = invocation.get_artifact("run_results.json").get("results", [])
+    except Exception:  # no artifact: dbt failed before running any node
+        return []
+    return [(r["unique_id"].split(".")[-1], (r.get("message") or "").strip().splitlines()[0] if r.get("message") else r["status"])
+            for r in results if r.get("status") in ("error", "fail", "runtime error")]
+
+
+def run_dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, env: dict[str, str]):
+    target = default_target()
+    with _environ(env):
+        invocation = dbt.cli(["build"], context=context, raise_on_error=False)
+        yield from invocation.stream()
+    if not invocation.is_successful():
+        nodes = failed_nodes(invocation)
+        detail = "; ".join(f"{name}: {msg}" for name, msg in nodes) or "dbt failed before running a model"
+        transient = any(marker in detail.lower() for marker in TRANSIENT) or not nodes
+        raise Failure(description=f"{target}: {detail}", allow_retries=transient,
+                      metadata={"failed_models": [n for n, _ in nodes]})
+
+
+def staging_assets():
+    """Seeds, staging views and the metric catalog (unpartitioned)."""
+
+    @dbt_assets(
+        manifest=metrics_dbt_project().manifest_path,
+        select="tag:staging metric_catalog",
+        name="staging",
+        dagster_dbt_translator=MetricsTranslator(),
+        retry_policy=WAREHOUSE_RETRY,
+        pool=warehouse_pool(),
+    )
+    def _assets(context: AssetExecutionContext, dbt: DbtCliResource):
+        yield from run_dbt_build(context, dbt, {"METRICS_RUN_ID": context.run_id})
+
+    return _assets
+
+
+def rollup_assets(grain: str, partitions_def: TimeWindowPartitionsDefinition):
+    """The rollups and the series view of one grain. A backfill is one run over the whole
+    range (single-run policy): one dbt invocation, one parse, one scan per source."""
+
+    @dbt_assets(
+        manifest=metrics_dbt_project().manifest_path,
+        select=f"tag:grain_{grain}",
+        exclude="tag:metrics_draft",
+        name=f"rollups_{grain}",
+        partitions_def=partitions_def,
+        backfill_policy=BackfillPolicy.single_run(),
+        dagster_dbt_translator=MetricsTranslator(),
+        retry_policy=WAREHOUSE_RETRY,
+        pool=warehouse_pool(),
+    )
+    def _assets(context: AssetExecutionContext, dbt: DbtCliResource):
+        window = context.partition_time_window
+        yield from run_dbt_build(context, dbt, window_env(window.start, window.end, context.run_id))
+
+    return _assets

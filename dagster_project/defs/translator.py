@@ -1,0 +1,61 @@
+"""How generated dbt models appear in Dagster: grouped by metric domain, owned by the
+metrics' owners, tagged per metric so one metric's assets can be selected, with the
+source YAML paths and the generated SQL in the metadata."""
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from dagster import MetadataValue
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _metrics_meta(props: Mapping[str, Any]) -> dict:
+    meta = (props.get("config") or {}).get("meta") or props.get("meta") or {}
+    return meta.get("metrics") or {}
+
+
+def metric_tag(name: str) -> str:
+    return f"metric_{name}"
+
+
+class MetricsTranslator(DagsterDbtTranslator):
+    def __init__(self):
+        super().__init__(settings=DagsterDbtTranslatorSettings(enable_code_references=False))
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        meta = _metrics_meta(dbt_resource_props)
+        if meta.get("kind") == "rollup":
+            domains = sorted({m["domain"] for m in meta["metrics"]})
+            return domains[0] if len(domains) == 1 else "shared_sources"
+        if meta.get("kind") in ("series", "catalog"):
+            return "metric_series"
+        return "staging"
+
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]):
+        meta = _metrics_meta(dbt_resource_props)
+        owners = sorted({m.get("owner") for m in meta.get("metrics", []) if isinstance(m, dict) and m.get("owner")})
+        return [o for o in owners if _EMAIL.match(o)]
+
+    def get_tags(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, str]:
+        tags = dict(super().get_tags(dbt_resource_props))
+        meta = _metrics_meta(dbt_resource_props)
+        names = [m["name"] if isinstance(m, dict) else m for m in meta.get("metrics", [])]
+        for name in names:
+            tags[metric_tag(name.split("__")[0])] = ""
+        if meta.get("grain"):
+            tags["grain"] = meta["grain"]
+        return tags
+
+    def get_metadata(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, Any]:
+        out = dict(super().get_metadata(dbt_resource_props))
+        meta = _metrics_meta(dbt_resource_props)
+        if meta.get("kind") == "rollup":
+            rows = "\n".join(f"| {m['name']} | {m.get('owner') or ''} | {m.get('description') or ''} | {m['path']} |"
+                             for m in meta["metrics"])
+            out["metrics"] = MetadataValue.md("| metric | owner | description | YAML |\n|---|---|---|---|\n" + rows)
+            out["metric_yaml_paths"] = MetadataValue.json(sorted({m["path"] for m in meta["metrics"]}))
+        if meta:
+            out["generated_sql"] = MetadataValue.md(f"```sql\n{dbt_resource_props.get('raw_code', '')}\n```")
+        return out

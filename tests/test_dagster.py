@@ -1,0 +1,131 @@
+"""Dagster: partitions, single-run backfills, recomputes and schedules, with real dbt on a
+real DuckDB file (execute_in_process on the same jobs the UI runs)."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import pandas as pd
+import pytest
+from dagster import DagsterInstance, build_schedule_context, materialize
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from dagster_project.compiler.writer import compile_project
+from dagster_project.validation.project import load_project
+from dagster_project.warehouse.connection import Warehouse
+
+from . import rollup_cases as cases
+from .conftest import make_project
+from .helpers import as_dict, assert_series_equal, load_raw, series_table
+
+pytestmark = pytest.mark.dbt
+
+
+def _fresh_definitions(paths):
+    from dagster_project.defs import resources
+    from dagster_project.defs.builder import build_definitions
+    resources.project_paths.cache_clear()
+    resources.metrics_dbt_project.cache_clear()
+    return build_definitions()
+
+
+@pytest.fixture
+def dagster_project(tmp_path, monkeypatch):
+    paths = make_project(tmp_path, cases.METRICS, cases.CONFIG)
+    monkeypatch.setenv("METRICS_PROJECT_DIR", str(paths.root))
+    monkeypatch.setenv("METRICS_DUCKDB_PATH", str(paths.duckdb_path))
+    compile_project(paths, load_project(paths).project)
+    raw = cases.make_raw()
+    wh = Warehouse("duckdb", paths)
+    load_raw(wh, raw)
+    defs = _fresh_definitions(paths)
+    instance = DagsterInstance.ephemeral()
+    staging = next(a for a in defs.assets if getattr(a, "op", None) is not None and a.op.name == "staging")
+    result = materialize([staging], resources=defs.resources, instance=instance)
+    assert result.success
+    return paths, wh, raw, defs, instance
+
+
+def _rows(wh, model):
+    df = wh.frame(f"select * from analytics.{model}")
+    df["bucket_start"] = pd.to_datetime(df["bucket_start"])
+    return df
+
+
+def test_one_partition_of_each_grain(dagster_project):
+    paths, wh, raw, defs, instance = dagster_project
+    for grain, key, bucket in [("hour", "2024-03-05-10:00", "2024-03-05 10:00"), ("day", "2024-03-05", "2024-03-05"),
+                               ("week", "2024-03-04", "2024-03-04"), ("month", "2024-02-01", "2024-02-01")]:
+        result = defs.resolve_job_def(f"rollups_{grain}_job").execute_in_process(partition_key=key, instance=instance)
+        assert result.success, grain
+        rows = _rows(wh, f"rollup_stg_entity_events__{grain}")
+        assert set(rows.bucket_start) == {pd.Timestamp(bucket)}, grain
+        assert set(rows.run_id) == {result.run_id}
+        want = cases.expected(raw, grain)["downloads"]
+        got = as_dict(series_table(wh, grain), "downloads")
+        assert_series_equal(got, {k: v for k, v in want.items() if k[0] == pd.Timestamp(bucket)}, f"downloads@{grain}")
+
+
+def test_backfill_is_one_run_with_one_dbt_invocation(dagster_project):
+    paths, wh, raw, defs, instance = dagster_project
+    job = defs.resolve_job_def("rollups_day_job")
+    result = job.execute_in_process(instance=instance, tags={ASSET_PARTITION_RANGE_START_TAG: "2024-02-20",
+                                                             ASSET_PARTITION_RANGE_END_TAG: "2024-03-12"})
+    assert result.success
+    dbt_steps = [e for e in result.all_events if e.event_type_value == "STEP_START"]
+    assert len(dbt_steps) == 1  # a single step (one dbt invocation) for 22 partitions
+    rows = _rows(wh, "rollup_stg_entity_events__day")
+    assert rows.bucket_start.min() == pd.Timestamp("2024-02-20") and rows.bucket_start.max() == pd.Timestamp("2024-03-12")
+    assert set(rows.run_id) == {result.run_id}
+    table = series_table(wh, "day")
+    want_all = cases.expected(raw, "day")
+    for metric in ("downloads", "active_users", "revenue", "aov", "net_revenue", "followers"):
+        want = {k: v for k, v in want_all[metric].items() if pd.Timestamp("2024-02-20") <= k[0] <= pd.Timestamp("2024-03-12")}
+        assert_series_equal(as_dict(table, metric), want, f"{metric}@day backfill")
+
+
+def test_recompute_of_a_past_day_after_a_late_event(dagster_project):
+    paths, wh, raw, defs, instance = dagster_project
+    job = defs.resolve_job_def("rollups_day_job")
+    first = job.execute_in_process(instance=instance, tags={ASSET_PARTITION_RANGE_START_TAG: "2024-03-01",
+                                                            ASSET_PARTITION_RANGE_END_TAG: "2024-03-10"})
+    before = _rows(wh, "rollup_stg_entity_events__day")
+    late = raw["entity_events"].iloc[[0]].assign(event_id=999_998, created_at=pd.Timestamp("2024-03-05 08:00"),
+                                                 metric_type="Download", entity_type="model")
+    raw["entity_events"] = pd.concat([raw["entity_events"], late], ignore_index=True)
+    load_raw(wh, raw)
+    again = job.execute_in_process(partition_key="2024-03-05", instance=instance)
+    after = _rows(wh, "rollup_stg_entity_events__day")
+    assert set(after[after.bucket_start == pd.Timestamp("2024-03-05")].run_id) == {again.run_id}
+    untouched = after[after.bucket_start != pd.Timestamp("2024-03-05")]
+    assert set(untouched.run_id) == {first.run_id} and len(untouched) == len(before[before.bucket_start != pd.Timestamp("2024-03-05")])
+    assert not after.duplicated(["metric", "bucket_start", "dimension", "dimension_value"]).any()
+    got = as_dict(series_table(wh, "day"), "downloads")
+    want = cases.expected(raw, "day")["downloads"]
+    assert got[(pd.Timestamp("2024-03-05"), "", "")] == want[(pd.Timestamp("2024-03-05"), "", "")]
+
+
+def test_schedules_rewrite_the_settle_lookback_in_one_run(dagster_project):
+    paths, wh, raw, defs, instance = dagster_project
+    schedule = defs.get_schedule_def("rollups_hour_schedule")
+    context = build_schedule_context(instance=instance, scheduled_execution_time=dt.datetime(2024, 3, 5, 10, 5, tzinfo=dt.timezone.utc))
+    requests = list(schedule.evaluate_tick(context).run_requests)
+    assert len(requests) == 1
+    tags = requests[0].tags
+    # lookback 6 (the default) + the hour in progress
+    assert tags[ASSET_PARTITION_RANGE_START_TAG] == "2024-03-05-04:00" and tags[ASSET_PARTITION_RANGE_END_TAG] == "2024-03-05-10:00"
+
+
+def test_grains_depend_on_finer_grains_in_the_asset_graph(dagster_project):
+    paths, wh, raw, defs, instance = dagster_project
+    graph = defs.resolve_asset_graph()
+    key = lambda name: next(k for k in graph.get_all_asset_keys() if k.path[-1] == name)  # noqa: E731
+    assert key("rollup_stg_entity_events__hour") in graph.get(key("rollup_stg_entity_events__day")).parent_keys
+    assert key("rollup_stg_entity_events__day") in graph.get(key("rollup_stg_entity_events__week")).parent_keys
+    assert key("rollup_stg_entity_events__day") in graph.get(key("rollup_stg_entity_events__month")).parent_keys
+    week = graph.get(key("rollup_stg_entity_events__week")).partitions_def
+    assert week.get_first_partition_key() == "2024-02-19"  # the Monday of the week holding start (Tue 2024-02-20)
+    month = graph.get(key("rollup_stg_entity_events__month")).partitions_def
+    assert month.get_first_partition_key() == "2024-02-01"
+    day = graph.get(key("rollup_stg_entity_events__day"))
+    assert "metric_downloads" in day.tags and day.owners == [] and day.group_name == "events"
