@@ -45,14 +45,13 @@ def test_series_json_has_the_documented_shape_and_matches_raw_counts(demo, capsy
 def test_series_slice_csv_and_errors(demo, capsys):
     root, args = demo
     capsys.readouterr()
-    assert main([*args, "series", "orders", "--grain", "week", "--slice", "country=DE", "--format", "csv",
-                 "--start", "2026-09-01", "--end", "2026-09-05"]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].startswith("metric,grain,bucket_start,slice,value")
-    assert len(lines) == 1  # the only week starting in the window is none: 2026-09-01 is a Tuesday
+    # no week starts in the window (2026-09-01 is a Tuesday): nothing was built at that grain
+    assert main([*args, "series", "orders", "--grain", "week", "--slice", "country=DE", "--format", "csv"]) == 2
+    assert "metric_series_week has not been built yet" in capsys.readouterr().err
     assert main([*args, "series", "orders", "--grain", "day", "--slice", "country=DE", "--format", "csv",
                  "--start", "2026-09-01", "--end", "2026-09-05"]) == 0
-    assert len(capsys.readouterr().out.strip().splitlines()) == 5
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("metric,grain,bucket_start,slice,value") and len(lines) == 5
     assert main([*args, "series", "order", "--grain", "day"]) == 2
     assert "did you mean `orders`" in capsys.readouterr().err
     assert main([*args, "series", "orders", "--grain", "day", "--slice", "planet=mars"]) == 2

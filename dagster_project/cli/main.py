@@ -190,18 +190,22 @@ def cmd_run(args, paths: ProjectPaths) -> int:
     except WarehouseError as err:
         _err(f"{err}; nothing built")
         return 1
-    window = (args.start, args.end)
     span = f"{args.start or 'each metric start'} .. {args.end or 'now'}"
-    print(f"[3/3] building rollups on {args.target} for {span}", flush=True)
-    run_id = f"cli-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    outcome = run_dbt(paths, args.target, ["build", *selection_args(args.include_drafts, args.metric)],
-                      window=window, run_id=run_id)
+    print(f"[3/3] running the rollup asset jobs on {args.target} for {span}", flush=True)
+    from ..defs.runner import run_window
+    outcome = run_window(paths, args.target, args.start, args.end, result.project, metrics=args.metric)
+    if outcome.ok and args.include_drafts:
+        print("      draft metrics (dbt, on demand) ...", flush=True)
+        drafts = run_dbt(paths, args.target, ["build", "--select", "+tag:metrics_draft", "--exclude", "tag:staging"],
+                         window=(args.start, args.end), run_id=f"cli-drafts-{uuid.uuid4().hex[:8]}", quiet=True)
+        outcome.ok = drafts.ok
+        outcome.failures += [f"{args.target}: {f}" for f in drafts.failures]
     if not outcome.ok:
         for f in outcome.failures:
-            _err(f"{args.target}: {f}")
+            _err(f)
         _err("the build failed; rows of windows that did not finish are unchanged")
         return 1
-    print(f"built {len(outcome.built)} dbt nodes (run id {run_id})")
+    print(f"done: {len(outcome.run_ids)} Dagster run(s): {', '.join(outcome.run_ids)}")
     if args.target == "duckdb":
         print(f"results: {paths.duckdb_path} (schema analytics: metric_series_hour/_day/_week/_month)")
     print("read a series:  metrics series model_downloads --grain day")

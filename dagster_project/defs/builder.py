@@ -3,7 +3,7 @@
 Assets: raw collection (daily), staging views, and per grain the rollups and the series
 view (partitioned, single-run backfills). Schedules keep the current buckets fresh and
 recompute the settle lookback."""
-from dagster import Definitions
+from dagster import AssetSelection, Definitions, define_asset_job
 
 from ..validation.project import load_project
 from .automation import lookback_schedule, rollup_job
@@ -22,7 +22,8 @@ def build_definitions() -> Definitions:
     project = loaded.project
     built = [m for m in project.built() if m.status == "active"]
     earliest = min((m.start for m in built), default=project.config.start)
-    assets, jobs, schedules = [staging_assets()], [], []
+    staging = staging_assets()
+    assets, jobs, schedules = [staging], [define_asset_job("staging_job", selection=AssetSelection.assets(staging))], []
     day_partitions = partitions_for("day", earliest)
     assets.append(collection_assets(day_partitions, earliest))
     lookback = project.config.settle_lookback

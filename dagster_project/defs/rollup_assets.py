@@ -15,6 +15,7 @@ from dagster import (
 from dagster_dbt import DbtCliResource, dbt_assets
 
 from ..warehouse.connection import default_target
+from ..warehouse.dbt_runner import warehouse_message
 from .partitions import window_env
 from .resources import metrics_dbt_project
 from .translator import MetricsTranslator
@@ -51,7 +52,7 @@ def failed_nodes(invocation) -> list[tuple[str, str]]:
         results = invocation.get_artifact("run_results.json").get("results", [])
     except Exception:  # no artifact: dbt failed before running any node
         return []
-    return [(r["unique_id"].split(".")[-1], (r.get("message") or "").strip().splitlines()[0] if r.get("message") else r["status"])
+    return [(r["unique_id"].split(".")[-1], warehouse_message(r.get("message") or r["status"]))
             for r in results if r.get("status") in ("error", "fail", "runtime error")]
 
 
@@ -62,9 +63,9 @@ def run_dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, env: dict
         yield from invocation.stream()
     if not invocation.is_successful():
         nodes = failed_nodes(invocation)
-        detail = "; ".join(f"{name}: {msg}" for name, msg in nodes) or "dbt failed before running a model"
+        detail = "; ".join(f"{target}: {name}: {msg}" for name, msg in nodes) or f"{target}: dbt failed before running a model"
         transient = any(marker in detail.lower() for marker in TRANSIENT) or not nodes
-        raise Failure(description=f"{target}: {detail}", allow_retries=transient,
+        raise Failure(description=detail, allow_retries=transient,
                       metadata={"failed_models": [n for n, _ in nodes]})
 
 

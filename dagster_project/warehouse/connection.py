@@ -98,6 +98,13 @@ class Warehouse:
         with self.connect():
             pass
 
+    def relation_exists(self, name: str) -> bool:
+        if self.target == "clickhouse":
+            sql = "select count() as n from system.tables where database = ? and name = ?"
+        else:
+            sql = "select count(*) as n from information_schema.tables where table_schema = ? and table_name = ?"
+        return int(self.frame(sql, [SCHEMA, name])["n"].iloc[0]) > 0
+
     def frame(self, sql: str, params: list | None = None) -> pd.DataFrame:
         with self.connect(read_only=True) as con:
             try:

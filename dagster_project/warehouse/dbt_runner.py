@@ -19,6 +19,14 @@ class DbtOutcome:
     built: list[str] = field(default_factory=list)
 
 
+def warehouse_message(message: str) -> str:
+    """The warehouse's own words from a dbt node message: dbt's first line only names
+    the model, and ClickHouse appends the whole query ("In scope ...")."""
+    lines = [ln.strip() for ln in (message or "").strip().splitlines() if ln.strip()]
+    detail = [ln for ln in lines if " in model " not in ln and not ln.startswith("compiled code")] or lines
+    return (detail[0] if detail else "failed").split(" In scope ")[0][:400]
+
+
 def window_env(start: dt.date | dt.datetime | None, end: dt.date | dt.datetime | None) -> dict[str, str]:
     """What the `metrics_window` macro reads. Dates are UTC midnights."""
     env = {"METRICS_WINDOW_START": "", "METRICS_WINDOW_END": ""}
@@ -92,11 +100,7 @@ def run_dbt(paths: ProjectPaths, target: str, args: list[str], window: tuple | N
         name = getattr(node, "name", "?")
         status = str(getattr(r, "status", ""))
         if status in ("error", "fail", "runtime error", "RunStatus.Error", "TestStatus.Fail"):
-            lines = [ln.strip() for ln in (getattr(r, "message", "") or "").strip().splitlines() if ln.strip()]
-            # dbt's first line only names the model; the warehouse's own words follow
-            detail = [ln for ln in lines if " in model " not in ln and not ln.startswith("compiled code")] or lines
-            text = (detail[0] if detail else status).split(" In scope ")[0]
-            outcome.failures.append(f"{name}: {text[:400]}")
+            outcome.failures.append(f"{name}: {warehouse_message(getattr(r, 'message', '') or status)}")
         elif status in ("success", "pass", "RunStatus.Success"):
             outcome.built.append(name)
     if not outcome.ok and not outcome.failures:

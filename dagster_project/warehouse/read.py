@@ -48,7 +48,12 @@ def read_series(wh: Warehouse, metric: Metric, grain: str, start: dt.date | None
     lo = ceil_to_grain(start, grain) if start else floor_to_grain(metric.start, grain)
     fetch_lo = add_grain(lo, grain, -1)
     hi = ceil_to_grain(end, grain) if end else dt.datetime(9999, 1, 1)
-    rel = wh.relation(series_relation(metric, grain))
+    name = series_relation(metric, grain)
+    if not wh.relation_exists(name):
+        hint = " --include-drafts" if metric.status == "draft" else ""
+        raise ValueError(f"{wh.target}: {name} has not been built yet: run `metrics run{hint}` over a window "
+                         f"that holds at least one whole {grain}")
+    rel = wh.relation(name)
     spine = wh.frame(
         f"select bucket_start, value from {rel} where metric = ? and dimension = '' "
         f"and bucket_start >= ? and bucket_start < ? order by bucket_start",
