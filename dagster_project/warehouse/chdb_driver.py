@@ -45,9 +45,15 @@ def register() -> None:
 def dbt_main() -> None:
     """The `metrics-dbt` command: dbt with the chdb driver registered, so a dbt process
     that Dagster spawns can build on chDB (pass it as DbtCliResource's dbt_executable)."""
+    import os
     import sys
 
-    register()
+    # registering imports the ClickHouse client stack (~1 s): only when it can be needed
+    argv = sys.argv[1:]
+    wants = os.environ.get("METRICS_TARGET") == "clickhouse" or any(
+        a == "clickhouse" and i > 0 and argv[i - 1] in ("--target", "-t") for i, a in enumerate(argv))
+    if wants or "--target=clickhouse" in argv:
+        register()
     from dbt.cli.main import cli
 
     sys.exit(cli())
