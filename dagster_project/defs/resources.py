@@ -23,10 +23,10 @@ def metrics_dbt_project() -> DbtProject:
     os.environ.setdefault("METRICS_CHDB_PATH", str(paths.chdb_path))
     project = DbtProject(project_dir=paths.dbt_project_dir, profiles_dir=paths.dbt_project_dir,
                          target=default_target())
-    # under `dagster dev` this runs `dbt parse`, so the manifest follows the YAML
-    project.prepare_if_dev()
-    if not project.manifest_path.exists():
-        # anywhere else (a fresh clone, `metrics run`, tests): parse once now
+    # What prepare_if_dev() does, without needing `dbt` on PATH: under `dagster dev`
+    # (DAGSTER_IS_DEV_CLI) parse so the manifest follows the YAML; anywhere else (a
+    # fresh clone, `metrics run`, tests) parse once when there is no manifest yet.
+    if os.environ.get("DAGSTER_IS_DEV_CLI") or not project.manifest_path.exists():
         from ..warehouse.dbt_runner import run_dbt
         outcome = run_dbt(paths, default_target(), ["parse"], quiet=True)
         if not outcome.ok:
