@@ -50,6 +50,7 @@ def _clean_metrics_env():
 
 
 TARGETS = ("duckdb", "postgres", "clickhouse")
+_CHDB_PATH: str | None = None
 
 
 @pytest.fixture(scope="module", params=TARGETS)
@@ -78,7 +79,17 @@ def target(request, tmp_path_factory):
         admin.close()
         os.environ["METRICS_PG_DATABASE"] = dbname
     if name == "clickhouse":
-        os.environ["METRICS_CHDB_PATH"] = str(tmp_path_factory.mktemp("chdb"))
+        # chDB runs one engine (one data path) per process: every test shares the
+        # session's path and starts from empty databases instead
+        global _CHDB_PATH
+        if _CHDB_PATH is None:
+            _CHDB_PATH = str(tmp_path_factory.getbasetemp() / "chdb")
+        os.environ["METRICS_CHDB_PATH"] = _CHDB_PATH
+        import clickhouse_connect
+        client = clickhouse_connect.get_client(interface="chdb", path=_CHDB_PATH)
+        for database in ("analytics", "analytics_seeds", "raw"):
+            client.command(f"drop database if exists {database} sync")
+        client.close()
     yield name
     for k, v in saved.items():
         if v is None:

@@ -58,10 +58,22 @@ def wanted_metrics(project: MetricsProject, names: list[str]) -> set[str]:
 def run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt.date | None,
                project: MetricsProject, metrics: list[str] | None = None,
                progress: Callable[[str], None] = print) -> RunOutcome:
-    os.environ["METRICS_PROJECT_DIR"] = str(paths.root)
-    os.environ["METRICS_TARGET"] = target
-    os.environ["METRICS_DUCKDB_PATH"] = str(paths.duckdb_path)
-    os.environ["METRICS_CHDB_PATH"] = str(paths.chdb_path)
+    env = {"METRICS_PROJECT_DIR": str(paths.root), "METRICS_TARGET": target,
+           "METRICS_DUCKDB_PATH": str(paths.duckdb_path), "METRICS_CHDB_PATH": str(paths.chdb_path)}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return _run_window(paths, start, end, project, metrics, progress)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _run_window(paths: ProjectPaths, start: dt.date | None, end: dt.date | None, project: MetricsProject,
+                metrics: list[str] | None, progress: Callable[[str], None]) -> RunOutcome:
     from . import resources
     from .builder import build_definitions
     from .translator import metric_tag
