@@ -87,8 +87,11 @@ def target(request, tmp_path_factory):
         os.environ["METRICS_CHDB_PATH"] = _CHDB_PATH
         import clickhouse_connect
         client = clickhouse_connect.get_client(interface="chdb", path=_CHDB_PATH)
-        for database in ("analytics", "analytics_seeds", "raw"):
-            client.command(f"drop database if exists {database} sync")
+        # empty the databases but keep them: dbt-clickhouse may reuse a client that
+        # created them in an earlier test
+        tables = client.query("select database, name from system.tables where database in ('analytics', 'analytics_seeds', 'raw')")
+        for database, table in tables.result_rows:
+            client.command(f"drop table if exists `{database}`.`{table}` sync")
         client.close()
     yield name
     for k, v in saved.items():

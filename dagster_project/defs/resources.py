@@ -19,8 +19,8 @@ def project_paths() -> ProjectPaths:
 @cache
 def metrics_dbt_project() -> DbtProject:
     paths = project_paths()
-    os.environ.setdefault("METRICS_DUCKDB_PATH", str(paths.duckdb_path))
-    os.environ.setdefault("METRICS_CHDB_PATH", str(paths.chdb_path))
+    # dbt runs in the dbt project folder, where the profile's default paths
+    # (../warehouse/...) are this project's warehouse; METRICS_*_PATH override them
     project = DbtProject(project_dir=paths.dbt_project_dir, profiles_dir=paths.dbt_project_dir,
                          target=default_target())
     # What prepare_if_dev() does, without needing `dbt` on PATH: under `dagster dev`

@@ -1,8 +1,4 @@
 """dbt assets: staging (unpartitioned) and one partitioned @dbt_assets per grain."""
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from dagster import (
     AssetExecutionContext,
     Backoff,
@@ -15,7 +11,7 @@ from dagster import (
 from dagster_dbt import DbtCliResource, dbt_assets
 
 from ..warehouse.connection import default_target
-from ..warehouse.dbt_runner import warehouse_message
+from ..warehouse.dbt_runner import environ, warehouse_message
 from .partitions import window_env
 from .resources import metrics_dbt_project
 from .translator import MetricsTranslator
@@ -33,20 +29,6 @@ def warehouse_pool(target: str | None = None) -> str | None:
     return EMBEDDED_POOL if (target or default_target()) in ("duckdb", "clickhouse") else None
 
 
-@contextmanager
-def _environ(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def failed_nodes(invocation) -> list[tuple[str, str]]:
     try:
         results = invocation.get_artifact("run_results.json").get("results", [])
@@ -58,7 +40,7 @@ def failed_nodes(invocation) -> list[tuple[str, str]]:
 
 def run_dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, env: dict[str, str]):
     target = default_target()
-    with _environ(env):
+    with environ(env):
         invocation = dbt.cli(["build"], context=context, raise_on_error=False)
         yield from invocation.stream()
     if not invocation.is_successful():

@@ -13,6 +13,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from ..paths import ProjectPaths
 from ..spec.resolved import MetricsProject
+from ..warehouse.dbt_runner import environ
 
 GRAINS = ("hour", "day", "week", "month")
 # the CLI prints its own progress; Dagster's console log only for warnings and errors
@@ -60,16 +61,8 @@ def run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt.
                progress: Callable[[str], None] = print) -> RunOutcome:
     env = {"METRICS_PROJECT_DIR": str(paths.root), "METRICS_TARGET": target,
            "METRICS_DUCKDB_PATH": str(paths.duckdb_path), "METRICS_CHDB_PATH": str(paths.chdb_path)}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with environ(env):
         return _run_window(paths, start, end, project, metrics, progress)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _run_window(paths: ProjectPaths, start: dt.date | None, end: dt.date | None, project: MetricsProject,

@@ -51,7 +51,8 @@ def dbt_env(paths: ProjectPaths, target: str, window: tuple | None = None, run_i
 
 
 @contextmanager
-def _environ(values: dict[str, str]) -> Iterator[None]:
+def environ(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for a block, then restore what was there."""
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:
@@ -88,7 +89,7 @@ def run_dbt(paths: ProjectPaths, target: str, args: list[str], window: tuple | N
     if target == "clickhouse":
         from .chdb_driver import register
         register()
-    with _environ(env):
+    with environ(env):
         try:
             res = dbtRunner().invoke(full)
         finally:
