@@ -29,13 +29,7 @@
     {% call statement('stage') -%}
       {{ get_create_table_as_sql(True, staged, sql) }}
     {%- endcall %}
-    {% call statement('delete_window') -%}
-      {{ metrics_delete_window(target_relation, w.start, w.end, metric_names) }}
-    {%- endcall %}
-    {% call statement('main') -%}
-      insert into {{ target_relation }} (metric, bucket_start, dimension, dimension_value, value, count, sum, run_id, computed_at)
-      select metric, bucket_start, dimension, dimension_value, value, count, sum, run_id, computed_at from {{ staged }}
-    {%- endcall %}
+    {{ metrics_replace_window(target_relation, staged, w, metric_names) }}
   {% endif %}
 
   {{ run_hooks(post_hooks, inside_transaction=True) }}

@@ -24,13 +24,7 @@
     {% call statement('stage') -%}
       {{ metrics_create_rollup_table(staged, sql) }}
     {%- endcall %}
-    {% call statement('delete_window') -%}
-      {{ metrics_delete_window(target_relation, w.start, w.end, metric_names) }}
-    {%- endcall %}
-    {% call statement('main') -%}
-      insert into {{ target_relation }} (metric, bucket_start, dimension, dimension_value, value, count, sum, run_id, computed_at)
-      select metric, bucket_start, dimension, dimension_value, value, count, sum, run_id, computed_at from {{ staged }}
-    {%- endcall %}
+    {{ metrics_replace_window(target_relation, staged, w, metric_names) }}
     {% call statement('drop_staged_after') %}drop table if exists {{ staged }}{% endcall %}
   {% endif %}
   {{ run_hooks(post_hooks) }}
