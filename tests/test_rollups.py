@@ -71,7 +71,7 @@ def test_week_and_month_edges(built):
     in_week = lambda a, b: ((ev.metric_type == "Like") & (ev.created_at >= a) & (ev.created_at < b)).sum()  # noqa: E731
     assert likes[pd.Timestamp("2024-02-26")] == in_week("2024-02-26", "2024-03-04")  # includes Sunday 23:59:59
     assert likes[pd.Timestamp("2024-03-04")] == in_week("2024-03-04", "2024-03-11")  # starts Monday 00:00
-    assert set(likes.index.dayofweek) == {0}
+    assert set(likes.index.day_of_week) == {0}
     day = series_table(wh, "day")
     leap = day[(day.metric == "downloads") & (day.bucket_start == pd.Timestamp("2024-02-29")) & (day.dimension == "")]
     assert leap.value.iloc[0] == ((ev.metric_type == "Download") & (ev.created_at.dt.date == dt.date(2024, 2, 29))).sum()
