@@ -176,7 +176,7 @@ def cmd_demo_data(args, paths: ProjectPaths) -> int:
 
 def cmd_run(args, paths: ProjectPaths) -> int:
     from ..compiler.writer import compile_project
-    from ..warehouse.dbt_runner import run_dbt, selection_args
+    from ..warehouse.dbt_runner import run_dbt
     print("[1/3] validating metrics", flush=True)
     result = _load(paths)
     if result.issues:

@@ -15,6 +15,7 @@ from dagster import (
 )
 
 from ..compiler.plan import floor_to_grain
+from ..warehouse.dbt_runner import window_env as dbt_window_env
 
 
 def partition_start(grain: str, earliest: dt.date) -> dt.datetime:
@@ -35,11 +36,5 @@ def partitions_for(grain: str, earliest: dt.date) -> TimeWindowPartitionsDefinit
 
 
 def window_env(start: dt.datetime, end: dt.datetime, run_id: str) -> dict[str, str]:
-    """What the dbt macros read for one run: the partition window (UTC, [start, end)) and
-    the run id stamped on every row. Environment variables, not --vars: a changed var
-    forces dbt to re-parse the whole project on every run."""
-    def iso(ts: dt.datetime) -> str:
-        if ts.tzinfo is not None:
-            ts = ts.astimezone(dt.timezone.utc).replace(tzinfo=None)
-        return ts.isoformat()
-    return {"METRICS_WINDOW_START": iso(start), "METRICS_WINDOW_END": iso(end), "METRICS_RUN_ID": run_id}
+    """What the dbt macros read for one run: the partition window and the run id."""
+    return {**dbt_window_env(start, end), "METRICS_RUN_ID": run_id}

@@ -11,8 +11,6 @@ from .raw import AnomalySpec, Grain, MetricSpec, ProjectConfig
 
 # Aggregations whose empty bucket is 0 (count-shaped); every other one gives a gap.
 ZERO_FILLED = frozenset({"count", "count_distinct", "sum"})
-# Aggregations that a coarser grain could add up from a finer one.
-ADDITIVE = frozenset({"count", "sum", "min", "max"})
 
 
 @dataclass(frozen=True)

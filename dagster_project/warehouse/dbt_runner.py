@@ -28,13 +28,15 @@ def warehouse_message(message: str) -> str:
 
 
 def window_env(start: dt.date | dt.datetime | None, end: dt.date | dt.datetime | None) -> dict[str, str]:
-    """What the `metrics_window` macro reads. Dates are UTC midnights."""
-    env = {"METRICS_WINDOW_START": "", "METRICS_WINDOW_END": ""}
-    if start is not None:
-        env["METRICS_WINDOW_START"] = start.isoformat()
-    if end is not None:
-        env["METRICS_WINDOW_END"] = end.isoformat()
-    return env
+    """What the `metrics_window` macro reads: UTC dates or timestamps (naive; an aware
+    timestamp is converted to UTC). Environment variables, not --vars: a changed var
+    forces dbt to re-parse the whole project on every run."""
+    def iso(value) -> str:
+        if isinstance(value, dt.datetime) and value.tzinfo is not None:
+            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return value.isoformat()
+    return {"METRICS_WINDOW_START": "" if start is None else iso(start),
+            "METRICS_WINDOW_END": "" if end is None else iso(end)}
 
 
 def dbt_env(paths: ProjectPaths, target: str, window: tuple | None = None, run_id: str | None = None) -> dict[str, str]:
@@ -63,16 +65,6 @@ def environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-
-
-def selection_args(include_drafts: bool = False, metrics: list[str] | None = None) -> list[str]:
-    """dbt selection for a build: staging and seeds upstream, the rollups, the series views."""
-    if metrics:
-        sel = []
-        for m in metrics:
-            sel.append(f"+tag:metric:{m}")
-        return ["--select", *sel, "metric_catalog"]
-    return [] if include_drafts else ["--exclude", "tag:metrics_draft"]
 
 
 def run_dbt(paths: ProjectPaths, target: str, args: list[str], window: tuple | None = None,
