@@ -20,6 +20,9 @@ for _ in $(seq 1 120); do
   sleep 1
 done
 sleep 10  # let the code location load
+# the UI's first-visit "join the community" dialog would cover the screenshots: mark it
+# seen on this instance, as its own dismiss button does
+curl -sf "http://127.0.0.1:$PORT/graphql" -H 'content-type: application/json' -d '{"query": "mutation { setNuxSeen }"}' >/dev/null || true
 shot() {
   chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
     --disable-background-networking --disable-component-update --disable-sync \

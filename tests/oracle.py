@@ -18,7 +18,7 @@ def bucket(ts: pd.Series, grain: str) -> pd.Series:
     if grain == "day":
         return day
     if grain == "week":
-        return day - pd.to_timedelta(day.dt.weekday.astype("int64"), unit="D")
+        return day - pd.to_timedelta(day.dt.day_of_week.astype("int64"), unit="D")
     return day - pd.to_timedelta((day.dt.day - 1).astype("int64"), unit="D")
 
 

@@ -67,3 +67,56 @@ def test_draft_metrics_are_built_only_on_demand(demo, capsys):
     capsys.readouterr()
     assert main([*args, "series", "dataset_likes", "--grain", "day", "--start", "2026-09-01", "--end", "2026-09-05", "--format", "json"]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 4
+
+
+def _runs(root, model: str) -> dict:
+    from dagster_project.paths import ProjectPaths
+    from dagster_project.warehouse.connection import Warehouse
+    df = Warehouse("duckdb", ProjectPaths(root)).frame(
+        f"select cast(bucket_start as date) as day, run_id, count(*) as n from analytics.{model} group by 1, 2")
+    return {(str(d), r): n for d, r, n in zip(df.day, df.run_id, df.n)}
+
+
+def test_run_one_metric_rebuilds_only_its_models(demo):
+    root, args = demo
+    events, orders = _runs(root, "rollup_stg_entity_events__day"), _runs(root, "rollup_stg_orders__day")
+    assert main([*args, "run", "--metric", "model_downloads", "--start", "2026-09-02", "--end", "2026-09-03"]) == 0
+    after = _runs(root, "rollup_stg_entity_events__day")
+    rewritten = {run for (day, run) in after if day == "2026-09-02"}
+    assert len(rewritten) == 1 and not rewritten & {run for (_, run) in events}  # a new run wrote that day
+    assert {k: v for k, v in after.items() if k[0] != "2026-09-02"} == {k: v for k, v in events.items() if k[0] != "2026-09-02"}
+    assert _runs(root, "rollup_stg_orders__day") == orders  # another source: untouched
+
+
+def test_archived_metrics_history_stays_readable(demo, capsys):
+    """Archiving stops compiling a metric; its rows stay in the rollup table and
+    `metrics series` reads them there (a ratio recombined from its inputs)."""
+    root, args = demo
+    for name in ("model_downloads", "downloads_per_active_user"):
+        path = root / "metrics" / "growth" / f"{name}.yml"
+        text = path.read_text()
+        path.write_text(text.replace("status: active", "status: archived") if "status:" in text else text + "status: archived\n")
+    # rebuild part of the window without them: their rows there must survive
+    assert main([*args, "run", "--start", "2026-09-03", "--end", "2026-09-05"]) == 0
+    from dagster_project.paths import ProjectPaths
+    from dagster_project.warehouse.connection import Warehouse
+    shown = Warehouse("duckdb", ProjectPaths(root)).frame("select distinct metric from analytics.metric_series_day")
+    assert "model_downloads" not in set(shown.metric) and "downloads_per_active_user" not in set(shown.metric)
+    raw = generate_range(dt.date(2026, 9, 1), dt.date(2026, 9, 5), seed=7, events_per_day=1500)["entity_events"]
+    day = raw.created_at.dt.floor("D")
+    downloads = raw[raw.metric_type == "Download"].groupby(day).size()
+    users = raw.groupby(day).user_id.nunique()
+    capsys.readouterr()
+    window = ["--grain", "day", "--start", "2026-09-01", "--end", "2026-09-05", "--format", "json"]
+    assert main([*args, "series", "model_downloads", *window]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["value"] for r in rows] == [float(downloads[pd.Timestamp(f"2026-09-0{d}")]) for d in range(1, 5)]
+    assert main([*args, "series", "downloads_per_active_user", *window]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    want = [downloads[pd.Timestamp(f"2026-09-0{d}")] / users[pd.Timestamp(f"2026-09-0{d}")] for d in range(1, 5)]
+    assert len(rows) == 4 and all(abs(r["value"] - w) <= 1e-9 * w for r, w in zip(rows, want))
+    assert main([*args, "series", "model_downloads", "--grain", "day", "--slice", "entity_type=model", "--format", "json",
+                 "--start", "2026-09-01", "--end", "2026-09-05"]) == 0
+    sliced = json.loads(capsys.readouterr().out)
+    model = raw[(raw.metric_type == "Download") & (raw.entity_type == "model")].groupby(day).size()
+    assert [r["value"] for r in sliced] == [float(model.get(pd.Timestamp(f"2026-09-0{d}"), 0)) for d in range(1, 5)]

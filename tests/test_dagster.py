@@ -129,3 +129,45 @@ def test_grains_depend_on_finer_grains_in_the_asset_graph(dagster_project):
     assert month.get_first_partition_key() == "2024-02-01"
     day = graph.get(key("rollup_stg_entity_events__day"))
     assert "metric_downloads" in day.tags and day.owners == [] and day.group_name == "events"
+
+
+def test_weeks_and_months_follow_a_changed_day(dagster_project):
+    """Declarative automation: after a day is rewritten (here a late-data recompute), the
+    sensor requests exactly the week and the month holding it, and no finer grain."""
+    from dagster import evaluate_automation_conditions
+    paths, wh, raw, defs, instance = dagster_project
+    now = dt.datetime(2024, 3, 12, 12, 0, tzinfo=dt.timezone.utc)
+    first = evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=now)
+    quiet = evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=now, cursor=first.cursor)
+    assert quiet.total_requested == 0
+    assert defs.resolve_job_def("rollups_day_job").execute_in_process(partition_key="2024-03-05", instance=instance).success
+    after = evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=now, cursor=quiet.cursor)
+    graph = defs.resolve_asset_graph()
+    requested = {k.path[-1]: sorted(after.get_requested_partitions(k)) for k in graph.get_all_asset_keys()
+                 if after.get_num_requested(k)}
+    assert requested == {"rollup_stg_entity_events__week": ["2024-03-04"], "rollup_stg_orders__week": ["2024-03-04"],
+                         "rollup_stg_follower_snapshots__week": ["2024-03-04"],
+                         "rollup_stg_entity_events__month": ["2024-03-01"], "rollup_stg_orders__month": ["2024-03-01"],
+                         "rollup_stg_follower_snapshots__month": ["2024-03-01"]}
+    # the sensor that evaluates these conditions is part of the definitions
+    assert defs.get_sensor_def("coarser_grains_sensor")
+
+
+def test_a_changed_definition_makes_its_built_partitions_stale(dagster_project):
+    """The code version of a rollup asset is its compiled model's checksum: editing a
+    metric shows the partitions built with the old definition as stale, and only those
+    of the models that changed."""
+    from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+    paths, wh, raw, defs, instance = dagster_project
+    assert defs.resolve_job_def("rollups_day_job").execute_in_process(partition_key="2024-03-05", instance=instance).success
+    likes = paths.metrics_dir / "events" / "likes.yml"
+    likes.write_text(likes.read_text().replace("'Like'", "'ReactionLike'"))
+    compile_project(paths, load_project(paths).project)
+    (paths.dbt_project_dir / "target" / "manifest.json").unlink()  # parse the changed project
+    graph = _fresh_definitions(paths).resolve_asset_graph()
+    key = lambda name: next(k for k in graph.get_all_asset_keys() if k.path[-1] == name)  # noqa: E731
+    resolver = CachingStaleStatusResolver(instance, graph)
+    events, orders = key("rollup_stg_entity_events__day"), key("rollup_stg_orders__day")
+    assert resolver.get_status(events, "2024-03-05") == StaleStatus.STALE
+    assert any("code version" in c.reason for c in resolver.get_stale_causes(events, "2024-03-05"))
+    assert resolver.get_status(orders, "2024-03-05") == StaleStatus.FRESH

@@ -25,8 +25,10 @@ METRICS = {
     "s/latest_value.yml": "name: latest_value\nsource: stg_entity_events\ntimestamp: created_at\naggregation: latest\nexpression: metric_value\ndimensions: [user_id]\n",
     "s/per_user.yml": "name: per_user\nkind: ratio\nnumerator: downloads\ndenominator: users\n",
     "s/net.yml": "name: net\nkind: derived\nexpression: downloads - users / 2\n",
+    # a filter on a boolean (categorical) column only: the keyed form
+    "s/refunds.yml": "name: refunds\nsource: stg_orders\ntimestamp: ordered_at\naggregation: sum\nexpression: amount\nfilter: refunded\ndimensions: [country]\n",
 }
-MODELS = ("rollup_stg_entity_events__day", "metric_series_day")
+MODELS = ("rollup_stg_entity_events__day", "rollup_stg_orders__day", "metric_series_day")
 
 
 def test_generated_sql_per_adapter(tmp_path, target):

@@ -119,7 +119,7 @@ def cmd_series(args, paths: ProjectPaths) -> int:
         k, v = item.split("=", 1)
         slice_[k] = v
     try:
-        frame = read_series(Warehouse(args.target, paths), metric, args.grain, args.start, args.end, slice_)
+        frame = read_series(Warehouse(args.target, paths), metric, args.grain, args.start, args.end, slice_, result.project)
     except (ValueError, WarehouseError) as err:
         _err(str(err))
         return 2

@@ -27,6 +27,7 @@ class RollupModel:
     lifecycle: str  # active | draft
     metrics: tuple[Metric, ...]
     by_timestamp: bool = False  # the source is bucketed by more than one column
+    categorical: frozenset[str] = frozenset()  # the source's columns with few, known values
 
     @property
     def name(self) -> str:
@@ -87,7 +88,8 @@ def build_plan(project: MetricsProject) -> CompilePlan:
                     by_source.setdefault((m.measure.source, m.measure.timestamp), []).append(m)
             for source, ts in sorted(by_source):
                 rollups.append(RollupModel(source, ts, grain, lifecycle, tuple(sorted(by_source[source, ts], key=lambda m: m.name)),
-                                           by_timestamp=timestamps_per_source[source] > 1))
+                                           by_timestamp=timestamps_per_source[source] > 1,
+                                           categorical=project.categorical.get(source, frozenset())))
     series: list[SeriesModel] = []
     for grain in GRAINS:
         for lifecycle in ("active", "draft"):

@@ -2,12 +2,14 @@
 in one scan.
 
 The source is read once for the window; every metric's aggregates are computed in one
-GROUP BY with grouping sets (the total and each dimension alone, all from raw rows);
+GROUP BY with grouping sets (the total and each dimension alone, all from raw rows;
+compiler/aggregated_sql.py, which may group by categorical filter columns first);
 the wide result is turned into long rows (metric, bucket, slice). The total is dense
 over the window's buckets; slices are stored sparse (only buckets with rows). How each
 aggregate is spelled per warehouse lives in macros/metrics_aggregate.sql."""
 from __future__ import annotations
 
+from .aggregated_sql import aggregate_sql, aggregated_ctes, keyable
 from .plan import RollupModel, floor_to_grain
 from .sql_text import config_block, fragment, fragment_expr, header, ident, jinja_str, string
 
@@ -46,14 +48,16 @@ def render_rollup(model: RollupModel, tags: list[str], depends_on: str | None = 
         if key not in shared:
             alias = f"{kind}_{sum(1 for k in shared if k[0] == kind) + 1}"
             shared[key] = alias
-            (agg_cols if kind == "a" else source_cols).append(f"{sql} as {alias}")
+            source_cols.append(f"{sql} as {alias}")
         return shared[key]
 
+    aggs: dict[tuple, str] = {}  # (kind, value, flag, extra) -> output column
+
     def aggregate(kind: str, value: str, flag: str, **extra: str) -> str:
-        # the filter goes inline into FILTER (WHERE ...) / -If: measured 18% faster on
-        # DuckDB than projecting it as a boolean column first
-        args = [jinja_str(kind), jinja_str(value), flag or '""'] + [f"{k}={v}" for k, v in extra.items()]
-        return column("a", "{{ metrics_aggregate(" + ", ".join(args) + ") }}")
+        key = (kind, value, flag, tuple(extra.items()))
+        if key not in aggs:
+            aggs[key] = f"a_{len(aggs) + 1}"
+        return aggs[key]
 
     filter_columns: list[str] = []
     distinct: list[tuple[int, str, str, str]] = []  # (key, value column, filter, output column)
@@ -147,6 +151,9 @@ def render_rollup(model: RollupModel, tags: list[str], depends_on: str | None = 
         def typed(sql: str) -> str:
             return f"cast({sql} as {{{{ metrics_type('{cast_to}') }}}})" if cast_to else sql
         branches = "".join(f"{pre} when {case[0]} then {typed(case[index])}{post}" for pre, case, post in wide)
+        if all(pre for pre, _, _ in wide):
+            # every branch may be left out (only long-form distinct counts): keep one
+            branches = f" when 0 then {typed('null')}" + branches
         return f"case s.slot{branches} end"
 
     # `1 = 0 or ...`: each condition brings its own `or`, so a part left out by a Jinja
@@ -176,6 +183,7 @@ def render_rollup(model: RollupModel, tags: list[str], depends_on: str | None = 
     observed += gauge_totals
 
     source_cols += [ident(c) for c in filter_columns]
+    keyed = bool(filter_columns) and all(keyable(m, model.categorical) for m in metrics)
     start_text = series_start.strftime(TS_FORMAT)
     cfg = config_block({
         "materialized": "metric_rollup",
@@ -188,7 +196,7 @@ def render_rollup(model: RollupModel, tags: list[str], depends_on: str | None = 
     union = "\n    union all\n"
     distinct_filter_cols, distinct_long = "", ""
     if distinct:
-        fallback = [f"{{{{ metrics_aggregate('count_distinct', {jinja_str(x)}, {flag or chr(34) * 2}) }}}} as {n}" for _, x, flag, n in distinct]
+        fallback = [f"{aggregate_sql('count_distinct', x, flag)} as {n}" for _, x, flag, n in distinct]
         distinct_filter_cols = "{%- if not metrics_distinct_long_form() %},\n        " + ",\n        ".join(fallback) + "{% endif %}"
         dims_sel = "".join(f"{a}, " for a in dim_alias.values())
         branches = "\n        union all\n".join(
@@ -223,13 +231,8 @@ with source_rows as (
       and {ts} < {{{{ metrics_timestamp(w.end) }}}}
 ),
 
-aggregated as (
-    -- every metric at once: the total and each dimension alone, from raw rows
-    select
-        {(','+chr(10)+'        ').join(agg_cols)}{distinct_filter_cols}
-    from source_rows
-    group by grouping sets ({sets})
-),
+{aggregated_ctes(aggs, agg_cols, distinct_filter_cols, sets, list(dim_alias.values()),
+                  [ident(c) for c in filter_columns] if keyed else [], bool(distinct))}
 
 {distinct_long}
 slots as (
@@ -298,3 +301,4 @@ def _union_with_optional(parts: list[str]) -> str:
         else:
             out += f"\n    union all\n{part}"
     return out
+

@@ -1,8 +1,24 @@
-"""Jobs and schedules: keep the current buckets fresh and recompute the settle lookback."""
-from dagster import AssetSelection, RunRequest, ScheduleEvaluationContext, define_asset_job, schedule
+"""Jobs, schedules and automation: schedules keep the current hour and day fresh and
+recompute their settle lookback; declarative automation brings a week or a month up to
+date after one of its days changed (a routine build, a late-data recompute, a backfill)."""
+import datetime as dt
+
+from dagster import (
+    AssetSelection,
+    AutomationCondition,
+    AutomationConditionSensorDefinition,
+    RunRequest,
+    ScheduleEvaluationContext,
+    define_asset_job,
+    schedule,
+)
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-CRON = {"hour": "5 * * * *", "day": "10 * * * *", "week": "15 2 * * *", "month": "20 2 * * *"}
+# hourly ticks for the scheduled grains; weeks and months follow their days (below)
+CRON = {"hour": "5 * * * *", "day": "10 * * * *"}
+SCHEDULED_GRAINS = tuple(CRON)
+FOLLOWING_GRAINS = ("week", "month")
+COARSER_GRAINS_SENSOR = "coarser_grains_sensor"
 
 
 def rollup_job(grain: str, assets_def):
@@ -27,3 +43,24 @@ def lookback_schedule(grain: str, job, lookback: int):
                          tags={ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]})
 
     return _schedule
+
+
+def follows_its_days(grain: str, lookback: int) -> AutomationCondition:
+    """A week or month partition is requested when a day in it (or the staging views) was
+    updated since the last evaluation, within the settle lookback (the bucket in
+    progress and `lookback` before it), and nothing it reads is still running."""
+    span = dt.timedelta(weeks=lookback + 1) if grain == "week" else dt.timedelta(days=31 * (lookback + 1))
+    return (
+        AutomationCondition.in_latest_time_window(span)
+        & AutomationCondition.any_deps_updated()
+        & ~AutomationCondition.any_deps_in_progress()
+        & ~AutomationCondition.in_progress()
+    ).with_label(f"a day of this {grain} changed")
+
+
+def coarser_grains_sensor(assets_defs) -> AutomationConditionSensorDefinition:
+    """Evaluates the week and month conditions (turn it on in the UI's Automation tab,
+    with the schedules)."""
+    return AutomationConditionSensorDefinition(
+        COARSER_GRAINS_SENSOR, target=AssetSelection.assets(*assets_defs), minimum_interval_seconds=60,
+    )

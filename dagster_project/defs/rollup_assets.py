@@ -1,6 +1,7 @@
 """dbt assets: staging (unpartitioned) and one partitioned @dbt_assets per grain."""
 from dagster import (
     AssetExecutionContext,
+    AutomationCondition,
     Backoff,
     BackfillPolicy,
     Failure,
@@ -63,14 +64,15 @@ def staging_assets():
         pool=warehouse_pool(),
     )
     def _assets(context: AssetExecutionContext, dbt: DbtCliResource):
-        yield from run_dbt_build(context, dbt, {"METRICS_RUN_ID": context.run_id})
+        yield from run_dbt_build(context, dbt, {"METRICS_RUN_ID": context.run.run_id})
 
     return _assets
 
 
-def rollup_assets(grain: str, partitions_def: TimeWindowPartitionsDefinition):
+def rollup_assets(grain: str, partitions_def: TimeWindowPartitionsDefinition, condition: AutomationCondition | None = None):
     """The rollups and the series view of one grain. A backfill is one run over the whole
-    range (single-run policy): one dbt invocation, one parse, one scan per source."""
+    range (single-run policy): one dbt invocation, one parse, one scan per source.
+    `condition`: the rollups' automation condition (weeks and months follow their days)."""
 
     @dbt_assets(
         manifest=metrics_dbt_project().manifest_path,
@@ -79,12 +81,12 @@ def rollup_assets(grain: str, partitions_def: TimeWindowPartitionsDefinition):
         name=f"rollups_{grain}",
         partitions_def=partitions_def,
         backfill_policy=BackfillPolicy.single_run(),
-        dagster_dbt_translator=MetricsTranslator(),
+        dagster_dbt_translator=MetricsTranslator({grain: condition} if condition else None),
         retry_policy=WAREHOUSE_RETRY,
         pool=warehouse_pool(),
     )
     def _assets(context: AssetExecutionContext, dbt: DbtCliResource):
         window = context.partition_time_window
-        yield from run_dbt_build(context, dbt, window_env(window.start, window.end, context.run_id))
+        yield from run_dbt_build(context, dbt, window_env(window.start, window.end, context.run.run_id))
 
     return _assets

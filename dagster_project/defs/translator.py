@@ -5,7 +5,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from dagster import MetadataValue
+from dagster import AutomationCondition, MetadataValue
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -21,8 +21,14 @@ def metric_tag(name: str) -> str:
 
 
 class MetricsTranslator(DagsterDbtTranslator):
-    def __init__(self):
+    def __init__(self, conditions: Mapping[str, AutomationCondition] | None = None):
+        """`conditions`: the automation condition of each grain's rollups, if any."""
         super().__init__(settings=DagsterDbtTranslatorSettings(enable_code_references=False))
+        self._conditions = dict(conditions or {})
+
+    def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> AutomationCondition | None:
+        meta = _metrics_meta(dbt_resource_props)
+        return self._conditions.get(meta.get("grain")) if meta.get("kind") == "rollup" else None
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         meta = _metrics_meta(dbt_resource_props)

@@ -81,6 +81,8 @@ class MetricsProject:
     config: ProjectConfig
     metrics: dict[str, Metric]
     specs: dict[str, MetricSpec]
+    # per source: the columns with few, known values (validation/catalog.py)
+    categorical: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def built(self) -> list[Metric]:
         return [m for m in self.metrics.values() if m.is_built]

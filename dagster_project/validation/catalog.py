@@ -14,6 +14,9 @@ class Relation:
     kind: str  # "model" | "seed"
     columns: dict[str, str | None]  # name -> declared data_type
     declared_in: str
+    # columns with few, known values (boolean, or an `accepted_values` test): a rollup
+    # may group by them before filtering (see compiler/rollup_sql.py)
+    categorical: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -50,6 +53,16 @@ def load_catalog(roots: list[Path], skip: Path | None = None) -> Catalog:
                         if isinstance(c, dict) and "name" in c
                     }
                     catalog.relations[str(entry["name"])] = Relation(
-                        str(entry["name"]), kind, columns, str(path)
+                        str(entry["name"]), kind, columns, str(path),
+                        frozenset(str(c["name"]).lower() for c in entry.get("columns") or [] if _categorical(c)),
                     )
     return catalog
+
+
+def _categorical(column) -> bool:
+    if not isinstance(column, dict) or "name" not in column:
+        return False
+    if str(column.get("data_type") or "").lower() in ("boolean", "bool"):
+        return True
+    tests = (column.get("data_tests") or []) + (column.get("tests") or [])
+    return any(t == "accepted_values" or (isinstance(t, dict) and "accepted_values" in t) for t in tests)

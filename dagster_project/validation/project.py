@@ -191,4 +191,7 @@ def _resolve(paths: ProjectPaths, config: ProjectConfig, ctx: Context, issues: l
 
     for name in sorted(ctx.by_name):
         resolve(name)
-    return MetricsProject(config=config, metrics=dict(sorted(resolved.items())), specs={f.spec.name: f.spec for f in ctx.files})
+    sources = {m.measure.source for m in resolved.values() if m.measure is not None}
+    categorical = {src: ctx.catalog.get(src).categorical for src in sorted(sources) if ctx.catalog.get(src)}
+    return MetricsProject(config=config, metrics=dict(sorted(resolved.items())), specs={f.spec.name: f.spec for f in ctx.files},
+                          categorical=categorical)

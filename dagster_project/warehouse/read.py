@@ -9,7 +9,8 @@ import math
 import pandas as pd
 
 from ..compiler.plan import floor_to_grain
-from ..spec.resolved import Metric
+from ..spec.resolved import Metric, MetricsProject
+from ..validation.sql_fragment import evaluate_arithmetic
 from .connection import Warehouse
 
 
@@ -35,8 +36,11 @@ def series_relation(metric: Metric, grain: str) -> str:
 
 
 def read_series(wh: Warehouse, metric: Metric, grain: str, start: dt.date | None = None,
-                end: dt.date | None = None, slice_: dict[str, str] | None = None) -> pd.DataFrame:
-    """Columns: metric, grain, bucket_start, slice (dict), value, previous_value, change_pct."""
+                end: dt.date | None = None, slice_: dict[str, str] | None = None,
+                project: MetricsProject | None = None) -> pd.DataFrame:
+    """Columns: metric, grain, bucket_start, slice (dict), value, previous_value, change_pct.
+    An archived metric is read from the rollup rows it left behind (a ratio or derived
+    one is recombined from its inputs, which `project` resolves)."""
     if grain not in metric.grains:
         raise ValueError(f"`{metric.name}` has no {grain} grain (its grains: {', '.join(metric.grains)})")
     slice_ = slice_ or {}
@@ -48,27 +52,9 @@ def read_series(wh: Warehouse, metric: Metric, grain: str, start: dt.date | None
     lo = ceil_to_grain(start, grain) if start else floor_to_grain(metric.start, grain)
     fetch_lo = add_grain(lo, grain, -1)
     hi = ceil_to_grain(end, grain) if end else dt.datetime(9999, 1, 1)
-    name = series_relation(metric, grain)
-    if not wh.relation_exists(name):
-        hint = " --include-drafts" if metric.status == "draft" else ""
-        raise ValueError(f"{wh.target}: {name} has not been built yet: run `metrics run{hint}` over a window "
-                         f"that holds at least one whole {grain}")
-    rel = wh.relation(name)
-    spine = wh.frame(
-        f"select bucket_start, value from {rel} where metric = ? and dimension = '' "
-        f"and bucket_start >= ? and bucket_start < ? order by bucket_start",
-        [metric.name, fetch_lo, hi])
-    if dimension:
-        rows = wh.frame(
-            f"select bucket_start, value from {rel} where metric = ? and dimension = ? and dimension_value = ? "
-            f"and bucket_start >= ? and bucket_start < ? order by bucket_start",
-            [metric.name, dimension, str(dimension_value), fetch_lo, hi])
-        values = dict(zip(pd.to_datetime(rows["bucket_start"]), rows["value"]))
-        buckets = list(pd.to_datetime(spine["bucket_start"]))
-        dense = [values.get(b, metric.fill) for b in buckets]
-    else:
-        buckets = list(pd.to_datetime(spine["bucket_start"]))
-        dense = list(spine["value"])
+    stored = _stored(wh, metric, grain, fetch_lo, hi, dimension, str(dimension_value), project)
+    buckets = sorted(stored)
+    dense = [stored[b] for b in buckets]
     values = [_num(v) for v in dense]
     rows = []
     for i, b in enumerate(buckets):
@@ -84,6 +70,56 @@ def read_series(wh: Warehouse, metric: Metric, grain: str, start: dt.date | None
     # object columns keep None (a gap) as None instead of NaN
     return pd.DataFrame({c: pd.Series([r[i] for r in rows], dtype=object if c != "bucket_start" else "datetime64[us]")
                          for i, c in enumerate(columns)})
+
+
+def _stored(wh: Warehouse, metric: Metric, grain: str, lo: dt.datetime, hi: dt.datetime, dimension: str,
+            dimension_value: str, project: MetricsProject | None) -> dict[pd.Timestamp, float | None]:
+    """bucket -> value over the total's buckets (dense), for the total or one slice."""
+    if metric.status == "archived" and metric.kind != "simple":
+        if project is None:
+            raise ValueError(f"`{metric.name}` is archived: its inputs are needed to read it")
+        inputs = [project.metrics[name] for name in metric.inputs]
+        parts = [_stored(wh, i, grain, lo, hi, dimension, dimension_value, project) for i in inputs]
+        out = {}
+        for b in sorted(set().union(*parts)):
+            values = [p.get(b, i.fill) for p, i in zip(parts, inputs)]
+            if metric.kind == "ratio":
+                out[b] = None if values[0] is None or not values[1] else values[0] / values[1]
+            else:
+                out[b] = evaluate_arithmetic(metric.formula.tree, {i.name.lower(): v for i, v in zip(inputs, values)})
+        return out
+    rel = wh.relation(_relation(wh, metric, grain))
+    spine = wh.frame(
+        f"select bucket_start, value from {rel} where metric = ? and dimension = '' "
+        f"and bucket_start >= ? and bucket_start < ? order by bucket_start",
+        [metric.name, lo, hi])
+    buckets = list(pd.to_datetime(spine["bucket_start"]))
+    if not dimension:
+        return {b: _num(v) for b, v in zip(buckets, spine["value"])}
+    rows = wh.frame(
+        f"select bucket_start, value from {rel} where metric = ? and dimension = ? and dimension_value = ? "
+        f"and bucket_start >= ? and bucket_start < ? order by bucket_start",
+        [metric.name, dimension, dimension_value, lo, hi])
+    values = dict(zip(pd.to_datetime(rows["bucket_start"]), rows["value"]))
+    return {b: _num(values.get(b, metric.fill)) for b in buckets}
+
+
+def _relation(wh: Warehouse, metric: Metric, grain: str) -> str:
+    """Where a metric's rows are: its series view, or for an archived metric (no longer
+    compiled) the rollup table its rows stay in."""
+    if metric.status == "archived":
+        source, ts = metric.measure.source, metric.measure.timestamp
+        for name in (f"rollup_{source}__by_{ts}__{grain}", f"rollup_{source}__{grain}"):
+            if wh.relation_exists(name):
+                return name
+        raise ValueError(f"{wh.target}: `{metric.name}` is archived and no rollup table holds its {grain} history "
+                         f"(rollup_{source}__{grain} does not exist)")
+    name = series_relation(metric, grain)
+    if not wh.relation_exists(name):
+        hint = " --include-drafts" if metric.status == "draft" else ""
+        raise ValueError(f"{wh.target}: {name} has not been built yet: run `metrics run{hint}` over a window "
+                         f"that holds at least one whole {grain}")
+    return name
 
 
 def _num(v):

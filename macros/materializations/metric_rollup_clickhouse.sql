@@ -1,8 +1,9 @@
 {#-
   metric_rollup on ClickHouse: MergeTree ordered by (metric, dimension, dimension_value,
-  bucket_start) and partitioned by month, so the window delete and series reads touch
+  bucket_start) and partitioned by month, so a window rewrite and series reads touch
   few parts. The window's rows are computed into a staging table first (a failing query
-  deletes nothing), then a lightweight DELETE of exactly that window and an INSERT.
+  changes nothing), then each month the window touches is swapped in whole
+  (macros/metrics_replace_partitions.sql).
 -#}
 {% materialization metric_rollup, adapter='clickhouse' %}
   {%- set target_relation = this.incorporate(type='table') -%}
@@ -21,10 +22,11 @@
     {%- endcall %}
   {% else %}
     {% call statement('drop_staged') %}drop table if exists {{ staged }}{% endcall %}
-    {% call statement('stage') -%}
+    {#- the model's query runs here: 'main' -#}
+    {% call statement('main') -%}
       {{ metrics_create_rollup_table(staged, sql) }}
     {%- endcall %}
-    {{ metrics_replace_window(target_relation, staged, w, metric_names) }}
+    {{ metrics_replace_partitions(target_relation, staged, w, metric_names) }}
     {% call statement('drop_staged_after') %}drop table if exists {{ staged }}{% endcall %}
   {% endif %}
   {{ run_hooks(post_hooks) }}

@@ -23,6 +23,27 @@ with source_rows as (
       and created_at < {{ metrics_timestamp(w.end) }}
 ),
 
+{% if metrics_keyed_rollup() %}
+partials as (
+    -- partial aggregates per bucket, slice and value of the filtered columns: the
+    -- metrics' filters are applied to these few rows, not to every raw row
+    select
+        bucket_start,
+        entity_type,
+        metric_type,
+        {{ metrics_aggregate("count", "", "") }} as p_1
+    from source_rows
+    group by grouping sets ((bucket_start, entity_type, metric_type))
+),
+
+aggregated as (
+    select
+        bucket_start,
+        coalesce({{ metrics_aggregate("sum", "p_1", "(metric_type = 'Like' AND entity_type = 'dataset')") }}, 0) as a_1
+    from partials
+    group by bucket_start
+),
+{% else %}
 aggregated as (
     -- every metric at once: the total and each dimension alone, from raw rows
     select
@@ -31,6 +52,7 @@ aggregated as (
     from source_rows
     group by grouping sets ((bucket_start))
 ),
+{% endif %}
 
 
 slots as (

@@ -30,6 +30,36 @@ with source_rows as (
       and created_at < {{ metrics_timestamp(w.end) }}
 ),
 
+{% if metrics_keyed_rollup() and metrics_distinct_long_form() %}
+partials as (
+    -- partial aggregates per bucket, slice and value of the filtered columns: the
+    -- metrics' filters are applied to these few rows, not to every raw row
+    select
+        bucket_start,
+        {{ metrics_grouping("dim_1") }} as g_dim_1,
+        {{ metrics_grouping("dim_2") }} as g_dim_2,
+        dim_1,
+        dim_2,
+        metric_type,
+        {{ metrics_aggregate("count", "", "") }} as p_1,
+        {{ metrics_aggregate("sum", "x_2", "") }} as p_2
+    from source_rows
+    group by grouping sets ((bucket_start, metric_type), (bucket_start, dim_1, metric_type), (bucket_start, dim_2, metric_type))
+),
+
+aggregated as (
+    select
+        bucket_start,
+        g_dim_1,
+        g_dim_2,
+        dim_1,
+        dim_2,
+        coalesce({{ metrics_aggregate("sum", "p_1", "(metric_type = 'Download')") }}, 0) as a_1,
+        {{ metrics_aggregate("sum", "p_2", "(metric_type IN ('ReactionLike', 'ReactionHeart'))") }} as a_2
+    from partials
+    group by bucket_start, g_dim_1, g_dim_2, dim_1, dim_2
+),
+{% else %}
 aggregated as (
     -- every metric at once: the total and each dimension alone, from raw rows
     select
@@ -40,10 +70,11 @@ aggregated as (
         dim_2,
         {{ metrics_aggregate("count", "", "(metric_type = 'Download')") }} as a_1,
         {{ metrics_aggregate("sum", "x_2", "(metric_type IN ('ReactionLike', 'ReactionHeart'))") }} as a_2{%- if not metrics_distinct_long_form() %},
-        {{ metrics_aggregate('count_distinct', "x_1", "") }} as a_d1{% endif %}
+        {{ metrics_aggregate("count_distinct", "x_1", "") }} as a_d1{% endif %}
     from source_rows
     group by grouping sets ((bucket_start), (bucket_start, dim_1), (bucket_start, dim_2))
 ),
+{% endif %}
 
 {% if metrics_distinct_long_form() %}
 distinct_long as (

@@ -4,6 +4,7 @@
 --   metrics/s/net.yml
 --   metrics/s/p90.yml
 --   metrics/s/per_user.yml
+--   metrics/s/refunds.yml
 --   metrics/s/users.yml
 
 
@@ -12,6 +13,11 @@ with rollup_rows as (
         cast(null as double precision) as numerator, cast(null as double precision) as denominator,
         run_id, computed_at
     from "<database>"."analytics"."rollup_stg_entity_events__day"
+    union all
+    select metric, bucket_start, dimension, dimension_value, value, count, sum,
+        cast(null as double precision) as numerator, cast(null as double precision) as denominator,
+        run_id, computed_at
+    from "<database>"."analytics"."rollup_stg_orders__day"
 ),
 
 m__downloads as (
@@ -82,7 +88,7 @@ m__per_user as (
 
 all_values as (
     select metric, bucket_start, dimension, dimension_value, value, count, sum, numerator, denominator, run_id, computed_at from rollup_rows
-    where metric in ('downloads', 'latest_value', 'p90', 'users')
+    where metric in ('downloads', 'latest_value', 'p90', 'refunds', 'users')
     union all
     select metric, bucket_start, dimension, dimension_value, value, count, sum, numerator, denominator, run_id, computed_at from m__net
     union all
@@ -99,6 +105,8 @@ series_catalog as (
     select 'p90' as metric, cast('2026-01-01 00:00:00' as timestamp) as first_bucket, cast(null as double precision) as empty_value
     union all
     select 'per_user' as metric, cast('2026-01-01 00:00:00' as timestamp) as first_bucket, cast(null as double precision) as empty_value
+    union all
+    select 'refunds' as metric, cast('2026-01-01 00:00:00' as timestamp) as first_bucket, cast(0.0 as double precision) as empty_value
     union all
     select 'users' as metric, cast('2026-01-01 00:00:00' as timestamp) as first_bucket, cast(0.0 as double precision) as empty_value
 ),
