@@ -74,7 +74,7 @@ def _runs(root, model: str) -> dict:
     from dagster_project.warehouse.connection import Warehouse
     df = Warehouse("duckdb", ProjectPaths(root)).frame(
         f"select cast(bucket_start as date) as day, run_id, count(*) as n from analytics.{model} group by 1, 2")
-    return {(str(d), r): n for d, r, n in zip(df.day, df.run_id, df.n)}
+    return {(str(pd.Timestamp(d).date()), r): n for d, r, n in zip(df.day, df.run_id, df.n)}
 
 
 def test_run_one_metric_rebuilds_only_its_models(demo):

@@ -166,7 +166,8 @@ def test_a_changed_definition_makes_its_built_partitions_stale(dagster_project):
     (paths.dbt_project_dir / "target" / "manifest.json").unlink()  # parse the changed project
     graph = _fresh_definitions(paths).resolve_asset_graph()
     key = lambda name: next(k for k in graph.get_all_asset_keys() if k.path[-1] == name)  # noqa: E731
-    resolver = CachingStaleStatusResolver(instance, graph)
+    from dagster._core.loader import LoadingContextForTest
+    resolver = CachingStaleStatusResolver(instance, graph, LoadingContextForTest(instance))
     events, orders = key("rollup_stg_entity_events__day"), key("rollup_stg_orders__day")
     assert resolver.get_status(events, "2024-03-05") == StaleStatus.STALE
     assert any("code version" in c.reason for c in resolver.get_stale_causes(events, "2024-03-05"))

@@ -27,11 +27,20 @@ def metrics_dbt_project() -> DbtProject:
     # (DAGSTER_IS_DEV_CLI) parse so the manifest follows the YAML; anywhere else (a
     # fresh clone, `metrics run`, tests) parse once when there is no manifest yet.
     if os.environ.get("DAGSTER_IS_DEV_CLI") or not project.manifest_path.exists():
-        from ..warehouse.dbt_runner import run_dbt
-        outcome = run_dbt(paths, default_target(), ["parse"], quiet=True)
-        if not outcome.ok:
-            raise RuntimeError("dbt parse failed: " + "; ".join(outcome.failures))
+        parse_manifest(paths)
     return project
+
+
+def parse_manifest(paths: ProjectPaths) -> None:
+    """`dbt parse` (partial: quick when little changed), then drop dagster-dbt's
+    in-process copy of the manifest, which it caches by path for the process's life."""
+    from dagster_dbt.dbt_manifest import read_manifest_path
+
+    from ..warehouse.dbt_runner import run_dbt
+    outcome = run_dbt(paths, default_target(), ["parse"], quiet=True)
+    if not outcome.ok:
+        raise RuntimeError("dbt parse failed: " + "; ".join(outcome.failures))
+    read_manifest_path.cache_clear()
 
 
 def dbt_executable() -> str:

@@ -72,6 +72,8 @@ def _run_window(paths: ProjectPaths, start: dt.date | None, end: dt.date | None,
     from .translator import metric_tag
     resources.project_paths.cache_clear()
     resources.metrics_dbt_project.cache_clear()
+    # the asset graph must follow the models just compiled (a metric added or changed)
+    resources.parse_manifest(paths)
     defs = build_definitions()
     instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
     now = dt.datetime.now(dt.timezone.utc)
@@ -101,9 +103,12 @@ def _run_window(paths: ProjectPaths, start: dt.date | None, end: dt.date | None,
             for event in result.all_events:
                 if event.event_type_value == "STEP_FAILURE":
                     info = event.event_specific_data.error
-                    text = (info.message or "").strip().splitlines()
-                    first = text[0] if text else "step failed"
-                    first = first.split("Failure: ", 1)[-1]
+                    text = []
+                    while info is not None:  # after retries, the Failure is further down
+                        text += (info.message or "").strip().splitlines()
+                        info = info.cause
+                    failure = next((line.split("Failure: ", 1)[1] for line in text if "Failure: " in line), None)
+                    first = failure or (text[0] if text else "step failed")
                     # a Failure's description is "<target>: <model>: <message>; ..."
                     outcome.failures += [part.strip() for part in first.split(";") if part.strip()]
             return False
