@@ -2,7 +2,7 @@
 # Screenshots of what a user sees in the Dagster UI: the asset graph and the backfills
 # page, taken with headless Chromium (Debian's `chromium`, installed if missing) against
 # `dagster dev` on a free loopback port. Needs the demo built first (scripts/demo.sh).
-# Output: docs/screenshots/asset_graph.png, docs/screenshots/backfills.png
+# Output: docs/screenshots/asset_graph.png, backfills.png, automation.png (schedules and sensor)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v chromium >/dev/null 2>&1; then
@@ -37,3 +37,4 @@ echo
 sleep 20
 shot "/asset-groups" docs/screenshots/asset_graph.png
 shot "/overview/backfills" docs/screenshots/backfills.png
+shot "/automation" docs/screenshots/automation.png
