@@ -1,5 +1,6 @@
-{#- The shared end of both metric_rollup materializations: delete exactly the window's rows
-    of this model's metrics, then insert the staged rows. -#}
+{#- The end of the metric_rollup materialization on DuckDB and Postgres (one transaction):
+    delete exactly the window's rows of this model's metrics, then insert the staged rows.
+    ClickHouse swaps whole partitions instead (metrics_replace_partitions.sql). -#}
 {% macro metrics_replace_window(target_relation, staged, window, metric_names) %}
   {% call statement('delete_window') -%}
     {{ metrics_delete_window(target_relation, window.start, window.end, metric_names) }}
