@@ -14,8 +14,14 @@ import sys
 import tempfile
 import time
 
+from pathlib import Path
+
 import chdb
 from chdb import session as chs
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.table import print_table  # noqa: E402
 
 LAYOUT = "engine = MergeTree() partition by toYYYYMM(bucket_start) order by (metric, dimension, dimension_value, bucket_start)"
 COLUMNS = ("metric String, bucket_start DateTime, dimension String, dimension_value String, value Nullable(Float64), "
@@ -114,10 +120,9 @@ def main() -> int:
             rows.append((label, staged, d, r))
         print(f"\nchDB {chdb.__version__}, rollup table of {n:,} rows (hourly, {args.metrics} metrics, "
               f"{args.values} slice values), rewriting {len(names)} metrics, best of {args.repeat}; both results checked\n")
-        print(f"| {'window':28} | {'rows rewritten':>14} | {'delete + insert':>15} | {'replace partition':>17} | replace / delete |")
-        print(f"|{'-' * 30}|{'-' * 16}|{'-' * 17}|{'-' * 19}|------------------|")
-        for label, staged, d, r in rows:
-            print(f"| {label:28} | {staged:>14,} | {d:>14.3f}s | {r:>16.3f}s | {r / d:>16.2f} |")
+        columns = ["window", "rows rewritten", "delete + insert", "replace partition", "replace / delete"]
+        print_table(columns, [(label, f"{staged:,}", f"{d:.3f}s", f"{r:.3f}s", f"{r / d:.2f}") for label, staged, d, r in rows],
+                    right=tuple(columns[1:]))
         s.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.table import print_table  # noqa: E402
 from dagster import DagsterInstance  # noqa: E402
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG  # noqa: E402
 
@@ -130,10 +131,7 @@ def main() -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"\n{os.cpu_count()} cores, DuckDB, demo data {args.events_per_day:,} events/day\n")
-    print(f"| {'measure':70} | {'value':22} | {'ratio':>10} | goal |")
-    print(f"|{'-' * 72}|{'-' * 24}|{'-' * 12}|------|")
-    for r in rows:
-        print(f"| {r[0]:70} | {r[1]:22} | {r[2]:>10} | {r[3]} |")
+    print_table(["measure", "value", "ratio", "goal"], rows)
     return 0
 
 

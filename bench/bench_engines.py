@@ -23,6 +23,7 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.table import print_table  # noqa: E402
 from bench.bench_rollups import TEN, WINDOW, project  # noqa: E402
 from dagster_project.compiler.writer import compile_project  # noqa: E402
 from dagster_project.validation.project import load_project  # noqa: E402
@@ -171,10 +172,7 @@ def main() -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"\n{args.events:,} events, {cores} cores, best of {args.repeat}\n")
-    print(f"| {'engine':10} | {'measure':50} | {'time':22} | {'ratio':>7} | goal |")
-    print(f"|{'-' * 12}|{'-' * 52}|{'-' * 24}|{'-' * 9}|------|")
-    for r in rows:
-        print(f"| {r[0]:10} | {r[1]:50} | {r[2]:22} | {r[3]:>7} | {r[4]} |")
+    print_table(["engine", "measure", "time", "ratio", "goal"], rows)
     return 0
 
 

@@ -22,6 +22,7 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.table import print_table  # noqa: E402
 from dagster_project.compiler.writer import compile_project  # noqa: E402
 from dagster_project.paths import REPO_ROOT, ProjectPaths  # noqa: E402
 from dagster_project.validation.project import load_project  # noqa: E402
@@ -197,10 +198,8 @@ def main() -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"\n{args.events:,} events, DuckDB {duckdb.__version__}, {os.cpu_count()} cores, best of {args.repeat}\n")
-    print(f"| {'measure':64} | {'time':20} | {'ratio':>6} | goal |")
-    print(f"|{'-' * 66}|{'-' * 22}|{'-' * 8}|------|")
-    for name, t, ratio, goal in rows:
-        print(f"| {name:64} | {t:20} | {'' if ratio is None else f'{ratio:.2f}':>6} | {goal} |")
+    print_table(["measure", "time", "ratio", "goal"],
+                [(name, t, None if ratio is None else f"{ratio:.2f}", goal) for name, t, ratio, goal in rows])
     return 0
 
 

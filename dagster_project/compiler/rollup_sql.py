@@ -39,17 +39,15 @@ def render_rollup(model: RollupModel, tags: list[str], depends_on: str | None = 
     source_cols += [f"{ident(d)} as {a}" for d, a in dim_alias.items()]
     agg_cols = ["bucket_start"] + [f"{_macro('metrics_grouping', a)} as g_{a}" for a in dim_alias.values()] + list(dim_alias.values())
 
-    # Metrics that share a filter, a measured expression or a whole aggregate share one
-    # column: ten metrics cost as few aggregates as they really need.
-    shared: dict[tuple[str, str], str] = {}
+    # Metrics that share a measured expression or a whole aggregate share one column:
+    # ten metrics cost as few aggregates as they really need.
+    expressions: dict[str, str] = {}  # SQL -> source column
 
-    def column(kind: str, sql: str) -> str:
-        key = (kind, sql)
-        if key not in shared:
-            alias = f"{kind}_{sum(1 for k in shared if k[0] == kind) + 1}"
-            shared[key] = alias
-            source_cols.append(f"{sql} as {alias}")
-        return shared[key]
+    def expression_column(sql: str) -> str:
+        if sql not in expressions:
+            expressions[sql] = f"x_{len(expressions) + 1}"
+            source_cols.append(f"{sql} as {expressions[sql]}")
+        return expressions[sql]
 
     aggs: dict[tuple, str] = {}  # (kind, value, flag, extra) -> output column
 
@@ -72,7 +70,7 @@ def render_rollup(model: RollupModel, tags: list[str], depends_on: str | None = 
         if first_bucket > series_start:
             conds.append(f'"bucket_start >= " ~ metrics_timestamp({jinja_str(first_bucket.strftime(TS_FORMAT))})')
         flag = ' ~ " and " ~ '.join(conds)
-        x = column("x", fragment(meas.expression.tree)) if meas.expression is not None else ""
+        x = expression_column(fragment(meas.expression.tree)) if meas.expression is not None else ""
         # A slice row is stored when its value could differ from the empty-bucket value;
         # that is read off the aggregate itself, so no extra row count is computed.
         a = meas.aggregation
