@@ -111,9 +111,9 @@ def load(engine: Engine, n: int, tmp: Path) -> None:
 def compiled(paths, target: str, form: str = "") -> str:
     """The day rollup's SQL; `form` forces the keyed or the direct form (else the engine's choice)."""
     with environ({"METRICS_ROLLUP_FORM": form}):
-        out = run_dbt(paths, target, ["compile", "--log-level", "none", "--select", "rollup_stg_entity_events__day"], window=WINDOW, run_id="bench", quiet=True)
+        out = run_dbt(paths, target, ["compile", "--log-level", "none", "--select", "rollup_stg_entity_events__by_created_at__day"], window=WINDOW, run_id="bench", quiet=True)
     assert out.ok, out.failures
-    return next((paths.dbt_project_dir / "target" / "compiled").rglob("rollup_stg_entity_events__day.sql")).read_text()
+    return next((paths.dbt_project_dir / "target" / "compiled").rglob("rollup_stg_entity_events__by_created_at__day.sql")).read_text()
 
 
 def main() -> int:

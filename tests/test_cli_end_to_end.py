@@ -79,13 +79,13 @@ def _runs(root, model: str) -> dict:
 
 def test_run_one_metric_rebuilds_only_its_models(demo):
     root, args = demo
-    events, orders = _runs(root, "rollup_stg_entity_events__day"), _runs(root, "rollup_stg_orders__day")
+    events, orders = _runs(root, "rollup_stg_entity_events__by_created_at__day"), _runs(root, "rollup_stg_orders__by_ordered_at__day")
     assert main([*args, "run", "--metric", "model_downloads", "--start", "2026-09-02", "--end", "2026-09-03"]) == 0
-    after = _runs(root, "rollup_stg_entity_events__day")
+    after = _runs(root, "rollup_stg_entity_events__by_created_at__day")
     rewritten = {run for (day, run) in after if day == "2026-09-02"}
     assert len(rewritten) == 1 and not rewritten & {run for (_, run) in events}  # a new run wrote that day
     assert {k: v for k, v in after.items() if k[0] != "2026-09-02"} == {k: v for k, v in events.items() if k[0] != "2026-09-02"}
-    assert _runs(root, "rollup_stg_orders__day") == orders  # another source: untouched
+    assert _runs(root, "rollup_stg_orders__by_ordered_at__day") == orders  # another source: untouched
 
 
 def test_archived_metrics_history_stays_readable(demo, capsys):

@@ -58,7 +58,7 @@ def test_one_partition_of_each_grain(dagster_project):
                                ("week", "2024-03-04", "2024-03-04"), ("month", "2024-02-01", "2024-02-01")]:
         result = defs.resolve_job_def(f"rollups_{grain}_job").execute_in_process(partition_key=key, instance=instance)
         assert result.success, grain
-        rows = _rows(wh, f"rollup_stg_entity_events__{grain}")
+        rows = _rows(wh, f"rollup_stg_entity_events__by_created_at__{grain}")
         assert set(rows.bucket_start) == {pd.Timestamp(bucket)}, grain
         assert set(rows.run_id) == {result.run_id}
         want = cases.expected(raw, grain)["downloads"]
@@ -74,7 +74,7 @@ def test_backfill_is_one_run_with_one_dbt_invocation(dagster_project):
     assert result.success
     dbt_steps = [e for e in result.all_events if e.event_type_value == "STEP_START"]
     assert len(dbt_steps) == 1  # a single step (one dbt invocation) for 22 partitions
-    rows = _rows(wh, "rollup_stg_entity_events__day")
+    rows = _rows(wh, "rollup_stg_entity_events__by_created_at__day")
     assert rows.bucket_start.min() == pd.Timestamp("2024-02-20") and rows.bucket_start.max() == pd.Timestamp("2024-03-12")
     assert set(rows.run_id) == {result.run_id}
     table = series_table(wh, "day")
@@ -89,13 +89,13 @@ def test_recompute_of_a_past_day_after_a_late_event(dagster_project):
     job = defs.resolve_job_def("rollups_day_job")
     first = job.execute_in_process(instance=instance, tags={ASSET_PARTITION_RANGE_START_TAG: "2024-03-01",
                                                             ASSET_PARTITION_RANGE_END_TAG: "2024-03-10"})
-    before = _rows(wh, "rollup_stg_entity_events__day")
+    before = _rows(wh, "rollup_stg_entity_events__by_created_at__day")
     late = raw["entity_events"].iloc[[0]].assign(event_id=999_998, created_at=pd.Timestamp("2024-03-05 08:00"),
                                                  metric_type="Download", entity_type="model")
     raw["entity_events"] = pd.concat([raw["entity_events"], late], ignore_index=True)
     load_raw(wh, raw)
     again = job.execute_in_process(partition_key="2024-03-05", instance=instance)
-    after = _rows(wh, "rollup_stg_entity_events__day")
+    after = _rows(wh, "rollup_stg_entity_events__by_created_at__day")
     assert set(after[after.bucket_start == pd.Timestamp("2024-03-05")].run_id) == {again.run_id}
     untouched = after[after.bucket_start != pd.Timestamp("2024-03-05")]
     assert set(untouched.run_id) == {first.run_id} and len(untouched) == len(before[before.bucket_start != pd.Timestamp("2024-03-05")])
@@ -120,14 +120,14 @@ def test_grains_depend_on_finer_grains_in_the_asset_graph(dagster_project):
     paths, wh, raw, defs, instance = dagster_project
     graph = defs.resolve_asset_graph()
     key = lambda name: next(k for k in graph.get_all_asset_keys() if k.path[-1] == name)  # noqa: E731
-    assert key("rollup_stg_entity_events__hour") in graph.get(key("rollup_stg_entity_events__day")).parent_keys
-    assert key("rollup_stg_entity_events__day") in graph.get(key("rollup_stg_entity_events__week")).parent_keys
-    assert key("rollup_stg_entity_events__day") in graph.get(key("rollup_stg_entity_events__month")).parent_keys
-    week = graph.get(key("rollup_stg_entity_events__week")).partitions_def
+    assert key("rollup_stg_entity_events__by_created_at__hour") in graph.get(key("rollup_stg_entity_events__by_created_at__day")).parent_keys
+    assert key("rollup_stg_entity_events__by_created_at__day") in graph.get(key("rollup_stg_entity_events__by_created_at__week")).parent_keys
+    assert key("rollup_stg_entity_events__by_created_at__day") in graph.get(key("rollup_stg_entity_events__by_created_at__month")).parent_keys
+    week = graph.get(key("rollup_stg_entity_events__by_created_at__week")).partitions_def
     assert week.get_first_partition_key() == "2024-02-19"  # the Monday of the week holding start (Tue 2024-02-20)
-    month = graph.get(key("rollup_stg_entity_events__month")).partitions_def
+    month = graph.get(key("rollup_stg_entity_events__by_created_at__month")).partitions_def
     assert month.get_first_partition_key() == "2024-02-01"
-    day = graph.get(key("rollup_stg_entity_events__day"))
+    day = graph.get(key("rollup_stg_entity_events__by_created_at__day"))
     assert "metric_downloads" in day.tags and day.owners == [] and day.group_name == "events"
 
 
@@ -145,10 +145,10 @@ def test_weeks_and_months_follow_a_changed_day(dagster_project):
     graph = defs.resolve_asset_graph()
     requested = {k.path[-1]: sorted(after.get_requested_partitions(k)) for k in graph.get_all_asset_keys()
                  if after.get_num_requested(k)}
-    assert requested == {"rollup_stg_entity_events__week": ["2024-03-04"], "rollup_stg_orders__week": ["2024-03-04"],
-                         "rollup_stg_follower_snapshots__week": ["2024-03-04"],
-                         "rollup_stg_entity_events__month": ["2024-03-01"], "rollup_stg_orders__month": ["2024-03-01"],
-                         "rollup_stg_follower_snapshots__month": ["2024-03-01"]}
+    assert requested == {"rollup_stg_entity_events__by_created_at__week": ["2024-03-04"], "rollup_stg_orders__by_ordered_at__week": ["2024-03-04"],
+                         "rollup_stg_follower_snapshots__by_observed_at__week": ["2024-03-04"],
+                         "rollup_stg_entity_events__by_created_at__month": ["2024-03-01"], "rollup_stg_orders__by_ordered_at__month": ["2024-03-01"],
+                         "rollup_stg_follower_snapshots__by_observed_at__month": ["2024-03-01"]}
     # the sensor that evaluates these conditions is part of the definitions
     assert defs.get_sensor_def("coarser_grains_sensor")
 
@@ -168,7 +168,7 @@ def test_a_changed_definition_makes_its_built_partitions_stale(dagster_project):
     key = lambda name: next(k for k in graph.get_all_asset_keys() if k.path[-1] == name)  # noqa: E731
     from dagster._core.loader import LoadingContextForTest
     resolver = CachingStaleStatusResolver(instance, graph, LoadingContextForTest(instance))
-    events, orders = key("rollup_stg_entity_events__day"), key("rollup_stg_orders__day")
+    events, orders = key("rollup_stg_entity_events__by_created_at__day"), key("rollup_stg_orders__by_ordered_at__day")
     assert resolver.get_status(events, "2024-03-05") == StaleStatus.STALE
     assert any("code version" in c.reason for c in resolver.get_stale_causes(events, "2024-03-05"))
     assert resolver.get_status(orders, "2024-03-05") == StaleStatus.FRESH

@@ -86,7 +86,7 @@ def _gql(url: str, query: str, variables: dict) -> dict:
 
 def test_backfill_launched_through_the_graphql_api(ui):
     url, paths, log = ui
-    keys = ["rollup_stg_entity_events__day", "rollup_stg_orders__day", "rollup_stg_follower_snapshots__day", "metric_series_day"]
+    keys = ["rollup_stg_entity_events__by_created_at__day", "rollup_stg_orders__by_ordered_at__day", "rollup_stg_follower_snapshots__by_observed_at__day", "metric_series_day"]
     params = {"assetSelection": [{"path": [k]} for k in keys],
               "partitionNames": ["2024-03-04", "2024-03-05", "2024-03-06"], "fromFailure": False}
     deadline = time.time() + 120
@@ -106,6 +106,6 @@ def test_backfill_launched_through_the_graphql_api(ui):
         time.sleep(3)
     assert status in ("COMPLETED", "COMPLETED_SUCCESS"), status
     wh = Warehouse("duckdb", paths)
-    rows = wh.frame("select bucket_start, run_id from analytics.rollup_stg_entity_events__day")
+    rows = wh.frame("select bucket_start, run_id from analytics.rollup_stg_entity_events__by_created_at__day")
     assert set(pd.to_datetime(rows.bucket_start)) == {pd.Timestamp(d) for d in ("2024-03-04", "2024-03-05", "2024-03-06")}
     assert rows.run_id.nunique() == 1  # single-run backfill: one run for the 3 days

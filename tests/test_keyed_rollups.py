@@ -87,7 +87,7 @@ def built(tmp_path_factory, target):
 def test_the_keyed_form_is_what_was_built(built):
     paths, _, _ = built
     for source in ("stg_entity_events", "stg_orders"):
-        sql = next((paths.dbt_project_dir / "target" / "compiled").rglob(f"rollup_{source}__day.sql")).read_text()
+        sql = next((paths.dbt_project_dir / "target" / "compiled").rglob(f"rollup_{source}__by_*__day.sql")).read_text()
         assert "partials as (" in sql and "from partials" in sql, source
 
 

@@ -28,7 +28,7 @@ METRICS = {
     # a filter on a boolean (categorical) column only: the keyed form
     "s/refunds.yml": "name: refunds\nsource: stg_orders\ntimestamp: ordered_at\naggregation: sum\nexpression: amount\nfilter: refunded\ndimensions: [country]\n",
 }
-MODELS = ("rollup_stg_entity_events__day", "rollup_stg_orders__day", "metric_series_day")
+MODELS = ("rollup_stg_entity_events__by_created_at__day", "rollup_stg_orders__by_ordered_at__day", "metric_series_day")
 
 
 def test_generated_sql_per_adapter(tmp_path, target):

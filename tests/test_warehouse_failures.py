@@ -20,7 +20,7 @@ METRICS = {k: cases.METRICS[k] for k in ("events/downloads.yml", "events/active_
 
 
 def _snapshot(wh: Warehouse):
-    rel = wh.relation("rollup_stg_entity_events__day")
+    rel = wh.relation("rollup_stg_entity_events__by_created_at__day")
     return wh.frame(f"select * from {rel} order by metric, bucket_start, dimension, dimension_value")
 
 
@@ -44,7 +44,7 @@ def test_rejected_query_names_target_and_model_and_keeps_rows(tmp_path, target, 
     assert main(args) == 1
     err = capsys.readouterr().err
     # the first grain to run fails, naming target and model with the warehouse's words
-    assert re.search(rf"error: {target}: rollup_stg_entity_events__(hour|day|week|month): .*ghost_column", err, re.I), err
+    assert re.search(rf"error: {target}: rollup_stg_entity_events__by_created_at__(hour|day|week|month): .*ghost_column", err, re.I), err
     assert "rows of windows that did not finish are unchanged" in err
     pd.testing.assert_frame_equal(_snapshot(wh), before)
 
@@ -76,7 +76,7 @@ def test_postgres_going_away_mid_run_keeps_rows(tmp_path, target, capsys):
     load_raw(wh, cases.make_raw())
     args = ["--project-dir", str(paths.root), "run", "--target", target, "--start", "2024-03-01", "--end", "2024-03-03"]
     assert main(args) == 0
-    rel = wh.relation("rollup_stg_poisoned__hour")
+    rel = wh.relation("rollup_stg_poisoned__by_created_at__hour")
     before = wh.frame(f"select * from {rel} order by metric, bucket_start, dimension, dimension_value")
     assert len(before)
     # reading the view now terminates the reading session on the server
@@ -84,6 +84,6 @@ def test_postgres_going_away_mid_run_keeps_rows(tmp_path, target, capsys):
     capsys.readouterr()
     assert main(args) == 1
     err = capsys.readouterr().err
-    assert re.search(r"error: postgres: rollup_stg_poisoned__hour: .*(terminat|closed the connection)", err, re.I), err
+    assert re.search(r"error: postgres: rollup_stg_poisoned__by_created_at__hour: .*(terminat|closed the connection)", err, re.I), err
     after = wh.frame(f"select * from {rel} order by metric, bucket_start, dimension, dimension_value")
     pd.testing.assert_frame_equal(after, before)

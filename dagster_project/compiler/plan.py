@@ -3,6 +3,7 @@ lifecycle) and which series views (one per grain and lifecycle), for which metri
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 
 from ..spec.raw import GRAINS
@@ -19,6 +20,23 @@ def floor_to_grain(day: dt.date, grain: str) -> dt.datetime:
     return ts
 
 
+# Postgres truncates identifiers at 63 bytes; a longer name is shortened with a hash
+MAX_RELATION_NAME = 63
+
+
+def rollup_name(source: str, timestamp: str, grain: str, lifecycle: str = "active") -> str:
+    """`rollup_<source>__by_<timestamp>__<grain>[__draft]`: a function of the rollup's own
+    source and timestamp column only, so adding a sibling metric (even one bucketed by
+    another column of the same source) never renames it, and its history and Dagster
+    asset keys stay put."""
+    suffix = f"__{grain}" + ("__draft" if lifecycle == "draft" else "")
+    base = f"rollup_{source}__by_{timestamp}"
+    if len(base) + len(suffix) > MAX_RELATION_NAME:
+        digest = hashlib.sha1(f"{source}\0{timestamp}".encode()).hexdigest()[:8]
+        base = base[: MAX_RELATION_NAME - len(suffix) - 9] + "_" + digest
+    return base + suffix
+
+
 @dataclass(frozen=True)
 class RollupModel:
     source: str
@@ -26,14 +44,11 @@ class RollupModel:
     grain: str
     lifecycle: str  # active | draft
     metrics: tuple[Metric, ...]
-    by_timestamp: bool = False  # the source is bucketed by more than one column
     categorical: frozenset[str] = frozenset()  # the source's columns with few, known values
 
     @property
     def name(self) -> str:
-        by = f"__by_{self.timestamp}" if self.by_timestamp else ""
-        suffix = "__draft" if self.lifecycle == "draft" else ""
-        return f"rollup_{self.source}{by}__{self.grain}{suffix}"
+        return rollup_name(self.source, self.timestamp, self.grain, self.lifecycle)
 
     @property
     def series_start(self) -> dt.datetime:
@@ -77,9 +92,6 @@ def _lifecycle(m: Metric) -> str:
 def build_plan(project: MetricsProject) -> CompilePlan:
     built = [m for m in project.built()]
     rollups: list[RollupModel] = []
-    timestamps_per_source: dict[str, int] = {}
-    for source, ts in {(m.measure.source, m.measure.timestamp) for m in built if m.kind == "simple"}:
-        timestamps_per_source[source] = timestamps_per_source.get(source, 0) + 1
     for grain in GRAINS:
         for lifecycle in ("active", "draft"):
             by_source: dict[tuple[str, str], list[Metric]] = {}
@@ -88,7 +100,6 @@ def build_plan(project: MetricsProject) -> CompilePlan:
                     by_source.setdefault((m.measure.source, m.measure.timestamp), []).append(m)
             for source, ts in sorted(by_source):
                 rollups.append(RollupModel(source, ts, grain, lifecycle, tuple(sorted(by_source[source, ts], key=lambda m: m.name)),
-                                           by_timestamp=timestamps_per_source[source] > 1,
                                            categorical=project.categorical.get(source, frozenset())))
     series: list[SeriesModel] = []
     for grain in GRAINS:

@@ -8,7 +8,7 @@ import math
 
 import pandas as pd
 
-from ..compiler.plan import floor_to_grain
+from ..compiler.plan import floor_to_grain, rollup_name
 from ..spec.resolved import Metric, MetricsProject
 from ..validation.sql_fragment import evaluate_arithmetic
 from .connection import Warehouse
@@ -109,11 +109,13 @@ def _relation(wh: Warehouse, metric: Metric, grain: str) -> str:
     compiled) the rollup table its rows stay in."""
     if metric.status == "archived":
         source, ts = metric.measure.source, metric.measure.timestamp
-        for name in (f"rollup_{source}__by_{ts}__{grain}", f"rollup_{source}__{grain}"):
+        # its own name, then the names rollups had before they depended only on their
+        # source and timestamp column
+        for name in (rollup_name(source, ts, grain), f"rollup_{source}__{grain}"):
             if wh.relation_exists(name):
                 return name
         raise ValueError(f"{wh.target}: `{metric.name}` is archived and no rollup table holds its {grain} history "
-                         f"(rollup_{source}__{grain} does not exist)")
+                         f"({rollup_name(source, ts, grain)} does not exist)")
     name = series_relation(metric, grain)
     if not wh.relation_exists(name):
         hint = " --include-drafts" if metric.status == "draft" else ""

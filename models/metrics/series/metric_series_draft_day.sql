@@ -11,22 +11,22 @@ with rollup_rows as (
     select metric, bucket_start, dimension, dimension_value, value, count, sum,
         cast(null as {{ metrics_type('double') }}) as numerator, cast(null as {{ metrics_type('double') }}) as denominator,
         run_id, computed_at
-    from {{ ref("rollup_stg_entity_events__day") }}
+    from {{ ref("rollup_stg_entity_events__by_created_at__day") }}
     union all
     select metric, bucket_start, dimension, dimension_value, value, count, sum,
         cast(null as {{ metrics_type('double') }}) as numerator, cast(null as {{ metrics_type('double') }}) as denominator,
         run_id, computed_at
-    from {{ ref("rollup_stg_follower_snapshots__day") }}
+    from {{ ref("rollup_stg_follower_snapshots__by_observed_at__day") }}
     union all
     select metric, bucket_start, dimension, dimension_value, value, count, sum,
         cast(null as {{ metrics_type('double') }}) as numerator, cast(null as {{ metrics_type('double') }}) as denominator,
         run_id, computed_at
-    from {{ ref("rollup_stg_orders__day") }}
+    from {{ ref("rollup_stg_orders__by_ordered_at__day") }}
     union all
     select metric, bucket_start, dimension, dimension_value, value, count, sum,
         cast(null as {{ metrics_type('double') }}) as numerator, cast(null as {{ metrics_type('double') }}) as denominator,
         run_id, computed_at
-    from {{ ref("rollup_stg_entity_events__day__draft") }}
+    from {{ ref("rollup_stg_entity_events__by_created_at__day__draft") }}
 ),
 
 all_values as (

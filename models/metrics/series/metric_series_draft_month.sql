@@ -11,22 +11,22 @@ with rollup_rows as (
     select metric, bucket_start, dimension, dimension_value, value, count, sum,
         cast(null as {{ metrics_type('double') }}) as numerator, cast(null as {{ metrics_type('double') }}) as denominator,
         run_id, computed_at
-    from {{ ref("rollup_stg_entity_events__month") }}
+    from {{ ref("rollup_stg_entity_events__by_created_at__month") }}
     union all
     select metric, bucket_start, dimension, dimension_value, value, count, sum,
         cast(null as {{ metrics_type('double') }}) as numerator, cast(null as {{ metrics_type('double') }}) as denominator,
         run_id, computed_at
-    from {{ ref("rollup_stg_follower_snapshots__month") }}
+    from {{ ref("rollup_stg_follower_snapshots__by_observed_at__month") }}
     union all
     select metric, bucket_start, dimension, dimension_value, value, count, sum,
         cast(null as {{ metrics_type('double') }}) as numerator, cast(null as {{ metrics_type('double') }}) as denominator,
         run_id, computed_at
-    from {{ ref("rollup_stg_orders__month") }}
+    from {{ ref("rollup_stg_orders__by_ordered_at__month") }}
     union all
     select metric, bucket_start, dimension, dimension_value, value, count, sum,
         cast(null as {{ metrics_type('double') }}) as numerator, cast(null as {{ metrics_type('double') }}) as denominator,
         run_id, computed_at
-    from {{ ref("rollup_stg_entity_events__month__draft") }}
+    from {{ ref("rollup_stg_entity_events__by_created_at__month__draft") }}
 ),
 
 all_values as (

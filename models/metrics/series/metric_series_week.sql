@@ -23,17 +23,17 @@ with rollup_rows as (
     select metric, bucket_start, dimension, dimension_value, value, count, sum,
         cast(null as {{ metrics_type('double') }}) as numerator, cast(null as {{ metrics_type('double') }}) as denominator,
         run_id, computed_at
-    from {{ ref("rollup_stg_entity_events__week") }}
+    from {{ ref("rollup_stg_entity_events__by_created_at__week") }}
     union all
     select metric, bucket_start, dimension, dimension_value, value, count, sum,
         cast(null as {{ metrics_type('double') }}) as numerator, cast(null as {{ metrics_type('double') }}) as denominator,
         run_id, computed_at
-    from {{ ref("rollup_stg_follower_snapshots__week") }}
+    from {{ ref("rollup_stg_follower_snapshots__by_observed_at__week") }}
     union all
     select metric, bucket_start, dimension, dimension_value, value, count, sum,
         cast(null as {{ metrics_type('double') }}) as numerator, cast(null as {{ metrics_type('double') }}) as denominator,
         run_id, computed_at
-    from {{ ref("rollup_stg_orders__week") }}
+    from {{ ref("rollup_stg_orders__by_ordered_at__week") }}
 ),
 
 m__revenue as (

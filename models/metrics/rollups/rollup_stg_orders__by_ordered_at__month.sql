@@ -8,20 +8,20 @@
 {{
   config(
     materialized="metric_rollup",
-    grain="week",
-    series_start="2026-08-31 00:00:00",
+    grain="month",
+    series_start="2026-09-01 00:00:00",
     metric_names=["avg_order_latency_ms", "max_order_amount", "orders", "p95_order_latency_ms", "refunds", "revenue"],
-    tags=["metrics", "metrics_active", "grain_week", "metric:avg_order_latency_ms", "metric:max_order_amount", "metric:orders", "metric:p95_order_latency_ms", "metric:refunds", "metric:revenue"]
+    tags=["metrics", "metrics_active", "grain_month", "metric:avg_order_latency_ms", "metric:max_order_amount", "metric:orders", "metric:p95_order_latency_ms", "metric:refunds", "metric:revenue"]
   )
 }}
--- depends_on: {{ ref("rollup_stg_orders__day") }}
+-- depends_on: {{ ref("rollup_stg_orders__by_ordered_at__day") }}
 
-{%- set w = metrics_window("week", "2026-08-31 00:00:00") %}
+{%- set w = metrics_window("month", "2026-09-01 00:00:00") %}
 
 with source_rows as (
     -- one scan of the source: the rows of the window's buckets
     select
-        {{ metrics_time_bucket("ordered_at", "week") }} as bucket_start,
+        {{ metrics_time_bucket("ordered_at", "month") }} as bucket_start,
         country as dim_1,
         latency_ms as x_1,
         amount as x_2,
@@ -94,37 +94,37 @@ observed as (
 ),
 
 metric_list as (
-    select 'avg_order_latency_ms' as metric, {{ metrics_timestamp("2026-08-31 00:00:00") }} as first_bucket,
+    select 'avg_order_latency_ms' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
         cast(null as {{ metrics_type('double') }}) as empty_value,
         cast(0 as {{ metrics_type('double') }}) as empty_sum,
         cast(0 as {{ metrics_type('bigint') }}) as empty_count,
         '' as dimension
     union all
-    select 'max_order_amount' as metric, {{ metrics_timestamp("2026-08-31 00:00:00") }} as first_bucket,
+    select 'max_order_amount' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
         cast(null as {{ metrics_type('double') }}) as empty_value,
         cast(null as {{ metrics_type('double') }}) as empty_sum,
         cast(null as {{ metrics_type('bigint') }}) as empty_count,
         '' as dimension
     union all
-    select 'orders' as metric, {{ metrics_timestamp("2026-08-31 00:00:00") }} as first_bucket,
+    select 'orders' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
         cast(0 as {{ metrics_type('double') }}) as empty_value,
         cast(null as {{ metrics_type('double') }}) as empty_sum,
         cast(0 as {{ metrics_type('bigint') }}) as empty_count,
         '' as dimension
     union all
-    select 'p95_order_latency_ms' as metric, {{ metrics_timestamp("2026-08-31 00:00:00") }} as first_bucket,
+    select 'p95_order_latency_ms' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
         cast(null as {{ metrics_type('double') }}) as empty_value,
         cast(null as {{ metrics_type('double') }}) as empty_sum,
         cast(null as {{ metrics_type('bigint') }}) as empty_count,
         '' as dimension
     union all
-    select 'refunds' as metric, {{ metrics_timestamp("2026-08-31 00:00:00") }} as first_bucket,
+    select 'refunds' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
         cast(0 as {{ metrics_type('double') }}) as empty_value,
         cast(0 as {{ metrics_type('double') }}) as empty_sum,
         cast(null as {{ metrics_type('bigint') }}) as empty_count,
         '' as dimension
     union all
-    select 'revenue' as metric, {{ metrics_timestamp("2026-08-31 00:00:00") }} as first_bucket,
+    select 'revenue' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
         cast(0 as {{ metrics_type('double') }}) as empty_value,
         cast(0 as {{ metrics_type('double') }}) as empty_sum,
         cast(null as {{ metrics_type('bigint') }}) as empty_count,
@@ -132,7 +132,7 @@ metric_list as (
 ),
 
 spine as (
-    {{ metrics_bucket_spine(w.start, w.end, "week") }}
+    {{ metrics_bucket_spine(w.start, w.end, "month") }}
 ),
 
 expected_totals as (

@@ -6,20 +6,20 @@
 {{
   config(
     materialized="metric_rollup",
-    grain="month",
-    series_start="2026-09-01 00:00:00",
+    grain="week",
+    series_start="2026-08-31 00:00:00",
     metric_names=["active_users", "downloads_per_active_user__denominator", "model_downloads", "reactions_net"],
-    tags=["metrics", "metrics_active", "grain_month", "metric:active_users", "metric:downloads_per_active_user", "metric:model_downloads", "metric:reactions_net"]
+    tags=["metrics", "metrics_active", "grain_week", "metric:active_users", "metric:downloads_per_active_user", "metric:model_downloads", "metric:reactions_net"]
   )
 }}
--- depends_on: {{ ref("rollup_stg_entity_events__day") }}
+-- depends_on: {{ ref("rollup_stg_entity_events__by_created_at__day") }}
 
-{%- set w = metrics_window("month", "2026-09-01 00:00:00") %}
+{%- set w = metrics_window("week", "2026-08-31 00:00:00") %}
 
 with source_rows as (
     -- one scan of the source: the rows of the window's buckets
     select
-        {{ metrics_time_bucket("created_at", "month") }} as bucket_start,
+        {{ metrics_time_bucket("created_at", "week") }} as bucket_start,
         entity_type as dim_1,
         entity_category as dim_2,
         user_id as x_1,
@@ -148,25 +148,25 @@ observed as (
 ),
 
 metric_list as (
-    select 'active_users' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
+    select 'active_users' as metric, {{ metrics_timestamp("2026-08-31 00:00:00") }} as first_bucket,
         cast(0 as {{ metrics_type('double') }}) as empty_value,
         cast(null as {{ metrics_type('double') }}) as empty_sum,
         cast(null as {{ metrics_type('bigint') }}) as empty_count,
         '' as dimension
     union all
-    select 'downloads_per_active_user__denominator' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
+    select 'downloads_per_active_user__denominator' as metric, {{ metrics_timestamp("2026-08-31 00:00:00") }} as first_bucket,
         cast(0 as {{ metrics_type('double') }}) as empty_value,
         cast(null as {{ metrics_type('double') }}) as empty_sum,
         cast(null as {{ metrics_type('bigint') }}) as empty_count,
         '' as dimension
     union all
-    select 'model_downloads' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
+    select 'model_downloads' as metric, {{ metrics_timestamp("2026-08-31 00:00:00") }} as first_bucket,
         cast(0 as {{ metrics_type('double') }}) as empty_value,
         cast(null as {{ metrics_type('double') }}) as empty_sum,
         cast(0 as {{ metrics_type('bigint') }}) as empty_count,
         '' as dimension
     union all
-    select 'reactions_net' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
+    select 'reactions_net' as metric, {{ metrics_timestamp("2026-08-31 00:00:00") }} as first_bucket,
         cast(0 as {{ metrics_type('double') }}) as empty_value,
         cast(0 as {{ metrics_type('double') }}) as empty_sum,
         cast(null as {{ metrics_type('bigint') }}) as empty_count,
@@ -174,7 +174,7 @@ metric_list as (
 ),
 
 spine as (
-    {{ metrics_bucket_spine(w.start, w.end, "month") }}
+    {{ metrics_bucket_spine(w.start, w.end, "week") }}
 ),
 
 expected_totals as (

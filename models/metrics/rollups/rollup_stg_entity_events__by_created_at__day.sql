@@ -12,7 +12,7 @@
     tags=["metrics", "metrics_active", "grain_day", "metric:active_users", "metric:downloads_per_active_user", "metric:model_downloads", "metric:reactions_net"]
   )
 }}
--- depends_on: {{ ref("rollup_stg_entity_events__hour") }}
+-- depends_on: {{ ref("rollup_stg_entity_events__by_created_at__hour") }}
 
 {%- set w = metrics_window("day", "2026-09-01 00:00:00") %}
 

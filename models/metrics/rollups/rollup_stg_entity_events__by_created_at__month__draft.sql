@@ -9,7 +9,7 @@
     tags=["metrics", "metrics_draft", "grain_month", "metric:dataset_likes"]
   )
 }}
--- depends_on: {{ ref("rollup_stg_entity_events__day__draft") }}
+-- depends_on: {{ ref("rollup_stg_entity_events__by_created_at__day__draft") }}
 
 {%- set w = metrics_window("month", "2026-09-01 00:00:00") %}
 

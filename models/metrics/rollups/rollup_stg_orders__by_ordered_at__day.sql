@@ -14,7 +14,7 @@
     tags=["metrics", "metrics_active", "grain_day", "metric:avg_order_latency_ms", "metric:max_order_amount", "metric:orders", "metric:p95_order_latency_ms", "metric:refunds", "metric:revenue"]
   )
 }}
--- depends_on: {{ ref("rollup_stg_orders__hour") }}
+-- depends_on: {{ ref("rollup_stg_orders__by_ordered_at__hour") }}
 
 {%- set w = metrics_window("day", "2026-09-01 00:00:00") %}
 

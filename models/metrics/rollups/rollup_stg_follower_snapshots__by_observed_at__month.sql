@@ -9,7 +9,7 @@
     tags=["metrics", "metrics_active", "grain_month", "metric:follower_count"]
   )
 }}
--- depends_on: {{ ref("rollup_stg_follower_snapshots__day") }}
+-- depends_on: {{ ref("rollup_stg_follower_snapshots__by_observed_at__day") }}
 
 {%- set w = metrics_window("month", "2026-09-01 00:00:00") %}
 

@@ -3,20 +3,20 @@
 {{
   config(
     materialized="metric_rollup",
-    grain="day",
-    series_start="2026-09-01 00:00:00",
+    grain="week",
+    series_start="2026-08-31 00:00:00",
     metric_names=["dataset_likes"],
-    tags=["metrics", "metrics_draft", "grain_day", "metric:dataset_likes"]
+    tags=["metrics", "metrics_draft", "grain_week", "metric:dataset_likes"]
   )
 }}
--- depends_on: {{ ref("rollup_stg_entity_events__hour__draft") }}
+-- depends_on: {{ ref("rollup_stg_entity_events__by_created_at__day__draft") }}
 
-{%- set w = metrics_window("day", "2026-09-01 00:00:00") %}
+{%- set w = metrics_window("week", "2026-08-31 00:00:00") %}
 
 with source_rows as (
     -- one scan of the source: the rows of the window's buckets
     select
-        {{ metrics_time_bucket("created_at", "day") }} as bucket_start,
+        {{ metrics_time_bucket("created_at", "week") }} as bucket_start,
         entity_type,
         metric_type
     from {{ ref("stg_entity_events") }}
@@ -73,7 +73,7 @@ observed as (
 ),
 
 metric_list as (
-    select 'dataset_likes' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
+    select 'dataset_likes' as metric, {{ metrics_timestamp("2026-08-31 00:00:00") }} as first_bucket,
         cast(0 as {{ metrics_type('double') }}) as empty_value,
         cast(null as {{ metrics_type('double') }}) as empty_sum,
         cast(0 as {{ metrics_type('bigint') }}) as empty_count,
@@ -81,7 +81,7 @@ metric_list as (
 ),
 
 spine as (
-    {{ metrics_bucket_spine(w.start, w.end, "day") }}
+    {{ metrics_bucket_spine(w.start, w.end, "week") }}
 ),
 
 expected_totals as (

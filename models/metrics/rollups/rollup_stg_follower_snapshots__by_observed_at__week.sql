@@ -3,20 +3,20 @@
 {{
   config(
     materialized="metric_rollup",
-    grain="day",
-    series_start="2026-09-01 00:00:00",
+    grain="week",
+    series_start="2026-08-31 00:00:00",
     metric_names=["follower_count"],
-    tags=["metrics", "metrics_active", "grain_day", "metric:follower_count"]
+    tags=["metrics", "metrics_active", "grain_week", "metric:follower_count"]
   )
 }}
--- depends_on: {{ ref("rollup_stg_follower_snapshots__hour") }}
+-- depends_on: {{ ref("rollup_stg_follower_snapshots__by_observed_at__day") }}
 
-{%- set w = metrics_window("day", "2026-09-01 00:00:00") %}
+{%- set w = metrics_window("week", "2026-08-31 00:00:00") %}
 
 with source_rows as (
     -- one scan of the source: the rows of the window's buckets
     select
-        {{ metrics_time_bucket("observed_at", "day") }} as bucket_start,
+        {{ metrics_time_bucket("observed_at", "week") }} as bucket_start,
         observed_at as event_at,
         user_id as dim_1,
         followers as x_1
@@ -63,7 +63,7 @@ observed as (
 ),
 
 metric_list as (
-    select 'follower_count' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
+    select 'follower_count' as metric, {{ metrics_timestamp("2026-08-31 00:00:00") }} as first_bucket,
         cast(null as {{ metrics_type('double') }}) as empty_value,
         cast(null as {{ metrics_type('double') }}) as empty_sum,
         cast(null as {{ metrics_type('bigint') }}) as empty_count,
@@ -71,7 +71,7 @@ metric_list as (
 ),
 
 spine as (
-    {{ metrics_bucket_spine(w.start, w.end, "day") }}
+    {{ metrics_bucket_spine(w.start, w.end, "week") }}
 ),
 
 expected_totals as (
