@@ -219,6 +219,7 @@ distinct_long as (
     lineage = f"-- depends_on: {{{{ ref({jinja_str(depends_on)}) }}}}\n" if depends_on else ""
     return f"""{header([m.path for m in metrics])}{cfg}{lineage}
 {{%- set w = metrics_window({jinja_str(grain)}, {jinja_str(start_text)}) %}}
+{{%- do metrics_check_timestamp(ref({jinja_str(model.source)}), {jinja_str(model.timestamp)}, [{", ".join(jinja_str(p) for p in sorted({m.path for m in metrics}))}]) %}}
 
 with source_rows as (
     -- one scan of the source: the rows of the window's buckets

@@ -96,15 +96,30 @@ def render_series(model: SeriesModel, tags: list[str]) -> str:
         f"    select {string(m.name)} as metric, {_ts(floor_to_grain(m.start, grain))} as first_bucket, "
         f"cast({_fill(m)} as {{{{ metrics_type('double') }}}}) as empty_value" for m in model.outputs) + "\n)")
     prev = _macro("metrics_bucket_prev", "v.bucket_start", grain)
+    ctes.append("""visible as (
+    -- only buckets from each metric's first one: a reused name or a later `start`
+    -- never shows rows left behind by an earlier definition
+    select v.*, c.empty_value as empty_value
+    from all_values as v
+    inner join series_catalog as c on c.metric = v.metric
+    where v.bucket_start >= c.first_bucket
+)""")
+    ctes.append("""built_buckets as (
+    -- the buckets that were built: the total is stored dense over them
+    select metric, bucket_start from visible where dimension = ''
+)""")
+    # previous_value, one rule (README, "previous_value"): the value of the bucket before
+    # when that bucket was built (a slice with no row there has the empty-bucket value),
+    # NULL when it was never built; warehouse/read.py applies the same rule
     ctes.append(f"""with_previous as (
     select v.*,
         case
             when lag(v.bucket_start) over w = {prev} then lag(v.value) over w
-            when {prev} < c.first_bucket then null
-            else c.empty_value
+            when b.metric is not null then v.empty_value
+            else null
         end as previous_value
-    from all_values as v
-    inner join series_catalog as c on c.metric = v.metric
+    from visible as v
+    left join built_buckets as b on b.metric = v.metric and b.bucket_start = {prev}
     window w as (partition by v.metric, v.dimension, v.dimension_value order by v.bucket_start)
 )""")
     cfg = config_block({"materialized": "view", "tags": tags})
@@ -125,6 +140,8 @@ select
     previous_value,
     case when previous_value is null or previous_value = 0 or value is null then null
          else (value - previous_value) / abs(previous_value) * 100 end as change_pct,
+    -- false for the bucket in progress: its change_pct compares part of a bucket
+    {_macro("metrics_bucket_complete", "bucket_start", grain)} as complete,
     run_id,
     computed_at
 from with_previous

@@ -14,7 +14,9 @@ Aggregation = Literal["count", "sum", "avg", "min", "max", "count_distinct", "pe
 Status = Literal["draft", "active", "archived"]
 Kind = Literal["simple", "ratio", "derived"]
 
-NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+# lowercase, digits and single underscores: `__` is reserved for generated names (an
+# inline ratio side is the hidden metric `<ratio>__numerator`)
+NAME_PATTERN = r"^[a-z](?:[a-z0-9]|_[a-z0-9])*_?$"
 
 
 class _Frozen(BaseModel):
@@ -68,6 +70,13 @@ class MetricSpec(_Frozen):
     anomaly: AnomalySpec | None = None
     alerts: list[str] = Field(default_factory=list)
 
+    @field_validator("name", mode="before")
+    @classmethod
+    def _no_double_underscore(cls, value: object) -> object:
+        if isinstance(value, str) and "__" in value:
+            raise ValueError("must not contain `__` (reserved for generated names such as `<ratio>__numerator`)")
+        return value
+
     @field_validator("start", mode="before")
     @classmethod
     def _start_is_a_date(cls, value: object) -> object:
@@ -93,3 +102,5 @@ class ProjectConfig(_Frozen):
     grains: list[Grain] = Field(default_factory=lambda: list(GRAINS), min_length=1)
     settle_lookback: SettleLookback = Field(default_factory=SettleLookback)
     owner: str | None = None
+    # the example's demo collection asset (raw/*, generated rows): only in the example
+    demo: bool = False

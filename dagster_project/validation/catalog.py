@@ -13,7 +13,7 @@ class Relation:
     name: str
     kind: str  # "model" | "seed"
     columns: dict[str, str | None]  # name -> declared data_type
-    declared_in: str
+    declared_in: str  # the dbt YAML file, relative to the project root (models/..., seeds/...)
     # columns with few, known values (boolean, or an `accepted_values` test): a rollup
     # may group by them before filtering (see compiler/rollup_sql.py)
     categorical: frozenset[str] = frozenset()
@@ -48,12 +48,12 @@ def load_catalog(roots: list[Path], skip: Path | None = None) -> Catalog:
                     if not isinstance(entry, dict) or "name" not in entry:
                         continue
                     columns = {
-                        str(c["name"]).lower(): c.get("data_type")
+                        str(c["name"]).lower(): None if c.get("data_type") in (None, "") else str(c["data_type"])
                         for c in entry.get("columns") or []
                         if isinstance(c, dict) and "name" in c
                     }
                     catalog.relations[str(entry["name"])] = Relation(
-                        str(entry["name"]), kind, columns, str(path),
+                        str(entry["name"]), kind, columns, path.relative_to(root.parent).as_posix(),
                         frozenset(str(c["name"]).lower() for c in entry.get("columns") or [] if _categorical(c)),
                     )
     return catalog

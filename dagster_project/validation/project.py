@@ -2,6 +2,7 @@
 problems at once, never just the first."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,12 +62,46 @@ def _fields_at(model, loc) -> list[str]:
     return list(model.model_fields)
 
 
+# dbt renders every model and properties file as a Jinja template: text from a metric
+# file must never reach one as template code (README, "Text is data")
+_TEMPLATE_MARKS = ("{{", "{%", "{#")
+_DOMAIN = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+def template_issues(rel: str, located: LocatedYaml) -> list[ValidationIssue]:
+    """Every key or string value holding a Jinja delimiter, at its line."""
+    out: list[ValidationIssue] = []
+
+    def walk(value, loc) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(k, (*loc, k))
+                walk(v, (*loc, k))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, (*loc, i))
+        elif isinstance(value, str):
+            mark = next((m for m in _TEMPLATE_MARKS if m in value), None)
+            if mark:
+                field = ".".join(str(p) for p in loc) or "file"
+                out.append(ValidationIssue(rel, located.line_of(loc),
+                                           f"`{field}` contains `{mark}`: metric files are data, never dbt/Jinja template "
+                                           "code; remove the template delimiter", "template"))
+
+    walk(located.data, ())
+    return out
+
+
 def _load_config(paths: ProjectPaths, issues: list[ValidationIssue]) -> ProjectConfig:
     if not paths.config_file.exists():
         return ProjectConfig()
     rel = paths.relative(paths.config_file)
     try:
         located = load_located(paths.config_file)
+        found = template_issues(rel, located)
+        if found:
+            issues.extend(found)
+            return ProjectConfig()
         return ProjectConfig.model_validate(located.data or {})
     except YamlSyntaxError as err:
         issues.append(ValidationIssue(rel, err.line, err.message, "yaml"))
@@ -100,6 +135,14 @@ def load_project(paths: ProjectPaths, only: list[Path] | None = None, catalog: C
             continue
         if not isinstance(located.data, dict):
             issues.append(ValidationIssue(rel, 1, "a metric file is a mapping of fields (name:, source:, ...)", "yaml"))
+            continue
+        parts = Path(rel).parts
+        if len(parts) > 2 and not _DOMAIN.match(parts[1]):
+            issues.append(ValidationIssue(rel, 1, f"domain folder `{parts[1]}` may hold only letters, digits and _ "
+                                          "(it names the Dagster asset group)", "domain"))
+        found = template_issues(rel, located)
+        if found:
+            issues.extend(found)
             continue
         try:
             spec_files.append(SpecFile(rel, located, MetricSpec.model_validate(located.data)))

@@ -2,8 +2,11 @@
 issues, every one with a file, a line and what to do about it."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sqlglot import exp
 
 from ..spec.raw import InlineMeasure, MetricSpec
 from ..spec.yaml_lines import LocatedYaml, Loc
@@ -147,6 +150,82 @@ class SourceColumns(Rule):
         return out
 
 
+_TIME_TYPE = re.compile(
+    r"(timestamp(\(\d+\))?(tz|_s|_ms|_us|_ns)?( with(out)? time zone)?"
+    r"|datetime(64)?(\(.*\))?|date(32)?)")
+_STRING_TYPE = re.compile(
+    r"(varchar|text|string|char|character|character varying|bpchar|fixedstring|nvarchar|nchar|bool|boolean)(\(.*\))?")
+# aggregations whose result is the rollup's double `value`: they need a number
+_NUMERIC_AGGREGATIONS = ("sum", "avg", "percentile", "min", "max", "latest")
+
+
+def _base_type(declared: str) -> str:
+    """`Nullable(LowCardinality(String))` -> `string`; lowercase, single spaces, no wrappers."""
+    t = " ".join(declared.lower().split()).replace(" (", "(")
+    while True:
+        m = re.fullmatch(r"(nullable|lowcardinality)\((.*)\)", t)
+        if not m:
+            return t
+        t = m.group(2).strip()
+
+
+def is_time_type(declared: str) -> bool:
+    return _TIME_TYPE.fullmatch(_base_type(declared)) is not None
+
+
+def is_string_type(declared: str) -> bool:
+    return _STRING_TYPE.fullmatch(_base_type(declared)) is not None
+
+
+class ColumnTypes(Rule):
+    """Where the dbt YAML declares a column's `data_type`: the `timestamp:` column is a
+    time type, and sum/avg/percentile/min/max/latest do not aggregate a bare string or
+    boolean column (the rollup's value is a double). Undeclared types are left to the build."""
+
+    name = "column-types"
+
+    def check(self, ctx):
+        out = []
+        for f in ctx.files:
+            s = f.spec
+            if s.kind == "simple" and s.source:
+                out += self._measure(ctx, f, (), s)
+            if s.kind == "ratio":
+                for side in ("numerator", "denominator"):
+                    m = getattr(s, side)
+                    if isinstance(m, InlineMeasure):
+                        out += self._measure(ctx, f, (side,), m)
+        return out
+
+    def _measure(self, ctx, f, prefix, m):
+        rel = ctx.catalog.get(m.source)
+        if rel is None:
+            return []  # SourceColumns reports it
+        out = []
+        declared = rel.columns.get(m.timestamp.lower()) if m.timestamp else None
+        if declared and not is_time_type(declared):
+            out.append(f.issue((*prefix, "timestamp"), f"timestamp column `{m.timestamp}` is {declared} in {rel.declared_in}: "
+                               "it must be a time type (timestamp, timestamptz, datetime, date)", self.name))
+        if m.aggregation in _NUMERIC_AGGREGATIONS and m.expression:
+            column = _bare_column(m.expression)
+            declared = rel.columns.get(column) if column else None
+            if declared and is_string_type(declared):
+                out.append(f.issue((*prefix, "expression"), f"{m.aggregation} needs a numeric column; `{column}` is {declared} in "
+                                   f"{rel.declared_in} (count and count_distinct accept any column)", self.name))
+        return out
+
+
+def _bare_column(text: str) -> str | None:
+    """The column name when an expression is just a column (parentheses allowed)."""
+    try:
+        tree = parse_scalar(text).tree
+    except FragmentError:
+        return None  # SourceColumns reports it
+    while isinstance(tree, exp.Paren):
+        tree = tree.this
+    return tree.name.lower() if isinstance(tree, exp.Column) else None
+
+
 def references(spec: MetricSpec) -> list[tuple[Loc, str]]:
     """Other metrics a ratio or derived metric reads, with where each is named."""
     if spec.kind == "ratio":
@@ -205,4 +284,4 @@ class NoCycles(Rule):
         return out
 
 
-RULES: tuple[Rule, ...] = (FileNameMatchesName(), UniqueNames(), KindFields(), SourceColumns(), References(), NoCycles())
+RULES: tuple[Rule, ...] = (FileNameMatchesName(), UniqueNames(), KindFields(), SourceColumns(), ColumnTypes(), References(), NoCycles())

@@ -6,17 +6,48 @@ until it lands, `register()` adds one: a subclass of the adapter's HTTP client w
 `_create_client` returns `clickhouse_connect.get_client(interface="chdb", path=...)`.
 Tested with dbt-clickhouse==1.10.3, clickhouse-connect 1.12.0, chdb 4.4.0 (pinned in
 pyproject.toml). The profile's `host` field carries the chDB data folder.
+
+`register()` also makes seeds load numbers as `Float64` / `Int64` (see
+`_wide_seed_number_types`): it runs before every dbt invocation on ClickHouse, in process
+(`warehouse/dbt_runner.py`) and in the `metrics-dbt` command Dagster spawns.
 """
 from __future__ import annotations
 
 _REGISTERED = False
 
 
+def _wide_seed_number_types() -> None:
+    """Seeds: CSV numbers become `Float64` (with a decimal point; DuckDB and Postgres
+    use `float8`, a double) or `Int64`, whatever the driver (chdb, http, native).
+
+    Why: dbt-clickhouse 1.10.3 (`ClickHouseAdapter.convert_number_type`) types them
+    `Float32` / `Int32`: `31.83` is stored as 31.829999923706055, and an id above 2^31
+    silently wraps (3000000029 -> -1294967267), so a metric over a seed differs from the
+    other warehouses (tests/test_seed_parity.py). (DuckDB and Postgres type whole numbers
+    `integer` too, but refuse an out-of-range id loudly; declare `column_types` there.)
+    A seed's `column_types` config still overrides these."""
+    from dbt.adapters.clickhouse.impl import ClickHouseAdapter
+
+    def convert_number_type(cls, agate_table, col_idx: int) -> str:
+        import agate
+
+        decimals = agate_table.aggregate(agate.MaxPrecision(col_idx))
+        return "Float64" if decimals else "Int64"
+
+    def convert_integer_type(cls, agate_table, col_idx: int) -> str:
+        return "Int64"  # the base adapter's "integer" is Int32 on ClickHouse
+
+    ClickHouseAdapter.convert_number_type = classmethod(convert_number_type)
+    ClickHouseAdapter.convert_integer_type = classmethod(convert_integer_type)
+
+
 def register() -> None:
-    """Teach dbt-clickhouse the `chdb` driver (idempotent; call before dbt runs)."""
+    """Teach dbt-clickhouse the `chdb` driver and 64-bit seed number types (idempotent;
+    call before dbt runs on ClickHouse)."""
     global _REGISTERED
     if _REGISTERED:
         return
+    _wide_seed_number_types()
     import clickhouse_connect
     from dbt.adapters.clickhouse import connections, dbclient
     from dbt.adapters.clickhouse.httpclient import ChHttpClient

@@ -3,7 +3,8 @@
   bucket_start) and partitioned by month, so a window rewrite and series reads touch
   few parts. The window's rows are computed into a staging table first (a failing query
   changes nothing), then each month the window touches is swapped in whole
-  (macros/metrics_replace_partitions.sql).
+  (macros/metrics_replace_partitions.sql). Buckets are computed in UTC explicitly
+  (metrics_time_bucket); one writer per chDB path (warehouse/lock.py).
 -#}
 {% materialization metric_rollup, adapter='clickhouse' %}
   {%- set target_relation = this.incorporate(type='table') -%}
@@ -11,6 +12,9 @@
   {%- set w = metrics_window(config.get('grain'), config.get('series_start')) -%}
   {%- set metric_names = config.get('metric_names') or [] -%}
   {%- set staged = this.incorporate(path={"identifier": this.identifier ~ "__staged"}, type='table') -%}
+  {%- if should_full_refresh() and w.windowed -%}
+    {{ exceptions.raise_compiler_error(metrics_full_refresh_refusal(this)) }}
+  {%- endif -%}
 
   {{ run_hooks(pre_hooks) }}
   {% if existing is none or should_full_refresh() or not existing.is_table %}

@@ -14,6 +14,7 @@
 }}
 
 {%- set w = metrics_window("hour", "2026-09-01 00:00:00") %}
+{%- do metrics_check_timestamp(ref("stg_entity_events"), "created_at", ["metrics/engagement/active_users.yml", "metrics/engagement/reactions_net.yml", "metrics/growth/downloads_per_active_user.yml", "metrics/growth/model_downloads.yml"]) %}
 
 with source_rows as (
     -- one scan of the source: the rows of the window's buckets

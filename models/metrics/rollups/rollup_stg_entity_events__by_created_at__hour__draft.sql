@@ -11,6 +11,7 @@
 }}
 
 {%- set w = metrics_window("hour", "2026-09-01 00:00:00") %}
+{%- do metrics_check_timestamp(ref("stg_entity_events"), "created_at", ["metrics/growth/dataset_likes.yml"]) %}
 
 with source_rows as (
     -- one scan of the source: the rows of the window's buckets

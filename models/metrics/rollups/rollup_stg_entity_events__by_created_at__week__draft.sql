@@ -12,6 +12,7 @@
 -- depends_on: {{ ref("rollup_stg_entity_events__by_created_at__day__draft") }}
 
 {%- set w = metrics_window("week", "2026-08-31 00:00:00") %}
+{%- do metrics_check_timestamp(ref("stg_entity_events"), "created_at", ["metrics/growth/dataset_likes.yml"]) %}
 
 with source_rows as (
     -- one scan of the source: the rows of the window's buckets

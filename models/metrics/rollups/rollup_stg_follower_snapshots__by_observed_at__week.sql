@@ -12,6 +12,7 @@
 -- depends_on: {{ ref("rollup_stg_follower_snapshots__by_observed_at__day") }}
 
 {%- set w = metrics_window("week", "2026-08-31 00:00:00") %}
+{%- do metrics_check_timestamp(ref("stg_follower_snapshots"), "observed_at", ["metrics/social/follower_count.yml"]) %}
 
 with source_rows as (
     -- one scan of the source: the rows of the window's buckets

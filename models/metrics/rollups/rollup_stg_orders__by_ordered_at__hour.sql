@@ -15,6 +15,7 @@
 }}
 
 {%- set w = metrics_window("hour", "2026-09-01 00:00:00") %}
+{%- do metrics_check_timestamp(ref("stg_orders"), "ordered_at", ["metrics/commerce/avg_order_latency_ms.yml", "metrics/commerce/orders.yml", "metrics/commerce/p95_order_latency_ms.yml", "metrics/commerce/refunds.yml", "metrics/commerce/revenue.yml"]) %}
 
 with source_rows as (
     -- one scan of the source: the rows of the window's buckets

@@ -38,15 +38,29 @@ series_catalog as (
     select 'dataset_likes' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket, cast(0.0 as {{ metrics_type('double') }}) as empty_value
 ),
 
+visible as (
+    -- only buckets from each metric's first one: a reused name or a later `start`
+    -- never shows rows left behind by an earlier definition
+    select v.*, c.empty_value as empty_value
+    from all_values as v
+    inner join series_catalog as c on c.metric = v.metric
+    where v.bucket_start >= c.first_bucket
+),
+
+built_buckets as (
+    -- the buckets that were built: the total is stored dense over them
+    select metric, bucket_start from visible where dimension = ''
+),
+
 with_previous as (
     select v.*,
         case
             when lag(v.bucket_start) over w = {{ metrics_bucket_prev("v.bucket_start", "month") }} then lag(v.value) over w
-            when {{ metrics_bucket_prev("v.bucket_start", "month") }} < c.first_bucket then null
-            else c.empty_value
+            when b.metric is not null then v.empty_value
+            else null
         end as previous_value
-    from all_values as v
-    inner join series_catalog as c on c.metric = v.metric
+    from visible as v
+    left join built_buckets as b on b.metric = v.metric and b.bucket_start = {{ metrics_bucket_prev("v.bucket_start", "month") }}
     window w as (partition by v.metric, v.dimension, v.dimension_value order by v.bucket_start)
 )
 
@@ -64,6 +78,8 @@ select
     previous_value,
     case when previous_value is null or previous_value = 0 or value is null then null
          else (value - previous_value) / abs(previous_value) * 100 end as change_pct,
+    -- false for the bucket in progress: its change_pct compares part of a bucket
+    {{ metrics_bucket_complete("bucket_start", "month") }} as complete,
     run_id,
     computed_at
 from with_previous
