@@ -47,7 +47,8 @@ def aggregated_ctes(aggs: dict[tuple, str], group_cols: list[str], distinct_cols
     partials: dict[tuple[str, str], str] = {}
     combined = []
     for (kind, value, flag, _), alias in aggs.items():
-        part = partials.setdefault((kind, value), f"p_{len(partials) + 1}")
+        # a partial is named after the first aggregate combined from it
+        part = partials.setdefault((kind, value), f"{alias}__partial")
         sql = aggregate_sql(_COMBINE[kind], part, flag)
         combined.append(f"{'coalesce(' + sql + ', 0)' if kind == 'count' else sql} as {alias}")
     key_list = ", ".join(keys)

@@ -9,6 +9,8 @@ over the window's buckets; slices are stored sparse (only buckets with rows). Ho
 aggregate is spelled per warehouse lives in macros/metrics_aggregate.sql."""
 from __future__ import annotations
 
+import re
+
 from .aggregated_sql import aggregate_sql, aggregated_ctes, keyable
 from .plan import RollupModel, floor_to_grain
 from .sql_text import config_block, fragment, fragment_expr, header, ident, jinja_str, string
@@ -31,7 +33,20 @@ def render_rollup(model: RollupModel, tags: list[str], depends_on: str | None = 
     dims: list[str] = []
     for m in metrics:
         dims += [d for d in m.dimensions if d not in dims]
-    dim_alias = {d: f"dim_{n + 1}" for n, d in enumerate(dims)}
+    # a dimension's column is named after it (`dim_country`), an aggregate after the
+    # first metric that needs it (`revenue__sum`), so a reader of the generated model
+    # sees which column carries which metric
+    dim_alias = {d: f"dim_{d}" if re.fullmatch(r"[a-z0-9_]{1,40}", d) else f"dim_{n + 1}" for n, d in enumerate(dims)}
+    names_used: set[str] = set()
+
+    def column_name(metric: str, what: str) -> str:
+        base = f"{metric[:40]}__{what}"
+        name, n = base, 1
+        while name in names_used:
+            n += 1
+            name = f"{base}_{n}"
+        names_used.add(name)
+        return name
 
     source_cols = [f"{_macro('metrics_time_bucket', ts, grain)} as bucket_start"]
     if any(m.measure.aggregation == "latest" for m in metrics):
@@ -43,18 +58,18 @@ def render_rollup(model: RollupModel, tags: list[str], depends_on: str | None = 
     # ten metrics cost as few aggregates as they really need.
     expressions: dict[str, str] = {}  # SQL -> source column
 
-    def expression_column(sql: str) -> str:
+    def expression_column(sql: str, metric: str) -> str:
         if sql not in expressions:
-            expressions[sql] = f"x_{len(expressions) + 1}"
+            expressions[sql] = column_name(metric, "measured")
             source_cols.append(f"{sql} as {expressions[sql]}")
         return expressions[sql]
 
     aggs: dict[tuple, str] = {}  # (kind, value, flag, extra) -> output column
 
-    def aggregate(kind: str, value: str, flag: str, **extra: str) -> str:
+    def aggregate(metric: str, kind: str, value: str, flag: str, **extra: str) -> str:
         key = (kind, value, flag, tuple(extra.items()))
         if key not in aggs:
-            aggs[key] = f"a_{len(aggs) + 1}"
+            aggs[key] = column_name(metric, kind)
         return aggs[key]
 
     filter_columns: list[str] = []
@@ -70,7 +85,7 @@ def render_rollup(model: RollupModel, tags: list[str], depends_on: str | None = 
         if first_bucket > series_start:
             conds.append(f'"bucket_start >= " ~ metrics_timestamp({jinja_str(first_bucket.strftime(TS_FORMAT))})')
         flag = ' ~ " and " ~ '.join(conds)
-        x = expression_column(fragment(meas.expression.tree)) if meas.expression is not None else ""
+        x = expression_column(fragment(meas.expression.tree), m.name) if meas.expression is not None else ""
         # A slice row is stored when its value could differ from the empty-bucket value;
         # that is read off the aggregate itself, so no extra row count is computed.
         a = meas.aggregation
@@ -82,17 +97,17 @@ def render_rollup(model: RollupModel, tags: list[str], depends_on: str | None = 
                 n = same[0][3]
             else:
                 k = len(distinct) + 1
-                n = f"a_d{k}"
+                n = column_name(m.name, "distinct")
                 distinct.append((k, x, flag, n))
             outputs.append((n, "null", "null", f"{n} > 0"))
         elif a == "count":
-            n = aggregate(a, x, flag) if x else aggregate("count", "", flag)
+            n = aggregate(m.name, a, x, flag) if x else aggregate(m.name, "count", "", flag)
             outputs.append((n, n, "null", f"{n} > 0"))
         elif a == "sum":
-            total = aggregate("sum", x, flag)
+            total = aggregate(m.name, "sum", x, flag)
             outputs.append((f"coalesce({total}, 0)", "null", f"coalesce({total}, 0)", f"{total} is not null"))
         elif a == "avg":
-            total, n = aggregate("sum", x, flag), aggregate("count", x, flag)
+            total, n = aggregate(m.name, "sum", x, flag), aggregate(m.name, "count", x, flag)
             outputs.append((f"{total} / nullif({n}, 0)", n, total, f"{n} > 0"))
         else:
             extra = {}
@@ -100,11 +115,11 @@ def render_rollup(model: RollupModel, tags: list[str], depends_on: str | None = 
                 extra["percentile"] = repr(meas.percentile)
             if a == "latest":
                 extra["order_by"] = jinja_str("event_at")
-            v = aggregate(a, x, flag, **extra)
+            v = aggregate(m.name, a, x, flag, **extra)
             outputs.append((v, "null", "null", f"{v} is not null"))
 
-    def grouping_is(on: str | None) -> str:
-        parts = [f"g_{a} = {0 if a == on else 1}" for a in dim_alias.values()]
+    def grouping_is(on: str | None, prefix: str = "") -> str:
+        parts = [f"{prefix}g_{a} = {0 if a == on else 1}" for a in dim_alias.values()]
         return " and ".join(parts) if parts else "1 = 1"
 
     # One row per (metric, slice dimension) this model emits: the wide aggregates are
@@ -130,7 +145,7 @@ def render_rollup(model: RollupModel, tags: list[str], depends_on: str | None = 
                 continue
             case = (slot, f"{grouping_is(dim_alias[d] if d else None)} and {present}", dim_value, v, c, s_)
             if agg == "count_distinct":
-                long_form.append((slot, int(v.removeprefix("a_d")), grouping_is(dim_alias[d] if d else None), dim_value))
+                long_form.append((slot, v, d))
                 wide.append(("{% if not metrics_distinct_long_form() %}", case, "{% endif %}"))
             else:
                 wide.append(("", case, ""))
@@ -167,12 +182,16 @@ def render_rollup(model: RollupModel, tags: list[str], depends_on: str | None = 
         f"    where {conditions}"
     ]
     if long_form:
-        lf_value = "".join(f" when {slot} then {dv}" for slot, _, _, dv in long_form)
-        lf_cond = "\n        or ".join(f"(s.slot = {slot} and l.k = {k} and {g.replace('g_', 'l.g_')})" for slot, k, g, _ in long_form)
+        # the long-form rows (alias l) carry a key k per distinct metric instead of a column
+        key_of = {n: k for k, _, _, n in distinct}
+        lf_value = "".join(f" when {slot} then " + ("''" if d is None else _macro("metrics_slice_value", "l." + dim_alias[d]))
+                           for slot, _, d in long_form)
+        lf_cond = "\n        or ".join(f"(s.slot = {slot} and l.k = {key_of[n]} and {grouping_is(dim_alias[d] if d else None, 'l.')})"
+                                       for slot, n, d in long_form)
         observed.append(
             "{% if metrics_distinct_long_form() %}\n"
             "    select s.metric as metric, l.bucket_start as bucket_start, s.dimension as dimension,\n"
-            f"        case s.slot{lf_value.replace('dim_', 'l.dim_')} end as dimension_value,\n"
+            f"        case s.slot{lf_value} end as dimension_value,\n"
             f"        cast(l.n as {{{{ metrics_type('double') }}}}) as value,\n"
             f"        cast(null as {{{{ metrics_type('bigint') }}}}) as count_, cast(null as {{{{ metrics_type('double') }}}}) as sum_\n"
             "    from distinct_long as l\n    cross join slots as s\n"

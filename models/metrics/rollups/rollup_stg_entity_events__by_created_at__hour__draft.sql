@@ -32,7 +32,7 @@ partials as (
         bucket_start,
         entity_type,
         metric_type,
-        {{ metrics_aggregate("count", "", "") }} as p_1
+        {{ metrics_aggregate("count", "", "") }} as dataset_likes__count__partial
     from source_rows
     group by grouping sets ((bucket_start, entity_type, metric_type))
 ),
@@ -40,7 +40,7 @@ partials as (
 aggregated as (
     select
         bucket_start,
-        coalesce({{ metrics_aggregate("sum", "p_1", "(metric_type = 'Like' AND entity_type = 'dataset')") }}, 0) as a_1
+        coalesce({{ metrics_aggregate("sum", "dataset_likes__count__partial", "(metric_type = 'Like' AND entity_type = 'dataset')") }}, 0) as dataset_likes__count
     from partials
     group by bucket_start
 ),
@@ -49,7 +49,7 @@ aggregated as (
     -- every metric at once: the total and each dimension alone, from raw rows
     select
         bucket_start,
-        {{ metrics_aggregate("count", "", "(metric_type = 'Like' AND entity_type = 'dataset')") }} as a_1
+        {{ metrics_aggregate("count", "", "(metric_type = 'Like' AND entity_type = 'dataset')") }} as dataset_likes__count
     from source_rows
     group by grouping sets ((bucket_start))
 ),
@@ -63,13 +63,13 @@ slots as (
 observed as (
     select s.metric as metric, a.bucket_start as bucket_start, s.dimension as dimension,
         case s.slot when 1 then '' end as dimension_value,
-        case s.slot when 1 then cast(a_1 as {{ metrics_type('double') }}) end as value,
-        case s.slot when 1 then cast(a_1 as {{ metrics_type('bigint') }}) end as count_,
+        case s.slot when 1 then cast(dataset_likes__count as {{ metrics_type('double') }}) end as value,
+        case s.slot when 1 then cast(dataset_likes__count as {{ metrics_type('bigint') }}) end as count_,
         case s.slot when 1 then cast(null as {{ metrics_type('double') }}) end as sum_
     from aggregated as a
     cross join slots as s
     where 1 = 0
-        or (s.slot = 1 and 1 = 1 and a_1 > 0)
+        or (s.slot = 1 and 1 = 1 and dataset_likes__count > 0)
 ),
 
 metric_list as (

@@ -21,10 +21,10 @@ with source_rows as (
     -- one scan of the source: the rows of the window's buckets
     select
         {{ metrics_time_bucket("created_at", "week") }} as bucket_start,
-        entity_type as dim_1,
-        entity_category as dim_2,
-        user_id as x_1,
-        metric_value as x_2,
+        entity_type as dim_entity_type,
+        entity_category as dim_entity_category,
+        user_id as active_users__measured,
+        metric_value as reactions_net__measured,
         metric_type
     from {{ ref("stg_entity_events") }}
     where created_at >= {{ metrics_timestamp(w.start) }}
@@ -37,43 +37,43 @@ partials as (
     -- metrics' filters are applied to these few rows, not to every raw row
     select
         bucket_start,
-        {{ metrics_grouping("dim_1") }} as g_dim_1,
-        {{ metrics_grouping("dim_2") }} as g_dim_2,
-        dim_1,
-        dim_2,
+        {{ metrics_grouping("dim_entity_type") }} as g_dim_entity_type,
+        {{ metrics_grouping("dim_entity_category") }} as g_dim_entity_category,
+        dim_entity_type,
+        dim_entity_category,
         metric_type,
-        {{ metrics_aggregate("count", "", "") }} as p_1,
-        {{ metrics_aggregate("sum", "x_2", "") }} as p_2
+        {{ metrics_aggregate("count", "", "") }} as model_downloads__count__partial,
+        {{ metrics_aggregate("sum", "reactions_net__measured", "") }} as reactions_net__sum__partial
     from source_rows
-    group by grouping sets ((bucket_start, metric_type), (bucket_start, dim_1, metric_type), (bucket_start, dim_2, metric_type))
+    group by grouping sets ((bucket_start, metric_type), (bucket_start, dim_entity_type, metric_type), (bucket_start, dim_entity_category, metric_type))
 ),
 
 aggregated as (
     select
         bucket_start,
-        g_dim_1,
-        g_dim_2,
-        dim_1,
-        dim_2,
-        coalesce({{ metrics_aggregate("sum", "p_1", "(metric_type = 'Download')") }}, 0) as a_1,
-        {{ metrics_aggregate("sum", "p_2", "(metric_type IN ('ReactionLike', 'ReactionHeart'))") }} as a_2
+        g_dim_entity_type,
+        g_dim_entity_category,
+        dim_entity_type,
+        dim_entity_category,
+        coalesce({{ metrics_aggregate("sum", "model_downloads__count__partial", "(metric_type = 'Download')") }}, 0) as model_downloads__count,
+        {{ metrics_aggregate("sum", "reactions_net__sum__partial", "(metric_type IN ('ReactionLike', 'ReactionHeart'))") }} as reactions_net__sum
     from partials
-    group by bucket_start, g_dim_1, g_dim_2, dim_1, dim_2
+    group by bucket_start, g_dim_entity_type, g_dim_entity_category, dim_entity_type, dim_entity_category
 ),
 {% else %}
 aggregated as (
     -- every metric at once: the total and each dimension alone, from raw rows
     select
         bucket_start,
-        {{ metrics_grouping("dim_1") }} as g_dim_1,
-        {{ metrics_grouping("dim_2") }} as g_dim_2,
-        dim_1,
-        dim_2,
-        {{ metrics_aggregate("count", "", "(metric_type = 'Download')") }} as a_1,
-        {{ metrics_aggregate("sum", "x_2", "(metric_type IN ('ReactionLike', 'ReactionHeart'))") }} as a_2{%- if not metrics_distinct_long_form() %},
-        {{ metrics_aggregate("count_distinct", "x_1", "") }} as a_d1{% endif %}
+        {{ metrics_grouping("dim_entity_type") }} as g_dim_entity_type,
+        {{ metrics_grouping("dim_entity_category") }} as g_dim_entity_category,
+        dim_entity_type,
+        dim_entity_category,
+        {{ metrics_aggregate("count", "", "(metric_type = 'Download')") }} as model_downloads__count,
+        {{ metrics_aggregate("sum", "reactions_net__measured", "(metric_type IN ('ReactionLike', 'ReactionHeart'))") }} as reactions_net__sum{%- if not metrics_distinct_long_form() %},
+        {{ metrics_aggregate("count_distinct", "active_users__measured", "") }} as active_users__distinct{% endif %}
     from source_rows
-    group by grouping sets ((bucket_start), (bucket_start, dim_1), (bucket_start, dim_2))
+    group by grouping sets ((bucket_start), (bucket_start, dim_entity_type), (bucket_start, dim_entity_category))
 ),
 {% endif %}
 
@@ -82,14 +82,14 @@ distinct_long as (
     -- exact distinct counts: one long-form GROUP BY for every distinct metric (key k)
     select
         bucket_start,
-        {{ metrics_grouping("dim_1") }} as g_dim_1,
-        {{ metrics_grouping("dim_2") }} as g_dim_2,
-        dim_1, dim_2, k,
+        {{ metrics_grouping("dim_entity_type") }} as g_dim_entity_type,
+        {{ metrics_grouping("dim_entity_category") }} as g_dim_entity_category,
+        dim_entity_type, dim_entity_category, k,
         count(distinct v) as n
     from (
-        select bucket_start, dim_1, dim_2, x_1 as v, 1 as k from source_rows
+        select bucket_start, dim_entity_type, dim_entity_category, active_users__measured as v, 1 as k from source_rows
     ) as keyed
-    group by grouping sets ((bucket_start, k), (bucket_start, dim_1, k), (bucket_start, dim_2, k))
+    group by grouping sets ((bucket_start, k), (bucket_start, dim_entity_type, k), (bucket_start, dim_entity_category, k))
 ),
 {% endif %}
 
@@ -115,36 +115,36 @@ slots as (
 
 observed as (
     select s.metric as metric, a.bucket_start as bucket_start, s.dimension as dimension,
-        case s.slot{% if not metrics_distinct_long_form() %} when 1 then ''{% endif %}{% if not metrics_distinct_long_form() %} when 2 then {{ metrics_slice_value("dim_1") }}{% endif %}{% if not metrics_distinct_long_form() %} when 3 then {{ metrics_slice_value("dim_2") }}{% endif %}{% if not metrics_distinct_long_form() %} when 4 then ''{% endif %}{% if not metrics_distinct_long_form() %} when 5 then {{ metrics_slice_value("dim_1") }}{% endif %} when 6 then '' when 7 then {{ metrics_slice_value("dim_1") }} when 8 then '' when 9 then {{ metrics_slice_value("dim_2") }} end as dimension_value,
-        case s.slot{% if not metrics_distinct_long_form() %} when 1 then cast(a_d1 as {{ metrics_type('double') }}){% endif %}{% if not metrics_distinct_long_form() %} when 2 then cast(a_d1 as {{ metrics_type('double') }}){% endif %}{% if not metrics_distinct_long_form() %} when 3 then cast(a_d1 as {{ metrics_type('double') }}){% endif %}{% if not metrics_distinct_long_form() %} when 4 then cast(a_d1 as {{ metrics_type('double') }}){% endif %}{% if not metrics_distinct_long_form() %} when 5 then cast(a_d1 as {{ metrics_type('double') }}){% endif %} when 6 then cast(a_1 as {{ metrics_type('double') }}) when 7 then cast(a_1 as {{ metrics_type('double') }}) when 8 then cast(coalesce(a_2, 0) as {{ metrics_type('double') }}) when 9 then cast(coalesce(a_2, 0) as {{ metrics_type('double') }}) end as value,
-        case s.slot{% if not metrics_distinct_long_form() %} when 1 then cast(null as {{ metrics_type('bigint') }}){% endif %}{% if not metrics_distinct_long_form() %} when 2 then cast(null as {{ metrics_type('bigint') }}){% endif %}{% if not metrics_distinct_long_form() %} when 3 then cast(null as {{ metrics_type('bigint') }}){% endif %}{% if not metrics_distinct_long_form() %} when 4 then cast(null as {{ metrics_type('bigint') }}){% endif %}{% if not metrics_distinct_long_form() %} when 5 then cast(null as {{ metrics_type('bigint') }}){% endif %} when 6 then cast(a_1 as {{ metrics_type('bigint') }}) when 7 then cast(a_1 as {{ metrics_type('bigint') }}) when 8 then cast(null as {{ metrics_type('bigint') }}) when 9 then cast(null as {{ metrics_type('bigint') }}) end as count_,
-        case s.slot{% if not metrics_distinct_long_form() %} when 1 then cast(null as {{ metrics_type('double') }}){% endif %}{% if not metrics_distinct_long_form() %} when 2 then cast(null as {{ metrics_type('double') }}){% endif %}{% if not metrics_distinct_long_form() %} when 3 then cast(null as {{ metrics_type('double') }}){% endif %}{% if not metrics_distinct_long_form() %} when 4 then cast(null as {{ metrics_type('double') }}){% endif %}{% if not metrics_distinct_long_form() %} when 5 then cast(null as {{ metrics_type('double') }}){% endif %} when 6 then cast(null as {{ metrics_type('double') }}) when 7 then cast(null as {{ metrics_type('double') }}) when 8 then cast(coalesce(a_2, 0) as {{ metrics_type('double') }}) when 9 then cast(coalesce(a_2, 0) as {{ metrics_type('double') }}) end as sum_
+        case s.slot{% if not metrics_distinct_long_form() %} when 1 then ''{% endif %}{% if not metrics_distinct_long_form() %} when 2 then {{ metrics_slice_value("dim_entity_type") }}{% endif %}{% if not metrics_distinct_long_form() %} when 3 then {{ metrics_slice_value("dim_entity_category") }}{% endif %}{% if not metrics_distinct_long_form() %} when 4 then ''{% endif %}{% if not metrics_distinct_long_form() %} when 5 then {{ metrics_slice_value("dim_entity_type") }}{% endif %} when 6 then '' when 7 then {{ metrics_slice_value("dim_entity_type") }} when 8 then '' when 9 then {{ metrics_slice_value("dim_entity_category") }} end as dimension_value,
+        case s.slot{% if not metrics_distinct_long_form() %} when 1 then cast(active_users__distinct as {{ metrics_type('double') }}){% endif %}{% if not metrics_distinct_long_form() %} when 2 then cast(active_users__distinct as {{ metrics_type('double') }}){% endif %}{% if not metrics_distinct_long_form() %} when 3 then cast(active_users__distinct as {{ metrics_type('double') }}){% endif %}{% if not metrics_distinct_long_form() %} when 4 then cast(active_users__distinct as {{ metrics_type('double') }}){% endif %}{% if not metrics_distinct_long_form() %} when 5 then cast(active_users__distinct as {{ metrics_type('double') }}){% endif %} when 6 then cast(model_downloads__count as {{ metrics_type('double') }}) when 7 then cast(model_downloads__count as {{ metrics_type('double') }}) when 8 then cast(coalesce(reactions_net__sum, 0) as {{ metrics_type('double') }}) when 9 then cast(coalesce(reactions_net__sum, 0) as {{ metrics_type('double') }}) end as value,
+        case s.slot{% if not metrics_distinct_long_form() %} when 1 then cast(null as {{ metrics_type('bigint') }}){% endif %}{% if not metrics_distinct_long_form() %} when 2 then cast(null as {{ metrics_type('bigint') }}){% endif %}{% if not metrics_distinct_long_form() %} when 3 then cast(null as {{ metrics_type('bigint') }}){% endif %}{% if not metrics_distinct_long_form() %} when 4 then cast(null as {{ metrics_type('bigint') }}){% endif %}{% if not metrics_distinct_long_form() %} when 5 then cast(null as {{ metrics_type('bigint') }}){% endif %} when 6 then cast(model_downloads__count as {{ metrics_type('bigint') }}) when 7 then cast(model_downloads__count as {{ metrics_type('bigint') }}) when 8 then cast(null as {{ metrics_type('bigint') }}) when 9 then cast(null as {{ metrics_type('bigint') }}) end as count_,
+        case s.slot{% if not metrics_distinct_long_form() %} when 1 then cast(null as {{ metrics_type('double') }}){% endif %}{% if not metrics_distinct_long_form() %} when 2 then cast(null as {{ metrics_type('double') }}){% endif %}{% if not metrics_distinct_long_form() %} when 3 then cast(null as {{ metrics_type('double') }}){% endif %}{% if not metrics_distinct_long_form() %} when 4 then cast(null as {{ metrics_type('double') }}){% endif %}{% if not metrics_distinct_long_form() %} when 5 then cast(null as {{ metrics_type('double') }}){% endif %} when 6 then cast(null as {{ metrics_type('double') }}) when 7 then cast(null as {{ metrics_type('double') }}) when 8 then cast(coalesce(reactions_net__sum, 0) as {{ metrics_type('double') }}) when 9 then cast(coalesce(reactions_net__sum, 0) as {{ metrics_type('double') }}) end as sum_
     from aggregated as a
     cross join slots as s
     where 1 = 0
-        {% if not metrics_distinct_long_form() %}or (s.slot = 1 and g_dim_1 = 1 and g_dim_2 = 1 and a_d1 > 0){% endif %}
-        {% if not metrics_distinct_long_form() %}or (s.slot = 2 and g_dim_1 = 0 and g_dim_2 = 1 and a_d1 > 0){% endif %}
-        {% if not metrics_distinct_long_form() %}or (s.slot = 3 and g_dim_1 = 1 and g_dim_2 = 0 and a_d1 > 0){% endif %}
-        {% if not metrics_distinct_long_form() %}or (s.slot = 4 and g_dim_1 = 1 and g_dim_2 = 1 and a_d1 > 0){% endif %}
-        {% if not metrics_distinct_long_form() %}or (s.slot = 5 and g_dim_1 = 0 and g_dim_2 = 1 and a_d1 > 0){% endif %}
-        or (s.slot = 6 and g_dim_1 = 1 and g_dim_2 = 1 and a_1 > 0)
-        or (s.slot = 7 and g_dim_1 = 0 and g_dim_2 = 1 and a_1 > 0)
-        or (s.slot = 8 and g_dim_1 = 1 and g_dim_2 = 1 and a_2 is not null)
-        or (s.slot = 9 and g_dim_1 = 1 and g_dim_2 = 0 and a_2 is not null)
+        {% if not metrics_distinct_long_form() %}or (s.slot = 1 and g_dim_entity_type = 1 and g_dim_entity_category = 1 and active_users__distinct > 0){% endif %}
+        {% if not metrics_distinct_long_form() %}or (s.slot = 2 and g_dim_entity_type = 0 and g_dim_entity_category = 1 and active_users__distinct > 0){% endif %}
+        {% if not metrics_distinct_long_form() %}or (s.slot = 3 and g_dim_entity_type = 1 and g_dim_entity_category = 0 and active_users__distinct > 0){% endif %}
+        {% if not metrics_distinct_long_form() %}or (s.slot = 4 and g_dim_entity_type = 1 and g_dim_entity_category = 1 and active_users__distinct > 0){% endif %}
+        {% if not metrics_distinct_long_form() %}or (s.slot = 5 and g_dim_entity_type = 0 and g_dim_entity_category = 1 and active_users__distinct > 0){% endif %}
+        or (s.slot = 6 and g_dim_entity_type = 1 and g_dim_entity_category = 1 and model_downloads__count > 0)
+        or (s.slot = 7 and g_dim_entity_type = 0 and g_dim_entity_category = 1 and model_downloads__count > 0)
+        or (s.slot = 8 and g_dim_entity_type = 1 and g_dim_entity_category = 1 and reactions_net__sum is not null)
+        or (s.slot = 9 and g_dim_entity_type = 1 and g_dim_entity_category = 0 and reactions_net__sum is not null)
 {% if metrics_distinct_long_form() %}
     union all
     select s.metric as metric, l.bucket_start as bucket_start, s.dimension as dimension,
-        case s.slot when 1 then '' when 2 then {{ metrics_slice_value("l.dim_1") }} when 3 then {{ metrics_slice_value("l.dim_2") }} when 4 then '' when 5 then {{ metrics_slice_value("l.dim_1") }} end as dimension_value,
+        case s.slot when 1 then '' when 2 then {{ metrics_slice_value("l.dim_entity_type") }} when 3 then {{ metrics_slice_value("l.dim_entity_category") }} when 4 then '' when 5 then {{ metrics_slice_value("l.dim_entity_type") }} end as dimension_value,
         cast(l.n as {{ metrics_type('double') }}) as value,
         cast(null as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
     from distinct_long as l
     cross join slots as s
     where l.n > 0 and (
-        (s.slot = 1 and l.k = 1 and l.g_dim_1 = 1 and l.g_dim_2 = 1)
-        or (s.slot = 2 and l.k = 1 and l.g_dim_1 = 0 and l.g_dim_2 = 1)
-        or (s.slot = 3 and l.k = 1 and l.g_dim_1 = 1 and l.g_dim_2 = 0)
-        or (s.slot = 4 and l.k = 1 and l.g_dim_1 = 1 and l.g_dim_2 = 1)
-        or (s.slot = 5 and l.k = 1 and l.g_dim_1 = 0 and l.g_dim_2 = 1))
+        (s.slot = 1 and l.k = 1 and l.g_dim_entity_type = 1 and l.g_dim_entity_category = 1)
+        or (s.slot = 2 and l.k = 1 and l.g_dim_entity_type = 0 and l.g_dim_entity_category = 1)
+        or (s.slot = 3 and l.k = 1 and l.g_dim_entity_type = 1 and l.g_dim_entity_category = 0)
+        or (s.slot = 4 and l.k = 1 and l.g_dim_entity_type = 1 and l.g_dim_entity_category = 1)
+        or (s.slot = 5 and l.k = 1 and l.g_dim_entity_type = 0 and l.g_dim_entity_category = 1))
 {% endif %}
 ),
 

@@ -19,8 +19,8 @@ with source_rows as (
     select
         {{ metrics_time_bucket("observed_at", "month") }} as bucket_start,
         observed_at as event_at,
-        user_id as dim_1,
-        followers as x_1
+        user_id as dim_user_id,
+        followers as follower_count__measured
     from {{ ref("stg_follower_snapshots") }}
     where observed_at >= {{ metrics_timestamp(w.start) }}
       and observed_at < {{ metrics_timestamp(w.end) }}
@@ -30,11 +30,11 @@ aggregated as (
     -- every metric at once: the total and each dimension alone, from raw rows
     select
         bucket_start,
-        {{ metrics_grouping("dim_1") }} as g_dim_1,
-        dim_1,
-        {{ metrics_aggregate("latest", "x_1", "", order_by="event_at") }} as a_1
+        {{ metrics_grouping("dim_user_id") }} as g_dim_user_id,
+        dim_user_id,
+        {{ metrics_aggregate("latest", "follower_count__measured", "", order_by="event_at") }} as follower_count__latest
     from source_rows
-    group by grouping sets ((bucket_start), (bucket_start, dim_1))
+    group by grouping sets ((bucket_start), (bucket_start, dim_user_id))
 ),
 
 
@@ -46,20 +46,20 @@ slots as (
 
 observed as (
     select s.metric as metric, a.bucket_start as bucket_start, s.dimension as dimension,
-        case s.slot when 2 then {{ metrics_slice_value("dim_1") }} end as dimension_value,
-        case s.slot when 2 then cast(a_1 as {{ metrics_type('double') }}) end as value,
+        case s.slot when 2 then {{ metrics_slice_value("dim_user_id") }} end as dimension_value,
+        case s.slot when 2 then cast(follower_count__latest as {{ metrics_type('double') }}) end as value,
         case s.slot when 2 then cast(null as {{ metrics_type('bigint') }}) end as count_,
         case s.slot when 2 then cast(null as {{ metrics_type('double') }}) end as sum_
     from aggregated as a
     cross join slots as s
     where 1 = 0
-        or (s.slot = 2 and g_dim_1 = 0 and a_1 is not null)
+        or (s.slot = 2 and g_dim_user_id = 0 and follower_count__latest is not null)
     union all
     select 'follower_count' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        cast(sum(a_1) as {{ metrics_type('double') }}) as value,
+        cast(sum(follower_count__latest) as {{ metrics_type('double') }}) as value,
         cast(null as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
     from aggregated
-    where g_dim_1 = 0 and a_1 is not null
+    where g_dim_user_id = 0 and follower_count__latest is not null
     group by bucket_start
 ),
 

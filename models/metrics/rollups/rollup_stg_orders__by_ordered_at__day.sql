@@ -23,10 +23,10 @@ with source_rows as (
     -- one scan of the source: the rows of the window's buckets
     select
         {{ metrics_time_bucket("ordered_at", "day") }} as bucket_start,
-        country as dim_1,
-        latency_ms as x_1,
-        amount as x_2,
-        refund_amount as x_3,
+        country as dim_country,
+        latency_ms as avg_order_latency_ms__measured,
+        amount as max_order_amount__measured,
+        refund_amount as refunds__measured,
         refunded
     from {{ ref("stg_orders") }}
     where ordered_at >= {{ metrics_timestamp(w.start) }}
@@ -37,17 +37,17 @@ aggregated as (
     -- every metric at once: the total and each dimension alone, from raw rows
     select
         bucket_start,
-        {{ metrics_grouping("dim_1") }} as g_dim_1,
-        dim_1,
-        {{ metrics_aggregate("sum", "x_1", "") }} as a_1,
-        {{ metrics_aggregate("count", "x_1", "") }} as a_2,
-        {{ metrics_aggregate("max", "x_2", "") }} as a_3,
-        {{ metrics_aggregate("count", "", "") }} as a_4,
-        {{ metrics_aggregate("percentile", "x_1", "", percentile=0.95) }} as a_5,
-        {{ metrics_aggregate("sum", "x_3", "(refunded)") }} as a_6,
-        {{ metrics_aggregate("sum", "x_2", "") }} as a_7
+        {{ metrics_grouping("dim_country") }} as g_dim_country,
+        dim_country,
+        {{ metrics_aggregate("sum", "avg_order_latency_ms__measured", "") }} as avg_order_latency_ms__sum,
+        {{ metrics_aggregate("count", "avg_order_latency_ms__measured", "") }} as avg_order_latency_ms__count,
+        {{ metrics_aggregate("max", "max_order_amount__measured", "") }} as max_order_amount__max,
+        {{ metrics_aggregate("count", "", "") }} as orders__count,
+        {{ metrics_aggregate("percentile", "avg_order_latency_ms__measured", "", percentile=0.95) }} as p95_order_latency_ms__percentile,
+        {{ metrics_aggregate("sum", "refunds__measured", "(refunded)") }} as refunds__sum,
+        {{ metrics_aggregate("sum", "max_order_amount__measured", "") }} as revenue__sum
     from source_rows
-    group by grouping sets ((bucket_start), (bucket_start, dim_1))
+    group by grouping sets ((bucket_start), (bucket_start, dim_country))
 ),
 
 
@@ -75,23 +75,23 @@ slots as (
 
 observed as (
     select s.metric as metric, a.bucket_start as bucket_start, s.dimension as dimension,
-        case s.slot when 1 then '' when 2 then {{ metrics_slice_value("dim_1") }} when 3 then '' when 4 then '' when 5 then {{ metrics_slice_value("dim_1") }} when 6 then '' when 7 then '' when 8 then {{ metrics_slice_value("dim_1") }} when 9 then '' when 10 then {{ metrics_slice_value("dim_1") }} end as dimension_value,
-        case s.slot when 1 then cast(a_1 / nullif(a_2, 0) as {{ metrics_type('double') }}) when 2 then cast(a_1 / nullif(a_2, 0) as {{ metrics_type('double') }}) when 3 then cast(a_3 as {{ metrics_type('double') }}) when 4 then cast(a_4 as {{ metrics_type('double') }}) when 5 then cast(a_4 as {{ metrics_type('double') }}) when 6 then cast(a_5 as {{ metrics_type('double') }}) when 7 then cast(coalesce(a_6, 0) as {{ metrics_type('double') }}) when 8 then cast(coalesce(a_6, 0) as {{ metrics_type('double') }}) when 9 then cast(coalesce(a_7, 0) as {{ metrics_type('double') }}) when 10 then cast(coalesce(a_7, 0) as {{ metrics_type('double') }}) end as value,
-        case s.slot when 1 then cast(a_2 as {{ metrics_type('bigint') }}) when 2 then cast(a_2 as {{ metrics_type('bigint') }}) when 3 then cast(null as {{ metrics_type('bigint') }}) when 4 then cast(a_4 as {{ metrics_type('bigint') }}) when 5 then cast(a_4 as {{ metrics_type('bigint') }}) when 6 then cast(null as {{ metrics_type('bigint') }}) when 7 then cast(null as {{ metrics_type('bigint') }}) when 8 then cast(null as {{ metrics_type('bigint') }}) when 9 then cast(null as {{ metrics_type('bigint') }}) when 10 then cast(null as {{ metrics_type('bigint') }}) end as count_,
-        case s.slot when 1 then cast(a_1 as {{ metrics_type('double') }}) when 2 then cast(a_1 as {{ metrics_type('double') }}) when 3 then cast(null as {{ metrics_type('double') }}) when 4 then cast(null as {{ metrics_type('double') }}) when 5 then cast(null as {{ metrics_type('double') }}) when 6 then cast(null as {{ metrics_type('double') }}) when 7 then cast(coalesce(a_6, 0) as {{ metrics_type('double') }}) when 8 then cast(coalesce(a_6, 0) as {{ metrics_type('double') }}) when 9 then cast(coalesce(a_7, 0) as {{ metrics_type('double') }}) when 10 then cast(coalesce(a_7, 0) as {{ metrics_type('double') }}) end as sum_
+        case s.slot when 1 then '' when 2 then {{ metrics_slice_value("dim_country") }} when 3 then '' when 4 then '' when 5 then {{ metrics_slice_value("dim_country") }} when 6 then '' when 7 then '' when 8 then {{ metrics_slice_value("dim_country") }} when 9 then '' when 10 then {{ metrics_slice_value("dim_country") }} end as dimension_value,
+        case s.slot when 1 then cast(avg_order_latency_ms__sum / nullif(avg_order_latency_ms__count, 0) as {{ metrics_type('double') }}) when 2 then cast(avg_order_latency_ms__sum / nullif(avg_order_latency_ms__count, 0) as {{ metrics_type('double') }}) when 3 then cast(max_order_amount__max as {{ metrics_type('double') }}) when 4 then cast(orders__count as {{ metrics_type('double') }}) when 5 then cast(orders__count as {{ metrics_type('double') }}) when 6 then cast(p95_order_latency_ms__percentile as {{ metrics_type('double') }}) when 7 then cast(coalesce(refunds__sum, 0) as {{ metrics_type('double') }}) when 8 then cast(coalesce(refunds__sum, 0) as {{ metrics_type('double') }}) when 9 then cast(coalesce(revenue__sum, 0) as {{ metrics_type('double') }}) when 10 then cast(coalesce(revenue__sum, 0) as {{ metrics_type('double') }}) end as value,
+        case s.slot when 1 then cast(avg_order_latency_ms__count as {{ metrics_type('bigint') }}) when 2 then cast(avg_order_latency_ms__count as {{ metrics_type('bigint') }}) when 3 then cast(null as {{ metrics_type('bigint') }}) when 4 then cast(orders__count as {{ metrics_type('bigint') }}) when 5 then cast(orders__count as {{ metrics_type('bigint') }}) when 6 then cast(null as {{ metrics_type('bigint') }}) when 7 then cast(null as {{ metrics_type('bigint') }}) when 8 then cast(null as {{ metrics_type('bigint') }}) when 9 then cast(null as {{ metrics_type('bigint') }}) when 10 then cast(null as {{ metrics_type('bigint') }}) end as count_,
+        case s.slot when 1 then cast(avg_order_latency_ms__sum as {{ metrics_type('double') }}) when 2 then cast(avg_order_latency_ms__sum as {{ metrics_type('double') }}) when 3 then cast(null as {{ metrics_type('double') }}) when 4 then cast(null as {{ metrics_type('double') }}) when 5 then cast(null as {{ metrics_type('double') }}) when 6 then cast(null as {{ metrics_type('double') }}) when 7 then cast(coalesce(refunds__sum, 0) as {{ metrics_type('double') }}) when 8 then cast(coalesce(refunds__sum, 0) as {{ metrics_type('double') }}) when 9 then cast(coalesce(revenue__sum, 0) as {{ metrics_type('double') }}) when 10 then cast(coalesce(revenue__sum, 0) as {{ metrics_type('double') }}) end as sum_
     from aggregated as a
     cross join slots as s
     where 1 = 0
-        or (s.slot = 1 and g_dim_1 = 1 and a_2 > 0)
-        or (s.slot = 2 and g_dim_1 = 0 and a_2 > 0)
-        or (s.slot = 3 and g_dim_1 = 1 and a_3 is not null)
-        or (s.slot = 4 and g_dim_1 = 1 and a_4 > 0)
-        or (s.slot = 5 and g_dim_1 = 0 and a_4 > 0)
-        or (s.slot = 6 and g_dim_1 = 1 and a_5 is not null)
-        or (s.slot = 7 and g_dim_1 = 1 and a_6 is not null)
-        or (s.slot = 8 and g_dim_1 = 0 and a_6 is not null)
-        or (s.slot = 9 and g_dim_1 = 1 and a_7 is not null)
-        or (s.slot = 10 and g_dim_1 = 0 and a_7 is not null)
+        or (s.slot = 1 and g_dim_country = 1 and avg_order_latency_ms__count > 0)
+        or (s.slot = 2 and g_dim_country = 0 and avg_order_latency_ms__count > 0)
+        or (s.slot = 3 and g_dim_country = 1 and max_order_amount__max is not null)
+        or (s.slot = 4 and g_dim_country = 1 and orders__count > 0)
+        or (s.slot = 5 and g_dim_country = 0 and orders__count > 0)
+        or (s.slot = 6 and g_dim_country = 1 and p95_order_latency_ms__percentile is not null)
+        or (s.slot = 7 and g_dim_country = 1 and refunds__sum is not null)
+        or (s.slot = 8 and g_dim_country = 0 and refunds__sum is not null)
+        or (s.slot = 9 and g_dim_country = 1 and revenue__sum is not null)
+        or (s.slot = 10 and g_dim_country = 0 and revenue__sum is not null)
 ),
 
 metric_list as (

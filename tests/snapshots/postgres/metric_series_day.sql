@@ -12,12 +12,12 @@ with rollup_rows as (
     select metric, bucket_start, dimension, dimension_value, value, count, sum,
         cast(null as double precision) as numerator, cast(null as double precision) as denominator,
         run_id, computed_at
-    from "<database>"."analytics"."rollup_stg_entity_events__day"
+    from "<database>"."analytics"."rollup_stg_entity_events__by_created_at__day"
     union all
     select metric, bucket_start, dimension, dimension_value, value, count, sum,
         cast(null as double precision) as numerator, cast(null as double precision) as denominator,
         run_id, computed_at
-    from "<database>"."analytics"."rollup_stg_orders__day"
+    from "<database>"."analytics"."rollup_stg_orders__by_ordered_at__day"
 ),
 
 m__downloads as (
@@ -111,15 +111,29 @@ series_catalog as (
     select 'users' as metric, cast('2026-01-01 00:00:00' as timestamp) as first_bucket, cast(0.0 as double precision) as empty_value
 ),
 
+visible as (
+    -- only buckets from each metric's first one: a reused name or a later `start`
+    -- never shows rows left behind by an earlier definition
+    select v.*, c.empty_value as empty_value
+    from all_values as v
+    inner join series_catalog as c on c.metric = v.metric
+    where v.bucket_start >= c.first_bucket
+),
+
+built_buckets as (
+    -- the buckets that were built: the total is stored dense over them
+    select metric, bucket_start from visible where dimension = ''
+),
+
 with_previous as (
     select v.*,
         case
             when lag(v.bucket_start) over w = (v.bucket_start - interval '1 day') then lag(v.value) over w
-            when (v.bucket_start - interval '1 day') < c.first_bucket then null
-            else c.empty_value
+            when b.metric is not null then v.empty_value
+            else null
         end as previous_value
-    from all_values as v
-    inner join series_catalog as c on c.metric = v.metric
+    from visible as v
+    left join built_buckets as b on b.metric = v.metric and b.bucket_start = (v.bucket_start - interval '1 day')
     window w as (partition by v.metric, v.dimension, v.dimension_value order by v.bucket_start)
 )
 
@@ -137,6 +151,8 @@ select
     previous_value,
     case when previous_value is null or previous_value = 0 or value is null then null
          else (value - previous_value) / abs(previous_value) * 100 end as change_pct,
+    -- false for the bucket in progress: its change_pct compares part of a bucket
+    (bucket_start <= (cast(now() at time zone 'UTC' as timestamp) - interval '1 day')) as complete,
     run_id,
     computed_at
 from with_previous
