@@ -8,9 +8,11 @@ import os
 import pandas as pd
 import pytest
 from dagster import DagsterInstance, build_schedule_context, materialize
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from dagster_project.cli.main import main
 from dagster_project.compiler.writer import compile_project
+from dagster_project.defs.partitions import PARTITION_RANGE_END_TAG as ASSET_PARTITION_RANGE_END_TAG
+from dagster_project.defs.partitions import PARTITION_RANGE_START_TAG as ASSET_PARTITION_RANGE_START_TAG
 from dagster_project.validation.project import load_project
 from dagster_project.warehouse.connection import Warehouse
 
@@ -172,3 +174,105 @@ def test_a_changed_definition_makes_its_built_partitions_stale(dagster_project):
     assert resolver.get_status(events, "2024-03-05") == StaleStatus.STALE
     assert any("code version" in c.reason for c in resolver.get_stale_causes(events, "2024-03-05"))
     assert resolver.get_status(orders, "2024-03-05") == StaleStatus.FRESH
+
+
+def test_partition_range_tags_are_dagsters():
+    """The ranged-run tag names are written out (Dagster exports no public constant):
+    they must stay the ones Dagster reads."""
+    from dagster._core.storage import tags
+    assert (ASSET_PARTITION_RANGE_START_TAG, ASSET_PARTITION_RANGE_END_TAG) == (
+        tags.ASSET_PARTITION_RANGE_START_TAG, tags.ASSET_PARTITION_RANGE_END_TAG)
+
+
+def test_partition_range_takes_every_bucket_the_window_overlaps():
+    """A window widens outward to whole buckets: a recompute from a Wednesday rebuilds
+    that day, and the week and the month that contain it."""
+    from dagster_project.defs.partitions import partitions_for
+    from dagster_project.defs.runner import partition_range
+    now = dt.datetime(2024, 4, 10, 12, tzinfo=dt.timezone.utc)
+    parts = {g: partitions_for(g, dt.date(2024, 2, 20)) for g in ("hour", "day", "week", "month")}
+    wed, thu = dt.date(2024, 3, 6), dt.date(2024, 3, 7)
+    assert partition_range(parts["hour"], wed, thu, now) == ("2024-03-06-00:00", "2024-03-06-23:00")
+    assert partition_range(parts["day"], wed, thu, now) == ("2024-03-06", "2024-03-06")
+    assert partition_range(parts["week"], wed, thu, now) == ("2024-03-04", "2024-03-04")
+    assert partition_range(parts["month"], wed, thu, now) == ("2024-03-01", "2024-03-01")
+    # March: the weeks that overlap it (from the one holding Mar 1 to the one holding
+    # Mar 31), its month only (April starts at the exclusive end)
+    march = (dt.date(2024, 3, 1), dt.date(2024, 4, 1))
+    assert partition_range(parts["week"], *march, now) == ("2024-02-26", "2024-03-25")
+    assert partition_range(parts["month"], *march, now) == ("2024-03-01", "2024-03-01")
+    assert partition_range(parts["day"], *march, now) == ("2024-03-01", "2024-03-31")
+    # open ends: from the first partition, to the bucket in progress
+    assert partition_range(parts["week"], None, None, now) == ("2024-02-19", "2024-04-08")
+    assert partition_range(parts["month"], wed, None, now) == ("2024-03-01", "2024-04-01")
+    # before the first partition or after now: nothing
+    assert partition_range(parts["day"], dt.date(2024, 1, 1), dt.date(2024, 2, 1), now) is None
+    assert partition_range(parts["week"], dt.date(2024, 5, 1), None, now) is None
+
+
+RUN_METRICS = {k: cases.METRICS[k] for k in ("events/downloads.yml", "events/active_users.yml", "orders/revenue.yml")}
+GHOST = "name: ghost_downloads\nsource: stg_entity_events\ntimestamp: created_at\naggregation: count\nfilter: \"ghost_column = 'x'\"\n"
+
+
+def _run(paths, *window) -> int:
+    return main(["--project-dir", str(paths.root), "run", "--target", "duckdb", *window])
+
+
+def _add_ghost_metric(paths):
+    """A metric on a column the dbt YAML declares but the relation lacks: it validates and
+    compiles, and its rollup fails at run time (tests/test_warehouse_failures.py)."""
+    props = paths.models_dir / "staging" / "_staging__models.yml"
+    text = props.read_text()
+    anchor = "      - {name: created_at, data_type: timestamp, description: UTC}\n  - name: stg_orders"
+    assert anchor in text
+    props.write_text(text.replace(anchor, "      - {name: created_at, data_type: timestamp, description: UTC}\n"
+                                          "      - {name: ghost_column}\n  - name: stg_orders"))
+    (paths.metrics_dir / "events" / "ghost_downloads.yml").write_text(GHOST)
+
+
+def test_catalog_never_lists_a_metric_whose_rollup_failed(tmp_path):
+    """metric_catalog is built last, only when every grain succeeded."""
+    window = ["--start", "2024-03-04", "--end", "2024-03-06"]
+    # a fresh project whose first run fails: no catalog at all
+    fresh = make_project(tmp_path / "fresh", RUN_METRICS, cases.CONFIG)
+    _add_ghost_metric(fresh)
+    wh = Warehouse("duckdb", fresh)
+    load_raw(wh, cases.make_raw())
+    assert _run(fresh, *window) == 1
+    assert not wh.relation_exists("metric_catalog")
+    # a built project, then a metric that fails: the catalog stays as it was
+    built = make_project(tmp_path / "built", RUN_METRICS, cases.CONFIG)
+    wh = Warehouse("duckdb", built)
+    load_raw(wh, cases.make_raw())
+    assert _run(built, *window) == 0
+    listed = lambda: set(wh.frame("select metric from analytics.metric_catalog").metric)  # noqa: E731
+    assert listed() == {"downloads", "active_users", "revenue"}
+    _add_ghost_metric(built)
+    assert _run(built, *window) == 1
+    assert listed() == {"downloads", "active_users", "revenue"}
+
+
+def test_run_from_a_wednesday_recomputes_its_week_and_month(tmp_path):
+    """Late data on a Wednesday: `metrics run --start <wed> --end <thu>` rewrites that day
+    and the week and month containing it, and nothing else."""
+    paths = make_project(tmp_path, RUN_METRICS, cases.CONFIG)
+    wh = Warehouse("duckdb", paths)
+    raw = cases.make_raw()
+    load_raw(wh, raw)
+    assert _run(paths, "--start", "2024-02-20", "--end", "2024-03-13") == 0
+    before = {g: _rows(wh, f"rollup_stg_entity_events__by_created_at__{g}") for g in ("day", "week", "month")}
+    late = raw["entity_events"].iloc[[0]].assign(event_id=999_997, created_at=pd.Timestamp("2024-03-06 09:15"),
+                                                 metric_type="Download", entity_type="model")
+    raw["entity_events"] = pd.concat([raw["entity_events"], late], ignore_index=True)
+    load_raw(wh, raw)
+    assert _run(paths, "--start", "2024-03-06", "--end", "2024-03-07") == 0
+    for grain, bucket in [("day", "2024-03-06"), ("week", "2024-03-04"), ("month", "2024-03-01")]:
+        after = _rows(wh, f"rollup_stg_entity_events__by_created_at__{grain}")
+        old_runs = set(before[grain].run_id)
+        inside = after.bucket_start == pd.Timestamp(bucket)
+        assert inside.any() and not set(after[inside].run_id) & old_runs, f"{grain} {bucket} was not rewritten"
+        kept = before[grain][before[grain].bucket_start != pd.Timestamp(bucket)]
+        assert set(after[~inside].run_id) <= old_runs and len(after[~inside]) == len(kept), grain
+        assert not after.duplicated(["metric", "bucket_start", "dimension", "dimension_value"]).any()
+        want = cases.expected(raw, grain)["downloads"][(pd.Timestamp(bucket), "", "")]
+        assert as_dict(series_table(wh, grain), "downloads")[(pd.Timestamp(bucket), "", "")] == want, grain

@@ -1,18 +1,19 @@
-"""`metrics ...`: validate, compile, list, read series, load demo data, run the rollups."""
+"""`metrics ...`: validate, compile, list, read series, load demo data, run the rollups,
+prune rows of removed metrics."""
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 import time
-import uuid
 from pathlib import Path
 
 from ..paths import ProjectPaths
+from ..spec.raw import GRAINS
 from ..warehouse.connection import TARGETS, Warehouse, WarehouseError, default_target
 
-GRAIN_CHOICES = ("hour", "day", "week", "month")
 
 
 def _date(text: str) -> dt.date:
@@ -102,7 +103,8 @@ def cmd_list(args, paths: ProjectPaths) -> int:
 
 
 def cmd_series(args, paths: ProjectPaths) -> int:
-    from ..warehouse.read import read_series
+    from ..warehouse.read import NotBuiltError, read_series
+    from . import format as fmt
     result = _load(paths)
     if result.issues:
         return 1
@@ -120,30 +122,14 @@ def cmd_series(args, paths: ProjectPaths) -> int:
         slice_[k] = v
     try:
         frame = read_series(Warehouse(args.target, paths), metric, args.grain, args.start, args.end, slice_, result.project)
+    except NotBuiltError as err:
+        _err(err.with_command(_exe(paths, "metrics")))
+        return 2
     except (ValueError, WarehouseError) as err:
         _err(str(err))
         return 2
-    from ..warehouse.read import _num
-    rows = [
-        {"metric": r.metric, "grain": r.grain, "bucket_start": r.bucket_start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-         "slice": r.slice, "value": _num(r.value), "previous_value": _num(r.previous_value), "change_pct": _num(r.change_pct)}
-        for r in frame.itertuples(index=False)
-    ]
-    if args.format == "json":
-        print(json.dumps(rows, indent=1))
-    elif args.format == "csv":
-        import csv
-        w = csv.writer(sys.stdout)
-        w.writerow(["metric", "grain", "bucket_start", "slice", "value", "previous_value", "change_pct"])
-        for r in rows:
-            w.writerow([r["metric"], r["grain"], r["bucket_start"], json.dumps(r["slice"]) if r["slice"] else "",
-                        "" if r["value"] is None else r["value"], "" if r["previous_value"] is None else r["previous_value"],
-                        "" if r["change_pct"] is None else r["change_pct"]])
-    else:
-        print(f"{'bucket_start':22} {'value':>16} {'previous':>16} {'change %':>10}")
-        for r in rows:
-            fmt = lambda v: "" if v is None else f"{v:,.4f}".rstrip("0").rstrip(".")  # noqa: E731
-            print(f"{r['bucket_start']:22} {fmt(r['value']):>16} {fmt(r['previous_value']):>16} {fmt(r['change_pct']):>10}")
+    rows = fmt.series_rows(frame)
+    {"json": fmt.write_json, "csv": fmt.write_csv, "table": fmt.write_table}[args.format](rows, sys.stdout)
     return 0
 
 
@@ -156,16 +142,17 @@ def cmd_demo_data(args, paths: ProjectPaths) -> int:
     t0 = time.perf_counter()
     try:
         day = start
-        while day < end:
-            frames = generate_day(day, args.seed, args.events_per_day, first_day=start)
-            nxt = day + dt.timedelta(days=1)
-            for table, frame in frames.items():
-                wh.replace_rows(table, frame, TIME_COLUMNS[table], day, nxt)
-                counts[table] += len(frame)
-            done = (day - start).days + 1
-            if done % 10 == 0 or nxt == end:
-                print(f"  demo data: {done}/{args.days} days written", flush=True)
-            day = nxt
+        with wh.lock(on_wait=lambda msg: print(msg, file=sys.stderr, flush=True)):  # one writer at a time
+            while day < end:
+                frames = generate_day(day, args.seed, args.events_per_day, first_day=start)
+                nxt = day + dt.timedelta(days=1)
+                for table, frame in frames.items():
+                    wh.replace_rows(table, frame, TIME_COLUMNS[table], day, nxt)
+                    counts[table] += len(frame)
+                done = (day - start).days + 1
+                if done % 10 == 0 or nxt == end:
+                    print(f"  demo data: {done}/{args.days} days written", flush=True)
+                day = nxt
     except WarehouseError as err:
         _err(str(err))
         return 1
@@ -174,14 +161,70 @@ def cmd_demo_data(args, paths: ProjectPaths) -> int:
     return 0
 
 
+def _exe(paths: ProjectPaths, name: str) -> str:
+    """This environment's `name` script as typed from the project root: relative when the
+    virtualenv lives inside the project (.venv/bin/metrics), else absolute."""
+    exe = Path(sys.prefix) / "bin" / name
+    if not exe.exists():
+        return name  # installed elsewhere: assume it is on PATH
+    try:
+        return str(exe.relative_to(paths.root))
+    except ValueError:
+        return str(exe)
+
+
+def _check_run_metrics(args, project) -> bool:
+    """Every --metric must name a metric this run builds: checked before anything is
+    compiled or run, so a typo changes nothing."""
+    from ..validation.issues import closest
+    ok = True
+    for name in args.metric or []:
+        metric = project.metrics.get(name)
+        if metric is None or not metric.public:
+            _err(f"unknown metric `{name}`{closest(name, [m.name for m in project.public()])}: nothing built")
+            ok = False
+        elif metric.status == "archived":
+            _err(f"`{name}` is archived: it is not built any more (`metrics series` still reads its history): nothing built")
+            ok = False
+        elif metric.status == "draft" and not args.include_drafts:
+            _err(f"`{name}` is a draft: pass --include-drafts to build it (drafts are built only on demand): nothing built")
+            ok = False
+    return ok
+
+
+def _closing_hints(args, paths: ProjectPaths, project) -> list[str]:
+    """Commands that work as printed from the project root, about a metric of this project."""
+    metrics = _exe(paths, "metrics")
+    target = f" --target {args.target}" if args.target != "duckdb" else ""
+    named = project.metrics[args.metric[0]] if args.metric else next(
+        (m for m in project.public() if m.status == "active"), None)
+    if named is not None:
+        grain = "day" if "day" in named.grains else named.grains[0]
+        series = f"{metrics} series {named.name} --grain {grain}{target}"
+    else:
+        series = f"{metrics} series NAME --grain day{target}   (no active metric yet; names: {metrics} list)"
+    dagster = f"{_exe(paths, 'dagster')} dev -w workspace.yaml"
+    home = os.environ.get("DAGSTER_HOME")
+    if home:
+        ui = [f"open the UI:    DAGSTER_HOME={Path(home).resolve()} {dagster}"]
+    else:
+        home = paths.root / ".dagster_home"
+        copy = f" && cp dagster_home.yaml {home}/dagster.yaml" if (paths.root / "dagster_home.yaml").exists() else ""
+        ui = ["open the UI:    DAGSTER_HOME is not set (this run is not in the UI's history); set it, then start the UI:",
+              f"                export DAGSTER_HOME={home} && mkdir -p $DAGSTER_HOME{copy}",
+              f"                {dagster}"]
+    return [f"read a series:  {series}", *ui]
+
+
 def cmd_run(args, paths: ProjectPaths) -> int:
     from ..compiler.writer import compile_project
-    from ..warehouse.dbt_runner import run_dbt
     print("[1/3] validating metrics", flush=True)
     result = _load(paths)
     if result.issues:
         _err(f"{len(result.issues)} problem(s): nothing built")
         return 1
+    if not _check_run_metrics(args, result.project):
+        return 2
     print("[2/3] compiling dbt models", flush=True)
     out = compile_project(paths, result.project)
     print(f"      {len(out.written)} written, {out.unchanged} unchanged", flush=True)
@@ -196,8 +239,8 @@ def cmd_run(args, paths: ProjectPaths) -> int:
     outcome = run_window(paths, args.target, args.start, args.end, result.project, metrics=args.metric)
     if outcome.ok and args.include_drafts:
         print("      draft metrics (dbt, on demand) ...", flush=True)
-        drafts = run_dbt(paths, args.target, ["build", "--select", "+tag:metrics_draft", "--exclude", "tag:staging"],
-                         window=(args.start, args.end), run_id=f"cli-drafts-{uuid.uuid4().hex[:8]}", quiet=True)
+        from ..defs.runner import run_drafts
+        drafts = run_drafts(paths, args.target, args.start, args.end)
         outcome.ok = drafts.ok
         outcome.failures += [f"{args.target}: {f}" for f in drafts.failures]
     if not outcome.ok:
@@ -208,8 +251,8 @@ def cmd_run(args, paths: ProjectPaths) -> int:
     print(f"done: {len(outcome.run_ids)} Dagster run(s): {', '.join(outcome.run_ids)}")
     if args.target == "duckdb":
         print(f"results: {paths.duckdb_path} (schema analytics: metric_series_hour/_day/_week/_month)")
-    print("read a series:  metrics series model_downloads --grain day")
-    print("open the UI:    dagster dev -w workspace.yaml")
+    for line in _closing_hints(args, paths, result.project):
+        print(line)
     return 0
 
 
@@ -236,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_list)
     sp = sub.add_parser("series", help="print one metric's series")
     sp.add_argument("name")
-    sp.add_argument("--grain", choices=GRAIN_CHOICES, required=True)
+    sp.add_argument("--grain", choices=GRAINS, required=True)
     sp.add_argument("--start", type=_date, help="first day (UTC, inclusive)")
     sp.add_argument("--end", type=_date, help="last day (UTC, exclusive)")
     sp.add_argument("--slice", action="append", metavar="DIMENSION=VALUE")
@@ -257,6 +300,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--metric", action="append", help="build only this metric (and what it needs)")
     with_target(sp)
     sp.set_defaults(func=cmd_run)
+    from .prune import cmd_prune
+    sp = sub.add_parser("prune", help="list (--apply: delete) rollup rows of metrics no longer defined")
+    sp.add_argument("--apply", action="store_true", help="delete the rows listed (default: only list them)")
+    sp.add_argument("--include-archived", action="store_true",
+                    help="also prune archived metrics (default: keep their history readable)")
+    with_target(sp)
+    sp.set_defaults(func=cmd_prune)
     return p
 
 
@@ -266,7 +316,15 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "start", None) and getattr(args, "end", None) and args.start >= args.end:
         _err("--start must be before --end")
         return 2
-    return args.func(args, paths)
+    try:
+        code = args.func(args, paths)
+        sys.stdout.flush()  # a closed pipe must fail here, not in the interpreter's final flush
+        return code
+    except BrokenPipeError:
+        # the reader stopped early (`metrics series ... | head`): not a failure. Point
+        # stdout at devnull so nothing tries to write the rest at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ from dagster import (
     define_asset_job,
     schedule,
 )
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from .partitions import range_tags
 
 # hourly ticks for the scheduled grains; weeks and months follow their days (below)
 CRON = {"hour": "5 * * * *", "day": "10 * * * *"}
@@ -22,8 +23,8 @@ COARSER_GRAINS_SENSOR = "coarser_grains_sensor"
 
 
 def rollup_job(grain: str, assets_def):
-    return define_asset_job(f"rollups_{grain}_job", selection=AssetSelection.assets(assets_def),
-                            partitions_def=assets_def.partitions_def)
+    # the job's partitions are inferred from its assets (passing them is deprecated)
+    return define_asset_job(f"rollups_{grain}_job", selection=AssetSelection.assets(assets_def))
 
 
 def lookback_keys(partition_keys: list[str], lookback: int) -> list[str]:
@@ -32,15 +33,15 @@ def lookback_keys(partition_keys: list[str], lookback: int) -> list[str]:
     return partition_keys[-(lookback + 1):] if partition_keys else []
 
 
-def lookback_schedule(grain: str, job, lookback: int):
+def lookback_schedule(grain: str, job, lookback: int, partitions_def):
     @schedule(job=job, cron_schedule=CRON[grain], execution_timezone="UTC", name=f"rollups_{grain}_schedule")
     def _schedule(context: ScheduleEvaluationContext):
-        keys = lookback_keys(job.partitions_def.get_partition_keys(current_time=context.scheduled_execution_time), lookback)
+        keys = lookback_keys(partitions_def.get_partition_keys(current_time=context.scheduled_execution_time), lookback)
         if not keys:
             return
         # one run for the whole range (single-run backfill policy): one dbt invocation
         yield RunRequest(run_key=f"{grain}:{keys[0]}:{keys[-1]}:{context.scheduled_execution_time.isoformat()}",
-                         tags={ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]})
+                         tags=range_tags(keys[0], keys[-1]))
 
     return _schedule
 

@@ -17,6 +17,19 @@ from dagster import (
 from ..compiler.plan import floor_to_grain
 from ..warehouse.dbt_runner import window_env as dbt_window_env
 
+# The run tags of a ranged run (one run over a range of partitions, as the single-run
+# backfill policy launches). Dagster 1.13 exports no public constant for them and no
+# public way to ask for a range otherwise (RunRequest and execute_in_process take one
+# partition_key); these are the names Dagster documents for launching ranged runs, equal
+# to dagster._core.storage.tags.ASSET_PARTITION_RANGE_START_TAG/_END_TAG (a test checks).
+PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+def range_tags(first_key: str, last_key: str) -> dict[str, str]:
+    """Tags that make one run cover the partitions first_key .. last_key."""
+    return {PARTITION_RANGE_START_TAG: first_key, PARTITION_RANGE_END_TAG: last_key}
+
 
 def partition_start(grain: str, earliest: dt.date) -> dt.datetime:
     return floor_to_grain(earliest, grain)

@@ -1,4 +1,5 @@
-"""dbt assets: staging (unpartitioned) and one partitioned @dbt_assets per grain."""
+"""dbt assets: staging (unpartitioned), one partitioned @dbt_assets per grain, and the
+metric catalog (unpartitioned, after the series views of every grain)."""
 from dagster import (
     AssetExecutionContext,
     AutomationCondition,
@@ -13,8 +14,9 @@ from dagster_dbt import DbtCliResource, dbt_assets
 
 from ..warehouse.connection import default_target
 from ..warehouse.dbt_runner import environ, warehouse_message
+from ..warehouse.lock import WarehouseLockTimeout, warehouse_lock
 from .partitions import window_env
-from .resources import metrics_dbt_project
+from .resources import metrics_dbt_project, project_paths
 from .translator import MetricsTranslator
 
 # Transient warehouse trouble is retried with backoff; anything else (bad SQL, a missing
@@ -24,6 +26,8 @@ TRANSIENT = ("could not connect", "connection refused", "connection reset", "tim
              "could not set lock", "conflicting lock", "server closed the connection", "too many connections")
 # Embedded warehouses allow one writer per file: every step that writes them shares this pool.
 EMBEDDED_POOL = "embedded_warehouse_writer"
+# the generated view listing the built metrics (compiler/writer.py)
+CATALOG_MODEL = "metric_catalog"
 
 
 def warehouse_pool(target: str | None = None) -> str | None:
@@ -40,10 +44,15 @@ def failed_nodes(invocation) -> list[tuple[str, str]]:
 
 
 def run_dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, env: dict[str, str]):
+    """One `dbt build` of this step's models, holding the warehouse's writer lock (runs
+    over overlapping windows serialize; the pool only covers runs of one Dagster instance)."""
     target = default_target()
-    with environ(env):
-        invocation = dbt.cli(["build"], context=context, raise_on_error=False)
-        yield from invocation.stream()
+    try:
+        with warehouse_lock(target, project_paths(), on_wait=context.log.warning), environ(env):
+            invocation = dbt.cli(["build"], context=context, raise_on_error=False)
+            yield from invocation.stream()
+    except WarehouseLockTimeout as err:
+        raise Failure(description=str(err), allow_retries=False) from None
     if not invocation.is_successful():
         nodes = failed_nodes(invocation)
         detail = "; ".join(f"{target}: {name}: {msg}" for name, msg in nodes) or f"{target}: dbt failed before running a model"
@@ -53,11 +62,11 @@ def run_dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, env: dict
 
 
 def staging_assets():
-    """Seeds, staging views and the metric catalog (unpartitioned)."""
+    """Seeds and staging views (unpartitioned)."""
 
     @dbt_assets(
         manifest=metrics_dbt_project().manifest_path,
-        select="tag:staging metric_catalog",
+        select="tag:staging",
         name="staging",
         dagster_dbt_translator=MetricsTranslator(),
         retry_policy=WAREHOUSE_RETRY,
@@ -88,5 +97,25 @@ def rollup_assets(grain: str, partitions_def: TimeWindowPartitionsDefinition, co
     def _assets(context: AssetExecutionContext, dbt: DbtCliResource):
         window = context.partition_time_window
         yield from run_dbt_build(context, dbt, window_env(window.start, window.end, context.run.run_id))
+
+    return _assets
+
+
+def catalog_assets():
+    """The metric catalog (unpartitioned). Its asset depends on the series view of every
+    grain (MetricsTranslator), so Dagster builds it after the rollups, and `metrics run`
+    builds it last, only when every grain succeeded: a metric whose rollup failed is never
+    listed as built."""
+
+    @dbt_assets(
+        manifest=metrics_dbt_project().manifest_path,
+        select=CATALOG_MODEL,
+        name="catalog",
+        dagster_dbt_translator=MetricsTranslator(),
+        retry_policy=WAREHOUSE_RETRY,
+        pool=warehouse_pool(),
+    )
+    def _assets(context: AssetExecutionContext, dbt: DbtCliResource):
+        yield from run_dbt_build(context, dbt, {"METRICS_RUN_ID": context.run.run_id})
 
     return _assets

@@ -1,21 +1,28 @@
 """`metrics run`: the same asset jobs the UI runs, executed in process for a window.
 
-Staging first, then per grain one run over the window's partitions (single-run backfill:
-one dbt invocation per grain). Runs land in $DAGSTER_HOME's instance when it is set, so
-they show in the UI's run history; otherwise in a temporary instance."""
+Staging first, then per grain one run over every partition the window overlaps
+(single-run backfill: one dbt invocation per grain), then the metric catalog, only when
+every grain succeeded. Runs land in $DAGSTER_HOME's instance when it is set, so they show
+in the UI's run history; otherwise in a temporary instance.
+
+Each dbt invocation holds the warehouse's writer lock (warehouse/lock.py), so two runs at
+once serialize per step; so do the parse and the manifest read below, which share
+dbt_project/target with any other run of this project."""
 import datetime as dt
 import os
+import sys
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dagster import DagsterInstance, Failure
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from ..paths import ProjectPaths
+from ..spec.raw import GRAINS
 from ..spec.resolved import MetricsProject
-from ..warehouse.dbt_runner import environ
-
-GRAINS = ("hour", "day", "week", "month")
+from ..warehouse.dbt_runner import DbtOutcome, environ, run_dbt
+from ..warehouse.lock import warehouse_lock
+from .partitions import range_tags
 # the CLI prints its own progress; Dagster's console log only for warnings and errors
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -27,16 +34,24 @@ class RunOutcome:
     run_ids: list[str] = field(default_factory=list)
 
 
+def _stderr(message: str) -> None:
+    print(f"      {message}", file=sys.stderr, flush=True)
+
+
 def partition_range(partitions_def, start: dt.date | None, end: dt.date | None, now: dt.datetime) -> tuple[str, str] | None:
-    """First and last partition keys whose bucket starts in [start, end) (UTC dates)."""
+    """First and last partition keys whose bucket overlaps [start, end) (UTC dates): the
+    window widens outward to whole buckets of coarser grains, so a recompute from a
+    Wednesday rebuilds that day and also the week and the month that contain it."""
     keys = partitions_def.get_partition_keys(current_time=now)
     if not keys:
         return None
     lo = dt.datetime.combine(start, dt.time(), dt.timezone.utc) if start else None
     hi = dt.datetime.combine(end, dt.time(), dt.timezone.utc) if end else None
-    chosen = [k for k in keys
-              if (lo is None or partitions_def.time_window_for_partition_key(k).start >= lo)
-              and (hi is None or partitions_def.time_window_for_partition_key(k).start < hi)]
+    chosen = []
+    for k in keys:
+        window = partitions_def.time_window_for_partition_key(k)
+        if (lo is None or window.end > lo) and (hi is None or window.start < hi):
+            chosen.append(k)
     return (chosen[0], chosen[-1]) if chosen else None
 
 
@@ -62,19 +77,22 @@ def run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt.
     env = {"METRICS_PROJECT_DIR": str(paths.root), "METRICS_TARGET": target,
            "METRICS_DUCKDB_PATH": str(paths.duckdb_path), "METRICS_CHDB_PATH": str(paths.chdb_path)}
     with environ(env):
-        return _run_window(paths, start, end, project, metrics, progress)
+        return _run_window(paths, target, start, end, project, metrics, progress)
 
 
-def _run_window(paths: ProjectPaths, start: dt.date | None, end: dt.date | None, project: MetricsProject,
+def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt.date | None, project: MetricsProject,
                 metrics: list[str] | None, progress: Callable[[str], None]) -> RunOutcome:
     from . import resources
     from .builder import build_definitions
+    from .rollups import CATALOG_JOB, STAGING_JOB, rollup_job_name
     from .translator import metric_tag
     resources.project_paths.cache_clear()
     resources.metrics_dbt_project.cache_clear()
-    # the asset graph must follow the models just compiled (a metric added or changed)
-    resources.parse_manifest(paths)
-    defs = build_definitions()
+    # the asset graph must follow the models just compiled (a metric added or changed);
+    # dbt_project/target is shared with other runs: parse and read it under the lock
+    with warehouse_lock(target, paths, on_wait=_stderr):
+        resources.parse_manifest(paths)
+        defs = build_definitions()
     instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
     now = dt.datetime.now(dt.timezone.utc)
     outcome = RunOutcome()
@@ -83,7 +101,7 @@ def _run_window(paths: ProjectPaths, start: dt.date | None, end: dt.date | None,
     def execute(job_name: str, label: str, tags: dict | None = None) -> bool:
         job = defs.resolve_job_def(job_name)
         selection = None
-        if tags_wanted is not None and job_name != "staging_job":
+        if tags_wanted is not None and job_name != STAGING_JOB:
             graph = defs.resolve_asset_graph()
             selection = [k for k in job.asset_layer.executable_asset_keys
                          if tags_wanted & set(graph.get(k).tags)]
@@ -114,15 +132,27 @@ def _run_window(paths: ProjectPaths, start: dt.date | None, end: dt.date | None,
             return False
         return True
 
-    if not execute("staging_job", "seeds, staging views, catalog"):
+    if not execute(STAGING_JOB, "seeds, staging views"):
         return outcome
     for grain in GRAINS:
-        job = defs.resolve_job_def(f"rollups_{grain}_job")
+        job = defs.resolve_job_def(rollup_job_name(grain))
         span = partition_range(job.partitions_def, start, end, now)
         if span is None:
-            progress(f"      {grain}: no bucket starts in the window")
+            progress(f"      {grain}: no bucket overlaps the window")
             continue
-        tags = {ASSET_PARTITION_RANGE_START_TAG: span[0], ASSET_PARTITION_RANGE_END_TAG: span[1]}
-        if not execute(f"rollups_{grain}_job", f"{grain} rollups, partitions {span[0]} .. {span[1]}", tags):
+        if not execute(rollup_job_name(grain), f"{grain} rollups, partitions {span[0]} .. {span[1]}", range_tags(*span)):
             return outcome
+    # last, and only after every grain succeeded: the catalog lists what was built
+    if metrics:
+        progress("      metric catalog: not rebuilt by a --metric run")
+    else:
+        execute(CATALOG_JOB, "metric catalog")
     return outcome
+
+
+def run_drafts(paths: ProjectPaths, target: str, start: dt.date | None, end: dt.date | None) -> DbtOutcome:
+    """`metrics run --include-drafts`: the draft models (dbt, on demand, outside Dagster),
+    holding the warehouse's writer lock like every other dbt invocation that writes."""
+    with warehouse_lock(target, paths, on_wait=_stderr):
+        return run_dbt(paths, target, ["build", "--select", "+tag:metrics_draft", "--exclude", "tag:staging"],
+                       window=(start, end), run_id=f"cli-drafts-{uuid.uuid4().hex[:8]}", quiet=True)

@@ -5,7 +5,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from dagster import AutomationCondition, MetadataValue
+from dagster import AssetSpec, AutomationCondition, MetadataValue
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -25,6 +25,18 @@ class MetricsTranslator(DagsterDbtTranslator):
         """`conditions`: the automation condition of each grain's rollups, if any."""
         super().__init__(settings=DagsterDbtTranslatorSettings(enable_code_references=False))
         self._conditions = dict(conditions or {})
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project) -> AssetSpec:
+        """The catalog lists built metrics: it depends on the active series views (its SQL
+        reads none of them), so Dagster orders it after the rollups of every grain."""
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        if _metrics_meta(self.get_resource_props(manifest, unique_id)).get("kind") != "catalog":
+            return spec
+        series = sorted(uid for uid, node in manifest.get("nodes", {}).items()
+                        if node.get("resource_type") == "model"
+                        and _metrics_meta(node).get("kind") == "series" and _metrics_meta(node).get("lifecycle") == "active")
+        return spec.merge_attributes(deps=[super(MetricsTranslator, self).get_asset_spec(manifest, uid, project).key
+                                           for uid in series])
 
     def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> AutomationCondition | None:
         meta = _metrics_meta(dbt_resource_props)

@@ -1,6 +1,7 @@
 """Demo events, orders and follower snapshots with daily and weekly seasonality and a
 few planted incidents. Each day is generated from its own seed, so building one day
-(a Dagster daily partition) gives exactly the rows a 90-day run gives for that day."""
+(a Dagster daily partition) gives exactly the rows a 90-day run gives for that day.
+No row lies in the future: today's rows stop at now (METRICS_NOW overrides it)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -60,8 +61,15 @@ def _timestamps(rng: np.random.Generator, day: dt.date, hourly_rates: np.ndarray
     return np.sort(base + (seconds * 1e6).astype("timedelta64[us]"))
 
 
-def generate_day(day: dt.date, seed: int = 7, events_per_day: int = 6_000, first_day: dt.date | None = None) -> dict[str, pd.DataFrame]:
+def generate_day(day: dt.date, seed: int = 7, events_per_day: int = 6_000, first_day: dt.date | None = None,
+                 now: dt.datetime | None = None) -> dict[str, pd.DataFrame]:
+    """One UTC day of rows, none after `now` (naive UTC; default: the current time or
+    METRICS_NOW). The whole day is drawn first and cut afterwards, so a past day's rows
+    never depend on when they were generated."""
     first_day = first_day or day
+    if now is None:
+        from ..warehouse.read import now_utc
+        now = now_utc()
     rng = np.random.default_rng(_day_seed(seed, day))
     ts = _timestamps(rng, day, _rates(day, events_per_day, "entity_events", first_day))
     n = ts.size
@@ -108,18 +116,25 @@ def generate_day(day: dt.date, seed: int = 7, events_per_day: int = 6_000, first
         for s, f in zip(obs, level):
             snaps.append((f"u{u}", np.datetime64(day.isoformat(), "us") + np.timedelta64(int(s * 1e6), "us"), int(f)))
     followers = pd.DataFrame(snaps, columns=["user_id", "observed_at", "followers"])
-    return {"entity_events": events, "orders": orders, "follower_snapshots": followers}
+    frames = {"entity_events": events, "orders": orders, "follower_snapshots": followers}
+    if now.tzinfo is not None:
+        now = now.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    cutoff = np.datetime64(now, "us")
+    if cutoff < np.datetime64(day.isoformat(), "us") + np.timedelta64(1, "D"):
+        frames = {t: f[f[TIME_COLUMNS[t]].values <= cutoff].reset_index(drop=True) for t, f in frames.items()}
+    return frames
 
 
 TIME_COLUMNS = {"entity_events": "created_at", "orders": "ordered_at", "follower_snapshots": "observed_at"}
 
 
-def generate_range(start: dt.date, end: dt.date, seed: int = 7, events_per_day: int = 6_000) -> dict[str, pd.DataFrame]:
-    """All demo rows for days in [start, end)."""
+def generate_range(start: dt.date, end: dt.date, seed: int = 7, events_per_day: int = 6_000,
+                   now: dt.datetime | None = None) -> dict[str, pd.DataFrame]:
+    """All demo rows for days in [start, end), none after `now` (see generate_day)."""
     parts: dict[str, list[pd.DataFrame]] = {k: [] for k in TIME_COLUMNS}
     day = start
     while day < end:
-        for k, v in generate_day(day, seed, events_per_day, first_day=start).items():
+        for k, v in generate_day(day, seed, events_per_day, first_day=start, now=now).items():
             parts[k].append(v)
         day += dt.timedelta(days=1)
     return {k: pd.concat(v, ignore_index=True) for k, v in parts.items()}

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import io
 import os
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Iterator
 
 import pandas as pd
@@ -13,8 +16,10 @@ import pandas as pd
 from ..paths import ProjectPaths
 
 TARGETS = ("duckdb", "postgres", "clickhouse")
-SCHEMA = "analytics"  # where dbt builds (profiles.yml)
+# fallbacks only: the schemas come from the dbt project (profile_schema, raw_schema)
+SCHEMA = "analytics"
 RAW_SCHEMA = "raw"
+EMBEDDED = ("duckdb", "clickhouse")
 
 
 class WarehouseError(RuntimeError):
@@ -35,6 +40,47 @@ def pg_settings() -> dict:
     )
 
 
+def _yaml(path: Path) -> dict:
+    """A YAML file's mapping ({} when missing or unreadable), re-read when it changes."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return {}
+    return _yaml_cached(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=32)
+def _yaml_cached(path: str, mtime_ns: int, size: int) -> dict:
+    import yaml
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _plain(value) -> str | None:
+    """A schema name written as a plain value (a Jinja expression is not resolved here)."""
+    return value.strip() if isinstance(value, str) and value.strip() and "{" not in value else None
+
+
+def profile_schema(paths: ProjectPaths, target: str) -> str:
+    """The schema dbt builds in for `target`: the `schema:` of that output of the profile
+    named in dbt_project.yml, in dbt_project/profiles.yml (fallback SCHEMA)."""
+    profile = _yaml(paths.dbt_project_dir / "dbt_project.yml").get("profile") or "metrics"
+    outputs = (_yaml(paths.dbt_project_dir / "profiles.yml").get(profile) or {}).get("outputs") or {}
+    return _plain((outputs.get(target) or {}).get("schema")) or SCHEMA
+
+
+def raw_schema(paths: ProjectPaths) -> str:
+    """Where raw tables live: the `schema` (default: the name) of the dbt source in
+    models/staging/_sources.yml named `raw`, else of its first source (fallback RAW_SCHEMA)."""
+    sources = _yaml(paths.models_dir / "staging" / "_sources.yml").get("sources") or []
+    sources = [s for s in sources if isinstance(s, dict)]
+    chosen = next((s for s in sources if s.get("name") == RAW_SCHEMA), sources[0] if sources else {})
+    return _plain(chosen.get("schema")) or _plain(chosen.get("name")) or RAW_SCHEMA
+
+
 @dataclass
 class Warehouse:
     target: str
@@ -42,13 +88,33 @@ class Warehouse:
 
     @property
     def schema(self) -> str:
-        return SCHEMA
+        return profile_schema(self.paths, self.target)
+
+    @property
+    def raw_schema(self) -> str:
+        return raw_schema(self.paths)
 
     def relation(self, name: str) -> str:
-        return f"{SCHEMA}.{name}"
+        return f"{self.schema}.{name}"
+
+    def lock(self, on_wait: Callable[[str], None] | None = None):
+        """The cross-process writer lock of this warehouse (warehouse/lock.py)."""
+        from .lock import warehouse_lock
+        return warehouse_lock(self.target, self.paths, on_wait)
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[object]:
+        if self.target in EMBEDDED:
+            # an embedded engine admits one process per file: wait for a run that holds it
+            with self.lock():
+                with self._connect(read_only) as con:
+                    yield con
+        else:
+            with self._connect(read_only) as con:
+                yield con
+
+    @contextmanager
+    def _connect(self, read_only: bool) -> Iterator[object]:
         if self.target == "duckdb":
             import duckdb
             path = self.paths.duckdb_path
@@ -103,7 +169,7 @@ class Warehouse:
             sql = "select count() as n from system.tables where database = ? and name = ?"
         else:
             sql = "select count(*) as n from information_schema.tables where table_schema = ? and table_name = ?"
-        return int(self.frame(sql, [SCHEMA, name])["n"].iloc[0]) > 0
+        return int(self.frame(sql, [self.schema, name])["n"].iloc[0]) > 0
 
     def frame(self, sql: str, params: list | None = None) -> pd.DataFrame:
         with self.connect(read_only=True) as con:
@@ -124,11 +190,13 @@ class Warehouse:
 
     def replace_rows(self, table: str, frame: pd.DataFrame, time_column: str, start, end) -> None:
         """Replace rows of raw.`table` with `time_column` in [start, end) by `frame`, in
-        one transaction (create the table from the frame when it does not exist)."""
-        full = f"{RAW_SCHEMA}.{table}"
-        with self.connect() as con:
+        one transaction (create the table from the frame when it does not exist), holding
+        the warehouse's writer lock."""
+        raw = self.raw_schema
+        full = f"{raw}.{table}"
+        with self.lock(), self.connect() as con:
             if self.target == "duckdb":
-                con.execute(f"create schema if not exists {RAW_SCHEMA}")
+                con.execute(f"create schema if not exists {raw}")
                 con.register("incoming", frame)
                 con.execute("begin transaction")
                 con.execute(f"create table if not exists {full} as select * from incoming where false")
@@ -137,20 +205,39 @@ class Warehouse:
                 con.execute("commit")
                 con.unregister("incoming")
             elif self.target == "clickhouse":
-                con.command(f"create database if not exists {RAW_SCHEMA}")
+                con.command(f"create database if not exists {raw}")
                 con.command(f"create table if not exists {full} ({_ch_columns(frame)}) engine = MergeTree order by tuple()")
                 con.command(f"delete from {full} where {time_column} >= {_ch_literal(start)} and {time_column} < {_ch_literal(end)}")
                 if len(frame):
                     con.insert_df(full, frame)
             else:
                 cur = con.cursor()
-                cur.execute(f"create schema if not exists {RAW_SCHEMA}")
+                cur.execute(f"create schema if not exists {raw}")
                 cur.execute(f"create table if not exists {full} ({_pg_columns(frame)})")
                 cur.execute(f"delete from {full} where {time_column} >= %s and {time_column} < %s", [start, end])
                 buf = io.StringIO()
                 frame.to_csv(buf, index=False, header=False, na_rep="\\N", date_format="%Y-%m-%d %H:%M:%S.%f")
                 buf.seek(0)
                 cur.copy_expert(f"copy {full} ({', '.join(frame.columns)}) from stdin with (format csv, null '\\N')", buf)
+
+    def execute(self, sql: str, params: list | None = None) -> None:
+        """Run one statement that returns no rows (`?` placeholders, as in `frame`), committed.
+        On ClickHouse a `delete from` is a lightweight delete, done when this returns.
+        Postgres: under the writer lock too, so it never interleaves with a run."""
+        with (self.lock() if self.target not in EMBEDDED else nullcontext()), self.connect() as con:
+            try:
+                if self.target == "duckdb":
+                    con.execute(sql, params or [])
+                elif self.target == "clickhouse":
+                    con.command(_inline_params(sql, params or []))
+                else:
+                    cur = con.cursor()
+                    if params:
+                        cur.execute(sql.replace("%", "%%").replace("?", "%s"), params)
+                    else:
+                        cur.execute(sql)
+            except Exception as err:  # driver errors differ per target
+                raise WarehouseError(f"{self.target}: {str(err).strip().splitlines()[0]}") from None
 
 
 def _pg_columns(frame: pd.DataFrame) -> str:

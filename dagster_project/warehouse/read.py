@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 
 import pandas as pd
+import yaml
 
 from ..compiler.plan import floor_to_grain, rollup_name
 from ..spec.resolved import Metric, MetricsProject
@@ -31,16 +33,44 @@ def ceil_to_grain(day: dt.date, grain: str) -> dt.datetime:
     return floor if floor == midnight else add_grain(floor, grain)
 
 
+def now_utc() -> dt.datetime:
+    """The current time, naive UTC. METRICS_NOW (an ISO timestamp) overrides it, as the
+    metrics_window macro reads it, so tests and the builds agree on the bucket in progress."""
+    raw = os.environ.get("METRICS_NOW", "").strip()
+    if not raw:
+        return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    try:
+        ts = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValueError(f"METRICS_NOW=`{raw}` is not an ISO timestamp (e.g. 2026-09-03T10:30:00Z)") from None
+    return ts.astimezone(dt.timezone.utc).replace(tzinfo=None) if ts.tzinfo else ts
+
+
+class NotBuiltError(ValueError):
+    """The series relation exists but holds no rows of the metric at that grain."""
+
+    def __init__(self, message: str, run_args: list[str]):
+        super().__init__(message)
+        self.run_args = run_args  # `metrics <run_args>` builds it
+
+    def with_command(self, metrics_exe: str) -> str:
+        return f"{self}: run `{' '.join([metrics_exe, *self.run_args])}`"
+
+
 def series_relation(metric: Metric, grain: str) -> str:
     return f"metric_series_draft_{grain}" if metric.status == "draft" else f"metric_series_{grain}"
 
 
 def read_series(wh: Warehouse, metric: Metric, grain: str, start: dt.date | None = None,
                 end: dt.date | None = None, slice_: dict[str, str] | None = None,
-                project: MetricsProject | None = None) -> pd.DataFrame:
-    """Columns: metric, grain, bucket_start, slice (dict), value, previous_value, change_pct.
+                project: MetricsProject | None = None, now: dt.datetime | None = None) -> pd.DataFrame:
+    """Columns: metric, grain, bucket_start, slice (dict), value, previous_value, change_pct,
+    complete (False for the bucket holding `now`, default now_utc(), and any later one).
     An archived metric is read from the rollup rows it left behind (a ratio or derived
-    one is recombined from its inputs, which `project` resolves)."""
+    one is recombined from its inputs, which `project` resolves).
+
+    Raises ValueError for a slice value the dbt YAML does not accept or no stored row has,
+    NotBuiltError when the series relation holds no row of the metric at that grain."""
     if grain not in metric.grains:
         raise ValueError(f"`{metric.name}` has no {grain} grain (its grains: {', '.join(metric.grains)})")
     slice_ = slice_ or {}
@@ -49,10 +79,16 @@ def read_series(wh: Warehouse, metric: Metric, grain: str, start: dt.date | None
     dimension, dimension_value = next(iter(slice_.items())) if slice_ else ("", "")
     if dimension and dimension not in metric.dimensions:
         raise ValueError(f"`{metric.name}` has no dimension `{dimension}` (its dimensions: {', '.join(metric.dimensions) or 'none'})")
+    now = now or now_utc()
+    accepted = _check_accepted(wh, metric, dimension, str(dimension_value), project) if dimension else set()
     lo = ceil_to_grain(start, grain) if start else floor_to_grain(metric.start, grain)
     fetch_lo = add_grain(lo, grain, -1)
     hi = ceil_to_grain(end, grain) if end else dt.datetime(9999, 1, 1)
     stored = _stored(wh, metric, grain, fetch_lo, hi, dimension, str(dimension_value), project)
+    if not stored:  # nothing in the window: tell "never built" apart from "outside the history"
+        _check_built(wh, metric, grain, project)
+    if dimension:
+        _check_seen(wh, metric, grain, dimension, str(dimension_value), project, accepted)
     buckets = sorted(stored)
     dense = [stored[b] for b in buckets]
     values = [_num(v) for v in dense]
@@ -65,10 +101,12 @@ def read_series(wh: Warehouse, metric: Metric, grain: str, start: dt.date | None
         prev = values[i - 1] if consecutive else None
         v = values[i]
         change = None if (prev is None or v is None or prev == 0) else (v - prev) / abs(prev) * 100
-        rows.append((metric.name, grain, b, dict(slice_), v, prev, change))
-    columns = ["metric", "grain", "bucket_start", "slice", "value", "previous_value", "change_pct"]
+        complete = add_grain(b.to_pydatetime(), grain) <= now
+        rows.append((metric.name, grain, b, dict(slice_), v, prev, change, complete))
+    columns = ["metric", "grain", "bucket_start", "slice", "value", "previous_value", "change_pct", "complete"]
     # object columns keep None (a gap) as None instead of NaN
-    return pd.DataFrame({c: pd.Series([r[i] for r in rows], dtype=object if c != "bucket_start" else "datetime64[us]")
+    dtypes = {"bucket_start": "datetime64[us]", "complete": bool}
+    return pd.DataFrame({c: pd.Series([r[i] for r in rows], dtype=dtypes.get(c, object))
                          for i, c in enumerate(columns)})
 
 
@@ -102,6 +140,110 @@ def _stored(wh: Warehouse, metric: Metric, grain: str, lo: dt.datetime, hi: dt.d
         [metric.name, dimension, dimension_value, lo, hi])
     values = dict(zip(pd.to_datetime(rows["bucket_start"]), rows["value"]))
     return {b: _num(values.get(b, metric.fill)) for b in buckets}
+
+
+def _leaves(metric: Metric, project: MetricsProject | None) -> list[Metric]:
+    """The metrics whose stored rows a read uses: the metric itself, or for an archived
+    ratio or derived metric (no rows of its own) its inputs'."""
+    if metric.status == "archived" and metric.kind != "simple" and project is not None:
+        return [leaf for name in metric.inputs for leaf in _leaves(project.metrics[name], project)]
+    return [metric]
+
+
+def _check_built(wh: Warehouse, metric: Metric, grain: str, project: MetricsProject | None) -> None:
+    for leaf in _leaves(metric, project):
+        rel = _relation(wh, leaf, grain)
+        n = wh.frame(f"select count(*) as n from {wh.relation(rel)} where metric = ? and dimension = ''", [leaf.name])
+        if int(n["n"].iloc[0]) > 0:
+            continue
+        if metric.status == "archived":
+            raise ValueError(f"{wh.target}: `{metric.name}` is archived and {rel} holds no {grain} rows of "
+                             f"`{leaf.name}`: there is no history to read")
+        run_args = ["run", "--metric", metric.name]
+        if metric.status == "draft":
+            run_args.append("--include-drafts")
+        if wh.target != "duckdb":
+            run_args += ["--target", wh.target]
+        raise NotBuiltError(f"{wh.target}: `{metric.name}` has not been built at the {grain} grain "
+                            f"({rel} holds none of its rows)", run_args)
+
+
+def _check_seen(wh: Warehouse, metric: Metric, grain: str, dimension: str, value: str,
+                project: MetricsProject | None, accepted: set[str]) -> None:
+    """A slice value no stored row has is a typo far more often than a quiet slice: an
+    all-zero series would hide it."""
+    known: set[str] = set()
+    for leaf in _leaves(metric, project):
+        rows = wh.frame(f"select distinct dimension_value from {wh.relation(_relation(wh, leaf, grain))} "
+                        f"where metric = ? and dimension = ?", [leaf.name, dimension])
+        known |= {str(v) for v in rows["dimension_value"] if v is not None}
+    if value in known:
+        return
+    from ..validation.issues import closest
+    # an accepted value is no typo: it just never occurs in this metric's rows
+    why = " (an accepted value that none of its rows has)" if value in accepted else closest(value, known)
+    raise ValueError(f"no {grain} row of `{metric.name}` has {dimension} = `{value}`{why}; "
+                     f"known values: {_listing(known)}")
+
+
+def _check_accepted(wh: Warehouse, metric: Metric, dimension: str, value: str,
+                    project: MetricsProject | None) -> set[str]:
+    """Against the `accepted_values` test the dbt YAML declares for the column, when it does.
+    `(null)` labels NULL, which accepted_values does not reject either."""
+    accepted: set[str] = set()
+    sources = sorted(_sources(metric, project))
+    for source in sources:
+        accepted |= set(accepted_values(wh.paths, source, dimension) or ())
+    if accepted and value not in accepted and value != "(null)":
+        from ..validation.issues import closest
+        raise ValueError(f"`{value}` is not an accepted value of {dimension}{closest(value, accepted)}; known values: "
+                         f"{_listing(accepted)} (accepted_values of {', '.join(sources)}.{dimension} in the dbt YAML)")
+    return accepted
+
+
+def _sources(metric: Metric, project: MetricsProject | None) -> set[str]:
+    if metric.measure is not None:
+        return {metric.measure.source}
+    if project is None:
+        return set()
+    return set().union(*(_sources(project.metrics[name], project) for name in metric.inputs))
+
+
+def _listing(values, limit: int = 30) -> str:
+    shown = sorted(values)
+    more = f", ... ({len(shown) - limit} more)" if len(shown) > limit else ""
+    return (", ".join(shown[:limit]) + more) if shown else "none"
+
+
+def accepted_values(paths, relation: str, column: str) -> list[str] | None:
+    """The values of `relation`.`column`'s accepted_values test in the dbt YAML under
+    models/ and seeds/ (either the `values:` or the newer `arguments: {values:}` form),
+    or None when it declares none."""
+    for root in (paths.models_dir, paths.seeds_dir):
+        if not root.is_dir():
+            continue
+        for path in sorted(root.rglob("*.yml")):
+            if paths.generated_dir in path.parents:
+                continue
+            try:
+                doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            except (yaml.YAMLError, OSError):
+                continue  # dbt reports broken property files itself
+            if not isinstance(doc, dict):
+                continue
+            for entry in (doc.get("models") or []) + (doc.get("seeds") or []):
+                if not isinstance(entry, dict) or str(entry.get("name")) != relation:
+                    continue
+                for col in entry.get("columns") or []:
+                    if not isinstance(col, dict) or str(col.get("name", "")).lower() != column.lower():
+                        continue
+                    for test in (col.get("data_tests") or []) + (col.get("tests") or []):
+                        spec = test.get("accepted_values") if isinstance(test, dict) else None
+                        if isinstance(spec, dict):
+                            values = (spec.get("arguments") or {}).get("values", spec.get("values"))
+                            if values:
+                                return [str(v) for v in values]
+    return None
 
 
 def _relation(wh: Warehouse, metric: Metric, grain: str) -> str:

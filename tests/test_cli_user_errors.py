@@ -1,0 +1,264 @@
+"""User mistakes and readability of the CLI, on real builds: unknown or draft metrics
+given to `metrics run`, typo'd slice values, metrics never built, the bucket in progress,
+CSV/table output, a closed pipe, demo rows in the future, the closing hints, and
+`metrics prune` on every warehouse."""
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as dt
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from dagster_project.cli.main import main
+from dagster_project.demo.generator import generate_range
+from dagster_project.paths import ProjectPaths
+from dagster_project.warehouse.connection import Warehouse
+
+from .conftest import make_project
+from .helpers import compile_and_build, load_raw
+
+pytestmark = pytest.mark.dbt
+
+NOW = "2026-09-03T10:30:00Z"  # mid-day: 2026-09-03 and the week of 2026-08-31 are in progress
+CONFIG = "start: 2026-08-31\ngrains: [hour, day, week, month]\nowner: data@example.com\n"
+METRICS = {
+    # a draft sorts first: the closing hints must skip it
+    "growth/a_draft.yml": "name: a_draft\nstatus: draft\nsource: stg_entity_events\ntimestamp: created_at\n"
+                          "aggregation: count\nfilter: \"metric_type = 'Like'\"\n",
+    # `paper` is an accepted entity_type that this metric never has a row of
+    "growth/downloads.yml": "name: downloads\nsource: stg_entity_events\ntimestamp: created_at\naggregation: count\n"
+                            "filter: \"metric_type = 'Download' and entity_type <> 'paper'\"\ndimensions: [entity_type]\n",
+    "growth/per_user.yml": "name: per_user\nkind: ratio\nnumerator: downloads\ndenominator: {source: stg_entity_events, "
+                           "timestamp: created_at, aggregation: count_distinct, expression: user_id}\n",
+}
+
+
+def _main(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """Four demo days written and built with METRICS_NOW in the middle of the last one."""
+    root = tmp_path_factory.mktemp("user_errors")
+    make_project(root, METRICS, CONFIG)
+    args = ("--project-dir", str(root))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("METRICS_NOW", NOW)
+        mp.delenv("DAGSTER_HOME", raising=False)
+        assert main([*args, "demo-data", "--days", "4", "--end", "2026-09-04", "--events-per-day", "300"]) == 0
+        code, run_out, run_err = _main(*args, "run", "--start", "2026-08-31", "--end", "2026-09-04")
+        assert code == 0, run_err
+    return root, args, run_out
+
+
+def _fresh(tmp_path) -> tuple[Path, tuple[str, str]]:
+    root = tmp_path / "p"
+    make_project(root, METRICS, CONFIG)
+    return root, ("--project-dir", str(root))
+
+
+def test_run_unknown_metric_is_one_line_before_anything_runs(tmp_path):
+    root, args = _fresh(tmp_path)
+    code, out, err = _main(*args, "run", "--metric", "downlods")
+    assert code == 2
+    assert err.strip().splitlines() == ["error: unknown metric `downlods` (did you mean `downloads`?): nothing built"]
+    assert "[2/3]" not in out  # neither compiled nor run
+    assert not any((root / "models" / "metrics").iterdir())
+    assert not (root / "warehouse").exists()
+
+
+def test_run_draft_without_include_drafts_says_so(tmp_path):
+    root, args = _fresh(tmp_path)
+    code, out, err = _main(*args, "run", "--metric", "a_draft")
+    assert code == 2
+    assert "`a_draft` is a draft" in err and "--include-drafts" in err and "Traceback" not in err
+    assert "[2/3]" not in out
+    assert not any((root / "models" / "metrics").iterdir())
+    assert not (root / "warehouse").exists()
+
+
+def test_demo_data_writes_no_row_after_now(built):
+    root, _, _ = built
+    wh = Warehouse("duckdb", ProjectPaths(root))
+    for table, column in (("entity_events", "created_at"), ("orders", "ordered_at"), ("follower_snapshots", "observed_at")):
+        last = pd.Timestamp(wh.frame(f"select max({column}) as m from raw.{table}")["m"].iloc[0])
+        assert pd.Timestamp("2026-09-03") < last <= pd.Timestamp(NOW).tz_localize(None), (table, last)
+    # the whole past days are exactly what the generator gives for them, whenever it runs
+    got = wh.frame("select cast(created_at as date) as d, count(*) as n from raw.entity_events group by 1 order by 1")
+    want = generate_range(dt.date(2026, 8, 31), dt.date(2026, 9, 3), events_per_day=300)["entity_events"]
+    assert list(got.n[:3]) == list(want.groupby(want.created_at.dt.date).size())
+
+
+def test_run_hints_name_a_metric_of_the_project_and_work_from_the_root(built, tmp_path, monkeypatch):
+    root, args, out = built
+    assert "model_downloads" not in out
+    series = re.search(r"^read a series:\s+(\S+) series downloads --grain day$", out, re.M)
+    assert series, out
+    exe = Path(series.group(1))
+    assert (exe if exe.is_absolute() else root / exe).exists()
+    assert "DAGSTER_HOME is not set" in out and f"export DAGSTER_HOME={root.resolve()}/.dagster_home" in out
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("METRICS_NOW", NOW)
+    code, out, err = _main(*args, "run", "--metric", "per_user", "--start", "2026-09-02", "--end", "2026-09-03")
+    assert code == 0, err
+    assert re.search(r"^read a series:\s+\S+ series per_user --grain day$", out, re.M), out
+    ui = re.search(r"^open the UI:\s+DAGSTER_HOME=(\S+) (\S+) dev -w workspace.yaml$", out, re.M)
+    assert ui and ui.group(1) == str(home) and ui.group(2).endswith("dagster"), out
+
+
+def test_series_slice_value_never_seen_or_not_accepted_is_an_error(built):
+    _, args, _ = built
+    code, out, err = _main(*args, "series", "downloads", "--grain", "day", "--slice", "entity_type=modle")
+    assert code == 2 and out == ""
+    assert "`modle`" in err and "did you mean `model`" in err
+    assert "known values: collection, dataset, model, paper, space" in err  # the dbt YAML's accepted_values
+    # accepted by the YAML, but no stored row of this metric has it
+    code, out, err = _main(*args, "series", "downloads", "--grain", "day", "--slice", "entity_type=paper")
+    assert code == 2 and out == ""
+    assert "entity_type = `paper` (an accepted value" in err and "did you mean" not in err
+    assert "known values: collection, dataset, model, space" in err
+    code, out, _ = _main(*args, "series", "downloads", "--grain", "day", "--slice", "entity_type=model", "--format", "json")
+    assert code == 0 and all(r["value"] > 0 for r in json.loads(out))
+
+
+def test_series_of_a_metric_compiled_but_never_built(built):
+    root, args, _ = built
+    extra = root / "metrics" / "growth" / "views.yml"
+    extra.write_text("name: views\nsource: stg_entity_events\ntimestamp: created_at\naggregation: count\n"
+                     "filter: \"metric_type = 'View'\"\n")
+    try:
+        assert _main(*args, "compile")[0] == 0
+        code, out, err = _main(*args, "series", "views", "--grain", "day")
+        assert code == 2 and out == ""
+        assert "`views` has not been built at the day grain" in err
+        assert re.search(r"run `\S*metrics run --metric views`", err), err
+        code, out, err = _main(*args, "series", "a_draft", "--grain", "day")  # a draft: the command says how
+        assert code == 2 and "--include-drafts" in err
+    finally:
+        extra.unlink()
+        assert _main(*args, "compile")[0] == 0
+
+
+def test_series_marks_the_bucket_in_progress(built, monkeypatch):
+    _, args, _ = built
+    monkeypatch.setenv("METRICS_NOW", NOW)
+    code, out, _ = _main(*args, "series", "downloads", "--grain", "day", "--format", "json")
+    rows = json.loads(out)
+    assert code == 0 and [r["bucket_start"][:10] for r in rows] == ["2026-08-31", "2026-09-01", "2026-09-02", "2026-09-03"]
+    assert [r["complete"] for r in rows] == [True, True, True, False]
+    assert rows[-1]["change_pct"] is not None and rows[-1]["change_pct"] < 0  # JSON keeps the raw number
+    code, out, _ = _main(*args, "series", "downloads", "--grain", "day")
+    lines = out.splitlines()
+    assert lines[-1] == "* bucket in progress: not complete"
+    partial = next(line for line in lines if line.startswith("2026-09-03T00:00:00Z*"))
+    assert partial.rstrip().endswith("(partial)") and "-" not in partial.split("Z*", 1)[1]
+    assert all("(partial)" not in line for line in lines if line.startswith("2026-09-02"))
+    code, out, _ = _main(*args, "series", "downloads", "--grain", "week", "--format", "json")
+    assert [(r["bucket_start"][:10], r["complete"]) for r in json.loads(out)] == [("2026-08-31", False)]
+
+
+def test_series_csv_has_a_column_per_field_and_the_table_one_format_per_column(built, monkeypatch):
+    _, args, _ = built
+    monkeypatch.setenv("METRICS_NOW", NOW)
+    code, out, _ = _main(*args, "series", "downloads", "--grain", "day", "--slice", "entity_type=model", "--format", "csv")
+    table = list(csv.reader(io.StringIO(out)))
+    assert code == 0 and table[0] == ["metric", "grain", "bucket_start", "dimension", "dimension_value", "value",
+                                      "previous_value", "change_pct", "complete"]
+    assert {(r[3], r[4]) for r in table[1:]} == {("entity_type", "model")}
+    assert [r[8] for r in table[1:]] == ["true", "true", "true", "false"] and table[1][6] == ""  # NULL: empty cell
+    code, out, _ = _main(*args, "series", "per_user", "--grain", "day")
+    body = [line.split() for line in out.splitlines()[1:] if line[:4] == "2026"]
+    assert body[0][2] == "NULL"  # no bucket before the first: a gap, not blank
+    values = [row[1] for row in body]
+    places = {len(v.split(".")[1]) if "." in v else 0 for v in values}
+    assert len(places) == 1 and 0 < places.pop() <= 4, values  # a ratio: the same decimals on every row
+    code, out, _ = _main(*args, "series", "downloads", "--grain", "day")
+    assert all("." not in line.split()[1] for line in out.splitlines()[1:] if line[:4] == "2026")  # counts: integers
+
+
+def test_series_into_a_closed_pipe_exits_quietly(built):
+    root, args, _ = built
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # like `| head` having exited: the first write fails with EPIPE
+    try:
+        proc = subprocess.run([str(Path(sys.prefix) / "bin" / "metrics"), *args, "series", "downloads", "--grain", "hour"],
+                              stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=300)
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+    assert proc.returncode == 0
+
+
+# --- metrics prune, on every warehouse ---------------------------------------------
+
+PRUNE_CONFIG = "start: 2026-09-01\ngrains: [day, month]\nowner: data@example.com\n"
+PRUNE_METRICS = {
+    "growth/downloads.yml": "name: downloads\nsource: stg_entity_events\ntimestamp: created_at\naggregation: count\n"
+                            "filter: \"metric_type = 'Download'\"\n",
+    "growth/likes.yml": "name: likes\nsource: stg_entity_events\ntimestamp: created_at\naggregation: count\n"
+                        "filter: \"metric_type = 'Like'\"\n",
+    "growth/views.yml": "name: views\nsource: stg_entity_events\ntimestamp: created_at\naggregation: count\n"
+                        "filter: \"metric_type = 'View'\"\n",
+    "growth/per_user.yml": "name: per_user\nkind: ratio\nnumerator: downloads\ndenominator: {source: stg_entity_events, "
+                           "timestamp: created_at, aggregation: count_distinct, expression: user_id}\n",
+}
+
+
+def _counts(wh: Warehouse) -> dict[tuple[str, str], int]:
+    """(rollup table, metric) -> rows, read independently of the code under test."""
+    if wh.target == "clickhouse":
+        sql = "select name from system.tables where database = 'analytics' and engine like '%MergeTree'"
+    else:
+        sql = "select table_name as name from information_schema.tables where table_schema = 'analytics' and table_type = 'BASE TABLE'"
+    out = {}
+    for table in (n for n in wh.frame(sql)["name"] if n.startswith("rollup_") and not n.endswith(("__staged", "__scratch"))):
+        df = wh.frame(f"select metric, count(*) as n from {wh.relation(table)} group by metric")
+        out.update({(table, str(m)): int(n) for m, n in zip(df.metric, df.n)})
+    return out
+
+
+def test_prune_lists_then_deletes_only_rows_of_removed_metrics(target, tmp_path_factory):
+    root = tmp_path_factory.mktemp(f"prune_{target}")
+    paths = make_project(root, PRUNE_METRICS, PRUNE_CONFIG)
+    wh = Warehouse(target, paths)
+    load_raw(wh, generate_range(dt.date(2026, 9, 1), dt.date(2026, 9, 3), events_per_day=200))
+    compile_and_build(paths, target, (dt.date(2026, 9, 1), dt.date(2026, 9, 3)))
+    before = _counts(wh)
+    tables = sorted({t for t, _ in before})
+    assert len(tables) == 2 and all((t, "likes") in before for t in tables)
+    assert any(m == "per_user__denominator" for _, m in before)
+    (root / "metrics" / "growth" / "likes.yml").unlink()  # removed
+    views = root / "metrics" / "growth" / "views.yml"
+    views.write_text(views.read_text() + "status: archived\n")  # archived: history kept
+
+    args = ("--project-dir", str(root), "prune", "--target", target)
+    code, out, err = _main(*args)
+    assert code == 0, err
+    listed = {(t.split(".")[-1], m, int(n.replace(",", ""))) for t, m, n in re.findall(
+        r"^(\S+): (\S+): ([\d,]+) row\(s\) of a metric no longer defined$", out, re.M)}
+    assert listed == {(t, "likes", before[(t, "likes")]) for t in tables}, out
+    assert "--apply" in out and "per_user" not in out and "downloads" not in out
+    assert re.search(r"views: [\d,]+ row\(s\) kept \(archived", out)
+    assert _counts(wh) == before  # listing deletes nothing
+
+    code, out, err = _main(*args, "--apply")
+    assert code == 0, err
+    assert f"deleted {sum(before[(t, 'likes')] for t in tables):,} row(s)" in out
+    assert _counts(wh) == {k: n for k, n in before.items() if k[1] != "likes"}
+    code, out, _ = _main(*args)
+    assert code == 0 and "nothing to prune" in out
