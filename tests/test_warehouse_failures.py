@@ -43,8 +43,10 @@ def test_rejected_query_names_target_and_model_and_keeps_rows(tmp_path, target, 
     capsys.readouterr()
     assert main(args) == 1
     err = capsys.readouterr().err
-    # the first grain to run fails, naming target and model with the warehouse's words
-    assert re.search(rf"error: {target}: rollup_stg_entity_events__by_created_at__(hour|day|week|month): .*ghost_column", err, re.I), err
+    # the first grain to run fails, naming the metric files first, then target and model
+    # with the warehouse's words
+    assert re.search(rf"error: metric active_users \(metrics/events/active_users.yml\), metric downloads \(metrics/events/downloads.yml\): "
+                     rf"{target}: rollup_stg_entity_events__by_created_at__(hour|day|week|month): .*ghost_column", err, re.I), err
     assert "rows of windows that did not finish are unchanged" in err
     pd.testing.assert_frame_equal(_snapshot(wh), before)
 
@@ -84,6 +86,6 @@ def test_postgres_going_away_mid_run_keeps_rows(tmp_path, target, capsys):
     capsys.readouterr()
     assert main(args) == 1
     err = capsys.readouterr().err
-    assert re.search(r"error: postgres: rollup_stg_poisoned__by_created_at__hour: .*(terminat|closed the connection)", err, re.I), err
+    assert re.search(r"error: metric poisoned_events \(metrics/[a-z]+/poisoned_events.yml\): postgres: rollup_stg_poisoned__by_created_at__hour: .*(terminat|closed the connection)", err, re.I), err
     after = wh.frame(f"select * from {rel} order by metric, bucket_start, dimension, dimension_value")
     pd.testing.assert_frame_equal(after, before)

@@ -43,6 +43,28 @@ def failed_nodes(invocation) -> list[tuple[str, str]]:
             for r in results if r.get("status") in ("error", "fail", "runtime error")]
 
 
+def metrics_of(invocation, model: str) -> str:
+    """`metric x (metrics/d/x.yml), ...` for a generated model, from its dbt meta: a user
+    reads which YAML file to fix before which generated model failed."""
+    try:
+        nodes = invocation.manifest.get("nodes", {})
+    except Exception:  # no manifest: nothing to add
+        return ""
+    for node in nodes.values():
+        if node.get("name") != model:
+            continue
+        meta = ((node.get("config") or {}).get("meta") or {}).get("metrics") or {}
+        listed = [m for m in meta.get("metrics") or [] if isinstance(m, dict) and m.get("path")]
+        # an inline ratio side is listed under its ratio's file
+        named = sorted({(m["name"].split("__")[0], m["path"]) for m in listed})
+        return ", ".join(f"metric {name} ({path})" for name, path in named)
+    return ""
+
+
+def _prefix(text: str) -> str:
+    return f"{text}: " if text else ""
+
+
 def run_dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, env: dict[str, str]):
     """One `dbt build` of this step's models, holding the warehouse's writer lock (runs
     over overlapping windows serialize; the pool only covers runs of one Dagster instance)."""
@@ -55,7 +77,8 @@ def run_dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, env: dict
         raise Failure(description=str(err), allow_retries=False) from None
     if not invocation.is_successful():
         nodes = failed_nodes(invocation)
-        detail = "; ".join(f"{target}: {name}: {msg}" for name, msg in nodes) or f"{target}: dbt failed before running a model"
+        detail = "; ".join(f"{_prefix(metrics_of(invocation, name))}{target}: {name}: {msg}" for name, msg in nodes) \
+            or f"{target}: dbt failed before running a model"
         transient = any(marker in detail.lower() for marker in TRANSIENT) or not nodes
         raise Failure(description=detail, allow_retries=transient,
                       metadata={"failed_models": [n for n, _ in nodes]})
