@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.table import print_table  # noqa: E402
 from dagster import DagsterInstance  # noqa: E402
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG  # noqa: E402
+from dagster_project.defs.partitions import PARTITION_RANGE_END_TAG as ASSET_PARTITION_RANGE_END_TAG  # noqa: E402
+from dagster_project.defs.partitions import PARTITION_RANGE_START_TAG as ASSET_PARTITION_RANGE_START_TAG  # noqa: E402
 
 from dagster_project.compiler.writer import compile_project  # noqa: E402
 from dagster_project.demo.generator import TIME_COLUMNS, generate_range  # noqa: E402

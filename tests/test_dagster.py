@@ -56,16 +56,18 @@ def _rows(wh, model):
 
 def test_one_partition_of_each_grain(dagster_project):
     paths, wh, raw, defs, instance = dagster_project
-    for grain, key, bucket in [("hour", "2024-03-05-10:00", "2024-03-05 10:00"), ("day", "2024-03-05", "2024-03-05"),
-                               ("week", "2024-03-04", "2024-03-04"), ("month", "2024-02-01", "2024-02-01")]:
+    # hours are partitioned by day: one partition rewrites the day's 24 hourly buckets
+    hours = set(pd.date_range("2024-03-05 00:00", "2024-03-05 23:00", freq="h"))
+    for grain, key, buckets in [("hour", "2024-03-05", hours), ("day", "2024-03-05", {pd.Timestamp("2024-03-05")}),
+                                ("week", "2024-03-04", {pd.Timestamp("2024-03-04")}), ("month", "2024-02-01", {pd.Timestamp("2024-02-01")})]:
         result = defs.resolve_job_def(f"rollups_{grain}_job").execute_in_process(partition_key=key, instance=instance)
         assert result.success, grain
         rows = _rows(wh, f"rollup_stg_entity_events__by_created_at__{grain}")
-        assert set(rows.bucket_start) == {pd.Timestamp(bucket)}, grain
+        assert set(rows.bucket_start) == buckets, grain
         assert set(rows.run_id) == {result.run_id}
         want = cases.expected(raw, grain)["downloads"]
         got = as_dict(series_table(wh, grain), "downloads")
-        assert_series_equal(got, {k: v for k, v in want.items() if k[0] == pd.Timestamp(bucket)}, f"downloads@{grain}")
+        assert_series_equal(got, {k: v for k, v in want.items() if k[0] in buckets}, f"downloads@{grain}")
 
 
 def test_backfill_is_one_run_with_one_dbt_invocation(dagster_project):
@@ -110,12 +112,15 @@ def test_recompute_of_a_past_day_after_a_late_event(dagster_project):
 def test_schedules_rewrite_the_settle_lookback_in_one_run(dagster_project):
     paths, wh, raw, defs, instance = dagster_project
     schedule = defs.get_schedule_def("rollups_hour_schedule")
-    context = build_schedule_context(instance=instance, scheduled_execution_time=dt.datetime(2024, 3, 5, 10, 5, tzinfo=dt.timezone.utc))
-    requests = list(schedule.evaluate_tick(context).run_requests)
-    assert len(requests) == 1
-    tags = requests[0].tags
-    # lookback 6 (the default) + the hour in progress
-    assert tags[ASSET_PARTITION_RANGE_START_TAG] == "2024-03-05-04:00" and tags[ASSET_PARTITION_RANGE_END_TAG] == "2024-03-05-10:00"
+    # hours are partitioned by day: the hour in progress and the 6 before it (the default
+    # lookback) are in today's partition at 10:05, and reach back into yesterday at 03:05
+    for at, first, last in [(dt.datetime(2024, 3, 5, 10, 5), "2024-03-05", "2024-03-05"),
+                            (dt.datetime(2024, 3, 5, 3, 5), "2024-03-04", "2024-03-05")]:
+        context = build_schedule_context(instance=instance, scheduled_execution_time=at.replace(tzinfo=dt.timezone.utc))
+        requests = list(schedule.evaluate_tick(context).run_requests)
+        assert len(requests) == 1
+        tags = requests[0].tags
+        assert (tags[ASSET_PARTITION_RANGE_START_TAG], tags[ASSET_PARTITION_RANGE_END_TAG]) == (first, last), at
 
 
 def test_grains_depend_on_finer_grains_in_the_asset_graph(dagster_project):
@@ -192,7 +197,7 @@ def test_partition_range_takes_every_bucket_the_window_overlaps():
     now = dt.datetime(2024, 4, 10, 12, tzinfo=dt.timezone.utc)
     parts = {g: partitions_for(g, dt.date(2024, 2, 20)) for g in ("hour", "day", "week", "month")}
     wed, thu = dt.date(2024, 3, 6), dt.date(2024, 3, 7)
-    assert partition_range(parts["hour"], wed, thu, now) == ("2024-03-06-00:00", "2024-03-06-23:00")
+    assert partition_range(parts["hour"], wed, thu, now) == ("2024-03-06", "2024-03-06")  # hours: by day
     assert partition_range(parts["day"], wed, thu, now) == ("2024-03-06", "2024-03-06")
     assert partition_range(parts["week"], wed, thu, now) == ("2024-03-04", "2024-03-04")
     assert partition_range(parts["month"], wed, thu, now) == ("2024-03-01", "2024-03-01")

@@ -27,16 +27,24 @@ def rollup_job(grain: str, assets_def):
     return define_asset_job(f"rollups_{grain}_job", selection=AssetSelection.assets(assets_def))
 
 
-def lookback_keys(partition_keys: list[str], lookback: int) -> list[str]:
-    """The partitions a scheduled run rewrites: the bucket in progress plus `lookback`
-    settled ones before it (late rows land there)."""
-    return partition_keys[-(lookback + 1):] if partition_keys else []
+BUCKET = {"hour": dt.timedelta(hours=1), "day": dt.timedelta(days=1)}
+
+
+def lookback_keys(partitions_def, now: dt.datetime, grain: str, lookback: int) -> list[str]:
+    """The partitions a scheduled run rewrites: those holding the bucket in progress and
+    the `lookback` settled buckets before it (late rows land there). Hours are
+    partitioned by day, so an hourly tick rewrites today (and yesterday while the
+    lookback reaches back into it)."""
+    keys = partitions_def.get_partition_keys(current_time=now)
+    since = now - BUCKET[grain] * lookback
+    since = since.replace(minute=0, second=0, microsecond=0)
+    return [k for k in keys if partitions_def.time_window_for_partition_key(k).end > since]
 
 
 def lookback_schedule(grain: str, job, lookback: int, partitions_def):
     @schedule(job=job, cron_schedule=CRON[grain], execution_timezone="UTC", name=f"rollups_{grain}_schedule")
     def _schedule(context: ScheduleEvaluationContext):
-        keys = lookback_keys(partitions_def.get_partition_keys(current_time=context.scheduled_execution_time), lookback)
+        keys = lookback_keys(partitions_def, context.scheduled_execution_time, grain, lookback)
         if not keys:
             return
         # one run for the whole range (single-run backfill policy): one dbt invocation

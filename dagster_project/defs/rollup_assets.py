@@ -61,6 +61,28 @@ def metrics_of(invocation, model: str) -> str:
     return ""
 
 
+# `metrics run` executes the jobs in this process and listens here for how long dbt
+# itself ran in each step (the rest of a run's wall time is Dagster's bookkeeping)
+_dbt_listeners: list = []
+
+
+def listen_to_dbt(callback) -> None:
+    """callback(seconds) after every dbt build a step ran in this process."""
+    _dbt_listeners.append(callback)
+
+
+def stop_listening(callback) -> None:
+    if callback in _dbt_listeners:
+        _dbt_listeners.remove(callback)
+
+
+def _dbt_seconds(invocation) -> float:
+    try:
+        return float(invocation.get_artifact("run_results.json").get("elapsed_time") or 0.0)
+    except Exception:  # no artifact: dbt stopped before running a node
+        return 0.0
+
+
 def _prefix(text: str) -> str:
     return f"{text}: " if text else ""
 
@@ -73,6 +95,8 @@ def run_dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, env: dict
         with warehouse_lock(target, project_paths(), on_wait=context.log.warning), environ(env):
             invocation = dbt.cli(["build"], context=context, raise_on_error=False)
             yield from invocation.stream()
+        for listener in list(_dbt_listeners):
+            listener(_dbt_seconds(invocation))
     except WarehouseLockTimeout as err:
         raise Failure(description=str(err), allow_retries=False) from None
     if not invocation.is_successful():

@@ -11,6 +11,7 @@ dbt_project/target with any other run of this project."""
 import datetime as dt
 import os
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +23,8 @@ from ..spec.raw import GRAINS
 from ..spec.resolved import MetricsProject
 from ..warehouse.dbt_runner import DbtOutcome, environ, run_dbt
 from ..warehouse.lock import warehouse_lock
-from .partitions import range_tags
+from .partitions import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, range_tags
+from .rollup_assets import listen_to_dbt, stop_listening
 # the CLI prints its own progress; Dagster's console log only for warnings and errors
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -32,6 +34,8 @@ class RunOutcome:
     ok: bool = True
     failures: list[str] = field(default_factory=list)
     run_ids: list[str] = field(default_factory=list)
+    # per job: (label, wall seconds, seconds dbt itself ran)
+    timings: list[tuple[str, float, float]] = field(default_factory=list)
 
 
 def _stderr(message: str) -> None:
@@ -107,7 +111,13 @@ def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt
                          if tags_wanted & set(graph.get(k).tags)]
             if not selection:
                 return True
-        progress(f"      {label} ...")
+        keys = selection if selection is not None else list(job.asset_layer.executable_asset_keys)
+        partitions = _partition_count(job, tags)
+        records = f", recording {len(keys) * partitions:,} partition materializations" if partitions > 1 else ""
+        progress(f"      {label}: {len(keys)} assets x {partitions} partition(s): dbt{records} ...")
+        dbt_seconds: list[float] = []
+        listen_to_dbt(dbt_seconds.append)
+        started = time.perf_counter()
         try:
             result = job.execute_in_process(instance=instance, tags=tags or {}, asset_selection=selection,
                                             raise_on_error=False, run_config=QUIET)
@@ -115,6 +125,11 @@ def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt
             outcome.ok = False
             outcome.failures.append(err.description or str(err))
             return False
+        finally:
+            stop_listening(dbt_seconds.append)
+        wall = time.perf_counter() - started
+        outcome.timings.append((label, wall, sum(dbt_seconds)))
+        progress(f"      {label}: {wall:.1f}s (dbt {sum(dbt_seconds):.1f}s)")
         outcome.run_ids.append(result.run_id)
         if not result.success:
             outcome.ok = False
@@ -148,6 +163,16 @@ def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt
     else:
         execute(CATALOG_JOB, "metric catalog")
     return outcome
+
+
+def _partition_count(job, tags: dict | None) -> int:
+    """How many partitions a ranged run covers (1 for an unpartitioned job)."""
+    pdef = job.partitions_def
+    if pdef is None or not tags or PARTITION_RANGE_START_TAG not in tags:
+        return 1
+    keys = pdef.get_partition_keys()
+    first, last = tags[PARTITION_RANGE_START_TAG], tags[PARTITION_RANGE_END_TAG]
+    return keys.index(last) - keys.index(first) + 1 if first in keys and last in keys else 1
 
 
 def run_drafts(paths: ProjectPaths, target: str, start: dt.date | None, end: dt.date | None) -> DbtOutcome:
