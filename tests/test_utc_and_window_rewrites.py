@@ -299,3 +299,28 @@ def _execute(wh: Warehouse, sql: str) -> None:
             con.execute(sql)
         else:
             con.cursor().execute(sql)
+
+
+def test_a_timestamp_column_that_is_not_a_time_fails_the_build_naming_it(tmp_path, monkeypatch):
+    """No declared data_type, so validation cannot tell: the first build stops at once,
+    naming the metric file and the column, before any rollup row is written."""
+    monkeypatch.setenv("METRICS_DUCKDB_PATH", str(tmp_path / "w.duckdb"))
+    paths = make_project(tmp_path / "p", {"tz/tz_count.yml": METRICS["tz/tz_count.yml"]}, CONFIG)
+    staging = paths.root / "models" / "staging"
+    (staging / "stg_tz_events.sql").write_text("select happened_at, kind, amount from {{ source('raw_tz', 'tz_events') }}\n")
+    (staging / "_tz_events.yml").write_text(
+        "version: 2\nsources:\n  - name: raw_tz\n    schema: raw\n    tables:\n      - name: tz_events\n"
+        "models:\n  - name: stg_tz_events\n    columns:\n      - {name: happened_at}\n      - {name: kind}\n      - {name: amount}\n")
+    wh = Warehouse("duckdb", paths)
+    with wh.connect() as con:
+        con.execute("create schema raw")
+        con.execute("create table raw.tz_events (happened_at varchar, kind varchar, amount double)")
+        con.execute("insert into raw.tz_events values ('2024-03-01 10:00:00', 'a', 1)")
+    result = load_project(paths)
+    assert result.ok, [str(i) for i in result.issues]
+    compile_project(paths, result.project)
+    out = run_dbt(paths, "duckdb", ["build", "--select", "stg_tz_events+"], window=WINDOW, run_id="typed", quiet=True)
+    assert not out.ok
+    assert any("metrics/tz/tz_count.yml: timestamp column `happened_at` of stg_tz_events is character varying" in f
+               and "not a timestamp" in f for f in out.failures), out.failures
+    assert not any(wh.relation_exists(f"rollup_stg_tz_events__by_happened_at__{g}") for g in ("hour", "day", "week", "month"))

@@ -108,13 +108,11 @@ def run_dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, env: dict
                       metadata={"failed_models": [n for n, _ in nodes]})
 
 
-def staging_assets():
-    """Seeds and staging views (unpartitioned)."""
-
+def _unpartitioned(name: str, select: str):
     @dbt_assets(
         manifest=metrics_dbt_project().manifest_path,
-        select="tag:staging",
-        name="staging",
+        select=select,
+        name=name,
         dagster_dbt_translator=MetricsTranslator(),
         retry_policy=WAREHOUSE_RETRY,
         pool=warehouse_pool(),
@@ -123,6 +121,11 @@ def staging_assets():
         yield from run_dbt_build(context, dbt, {"METRICS_RUN_ID": context.run.run_id})
 
     return _assets
+
+
+def staging_assets():
+    """Seeds and staging views (unpartitioned)."""
+    return _unpartitioned("staging", "tag:staging")
 
 
 def rollup_assets(grain: str, partitions_def: TimeWindowPartitionsDefinition, condition: AutomationCondition | None = None):
@@ -153,16 +156,4 @@ def catalog_assets():
     grain (MetricsTranslator), so Dagster builds it after the rollups, and `metrics run`
     builds it last, only when every grain succeeded: a metric whose rollup failed is never
     listed as built."""
-
-    @dbt_assets(
-        manifest=metrics_dbt_project().manifest_path,
-        select=CATALOG_MODEL,
-        name="catalog",
-        dagster_dbt_translator=MetricsTranslator(),
-        retry_policy=WAREHOUSE_RETRY,
-        pool=warehouse_pool(),
-    )
-    def _assets(context: AssetExecutionContext, dbt: DbtCliResource):
-        yield from run_dbt_build(context, dbt, {"METRICS_RUN_ID": context.run.run_id})
-
-    return _assets
+    return _unpartitioned("catalog", CATALOG_MODEL)
