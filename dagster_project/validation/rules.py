@@ -104,6 +104,18 @@ def _measure_shape(f: SpecFile, prefix: Loc, m: MetricSpec | InlineMeasure) -> l
     return out
 
 
+def measures(spec: MetricSpec):
+    """(where, measure) for every aggregation a metric file writes out: a simple metric
+    itself, and each inline side of a ratio."""
+    if spec.kind == "simple" and spec.source:
+        yield (), spec
+    if spec.kind == "ratio":
+        for side in ("numerator", "denominator"):
+            m = getattr(spec, side)
+            if isinstance(m, InlineMeasure):
+                yield (side,), m
+
+
 class SourceColumns(Rule):
     """Sources exist; timestamp, dimensions, filter and expression use their columns."""
 
@@ -112,15 +124,10 @@ class SourceColumns(Rule):
     def check(self, ctx):
         out = []
         for f in ctx.files:
-            s = f.spec
-            if s.kind == "simple" and s.source:
-                out += self._measure(ctx, f, (), s, s.dimensions or [])
-            if s.kind == "ratio":
-                for side in ("numerator", "denominator"):
-                    m = getattr(s, side)
-                    if isinstance(m, InlineMeasure):
-                        out += _measure_shape(f, (side,), m)
-                        out += self._measure(ctx, f, (side,), m, [])
+            for prefix, m in measures(f.spec):
+                if prefix:  # an inline ratio side: its shape is checked here
+                    out += _measure_shape(f, prefix, m)
+                out += self._measure(ctx, f, prefix, m, (f.spec.dimensions or []) if not prefix else [])
         return out
 
     def _measure(self, ctx, f, prefix, m, dimensions):
@@ -187,14 +194,8 @@ class ColumnTypes(Rule):
     def check(self, ctx):
         out = []
         for f in ctx.files:
-            s = f.spec
-            if s.kind == "simple" and s.source:
-                out += self._measure(ctx, f, (), s)
-            if s.kind == "ratio":
-                for side in ("numerator", "denominator"):
-                    m = getattr(s, side)
-                    if isinstance(m, InlineMeasure):
-                        out += self._measure(ctx, f, (side,), m)
+            for prefix, m in measures(f.spec):
+                out += self._measure(ctx, f, prefix, m)
         return out
 
     def _measure(self, ctx, f, prefix, m):
