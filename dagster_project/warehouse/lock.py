@@ -83,24 +83,34 @@ def _describe(target: str, paths: ProjectPaths) -> tuple[tuple, str]:
     raise WarehouseError(f"unknown target `{target}`")
 
 
+def _poll(try_once: Callable[[], bool], target: str, label: str, on_wait: Callable[[str], None],
+          deadline: float, timeout: float) -> None:
+    """Call `try_once` until it takes the lock: say once that we wait, give up at the deadline."""
+    told = False
+    while not try_once():
+        if not told:
+            on_wait(f"waiting for another run to release {label}")
+            told = True
+        if time.monotonic() >= deadline:
+            raise _timeout(target, label, timeout)
+        time.sleep(POLL_SECONDS)
+
+
 def _acquire_file(lock_path: str, label: str, on_wait: Callable[[str], None], deadline: float,
                   timeout: float, target: str) -> Callable[[], None]:
     import fcntl
     Path(lock_path).parent.mkdir(parents=True, exist_ok=True)
     handle = open(lock_path, "a+")
-    told = False
+
+    def try_once() -> bool:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+
     try:
-        while True:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if not told:
-                    on_wait(f"waiting for another run to release {label}")
-                    told = True
-                if time.monotonic() >= deadline:
-                    raise _timeout(target, label, timeout) from None
-                time.sleep(POLL_SECONDS)
+        _poll(try_once, target, label, on_wait, deadline, timeout)
     except BaseException:
         handle.close()
         raise
@@ -124,19 +134,14 @@ def _acquire_postgres(schema: str, label: str, on_wait: Callable[[str], None], d
         raise WarehouseError(f"postgres: cannot connect to {s['host']}:{s['port']}/{s['dbname']}: {str(err).strip()}") from None
     con.autocommit = True
     key = _pg_key(s["dbname"], schema)
-    told = False
+    cur = con.cursor()
+
+    def try_once() -> bool:
+        cur.execute("select pg_try_advisory_lock(%s)", [key])
+        return bool(cur.fetchone()[0])
+
     try:
-        cur = con.cursor()
-        while True:
-            cur.execute("select pg_try_advisory_lock(%s)", [key])
-            if cur.fetchone()[0]:
-                break
-            if not told:
-                on_wait(f"waiting for another run to release {label}")
-                told = True
-            if time.monotonic() >= deadline:
-                raise _timeout("postgres", label, timeout)
-            time.sleep(POLL_SECONDS)
+        _poll(try_once, "postgres", label, on_wait, deadline, timeout)
     except BaseException:
         con.close()
         raise
