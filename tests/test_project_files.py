@@ -68,3 +68,17 @@ def test_one_thousand_metrics_compile_to_one_rollup_per_source_and_grain(tmp_pat
     assert result.ok, result.issues[:3]
     files = render_files(result.project)
     assert len(files) == 4 * 2 + 4 + 2  # a rollup per source and grain, a series view per grain, catalog, properties
+
+
+def test_a_changed_macro_changes_every_rollup_model(tmp_path, capsys):
+    """Dagster's code version of a rollup is its model file's checksum, and the rollup SQL
+    is written by macros: a macro edit must change the model so built partitions go stale."""
+    metric = "name: d\nsource: stg_entity_events\ntimestamp: created_at\naggregation: count\n"
+    paths = make_project(tmp_path, {"x/d.yml": metric})
+    assert main(["--project-dir", str(paths.root), "compile"]) == 0
+    macro = paths.root / "macros" / "metrics_aggregate.sql"
+    macro.write_text(macro.read_text() + "\n{# a change #}\n")
+    assert main(["--project-dir", str(paths.root), "compile", "--check"]) == 1
+    assert "stale: models/metrics/rollups/rollup_stg_entity_events__by_created_at__day.sql" in capsys.readouterr().err
+    assert main(["--project-dir", str(paths.root), "compile"]) == 0
+    assert main(["--project-dir", str(paths.root), "compile", "--check"]) == 0

@@ -1,8 +1,17 @@
-"""The `aggregated` CTE of a rollup: one row per bucket and slice with every metric's
-aggregates, in one of two forms (see aggregated_ctes)."""
+"""The aggregates of a rollup: the columns of its `aggregated` CTE (one row per bucket and
+slice with every metric's aggregates), as data for macros/metrics_rollup_aggregated.sql,
+which writes that CTE in one of two forms:
+
+Direct: one GROUP BY over the raw rows, each filter inline in FILTER (WHERE ...) / -If
+(measured 18% faster on DuckDB than projecting it as a boolean column first).
+Keyed, when every filter reads only categorical columns (`keys`): the raw rows are
+grouped by those columns too with unfiltered partial aggregates, and the filters are
+applied to those few partial rows. Each row then costs one update of a handful of
+aggregates instead of one per metric and filter (bench/bench_rollups.py). Both forms are
+written; the engine picks one (macros/metrics_keyed_rollup.sql)."""
 from __future__ import annotations
 
-from .sql_text import jinja_str
+from typing import Callable
 
 # Aggregates that can be computed from partial aggregates: the partial kind and how the
 # partials are combined (a count is the sum of partial counts).
@@ -18,60 +27,51 @@ def keyable(metric, categorical: frozenset[str]) -> bool:
     return meas.aggregation in ("count", "sum", "avg", "min", "max", "count_distinct") and columns <= categorical
 
 
-def aggregate_sql(kind: str, value: str, flag: str, extra: tuple = ()) -> str:
-    args = [jinja_str(kind), jinja_str(value), flag or '""'] + [f"{k}={v}" for k, v in extra]
-    return "{{ metrics_aggregate(" + ", ".join(args) + ") }}"
+class Aggregates:
+    """Every aggregate one rollup computes, each once: metrics that share a measured
+    column, an aggregation and a filter share one output column, named (by `name`)
+    after the first metric that needs it.
 
+    An aggregate is {"column", "kind", "value": measured column ('' for count(*)),
+    "filter": a Jinja expression for the rows it reads ('' for all)} plus
+    "percentile" / "order_by" where its kind needs them. Distinct counts are kept apart
+    ({"column", "key", "value", "filter"}): on DuckDB they come from a long-form GROUP BY
+    in which `key` tells the distinct metrics apart (macros/metrics_distinct_long_form.sql)."""
 
-def aggregated_ctes(aggs: dict[tuple, str], group_cols: list[str], distinct_cols: str, sets: str,
-                     dims: list[str], keys: list[str], has_distinct: bool) -> str:
-    """The `aggregated` CTE: one row per bucket and slice with every aggregate.
+    def __init__(self, name: Callable[[str, str], str]):
+        self._name = name
+        self._by_key: dict[tuple, dict] = {}
+        self.distinct: list[dict] = []
 
-    Direct: one GROUP BY over the raw rows, each filter inline in FILTER (WHERE ...) /
-    -If (measured 18% faster on DuckDB than projecting it as a boolean column first).
-    Keyed, when every filter reads only categorical columns (`keys`): the raw rows are
-    grouped by those columns too with unfiltered partial aggregates, and the filters
-    are applied to those few partial rows. Each row then costs one update of a handful
-    of aggregates instead of one per metric and filter (bench/bench_rollups.py). Both
-    forms are written; the engine picks one (macros/metrics_keyed_rollup.sql)."""
-    sep = ",\n        "
-    direct = f"""aggregated as (
-    -- every metric at once: the total and each dimension alone, from raw rows
-    select
-        {sep.join(group_cols + [f"{aggregate_sql(*key[:3], key[3])} as {alias}" for key, alias in aggs.items()])}{distinct_cols}
-    from source_rows
-    group by grouping sets ({sets})
-),"""
-    if not keys:
-        return direct
-    partials: dict[tuple[str, str], str] = {}
-    combined = []
-    for (kind, value, flag, _), alias in aggs.items():
-        # a partial is named after the first aggregate combined from it
-        part = partials.setdefault((kind, value), f"{alias}__partial")
-        sql = aggregate_sql(_COMBINE[kind], part, flag)
-        combined.append(f"{'coalesce(' + sql + ', 0)' if kind == 'count' else sql} as {alias}")
-    key_list = ", ".join(keys)
-    keyed_sets = ", ".join(["(bucket_start, " + key_list + ")"] + [f"(bucket_start, {d}, {key_list})" for d in dims])
-    grouping_cols = [c for c in group_cols if c != "bucket_start" and c not in dims]
-    slice_cols = ["bucket_start"] + [f"g_{d}" for d in dims] + dims
-    keyed = f"""partials as (
-    -- partial aggregates per bucket, slice and value of the filtered columns: the
-    -- metrics' filters are applied to these few rows, not to every raw row
-    select
-        {sep.join(["bucket_start"] + grouping_cols + dims + keys + [f"{aggregate_sql(kind, value, '')} as {p}" for (kind, value), p in partials.items()])}
-    from source_rows
-    group by grouping sets ({keyed_sets})
-),
+    def add(self, metric: str, kind: str, value: str, flag: str, **extra) -> str:
+        key = (kind, value, flag, tuple(extra.items()))
+        if key not in self._by_key:
+            self._by_key[key] = {"column": self._name(metric, kind), "kind": kind, "value": value, "filter": flag, **extra}
+        return self._by_key[key]["column"]
 
-aggregated as (
-    select
-        {sep.join(slice_cols + combined)}
-    from partials
-    group by {", ".join(slice_cols)}
-),"""
-    # which form is faster depends on the engine (macros/metrics_keyed_rollup.sql); the
-    # keyed form has no raw rows left for count(DISTINCT), so with distinct counts it is
-    # used only where those are computed apart (long form)
-    condition = "metrics_keyed_rollup()" + (" and metrics_distinct_long_form()" if has_distinct else "")
-    return f"{{% if {condition} %}}\n{keyed}\n{{% else %}}\n{direct}\n{{% endif %}}"
+    def add_distinct(self, metric: str, value: str, flag: str) -> dict:
+        for d in self.distinct:
+            if d["value"] == value and d["filter"] == flag:
+                return d
+        d = {"column": self._name(metric, "distinct"), "key": len(self.distinct) + 1, "value": value, "filter": flag}
+        self.distinct.append(d)
+        return d
+
+    def data(self, keys: list[str]) -> dict:
+        """The `aggregated` part of a rollup's data. With `keys` (the keyed form is
+        possible), each aggregate also names the partial it is combined from and how
+        ("combine"; "empty": its value when no partial row matched), and "partials"
+        lists the unfiltered partial aggregates, one per (kind, measured column)."""
+        aggregates = [dict(a) for a in self._by_key.values()]
+        out: dict = {"key_columns": keys, "aggregates": aggregates, "distinct": self.distinct}
+        if keys:
+            partials: dict[tuple[str, str], dict] = {}
+            for a in aggregates:
+                # a partial is named after the first aggregate combined from it
+                p = partials.setdefault((a["kind"], a["value"]),
+                                        {"column": f"{a['column']}__partial", "kind": a["kind"], "value": a["value"]})
+                a.update(partial=p["column"], combine=_COMBINE[a["kind"]])
+                if a["kind"] == "count":
+                    a["empty"] = "0"
+            out["partials"] = list(partials.values())
+        return out

@@ -6,18 +6,8 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass
 
-from ..spec.raw import GRAINS
+from ..grains import GRAINS, floor_to_grain  # noqa: F401 (floor_to_grain re-exported)
 from ..spec.resolved import Metric, MetricsProject
-
-
-def floor_to_grain(day: dt.date, grain: str) -> dt.datetime:
-    """The start of the bucket of `grain` that contains midnight of `day` (UTC)."""
-    ts = dt.datetime(day.year, day.month, day.day)
-    if grain == "week":
-        return ts - dt.timedelta(days=ts.weekday())
-    if grain == "month":
-        return ts.replace(day=1)
-    return ts
 
 
 # Postgres truncates identifiers at 63 bytes; a longer name is shortened with a hash

@@ -2,6 +2,8 @@
 Output is deterministic: the same YAML always gives byte-identical files."""
 from __future__ import annotations
 
+import hashlib
+
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,16 +41,27 @@ def render_catalog(project: MetricsProject) -> str:
     return header([m.path for m in project.public()]) + "{{ config(materialized='view', tags=['metrics', 'metrics_active']) }}\n\n" + body + "\n"
 
 
-def render_files(project: MetricsProject) -> dict[str, str]:
+def macros_digest(macros_dir: Path) -> str:
+    """A digest of every macro file: a rollup's SQL is written by macros, and Dagster's code
+    version of a rollup is its model file's checksum, so the digest goes into the model and
+    a changed macro marks the built partitions stale."""
+    digest = hashlib.sha1()
+    for path in sorted(macros_dir.glob("*.sql")) if macros_dir.is_dir() else []:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def render_files(project: MetricsProject, macros_dir: Path | None = None) -> dict[str, str]:
     """Relative path under models/metrics/ -> file content."""
     plan: CompilePlan = build_plan(project)
+    macros = macros_digest(macros_dir) if macros_dir is not None else None
     files: dict[str, str] = {}
     props: list[dict] = []
     for r in plan.rollups:
         names = [m.name for m in r.metrics if m.public] + [m.name.split("__")[0] for m in r.metrics if not m.public]
         tags = _tags(r.lifecycle, r.grain, sorted(set(names)))
         finer = plan.finer(r)
-        files[f"rollups/{r.name}.sql"] = render_rollup(r, tags, depends_on=finer.name if finer else None)
+        files[f"rollups/{r.name}.sql"] = render_rollup(r, tags, depends_on=finer.name if finer else None, macros=macros)
         props.append({
             "name": r.name,
             "description": f"{r.grain.capitalize()} rollup of {r.source}: " + ", ".join(m.name for m in r.metrics) + ".",
@@ -97,7 +110,7 @@ def _existing(out: Path) -> dict[str, str]:
 
 def compile_project(paths: ProjectPaths, project: MetricsProject, check: bool = False) -> CompileResult:
     """Write (or, with check, only compare) the generated models. Stale files are removed."""
-    wanted = render_files(project)
+    wanted = render_files(project, paths.root / "macros")
     out = paths.generated_dir
     have = _existing(out)
     written = sorted(k for k, v in wanted.items() if have.get(k) != v)

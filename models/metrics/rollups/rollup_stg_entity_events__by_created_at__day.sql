@@ -13,204 +13,100 @@
   )
 }}
 -- depends_on: {{ ref("rollup_stg_entity_events__by_created_at__hour") }}
+-- macros/ digest c4c96ae29a7a: a changed macro changes this file, so Dagster marks its partitions stale
 
 {%- set w = metrics_window("day", "2026-09-01 00:00:00") %}
 {%- do metrics_check_timestamp(ref("stg_entity_events"), "created_at", ["metrics/engagement/active_users.yml", "metrics/engagement/reactions_net.yml", "metrics/growth/downloads_per_active_user.yml", "metrics/growth/model_downloads.yml"]) %}
+{#- what this model computes; macros/metrics_rollup.sql writes the SQL -#}
+{%- set rollup = {
+    "source": ref("stg_entity_events"),
+    "timestamp": "created_at",
+    "grain": "day",
+    "event_at": false,
+    "dimensions": [
+        {"column": "dim_entity_type", "sql": "entity_type"},
+        {"column": "dim_entity_category", "sql": "entity_category"}
+    ],
+    "measured": [
+        {"column": "active_users__measured", "sql": "user_id"},
+        {"column": "reactions_net__measured", "sql": "metric_value"}
+    ],
+    "filter_columns": ["metric_type"],
+    "key_columns": ["metric_type"],
+    "aggregates": [
+        {"column": "model_downloads__count", "kind": "count", "value": "", "filter": "(metric_type = 'Download')", "partial": "model_downloads__count__partial", "combine": "sum", "empty": "0"},
+        {"column": "reactions_net__sum", "kind": "sum", "value": "reactions_net__measured", "filter": "(metric_type IN ('ReactionLike', 'ReactionHeart'))", "partial": "reactions_net__sum__partial", "combine": "sum"}
+    ],
+    "distinct": [{"column": "active_users__distinct", "key": 1, "value": "active_users__measured", "filter": ""}],
+    "partials": [
+        {"column": "model_downloads__count__partial", "kind": "count", "value": ""},
+        {"column": "reactions_net__sum__partial", "kind": "sum", "value": "reactions_net__measured"}
+    ],
+    "metrics": [
+        {
+            "metric": "'active_users'",
+            "first_bucket": "2026-09-01 00:00:00",
+            "empty_value": "0",
+            "empty_count": "NULL",
+            "empty_sum": "NULL",
+            "value": "active_users__distinct",
+            "count": "NULL",
+            "sum": "NULL",
+            "present": "active_users__distinct > 0",
+            "distinct_key": 1,
+            "slices": [
+                {"slot": 1, "dimension": "''", "column": none, "rows": "g_dim_entity_type = 1 AND g_dim_entity_category = 1"},
+                {"slot": 2, "dimension": "'entity_type'", "column": "dim_entity_type", "rows": "g_dim_entity_type = 0 AND g_dim_entity_category = 1"},
+                {"slot": 3, "dimension": "'entity_category'", "column": "dim_entity_category", "rows": "g_dim_entity_type = 1 AND g_dim_entity_category = 0"}
+            ]
+        },
+        {
+            "metric": "'downloads_per_active_user__denominator'",
+            "first_bucket": "2026-09-01 00:00:00",
+            "empty_value": "0",
+            "empty_count": "NULL",
+            "empty_sum": "NULL",
+            "value": "active_users__distinct",
+            "count": "NULL",
+            "sum": "NULL",
+            "present": "active_users__distinct > 0",
+            "distinct_key": 1,
+            "slices": [
+                {"slot": 4, "dimension": "''", "column": none, "rows": "g_dim_entity_type = 1 AND g_dim_entity_category = 1"},
+                {"slot": 5, "dimension": "'entity_type'", "column": "dim_entity_type", "rows": "g_dim_entity_type = 0 AND g_dim_entity_category = 1"}
+            ]
+        },
+        {
+            "metric": "'model_downloads'",
+            "first_bucket": "2026-09-01 00:00:00",
+            "empty_value": "0",
+            "empty_count": "0",
+            "empty_sum": "NULL",
+            "value": "model_downloads__count",
+            "count": "model_downloads__count",
+            "sum": "NULL",
+            "present": "model_downloads__count > 0",
+            "slices": [
+                {"slot": 6, "dimension": "''", "column": none, "rows": "g_dim_entity_type = 1 AND g_dim_entity_category = 1"},
+                {"slot": 7, "dimension": "'entity_type'", "column": "dim_entity_type", "rows": "g_dim_entity_type = 0 AND g_dim_entity_category = 1"}
+            ]
+        },
+        {
+            "metric": "'reactions_net'",
+            "first_bucket": "2026-09-01 00:00:00",
+            "empty_value": "0",
+            "empty_count": "NULL",
+            "empty_sum": "0",
+            "value": "COALESCE(reactions_net__sum, 0)",
+            "count": "NULL",
+            "sum": "COALESCE(reactions_net__sum, 0)",
+            "present": "NOT reactions_net__sum IS NULL",
+            "slices": [
+                {"slot": 8, "dimension": "''", "column": none, "rows": "g_dim_entity_type = 1 AND g_dim_entity_category = 1"},
+                {"slot": 9, "dimension": "'entity_category'", "column": "dim_entity_category", "rows": "g_dim_entity_type = 1 AND g_dim_entity_category = 0"}
+            ]
+        }
+    ]
+} %}
 
-with source_rows as (
-    -- one scan of the source: the rows of the window's buckets
-    select
-        {{ metrics_time_bucket("created_at", "day") }} as bucket_start,
-        entity_type as dim_entity_type,
-        entity_category as dim_entity_category,
-        user_id as active_users__measured,
-        metric_value as reactions_net__measured,
-        metric_type
-    from {{ ref("stg_entity_events") }}
-    where created_at >= {{ metrics_timestamp(w.start) }}
-      and created_at < {{ metrics_timestamp(w.end) }}
-),
-
-{% if metrics_keyed_rollup() and metrics_distinct_long_form() %}
-partials as (
-    -- partial aggregates per bucket, slice and value of the filtered columns: the
-    -- metrics' filters are applied to these few rows, not to every raw row
-    select
-        bucket_start,
-        {{ metrics_grouping("dim_entity_type") }} as g_dim_entity_type,
-        {{ metrics_grouping("dim_entity_category") }} as g_dim_entity_category,
-        dim_entity_type,
-        dim_entity_category,
-        metric_type,
-        {{ metrics_aggregate("count", "", "") }} as model_downloads__count__partial,
-        {{ metrics_aggregate("sum", "reactions_net__measured", "") }} as reactions_net__sum__partial
-    from source_rows
-    group by grouping sets ((bucket_start, metric_type), (bucket_start, dim_entity_type, metric_type), (bucket_start, dim_entity_category, metric_type))
-),
-
-aggregated as (
-    select
-        bucket_start,
-        g_dim_entity_type,
-        g_dim_entity_category,
-        dim_entity_type,
-        dim_entity_category,
-        coalesce({{ metrics_aggregate("sum", "model_downloads__count__partial", "(metric_type = 'Download')") }}, 0) as model_downloads__count,
-        {{ metrics_aggregate("sum", "reactions_net__sum__partial", "(metric_type IN ('ReactionLike', 'ReactionHeart'))") }} as reactions_net__sum
-    from partials
-    group by bucket_start, g_dim_entity_type, g_dim_entity_category, dim_entity_type, dim_entity_category
-),
-{% else %}
-aggregated as (
-    -- every metric at once: the total and each dimension alone, from raw rows
-    select
-        bucket_start,
-        {{ metrics_grouping("dim_entity_type") }} as g_dim_entity_type,
-        {{ metrics_grouping("dim_entity_category") }} as g_dim_entity_category,
-        dim_entity_type,
-        dim_entity_category,
-        {{ metrics_aggregate("count", "", "(metric_type = 'Download')") }} as model_downloads__count,
-        {{ metrics_aggregate("sum", "reactions_net__measured", "(metric_type IN ('ReactionLike', 'ReactionHeart'))") }} as reactions_net__sum{%- if not metrics_distinct_long_form() %},
-        {{ metrics_aggregate("count_distinct", "active_users__measured", "") }} as active_users__distinct{% endif %}
-    from source_rows
-    group by grouping sets ((bucket_start), (bucket_start, dim_entity_type), (bucket_start, dim_entity_category))
-),
-{% endif %}
-
-{% if metrics_distinct_long_form() %}
-distinct_long as (
-    -- exact distinct counts: one long-form GROUP BY for every distinct metric (key k)
-    select
-        bucket_start,
-        {{ metrics_grouping("dim_entity_type") }} as g_dim_entity_type,
-        {{ metrics_grouping("dim_entity_category") }} as g_dim_entity_category,
-        dim_entity_type, dim_entity_category, k,
-        count(distinct v) as n
-    from (
-        select bucket_start, dim_entity_type, dim_entity_category, active_users__measured as v, 1 as k from source_rows
-    ) as keyed
-    group by grouping sets ((bucket_start, k), (bucket_start, dim_entity_type, k), (bucket_start, dim_entity_category, k))
-),
-{% endif %}
-
-slots as (
-    select 1 as slot, 'active_users' as metric, '' as dimension
-    union all
-    select 2 as slot, 'active_users' as metric, 'entity_type' as dimension
-    union all
-    select 3 as slot, 'active_users' as metric, 'entity_category' as dimension
-    union all
-    select 4 as slot, 'downloads_per_active_user__denominator' as metric, '' as dimension
-    union all
-    select 5 as slot, 'downloads_per_active_user__denominator' as metric, 'entity_type' as dimension
-    union all
-    select 6 as slot, 'model_downloads' as metric, '' as dimension
-    union all
-    select 7 as slot, 'model_downloads' as metric, 'entity_type' as dimension
-    union all
-    select 8 as slot, 'reactions_net' as metric, '' as dimension
-    union all
-    select 9 as slot, 'reactions_net' as metric, 'entity_category' as dimension
-),
-
-observed as (
-    select s.metric as metric, a.bucket_start as bucket_start, s.dimension as dimension,
-        case s.slot{% if not metrics_distinct_long_form() %} when 1 then ''{% endif %}{% if not metrics_distinct_long_form() %} when 2 then {{ metrics_slice_value("dim_entity_type") }}{% endif %}{% if not metrics_distinct_long_form() %} when 3 then {{ metrics_slice_value("dim_entity_category") }}{% endif %}{% if not metrics_distinct_long_form() %} when 4 then ''{% endif %}{% if not metrics_distinct_long_form() %} when 5 then {{ metrics_slice_value("dim_entity_type") }}{% endif %} when 6 then '' when 7 then {{ metrics_slice_value("dim_entity_type") }} when 8 then '' when 9 then {{ metrics_slice_value("dim_entity_category") }} end as dimension_value,
-        case s.slot{% if not metrics_distinct_long_form() %} when 1 then cast(active_users__distinct as {{ metrics_type('double') }}){% endif %}{% if not metrics_distinct_long_form() %} when 2 then cast(active_users__distinct as {{ metrics_type('double') }}){% endif %}{% if not metrics_distinct_long_form() %} when 3 then cast(active_users__distinct as {{ metrics_type('double') }}){% endif %}{% if not metrics_distinct_long_form() %} when 4 then cast(active_users__distinct as {{ metrics_type('double') }}){% endif %}{% if not metrics_distinct_long_form() %} when 5 then cast(active_users__distinct as {{ metrics_type('double') }}){% endif %} when 6 then cast(model_downloads__count as {{ metrics_type('double') }}) when 7 then cast(model_downloads__count as {{ metrics_type('double') }}) when 8 then cast(coalesce(reactions_net__sum, 0) as {{ metrics_type('double') }}) when 9 then cast(coalesce(reactions_net__sum, 0) as {{ metrics_type('double') }}) end as value,
-        case s.slot{% if not metrics_distinct_long_form() %} when 1 then cast(null as {{ metrics_type('bigint') }}){% endif %}{% if not metrics_distinct_long_form() %} when 2 then cast(null as {{ metrics_type('bigint') }}){% endif %}{% if not metrics_distinct_long_form() %} when 3 then cast(null as {{ metrics_type('bigint') }}){% endif %}{% if not metrics_distinct_long_form() %} when 4 then cast(null as {{ metrics_type('bigint') }}){% endif %}{% if not metrics_distinct_long_form() %} when 5 then cast(null as {{ metrics_type('bigint') }}){% endif %} when 6 then cast(model_downloads__count as {{ metrics_type('bigint') }}) when 7 then cast(model_downloads__count as {{ metrics_type('bigint') }}) when 8 then cast(null as {{ metrics_type('bigint') }}) when 9 then cast(null as {{ metrics_type('bigint') }}) end as count_,
-        case s.slot{% if not metrics_distinct_long_form() %} when 1 then cast(null as {{ metrics_type('double') }}){% endif %}{% if not metrics_distinct_long_form() %} when 2 then cast(null as {{ metrics_type('double') }}){% endif %}{% if not metrics_distinct_long_form() %} when 3 then cast(null as {{ metrics_type('double') }}){% endif %}{% if not metrics_distinct_long_form() %} when 4 then cast(null as {{ metrics_type('double') }}){% endif %}{% if not metrics_distinct_long_form() %} when 5 then cast(null as {{ metrics_type('double') }}){% endif %} when 6 then cast(null as {{ metrics_type('double') }}) when 7 then cast(null as {{ metrics_type('double') }}) when 8 then cast(coalesce(reactions_net__sum, 0) as {{ metrics_type('double') }}) when 9 then cast(coalesce(reactions_net__sum, 0) as {{ metrics_type('double') }}) end as sum_
-    from aggregated as a
-    cross join slots as s
-    where 1 = 0
-        {% if not metrics_distinct_long_form() %}or (s.slot = 1 and g_dim_entity_type = 1 and g_dim_entity_category = 1 and active_users__distinct > 0){% endif %}
-        {% if not metrics_distinct_long_form() %}or (s.slot = 2 and g_dim_entity_type = 0 and g_dim_entity_category = 1 and active_users__distinct > 0){% endif %}
-        {% if not metrics_distinct_long_form() %}or (s.slot = 3 and g_dim_entity_type = 1 and g_dim_entity_category = 0 and active_users__distinct > 0){% endif %}
-        {% if not metrics_distinct_long_form() %}or (s.slot = 4 and g_dim_entity_type = 1 and g_dim_entity_category = 1 and active_users__distinct > 0){% endif %}
-        {% if not metrics_distinct_long_form() %}or (s.slot = 5 and g_dim_entity_type = 0 and g_dim_entity_category = 1 and active_users__distinct > 0){% endif %}
-        or (s.slot = 6 and g_dim_entity_type = 1 and g_dim_entity_category = 1 and model_downloads__count > 0)
-        or (s.slot = 7 and g_dim_entity_type = 0 and g_dim_entity_category = 1 and model_downloads__count > 0)
-        or (s.slot = 8 and g_dim_entity_type = 1 and g_dim_entity_category = 1 and reactions_net__sum is not null)
-        or (s.slot = 9 and g_dim_entity_type = 1 and g_dim_entity_category = 0 and reactions_net__sum is not null)
-{% if metrics_distinct_long_form() %}
-    union all
-    select s.metric as metric, l.bucket_start as bucket_start, s.dimension as dimension,
-        case s.slot when 1 then '' when 2 then {{ metrics_slice_value("l.dim_entity_type") }} when 3 then {{ metrics_slice_value("l.dim_entity_category") }} when 4 then '' when 5 then {{ metrics_slice_value("l.dim_entity_type") }} end as dimension_value,
-        cast(l.n as {{ metrics_type('double') }}) as value,
-        cast(null as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
-    from distinct_long as l
-    cross join slots as s
-    where l.n > 0 and (
-        (s.slot = 1 and l.k = 1 and l.g_dim_entity_type = 1 and l.g_dim_entity_category = 1)
-        or (s.slot = 2 and l.k = 1 and l.g_dim_entity_type = 0 and l.g_dim_entity_category = 1)
-        or (s.slot = 3 and l.k = 1 and l.g_dim_entity_type = 1 and l.g_dim_entity_category = 0)
-        or (s.slot = 4 and l.k = 1 and l.g_dim_entity_type = 1 and l.g_dim_entity_category = 1)
-        or (s.slot = 5 and l.k = 1 and l.g_dim_entity_type = 0 and l.g_dim_entity_category = 1))
-{% endif %}
-),
-
-metric_list as (
-    select 'active_users' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
-        cast(0 as {{ metrics_type('double') }}) as empty_value,
-        cast(null as {{ metrics_type('double') }}) as empty_sum,
-        cast(null as {{ metrics_type('bigint') }}) as empty_count,
-        '' as dimension
-    union all
-    select 'downloads_per_active_user__denominator' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
-        cast(0 as {{ metrics_type('double') }}) as empty_value,
-        cast(null as {{ metrics_type('double') }}) as empty_sum,
-        cast(null as {{ metrics_type('bigint') }}) as empty_count,
-        '' as dimension
-    union all
-    select 'model_downloads' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
-        cast(0 as {{ metrics_type('double') }}) as empty_value,
-        cast(null as {{ metrics_type('double') }}) as empty_sum,
-        cast(0 as {{ metrics_type('bigint') }}) as empty_count,
-        '' as dimension
-    union all
-    select 'reactions_net' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
-        cast(0 as {{ metrics_type('double') }}) as empty_value,
-        cast(0 as {{ metrics_type('double') }}) as empty_sum,
-        cast(null as {{ metrics_type('bigint') }}) as empty_count,
-        '' as dimension
-),
-
-spine as (
-    {{ metrics_bucket_spine(w.start, w.end, "day") }}
-),
-
-expected_totals as (
-    -- the total has a row for every bucket from the metric's start: empty is 0 or a gap
-    select l.metric as metric, s.bucket_start as bucket_start, l.dimension as dimension,
-        l.empty_value as empty_value, l.empty_count as empty_count, l.empty_sum as empty_sum
-    from spine as s
-    cross join metric_list as l
-    where s.bucket_start >= l.first_bucket
-),
-
-rows_out as (
-    -- observed rows pass through; a total bucket with no rows gets the empty value
-    select
-        coalesce(o.metric, t.metric) as metric,
-        coalesce(o.bucket_start, t.bucket_start) as bucket_start,
-        coalesce(o.dimension, t.dimension) as dimension,
-        coalesce(o.dimension_value, '') as dimension_value,
-        case when o.metric is null then t.empty_value else o.value end as value,
-        case when o.metric is null then t.empty_count else o.count_ end as count_,
-        case when o.metric is null then t.empty_sum else o.sum_ end as sum_
-    from observed as o
-    full outer join expected_totals as t
-        on o.metric = t.metric and o.bucket_start = t.bucket_start and o.dimension = t.dimension
-)
-
-select
-    cast(metric as {{ metrics_type('string') }}) as metric,
-    cast(bucket_start as {{ metrics_type('timestamp') }}) as bucket_start,
-    cast(dimension as {{ metrics_type('string') }}) as dimension,
-    cast(dimension_value as {{ metrics_type('string') }}) as dimension_value,
-    cast(value as {{ metrics_type('double') }}) as value,
-    cast(count_ as {{ metrics_type('bigint') }}) as count,
-    cast(sum_ as {{ metrics_type('double') }}) as sum,
-    {{ metrics_run_id() }} as run_id,
-    {{ metrics_now() }} as computed_at
-from rows_out
-{{ metrics_query_settings() }}
+{{ metrics_rollup(rollup, w) }}

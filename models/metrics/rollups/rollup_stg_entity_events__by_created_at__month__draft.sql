@@ -10,114 +10,39 @@
   )
 }}
 -- depends_on: {{ ref("rollup_stg_entity_events__by_created_at__day__draft") }}
+-- macros/ digest c4c96ae29a7a: a changed macro changes this file, so Dagster marks its partitions stale
 
 {%- set w = metrics_window("month", "2026-09-01 00:00:00") %}
 {%- do metrics_check_timestamp(ref("stg_entity_events"), "created_at", ["metrics/growth/dataset_likes.yml"]) %}
+{#- what this model computes; macros/metrics_rollup.sql writes the SQL -#}
+{%- set rollup = {
+    "source": ref("stg_entity_events"),
+    "timestamp": "created_at",
+    "grain": "month",
+    "event_at": false,
+    "dimensions": [],
+    "measured": [],
+    "filter_columns": ["entity_type", "metric_type"],
+    "key_columns": ["entity_type", "metric_type"],
+    "aggregates": [
+        {"column": "dataset_likes__count", "kind": "count", "value": "", "filter": "(metric_type = 'Like' AND entity_type = 'dataset')", "partial": "dataset_likes__count__partial", "combine": "sum", "empty": "0"}
+    ],
+    "distinct": [],
+    "partials": [{"column": "dataset_likes__count__partial", "kind": "count", "value": ""}],
+    "metrics": [
+        {
+            "metric": "'dataset_likes'",
+            "first_bucket": "2026-09-01 00:00:00",
+            "empty_value": "0",
+            "empty_count": "0",
+            "empty_sum": "NULL",
+            "value": "dataset_likes__count",
+            "count": "dataset_likes__count",
+            "sum": "NULL",
+            "present": "dataset_likes__count > 0",
+            "slices": [{"slot": 1, "dimension": "''", "column": none, "rows": "1 = 1"}]
+        }
+    ]
+} %}
 
-with source_rows as (
-    -- one scan of the source: the rows of the window's buckets
-    select
-        {{ metrics_time_bucket("created_at", "month") }} as bucket_start,
-        entity_type,
-        metric_type
-    from {{ ref("stg_entity_events") }}
-    where created_at >= {{ metrics_timestamp(w.start) }}
-      and created_at < {{ metrics_timestamp(w.end) }}
-),
-
-{% if metrics_keyed_rollup() %}
-partials as (
-    -- partial aggregates per bucket, slice and value of the filtered columns: the
-    -- metrics' filters are applied to these few rows, not to every raw row
-    select
-        bucket_start,
-        entity_type,
-        metric_type,
-        {{ metrics_aggregate("count", "", "") }} as dataset_likes__count__partial
-    from source_rows
-    group by grouping sets ((bucket_start, entity_type, metric_type))
-),
-
-aggregated as (
-    select
-        bucket_start,
-        coalesce({{ metrics_aggregate("sum", "dataset_likes__count__partial", "(metric_type = 'Like' AND entity_type = 'dataset')") }}, 0) as dataset_likes__count
-    from partials
-    group by bucket_start
-),
-{% else %}
-aggregated as (
-    -- every metric at once: the total and each dimension alone, from raw rows
-    select
-        bucket_start,
-        {{ metrics_aggregate("count", "", "(metric_type = 'Like' AND entity_type = 'dataset')") }} as dataset_likes__count
-    from source_rows
-    group by grouping sets ((bucket_start))
-),
-{% endif %}
-
-
-slots as (
-    select 1 as slot, 'dataset_likes' as metric, '' as dimension
-),
-
-observed as (
-    select s.metric as metric, a.bucket_start as bucket_start, s.dimension as dimension,
-        case s.slot when 1 then '' end as dimension_value,
-        case s.slot when 1 then cast(dataset_likes__count as {{ metrics_type('double') }}) end as value,
-        case s.slot when 1 then cast(dataset_likes__count as {{ metrics_type('bigint') }}) end as count_,
-        case s.slot when 1 then cast(null as {{ metrics_type('double') }}) end as sum_
-    from aggregated as a
-    cross join slots as s
-    where 1 = 0
-        or (s.slot = 1 and 1 = 1 and dataset_likes__count > 0)
-),
-
-metric_list as (
-    select 'dataset_likes' as metric, {{ metrics_timestamp("2026-09-01 00:00:00") }} as first_bucket,
-        cast(0 as {{ metrics_type('double') }}) as empty_value,
-        cast(null as {{ metrics_type('double') }}) as empty_sum,
-        cast(0 as {{ metrics_type('bigint') }}) as empty_count,
-        '' as dimension
-),
-
-spine as (
-    {{ metrics_bucket_spine(w.start, w.end, "month") }}
-),
-
-expected_totals as (
-    -- the total has a row for every bucket from the metric's start: empty is 0 or a gap
-    select l.metric as metric, s.bucket_start as bucket_start, l.dimension as dimension,
-        l.empty_value as empty_value, l.empty_count as empty_count, l.empty_sum as empty_sum
-    from spine as s
-    cross join metric_list as l
-    where s.bucket_start >= l.first_bucket
-),
-
-rows_out as (
-    -- observed rows pass through; a total bucket with no rows gets the empty value
-    select
-        coalesce(o.metric, t.metric) as metric,
-        coalesce(o.bucket_start, t.bucket_start) as bucket_start,
-        coalesce(o.dimension, t.dimension) as dimension,
-        coalesce(o.dimension_value, '') as dimension_value,
-        case when o.metric is null then t.empty_value else o.value end as value,
-        case when o.metric is null then t.empty_count else o.count_ end as count_,
-        case when o.metric is null then t.empty_sum else o.sum_ end as sum_
-    from observed as o
-    full outer join expected_totals as t
-        on o.metric = t.metric and o.bucket_start = t.bucket_start and o.dimension = t.dimension
-)
-
-select
-    cast(metric as {{ metrics_type('string') }}) as metric,
-    cast(bucket_start as {{ metrics_type('timestamp') }}) as bucket_start,
-    cast(dimension as {{ metrics_type('string') }}) as dimension,
-    cast(dimension_value as {{ metrics_type('string') }}) as dimension_value,
-    cast(value as {{ metrics_type('double') }}) as value,
-    cast(count_ as {{ metrics_type('bigint') }}) as count,
-    cast(sum_ as {{ metrics_type('double') }}) as sum,
-    {{ metrics_run_id() }} as run_id,
-    {{ metrics_now() }} as computed_at
-from rows_out
-{{ metrics_query_settings() }}
+{{ metrics_rollup(rollup, w) }}

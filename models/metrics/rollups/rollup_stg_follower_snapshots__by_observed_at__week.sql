@@ -10,104 +10,42 @@
   )
 }}
 -- depends_on: {{ ref("rollup_stg_follower_snapshots__by_observed_at__day") }}
+-- macros/ digest c4c96ae29a7a: a changed macro changes this file, so Dagster marks its partitions stale
 
 {%- set w = metrics_window("week", "2026-08-31 00:00:00") %}
 {%- do metrics_check_timestamp(ref("stg_follower_snapshots"), "observed_at", ["metrics/social/follower_count.yml"]) %}
+{#- what this model computes; macros/metrics_rollup.sql writes the SQL -#}
+{%- set rollup = {
+    "source": ref("stg_follower_snapshots"),
+    "timestamp": "observed_at",
+    "grain": "week",
+    "event_at": true,
+    "dimensions": [{"column": "dim_user_id", "sql": "user_id"}],
+    "measured": [{"column": "follower_count__measured", "sql": "followers"}],
+    "filter_columns": [],
+    "key_columns": [],
+    "aggregates": [
+        {"column": "follower_count__latest", "kind": "latest", "value": "follower_count__measured", "filter": "", "order_by": "event_at"}
+    ],
+    "distinct": [],
+    "metrics": [
+        {
+            "metric": "'follower_count'",
+            "first_bucket": "2026-08-31 00:00:00",
+            "empty_value": "NULL",
+            "empty_count": "NULL",
+            "empty_sum": "NULL",
+            "value": "follower_count__latest",
+            "count": "NULL",
+            "sum": "NULL",
+            "present": "NOT follower_count__latest IS NULL",
+            "total_from_rows": "g_dim_user_id = 0",
+            "slices": [
+                {"slot": 1, "dimension": "''", "column": none, "rows": "g_dim_user_id = 1"},
+                {"slot": 2, "dimension": "'user_id'", "column": "dim_user_id", "rows": "g_dim_user_id = 0"}
+            ]
+        }
+    ]
+} %}
 
-with source_rows as (
-    -- one scan of the source: the rows of the window's buckets
-    select
-        {{ metrics_time_bucket("observed_at", "week") }} as bucket_start,
-        observed_at as event_at,
-        user_id as dim_user_id,
-        followers as follower_count__measured
-    from {{ ref("stg_follower_snapshots") }}
-    where observed_at >= {{ metrics_timestamp(w.start) }}
-      and observed_at < {{ metrics_timestamp(w.end) }}
-),
-
-aggregated as (
-    -- every metric at once: the total and each dimension alone, from raw rows
-    select
-        bucket_start,
-        {{ metrics_grouping("dim_user_id") }} as g_dim_user_id,
-        dim_user_id,
-        {{ metrics_aggregate("latest", "follower_count__measured", "", order_by="event_at") }} as follower_count__latest
-    from source_rows
-    group by grouping sets ((bucket_start), (bucket_start, dim_user_id))
-),
-
-
-slots as (
-    select 1 as slot, 'follower_count' as metric, '' as dimension
-    union all
-    select 2 as slot, 'follower_count' as metric, 'user_id' as dimension
-),
-
-observed as (
-    select s.metric as metric, a.bucket_start as bucket_start, s.dimension as dimension,
-        case s.slot when 2 then {{ metrics_slice_value("dim_user_id") }} end as dimension_value,
-        case s.slot when 2 then cast(follower_count__latest as {{ metrics_type('double') }}) end as value,
-        case s.slot when 2 then cast(null as {{ metrics_type('bigint') }}) end as count_,
-        case s.slot when 2 then cast(null as {{ metrics_type('double') }}) end as sum_
-    from aggregated as a
-    cross join slots as s
-    where 1 = 0
-        or (s.slot = 2 and g_dim_user_id = 0 and follower_count__latest is not null)
-    union all
-    select 'follower_count' as metric, bucket_start, '' as dimension, '' as dimension_value,
-        cast(sum(follower_count__latest) as {{ metrics_type('double') }}) as value,
-        cast(null as {{ metrics_type('bigint') }}) as count_, cast(null as {{ metrics_type('double') }}) as sum_
-    from aggregated
-    where g_dim_user_id = 0 and follower_count__latest is not null
-    group by bucket_start
-),
-
-metric_list as (
-    select 'follower_count' as metric, {{ metrics_timestamp("2026-08-31 00:00:00") }} as first_bucket,
-        cast(null as {{ metrics_type('double') }}) as empty_value,
-        cast(null as {{ metrics_type('double') }}) as empty_sum,
-        cast(null as {{ metrics_type('bigint') }}) as empty_count,
-        '' as dimension
-),
-
-spine as (
-    {{ metrics_bucket_spine(w.start, w.end, "week") }}
-),
-
-expected_totals as (
-    -- the total has a row for every bucket from the metric's start: empty is 0 or a gap
-    select l.metric as metric, s.bucket_start as bucket_start, l.dimension as dimension,
-        l.empty_value as empty_value, l.empty_count as empty_count, l.empty_sum as empty_sum
-    from spine as s
-    cross join metric_list as l
-    where s.bucket_start >= l.first_bucket
-),
-
-rows_out as (
-    -- observed rows pass through; a total bucket with no rows gets the empty value
-    select
-        coalesce(o.metric, t.metric) as metric,
-        coalesce(o.bucket_start, t.bucket_start) as bucket_start,
-        coalesce(o.dimension, t.dimension) as dimension,
-        coalesce(o.dimension_value, '') as dimension_value,
-        case when o.metric is null then t.empty_value else o.value end as value,
-        case when o.metric is null then t.empty_count else o.count_ end as count_,
-        case when o.metric is null then t.empty_sum else o.sum_ end as sum_
-    from observed as o
-    full outer join expected_totals as t
-        on o.metric = t.metric and o.bucket_start = t.bucket_start and o.dimension = t.dimension
-)
-
-select
-    cast(metric as {{ metrics_type('string') }}) as metric,
-    cast(bucket_start as {{ metrics_type('timestamp') }}) as bucket_start,
-    cast(dimension as {{ metrics_type('string') }}) as dimension,
-    cast(dimension_value as {{ metrics_type('string') }}) as dimension_value,
-    cast(value as {{ metrics_type('double') }}) as value,
-    cast(count_ as {{ metrics_type('bigint') }}) as count,
-    cast(sum_ as {{ metrics_type('double') }}) as sum,
-    {{ metrics_run_id() }} as run_id,
-    {{ metrics_now() }} as computed_at
-from rows_out
-{{ metrics_query_settings() }}
+{{ metrics_rollup(rollup, w) }}

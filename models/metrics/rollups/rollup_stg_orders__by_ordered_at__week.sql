@@ -15,160 +15,120 @@
   )
 }}
 -- depends_on: {{ ref("rollup_stg_orders__by_ordered_at__day") }}
+-- macros/ digest c4c96ae29a7a: a changed macro changes this file, so Dagster marks its partitions stale
 
 {%- set w = metrics_window("week", "2026-08-31 00:00:00") %}
 {%- do metrics_check_timestamp(ref("stg_orders"), "ordered_at", ["metrics/commerce/avg_order_latency_ms.yml", "metrics/commerce/max_order_amount.yml", "metrics/commerce/orders.yml", "metrics/commerce/p95_order_latency_ms.yml", "metrics/commerce/refunds.yml", "metrics/commerce/revenue.yml"]) %}
+{#- what this model computes; macros/metrics_rollup.sql writes the SQL -#}
+{%- set rollup = {
+    "source": ref("stg_orders"),
+    "timestamp": "ordered_at",
+    "grain": "week",
+    "event_at": false,
+    "dimensions": [{"column": "dim_country", "sql": "country"}],
+    "measured": [
+        {"column": "avg_order_latency_ms__measured", "sql": "latency_ms"},
+        {"column": "max_order_amount__measured", "sql": "amount"},
+        {"column": "refunds__measured", "sql": "refund_amount"}
+    ],
+    "filter_columns": ["refunded"],
+    "key_columns": [],
+    "aggregates": [
+        {"column": "avg_order_latency_ms__sum", "kind": "sum", "value": "avg_order_latency_ms__measured", "filter": ""},
+        {"column": "avg_order_latency_ms__count", "kind": "count", "value": "avg_order_latency_ms__measured", "filter": ""},
+        {"column": "max_order_amount__max", "kind": "max", "value": "max_order_amount__measured", "filter": ""},
+        {"column": "orders__count", "kind": "count", "value": "", "filter": ""},
+        {"column": "p95_order_latency_ms__percentile", "kind": "percentile", "value": "avg_order_latency_ms__measured", "filter": "", "percentile": 0.95},
+        {"column": "refunds__sum", "kind": "sum", "value": "refunds__measured", "filter": "(refunded)"},
+        {"column": "revenue__sum", "kind": "sum", "value": "max_order_amount__measured", "filter": ""}
+    ],
+    "distinct": [],
+    "metrics": [
+        {
+            "metric": "'avg_order_latency_ms'",
+            "first_bucket": "2026-08-31 00:00:00",
+            "empty_value": "NULL",
+            "empty_count": "0",
+            "empty_sum": "0",
+            "value": "avg_order_latency_ms__sum * 1.0 / NULLIF(avg_order_latency_ms__count, 0)",
+            "count": "avg_order_latency_ms__count",
+            "sum": "avg_order_latency_ms__sum",
+            "present": "avg_order_latency_ms__count > 0",
+            "slices": [
+                {"slot": 1, "dimension": "''", "column": none, "rows": "g_dim_country = 1"},
+                {"slot": 2, "dimension": "'country'", "column": "dim_country", "rows": "g_dim_country = 0"}
+            ]
+        },
+        {
+            "metric": "'max_order_amount'",
+            "first_bucket": "2026-08-31 00:00:00",
+            "empty_value": "NULL",
+            "empty_count": "NULL",
+            "empty_sum": "NULL",
+            "value": "max_order_amount__max",
+            "count": "NULL",
+            "sum": "NULL",
+            "present": "NOT max_order_amount__max IS NULL",
+            "slices": [{"slot": 3, "dimension": "''", "column": none, "rows": "g_dim_country = 1"}]
+        },
+        {
+            "metric": "'orders'",
+            "first_bucket": "2026-08-31 00:00:00",
+            "empty_value": "0",
+            "empty_count": "0",
+            "empty_sum": "NULL",
+            "value": "orders__count",
+            "count": "orders__count",
+            "sum": "NULL",
+            "present": "orders__count > 0",
+            "slices": [
+                {"slot": 4, "dimension": "''", "column": none, "rows": "g_dim_country = 1"},
+                {"slot": 5, "dimension": "'country'", "column": "dim_country", "rows": "g_dim_country = 0"}
+            ]
+        },
+        {
+            "metric": "'p95_order_latency_ms'",
+            "first_bucket": "2026-08-31 00:00:00",
+            "empty_value": "NULL",
+            "empty_count": "NULL",
+            "empty_sum": "NULL",
+            "value": "p95_order_latency_ms__percentile",
+            "count": "NULL",
+            "sum": "NULL",
+            "present": "NOT p95_order_latency_ms__percentile IS NULL",
+            "slices": [{"slot": 6, "dimension": "''", "column": none, "rows": "g_dim_country = 1"}]
+        },
+        {
+            "metric": "'refunds'",
+            "first_bucket": "2026-08-31 00:00:00",
+            "empty_value": "0",
+            "empty_count": "NULL",
+            "empty_sum": "0",
+            "value": "COALESCE(refunds__sum, 0)",
+            "count": "NULL",
+            "sum": "COALESCE(refunds__sum, 0)",
+            "present": "NOT refunds__sum IS NULL",
+            "slices": [
+                {"slot": 7, "dimension": "''", "column": none, "rows": "g_dim_country = 1"},
+                {"slot": 8, "dimension": "'country'", "column": "dim_country", "rows": "g_dim_country = 0"}
+            ]
+        },
+        {
+            "metric": "'revenue'",
+            "first_bucket": "2026-08-31 00:00:00",
+            "empty_value": "0",
+            "empty_count": "NULL",
+            "empty_sum": "0",
+            "value": "COALESCE(revenue__sum, 0)",
+            "count": "NULL",
+            "sum": "COALESCE(revenue__sum, 0)",
+            "present": "NOT revenue__sum IS NULL",
+            "slices": [
+                {"slot": 9, "dimension": "''", "column": none, "rows": "g_dim_country = 1"},
+                {"slot": 10, "dimension": "'country'", "column": "dim_country", "rows": "g_dim_country = 0"}
+            ]
+        }
+    ]
+} %}
 
-with source_rows as (
-    -- one scan of the source: the rows of the window's buckets
-    select
-        {{ metrics_time_bucket("ordered_at", "week") }} as bucket_start,
-        country as dim_country,
-        latency_ms as avg_order_latency_ms__measured,
-        amount as max_order_amount__measured,
-        refund_amount as refunds__measured,
-        refunded
-    from {{ ref("stg_orders") }}
-    where ordered_at >= {{ metrics_timestamp(w.start) }}
-      and ordered_at < {{ metrics_timestamp(w.end) }}
-),
-
-aggregated as (
-    -- every metric at once: the total and each dimension alone, from raw rows
-    select
-        bucket_start,
-        {{ metrics_grouping("dim_country") }} as g_dim_country,
-        dim_country,
-        {{ metrics_aggregate("sum", "avg_order_latency_ms__measured", "") }} as avg_order_latency_ms__sum,
-        {{ metrics_aggregate("count", "avg_order_latency_ms__measured", "") }} as avg_order_latency_ms__count,
-        {{ metrics_aggregate("max", "max_order_amount__measured", "") }} as max_order_amount__max,
-        {{ metrics_aggregate("count", "", "") }} as orders__count,
-        {{ metrics_aggregate("percentile", "avg_order_latency_ms__measured", "", percentile=0.95) }} as p95_order_latency_ms__percentile,
-        {{ metrics_aggregate("sum", "refunds__measured", "(refunded)") }} as refunds__sum,
-        {{ metrics_aggregate("sum", "max_order_amount__measured", "") }} as revenue__sum
-    from source_rows
-    group by grouping sets ((bucket_start), (bucket_start, dim_country))
-),
-
-
-slots as (
-    select 1 as slot, 'avg_order_latency_ms' as metric, '' as dimension
-    union all
-    select 2 as slot, 'avg_order_latency_ms' as metric, 'country' as dimension
-    union all
-    select 3 as slot, 'max_order_amount' as metric, '' as dimension
-    union all
-    select 4 as slot, 'orders' as metric, '' as dimension
-    union all
-    select 5 as slot, 'orders' as metric, 'country' as dimension
-    union all
-    select 6 as slot, 'p95_order_latency_ms' as metric, '' as dimension
-    union all
-    select 7 as slot, 'refunds' as metric, '' as dimension
-    union all
-    select 8 as slot, 'refunds' as metric, 'country' as dimension
-    union all
-    select 9 as slot, 'revenue' as metric, '' as dimension
-    union all
-    select 10 as slot, 'revenue' as metric, 'country' as dimension
-),
-
-observed as (
-    select s.metric as metric, a.bucket_start as bucket_start, s.dimension as dimension,
-        case s.slot when 1 then '' when 2 then {{ metrics_slice_value("dim_country") }} when 3 then '' when 4 then '' when 5 then {{ metrics_slice_value("dim_country") }} when 6 then '' when 7 then '' when 8 then {{ metrics_slice_value("dim_country") }} when 9 then '' when 10 then {{ metrics_slice_value("dim_country") }} end as dimension_value,
-        case s.slot when 1 then cast(avg_order_latency_ms__sum / nullif(avg_order_latency_ms__count, 0) as {{ metrics_type('double') }}) when 2 then cast(avg_order_latency_ms__sum / nullif(avg_order_latency_ms__count, 0) as {{ metrics_type('double') }}) when 3 then cast(max_order_amount__max as {{ metrics_type('double') }}) when 4 then cast(orders__count as {{ metrics_type('double') }}) when 5 then cast(orders__count as {{ metrics_type('double') }}) when 6 then cast(p95_order_latency_ms__percentile as {{ metrics_type('double') }}) when 7 then cast(coalesce(refunds__sum, 0) as {{ metrics_type('double') }}) when 8 then cast(coalesce(refunds__sum, 0) as {{ metrics_type('double') }}) when 9 then cast(coalesce(revenue__sum, 0) as {{ metrics_type('double') }}) when 10 then cast(coalesce(revenue__sum, 0) as {{ metrics_type('double') }}) end as value,
-        case s.slot when 1 then cast(avg_order_latency_ms__count as {{ metrics_type('bigint') }}) when 2 then cast(avg_order_latency_ms__count as {{ metrics_type('bigint') }}) when 3 then cast(null as {{ metrics_type('bigint') }}) when 4 then cast(orders__count as {{ metrics_type('bigint') }}) when 5 then cast(orders__count as {{ metrics_type('bigint') }}) when 6 then cast(null as {{ metrics_type('bigint') }}) when 7 then cast(null as {{ metrics_type('bigint') }}) when 8 then cast(null as {{ metrics_type('bigint') }}) when 9 then cast(null as {{ metrics_type('bigint') }}) when 10 then cast(null as {{ metrics_type('bigint') }}) end as count_,
-        case s.slot when 1 then cast(avg_order_latency_ms__sum as {{ metrics_type('double') }}) when 2 then cast(avg_order_latency_ms__sum as {{ metrics_type('double') }}) when 3 then cast(null as {{ metrics_type('double') }}) when 4 then cast(null as {{ metrics_type('double') }}) when 5 then cast(null as {{ metrics_type('double') }}) when 6 then cast(null as {{ metrics_type('double') }}) when 7 then cast(coalesce(refunds__sum, 0) as {{ metrics_type('double') }}) when 8 then cast(coalesce(refunds__sum, 0) as {{ metrics_type('double') }}) when 9 then cast(coalesce(revenue__sum, 0) as {{ metrics_type('double') }}) when 10 then cast(coalesce(revenue__sum, 0) as {{ metrics_type('double') }}) end as sum_
-    from aggregated as a
-    cross join slots as s
-    where 1 = 0
-        or (s.slot = 1 and g_dim_country = 1 and avg_order_latency_ms__count > 0)
-        or (s.slot = 2 and g_dim_country = 0 and avg_order_latency_ms__count > 0)
-        or (s.slot = 3 and g_dim_country = 1 and max_order_amount__max is not null)
-        or (s.slot = 4 and g_dim_country = 1 and orders__count > 0)
-        or (s.slot = 5 and g_dim_country = 0 and orders__count > 0)
-        or (s.slot = 6 and g_dim_country = 1 and p95_order_latency_ms__percentile is not null)
-        or (s.slot = 7 and g_dim_country = 1 and refunds__sum is not null)
-        or (s.slot = 8 and g_dim_country = 0 and refunds__sum is not null)
-        or (s.slot = 9 and g_dim_country = 1 and revenue__sum is not null)
-        or (s.slot = 10 and g_dim_country = 0 and revenue__sum is not null)
-),
-
-metric_list as (
-    select 'avg_order_latency_ms' as metric, {{ metrics_timestamp("2026-08-31 00:00:00") }} as first_bucket,
-        cast(null as {{ metrics_type('double') }}) as empty_value,
-        cast(0 as {{ metrics_type('double') }}) as empty_sum,
-        cast(0 as {{ metrics_type('bigint') }}) as empty_count,
-        '' as dimension
-    union all
-    select 'max_order_amount' as metric, {{ metrics_timestamp("2026-08-31 00:00:00") }} as first_bucket,
-        cast(null as {{ metrics_type('double') }}) as empty_value,
-        cast(null as {{ metrics_type('double') }}) as empty_sum,
-        cast(null as {{ metrics_type('bigint') }}) as empty_count,
-        '' as dimension
-    union all
-    select 'orders' as metric, {{ metrics_timestamp("2026-08-31 00:00:00") }} as first_bucket,
-        cast(0 as {{ metrics_type('double') }}) as empty_value,
-        cast(null as {{ metrics_type('double') }}) as empty_sum,
-        cast(0 as {{ metrics_type('bigint') }}) as empty_count,
-        '' as dimension
-    union all
-    select 'p95_order_latency_ms' as metric, {{ metrics_timestamp("2026-08-31 00:00:00") }} as first_bucket,
-        cast(null as {{ metrics_type('double') }}) as empty_value,
-        cast(null as {{ metrics_type('double') }}) as empty_sum,
-        cast(null as {{ metrics_type('bigint') }}) as empty_count,
-        '' as dimension
-    union all
-    select 'refunds' as metric, {{ metrics_timestamp("2026-08-31 00:00:00") }} as first_bucket,
-        cast(0 as {{ metrics_type('double') }}) as empty_value,
-        cast(0 as {{ metrics_type('double') }}) as empty_sum,
-        cast(null as {{ metrics_type('bigint') }}) as empty_count,
-        '' as dimension
-    union all
-    select 'revenue' as metric, {{ metrics_timestamp("2026-08-31 00:00:00") }} as first_bucket,
-        cast(0 as {{ metrics_type('double') }}) as empty_value,
-        cast(0 as {{ metrics_type('double') }}) as empty_sum,
-        cast(null as {{ metrics_type('bigint') }}) as empty_count,
-        '' as dimension
-),
-
-spine as (
-    {{ metrics_bucket_spine(w.start, w.end, "week") }}
-),
-
-expected_totals as (
-    -- the total has a row for every bucket from the metric's start: empty is 0 or a gap
-    select l.metric as metric, s.bucket_start as bucket_start, l.dimension as dimension,
-        l.empty_value as empty_value, l.empty_count as empty_count, l.empty_sum as empty_sum
-    from spine as s
-    cross join metric_list as l
-    where s.bucket_start >= l.first_bucket
-),
-
-rows_out as (
-    -- observed rows pass through; a total bucket with no rows gets the empty value
-    select
-        coalesce(o.metric, t.metric) as metric,
-        coalesce(o.bucket_start, t.bucket_start) as bucket_start,
-        coalesce(o.dimension, t.dimension) as dimension,
-        coalesce(o.dimension_value, '') as dimension_value,
-        case when o.metric is null then t.empty_value else o.value end as value,
-        case when o.metric is null then t.empty_count else o.count_ end as count_,
-        case when o.metric is null then t.empty_sum else o.sum_ end as sum_
-    from observed as o
-    full outer join expected_totals as t
-        on o.metric = t.metric and o.bucket_start = t.bucket_start and o.dimension = t.dimension
-)
-
-select
-    cast(metric as {{ metrics_type('string') }}) as metric,
-    cast(bucket_start as {{ metrics_type('timestamp') }}) as bucket_start,
-    cast(dimension as {{ metrics_type('string') }}) as dimension,
-    cast(dimension_value as {{ metrics_type('string') }}) as dimension_value,
-    cast(value as {{ metrics_type('double') }}) as value,
-    cast(count_ as {{ metrics_type('bigint') }}) as count,
-    cast(sum_ as {{ metrics_type('double') }}) as sum,
-    {{ metrics_run_id() }} as run_id,
-    {{ metrics_now() }} as computed_at
-from rows_out
-{{ metrics_query_settings() }}
+{{ metrics_rollup(rollup, w) }}

@@ -4,6 +4,7 @@
 --   metrics/s/p90.yml
 --   metrics/s/users.yml
 
+-- macros/ digest c4c96ae29a7a: a changed macro changes this file, so Dagster marks its partitions stale
 
 with source_rows as (
     -- one scan of the source: the rows of the window's buckets
@@ -35,7 +36,6 @@ aggregated as (
     group by grouping sets ((bucket_start), (bucket_start, dim_entity_type), (bucket_start, dim_user_id))
 ),
 
-
 distinct_long as (
     -- exact distinct counts: one long-form GROUP BY for every distinct metric (key k)
     select
@@ -50,8 +50,8 @@ distinct_long as (
     group by grouping sets ((bucket_start, k), (bucket_start, dim_entity_type, k), (bucket_start, dim_user_id, k))
 ),
 
-
 slots as (
+    -- one row per metric and slice (its dimension; '' for the total) this model emits
     select 1 as slot, 'downloads' as metric, '' as dimension
     union all
     select 2 as slot, 'downloads' as metric, 'entity_type' as dimension
@@ -71,18 +71,15 @@ observed as (
     select s.metric as metric, a.bucket_start as bucket_start, s.dimension as dimension,
         case s.slot when 1 then '' when 2 then coalesce(cast(dim_entity_type as varchar), '(null)') when 4 then coalesce(cast(dim_user_id as varchar), '(null)') when 5 then '' end as dimension_value,
         case s.slot when 1 then cast(downloads__count as double) when 2 then cast(downloads__count as double) when 4 then cast(latest_value__latest as double) when 5 then cast(p90__percentile as double) end as value,
-        case s.slot when 1 then cast(downloads__count as bigint) when 2 then cast(downloads__count as bigint) when 4 then cast(null as bigint) when 5 then cast(null as bigint) end as count_,
-        case s.slot when 1 then cast(null as double) when 2 then cast(null as double) when 4 then cast(null as double) when 5 then cast(null as double) end as sum_
+        case s.slot when 1 then cast(downloads__count as bigint) when 2 then cast(downloads__count as bigint) when 4 then cast(NULL as bigint) when 5 then cast(NULL as bigint) end as count_,
+        case s.slot when 1 then cast(NULL as double) when 2 then cast(NULL as double) when 4 then cast(NULL as double) when 5 then cast(NULL as double) end as sum_
     from aggregated as a
     cross join slots as s
-    where 1 = 0
-        or (s.slot = 1 and g_dim_entity_type = 1 and g_dim_user_id = 1 and downloads__count > 0)
-        or (s.slot = 2 and g_dim_entity_type = 0 and g_dim_user_id = 1 and downloads__count > 0)
-        or (s.slot = 4 and g_dim_entity_type = 1 and g_dim_user_id = 0 and latest_value__latest is not null)
-        or (s.slot = 5 and g_dim_entity_type = 1 and g_dim_user_id = 1 and p90__percentile is not null)
-        
-        
-
+    where
+        (s.slot = 1 and g_dim_entity_type = 1 AND g_dim_user_id = 1 and downloads__count > 0)
+        or (s.slot = 2 and g_dim_entity_type = 0 AND g_dim_user_id = 1 and downloads__count > 0)
+        or (s.slot = 4 and g_dim_entity_type = 1 AND g_dim_user_id = 0 and NOT latest_value__latest IS NULL)
+        or (s.slot = 5 and g_dim_entity_type = 1 AND g_dim_user_id = 1 and NOT p90__percentile IS NULL)
     union all
     select s.metric as metric, l.bucket_start as bucket_start, s.dimension as dimension,
         case s.slot when 6 then '' when 7 then coalesce(cast(l.dim_entity_type as varchar), '(null)') end as dimension_value,
@@ -91,41 +88,41 @@ observed as (
     from distinct_long as l
     cross join slots as s
     where l.n > 0 and (
-        (s.slot = 6 and l.k = 1 and l.g_dim_entity_type = 1 and l.g_dim_user_id = 1)
-        or (s.slot = 7 and l.k = 1 and l.g_dim_entity_type = 0 and l.g_dim_user_id = 1))
-
+        (s.slot = 6 and l.k = 1 and g_dim_entity_type = 1 AND g_dim_user_id = 1)
+        or (s.slot = 7 and l.k = 1 and g_dim_entity_type = 0 AND g_dim_user_id = 1))
     union all
     select 'latest_value' as metric, bucket_start, '' as dimension, '' as dimension_value,
         cast(sum(latest_value__latest) as double) as value,
         cast(null as bigint) as count_, cast(null as double) as sum_
     from aggregated
-    where g_dim_entity_type = 1 and g_dim_user_id = 0 and latest_value__latest is not null
+    where g_dim_entity_type = 1 AND g_dim_user_id = 0 and NOT latest_value__latest IS NULL
     group by bucket_start
 ),
 
 metric_list as (
+    -- each metric's first bucket and its value in a bucket without rows
     select 'downloads' as metric, cast('2026-01-01 00:00:00' as timestamp) as first_bucket,
         cast(0 as double) as empty_value,
-        cast(null as double) as empty_sum,
+        cast(NULL as double) as empty_sum,
         cast(0 as bigint) as empty_count,
         '' as dimension
     union all
     select 'latest_value' as metric, cast('2026-01-01 00:00:00' as timestamp) as first_bucket,
-        cast(null as double) as empty_value,
-        cast(null as double) as empty_sum,
-        cast(null as bigint) as empty_count,
+        cast(NULL as double) as empty_value,
+        cast(NULL as double) as empty_sum,
+        cast(NULL as bigint) as empty_count,
         '' as dimension
     union all
     select 'p90' as metric, cast('2026-01-01 00:00:00' as timestamp) as first_bucket,
-        cast(null as double) as empty_value,
-        cast(null as double) as empty_sum,
-        cast(null as bigint) as empty_count,
+        cast(NULL as double) as empty_value,
+        cast(NULL as double) as empty_sum,
+        cast(NULL as bigint) as empty_count,
         '' as dimension
     union all
     select 'users' as metric, cast('2026-01-01 00:00:00' as timestamp) as first_bucket,
         cast(0 as double) as empty_value,
-        cast(null as double) as empty_sum,
-        cast(null as bigint) as empty_count,
+        cast(NULL as double) as empty_sum,
+        cast(NULL as bigint) as empty_count,
         '' as dimension
 ),
 
