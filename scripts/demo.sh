@@ -19,4 +19,5 @@ print(*((active[0]["name"], "day" if "day" in active[0]["grains"] else active[0]
 if [ -n "${metric:-}" ]; then
   echo "Try:  .venv/bin/metrics series $metric --grain $grain --start $(date -u -d '-7 days' +%F)"
 fi
+echo "Anomalies the run found:  .venv/bin/metrics anomalies   (--format json, --all, --metric NAME, --grain hour)"
 echo "UI:   DAGSTER_HOME=$DAGSTER_HOME .venv/bin/dagster dev -w workspace.yaml   (then open http://127.0.0.1:3000)"

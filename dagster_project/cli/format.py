@@ -13,17 +13,17 @@ CSV_COLUMNS = ["metric", "grain", "bucket_start", "dimension", "dimension_value"
                "change_pct", "complete"]
 
 
-def series_rows(frame) -> list[dict]:
-    """The frame from warehouse.read.read_series as plain dicts (JSON-ready)."""
+def series_rows(records: list[dict]) -> list[dict]:
+    """The records of warehouse.read.series_records, JSON-ready."""
     from ..warehouse.read import _num
     out = []
-    for r in frame.itertuples(index=False):
-        dimension, value = next(iter(r.slice.items())) if r.slice else ("", "")
+    for r in records:
+        dimension, value = next(iter(r["slice"].items())) if r["slice"] else ("", "")
         out.append({
-            "metric": r.metric, "grain": r.grain, "bucket_start": r.bucket_start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "slice": r.slice, "dimension": dimension, "dimension_value": str(value),
-            "value": _num(r.value), "previous_value": _num(r.previous_value), "change_pct": _num(r.change_pct),
-            "complete": bool(r.complete),
+            "metric": r["metric"], "grain": r["grain"], "bucket_start": r["bucket_start"].strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "slice": r["slice"], "dimension": dimension, "dimension_value": str(value),
+            "value": _num(r["value"]), "previous_value": _num(r["previous_value"]), "change_pct": _num(r["change_pct"]),
+            "complete": bool(r["complete"]),
         })
     return out
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from ..paths import ProjectPaths
-from ..spec.raw import GRAINS
+from ..grains import GRAINS
 from ..warehouse.connection import TARGETS, Warehouse, WarehouseError, default_target
 
 
@@ -103,15 +103,20 @@ def cmd_list(args, paths: ProjectPaths) -> int:
 
 
 def cmd_series(args, paths: ProjectPaths) -> int:
-    from ..warehouse.read import NotBuiltError, read_series
+    from ..validation import read_cache
+    from ..warehouse.read import NotBuiltError, series_records
     from . import format as fmt
-    result = _load(paths)
-    if result.issues:
-        return 1
-    metric = result.project.metrics.get(args.name)
+    project = read_cache.load(paths)  # None unless every file matches the last full load
+    if project is None:
+        result = _load(paths)
+        if result.issues:
+            return 1
+        project = result.project
+        read_cache.store(paths, project)
+    metric = project.metrics.get(args.name)
     if metric is None or not metric.public:
         from ..validation.issues import closest
-        _err(f"unknown metric `{args.name}`{closest(args.name, [m.name for m in result.project.public()])}")
+        _err(f"unknown metric `{args.name}`{closest(args.name, [m.name for m in project.public()])}")
         return 2
     slice_ = {}
     for item in args.slice or []:
@@ -121,14 +126,14 @@ def cmd_series(args, paths: ProjectPaths) -> int:
         k, v = item.split("=", 1)
         slice_[k] = v
     try:
-        frame = read_series(Warehouse(args.target, paths), metric, args.grain, args.start, args.end, slice_, result.project)
+        records = series_records(Warehouse(args.target, paths), metric, args.grain, args.start, args.end, slice_, project)
     except NotBuiltError as err:
         _err(err.with_command(_exe(paths, "metrics")))
         return 2
     except (ValueError, WarehouseError) as err:
         _err(str(err))
         return 2
-    rows = fmt.series_rows(frame)
+    rows = fmt.series_rows(records)
     {"json": fmt.write_json, "csv": fmt.write_csv, "table": fmt.write_table}[args.format](rows, sys.stdout)
     return 0
 
@@ -300,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--metric", action="append", help="build only this metric (and what it needs)")
     with_target(sp)
     sp.set_defaults(func=cmd_run)
+    from .anomalies import add_parser as add_anomalies_parser
+    add_anomalies_parser(sub, with_target, _date)
     from .prune import cmd_prune
     sp = sub.add_parser("prune", help="list (--apply: delete) rollup rows of metrics no longer defined")
     sp.add_argument("--apply", action="store_true", help="delete the rows listed (default: only list them)")
@@ -315,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     paths = ProjectPaths(args.project_dir.resolve()) if args.project_dir else ProjectPaths.discover()
     if getattr(args, "start", None) and getattr(args, "end", None) and args.start >= args.end:
         _err("--start must be before --end")
+        return 2
+    if getattr(args, "since", None) and getattr(args, "until", None) and args.since >= args.until:
+        _err("--since must be before --until")
         return 2
     try:
         code = args.func(args, paths)

@@ -22,9 +22,10 @@ FOLLOWING_GRAINS = ("week", "month")
 COARSER_GRAINS_SENSOR = "coarser_grains_sensor"
 
 
-def rollup_job(grain: str, assets_def):
-    # the job's partitions are inferred from its assets (passing them is deprecated)
-    return define_asset_job(f"rollups_{grain}_job", selection=AssetSelection.assets(assets_def))
+def rollup_job(grain: str, *assets_defs):
+    """The grain's rollups and series view, then its anomaly scoring (and their checks).
+    The job's partitions are inferred from its assets (passing them is deprecated)."""
+    return define_asset_job(f"rollups_{grain}_job", selection=AssetSelection.assets(*assets_defs))
 
 
 BUCKET = {"hour": dt.timedelta(hours=1), "day": dt.timedelta(days=1)}

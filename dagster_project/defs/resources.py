@@ -3,9 +3,11 @@ import os
 import shutil
 import sys
 from functools import cache
+from importlib.metadata import version as installed_version
 from pathlib import Path
 
 from dagster_dbt import DbtCliResource, DbtProject
+from packaging.version import Version
 
 from ..paths import ProjectPaths
 from ..warehouse.connection import default_target
@@ -56,5 +58,28 @@ def dbt_executable() -> str:
     return "dbt"
 
 
+@cache
+def dbt_core_version() -> Version:
+    """The dbt-core installed beside this interpreter: the one `metrics-dbt` runs."""
+    return Version(installed_version("dbt-core"))
+
+
+class MetricsDbtCliResource(DbtCliResource):
+    """DbtCliResource without two set-up costs it pays on every `cli()` call, that is in
+    every step of every run (measured in docs/orchestration.md): a `dbt --version`
+    subprocess (~4 s here; its cache lives on a resource instance, and each run builds a
+    new one) and an in-process dbt adapter with every macro parsed (~2.5 s), which serves
+    only fetch_row_counts / fetch_column_metadata, never called by these assets. The
+    version is read from the installed dbt-core instead (tests/test_dbt_resource.py checks
+    it against the executable's own answer)."""
+
+    @property
+    def _cli_version(self) -> Version:
+        return dbt_core_version()
+
+    def _initialize_dbt_core_adapter(self, args):
+        return None
+
+
 def metrics_dbt_resource() -> DbtCliResource:
-    return DbtCliResource(project_dir=metrics_dbt_project(), dbt_executable=dbt_executable(), target=default_target())
+    return MetricsDbtCliResource(project_dir=metrics_dbt_project(), dbt_executable=dbt_executable(), target=default_target())

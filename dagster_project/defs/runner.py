@@ -24,6 +24,7 @@ from ..spec.resolved import MetricsProject
 from ..warehouse.dbt_runner import DbtOutcome, environ, run_dbt
 from ..warehouse.lock import warehouse_lock
 from .partitions import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, range_tags
+from .anomalies import listen_to_scoring, stop_listening_to_scoring
 from .rollup_assets import listen_to_dbt, stop_listening
 # the CLI prints its own progress; Dagster's console log only for warnings and errors
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -34,8 +35,8 @@ class RunOutcome:
     ok: bool = True
     failures: list[str] = field(default_factory=list)
     run_ids: list[str] = field(default_factory=list)
-    # per job: (label, wall seconds, seconds dbt itself ran)
-    timings: list[tuple[str, float, float]] = field(default_factory=list)
+    # per job: (label, wall seconds, seconds dbt itself ran, seconds anomaly scoring ran)
+    timings: list[tuple[str, float, float, float]] = field(default_factory=list)
 
 
 def _stderr(message: str) -> None:
@@ -114,9 +115,13 @@ def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt
         keys = selection if selection is not None else list(job.asset_layer.executable_asset_keys)
         partitions = _partition_count(job, tags)
         records = f", recording {len(keys) * partitions:,} partition materializations" if partitions > 1 else ""
-        progress(f"      {label}: {len(keys)} assets x {partitions} partition(s): dbt{records} ...")
+        scores = any(k.path[-1].startswith("anomalies_") for k in keys)
+        progress(f"      {label}: {len(keys)} assets x {partitions} partition(s): dbt{', anomaly scoring' if scores else ''}"
+                 f"{records} ...")
         dbt_seconds: list[float] = []
+        scoring_seconds: list[float] = []
         listen_to_dbt(dbt_seconds.append)
+        listen_to_scoring(scoring_seconds.append)
         started = time.perf_counter()
         try:
             result = job.execute_in_process(instance=instance, tags=tags or {}, asset_selection=selection,
@@ -127,9 +132,11 @@ def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt
             return False
         finally:
             stop_listening(dbt_seconds.append)
+            stop_listening_to_scoring(scoring_seconds.append)
         wall = time.perf_counter() - started
-        outcome.timings.append((label, wall, sum(dbt_seconds)))
-        progress(f"      {label}: {wall:.1f}s (dbt {sum(dbt_seconds):.1f}s)")
+        outcome.timings.append((label, wall, sum(dbt_seconds), sum(scoring_seconds)))
+        scoring = f", anomaly scoring {sum(scoring_seconds):.1f}s" if scoring_seconds else ""
+        progress(f"      {label}: {wall:.1f}s (dbt {sum(dbt_seconds):.1f}s{scoring})")
         outcome.run_ids.append(result.run_id)
         if not result.success:
             outcome.ok = False

@@ -6,10 +6,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..grains import GRAINS as _GRAINS
 
 Grain = Literal["hour", "day", "week", "month"]
-GRAINS: tuple[Grain, ...] = ("hour", "day", "week", "month")
+GRAINS: tuple[Grain, ...] = _GRAINS
 Aggregation = Literal["count", "sum", "avg", "min", "max", "count_distinct", "percentile", "latest"]
 Status = Literal["draft", "active", "archived"]
 Kind = Literal["simple", "ratio", "derived"]
@@ -23,15 +25,51 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class AnomalySpec(_Frozen):
-    """Anomaly scoring options (used by the anomaly assets)."""
+class ExcludeRange(_Frozen):
+    """A stretch of history left out of anomaly training (a holiday, a known incident).
+    Dates are whole UTC days with `end` included; timestamps are [start, end)."""
 
-    enabled: bool = True
-    sensitivity: float = Field(3.0, gt=0, le=20, description="Band width in robust standard deviations.")
+    start: dt.datetime | dt.date
+    end: dt.datetime | dt.date
+    reason: str | None = None
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _plain_date(cls, value: object) -> object:
+        # a quoted '2026-12-24' means the same whole day as an unquoted one
+        if isinstance(value, str) and len(value.strip()) == 10:
+            return dt.date.fromisoformat(value.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "ExcludeRange":
+        if exclude_bounds(self)[1] <= exclude_bounds(self)[0]:
+            raise ValueError("end must be after start")
+        return self
+
+
+def exclude_bounds(r: ExcludeRange) -> tuple[dt.datetime, dt.datetime]:
+    """[start, end) as naive UTC datetimes."""
+    def as_utc(v: dt.date | dt.datetime, end: bool) -> dt.datetime:
+        if isinstance(v, dt.datetime):
+            return v.astimezone(dt.timezone.utc).replace(tzinfo=None) if v.tzinfo else v
+        midnight = dt.datetime(v.year, v.month, v.day)
+        return midnight + dt.timedelta(days=1) if end else midnight
+    return as_utc(r.start, False), as_utc(r.end, True)
+
+
+class AnomalySpec(_Frozen):
+    """Anomaly scoring options. Each field a metric sets wins over `_config.yml`
+    `anomaly:`, which wins over these defaults (merged field by field)."""
+
+    enabled: bool = Field(True, description="Score this metric (default: true for active metrics, false for drafts).")
+    sensitivity: float = Field(3.0, gt=0, le=20, description="Band edge in robust standard deviations (or the same tail probability).")
     direction: Literal["up", "down", "both"] = "both"
-    min_volume: float = Field(0, ge=0, description="Buckets whose expected volume is below this are not scored.")
+    min_volume: float = Field(0, ge=0, description="A bucket whose expected volume (count, or a ratio's denominator) is below this is never flagged.")
     seasonality: Literal["auto", "none", "hour_of_day", "day_of_week", "hour_of_week"] = "auto"
-    training_buckets: int = Field(56, ge=4, le=10_000, description="How many past buckets train the baseline.")
+    training_buckets: int | None = Field(None, ge=4, le=10_000, description="Past buckets that train the baseline (default per grain: hour 1344 = 8 weeks, day 56, week 26, month 24).")
+    exclude: list[ExcludeRange] = Field(default_factory=list, description="Ranges left out of training.")
+    max_slices: int = Field(50, ge=0, le=10_000, description="Slices scored per dimension set: the total plus the slices with the most volume.")
 
 
 class InlineMeasure(_Frozen):
@@ -102,5 +140,7 @@ class ProjectConfig(_Frozen):
     grains: list[Grain] = Field(default_factory=lambda: list(GRAINS), min_length=1)
     settle_lookback: SettleLookback = Field(default_factory=SettleLookback)
     owner: str | None = None
+    # project-wide anomaly defaults; a metric's own `anomaly:` fields win
+    anomaly: AnomalySpec | None = None
     # the example's demo collection asset (raw/*, generated rows): only in the example
     demo: bool = False

@@ -169,6 +169,20 @@ def _measure(m: MetricSpec | InlineMeasure, columns) -> Measure:
     )
 
 
+def _anomaly(config: ProjectConfig, s: MetricSpec) -> AnomalySpec:
+    """Field by field: the metric's own, then `_config.yml` `anomaly:`, then the defaults.
+    Detection is on by default for active metrics only; a draft is scored only when its
+    own file says `enabled: true`."""
+    merged: dict = {}
+    for layer in (config.anomaly, s.anomaly):
+        if layer is not None:
+            merged.update({k: getattr(layer, k) for k in layer.model_fields_set})
+    own_enabled = s.anomaly is not None and "enabled" in s.anomaly.model_fields_set
+    if s.status != "active" and not own_enabled:
+        merged["enabled"] = False
+    return AnomalySpec(**merged)
+
+
 def _resolve(paths: ProjectPaths, config: ProjectConfig, ctx: Context, issues: list[ValidationIssue]) -> MetricsProject:
     resolved: dict[str, Metric] = {}
 
@@ -178,7 +192,7 @@ def _resolve(paths: ProjectPaths, config: ProjectConfig, ctx: Context, issues: l
         return dict(
             path=rel, line=f.located.line_of(("name",)), domain=parts[1] if len(parts) > 2 else "default",
             status=s.status, description=s.description, owner=s.owner or config.owner,
-            anomaly=s.anomaly or AnomalySpec(),
+            anomaly=_anomaly(config, s),
             alerts=tuple(s.alerts),
         )
 

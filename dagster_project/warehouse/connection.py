@@ -6,12 +6,10 @@ import io
 import os
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
-
-import pandas as pd
+from typing import TYPE_CHECKING, Iterator
 
 from ..paths import ProjectPaths
 
@@ -20,6 +18,9 @@ TARGETS = ("duckdb", "postgres", "clickhouse")
 SCHEMA = "analytics"
 RAW_SCHEMA = "raw"
 EMBEDDED = ("duckdb", "clickhouse")
+
+if TYPE_CHECKING:  # pandas is imported where a frame is built: a CLI read does not pay for it
+    import pandas as pd
 
 
 class WarehouseError(RuntimeError):
@@ -85,6 +86,8 @@ def raw_schema(paths: ProjectPaths) -> str:
 class Warehouse:
     target: str
     paths: ProjectPaths
+    # the connection of an open `reading()` block, reused by rows() and frame()
+    _reader: object = field(default=None, repr=False, compare=False)
 
     @property
     def schema(self) -> str:
@@ -169,26 +172,64 @@ class Warehouse:
             sql = "select count() as n from system.tables where database = ? and name = ?"
         else:
             sql = "select count(*) as n from information_schema.tables where table_schema = ? and table_name = ?"
-        return int(self.frame(sql, [self.schema, name])["n"].iloc[0]) > 0
+        return int(self.rows(sql, [self.schema, name])[1][0][0]) > 0
 
-    def frame(self, sql: str, params: list | None = None) -> pd.DataFrame:
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """One read-only connection for every rows()/frame() call inside the block (a CLI
+        read makes several small queries; each connection costs a lock and an open)."""
+        if self._reader is not None:
+            yield
+            return
         with self.connect(read_only=True) as con:
+            self._reader = con
+            try:
+                yield
+            finally:
+                self._reader = None
+
+    @contextmanager
+    def _read_connection(self) -> Iterator[object]:
+        if self._reader is not None:
+            yield self._reader
+        else:
+            with self.connect(read_only=True) as con:
+                yield con
+
+    def rows(self, sql: str, params: list | None = None) -> tuple[list[str], list[tuple]]:
+        """(column names, rows as tuples); timestamps come back as naive UTC datetimes.
+        No pandas: the reads the CLI makes stay cheap to start."""
+        with self._read_connection() as con:
             try:
                 if self.target == "duckdb":
-                    return con.execute(sql, params or []).df()
+                    cur = con.execute(sql, params or [])
+                    return [c[0] for c in cur.description], cur.fetchall()
                 if self.target == "clickhouse":
-                    return _naive_utc(con.query_df(_inline_params(sql, params or [])))
+                    result = con.query(_inline_params(sql, params or []))
+                    return list(result.column_names), [tuple(_naive(v) for v in r) for r in result.result_rows]
                 cur = con.cursor()
                 if params:
                     cur.execute(sql.replace("%", "%%").replace("?", "%s"), params)
                 else:  # no binding: a literal % (LIKE 'x%') stays as written
                     cur.execute(sql)
-                cols = [c[0] for c in cur.description]
-                return pd.DataFrame(cur.fetchall(), columns=cols)
+                return [c[0] for c in cur.description], [tuple(_naive(v) for v in r) for r in cur.fetchall()]
             except Exception as err:  # driver errors differ per target
                 raise WarehouseError(f"{self.target}: {str(err).strip().splitlines()[0]}") from None
 
-    def replace_rows(self, table: str, frame: pd.DataFrame, time_column: str, start, end) -> None:
+    def frame(self, sql: str, params: list | None = None) -> "pd.DataFrame":
+        import pandas as pd
+        with self._read_connection() as con:
+            try:
+                if self.target == "duckdb":
+                    return con.execute(sql, params or []).df()
+                if self.target == "clickhouse":
+                    return _naive_utc(con.query_df(_inline_params(sql, params or [])))
+            except Exception as err:  # driver errors differ per target
+                raise WarehouseError(f"{self.target}: {str(err).strip().splitlines()[0]}") from None
+        columns, rows = self.rows(sql, params)
+        return pd.DataFrame(rows, columns=columns)
+
+    def replace_rows(self, table: str, frame: "pd.DataFrame", time_column: str, start, end) -> None:
         """Replace rows of raw.`table` with `time_column` in [start, end) by `frame`, in
         one transaction (create the table from the frame when it does not exist), holding
         the warehouse's writer lock."""
@@ -240,7 +281,7 @@ class Warehouse:
                 raise WarehouseError(f"{self.target}: {str(err).strip().splitlines()[0]}") from None
 
 
-def _pg_columns(frame: pd.DataFrame) -> str:
+def _pg_columns(frame: "pd.DataFrame") -> str:
     out = []
     for name, dtype in frame.dtypes.items():
         kind = dtype.kind
@@ -249,7 +290,7 @@ def _pg_columns(frame: pd.DataFrame) -> str:
     return ", ".join(out)
 
 
-def _ch_columns(frame: pd.DataFrame) -> str:
+def _ch_columns(frame: "pd.DataFrame") -> str:
     out = []
     for name, dtype in frame.dtypes.items():
         kind = getattr(dtype, "kind", "O")
@@ -262,8 +303,10 @@ def _ch_literal(value) -> str:
     import datetime as dt
     if value is None:
         return "NULL"
-    if isinstance(value, (dt.datetime, pd.Timestamp)):
-        return f"toDateTime64('{pd.Timestamp(value).strftime('%Y-%m-%d %H:%M:%S.%f')}', 6, 'UTC')"
+    if isinstance(value, dt.datetime):  # pd.Timestamp is a datetime
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return f"toDateTime64('{value.strftime('%Y-%m-%d %H:%M:%S.%f')}', 6, 'UTC')"
     if isinstance(value, dt.date):
         return f"toDateTime64('{value.isoformat()} 00:00:00', 6, 'UTC')"
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -280,7 +323,16 @@ def _inline_params(sql: str, params: list) -> str:
     return "".join(p + (_ch_literal(v) if i < len(params) else "") for i, (p, v) in enumerate(zip(parts, [*params, None])))
 
 
-def _naive_utc(frame: pd.DataFrame) -> pd.DataFrame:
+def _naive(value):
+    """A zoned datetime as naive UTC (the project's one convention); anything else as is."""
+    import datetime as dt
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def _naive_utc(frame: "pd.DataFrame") -> "pd.DataFrame":
+    import pandas as pd
     for col in frame.columns:
         if isinstance(frame[col].dtype, pd.DatetimeTZDtype):
             frame[col] = frame[col].dt.tz_convert("UTC").dt.tz_localize(None)

@@ -6,31 +6,19 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import yaml
 
-from ..compiler.plan import floor_to_grain, rollup_name
-from ..spec.resolved import Metric, MetricsProject
-from ..validation.sql_fragment import evaluate_arithmetic
+from ..grains import add_grain, ceil_to_grain, floor_to_grain  # noqa: F401 (re-exported)
 from .connection import Warehouse
 
+if TYPE_CHECKING:  # imported where used: a CLI read never loads pandas, pydantic or sqlglot
+    import pandas as pd
 
-def add_grain(ts: dt.datetime, grain: str, n: int = 1) -> dt.datetime:
-    if grain == "hour":
-        return ts + dt.timedelta(hours=n)
-    if grain == "day":
-        return ts + dt.timedelta(days=n)
-    if grain == "week":
-        return ts + dt.timedelta(days=7 * n)
-    month = ts.month - 1 + n
-    return ts.replace(year=ts.year + month // 12, month=month % 12 + 1)
+    from ..spec.resolved import Metric, MetricsProject
 
-
-def ceil_to_grain(day: dt.date, grain: str) -> dt.datetime:
-    floor = floor_to_grain(day, grain)
-    midnight = dt.datetime(day.year, day.month, day.day)
-    return floor if floor == midnight else add_grain(floor, grain)
+SERIES_COLUMNS = ["metric", "grain", "bucket_start", "slice", "value", "previous_value", "change_pct", "complete"]
 
 
 def now_utc() -> dt.datetime:
@@ -63,9 +51,20 @@ def series_relation(metric: Metric, grain: str) -> str:
 
 def read_series(wh: Warehouse, metric: Metric, grain: str, start: dt.date | None = None,
                 end: dt.date | None = None, slice_: dict[str, str] | None = None,
-                project: MetricsProject | None = None, now: dt.datetime | None = None) -> pd.DataFrame:
-    """Columns: metric, grain, bucket_start, slice (dict), value, previous_value, change_pct,
-    complete (False for the bucket holding `now`, default now_utc(), and any later one).
+                project: MetricsProject | None = None, now: dt.datetime | None = None) -> "pd.DataFrame":
+    """series_records as a DataFrame (object columns keep None, a gap, as None)."""
+    import pandas as pd
+    records = series_records(wh, metric, grain, start, end, slice_, project, now)
+    dtypes = {"bucket_start": "datetime64[us]", "complete": bool}
+    return pd.DataFrame({c: pd.Series([r[c] for r in records], dtype=dtypes.get(c, object)) for c in SERIES_COLUMNS})
+
+
+def series_records(wh: Warehouse, metric: Metric, grain: str, start: dt.date | None = None,
+                   end: dt.date | None = None, slice_: dict[str, str] | None = None,
+                   project: MetricsProject | None = None, now: dt.datetime | None = None) -> list[dict]:
+    """One dict per bucket: metric, grain, bucket_start (naive UTC datetime), slice (dict),
+    value, previous_value, change_pct, complete (False for the bucket holding `now`,
+    default now_utc(), and any later one). Plain Python: a CLI read never imports pandas.
     An archived metric is read from the rollup rows it left behind (a ratio or derived
     one is recombined from its inputs, which `project` resolves).
 
@@ -84,34 +83,41 @@ def read_series(wh: Warehouse, metric: Metric, grain: str, start: dt.date | None
     lo = ceil_to_grain(start, grain) if start else floor_to_grain(metric.start, grain)
     fetch_lo = add_grain(lo, grain, -1)
     hi = ceil_to_grain(end, grain) if end else dt.datetime(9999, 1, 1)
-    stored = _stored(wh, metric, grain, fetch_lo, hi, dimension, str(dimension_value), project)
-    if not stored:  # nothing in the window: tell "never built" apart from "outside the history"
-        _check_built(wh, metric, grain, project)
-    if dimension:
-        _check_seen(wh, metric, grain, dimension, str(dimension_value), project, accepted)
+    with wh.reading():
+        stored = _stored(wh, metric, grain, fetch_lo, hi, dimension, str(dimension_value), project)
+        if not stored:  # nothing in the window: tell "never built" apart from "outside the history"
+            _check_built(wh, metric, grain, project)
+        if dimension:
+            _check_seen(wh, metric, grain, dimension, str(dimension_value), project, accepted)
     buckets = sorted(stored)
-    dense = [stored[b] for b in buckets]
-    values = [_num(v) for v in dense]
-    rows = []
+    values = [stored[b] for b in buckets]
+    out = []
     for i, b in enumerate(buckets):
-        if b < pd.Timestamp(lo):
+        if b < lo:
             continue
         # the previous value exists only when the bucket before is really the previous bucket
-        consecutive = i > 0 and add_grain(buckets[i - 1].to_pydatetime(), grain) == b.to_pydatetime()
+        consecutive = i > 0 and add_grain(buckets[i - 1], grain) == b
         prev = values[i - 1] if consecutive else None
         v = values[i]
         change = None if (prev is None or v is None or prev == 0) else (v - prev) / abs(prev) * 100
-        complete = add_grain(b.to_pydatetime(), grain) <= now
-        rows.append((metric.name, grain, b, dict(slice_), v, prev, change, complete))
-    columns = ["metric", "grain", "bucket_start", "slice", "value", "previous_value", "change_pct", "complete"]
-    # object columns keep None (a gap) as None instead of NaN
-    dtypes = {"bucket_start": "datetime64[us]", "complete": bool}
-    return pd.DataFrame({c: pd.Series([r[i] for r in rows], dtype=dtypes.get(c, object))
-                         for i, c in enumerate(columns)})
+        out.append({"metric": metric.name, "grain": grain, "bucket_start": b, "slice": dict(slice_), "value": v,
+                    "previous_value": prev, "change_pct": change, "complete": add_grain(b, grain) <= now})
+    return out
+
+
+def _as_datetime(value) -> dt.datetime:
+    """A bucket_start from any driver (datetime, pandas Timestamp, ISO text) as naive UTC."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if not isinstance(value, dt.datetime):  # a date
+        return dt.datetime(value.year, value.month, value.day)
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime(value.year, value.month, value.day, value.hour, value.minute, value.second, value.microsecond)
 
 
 def _stored(wh: Warehouse, metric: Metric, grain: str, lo: dt.datetime, hi: dt.datetime, dimension: str,
-            dimension_value: str, project: MetricsProject | None) -> dict[pd.Timestamp, float | None]:
+            dimension_value: str, project: MetricsProject | None) -> dict[dt.datetime, float | None]:
     """bucket -> value over the total's buckets (dense), for the total or one slice."""
     if metric.status == "archived" and metric.kind != "simple":
         if project is None:
@@ -124,22 +130,22 @@ def _stored(wh: Warehouse, metric: Metric, grain: str, lo: dt.datetime, hi: dt.d
             if metric.kind == "ratio":
                 out[b] = None if values[0] is None or not values[1] else values[0] / values[1]
             else:
+                from ..validation.sql_fragment import evaluate_arithmetic
                 out[b] = evaluate_arithmetic(metric.formula.tree, {i.name.lower(): v for i, v in zip(inputs, values)})
         return out
     rel = wh.relation(_relation(wh, metric, grain))
-    spine = wh.frame(
+    _, spine = wh.rows(
         f"select bucket_start, value from {rel} where metric = ? and dimension = '' "
         f"and bucket_start >= ? and bucket_start < ? order by bucket_start",
         [metric.name, lo, hi])
-    buckets = list(pd.to_datetime(spine["bucket_start"]))
     if not dimension:
-        return {b: _num(v) for b, v in zip(buckets, spine["value"])}
-    rows = wh.frame(
+        return {_as_datetime(b): _num(v) for b, v in spine}
+    _, rows = wh.rows(
         f"select bucket_start, value from {rel} where metric = ? and dimension = ? and dimension_value = ? "
         f"and bucket_start >= ? and bucket_start < ? order by bucket_start",
         [metric.name, dimension, dimension_value, lo, hi])
-    values = dict(zip(pd.to_datetime(rows["bucket_start"]), rows["value"]))
-    return {b: _num(values.get(b, metric.fill)) for b in buckets}
+    values = {_as_datetime(b): v for b, v in rows}
+    return {b: _num(values.get(b, metric.fill)) for b in (_as_datetime(b) for b, _ in spine)}
 
 
 def _leaves(metric: Metric, project: MetricsProject | None) -> list[Metric]:
@@ -153,8 +159,8 @@ def _leaves(metric: Metric, project: MetricsProject | None) -> list[Metric]:
 def _check_built(wh: Warehouse, metric: Metric, grain: str, project: MetricsProject | None) -> None:
     for leaf in _leaves(metric, project):
         rel = _relation(wh, leaf, grain)
-        n = wh.frame(f"select count(*) as n from {wh.relation(rel)} where metric = ? and dimension = ''", [leaf.name])
-        if int(n["n"].iloc[0]) > 0:
+        _, n = wh.rows(f"select count(*) as n from {wh.relation(rel)} where metric = ? and dimension = ''", [leaf.name])
+        if int(n[0][0]) > 0:
             continue
         if metric.status == "archived":
             raise ValueError(f"{wh.target}: `{metric.name}` is archived and {rel} holds no {grain} rows of "
@@ -174,9 +180,9 @@ def _check_seen(wh: Warehouse, metric: Metric, grain: str, dimension: str, value
     all-zero series would hide it."""
     known: set[str] = set()
     for leaf in _leaves(metric, project):
-        rows = wh.frame(f"select distinct dimension_value from {wh.relation(_relation(wh, leaf, grain))} "
-                        f"where metric = ? and dimension = ?", [leaf.name, dimension])
-        known |= {str(v) for v in rows["dimension_value"] if v is not None}
+        _, rows = wh.rows(f"select distinct dimension_value from {wh.relation(_relation(wh, leaf, grain))} "
+                          f"where metric = ? and dimension = ?", [leaf.name, dimension])
+        known |= {str(r[0]) for r in rows if r[0] is not None}
     if value in known:
         return
     from ..validation.issues import closest
@@ -250,6 +256,7 @@ def _relation(wh: Warehouse, metric: Metric, grain: str) -> str:
     """Where a metric's rows are: its series view, or for an archived metric (no longer
     compiled) the rollup table its rows stay in."""
     if metric.status == "archived":
+        from ..compiler.plan import rollup_name
         source, ts = metric.measure.source, metric.measure.timestamp
         # its own name, then the names rollups had before they depended only on their
         # source and timestamp column

@@ -1,0 +1,195 @@
+"""`metrics anomalies`: the scored buckets in metric_anomalies (flagged only by default),
+and `--backtest`: the detector replayed over stored history with other settings, so an
+owner tunes a metric before enabling its alerts."""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as dt
+import json
+import math
+import sys
+
+from ..grains import GRAINS, add_grain, floor_to_grain
+
+FIELDS = ["metric", "grain", "bucket_start", "slice", "dimension", "dimension_value", "value", "expected", "lower",
+          "upper", "score", "is_anomaly", "direction", "provisional", "numerator", "denominator", "model", "reason",
+          "chart_path", "run_id", "computed_at"]
+
+
+def add_parser(sub, with_target, date_type) -> None:
+    sp = sub.add_parser("anomalies", help="list detected anomalies (--backtest: replay the detector with other settings)")
+    sp.add_argument("--metric", action="append", help="only this metric (repeatable)")
+    sp.add_argument("--grain", choices=GRAINS)
+    sp.add_argument("--since", type=date_type, help="first day (UTC, inclusive)")
+    sp.add_argument("--until", type=date_type, help="end day (UTC, exclusive)")
+    sp.add_argument("--slice", metavar="DIMENSION=VALUE", help="one slice (`total` for the total only)")
+    sp.add_argument("--all", action="store_true", help="every scored bucket, not only the flagged ones")
+    sp.add_argument("--format", choices=("json", "csv", "table"), default="table")
+    sp.add_argument("--backtest", action="store_true",
+                    help="replay the detector over --days of stored history for one --metric; writes nothing")
+    sp.add_argument("--sensitivity", type=float, action="append", help="backtest: a sensitivity to try (repeatable)")
+    sp.add_argument("--days", type=int, default=90, help="backtest: days of history replayed (default 90)")
+    with_target(sp)
+    sp.set_defaults(func=cmd_anomalies)
+
+
+def _err(msg: str) -> None:
+    print(f"error: {msg}", file=sys.stderr)
+
+
+def _check_metrics(args, project) -> bool:
+    from ..validation.issues import closest
+    public = [m.name for m in project.public()]
+    for name in args.metric or []:
+        if name not in public:
+            _err(f"unknown metric `{name}`{closest(name, public)}")
+            return False
+        if args.grain and args.grain not in project.metrics[name].grains:
+            _err(f"`{name}` has no {args.grain} grain (its grains: {', '.join(project.metrics[name].grains)})")
+            return False
+    return True
+
+
+def _slice(text: str | None) -> tuple[str | None, str | None] | None:
+    if text is None:
+        return None, None
+    if text == "total":
+        return "", ""
+    if "=" not in text:
+        _err(f"--slice takes DIMENSION=VALUE (or `total`), got `{text}`")
+        return None
+    dimension, value = text.split("=", 1)
+    return dimension, value
+
+
+def cmd_anomalies(args, paths) -> int:
+    from ..validation.project import load_project
+    from ..warehouse.connection import Warehouse, WarehouseError
+    result = load_project(paths)
+    for issue in result.issues:
+        print(issue, file=sys.stderr)
+    if result.issues:
+        return 1
+    if not _check_metrics(args, result.project):
+        return 2
+    wh = Warehouse(args.target, paths)
+    try:
+        if args.backtest:
+            return _backtest(args, wh, result.project)
+        return _list(args, wh)
+    except (ValueError, WarehouseError) as err:
+        _err(str(err))
+        return 2
+
+
+def _list(args, wh) -> int:
+    from ..warehouse.anomaly_store import TABLE, read_anomalies
+    if args.sensitivity:
+        _err("--sensitivity is for --backtest")
+        return 2
+    sliced = _slice(args.slice)
+    if sliced is None:
+        return 2
+    since = dt.datetime.combine(args.since, dt.time()) if args.since else None
+    until = dt.datetime.combine(args.until, dt.time()) if args.until else None
+    if not wh.relation_exists(TABLE):
+        _err(f"{wh.target}: nothing has been scored yet ({TABLE} does not exist): `metrics run` scores every grain it builds")
+        return 2
+    rows = []
+    for metric in args.metric or [None]:
+        columns, found = read_anomalies(wh, metric=metric, grain=args.grain, since=since, until=until,
+                                        dimension=sliced[0], dimension_value=sliced[1], flagged_only=not args.all)
+        rows += [_record(dict(zip(columns, r))) for r in found]
+    rows.sort(key=lambda r: (r["bucket_start"], r["metric"], r["grain"], r["dimension"], r["dimension_value"]),
+              reverse=True)
+    {"json": _json, "csv": _csv, "table": _table}[args.format](rows, args)
+    return 0
+
+
+def _number(v):
+    if v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def _iso(ts) -> str | None:
+    return None if ts is None else ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _record(r: dict) -> dict:
+    out = {k: r.get(k) for k in FIELDS if k != "slice"}
+    out["slice"] = {r["dimension"]: r["dimension_value"]} if r["dimension"] else {}
+    out["bucket_start"], out["computed_at"] = _iso(r["bucket_start"]), _iso(r["computed_at"])
+    for k in ("value", "expected", "lower", "upper", "score", "numerator", "denominator"):
+        out[k] = _number(r[k])
+    out["is_anomaly"], out["provisional"] = bool(r["is_anomaly"]), bool(r["provisional"])
+    return {k: out[k] for k in FIELDS}
+
+
+def _json(rows: list[dict], args) -> None:
+    sys.stdout.write(json.dumps(rows, indent=1) + "\n")
+
+
+def _csv(rows: list[dict], args) -> None:
+    w = csv.writer(sys.stdout, lineterminator="\n")
+    columns = [f for f in FIELDS if f != "slice"]
+    w.writerow(columns)
+    for r in rows:
+        w.writerow(["" if r[c] is None else ("true" if r[c] else "false") if isinstance(r[c], bool) else r[c]
+                    for c in columns])
+
+
+def _table(rows: list[dict], args) -> None:
+    if not rows:
+        what = "scored buckets" if args.all else "anomalies"
+        print(f"no {what} (scored by the anomalies_<grain> assets of `metrics run`; --all lists every scored bucket)")
+        return
+    header = ["bucket_start", "metric", "grain", "slice", "score", "flag", "reason"]
+    body = [[r["bucket_start"], r["metric"], r["grain"],
+             "total" if not r["dimension"] else f"{r['dimension']}={r['dimension_value']}",
+             "" if r["score"] is None else f"{r['score']:+.1f}",
+             ("ANOMALY" if r["is_anomaly"] else "") + (" provisional" if r["provisional"] else ""), r["reason"] or ""]
+            for r in rows]
+    widths = [max(len(header[i]), *(len(line[i]) for line in body)) for i in range(len(header) - 1)]
+    print("  ".join(f"{h:<{w}}" for h, w in zip(header, widths)) + "  " + header[-1])
+    for line in body:
+        print("  ".join(f"{c:<{w}}" for c, w in zip(line, widths)) + "  " + line[-1])
+
+
+def _backtest(args, wh, project) -> int:
+    from ..anomaly import merge_incidents
+    from ..scoring.inputs import detector_settings
+    from ..scoring.window import score
+    from ..warehouse.read import now_utc
+    if not args.metric or len(args.metric) != 1:
+        _err("--backtest takes exactly one --metric")
+        return 2
+    if args.days < 1:
+        _err("--days must be at least 1")
+        return 2
+    metric = project.metrics[args.metric[0]]
+    grain = args.grain or ("day" if "day" in metric.grains else metric.grains[0])
+    now = now_utc()
+    end = floor_to_grain(now.date(), grain) if grain != "hour" else now.replace(minute=0, second=0, microsecond=0)
+    end = add_grain(end, grain)  # the bucket in progress is never scored anyway
+    start = max(floor_to_grain((now - dt.timedelta(days=args.days)).date(), grain), floor_to_grain(metric.start, grain))
+    base = detector_settings(metric)
+    sensitivities = args.sensitivity or sorted({base.sensitivity, 2.0, 3.0, 4.0, 5.0})
+    print(f"backtest of {metric.name} at the {grain} grain over {start:%Y-%m-%d} .. {end:%Y-%m-%d} "
+          f"(configured sensitivity {base.sensitivity:g}; nothing is written)")
+    print(f"{'sensitivity':>11}  {'series':>6}  {'buckets scored':>14}  {'flagged':>7}  {'incidents':>9}")
+    for s in sensitivities:
+        settings = dataclasses.replace(base, sensitivity=s)
+        frame, summary = score(wh, project, grain, start, end, now, metrics=[metric], settings_for=lambda m: settings)
+        incidents = 0
+        if len(frame):
+            flagged = frame[frame.is_anomaly.astype(bool)]
+            for _, part in flagged.groupby(["dimension", "dimension_value"]):
+                incidents += len(merge_incidents(part, grain))
+        print(f"{s:>11g}  {summary.series_scored:>6}  {summary.buckets_scored:>14,}  {summary.flagged:>7}  {incidents:>9}")
+    return 0

@@ -1,0 +1,112 @@
+"""What the detectors read: each scored metric's series at one grain, per slice, dense over
+its buckets, from the `metric_series_<grain>` view (one query per grain).
+
+Densified by the rule every reader uses (warehouse/read.py): the total is stored for
+every built bucket; a slice bucket with no row is the metric's empty value (0 for
+count-shaped metrics, a gap otherwise); a bucket that was never built is a gap (NaN),
+never 0."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ..spec.raw import exclude_bounds
+from ..spec.resolved import Metric
+from ..warehouse.connection import Warehouse
+
+FREQ = {"hour": "h", "day": "D", "week": "W-MON", "month": "MS"}
+COUNT_AGGREGATIONS = ("count", "count_distinct")
+VALUE_COLUMNS = ["value", "count", "numerator", "denominator"]
+
+
+def shape_of(metric: Metric) -> str:
+    """count (Poisson-like volumes), ratio (uses the denominator) or fraction (the rest)."""
+    if metric.kind == "ratio":
+        return "ratio"
+    if metric.kind == "simple" and metric.measure.aggregation in COUNT_AGGREGATIONS:
+        return "count"
+    return "fraction"
+
+
+def detector_settings(metric: Metric):
+    from ..anomaly import DetectorSettings
+    a = metric.anomaly
+    return DetectorSettings(sensitivity=a.sensitivity, direction=a.direction, min_volume=a.min_volume,
+                            seasonality=a.seasonality, training_buckets=a.training_buckets,
+                            exclude=tuple(exclude_bounds(r) for r in a.exclude))
+
+
+@dataclass
+class SliceSeries:
+    metric: Metric
+    dimension: str  # '' for the total
+    dimension_value: str
+    frame: pd.DataFrame  # bucket_start, value, count, numerator, denominator (dense)
+
+
+@dataclass
+class GrainInputs:
+    series: list[SliceSeries]
+    skipped: dict[str, int]  # metric -> slices left out by max_slices
+
+
+def read_inputs(wh: Warehouse, grain: str, metrics: list[Metric], lo: dt.datetime, hi: dt.datetime) -> GrainInputs:
+    """Series of `metrics` over [lo, hi), the total first, then per metric at most
+    `max_slices` slices: those with the most volume over the range."""
+    if not metrics:
+        return GrainInputs([], {})
+    names = [m.name for m in metrics]
+    marks = ", ".join("?" for _ in names)
+    rows = wh.frame(
+        f"select metric, bucket_start, dimension, dimension_value, value, count, numerator, denominator "
+        f"from {wh.relation(f'metric_series_{grain}')} "
+        f"where metric in ({marks}) and bucket_start >= ? and bucket_start < ?",
+        [*names, lo, hi])
+    rows["bucket_start"] = pd.to_datetime(rows["bucket_start"])
+    for c in VALUE_COLUMNS:
+        rows[c] = pd.to_numeric(rows[c], errors="coerce").astype(float)
+    rows["dimension_value"] = rows["dimension_value"].fillna("(null)").astype(str)
+    out, skipped = [], {}
+    by_metric = dict(tuple(rows.groupby("metric", sort=False)))
+    for m in metrics:
+        part = by_metric.get(m.name)
+        if part is None:
+            continue
+        total = part[part.dimension == ""]
+        if total.empty:
+            continue
+        spine = pd.date_range(total.bucket_start.min(), total.bucket_start.max(), freq=FREQ[grain])
+        built = pd.DatetimeIndex(total.bucket_start)
+        out.append(SliceSeries(m, "", "", _dense(total, spine, built, m, is_total=True)))
+        slices = part[part.dimension != ""]
+        if slices.empty:
+            continue
+        ranked = _volume(slices).sort_values(ascending=False, kind="stable")
+        keep = ranked.index[: m.anomaly.max_slices]
+        skipped[m.name] = len(ranked) - len(keep)
+        groups = dict(tuple(slices.groupby(["dimension", "dimension_value"], sort=False)))
+        for key in keep:
+            out.append(SliceSeries(m, key[0], key[1], _dense(groups[key], spine, built, m, is_total=False)))
+    return GrainInputs(out, skipped)
+
+
+def _volume(slices: pd.DataFrame) -> pd.Series:
+    """Per (dimension, dimension_value): the denominator's sum for a ratio, the row count's
+    for a metric that carries one, else the sum of absolute values."""
+    keyed = slices.assign(abs_value=slices["value"].abs())
+    sums = keyed.groupby(["dimension", "dimension_value"], sort=True)[["denominator", "count", "abs_value"]].sum(min_count=1)
+    return sums["denominator"].fillna(sums["count"]).fillna(sums["abs_value"]).fillna(0.0)
+
+
+def _dense(part: pd.DataFrame, spine: pd.DatetimeIndex, built: pd.DatetimeIndex, metric: Metric, is_total: bool) -> pd.DataFrame:
+    frame = part.set_index("bucket_start")[VALUE_COLUMNS].reindex(spine)
+    if not is_total and metric.fill is not None:
+        # a built bucket without a row of this slice had no rows: the empty value
+        missing = frame["value"].isna().to_numpy() & spine.isin(built) & ~spine.isin(part.bucket_start)
+        frame.loc[missing, "value"] = metric.fill
+        if shape_of(metric) == "count":
+            frame.loc[missing, "count"] = 0.0
+    frame.index.name = "bucket_start"
+    return frame.reset_index()

@@ -1,0 +1,113 @@
+"""Score one grain's window: read each enabled metric's series (the window plus its
+training history), run the detectors of dagster_project/anomaly, draw a chart per
+flagged bucket, and replace the window's rows of metric_anomalies. The anomalies_<grain>
+assets and `metrics anomalies --backtest` call this; it imports no Dagster."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from ..grains import add_grain
+from ..spec.resolved import Metric, MetricsProject
+from ..warehouse.anomaly_store import NAMES, replace_window
+from ..warehouse.connection import Warehouse
+from . import charts
+from .inputs import detector_settings, read_inputs, shape_of
+
+
+@dataclass
+class WindowSummary:
+    grain: str
+    start: dt.datetime
+    end: dt.datetime
+    metrics: int = 0
+    series_scored: int = 0
+    slices_skipped: int = 0
+    buckets_scored: int = 0
+    flagged: int = 0
+    worst: list[dict] = field(default_factory=list)  # the strongest detections, for metadata
+    charts: list[str] = field(default_factory=list)
+    skipped_by_metric: dict[str, int] = field(default_factory=dict)
+    # (series read, its scored rows) per slice, for the charts; not in frame.attrs, which
+    # pandas deep-copies on every operation
+    parts: list = field(default_factory=list, repr=False)
+
+
+def scored_metrics(project: MetricsProject, grain: str, names: set[str] | None = None) -> list[Metric]:
+    """Active, public metrics of this grain whose anomaly detection is enabled."""
+    return sorted((m for m in project.metrics.values()
+                   if m.status == "active" and m.public and grain in m.grains and m.anomaly.enabled
+                   and (names is None or m.name in names)), key=lambda m: m.name)
+
+
+def score(wh: Warehouse, project: MetricsProject, grain: str, start: dt.datetime, end: dt.datetime,
+          now: dt.datetime, *, metrics: list[Metric] | None = None, settings_for=None) -> tuple[pd.DataFrame, WindowSummary]:
+    """Rows for metric_anomalies (without chart_path, run_id, computed_at) over [start, end)
+    and a summary. `settings_for(metric)` overrides the detector settings (backtests)."""
+    from ..anomaly import history_needed, score_series
+    metrics = scored_metrics(project, grain) if metrics is None else metrics
+    settings_for = settings_for or detector_settings
+    summary = WindowSummary(grain, start, end, metrics=len(metrics))
+    if not metrics:
+        return pd.DataFrame(columns=NAMES), summary
+    settings = {m.name: settings_for(m) for m in metrics}
+    history = max(history_needed(grain, s) for s in settings.values())
+    lo = add_grain(start, grain, -history)
+    inputs = read_inputs(wh, grain, metrics, lo, end)
+    summary.skipped_by_metric = {k: v for k, v in inputs.skipped.items() if v}
+    summary.slices_skipped = sum(inputs.skipped.values())
+    settle = getattr(project.config.settle_lookback, grain)
+    parts = []
+    for s in inputs.series:
+        label = s.metric.name + (f" [{s.dimension}={s.dimension_value}]" if s.dimension else "")
+        scored = score_series(s.frame, shape=shape_of(s.metric), grain=grain, settings=settings[s.metric.name],
+                              score_from=start, score_until=end, now=now, settle_buckets=settle, label=label)
+        summary.series_scored += 1
+        if scored.empty:
+            continue
+        scored = scored.assign(metric=s.metric.name, grain=grain, dimension=s.dimension,
+                               dimension_value=s.dimension_value)
+        parts.append((s, scored))
+    frame = pd.concat([p for _, p in parts], ignore_index=True) if parts else pd.DataFrame(columns=NAMES)
+    summary.buckets_scored = len(frame)
+    if len(frame):
+        flagged = frame[frame.is_anomaly.astype(bool)]
+        summary.flagged = len(flagged)
+        worst = flagged.reindex(flagged.score.abs().sort_values(ascending=False).index).head(5)
+        summary.worst = [{"metric": r.metric, "slice": _slice_text(r.dimension, r.dimension_value),
+                          "bucket_start": pd.Timestamp(r.bucket_start).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                          "score": round(float(r.score), 2), "reason": r.reason} for r in worst.itertuples()]
+    summary.parts = parts
+    return frame, summary
+
+
+def write(wh: Warehouse, grain: str, frame: pd.DataFrame, summary: WindowSummary, run_id: str,
+          computed_at: dt.datetime, chart_root=None) -> int:
+    """Draw the flagged buckets' charts (when chart_root is given) and replace the window."""
+    frame = frame.copy()
+    paths: dict[tuple, str] = {}
+    if chart_root is not None and len(frame):
+        recent = pd.Timestamp(computed_at) - pd.Timedelta(days=charts.RECENT_DAYS)
+        for s, scored in summary.parts:
+            flagged = scored[scored.is_anomaly.astype(bool) & (pd.to_datetime(scored.bucket_start) >= recent)]
+            for r in flagged.itertuples():
+                bucket = pd.Timestamp(r.bucket_start)
+                path = charts.chart_path(chart_root, grain, s.metric.name, s.dimension, s.dimension_value, bucket)
+                lo = bucket - (pd.Timestamp(add_grain(bucket.to_pydatetime(), grain, 1)) - bucket) * charts.CONTEXT[grain]
+                history = s.frame[(s.frame.bucket_start >= lo) & (s.frame.bucket_start <= bucket)]
+                charts.draw(path, history, scored[scored.bucket_start <= bucket], bucket, r.reason)
+                paths[(s.metric.name, s.dimension, s.dimension_value, bucket)] = str(path)
+                summary.charts.append(str(path))
+    keys = zip(frame.metric, frame.dimension, frame.dimension_value, pd.to_datetime(frame.bucket_start))
+    frame["chart_path"] = [paths.get(k) for k in keys]
+    frame["run_id"] = run_id
+    frame["computed_at"] = pd.Timestamp(computed_at)
+    for c in ("is_anomaly", "provisional"):
+        frame[c] = frame[c].astype(bool)
+    return replace_window(wh, grain, summary.start, summary.end, frame[NAMES])
+
+
+def _slice_text(dimension: str, value: str) -> str:
+    return "total" if not dimension else f"{dimension}={value}"

@@ -1,0 +1,112 @@
+"""The anomaly assets end to end on DuckDB: the demo's planted incidents (demo/generator.py
+INCIDENTS) come out of a real `metrics run` (Dagster, dbt, the anomalies_<grain> assets)
+as `metrics anomalies --format json`, on the right metric, grain and buckets; a recompute
+of one day re-scores exactly that day."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dagster_project.cli.main import main
+from dagster_project.demo.generator import INCIDENTS
+from dagster_project.paths import REPO_ROOT
+from dagster_project.warehouse.connection import Warehouse
+
+from .conftest import make_project
+
+pytestmark = pytest.mark.dbt
+
+FIRST_DAY = dt.date(2026, 9, 1)  # the demo metrics' start
+DAYS = 75
+END = FIRST_DAY + dt.timedelta(days=DAYS)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("anomaly_demo")
+    paths = make_project(root, {}, (REPO_ROOT / "metrics" / "_config.yml").read_text())
+    shutil.copytree(REPO_ROOT / "metrics", paths.metrics_dir, dirs_exist_ok=True)
+    args = ["--project-dir", str(root)]
+    mp = pytest.MonkeyPatch()
+    mp.setenv("METRICS_DUCKDB_PATH", str(root / "warehouse" / "metrics.duckdb"))
+    mp.setenv("METRICS_NOW", f"{END.isoformat()}T00:00:00Z")  # the day after the data: every bucket settled
+    assert main([*args, "demo-data", "--days", str(DAYS), "--end", END.isoformat()]) == 0
+    assert main([*args, "run", "--start", FIRST_DAY.isoformat(), "--end", END.isoformat()]) == 0
+    yield paths, args
+    mp.undo()
+
+
+def _anomalies(capsys, args, *extra) -> list[dict]:
+    capsys.readouterr()
+    assert main([*args, "anomalies", "--format", "json", *extra]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def _hours(day_offset: int, hours: tuple[int, int]) -> set[str]:
+    day = FIRST_DAY + dt.timedelta(days=day_offset)
+    return {f"{day.isoformat()}T{h:02d}:00:00Z" for h in range(*hours)}
+
+
+def test_planted_incidents_are_found_where_they_happen(demo, capsys):
+    paths, args = demo
+    outage, spike, checkout = INCIDENTS
+    # the download outage: events fall to 15% for six hours
+    found = _anomalies(capsys, args, "--metric", "model_downloads", "--grain", "hour", "--slice", "total")
+    hours = {r["bucket_start"] for r in found if r["direction"] == "down"}
+    assert hours & _hours(outage.day_offset, outage.hours), found[:5]
+    assert all(r["slice"] == {} and r["metric"] == "model_downloads" and r["grain"] == "hour" for r in found)
+    # the reaction spike: four times the reactions for two hours
+    found = _anomalies(capsys, args, "--metric", "reactions_net", "--grain", "hour", "--slice", "total")
+    assert {r["bucket_start"] for r in found if r["direction"] == "up"} & _hours(spike.day_offset, spike.hours)
+    # the checkout incident: orders at 40% for a whole day, seen at the day grain
+    day = (FIRST_DAY + dt.timedelta(days=checkout.day_offset)).isoformat() + "T00:00:00Z"
+    found = _anomalies(capsys, args, "--metric", "orders", "--grain", "day", "--slice", "total")
+    assert [r["direction"] for r in found if r["bucket_start"] == day] == ["down"], found
+    row = next(r for r in found if r["bucket_start"] == day)
+    assert row["value"] < row["lower"] <= row["expected"] and row["score"] < 0 and not row["provisional"]
+    assert "orders" in row["reason"] and row["chart_path"] and Path(row["chart_path"]).is_file()
+
+
+def test_few_false_detections_outside_the_incidents(demo, capsys):
+    _, args = demo
+    incident_hours = set().union(*(_hours(i.day_offset, i.hours) for i in INCIDENTS))
+    incident_days = {(FIRST_DAY + dt.timedelta(days=i.day_offset)).isoformat() for i in INCIDENTS}
+    for metric in ("model_downloads", "orders", "active_users"):
+        found = _anomalies(capsys, args, "--metric", metric, "--grain", "hour", "--slice", "total")
+        false = [r for r in found if r["bucket_start"] not in incident_hours and r["bucket_start"][:10] not in incident_days]
+        # goal: at most one false detection per metric per 30 days of normal hours
+        assert len(false) <= DAYS / 30 + 1, (metric, [(r["bucket_start"], r["reason"]) for r in false])
+
+
+def test_every_scored_bucket_is_listed_with_all_and_gaps_are_not_scored(demo, capsys):
+    paths, args = demo
+    rows = _anomalies(capsys, args, "--metric", "orders", "--grain", "day", "--slice", "total", "--all")
+    days = sorted(r["bucket_start"][:10] for r in rows)
+    assert days[-1] == (END - dt.timedelta(days=1)).isoformat() and len(days) == len(set(days))
+    assert any("not enough history" in r["reason"] for r in rows)  # the first days have no training data
+    wh = Warehouse("duckdb", paths)
+    scored = wh.frame("select count(*) as n from analytics.metric_anomalies where value is null")
+    assert int(scored["n"].iloc[0]) == 0
+
+
+def test_recompute_of_one_day_rescores_exactly_that_day(demo, capsys):
+    paths, args = demo
+    wh = Warehouse("duckdb", paths)
+    key = ["metric", "grain", "bucket_start", "dimension", "dimension_value"]
+    before = wh.frame(f"select {', '.join(key)}, run_id from analytics.metric_anomalies")
+    day = END - dt.timedelta(days=3)
+    assert main([*args, "run", "--start", day.isoformat(), "--end", (day + dt.timedelta(days=1)).isoformat()]) == 0
+    after = wh.frame(f"select {', '.join(key)}, run_id from analytics.metric_anomalies")
+    assert len(after) == len(before)
+    changed = after.merge(before, on=key, suffixes=("", "_before"))
+    assert len(changed) == len(after)
+    changed = changed[changed.run_id != changed.run_id_before]
+    inside = changed[changed.grain.isin(["hour", "day"])]
+    assert len(inside) and inside.bucket_start.dt.date.eq(day).all()
+    # hours and days outside the recomputed day keep their rows from the first run
+    outside = after[after.grain.isin(["hour", "day"]) & (after.bucket_start.dt.date != day)]
+    assert set(outside.run_id) <= set(before.run_id)
