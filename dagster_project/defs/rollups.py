@@ -31,15 +31,18 @@ def rollup_definitions(project: MetricsProject, earliest: dt.date) -> Definition
     for grain in GRAINS:
         condition = follows_its_days(grain, getattr(lookback, grain)) if grain in FOLLOWING_GRAINS else None
         rollups = rollup_assets(grain, partitions_for(grain, earliest), condition)
-        anomalies = anomaly_asset(grain, rollups.partitions_def, project, condition)
-        checks.append(anomaly_check(grain, rollups.partitions_def))
-        job = rollup_job(grain, rollups, anomalies)
-        assets += [rollups, anomalies]
+        scored = [rollups]
+        if any(m.status == "active" and grain in m.grains for m in project.metrics.values()):
+            # scored only where a series view exists: a grain no active metric has has none
+            scored.append(anomaly_asset(grain, rollups.partitions_def, project, condition))
+            checks.append(anomaly_check(grain, rollups.partitions_def))
+        job = rollup_job(grain, *scored)
+        assets += scored
         jobs.append(job)
         if condition is None:
             schedules.append(lookback_schedule(grain, job, getattr(lookback, grain), rollups.partitions_def))
         else:
-            following += [rollups, anomalies]
+            following += scored
     catalog = catalog_assets()
     assets.append(catalog)
     jobs.append(define_asset_job(CATALOG_JOB, selection=AssetSelection.assets(catalog)))

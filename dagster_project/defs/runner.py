@@ -9,6 +9,7 @@ Each dbt invocation holds the warehouse's writer lock (warehouse/lock.py), so tw
 once serialize per step; so do the parse and the manifest read below, which share
 dbt_project/target with any other run of this project."""
 import datetime as dt
+import json
 import os
 import sys
 import time
@@ -154,10 +155,20 @@ def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt
             return False
         return True
 
-    if not execute(STAGING_JOB, "seeds, staging views"):
+    from . import staging_state
+    from ..warehouse.connection import Warehouse
+    wh = Warehouse(target, paths)
+    manifest = json.loads((paths.dbt_project_dir / "target" / "manifest.json").read_text(encoding="utf-8"))
+    if staging_state.up_to_date(wh, manifest):
+        progress("      seeds, staging views: unchanged since their last build on this warehouse (skipped)")
+    elif not execute(STAGING_JOB, "seeds, staging views"):
         return outcome
+    else:
+        staging_state.record_built(wh, manifest)
     for grain in GRAINS:
         job = defs.resolve_job_def(rollup_job_name(grain))
+        if job.partitions_def is None:  # no active metric has this grain
+            continue
         span = partition_range(job.partitions_def, start, end, now)
         if span is None:
             progress(f"      {grain}: no bucket overlaps the window")

@@ -1,0 +1,47 @@
+"""`metrics run` rebuilds the seeds and staging views only when their definitions changed
+since their last build on this warehouse, or one of them is missing."""
+from __future__ import annotations
+
+import pytest
+
+from dagster_project.cli.main import main
+from dagster_project.demo.generator import generate_range
+from dagster_project.warehouse.connection import Warehouse
+
+from .conftest import make_project
+from .helpers import load_raw
+
+pytestmark = pytest.mark.dbt
+
+METRIC = "name: orders\nsource: stg_orders\ntimestamp: ordered_at\naggregation: count\ngrains: [day]\n"
+
+
+def _run(args, capsys) -> str:
+    capsys.readouterr()
+    assert main([*args, "run", "--start", "2026-09-01", "--end", "2026-09-03"]) == 0
+    return capsys.readouterr().out
+
+
+def test_staging_is_rebuilt_only_when_it_changed_or_went_missing(tmp_path, capsys, monkeypatch):
+    import datetime as dt
+    monkeypatch.setenv("METRICS_DUCKDB_PATH", str(tmp_path / "w.duckdb"))
+    paths = make_project(tmp_path, {"c/orders.yml": METRIC}, "start: 2026-09-01\n")
+    wh = Warehouse("duckdb", paths)
+    load_raw(wh, generate_range(dt.date(2026, 9, 1), dt.date(2026, 9, 3), events_per_day=300))
+    args = ["--project-dir", str(paths.root)]
+    assert "seeds, staging views: 4 assets" in _run(args, capsys)
+    assert "staging views: unchanged since their last build on this warehouse (skipped)" in _run(args, capsys)
+    # a changed staging model is rebuilt
+    model = paths.models_dir / "staging" / "stg_orders.sql"
+    model.write_text(model.read_text() + "\n-- a change\n")
+    assert "seeds, staging views: 4 assets" in _run(args, capsys)
+    assert "(skipped)" in _run(args, capsys)
+    # a dropped view is rebuilt, and the run still builds the rollups
+    wh.execute(f"drop view {wh.relation('stg_orders')}")
+    out = _run(args, capsys)
+    assert "seeds, staging views: 4 assets" in out and "day rollups" in out
+    assert "(skipped)" in _run(args, capsys)
+    # another warehouse file has never been built
+    monkeypatch.setenv("METRICS_DUCKDB_PATH", str(tmp_path / "other.duckdb"))
+    load_raw(Warehouse("duckdb", paths), generate_range(dt.date(2026, 9, 1), dt.date(2026, 9, 3), events_per_day=300))
+    assert "seeds, staging views: 4 assets" in _run(args, capsys)
