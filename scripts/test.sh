@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
+# the catalog test opens `metrics docs` pages in headless Chromium (Debian's package)
+if ! command -v chromium >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 if ! bash scripts/postgres.sh; then
   echo "warning: Postgres could not be started; postgres tests will be skipped" >&2
   echo "         (set METRICS_REQUIRE_ALL_TARGETS=1 to make that a failure, as CI does)" >&2

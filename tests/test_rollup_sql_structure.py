@@ -100,7 +100,7 @@ def test_each_metric_names_the_columns_it_reads(tmp_path):
     metrics = {m["metric"]: m for m in data["metrics"]}
     assert list(metrics) == ["'buyers'", "'last_amount'", "'latency'", "'refunds'", "'revenue'"]
     assert metrics["'revenue'"]["value"] == "COALESCE(revenue__sum, 0)"
-    assert metrics["'latency'"]["value"] == "latency__sum / NULLIF(latency__count, 0)"
+    assert metrics["'latency'"]["value"] == "latency__sum * 1.0 / NULLIF(latency__count, 0)"
     assert metrics["'buyers'"]["distinct_key"] == 1 and metrics["'buyers'"]["first_bucket"] == "2024-03-01 00:00:00"
     # a gauge's total sums its first dimension's latest values
     assert metrics["'last_amount'"]["total_from_rows"] == "g_dim_country = 0"

@@ -307,6 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_run)
     from .anomalies import add_parser as add_anomalies_parser
     add_anomalies_parser(sub, with_target, _date)
+    from .diff import add_parser as add_diff_parser
+    add_diff_parser(sub, with_target, _date)
+    from .docs import add_parser as add_docs_parser
+    add_docs_parser(sub, with_target, _date)
     from .prune import cmd_prune
     sp = sub.add_parser("prune", help="list (--apply: delete) rollup rows of metrics no longer defined")
     sp.add_argument("--apply", action="store_true", help="delete the rows listed (default: only list them)")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from ..grains import add_grain
@@ -46,7 +47,7 @@ def score(wh: Warehouse, project: MetricsProject, grain: str, start: dt.datetime
           now: dt.datetime, *, metrics: list[Metric] | None = None, settings_for=None) -> tuple[pd.DataFrame, WindowSummary]:
     """Rows for metric_anomalies (without chart_path, run_id, computed_at) over [start, end)
     and a summary. `settings_for(metric)` overrides the detector settings (backtests)."""
-    from ..anomaly import history_needed, score_series
+    from ..anomaly import SeriesJob, history_needed, score_many
     metrics = scored_metrics(project, grain) if metrics is None else metrics
     settings_for = settings_for or detector_settings
     summary = WindowSummary(grain, start, end, metrics=len(metrics))
@@ -59,16 +60,19 @@ def score(wh: Warehouse, project: MetricsProject, grain: str, start: dt.datetime
     summary.skipped_by_metric = {k: v for k, v in inputs.skipped.items() if v}
     summary.slices_skipped = sum(inputs.skipped.values())
     settle = getattr(project.config.settle_lookback, grain)
+    jobs = [SeriesJob(series=s.frame, shape=shape_of(s.metric), grain=grain, settings=settings[s.metric.name],
+                      score_from=start, score_until=end, now=now, settle_buckets=settle,
+                      label=s.metric.name + (f" [{s.dimension}={s.dimension_value}]" if s.dimension else ""))
+            for s in inputs.series]
+    summary.series_scored = len(jobs)
+    # one call for every slice: the detectors batch series of the same shape and settings
+    with np.errstate(all="ignore"):  # NaN gaps and empty windows are expected: no warning per bucket
+        scored_all = score_many(jobs) if jobs else pd.DataFrame(columns=["job"])
     parts = []
-    for s in inputs.series:
-        label = s.metric.name + (f" [{s.dimension}={s.dimension_value}]" if s.dimension else "")
-        scored = score_series(s.frame, shape=shape_of(s.metric), grain=grain, settings=settings[s.metric.name],
-                              score_from=start, score_until=end, now=now, settle_buckets=settle, label=label)
-        summary.series_scored += 1
-        if scored.empty:
-            continue
-        scored = scored.assign(metric=s.metric.name, grain=grain, dimension=s.dimension,
-                               dimension_value=s.dimension_value)
+    for index, scored in scored_all.groupby("job", sort=True):
+        s = inputs.series[int(index)]
+        scored = scored.drop(columns="job").assign(metric=s.metric.name, grain=grain, dimension=s.dimension,
+                                                    dimension_value=s.dimension_value)
         parts.append((s, scored))
     frame = pd.concat([p for _, p in parts], ignore_index=True) if parts else pd.DataFrame(columns=NAMES)
     summary.buckets_scored = len(frame)

@@ -1,0 +1,147 @@
+"""The per-bucket pipeline over a batch of training windows (one row per scored bucket,
+from one series or many): enough history, first robust pass, candidate fits, the
+choice of seasonality and domain, the band. Every step reduces each row on its own, so
+a row's result never depends on the other rows of the batch (idempotency)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .models import anscombe, band, fit_count, fit_fraction, fit_ratio, is_proportion, ratio_t, selection_stat
+from .seasonality import cycles_with_data, fold, robust_residuals
+from .settings import PERIOD, candidates, level_span, min_cycles
+from .stats import SCALE_EFFICIENCY, nanmean, resolution_floor, robust_center_scale, winsorized_scale
+
+TIE = 1.01  # a richer seasonality (or the log domain) must beat the simpler choice by at least 1%
+
+
+def score_rows(windows, value, num_t, den_t, shape, grain, settings, min_hist) -> dict[str, np.ndarray]:
+    n = value.size
+    valid = ~np.isnan(windows[-1])
+    have = valid.sum(axis=1)
+    out = {"have": have, "expected": np.full(n, np.nan), "lower": np.full(n, np.nan), "upper": np.full(n, np.nan),
+           "score": np.full(n, np.nan), "volume": np.full(n, np.nan), "seasonality": np.full(n, "", dtype=object),
+           "log": np.zeros(n, bool), "proportion": np.zeros(n, bool), "record": np.full(n, "", dtype=object),
+           "span": np.zeros(n, int), "enough": have >= min_hist}
+    if shape == "ratio":
+        out["enough"] &= (den_t > 0) & ~np.isnan(num_t)
+        out["proportion"] = is_proportion(*windows)
+    rows = np.nonzero(out["enough"])[0]
+    if rows.size == 0:
+        return out
+    win = [w[rows] for w in windows]
+    ok = valid[rows]
+    k = level_span(grain, settings)
+    names = candidates(grain, settings)
+    need = min_cycles(settings)
+    avail = {c: (cycles_with_data(ok, PERIOD[c]) >= need) if PERIOD[c] > 1 else np.ones(rows.size, bool)
+             for c in names}
+    if "none" not in avail:  # an explicit seasonality without enough cycles yet falls back to none
+        avail["none"] = ~np.any([avail[c] for c in names], axis=0)
+        names = names + ("none",)
+    prop = out["proportion"][rows]
+    # domains: the value itself, and for a positive level its log (multiplicative noise)
+    domains = {False: np.ones(rows.size, bool)}
+    if shape == "fraction":
+        with np.errstate(invalid="ignore"):
+            positive = np.all(~ok | (win[0] > 0), axis=1) & (value[rows] > 0)
+        if positive.any():
+            domains[True] = positive
+    variants, fits = [], {}
+    for log, dom_ok in domains.items():
+        full = [np.log(np.where(ok, win[0], 1.0)) + np.where(ok, 0.0, np.nan)] if log else win
+        floor = resolution_floor(full[0]) if shape == "fraction" else 1.0
+        w = clean(full, shape, settings.sensitivity, names, ok, k, prop, floor)
+        for c in names:
+            usable = avail[c] & dom_ok
+            if not usable.any():
+                continue
+            if shape == "count":
+                f = fit_count(w[0], c, PERIOD[c], k, full[0])
+            elif shape == "fraction":
+                f = fit_fraction(w[0], c, PERIOD[c], k, full[0], floor)
+            else:
+                f = fit_ratio(w[0], w[1], c, PERIOD[c], k, den_t[rows], prop, full[0], full[1])
+            variants.append((log, c, usable))
+            fits[(log, c)] = f
+    common = np.ones(ok.shape, bool)
+    for log, c, usable in variants:
+        common &= ~np.isnan(fits[(log, c)].resid) | ~usable[:, None]
+    # compare by likelihood: log(scale), plus the Jacobian mean(log x) for the log domain
+    stats = np.full((len(variants), rows.size), np.inf)
+    for i, (log, c, usable) in enumerate(variants):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            st = np.log(selection_stat(fits[(log, c)], shape, common))
+            if log:
+                st = st + nanmean(np.where(common & ok, np.log(np.abs(win[0])), np.nan))
+        stats[i] = np.where(usable & ~np.isnan(st), st, np.inf)
+    best = stats.min(axis=0)
+    # the simplest candidate within the noise of the comparison: one standard error of a
+    # log scale estimated from n residuals (so a small window does not pick the luckiest
+    # candidate and then trust its understated noise), at least 1%
+    n_common = np.count_nonzero(common, axis=1)
+    tie = np.maximum(np.log(TIE), 1.0 / np.sqrt(2.0 * SCALE_EFFICIENCY * np.maximum(n_common, 1)))
+    choice = np.argmax(stats <= best + tie, axis=0)
+    usable = np.array([u for _, _, u in variants])
+    choice = np.where(best < np.inf, choice, np.argmax(usable, axis=0))  # no spread to compare: the simplest
+    raw = windows[0][rows] / windows[1][rows] if shape == "ratio" else windows[0][rows]
+    for i, (log, c, _) in enumerate(variants):
+        sel = np.nonzero(choice == i)[0]
+        if sel.size == 0:
+            continue
+        fit = fits[(log, c)].rows(sel)
+        r = rows[sel]
+        v = np.log(value[r]) if log else value[r]
+        e, lo, hi, sc = band(fit, shape, settings.sensitivity, v, num_t[r], den_t[r])
+        if log:
+            e, lo, hi = np.exp(e), np.exp(lo), np.exp(hi)
+        out["expected"][r], out["lower"][r], out["upper"][r], out["score"][r] = e, lo, hi, sc
+        if fit.volume is not None:
+            out["volume"][r] = fit.volume
+        out["seasonality"][r] = c
+        out["log"][r] = log
+        same = fold(raw[sel], PERIOD[c])[:, :, 0] if PERIOD[c] > 1 else raw[sel]
+        nvals = np.count_nonzero(~np.isnan(same), axis=1)
+        with np.errstate(invalid="ignore"):
+            lowest = (nvals >= 2) & (value[r] < np.nanmin(np.where(nvals[:, None] > 0, same, 0.0), axis=1))
+            highest = (nvals >= 2) & (value[r] > np.nanmax(np.where(nvals[:, None] > 0, same, 0.0), axis=1))
+        out["record"][r] = np.where(lowest, "lowest", np.where(highest, "highest", ""))
+    first = np.argmax(ok, axis=1)
+    out["span"][rows] = ok.shape[1] - first
+    return out
+
+
+def clean(win, shape, sensitivity, names, ok, k, prop, floor):
+    """The first pass: leave out each window's own outliers (NaN), judged by a median fit
+    of the richest seasonality with 2+ cycles (else blocks of the level span). `floor`:
+    the smallest scale (1 in the variance-stabilised scales: Poisson or binomial noise
+    cannot be smaller; the data's resolution for fractions)."""
+    n, w = ok.shape
+    seasonal = [c for c in names if PERIOD[c] > 1]
+    period = np.ones(n, int)
+    for c in sorted(seasonal, key=lambda c: PERIOD[c]):
+        enough = cycles_with_data(ok, PERIOD[c]) >= 2
+        period = np.where(enough, PERIOD[c], period)
+    if shape == "ratio":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            y = win[0] / win[1]
+    elif shape == "count":
+        y = anscombe(win[0])
+    else:
+        y = win[0]
+    outlier = np.zeros((n, w), bool)
+    for p in np.unique(period):
+        sel = np.nonzero(period == p)[0]
+        yy = np.where(ok[sel], y[sel], np.nan)
+        r = robust_residuals(yy, int(p), k)
+        if shape == "ratio":
+            pr = np.broadcast_to(prop[sel][:, None], r.shape)
+            fitted = np.clip(yy - r, 0.0, np.where(pr, 1.0, np.inf))
+            r = ratio_t(win[0][sel], win[1][sel], pr) - ratio_t(fitted * win[1][sel], win[1][sel], pr)
+        fl = floor[sel] if np.ndim(floor) else floor
+        center, scale, _ = robust_center_scale(r, fl)
+        scale = np.fmax(winsorized_scale(r - center[:, None], scale), fl)
+        with np.errstate(invalid="ignore"):
+            outlier[sel] = np.abs(r - center[:, None]) > sensitivity * scale[:, None]
+    return [np.where(outlier, np.nan, a) for a in win]
+
+

@@ -1,0 +1,346 @@
+"""The three detectors: count (Poisson / negative binomial), ratio (binomial or Poisson
+rate with beta-binomial-type overdispersion) and fraction (robust, on the value or its log).
+
+Each `fit_*` takes cleaned training windows (n, W) (NaN = gap, excluded or a first-pass
+outlier) for one seasonality and returns a `Fit`: honest (out-of-sample) residuals over
+the window, used to choose the seasonality and to estimate the noise, and the baseline
+for the scored bucket. `band` turns a fit into expected / lower / upper / score.
+
+Baseline everywhere: expected(t) = level(t) (+ or x) profile(phase of t), the level
+being the mean of the de-seasonalised values over the last `k` buckets (settings.
+level_span), plus a bias term (the median residual; the ratio of sums for counts) that
+absorbs the lag of that mean on a trend. Residual j in the window uses the level of the
+k buckets before j and the profile without j's own value: a one-step-ahead forecast
+error, so comparing candidates does not favour the one with more parameters.
+
+Noise, in a variance-stabilised scale T so that one band rule fits all volumes:
+- count: T(x) = 2 sqrt(x + 3/8) (Anscombe), var = kappa * (1 + alpha * mu): Poisson
+  (var 1) plus a negative binomial term alpha >= 0 (winsorised moment estimate);
+  kappa adds the variance of the estimated level and profile. Small counts get the
+  Poisson floor, so 0 -> 2 events stays inside the band.
+- ratio: proportions (0 <= numerator <= denominator throughout the window) use
+  T = 2 sqrt(den + 1/2) asin(sqrt((num + 3/8) / (den + 3/4))) (binomial, var 1), other
+  ratios (e.g. downloads per user) T = 2 sqrt(num + 3/8) against mu * den (the numerator
+  as a Poisson count); var = kappa * (1 + rho * den), rho >= 0 the beta-binomial
+  overdispersion: 2 of 4 is weak evidence, 500 of 1,000 strong.
+- fraction: T = identity or log (the caller picks the domain with the better
+  likelihood), scale = Huber-winsorised sd of the residuals started from 1.4826 * MAD.
+The noise scale comes from the honest residuals of every training bucket (the first
+pass's outliers included, winsorised). Band edges, per side, in sds: the Student-t
+quantile (the degrees of freedom of the estimated scale) at the normal tail probability
+of `sensitivity`, widened on a side whose residual tail is heavier than a normal one
+(stats.tail_edges), so a bursty series is judged against its own tails.
+lower/upper = T^-1(T(expected) -+ edge * sd); score = sensitivity * (T(value) -
+T(expected)) / (edge * sd) with the edge of the value's side: |score| > sensitivity
+exactly when the value is outside [lower, upper]."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .seasonality import additive_profile, fold, multiplicative_profile, spread, unfold, weighted_profile
+from .stats import (SCALE_EFFICIENCY, last_window, nanmedian, nansum_count, previous_window,
+                    robust_center_scale, solve_dispersion, t_multiplier, tail_edges,
+                    winsorized_scale)
+
+SCORE_CAP = 1e6
+DETECTOR = {"count": "poisson-nb", "fraction": "robust-mad", "ratio": "beta-binomial"}
+RATE_DETECTOR = "poisson-rate"
+LOG_DETECTOR = "robust-mad-log"
+
+
+@dataclass
+class Fit:
+    name: str                 # seasonality
+    period: int
+    resid: np.ndarray         # (n, W) residuals in T units (count/ratio: divided by sqrt(kappa))
+    resid_all: np.ndarray     # (n, W) T residuals of every training value, first-pass outliers included (tails)
+    expected: np.ndarray      # (n,) baseline at t before the fraction's median bias
+    base: np.ndarray | None = None   # (n, W) their variance without overdispersion
+    slope: np.ndarray | None = None  # (n, W) what the overdispersion multiplies
+    kappa: np.ndarray | None = None  # (n,) estimation inflation at t
+    floor: np.ndarray | None = None  # (n,) smallest scale (fraction)
+    volume: np.ndarray | None = None  # (n,) expected volume at t (count: mu, ratio: denominator)
+    proportion: np.ndarray | None = None  # (n,) bool (ratio)
+    base_all: np.ndarray | None = None    # base / slope at every position (ratio: the cleaned ones lack them)
+    slope_all: np.ndarray | None = None
+
+    def rows(self, idx: np.ndarray) -> "Fit":
+        return Fit(self.name, self.period, **{k: (None if v is None else v[idx]) for k, v in self.__dict__.items()
+                                              if k not in ("name", "period")})
+
+
+# ---- transforms ---------------------------------------------------------------------
+
+def anscombe(x):
+    return 2.0 * np.sqrt(np.maximum(x, 0.0) + 0.375)
+
+
+def anscombe_inv(y):
+    return np.maximum((np.maximum(y, 0.0) / 2.0) ** 2 - 0.375, 0.0)
+
+
+def binomial_t(num, den):
+    return 2.0 * np.sqrt(den + 0.5) * np.arcsin(np.sqrt(np.clip((num + 0.375) / (den + 0.75), 0.0, 1.0)))
+
+
+def binomial_t_inv(y, den):
+    angle = np.clip(y / (2.0 * np.sqrt(den + 0.5)), 0.0, np.pi / 2)
+    return np.clip((den + 0.75) * np.sin(angle) ** 2 - 0.375, 0.0, den)
+
+
+def ratio_t(num, den, proportion):
+    return np.where(proportion, binomial_t(num, den), anscombe(num))
+
+
+def ratio_t_inv(y, den, proportion):
+    return np.where(proportion, binomial_t_inv(y, den), anscombe_inv(y))
+
+
+# ---- shared pieces ---------------------------------------------------------------------
+
+def _level(d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Level before each window position (mean of the previous k de-seasonalised values,
+    at least half of them present) and its count."""
+    s, c = previous_window(d, k)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(c >= max(1, k // 2), s / np.maximum(c, 1), np.nan), c
+
+
+def _level_now(d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Level at t: the mean of the last k values, or of the whole window when they are all gaps."""
+    s, c = last_window(d, k)
+    whole_s, whole_c = nansum_count(d, 1)
+    use = c > 0
+    s, c = np.where(use, s, whole_s), np.where(use, c, whole_c)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(c > 0, s / np.maximum(c, 1), np.nan), c
+
+
+def _profile_terms(period: int, w: int, scnt: np.ndarray | None):
+    """1 / (cycles - 1) per window position (the leave-one-out profile's variance share)."""
+    if period == 1:
+        return 0.0
+    with np.errstate(divide="ignore"):
+        return 1.0 / np.maximum(spread(scnt.astype(float), w // period, w) - 1.0, 1.0)
+
+
+# ---- fits ---------------------------------------------------------------------------
+
+def fit_count(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarray) -> Fit:
+    n, w = x.shape
+    if period > 1:
+        s, loo, scnt = multiplicative_profile(fold(x, period))
+        sfull = spread(s, w // period, w)
+        sloo = unfold(loo, w)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            d = np.where(sfull > 0, x / sfull, np.nan)
+        prof_t, cyc_t = s[:, 0], scnt[:, 0].astype(float)
+    else:
+        sfull, sloo, d, prof_t, cyc_t, scnt = np.ones((n, w)), 1.0, x, np.ones(n), np.full(n, np.inf), None
+    level, cnt = _level(d, k)
+    # the level's share of the variance at j: S_j / (sum of S over the buckets behind the level)
+    weight = np.where(np.isnan(d), np.nan, sfull)
+    wsum, _ = previous_window(weight, k)
+    wsum_t, _ = last_window(weight, k)
+    mu = level * sloo
+    ok = ~np.isnan(x) & np.isfinite(mu)
+    xs, _ = nansum_count(np.where(ok, x, np.nan), 1)
+    ms, _ = nansum_count(np.where(ok, mu, np.nan), 1)
+    bias = np.where(ms > 0, xs / np.where(ms > 0, ms, 1.0), 1.0)
+    mu = mu * bias[:, None]
+    u_all = anscombe(x_all) - anscombe(mu)
+    mu = np.where(ok, mu, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kres = 1.0 + sfull / wsum + _profile_terms(period, w, scnt)
+    u = anscombe(x) - anscombe(mu)
+    level_t, cnt_t = _level_now(d, k)
+    mu_t = bias * level_t * prof_t
+    with np.errstate(divide="ignore"):
+        kappa = 1.0 + np.where(wsum_t > 0, prof_t / wsum_t, 1.0 / np.maximum(cnt_t, 1)) + 1.0 / cyc_t
+    return Fit(name, period, resid=u / np.sqrt(kres), resid_all=u_all, expected=mu_t, base=kres,
+               slope=np.where(np.isnan(u_all), np.nan, level * sloo * bias[:, None]), kappa=kappa, volume=mu_t)
+
+
+def fit_fraction(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarray, floor: np.ndarray) -> Fit:
+    n, w = x.shape
+    if period > 1:
+        s, loo, _ = additive_profile(fold(x, period))
+        sloo = unfold(loo, w)
+        d = x - spread(s, w // period, w)
+        prof_t = s[:, 0]
+    else:
+        sloo, d, prof_t = 0.0, x, np.zeros(n)
+    level, _ = _level(d, k)
+    r = x - (level + sloo)
+    r_all = x_all - (level + sloo)
+    level_t, _ = _level_now(d, k)
+    return Fit(name, period, resid=r, resid_all=r_all, expected=level_t + prof_t, floor=floor)
+
+
+def is_proportion(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """Per row: every bucket with a value has 0 <= numerator <= denominator."""
+    ok = ~np.isnan(num) & ~np.isnan(den)
+    inside = (num >= 0) & (num <= den * (1 + 1e-9))
+    return np.all(inside | ~ok, axis=1)
+
+
+def fit_ratio(num: np.ndarray, den: np.ndarray, name: str, period: int, k: int,
+              den_t: np.ndarray, prop: np.ndarray, num_all: np.ndarray, den_all: np.ndarray) -> Fit:
+    n, w = num.shape
+    if period > 1:
+        s, loo, sden, loo_den = weighted_profile(fold(num, period), fold(den, period))
+        sloo = unfold(loo, w)
+        prof_den = unfold(loo_den, w)
+        adj = num - spread(s, w // period, w) * den
+        prof_t, sden_t = s[:, 0], sden[:, 0]
+    else:
+        sloo, prof_den, adj, prof_t, sden_t = 0.0, np.inf, num, np.zeros(n), np.full(n, np.inf)
+    asum, _ = previous_window(adj, k)
+    dsum, dcnt = previous_window(den, k)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        level = np.where((dsum > 0) & (dcnt >= max(1, k // 2)), asum / dsum, np.nan)
+    hi = np.where(prop, 1.0, np.inf)[:, None]
+    mu = np.clip(level + sloo, 0.0, hi)
+    ok = ~np.isnan(num) & np.isfinite(mu)
+    rs, _ = nansum_count(np.where(ok, num - mu * den, np.nan), 1)
+    ds, _ = nansum_count(np.where(ok, den, np.nan), 1)
+    bias = np.where(ds > 0, rs / np.where(ds > 0, ds, 1.0), 0.0)
+    mu = np.clip(mu + bias[:, None], 0.0, hi)
+    p2 = np.broadcast_to(prop[:, None], num.shape)
+    z_all = ratio_t(num_all, den_all, p2) - ratio_t(mu * den_all, den_all, p2)
+    mu = np.where(ok, mu, np.nan)
+    z = ratio_t(num, den, p2) - ratio_t(mu * den, den, p2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kres = 1.0 + den / dsum + den / prof_den
+        kres_all = 1.0 + den_all / dsum + den_all / prof_den
+    a_t, _ = last_window(adj, k)
+    d_t, _ = last_window(den, k)
+    wa, _ = nansum_count(adj, 1)
+    wd, _ = nansum_count(den, 1)
+    use = d_t > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        level_t = np.where(use, a_t / np.where(use, d_t, 1.0), np.where(wd > 0, wa / np.where(wd > 0, wd, 1.0), np.nan))
+        kappa = 1.0 + den_t / np.where(use, d_t, wd) + den_t / sden_t
+    mu_t = np.clip(level_t + prof_t + bias, 0.0, np.where(prop, 1.0, np.inf))
+    if period > 1:
+        volume = nanmedian(fold(den, period)[:, :, 0])
+    else:
+        volume = nanmedian(den[:, max(0, w - k):])
+    return Fit(name, period, resid=z / np.sqrt(kres), resid_all=z_all, expected=mu_t, base=kres,
+               slope=np.broadcast_to(den, num.shape), kappa=kappa, volume=volume, proportion=prop,
+               base_all=kres_all, slope_all=den_all)
+
+
+# ---- choosing and banding -------------------------------------------------------------
+
+def selection_stat(fit: Fit, shape: str, common: np.ndarray) -> np.ndarray:
+    """Spread of the honest residuals on the positions every candidate scored: the
+    winsorised sd about their median (a Gaussian log-likelihood up to a constant, so
+    a noise that differs between phases counts, unlike with the MAD alone)."""
+    r = np.where(common, fit.resid, np.nan)
+    floor = fit.floor if shape == "fraction" else 0.0
+    center, scale, _ = robust_center_scale(r, floor)
+    return np.fmax(winsorized_scale(r - center[:, None], scale), floor)
+
+
+def band(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, num_t: np.ndarray, den_t: np.ndarray):
+    """expected, lower, upper, score for the rows of `fit` (value, num_t, den_t: the
+    observation at t). Each side's edge, in sds, is the larger of the Student-t quantile
+    and the tail estimate of that side (see `tail_edges`)."""
+    # The noise scale is measured on the honest residuals of every training bucket, the
+    # first pass's outliers included (their residuals come from the cleaned fit): leaving
+    # them out would truncate the distribution and understate the noise; winsorising
+    # bounds what one past incident can add (at most WINSOR^2 / n of the variance). The
+    # tail shape (tail_edges) is read on the cleaned buckets only, so past incidents,
+    # even several, never make the band wider than the series' normal tails.
+    if shape == "fraction":
+        center, scale, nres = robust_center_scale(fit.resid_all, fit.floor)
+        scale = np.fmax(winsorized_scale(fit.resid_all - center[:, None], scale), fit.floor)
+        expected = fit.expected + center
+        q = t_multiplier(sensitivity, SCALE_EFFICIENCY * nres)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = (fit.resid - center[:, None]) / scale[:, None]
+        up, down = tail_edges(z, sensitivity, q)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            score = sensitivity * ((value - expected) / (np.where(value > expected, up, down) * scale))
+        return expected, expected - down * scale, expected + up * scale, _cap(score)
+    base_all = fit.base if fit.base_all is None else fit.base_all
+    slope_all = fit.slope if fit.slope_all is None else fit.slope_all
+    disp = solve_dispersion(fit.resid_all ** 2, base_all, slope_all)
+    nres = np.count_nonzero(~np.isnan(fit.resid_all), axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = np.where(np.isnan(fit.resid), np.nan, fit.resid_all) / np.sqrt(base_all * (1.0 + disp[:, None] * slope_all))
+    if shape == "count":
+        load = disp * fit.expected
+        y, yx = anscombe(fit.expected), anscombe(value)
+    else:
+        load = disp * den_t
+        prop = fit.proportion
+        y = ratio_t(fit.expected * den_t, den_t, prop)
+        yx = ratio_t(num_t, den_t, prop)
+    sd = np.sqrt(fit.kappa * (1.0 + load))
+    # an estimated variance (above the Poisson / binomial floor) is uncertain: Student t
+    q = t_multiplier(sensitivity, np.where(disp > 0, SCALE_EFFICIENCY * nres, np.inf))
+    up, down = tail_edges(z, sensitivity, q)
+    # a small expected count: the low edge from the count distribution itself (the normal
+    # approximation is too sure there: 0 when 5 are expected happens 0.7% of the time)
+    mean = fit.expected if shape == "count" else fit.expected * den_t
+    ratio = fit.kappa * (1.0 + load) * (1.0 if shape == "count" else np.where(prop, 1.0 - fit.expected, 1.0))
+    if shape == "count":
+        low_count = np.fmin(anscombe_inv(y - down * sd), exact_lower(mean, ratio, down))
+        y_low = np.where(low_count > 0, anscombe(low_count), anscombe(0.0))
+        upper = anscombe_inv(y + up * sd)
+        lower = low_count
+    else:
+        low_count = np.fmin(ratio_t_inv(y - down * sd, den_t, prop), exact_lower(mean, ratio, down))
+        y_low = ratio_t(low_count, den_t, prop)
+        upper = ratio_t_inv(y + up * sd, den_t, prop) / den_t
+        lower = low_count / den_t
+    # score in T units against the side's half-width (the low one ends at the low edge, so a
+    # value on the edge scores exactly -sensitivity and is not flagged)
+    half_down = np.where(y > y_low, y - y_low, down * sd)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        score = sensitivity * ((yx - y) / np.where(yx > y, up * sd, half_down))
+    return fit.expected, lower, upper, _cap(score)
+
+
+EXACT_BELOW = 40.0  # expected counts below which the low edge comes from the count distribution
+
+
+def exact_lower(mean: np.ndarray, var_ratio: np.ndarray, edge: np.ndarray) -> np.ndarray:
+    """Per row, the low edge of a count with this mean and variance / mean ratio (a
+    negative binomial, Poisson when the ratio is <= 1): k + 1/2 for the largest k whose
+    lower tail probability is below that of `edge` normal sds, 0 when even 0 is not that
+    rare. Rows with mean >= EXACT_BELOW get +inf (left to the normal approximation)."""
+    n = mean.size
+    out = np.full(n, np.inf)
+    rows = np.nonzero(np.isfinite(mean) & (mean < EXACT_BELOW))[0]
+    if rows.size == 0:
+        return out
+    m = np.maximum(mean[rows], 1e-12)
+    alpha = np.maximum(var_ratio[rows] - 1.0, 0.0) / m
+    p = 0.5 * np.array([math.erfc(e / math.sqrt(2.0)) for e in np.broadcast_to(edge, (n,))[rows]])
+    nb = alpha > 1e-9
+    size = np.where(nb, 1.0 / np.where(nb, alpha, 1.0), np.inf)
+    q = np.where(nb, 1.0 / (1.0 + alpha * m), 1.0)
+    below = np.full(rows.size, -1)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+        pmf = np.where(nb, np.exp(size * np.log(q)), np.exp(-m))
+        cdf = pmf.copy()
+        for k in range(int(3 * EXACT_BELOW)):
+            below = np.where(cdf < p, k, below)
+            pmf = pmf * np.where(nb, (k + size) / (k + 1) * (1.0 - q), m / (k + 1))
+            cdf = cdf + pmf
+    out[rows] = np.where(below >= 0, below + 0.5, 0.0)
+    return out
+
+
+def _cap(score: np.ndarray) -> np.ndarray:
+    return np.clip(np.nan_to_num(score, nan=0.0, posinf=SCORE_CAP, neginf=-SCORE_CAP), -SCORE_CAP, SCORE_CAP)
+
+
+__all__ = ["Fit", "fit_count", "fit_fraction", "fit_ratio", "band", "selection_stat", "is_proportion",
+           "anscombe", "ratio_t"]

@@ -1,0 +1,100 @@
+"""The one-line explanation stored with every scored bucket, e.g.
+"orders 412 vs expected 980 (740..1,220), lowest for a Tuesday 14:00 in 8 weeks"."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def number(x: float, shape: str, proportion: bool = False) -> str:
+    """Counts as integers with thousands separators (one decimal below 10), proportions
+    as percentages, everything else with 3 significant digits."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "?"
+    if shape == "ratio" and proportion:
+        return f"{_sig(100 * x)}%"
+    if shape == "count":
+        return f"{x:,.0f}" if abs(x) >= 10 or float(x).is_integer() else f"{x:.1f}"
+    return _sig(x)
+
+
+def _sig(x: float) -> str:
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    text = f"{x:.3g}"
+    return text if "e" not in text else f"{x:.3e}"
+
+
+def phase_text(bucket: np.datetime64, seasonality: str) -> str:
+    """The bucket's place in its cycle: 'a Tuesday 14:00', '14:00', 'a Tuesday', ''."""
+    ts = bucket.astype("datetime64[m]").item()
+    if seasonality == "hour_of_week":
+        return f"a {WEEKDAYS[ts.weekday()]} {ts:%H:%M}"
+    if seasonality == "hour_of_day":
+        return f"{ts:%H:%M}"
+    if seasonality == "day_of_week":
+        return f"a {WEEKDAYS[ts.weekday()]}"
+    return ""
+
+
+def span_text(buckets: int, grain: str) -> str:
+    """A window of `buckets` buckets of `grain` in words: '8 weeks', '5 days', '24 months'."""
+    hours = {"hour": 1, "day": 24, "week": 168}.get(grain)
+    if hours is None:
+        return _plural(buckets, "month")
+    total = buckets * hours
+    if total >= 14 * 24 and total % 168 == 0 or total >= 6 * 168:
+        return _plural(round(total / 168), "week")
+    if total >= 48:
+        return _plural(round(total / 24), "day")
+    return _plural(total, "hour")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def sentence(*, label: str, shape: str, proportion: bool, value: float, expected: float, lower: float,
+             upper: float, flagged: bool, outside: bool, side_ok: bool, volume_ok: bool, volume: float,
+             min_volume: float, record: str, phase: str, span: str, numerator: float, denominator: float) -> str:
+    """One scored bucket in words. `record`: 'lowest' / 'highest' when the value is beyond
+    every training value of its phase, else ''."""
+    head = f"{label} " if label else ""
+    v = number(value, shape, proportion)
+    if shape == "ratio" and not (math.isnan(numerator) or math.isnan(denominator)):
+        v += f" ({number(numerator, 'count')} of {number(denominator, 'count')})"
+    band = (f"vs expected {number(expected, shape, proportion)} "
+            f"({number(lower, shape, proportion)}..{number(upper, shape, proportion)})")
+    text = f"{head}{v} {band}"
+    above = value > expected
+    if flagged:
+        if record:
+            where = f" for {phase}" if phase else ""
+            return f"{text}, {record}{where} in {span}"
+        return f"{text}, {_relative(value, expected)}"
+    if not outside:
+        return f"{text}, within the expected range"
+    side = "above" if above else "below"
+    if not side_ok:
+        return f"{text}, {side} the band but only {'drops' if above else 'rises'} are flagged"
+    if not volume_ok:
+        return (f"{text}, {side} the band but the expected volume {number(volume, 'count')} "
+                f"is below min_volume {number(min_volume, 'count')}")
+    return f"{text}, {side} the band"
+
+
+def _relative(value: float, expected: float) -> str:
+    if expected == 0 or math.isnan(expected):
+        return "above expected" if value > expected else "below expected"
+    pct = 100 * (value - expected) / abs(expected)
+    if abs(pct) >= 1000:
+        return f"{value / expected:,.0f} times the expected value" if expected > 0 else "far from expected"
+    return f"{abs(pct):.0f}% {'above' if pct > 0 else 'below'} expected"
+
+
+def not_enough(label: str, shape: str, proportion: bool, value: float, have: int, need: int) -> str:
+    head = f"{label} " if label else ""
+    return f"{head}{number(value, shape, proportion)}: not enough history ({have} of {need} buckets)"

@@ -1,0 +1,148 @@
+"""Seasonal profiles over training windows.
+
+A window is a row of the last W buckets before a scored bucket t, oldest first. For a
+period P the last C = W // P whole cycles are folded into a (C, P) grid whose column 0
+holds t's own phase (t - C*P is a whole number of cycles before t), so no calendar is
+needed: the caller's series is dense, so position is phase.
+
+Profiles are means of per-cycle deviations (additive), ratios (multiplicative) or
+denominator-weighted deviations (ratio metrics), each with a leave-one-out version: the
+profile a position would have had without its own value, so residuals computed inside
+the window are honest (out-of-sample) and candidates with more parameters are not
+favoured. Outliers are removed before these non-robust means (see `robust_residuals`)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .stats import nanmedian, nansum_count
+
+
+def fold(x: np.ndarray, period: int) -> np.ndarray:
+    """(n, W) -> (n, C, P) over the last C*P columns."""
+    n, w = x.shape
+    c = w // period
+    return x[:, w - c * period:].reshape(n, c, period)
+
+
+def unfold(y: np.ndarray, width: int) -> np.ndarray:
+    """(n, C, P) -> (n, width), NaN before the folded columns."""
+    n = y.shape[0]
+    flat = y.reshape(n, -1)
+    if flat.shape[1] == width:
+        return flat
+    return np.concatenate([np.full((n, width - flat.shape[1]), np.nan), flat], axis=1)
+
+
+def spread(profile: np.ndarray, cycles: int, width: int) -> np.ndarray:
+    """A per-phase (n, P) array laid over the window positions (n, width)."""
+    n, p = profile.shape
+    return unfold(np.broadcast_to(profile[:, None, :], (n, cycles, p)), width)
+
+
+def cycles_with_data(valid: np.ndarray, period: int) -> np.ndarray:
+    """Per row, cycles with at least half their buckets present."""
+    if period == 1:
+        return valid.sum(axis=1)
+    per = fold(valid.astype(float), period).sum(axis=2)
+    return (per >= max(1.0, period / 2)).sum(axis=1)
+
+
+_PASSES = 6  # alternating passes for a window with gaps (a complete grid is exact after one)
+
+
+def _passes(y: np.ndarray) -> np.ndarray:
+    """Per row, how many alternating passes its profile gets: 1 for a complete grid, else
+    _PASSES (a young window's partial first cycle converges slowly)."""
+    return np.where(np.isnan(y).any(axis=(1, 2)), _PASSES, 1)[:, None]
+
+
+def additive_profile(y: np.ndarray):
+    """y (n, C, P) -> profile S (n, P), leave-one-out profile (n, C, P), cycles per phase (n, P).
+    S[p] = mean over cycles of (y - cycle level), the cycle level being the mean of
+    (y - S) over the cycle: alternating passes, refined only for rows with gaps (a
+    complete grid is exact after one pass), so a cycle with gaps is not biased."""
+    passes = _passes(y)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        level = _mean(y, 2)
+        for i in range(int(passes.max())):
+            gaps = passes > i
+            dev = y - level[:, :, None]
+            ssum, scnt = nansum_count(dev, 1)
+            s_new = np.where(scnt > 0, ssum / np.maximum(scnt, 1), 0.0)
+            s = s_new if i == 0 else np.where(gaps, s_new, s)
+            level = np.where(gaps, _mean(y - s[:, None, :], 2), level)
+        dev = y - level[:, :, None]
+        ssum, scnt = nansum_count(dev, 1)
+        loo = np.where(np.isnan(dev), s[:, None, :], (ssum[:, None, :] - dev) / (scnt[:, None, :] - 1))
+        loo = np.where(scnt[:, None, :] >= 2, loo, np.nan)
+    return s, loo, scnt
+
+
+def multiplicative_profile(y: np.ndarray):
+    """Counts: S[p] = mean over cycles of y / cycle mean (mean 1 over phases); the
+    cycle mean being the mean of y / S (refined for rows with gaps, as above). Phases
+    always 0 get S = 0."""
+    passes = _passes(y)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        level = _mean(y, 2)
+        for i in range(int(passes.max())):
+            gaps = passes > i
+            ratio = np.where(level[:, :, None] > 0, y / level[:, :, None], np.nan)
+            ssum, scnt = nansum_count(ratio, 1)
+            s_new = np.where(scnt > 0, ssum / np.maximum(scnt, 1), 1.0)
+            s = s_new if i == 0 else np.where(gaps, s_new, s)
+            level = np.where(gaps, _mean(np.where(s[:, None, :] > 0, y / s[:, None, :], np.nan), 2), level)
+        ratio = np.where(level[:, :, None] > 0, y / level[:, :, None], np.nan)
+        ssum, scnt = nansum_count(ratio, 1)
+        loo = np.where(np.isnan(ratio), s[:, None, :], (ssum[:, None, :] - ratio) / (scnt[:, None, :] - 1))
+        loo = np.where(scnt[:, None, :] >= 2, loo, np.nan)
+    return s, loo, scnt
+
+
+def weighted_profile(num: np.ndarray, den: np.ndarray):
+    """Ratios: S[p] = sum over cycles of (num - L_c * den) / sum of den, L_c the cycle's
+    ratio of sums after removing S (refined for rows with gaps, as above). Returns S,
+    the leave-one-out profile, the denominator behind each phase (n, P) and behind
+    each leave-one-out value (n, C, P)."""
+    passes = _passes(num)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        nsum, _ = nansum_count(num, 2)
+        dsum, _ = nansum_count(den, 2)
+        level = np.where(dsum > 0, nsum / dsum, np.nan)
+        for i in range(int(passes.max())):
+            gaps = passes > i
+            dev = num - level[:, :, None] * den
+            snum, _ = nansum_count(dev, 1)
+            sden, _ = nansum_count(np.where(np.isnan(dev), np.nan, den), 1)
+            s_new = np.where(sden > 0, snum / np.where(sden > 0, sden, 1.0), 0.0)
+            s = s_new if i == 0 else np.where(gaps, s_new, s)
+            adj, _ = nansum_count(num - s[:, None, :] * den, 2)
+            level = np.where(gaps, np.where(dsum > 0, adj / dsum, np.nan), level)
+        dev = num - level[:, :, None] * den
+        snum, _ = nansum_count(dev, 1)
+        sden, _ = nansum_count(np.where(np.isnan(dev), np.nan, den), 1)
+        own = np.where(np.isnan(dev), 0.0, den)
+        loo_den = sden[:, None, :] - own
+        loo = np.where(loo_den > 0, (snum[:, None, :] - np.where(np.isnan(dev), 0.0, dev)) / loo_den, np.nan)
+    return s, loo, sden, loo_den
+
+
+def robust_residuals(y: np.ndarray, period: int, block: int) -> np.ndarray:
+    """The first, robust pass: residuals of y (n, W) from a median fit, NaN where not
+    fitted. With a period: y - median of its cycle - median over cycles of that phase's
+    deviation. Without: y - median of its block of `block` buckets. Used only to find the
+    window's own outliers, which the second pass leaves out."""
+    n, w = y.shape
+    if period > 1:
+        g = fold(y, period)
+        dev = g - nanmedian(g, 2)[:, :, None]
+        r = dev - nanmedian(dev, 1)[:, None, :]
+        return unfold(r, w)
+    b = max(1, block)
+    g = fold(y, b)
+    return unfold(g - nanmedian(g, 2)[:, :, None], w)
+
+
+def _mean(a: np.ndarray, axis: int) -> np.ndarray:
+    s, c = nansum_count(a, axis)
+    return np.where(c > 0, s / np.maximum(c, 1), np.nan)

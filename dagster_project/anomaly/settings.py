@@ -1,0 +1,115 @@
+"""Detector settings and the per-grain constants every detector shares.
+
+Each constant is a property of the grain (how many buckets make a day or a week), not a
+value fitted to a data set:
+
+- training window (`default_training_buckets`): 8 weeks of hours or days (8 values of
+  every hour-of-week / day-of-week), half a year of weeks, two years of months;
+- level span (`level_span`): the recent buckets whose mean is the current level: one
+  day of hours, one week of days, a month of weeks, a quarter of months;
+- minimum history (`min_history`): three level spans of hours or days (three daily
+  cycles, or three weeks for day-of-week), 12 weeks or months; below it nothing is
+  flagged ("not enough history").
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+GRAINS = ("hour", "day", "week", "month")
+SEASONALITIES = ("auto", "none", "hour_of_day", "day_of_week", "hour_of_week")
+DIRECTIONS = ("up", "down", "both")
+SHAPES = ("count", "ratio", "fraction")
+
+# buckets per seasonal cycle
+PERIOD = {"none": 1, "hour_of_day": 24, "hour_of_week": 168, "day_of_week": 7}
+
+_DEFAULT_TRAINING = {"hour": 1344, "day": 56, "week": 26, "month": 24}
+_LEVEL_SPAN = {"hour": 24, "day": 7, "week": 4, "month": 3}
+_MIN_HISTORY = {"hour": 72, "day": 21, "week": 12, "month": 12}
+# seasonal candidates `auto` compares, simplest first
+_AUTO = {"hour": ("none", "hour_of_day", "hour_of_week"), "day": ("none", "day_of_week"),
+         "week": ("none",), "month": ("none",)}
+# an explicit seasonality written for one grain, read at another (one anomaly spec serves
+# every grain of a metric): the weekly cycle stays weekly, a daily cycle vanishes above hours
+_AT_GRAIN = {
+    "hour": {"day_of_week": "hour_of_week"},
+    "day": {"hour_of_week": "day_of_week", "hour_of_day": "none"},
+    "week": {"hour_of_week": "none", "hour_of_day": "none", "day_of_week": "none"},
+    "month": {"hour_of_week": "none", "hour_of_day": "none", "day_of_week": "none"},
+}
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    sensitivity: float = 3.0          # band edge at +-sensitivity (robust standard deviations / equivalent tail probability)
+    direction: str = "both"           # "up" | "down" | "both": which side may be flagged
+    min_volume: float = 0.0           # a bucket whose EXPECTED volume is below this is never flagged (count, or a ratio's denominator; ignored for "fraction")
+    seasonality: str = "auto"         # "auto" | "none" | "hour_of_day" | "day_of_week" | "hour_of_week"
+    training_buckets: int | None = None   # None = per-grain default (default_training_buckets)
+    exclude: tuple[tuple[dt.datetime, dt.datetime], ...] = ()   # [start, end) naive-UTC ranges left out of training
+
+    def __post_init__(self) -> None:
+        if not self.sensitivity > 0:
+            raise ValueError(f"sensitivity must be > 0, got {self.sensitivity!r}")
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
+        if self.seasonality not in SEASONALITIES:
+            raise ValueError(f"seasonality must be one of {SEASONALITIES}, got {self.seasonality!r}")
+        if self.min_volume < 0:
+            raise ValueError(f"min_volume must be >= 0, got {self.min_volume!r}")
+        if self.training_buckets is not None and self.training_buckets < 4:
+            raise ValueError(f"training_buckets must be >= 4, got {self.training_buckets!r}")
+
+
+def _check_grain(grain: str) -> None:
+    if grain not in GRAINS:
+        raise ValueError(f"grain must be one of {GRAINS}, got {grain!r}")
+
+
+def default_training_buckets(grain: str) -> int:
+    """hour: 1344 (8 weeks), day: 56 (8 weeks), week: 26, month: 24."""
+    _check_grain(grain)
+    return _DEFAULT_TRAINING[grain]
+
+
+def training_buckets(grain: str, settings: DetectorSettings) -> int:
+    return settings.training_buckets or default_training_buckets(grain)
+
+
+def history_needed(grain: str, settings: DetectorSettings) -> int:
+    """Buckets before `score_from` the caller must supply: the training window. A scored
+    bucket's result depends on exactly these buckets before it (and itself)."""
+    return training_buckets(grain, settings)
+
+
+def level_span(grain: str, settings: DetectorSettings) -> int:
+    """Recent buckets whose (de-seasonalised) mean is the current level."""
+    _check_grain(grain)
+    return max(1, min(_LEVEL_SPAN[grain], training_buckets(grain, settings) // 3))
+
+
+def candidates(grain: str, settings: DetectorSettings) -> tuple[str, ...]:
+    """The seasonalities compared per bucket: several for `auto`, else exactly one."""
+    _check_grain(grain)
+    if settings.seasonality == "auto":
+        return _AUTO[grain]
+    return (_AT_GRAIN[grain].get(settings.seasonality, settings.seasonality),)
+
+
+def min_cycles(settings: DetectorSettings) -> int:
+    """Cycles with data a seasonal profile needs: 2, so a leave-one-out profile exists
+    (with few cycles its honest residuals are wide, so `auto` picks it only when the
+    cycle is strong, e.g. quiet weekends after two weeks)."""
+    return 2
+
+
+def min_history(grain: str, settings: DetectorSettings) -> int:
+    """Training buckets with a value a bucket needs before it can be flagged."""
+    _check_grain(grain)
+    need = _MIN_HISTORY[grain]
+    if settings.seasonality != "auto":
+        period = PERIOD[candidates(grain, settings)[0]]
+        if period > 1:
+            need = max(need, min_cycles(settings) * period + level_span(grain, settings))
+    return min(need, training_buckets(grain, settings))

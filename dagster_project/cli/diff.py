@@ -1,0 +1,77 @@
+"""`metrics diff --base REF`: what a change to the metric YAML does to the warehouse
+(metrics added, removed, changed; breaking or not; the generated SQL diff; the backfill
+plan), and `metrics backfill --from-diff REF`: launch exactly that plan through Dagster."""
+from __future__ import annotations
+
+import sys
+
+
+def add_parser(sub, with_target, date_type) -> None:
+    sp = sub.add_parser("diff", help="metrics added/removed/changed against a git ref, SQL diff and backfill plan")
+    sp.add_argument("--base", required=True, metavar="REF", help="git ref to compare the working tree with (origin/main)")
+    sp.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    sp.set_defaults(func=cmd_diff)
+    sp = sub.add_parser("backfill", help="launch the backfill plan of `metrics diff` through Dagster (one run per grain)")
+    sp.add_argument("--from-diff", required=True, metavar="REF", help="git ref the plan is computed against")
+    sp.add_argument("--dry-run", action="store_true", help="print the plan, launch nothing")
+    with_target(sp)
+    sp.set_defaults(func=cmd_backfill)
+
+
+def _err(msg: str) -> None:
+    print(f"error: {msg}", file=sys.stderr)
+
+
+def _diff(paths, ref: str):
+    from ..pr.diff import DiffError, diff_against
+    from ..pr.gitref import GitError
+    try:
+        return diff_against(paths, ref)
+    except (GitError, DiffError) as err:
+        _err(str(err))
+        return None
+
+
+def cmd_diff(args, paths) -> int:
+    from ..pr.render import RENDERERS
+    result = _diff(paths, args.base)
+    if result is None:
+        return 2
+    for issue in result.base_issues:
+        print(f"warning: {args.base}: {issue}", file=sys.stderr)
+    sys.stdout.write(RENDERERS[args.format](result))
+    return 0
+
+
+def cmd_backfill(args, paths) -> int:
+    from ..compiler.writer import compile_project
+    from ..pr.render import _plan_text
+    from ..validation.project import load_project
+    from ..warehouse.connection import Warehouse, WarehouseError
+    result = _diff(paths, args.from_diff)
+    if result is None:
+        return 2
+    for line in _plan_text(result):
+        print(line)
+    plan = result.plan
+    if plan.empty or args.dry_run:
+        return 0
+    project = load_project(paths).project
+    out = compile_project(paths, project)
+    if out.changed:
+        print(f"compiled models/metrics/: {len(out.written)} written, {len(out.removed)} removed")
+    try:
+        Warehouse(args.target, paths).ping()
+    except WarehouseError as err:
+        _err(f"{err}; nothing built")
+        return 1
+    from ..defs.runner import run_window
+    print(f"backfilling {', '.join(plan.metrics)} on {args.target} from {plan.start}", flush=True)
+    outcome = run_window(paths, args.target, plan.start, None, project, metrics=plan.metrics)
+    if not outcome.ok:
+        for f in outcome.failures:
+            _err(f)
+        _err("the backfill failed; rows of windows that did not finish are unchanged")
+        return 1
+    print(f"done: {len(outcome.run_ids)} Dagster run(s): {', '.join(outcome.run_ids)}")
+    return 0

@@ -1,0 +1,36 @@
+"""`metrics docs`: write the static HTML catalog (works offline: no CDN)."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def add_parser(sub, with_target, date_type) -> None:
+    sp = sub.add_parser("docs", help="write a static HTML catalog of the metrics (index, one page per metric)")
+    sp.add_argument("--out", type=Path, help="output folder (default: dbt_project/target/metrics_catalog)")
+    sp.add_argument("--dagster-url", default=os.environ.get("DAGSTER_URL", "http://127.0.0.1:3000"),
+                    help="the Dagster UI the asset links point at (default: $DAGSTER_URL or http://127.0.0.1:3000)")
+    with_target(sp)
+    sp.set_defaults(func=cmd_docs)
+
+
+def cmd_docs(args, paths) -> int:
+    from ..catalog.build import build_catalog
+    from ..validation.project import load_project
+    t0 = time.perf_counter()
+    result = load_project(paths)
+    for issue in result.issues:
+        print(issue, file=sys.stderr)
+    if result.issues:
+        print(f"error: {len(result.issues)} problem(s): no catalog written", file=sys.stderr)
+        return 1
+    out = (args.out or paths.dbt_project_dir / "target" / "metrics_catalog").resolve()
+    built = build_catalog(paths, result.project, out, args.target, args.dagster_url)
+    for w in built.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"wrote {len(built.pages)} pages ({built.built} of {len(built.pages) - 1} metrics with numbers) to {out} "
+          f"({time.perf_counter() - t0:.1f}s)")
+    print(f"open: file://{out / 'index.html'}")
+    return 0

@@ -1,0 +1,158 @@
+"""A ProjectDiff as readable text, as Markdown (a PR comment or a CI job summary), as JSON."""
+from __future__ import annotations
+
+import json
+
+from .diff import IMPACTS, FieldChange, MetricDiff, ProjectDiff
+
+MAX_DIFF_LINES = 400  # per file in Markdown: a job summary is limited to 1 MiB
+
+
+def _value(v) -> str:
+    if v is None:
+        return "(none)"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(str(x) for x in v) + "]"
+    if isinstance(v, bool):
+        return str(v).lower()
+    return str(v)
+
+
+def _field(f: FieldChange) -> str:
+    tag = "breaking" if f.breaking else "non-breaking"
+    note = f" ({f.note})" if f.note else ""
+    return f"{f.field}: {_value(f.old)} -> {_value(f.new)}  [{tag}]{note}"
+
+
+def _headline(d: ProjectDiff) -> str:
+    return (f"{d.count('added')} added, {d.count('changed')} changed, {d.count('removed')} removed, "
+            f"{d.unchanged} unchanged; {sum(1 for m in d.metrics if m.breaking)} change values")
+
+
+def _command(d: ProjectDiff) -> str:
+    return f"metrics backfill --from-diff {d.base.ref}"
+
+
+def text(d: ProjectDiff) -> str:
+    subject = d.base.subject if len(d.base.subject) <= 60 else d.base.subject[:57] + "..."
+    out = [f"metrics diff: {d.base.ref} ({d.base.short} {subject}) -> working tree", _headline(d)]
+    for note in d.notes:
+        out.append(f"note: {note}")
+    for issue in d.base_issues:
+        out.append(f"  base: {issue}")
+    for m in d.metrics:
+        out.append("")
+        out.append(f"{m.change:8} {m.name}  ({m.kind}, {m.status}, {m.path})")
+        out.append(f"         {m.impact}: {IMPACTS[m.impact]}")
+        for f in m.fields:
+            out.append(f"         - {_field(f)}")
+        for r in m.reasons:
+            out.append(f"         - {r}  [breaking]")
+        if m.sql_changed:
+            out.append(f"         generated SQL changes: {', '.join(m.sql_changed)}")
+    out.append("")
+    out += _plan_text(d)
+    if d.sql_diff:
+        out.append("")
+        out.append("Generated SQL (models/metrics/):")
+        for body in d.sql_diff.values():
+            out.append(body.rstrip("\n"))
+    return "\n".join(out) + "\n"
+
+
+def _plan_text(d: ProjectDiff) -> list[str]:
+    p = d.plan
+    if p.empty:
+        out = ["Backfill plan: nothing to recompute."]
+    else:
+        out = [f"Backfill plan ({_command(d)}): {', '.join(p.metrics)} from {p.start}, one run per grain",
+               f"  {'grain':6} {'partition':10} {'first':11} {'last':11} {'partitions':>10}  metrics"]
+        for g in p.grains:
+            out.append(f"  {g.grain:6} {g.period:10} {g.first_partition:11} {g.last_partition:11} {g.partitions:>10}  "
+                       f"{', '.join(g.metrics)}")
+        out.append(f"  total: {sum(g.partitions for g in p.grains)} partitions in {len(p.grains)} runs")
+    if p.drafts:
+        out.append(f"  drafts changed (built on demand, not by Dagster): {', '.join(p.drafts)}; "
+                   "rebuild with `metrics run --include-drafts`")
+    return out
+
+
+def _md(text_: str) -> str:
+    return text_.replace("|", "\\|").replace("\n", " ")
+
+
+def _code(v) -> str:
+    s = _value(v).replace("`", "'")
+    return f"`{_md(s)}`"
+
+
+def markdown(d: ProjectDiff) -> str:
+    out = [f"## Metrics diff against `{d.base.ref}` ({d.base.short})", "", _headline(d) + ".", ""]
+    for note in d.notes:
+        out.append(f"> **Note:** {_md(note)}")
+        out.append("")
+    if d.base_issues:
+        out += ["<details><summary>Problems in the base</summary>", "", "```"] + d.base_issues + ["```", "</details>", ""]
+    if d.metrics:
+        out += ["| metric | change | impact | what changes | backfill |", "|---|---|---|---|---|"]
+        for m in d.metrics:
+            out.append(f"| `{m.name}` | {m.change} | {'**' + m.impact + '**' if m.breaking else m.impact} | "
+                       f"{_summary(m)} | {'from ' + m.start if m.backfill else '—'} |")
+        out.append("")
+    else:
+        out += ["No metric changes.", ""]
+    details = [m for m in d.metrics if m.fields or m.reasons]
+    for m in details:
+        out.append(f"### `{m.name}` ({m.kind}, {m.status}, `{m.path}`)")
+        out.append("")
+        out.append(f"{m.impact}: {IMPACTS[m.impact]}")
+        out.append("")
+        for f in m.fields:
+            tag = "**breaking**" if f.breaking else "non-breaking"
+            note = f" ({_md(f.note)})" if f.note else ""
+            out.append(f"- `{f.field}`: {_code(f.old)} → {_code(f.new)} — {tag}{note}")
+        for r in m.reasons:
+            out.append(f"- {_md(r)} — **breaking**")
+        out.append("")
+    out.append("### Backfill plan")
+    out.append("")
+    p = d.plan
+    if p.empty:
+        out.append("Nothing to recompute.")
+    else:
+        out.append(f"`{_command(d)}` rebuilds {', '.join(f'`{n}`' for n in p.metrics)} from {p.start}, one Dagster run per grain:")
+        out.append("")
+        out += ["| grain | partitioned by | first | last | partitions | metrics |", "|---|---|---|---|---:|---|"]
+        for g in p.grains:
+            out.append(f"| {g.grain} | {g.period} | {g.first_partition} | {g.last_partition} | {g.partitions} | "
+                       f"{', '.join(g.metrics)} |")
+    if p.drafts:
+        out.append("")
+        out.append(f"Changed drafts (built on demand, not by Dagster): {', '.join(p.drafts)}.")
+    out.append("")
+    if d.sql_diff:
+        out.append("### Generated SQL")
+        out.append("")
+        for rel, body in d.sql_diff.items():
+            lines = body.splitlines()
+            shown = lines[:MAX_DIFF_LINES]
+            if len(lines) > MAX_DIFF_LINES:
+                shown.append(f"... {len(lines) - MAX_DIFF_LINES} more lines (run `metrics diff --base {d.base.ref}`)")
+            out += [f"<details><summary><code>models/metrics/{rel}</code></summary>", "", "```diff", *shown, "```",
+                    "", "</details>", ""]
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _summary(m: MetricDiff) -> str:
+    if m.change != "changed":
+        return "—"
+    parts = [("**" + f.field + "**") if f.breaking else f.field for f in m.fields]
+    parts += [_md(r) for r in m.reasons]
+    return ", ".join(parts)
+
+
+def as_json(d: ProjectDiff) -> str:
+    return json.dumps(d.as_dict(), indent=2) + "\n"
+
+
+RENDERERS = {"text": text, "markdown": markdown, "json": as_json}

@@ -1,0 +1,369 @@
+"""dagster_project.anomaly: synthetic series with planted anomalies at known positions,
+scored by the real library (no Dagster, no warehouse)."""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dagster_project.anomaly import (COLUMNS, DetectorSettings, SeriesJob, default_training_buckets,
+                                     history_needed, merge_incidents, min_history, score_many, score_series)
+
+START = dt.datetime(2024, 1, 1)  # a Monday
+WEEKLY = np.array([1.0, 1.05, 1.05, 1.0, 0.95, 0.45, 0.4])
+HOURLY = 0.3 + 0.7 * np.sin(np.arange(24) / 24 * np.pi) ** 2
+STEP = {"hour": dt.timedelta(hours=1), "day": dt.timedelta(days=1)}
+
+
+def frame(values, grain="day", numerator=None, denominator=None, start=START) -> pd.DataFrame:
+    n = len(values)
+    nan = np.full(n, np.nan)
+    values = np.asarray(values, float)
+    return pd.DataFrame({
+        "bucket_start": pd.date_range(start, periods=n, freq="h" if grain == "hour" else "D"),
+        "value": values,
+        "count": values if numerator is None else nan,
+        "numerator": nan if numerator is None else np.asarray(numerator, float),
+        "denominator": nan if denominator is None else np.asarray(denominator, float)})
+
+
+def score(f, shape="count", grain="day", settings=DetectorSettings(), first=None, last=None, now=None,
+          settle=0, label="m") -> pd.DataFrame:
+    """Score positions [first, last] of `f` (default: from 8 weeks / the whole series)."""
+    ts = f["bucket_start"]
+    first = 56 if first is None else first
+    last = len(f) - 1 if last is None else last
+    end = ts.iloc[last].to_pydatetime() + STEP[grain]
+    return score_series(f, shape=shape, grain=grain, settings=settings, score_from=ts.iloc[first].to_pydatetime(),
+                        score_until=end, now=now or end, settle_buckets=settle, label=label)
+
+
+def flagged_positions(f, out) -> set[int]:
+    return set(f["bucket_start"].searchsorted(out.loc[out.is_anomaly, "bucket_start"]).tolist())
+
+
+def daily_counts(seed, n=120, level=800.0, weekly=True):
+    rng = np.random.default_rng(seed)
+    rate = level * (WEEKLY[np.arange(n) % 7] if weekly else np.ones(n))
+    return rng.poisson(rate).astype(float), rate
+
+
+# ---- the API ------------------------------------------------------------------------
+
+def test_columns_defaults_and_history_needed():
+    assert default_training_buckets("hour") == 1344 and default_training_buckets("day") == 56
+    assert default_training_buckets("week") == 26 and default_training_buckets("month") == 24
+    assert history_needed("day", DetectorSettings()) == 56
+    assert history_needed("hour", DetectorSettings(training_buckets=500)) == 500
+    x, _ = daily_counts(0)
+    out = score(frame(x))
+    assert list(out.columns) == COLUMNS
+    assert len(out) == 120 - 56
+    assert out["model"].str.startswith("poisson-nb/").all()
+    with pytest.raises(ValueError):
+        DetectorSettings(direction="sideways")
+    with pytest.raises(ValueError):
+        score(frame(x), shape="gauge")
+
+
+# ---- planted anomalies ------------------------------------------------------------------
+
+def test_spike_and_drop_are_flagged_at_their_bucket_with_their_direction():
+    x, _ = daily_counts(1)
+    x[80] *= 2.5
+    x[95] *= 0.3
+    f = frame(x)
+    out = score(f)
+    flagged = flagged_positions(f, out)
+    assert {80, 95} <= flagged and len(flagged) <= 3  # at most one chance (3.5 sd) fluctuation
+    by_pos = out.set_index(f["bucket_start"].searchsorted(out.bucket_start))
+    assert by_pos.loc[80, "direction"] == "up" and by_pos.loc[80, "score"] > 3
+    assert by_pos.loc[95, "direction"] == "down" and by_pos.loc[95, "score"] < -3
+    assert by_pos.loc[95, "value"] < by_pos.loc[95, "lower"]
+    assert "m " in by_pos.loc[95, "reason"] and "lowest for a" in by_pos.loc[95, "reason"]
+
+
+def test_level_shift_is_flagged_at_the_shift():
+    x, rate = daily_counts(2)
+    rng = np.random.default_rng(22)
+    x[90:] = rng.poisson(rate[90:] * 1.8)
+    f = frame(x)
+    out = score(f)
+    flagged = flagged_positions(f, out)
+    assert 90 in flagged
+    assert not any(p < 90 for p in flagged)
+    assert not any(p >= 100 for p in flagged)  # the baseline adapts to the new level
+
+
+def test_ratio_move_needs_volume():
+    rng = np.random.default_rng(3)
+    n, at = 120, 90
+
+    def conversion(visits_per_day):
+        visits = rng.poisson(visits_per_day, n).astype(float)
+        p = np.full(n, 0.3)
+        p[at] = 0.18  # the same relative move (-40%) at both volumes
+        conv = rng.binomial(visits.astype(int), p).astype(float)
+        return frame(conv / visits, numerator=conv, denominator=visits)
+
+    low, high = conversion(12), conversion(20000)
+    out_low, out_high = score(low, shape="ratio"), score(high, shape="ratio")
+    assert 90 not in flagged_positions(low, out_low)
+    assert 90 in flagged_positions(high, out_high)
+    assert out_high["model"].str.startswith("beta-binomial/").all()
+    assert out_high["numerator"].notna().all() and out_high["denominator"].notna().all()
+    assert "%" in out_high["reason"].iloc[0] and " of " in out_high["reason"].iloc[0]
+
+
+def test_ratio_above_one_is_not_treated_as_a_proportion():
+    rng = np.random.default_rng(4)
+    users = rng.poisson(500, 120).astype(float)
+    downloads = rng.poisson(users * 3.0).astype(float)
+    downloads[100] = users[100] * 4.5
+    f = frame(downloads / users, numerator=downloads, denominator=users)
+    out = score(f, shape="ratio")
+    assert out["model"].str.startswith("poisson-rate/").all()
+    assert flagged_positions(f, out) == {100}
+
+
+def test_weekly_seasonal_daily_series_does_not_flag_weekends():
+    x, _ = daily_counts(5, n=140, level=1500)
+    f = frame(x)
+    out = score(f)
+    assert out["model"].eq("poisson-nb/day_of_week").all()
+    weekend = pd.to_datetime(out.bucket_start).dt.day_of_week >= 5
+    assert weekend.sum() >= 20
+    assert not out.loc[weekend, "is_anomaly"].any()
+    assert out.is_anomaly.sum() <= 1
+    # without the seasonal profile the weekly swing is noise: a far wider band
+    flat = score(f, settings=DetectorSettings(seasonality="none"))
+    assert flat["model"].eq("poisson-nb/none").all()
+    assert ((flat.upper - flat.lower) / flat.expected).median() > 3 * ((out.upper - out.lower) / out.expected).median()
+
+
+def test_hourly_series_with_daily_and_weekly_seasonality():
+    rng = np.random.default_rng(6)
+    h = np.arange(24 * 70)
+    rate = 120 * HOURLY[h % 24] * WEEKLY[(h // 24) % 7]
+    x = rng.poisson(rate).astype(float)
+    drop = 24 * 66 + 10
+    x[drop:drop + 4] = rng.poisson(rate[drop:drop + 4] * 0.25)
+    f = frame(x, grain="hour")
+    out = score(f, grain="hour", first=24 * 59)  # the last 11 days (two weekends) of 10 weeks
+    assert out["model"].eq("poisson-nb/hour_of_week").all()
+    planted = set(range(drop, drop + 4))
+    flagged = flagged_positions(f, out)
+    assert planted <= flagged
+    assert len(flagged - planted) <= 2  # 260 normal hours at ~0.27% each: chance fluctuations only
+    weekend = (pd.to_datetime(out.bucket_start).dt.day_of_week >= 5).to_numpy()
+    assert weekend.sum() == 96
+    assert out.loc[weekend, "is_anomaly"].sum() <= 1
+    # hour_of_day alone cannot tell a Saturday from a Monday: weekends become noise, the band
+    # much wider, and the planted drop is no longer certain to be seen
+    daily = score(f, grain="hour", first=24 * 59, settings=DetectorSettings(seasonality="hour_of_day"))
+    assert daily["model"].eq("poisson-nb/hour_of_day").all()
+
+    def width(o):
+        return float(((o.upper - o.lower) / o.expected).median())
+
+    assert width(daily) > 1.5 * width(out)
+
+
+def test_sparse_counts_zero_to_two_is_not_an_anomaly():
+    rng = np.random.default_rng(7)
+    x = rng.poisson(0.2, 120).astype(float)
+    x[85:90] = 0
+    x[90] = 2
+    f = frame(x)
+    out = score(f)
+    assert 90 not in flagged_positions(f, out)
+    assert not out.is_anomaly.any()
+    x[100] = 40  # 40 events where 0..1 is usual is one
+    out = score(frame(x))
+    assert flagged_positions(frame(x), out) == {100}
+
+
+def test_small_expected_counts_use_the_count_distribution():
+    rng = np.random.default_rng(18)
+    few = rng.poisson(5, 120).astype(float)
+    few[100] = 0  # P(0 | 5) = 0.7%: ordinary
+    f = frame(few)
+    assert 100 not in flagged_positions(f, score(f))
+    more = rng.poisson(30, 120).astype(float)
+    more[100] = 0  # P(0 | 30) ~ 1e-13: an outage
+    f = frame(more)
+    assert 100 in flagged_positions(f, score(f))
+
+
+@pytest.mark.parametrize("shape", ["count", "fraction", "ratio"])
+def test_series_without_anomaly_has_almost_no_flags(shape):
+    rng = np.random.default_rng(8)
+    n = 400
+    if shape == "count":
+        f = frame(rng.poisson(300 * WEEKLY[np.arange(n) % 7]).astype(float))
+    elif shape == "fraction":
+        f = frame(250 + rng.normal(0, 10, n))
+    else:
+        visits = rng.poisson(2000, n).astype(float)
+        conv = rng.binomial(visits.astype(int), 0.1).astype(float)
+        f = frame(conv / visits, numerator=conv, denominator=visits)
+    out = score(f, shape=shape)
+    assert len(out) == n - 56
+    assert out.is_anomaly.sum() <= 2
+
+
+# ---- gaps, volume, direction, time ------------------------------------------------------
+
+def test_gaps_are_never_scored_and_never_read_as_zero():
+    x, _ = daily_counts(9, weekly=False)
+    x[70:75] = np.nan   # a gap in training
+    x[100] = np.nan     # a gap in the scored window
+    f = frame(x)
+    out = score(f, first=76)
+    ts = set(pd.to_datetime(out.bucket_start))
+    assert f.bucket_start[100] not in ts
+    assert len(out) == 120 - 76 - 1
+    assert not out.is_anomaly.any()
+    # right after the gap the level is the data's, not dragged towards 0
+    assert out.expected.iloc[0] == pytest.approx(800, rel=0.05)
+
+
+def test_min_volume_is_respected():
+    rng = np.random.default_rng(10)
+    x = rng.poisson(5, 120).astype(float)
+    x[90] = 40
+    f = frame(x)
+    assert 90 in flagged_positions(f, score(f))
+    out = score(f, settings=DetectorSettings(min_volume=20))
+    assert not out.is_anomaly.any()
+    row = out[f.bucket_start.searchsorted(out.bucket_start) == 90].iloc[0]
+    assert "min_volume" in row.reason and row.score > 3
+
+
+def test_direction_is_respected():
+    x, _ = daily_counts(11)
+    x[80] *= 2.5
+    x[95] *= 0.3
+    f = frame(x)
+    both = flagged_positions(f, score(f))
+    up = flagged_positions(f, score(f, settings=DetectorSettings(direction="up")))
+    down = flagged_positions(f, score(f, settings=DetectorSettings(direction="down")))
+    assert {80, 95} <= both
+    assert 80 in up and 95 not in up and 95 in down and 80 not in down
+    assert up | down == both and not up & down
+
+
+def test_bucket_in_progress_is_never_scored_and_settle_marks_provisional():
+    x, _ = daily_counts(12)
+    f = frame(x)
+    now = f.bucket_start.iloc[100].to_pydatetime() + dt.timedelta(hours=13)  # day 100 in progress
+    out = score(f, now=now, settle=3)
+    assert pd.Timestamp(out.bucket_start.max()) == f.bucket_start.iloc[99]
+    assert len(out) == 100 - 56
+    assert out.provisional.tolist() == [False] * (len(out) - 3) + [True] * 3
+    hourly = frame(np.full(24 * 30, 50.0), grain="hour")
+    now = hourly.bucket_start.iloc[700].to_pydatetime()  # exactly the start of bucket 700: it is in progress
+    out = score(hourly, grain="hour", first=600, now=now, settle=6)
+    assert pd.Timestamp(out.bucket_start.max()) == hourly.bucket_start.iloc[699]
+    assert out.provisional.sum() == 6
+
+
+def test_not_enough_history_is_a_row_not_an_error():
+    x, _ = daily_counts(13, n=30)
+    f = frame(x)
+    out = score(f, first=0)
+    need = min_history("day", DetectorSettings())
+    young = out.iloc[:need]
+    assert young.expected.isna().all() and young.lower.isna().all() and young.upper.isna().all()
+    assert not young.is_anomaly.any()
+    assert young.reason.iloc[5] == f"m {x[5]:,.0f}: not enough history (5 of {need} buckets)"
+    assert out.iloc[need:].expected.notna().all()
+
+
+# ---- training -----------------------------------------------------------------------
+
+def test_exclude_ranges_are_left_out_of_training():
+    rng = np.random.default_rng(14)
+    x, _ = daily_counts(14)
+    clean = x.copy()
+    x[60:80] = x[60:80] * rng.uniform(0.2, 3.0, 20)  # three chaotic weeks: an incident
+    f = frame(x)
+    settings = DetectorSettings(exclude=((START + dt.timedelta(days=60), START + dt.timedelta(days=80)),))
+    noisy = score(f, first=85)
+    excluded = score(f, first=85, settings=settings)
+    gapped = score(frame(np.where((np.arange(120) >= 60) & (np.arange(120) < 80), np.nan, x)), first=85)
+    base = score(frame(clean), first=85)
+
+    def width(o):
+        return float(((o.upper - o.lower) / o.expected).median())
+
+    assert width(noisy) > 1.3 * width(excluded)
+    assert width(excluded) == pytest.approx(width(base), rel=0.3)
+    pd.testing.assert_frame_equal(excluded, gapped)
+
+
+def test_past_incident_does_not_hide_a_similar_anomaly_a_week_later():
+    for seed in range(3):
+        x, _ = daily_counts(15 + seed)
+        x[90] *= 0.35
+        x[97] *= 0.35
+        f = frame(x)
+        out = score(f)
+        assert {90, 97} <= flagged_positions(f, out)
+        clean = x.copy()
+        clean[90] = x[89] / WEEKLY[89 % 7] * WEEKLY[90 % 7]
+        one = out[f.bucket_start.searchsorted(out.bucket_start) == 97].iloc[0]
+        ref = score(frame(clean), first=97, last=97).iloc[0]
+        assert one.upper - one.lower == pytest.approx(ref.upper - ref.lower, rel=0.15)
+
+
+def test_idempotent_in_pieces_and_with_more_history():
+    rng = np.random.default_rng(16)
+    h = np.arange(24 * 80)
+    x = rng.poisson(60 * HOURLY[h % 24] * WEEKLY[(h // 24) % 7]).astype(float)
+    x[24 * 75 + 3] = 400
+    x[24 * 70: 24 * 70 + 5] = np.nan
+    f = frame(x, grain="hour")
+    settings = DetectorSettings(training_buckets=24 * 28)
+    first, last = 24 * 72, 24 * 80 - 1
+    whole = score(f, grain="hour", first=first, last=last, settings=settings, settle=6)
+    pieces = pd.concat([score(f, grain="hour", first=a, last=b, settings=settings, settle=6,
+                              now=f.bucket_start.iloc[last].to_pydatetime() + dt.timedelta(hours=1))
+                        for a, b in ((first, first + 29), (first + 30, first + 100), (first + 101, last))],
+                       ignore_index=True)
+    pd.testing.assert_frame_equal(whole, pieces)
+    need = history_needed("hour", settings)
+    trimmed = f.iloc[first - need:].reset_index(drop=True)
+    less = score(trimmed, grain="hour", first=need, last=len(trimmed) - 1, settings=settings, settle=6)
+    pd.testing.assert_frame_equal(whole, less)
+    assert whole.is_anomaly.any()
+    # the batched path gives the same rows
+    end = f.bucket_start.iloc[last].to_pydatetime() + dt.timedelta(hours=1)
+    jobs = [SeriesJob(f, "count", "hour", settings, f.bucket_start.iloc[first].to_pydatetime(), end, end, 6, "m"),
+            SeriesJob(frame(x[::-1].copy()), "count", "day", DetectorSettings(), START, START, START, 0)]
+    many = score_many(jobs)
+    pd.testing.assert_frame_equal(many[many.job == 0].drop(columns="job").reset_index(drop=True), whole)
+
+
+def test_fraction_level_with_multiplicative_noise_uses_the_log_scale():
+    rng = np.random.default_rng(17)
+    h = np.arange(24 * 30)
+    level = 20 + 60 * (np.sin(h % 24 / 24 * np.pi) ** 4)
+    x = level * np.exp(rng.normal(0, 0.02, h.size))
+    x[24 * 28 + 3] *= 1.15  # +15% at night: outside a 2% noise
+    f = frame(x, grain="hour")
+    out = score(f, shape="fraction", grain="hour", first=24 * 27)
+    assert out["model"].eq("robust-mad-log/hour_of_day").all()
+    assert flagged_positions(f, out) == {24 * 28 + 3}
+
+
+def test_merge_incidents():
+    ts = pd.to_datetime(["2024-01-01 01:00", "2024-01-01 02:00", "2024-01-01 03:00", "2024-01-01 07:00"])
+    merged = merge_incidents(pd.DataFrame({"bucket_start": ts, "is_anomaly": [True, True, True, True]}), "hour")
+    assert merged == [(dt.datetime(2024, 1, 1, 1), dt.datetime(2024, 1, 1, 4), 3),
+                      (dt.datetime(2024, 1, 1, 7), dt.datetime(2024, 1, 1, 8), 1)]
+    assert merge_incidents(pd.DataFrame({"bucket_start": ts[:0]}), "hour") == []
+    months = pd.to_datetime(["2024-01-01", "2024-02-01", "2024-04-01"])
+    assert [m[2] for m in merge_incidents(pd.DataFrame({"bucket_start": months}), "month")] == [2, 1]

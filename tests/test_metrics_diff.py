@@ -1,0 +1,377 @@
+"""`metrics diff --base REF` on real git repositories in temporary folders (a copy of the
+project with a base commit and a change), the CI template's commands as the workflow runs
+them, and `metrics backfill --from-diff` through Dagster on a real DuckDB file."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dagster_project.cli.main import main
+from dagster_project.paths import REPO_ROOT, ProjectPaths
+from dagster_project.pr.diff import diff_against
+from dagster_project.pr.render import markdown, text
+
+from .conftest import make_project
+
+NOW = dt.datetime(2026, 10, 15, 13, 30)
+GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.com", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+
+
+def git(root: Path, *args: str) -> str:
+    out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                         env={**os.environ, **GIT_ENV})
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def commit(root: Path, message: str) -> str:
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "--no-gpg-sign", "-m", message)
+    return git(root, "rev-parse", "HEAD")
+
+
+def compiled(root: Path) -> None:
+    assert main(["--project-dir", str(root), "compile"]) == 0
+
+
+def project_repo(root: Path) -> tuple[ProjectPaths, str]:
+    """A git repo holding a copy of this project (the example metrics, compiled)."""
+    paths = make_project(root, {}, (REPO_ROOT / "metrics" / "_config.yml").read_text())
+    shutil.copytree(REPO_ROOT / "metrics", paths.metrics_dir, dirs_exist_ok=True)
+    (root / ".gitignore").write_text(".venv\nwarehouse/\ndbt_project/target/\ndbt_project/logs/\n")
+    compiled(root)
+    git(root, "init", "-q", "-b", "main")
+    return paths, commit(root, "base")
+
+
+def edit(paths: ProjectPaths, rel: str, old: str, new: str) -> None:
+    f = paths.metrics_dir / rel
+    body = f.read_text()
+    assert old in body, (rel, old)
+    f.write_text(body.replace(old, new))
+
+
+@pytest.fixture
+def repo(tmp_path):
+    return project_repo(tmp_path / "repo")
+
+
+def by_name(result) -> dict:
+    return {m.name: m for m in result.metrics}
+
+
+def test_changes_are_classified_and_planned(repo):
+    paths, base = repo
+    edit(paths, "growth/model_downloads.yml", "metric_type = 'Download'", "metric_type = 'Like'")  # breaking
+    edit(paths, "commerce/orders.yml", "description: Orders placed.",  # non-breaking only
+         "description: Orders placed (all countries).\nowner: sales@example.com\n"
+         "anomaly: {sensitivity: 4}\nalerts: [sales-slack]")
+    edit(paths, "engagement/reactions_net.yml", "metric_type in ('ReactionLike', 'ReactionHeart')",
+         "metric_type IN ('ReactionLike','ReactionHeart')")  # the same SQL once parsed
+    edit(paths, "commerce/p95_order_latency_ms.yml", "percentile: 0.95", "percentile: 0.9")
+    edit(paths, "growth/dataset_likes.yml", "status: draft", "status: active")
+    edit(paths, "commerce/max_order_amount.yml", "grains: [day, week, month]", "grains: [hour, day, week, month]")
+    edit(paths, "engagement/active_users.yml", "dimensions: [entity_type, entity_category]",
+         "dimensions: [entity_type, entity_category]\ngrains: [day, week]")  # grains removed only
+    edit(paths, "commerce/avg_order_latency_ms.yml", "dimensions: [country]", "dimensions: [country]\nstart: 2026-08-01")
+    (paths.metrics_dir / "social" / "follower_count.yml").unlink()
+    (paths.metrics_dir / "commerce" / "big_orders.yml").write_text(
+        "name: big_orders\ndescription: Orders above 100.\nsource: stg_orders\ntimestamp: ordered_at\n"
+        "aggregation: count\nfilter: \"amount > 100\"\nstart: 2026-10-01\n")
+
+    result = diff_against(paths, "main", now=NOW)
+    got = by_name(result)
+    assert result.base.commit == base
+    assert {n: (m.change, m.impact) for n, m in got.items()} == {
+        "big_orders": ("added", "new"),
+        "follower_count": ("removed", "removed"),
+        "model_downloads": ("changed", "breaking"),
+        "downloads_per_active_user": ("changed", "breaking"),  # its numerator changed
+        "orders": ("changed", "non-breaking"),
+        "reactions_net": ("changed", "non-breaking"),
+        "p95_order_latency_ms": ("changed", "breaking"),
+        "dataset_likes": ("changed", "activated"),
+        "max_order_amount": ("changed", "breaking"),
+        "active_users": ("changed", "non-breaking"),
+        "avg_order_latency_ms": ("changed", "breaking"),
+    }
+    assert result.unchanged == 14 - 1 - 9  # 14 metrics at the base, 1 removed, 9 changed
+    fields = {n: {f.field: f.breaking for f in m.fields} for n, m in got.items()}
+    assert fields["model_downloads"] == {"filter": True}
+    assert got["downloads_per_active_user"].reasons == ["input `model_downloads` changes values"]
+    assert fields["orders"] == {"description": False, "owner": False, "alerts": False, "anomaly.sensitivity": False}
+    assert fields["reactions_net"] == {"filter": False}
+    assert fields["p95_order_latency_ms"] == {"percentile": True}
+    assert fields["dataset_likes"] == {"status": True}
+    assert fields["max_order_amount"] == {"grains": True}
+    assert fields["active_users"] == {"grains": False}
+    assert fields["avg_order_latency_ms"] == {"start": True}
+
+    # the SQL diff: only the models whose text changes, attributed to the metric it is about
+    assert got["model_downloads"].sql_changed == [f"rollups/rollup_stg_entity_events__by_created_at__{g}.sql"
+                                                  for g in ("day", "hour", "month", "week")]
+    assert got["orders"].sql_changed == [] and got["reactions_net"].sql_changed == []
+    body = result.sql_diff["rollups/rollup_stg_entity_events__by_created_at__day.sql"]
+    assert "-" in body and "'Download'" in body and "'Like'" in body and body.startswith("--- a/models/metrics/")
+    assert "rollups/rollup_stg_orders__by_ordered_at__hour.sql" in got["max_order_amount"].sql_changed
+
+    # the plan: new, breaking and activated active metrics, from the earliest start, per grain
+    plan = result.plan
+    assert plan.metrics == sorted(["big_orders", "model_downloads", "downloads_per_active_user", "p95_order_latency_ms",
+                                   "dataset_likes", "max_order_amount", "avg_order_latency_ms"])
+    assert plan.start == dt.date(2026, 8, 1)
+    rows = {g.grain: (g.period, g.first_partition, g.last_partition, g.partitions) for g in plan.grains}
+    assert rows == {"hour": ("day", "2026-08-01", "2026-10-15", 76), "day": ("day", "2026-08-01", "2026-10-15", 76),
+                    "week": ("week", "2026-07-27", "2026-10-12", 12), "month": ("month", "2026-08-01", "2026-10-01", 3)}
+    hour = next(g for g in plan.grains if g.grain == "hour")
+    assert "max_order_amount" in hour.metrics and "rollup_stg_orders__by_ordered_at__hour" in hour.models
+    assert hour.models[-2:] == ["metric_series_hour", "anomalies_hour"]
+
+    # text and Markdown say the same
+    shown = text(result)
+    assert "changed  model_downloads" in shown and "filter: metric_type = 'Download' -> metric_type = 'Like'  [breaking]" in shown
+    assert "hour   day        2026-08-01  2026-10-15          76" in shown
+    md = markdown(result)
+    assert "| `model_downloads` | changed | **breaking** | **filter** | from 2026-09-01 |" in md
+    assert "| `orders` | changed | non-breaking | description, owner, alerts, anomaly.sensitivity | — |" in md
+    assert "| hour | day | 2026-08-01 | 2026-10-15 | 76 |" in md
+    assert "```diff" in md
+
+
+def test_plan_partitions_are_the_dagster_partitions(repo):
+    """The plan's partition ranges and counts are the keys of defs/partitions.py."""
+    from dagster_project.defs.partitions import PARTITION_PERIOD, partitions_for
+    from dagster_project.pr import plan as pr_plan
+    assert pr_plan.PARTITION_PERIOD == PARTITION_PERIOD
+    paths, _ = repo
+    edit(paths, "commerce/orders.yml", "dimensions: [country]", "dimensions: [country]\nstart: 2026-07-29")
+    for now in (NOW, dt.datetime(2026, 11, 30, 23, 59), dt.datetime(2027, 1, 4, 0, 0)):
+        result = diff_against(paths, "main", now=now)
+        assert result.plan.metrics == ["average_order_value", "orders"]  # a ratio over orders too
+        for g in result.plan.grains:
+            keys = partitions_for(g.grain, dt.date(2026, 7, 29)).get_partition_keys(
+                current_time=now.replace(tzinfo=dt.timezone.utc))
+            keys = [k for k in keys if k >= g.first_partition]
+            assert (keys[0], keys[-1], len(keys)) == (g.first_partition, g.last_partition, g.partitions), g
+
+
+def test_ratio_and_derived_inputs(repo):
+    paths, _ = repo
+    edit(paths, "growth/downloads_per_active_user.yml", "expression: user_id, source", "expression: entity_id, source")
+    edit(paths, "commerce/refunds.yml", "filter: refunded", "filter: refunded and amount > 0")
+    edit(paths, "commerce/net_revenue.yml", '"revenue - refunds"', '"revenue-refunds"')
+    got = by_name(diff_against(paths, "main", now=NOW))
+    ratio = got["downloads_per_active_user"]
+    assert [(f.field, f.old, f.new, f.breaking) for f in ratio.fields] == [("denominator.expression", "user_id", "entity_id", True)]
+    assert ratio.impact == "breaking"
+    net = got["net_revenue"]
+    assert [(f.field, f.breaking) for f in net.fields] == [("expression", False)]  # reformatted only
+    assert net.reasons == ["input `refunds` changes values"] and net.impact == "breaking"
+    assert got["refunds"].impact == "breaking" and "revenue" not in got
+
+
+def test_non_breaking_change_plans_nothing_and_the_cli_formats(repo, capsys):
+    paths, _ = repo
+    edit(paths, "commerce/orders.yml", "description: Orders placed.", "description: Every order.")
+    args = ["--project-dir", str(paths.root), "diff", "--base", "main"]
+    assert main([*args, "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["summary"] == {"added": 0, "removed": 0, "changed": 1, "unchanged": 13, "breaking": 0}
+    assert out["metrics"][0]["fields"] == [{"field": "description", "old": "Orders placed.", "new": "Every order.",
+                                            "breaking": False}]
+    assert out["backfill_plan"]["grains"] == [] and out["sql_diff"] == {}
+    assert main(args) == 0
+    assert "Backfill plan: nothing to recompute." in capsys.readouterr().out
+    assert main([*args, "--format", "markdown"]) == 0
+    assert "### Backfill plan\n\nNothing to recompute." in capsys.readouterr().out
+
+
+def test_clear_errors(repo, tmp_path, capsys):
+    paths, _ = repo
+    assert main(["--project-dir", str(paths.root), "diff", "--base", "no-such-branch"]) == 2
+    assert "unknown git ref `no-such-branch`" in capsys.readouterr().err
+    assert main(["--project-dir", str(paths.root), "diff", "--base", "origin/main"]) == 2
+    assert "git fetch origin main" in capsys.readouterr().err
+    plain = make_project(tmp_path / "plain", {"commerce/orders.yml": (paths.metrics_dir / "commerce/orders.yml").read_text()})
+    assert main(["--project-dir", str(plain.root), "diff", "--base", "main"]) == 2
+    assert "is not inside a git repository" in capsys.readouterr().err
+    # the working tree must validate
+    edit(paths, "commerce/orders.yml", "aggregation: count", "aggregation: countt")
+    assert main(["--project-dir", str(paths.root), "diff", "--base", "main"]) == 2
+    err = capsys.readouterr().err
+    assert "the working tree does not validate" in err and "metrics/commerce/orders.yml:" in err
+
+
+def test_a_base_that_does_not_validate_is_reported_and_compared_file_by_file(repo, capsys):
+    paths, _ = repo
+    edit(paths, "commerce/orders.yml", "aggregation: count", "aggregation: countt")
+    commit(paths.root, "broken")
+    edit(paths, "commerce/orders.yml", "aggregation: countt", "aggregation: count")  # the PR fixes it
+    edit(paths, "commerce/revenue.yml", "description: Gross order revenue.", "description: Gross revenue.")
+    assert main(["--project-dir", str(paths.root), "diff", "--base", "HEAD", "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: HEAD: metrics/commerce/orders.yml:" in captured.err
+    out = json.loads(captured.out)
+    assert out["base_issues"] and "does not validate" in out["notes"][0]
+    assert {m["name"]: m["impact"] for m in out["metrics"]} == {"orders": "breaking", "revenue": "breaking"}
+    assert out["backfill_plan"]["metrics"] == ["orders", "revenue"]
+
+
+def test_a_base_before_the_project_existed(tmp_path):
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    (root / "README").write_text("empty\n")
+    commit(root, "empty")
+    paths, _ = project_repo(root)  # the project arrives in the second commit
+    result = diff_against(paths, "HEAD~1", now=NOW)
+    assert {m.change for m in result.metrics} == {"added"} and len(result.metrics) == 14
+    assert "dataset_likes" not in result.plan.metrics and result.plan.drafts == ["dataset_likes"]  # built on demand
+
+
+def test_project_in_a_subfolder(tmp_path):
+    root = tmp_path / "mono"
+    paths = make_project(root / "analytics", {}, (REPO_ROOT / "metrics" / "_config.yml").read_text())
+    shutil.copytree(REPO_ROOT / "metrics", paths.metrics_dir, dirs_exist_ok=True)
+    git(root, "init", "-q", "-b", "main")
+    commit(root, "base")
+    edit(paths, "commerce/orders.yml", "aggregation: count", "aggregation: count\nfilter: \"country = 'DE'\"")
+    got = by_name(diff_against(paths, "main", now=NOW))
+    assert got["orders"].impact == "breaking" and got["orders"].sql_changed
+
+
+def test_diff_needs_no_dagster_dbt_or_warehouse_and_is_fast(repo):
+    paths, _ = repo
+    edit(paths, "growth/model_downloads.yml", "metric_type = 'Download'", "metric_type = 'Like'")
+    code = ("import sys, time\nfrom dagster_project.cli.main import main\nt = time.perf_counter()\n"
+            f"rc = main(['--project-dir', {str(paths.root)!r}, 'diff', '--base', 'main', '--format', 'json'])\n"
+            "loaded = sorted(m for m in ('dagster', 'dbt', 'duckdb', 'pandas') if m in sys.modules)\n"
+            "print('RESULT', rc, loaded, round(time.perf_counter() - t, 2), file=sys.stderr)\n")
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=paths.root)
+    wall = time.perf_counter() - started
+    line = next(x for x in out.stderr.splitlines() if x.startswith("RESULT"))
+    assert line.split()[1:3] == ["0", "[]"], out.stderr
+    assert json.loads(out.stdout)["summary"]["breaking"] == 2
+    assert not (paths.root / "warehouse").exists() or not any((paths.root / "warehouse").iterdir())
+    assert wall < 20, wall  # seconds on 2 shared cores, interpreter start included
+
+
+# ------------------------------------------------------------------ the CI template
+
+WORKFLOW = REPO_ROOT / ".github" / "workflows" / "metrics-pr.yml"
+
+
+def workflow_commands() -> list[str]:
+    """The workflow's `run:` lines that are metrics commands, in order."""
+    spec = yaml.safe_load(WORKFLOW.read_text())
+    steps = [s for job in spec["jobs"].values() for s in job["steps"]]
+    assert any(s.get("uses", "").startswith("actions/checkout") and s.get("with", {}).get("fetch-depth") == 0
+               for s in steps), "the diff needs the base branch: checkout with fetch-depth: 0"
+    runs = [line.strip() for s in steps if "run" in s for line in s["run"].splitlines() if line.strip()]
+    assert "bash scripts/install.sh" in runs
+    return [r for r in runs if r.startswith(".venv/bin/metrics ")]
+
+
+def run_workflow(root: Path, base: str, summary: Path) -> list[tuple[str, int, str]]:
+    out = []
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METRICS_")}
+    env["GITHUB_STEP_SUMMARY"] = str(summary)
+    for cmd in workflow_commands():
+        done = subprocess.run(["bash", "-eo", "pipefail", "-c", cmd.replace("origin/main", base)],
+                              cwd=root, env=env, capture_output=True, text=True)
+        out.append((cmd, done.returncode, done.stdout + done.stderr))
+        if done.returncode:
+            break
+    return out
+
+
+def test_the_ci_template_runs_on_a_pull_request(tmp_path):
+    assert workflow_commands() == [".venv/bin/metrics validate", ".venv/bin/metrics compile --check",
+                                   '.venv/bin/metrics diff --base origin/main --format markdown >> "$GITHUB_STEP_SUMMARY"']
+    paths, base = project_repo(tmp_path / "repo")
+    (paths.root / ".venv").symlink_to(REPO_ROOT / ".venv")  # what scripts/install.sh makes
+    # the pull request: a changed filter and a new metric, compiled and committed
+    edit(paths, "growth/model_downloads.yml", "metric_type = 'Download'", "metric_type = 'Like'")
+    (paths.metrics_dir / "commerce" / "big_orders.yml").write_text(
+        "name: big_orders\ndescription: Orders above 100.\nsource: stg_orders\ntimestamp: ordered_at\n"
+        "aggregation: count\nfilter: \"amount > 100\"\n")
+    compiled(paths.root)
+    commit(paths.root, "change")
+    summary = tmp_path / "summary.md"
+    results = run_workflow(paths.root, base, summary)
+    assert [(c, rc) for c, rc, _ in results] == [(c, 0) for c in workflow_commands()], results
+    md = summary.read_text()
+    assert md.startswith(f"## Metrics diff against `{base}`")
+    assert "| `big_orders` | added | **new** |" in md and "| `model_downloads` | changed | **breaking** | **filter** |" in md
+    assert "### Backfill plan" in md and "```diff" in md
+
+    # the same pull request without `metrics compile`: the check step fails, naming the file
+    edit(paths, "growth/model_downloads.yml", "metric_type = 'Like'", "metric_type = 'View'")
+    commit(paths.root, "forgot to compile")
+    results = run_workflow(paths.root, base, tmp_path / "summary2.md")
+    assert [(c, rc) for c, rc, _ in results] == [(".venv/bin/metrics validate", 0), (".venv/bin/metrics compile --check", 1)]
+    assert "stale: models/metrics/rollups/rollup_stg_entity_events__by_created_at__day.sql" in results[-1][2]
+
+
+# ------------------------------------------------------------------ backfill --from-diff
+
+@pytest.mark.dbt
+def test_backfill_from_diff_launches_the_plan(tmp_path, monkeypatch, capsys):
+    """A small project built, then a breaking change: `metrics backfill --from-diff` runs
+    exactly the plan (one Dagster run per grain, from the metric's start) and the series
+    then holds the new definition's values; a non-breaking change launches nothing."""
+    import duckdb
+    today = dt.datetime.now(dt.timezone.utc).date()
+    start = today - dt.timedelta(days=2)
+    root = tmp_path / "repo"
+    paths = make_project(root, {
+        "commerce/orders.yml": "name: orders\nsource: stg_orders\ntimestamp: ordered_at\naggregation: count\n"
+                               "dimensions: [country]\n",
+        "commerce/revenue.yml": "name: revenue\nsource: stg_orders\ntimestamp: ordered_at\naggregation: sum\n"
+                                "expression: amount\n",
+    }, f"start: {start}\ngrains: [hour, day, week, month]\n")
+    (root / ".gitignore").write_text("warehouse/\ndbt_project/target/\ndbt_project/logs/\n")
+    monkeypatch.setenv("METRICS_DUCKDB_PATH", str(tmp_path / "wh.duckdb"))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    args = ["--project-dir", str(root)]
+    assert main([*args, "demo-data", "--days", "3", "--events-per-day", "600"]) == 0
+    assert main([*args, "run"]) == 0
+    git(root, "init", "-q", "-b", "main")
+    commit(root, "base")
+
+    edit(paths, "commerce/orders.yml", "aggregation: count", "aggregation: count\nfilter: \"country = 'DE'\"")
+    capsys.readouterr()
+    assert main([*args, "backfill", "--from-diff", "main", "--dry-run"]) == 0
+    dry = capsys.readouterr().out
+    assert f"Backfill plan (metrics backfill --from-diff main): orders from {start}" in dry
+    assert main([*args, "backfill", "--from-diff", "main"]) == 0
+    out = capsys.readouterr().out
+    assert sum("rollups, partitions" in line and "assets x" in line for line in out.splitlines()) == 4  # a run per grain
+    assert f"day rollups, partitions {start} .. {today}" in out
+    assert f"hour rollups, partitions {start} .. {today}" in out
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
+    want = dict(con.execute("select date_trunc('day', ordered_at), count(*) from raw.orders where country = 'DE' "
+                            "group by 1").fetchall())
+    got = dict(con.execute("select bucket_start, value from analytics.metric_series_day "
+                           "where metric = 'orders' and dimension = ''").fetchall())
+    revenue_runs = con.execute("select count(distinct run_id) from analytics.rollup_stg_orders__by_ordered_at__day").fetchone()
+    con.close()
+    assert got == {k: float(v) for k, v in want.items()} and len(got) == 3
+    assert revenue_runs == (1,)  # the rollup is rewritten whole (revenue is on it too): by one run
+
+    commit(root, "breaking change, backfilled")
+    edit(paths, "commerce/revenue.yml", "expression: amount", "expression: amount\ndescription: Gross revenue.")
+    assert main([*args, "backfill", "--from-diff", "main"]) == 0
+    out = capsys.readouterr().out
+    assert "Backfill plan: nothing to recompute." in out and "Dagster run" not in out
