@@ -7,7 +7,6 @@ import csv
 import dataclasses
 import datetime as dt
 import json
-import math
 import sys
 
 from ..grains import GRAINS, add_grain, floor_to_grain
@@ -107,26 +106,17 @@ def _list(args, wh) -> int:
     return 0
 
 
-def _number(v):
-    if v is None:
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(f) else f
-
-
 def _iso(ts) -> str | None:
     return None if ts is None else ts.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _record(r: dict) -> dict:
+    from ..warehouse.read import _num
     out = {k: r.get(k) for k in FIELDS if k != "slice"}
     out["slice"] = {r["dimension"]: r["dimension_value"]} if r["dimension"] else {}
     out["bucket_start"], out["computed_at"] = _iso(r["bucket_start"]), _iso(r["computed_at"])
     for k in ("value", "expected", "lower", "upper", "score", "numerator", "denominator"):
-        out[k] = _number(r[k])
+        out[k] = _num(r[k])
     out["is_anomaly"], out["provisional"] = bool(r["is_anomaly"]), bool(r["provisional"])
     return {k: out[k] for k in FIELDS}
 
