@@ -76,8 +76,10 @@ def test_backfill_is_one_run_with_one_dbt_invocation(dagster_project):
     result = job.execute_in_process(instance=instance, tags={ASSET_PARTITION_RANGE_START_TAG: "2024-02-20",
                                                              ASSET_PARTITION_RANGE_END_TAG: "2024-03-12"})
     assert result.success
-    dbt_steps = [e for e in result.all_events if e.event_type_value == "STEP_START"]
-    assert len(dbt_steps) == 1  # a single step (one dbt invocation) for 22 partitions
+    steps = [e.step_key for e in result.all_events if e.event_type_value == "STEP_START"]
+    # a single dbt step (one dbt invocation) for 22 partitions, then one scoring step
+    assert [s for s in steps if s.startswith("rollups_")] == ["rollups_day"], steps
+    assert [s for s in steps if s.startswith("anomalies_")] == ["anomalies_day"], steps
     rows = _rows(wh, "rollup_stg_entity_events__by_created_at__day")
     assert rows.bucket_start.min() == pd.Timestamp("2024-02-20") and rows.bucket_start.max() == pd.Timestamp("2024-03-12")
     assert set(rows.run_id) == {result.run_id}
