@@ -23,24 +23,11 @@ from dagster import (
 from ..spec.resolved import MetricsProject
 from .partitions import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from .rollup_assets import WAREHOUSE_RETRY, warehouse_pool
+from .step_times import SCORING_SECONDS
 from .translator import metric_tag
 
 GROUP = "metric_anomalies"
 CHECK_NAME = "anomalies"
-
-
-# `metrics run` listens here for how long scoring took in each step it ran in process
-_scoring_listeners: list = []
-
-
-def listen_to_scoring(callback) -> None:
-    """callback(seconds) after every anomalies_<grain> step run in this process."""
-    _scoring_listeners.append(callback)
-
-
-def stop_listening_to_scoring(callback) -> None:
-    if callback in _scoring_listeners:
-        _scoring_listeners.remove(callback)
 
 
 def anomalies_key(grain: str) -> AssetKey:
@@ -124,8 +111,7 @@ def anomaly_asset(grain: str, partitions_def, project: MetricsProject, condition
             metadata["slices_skipped_by_metric"] = MetadataValue.json(summary.skipped_by_metric)
         if summary.charts:
             metadata["chart"] = MetadataValue.path(summary.charts[0])
-        for listener in list(_scoring_listeners):
-            listener(time.perf_counter() - started)
+        SCORING_SECONDS.report(time.perf_counter() - started)
         return MaterializeResult(metadata=metadata)
 
     return _anomalies

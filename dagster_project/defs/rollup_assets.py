@@ -16,6 +16,7 @@ from ..warehouse.connection import default_target
 from ..warehouse.dbt_runner import environ, warehouse_message
 from ..warehouse.lock import WarehouseLockTimeout, warehouse_lock
 from .partitions import window_env
+from .step_times import DBT_SECONDS
 from .resources import metrics_dbt_project, project_paths
 from .translator import MetricsTranslator
 
@@ -61,21 +62,6 @@ def metrics_of(invocation, model: str) -> str:
     return ""
 
 
-# `metrics run` executes the jobs in this process and listens here for how long dbt
-# itself ran in each step (the rest of a run's wall time is Dagster's bookkeeping)
-_dbt_listeners: list = []
-
-
-def listen_to_dbt(callback) -> None:
-    """callback(seconds) after every dbt build a step ran in this process."""
-    _dbt_listeners.append(callback)
-
-
-def stop_listening(callback) -> None:
-    if callback in _dbt_listeners:
-        _dbt_listeners.remove(callback)
-
-
 def _dbt_seconds(invocation) -> float:
     try:
         return float(invocation.get_artifact("run_results.json").get("elapsed_time") or 0.0)
@@ -95,8 +81,7 @@ def run_dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, env: dict
         with warehouse_lock(target, project_paths(), on_wait=context.log.warning), environ(env):
             invocation = dbt.cli(["build"], context=context, raise_on_error=False)
             yield from invocation.stream()
-        for listener in list(_dbt_listeners):
-            listener(_dbt_seconds(invocation))
+        DBT_SECONDS.report(_dbt_seconds(invocation))
     except WarehouseLockTimeout as err:
         raise Failure(description=str(err), allow_retries=False) from None
     if not invocation.is_successful():

@@ -25,8 +25,7 @@ from ..spec.resolved import MetricsProject
 from ..warehouse.dbt_runner import DbtOutcome, environ, run_dbt
 from ..warehouse.lock import warehouse_lock
 from .partitions import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, range_tags
-from .anomalies import listen_to_scoring, stop_listening_to_scoring
-from .rollup_assets import listen_to_dbt, stop_listening
+from .step_times import DBT_SECONDS, SCORING_SECONDS
 # the CLI prints its own progress; Dagster's console log only for warnings and errors
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -121,8 +120,8 @@ def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt
                  f"{records} ...")
         dbt_seconds: list[float] = []
         scoring_seconds: list[float] = []
-        listen_to_dbt(dbt_seconds.append)
-        listen_to_scoring(scoring_seconds.append)
+        DBT_SECONDS.listen(dbt_seconds.append)
+        SCORING_SECONDS.listen(scoring_seconds.append)
         started = time.perf_counter()
         try:
             result = job.execute_in_process(instance=instance, tags=tags or {}, asset_selection=selection,
@@ -132,8 +131,8 @@ def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt
             outcome.failures.append(err.description or str(err))
             return False
         finally:
-            stop_listening(dbt_seconds.append)
-            stop_listening_to_scoring(scoring_seconds.append)
+            DBT_SECONDS.stop(dbt_seconds.append)
+            SCORING_SECONDS.stop(scoring_seconds.append)
         wall = time.perf_counter() - started
         outcome.timings.append((label, wall, sum(dbt_seconds), sum(scoring_seconds)))
         scoring = f", anomaly scoring {sum(scoring_seconds):.1f}s" if scoring_seconds else ""
