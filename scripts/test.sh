@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 # the catalog test opens `metrics docs` pages in headless Chromium (Debian's package)
 if ! command -v chromium >/dev/null 2>&1; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } ||
+    echo "warning: could not install chromium (Debian package); tests/test_docs_catalog.py will fail" >&2
 fi
 if ! bash scripts/postgres.sh; then
   echo "warning: Postgres could not be started; postgres tests will be skipped" >&2
