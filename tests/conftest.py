@@ -49,6 +49,39 @@ def _clean_metrics_env():
     os.environ.update(saved)
 
 
+def _pg_admin():
+    """An autocommit connection to the local server. No server: a skip, or under
+    METRICS_REQUIRE_ALL_TARGETS=1 (CI) a failure."""
+    import os
+
+    import psycopg2
+    from dagster_project.warehouse.connection import pg_settings
+    try:
+        admin = psycopg2.connect(connect_timeout=5, **pg_settings())
+    except psycopg2.OperationalError as err:
+        if os.environ.get("METRICS_REQUIRE_ALL_TARGETS"):
+            raise
+        pytest.skip(f"no Postgres server ({err}); run scripts/postgres.sh")
+    admin.autocommit = True
+    return admin
+
+
+def create_pg_database(prefix: str) -> str:
+    """A fresh, uniquely named database on the local Postgres server."""
+    import uuid
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = _pg_admin()
+    admin.cursor().execute(f"create database {name}")
+    admin.close()
+    return name
+
+
+def drop_pg_database(name: str) -> None:
+    admin = _pg_admin()
+    admin.cursor().execute(f"drop database if exists {name} with (force)")
+    admin.close()
+
+
 TARGETS = ("duckdb", "postgres", "clickhouse")
 _CHDB_PATH: str | None = None
 
@@ -59,24 +92,12 @@ def target(request, tmp_path_factory):
     fresh Postgres database per test module. METRICS_REQUIRE_ALL_TARGETS=1 (CI) turns a
     missing Postgres server into a failure instead of a skip."""
     import os
-    import uuid
 
     name = request.param
     saved = {k: os.environ.get(k) for k in ("METRICS_PG_DATABASE", "METRICS_CHDB_PATH")}
     dbname = None
     if name == "postgres":
-        import psycopg2
-        from dagster_project.warehouse.connection import pg_settings
-        try:
-            admin = psycopg2.connect(connect_timeout=5, **pg_settings())
-        except psycopg2.OperationalError as err:
-            if os.environ.get("METRICS_REQUIRE_ALL_TARGETS"):
-                raise
-            pytest.skip(f"no Postgres server ({err}); run scripts/postgres.sh")
-        admin.autocommit = True
-        dbname = f"metrics_test_{uuid.uuid4().hex[:10]}"
-        admin.cursor().execute(f"create database {dbname}")
-        admin.close()
+        dbname = create_pg_database("metrics_test")
         os.environ["METRICS_PG_DATABASE"] = dbname
     if name == "clickhouse":
         # chDB runs one engine (one data path) per process: every test shares the
@@ -100,9 +121,4 @@ def target(request, tmp_path_factory):
         else:
             os.environ[k] = v
     if dbname:
-        import psycopg2
-        from dagster_project.warehouse.connection import pg_settings
-        admin = psycopg2.connect(connect_timeout=5, **pg_settings())
-        admin.autocommit = True
-        admin.cursor().execute(f"drop database if exists {dbname} with (force)")
-        admin.close()
+        drop_pg_database(dbname)

@@ -3,31 +3,20 @@ Dagster instance built from it, on the local Postgres server, stores a run and i
 partition events."""
 from __future__ import annotations
 
-import os
 import shutil
-import uuid
 
 import pytest
 
 from dagster_project.paths import REPO_ROOT
 
+from .conftest import create_pg_database, drop_pg_database
+
 
 @pytest.fixture
 def pg_database():
-    psycopg2 = pytest.importorskip("psycopg2")
-    from dagster_project.warehouse.connection import pg_settings
-    try:
-        admin = psycopg2.connect(connect_timeout=5, **pg_settings())
-    except psycopg2.OperationalError as err:
-        if os.environ.get("METRICS_REQUIRE_ALL_TARGETS"):
-            raise
-        pytest.skip(f"no Postgres server ({err}); run scripts/postgres.sh")
-    admin.autocommit = True
-    name = f"dagster_test_{uuid.uuid4().hex[:10]}"
-    admin.cursor().execute(f"create database {name}")
+    name = create_pg_database("dagster_test")
     yield name
-    admin.cursor().execute(f"drop database if exists {name} with (force)")
-    admin.close()
+    drop_pg_database(name)
 
 
 def test_the_postgres_instance_config_stores_runs_and_partition_events(tmp_path, monkeypatch, pg_database):

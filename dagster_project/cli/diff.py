@@ -68,10 +68,5 @@ def cmd_backfill(args, paths) -> int:
     from ..defs.runner import run_window
     print(f"backfilling {', '.join(plan.metrics)} on {args.target} from {plan.start}", flush=True)
     outcome = run_window(paths, args.target, plan.start, None, project, metrics=plan.metrics)
-    if not outcome.ok:
-        for f in outcome.failures:
-            _err(f)
-        _err("the backfill failed; rows of windows that did not finish are unchanged")
-        return 1
-    print(f"done: {len(outcome.run_ids)} Dagster run(s): {', '.join(outcome.run_ids)}")
-    return 0
+    from .main import report_outcome
+    return 0 if report_outcome(outcome, "the backfill") else 1

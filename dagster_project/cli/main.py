@@ -221,6 +221,17 @@ def _closing_hints(args, paths: ProjectPaths, project) -> list[str]:
     return [f"read a series:  {series}", *ui]
 
 
+def report_outcome(outcome, what: str) -> bool:
+    """Print a run's failures (and say that unfinished windows are unchanged) or its runs."""
+    if not outcome.ok:
+        for f in outcome.failures:
+            _err(f)
+        _err(f"{what} failed; rows of windows that did not finish are unchanged")
+        return False
+    print(f"done: {len(outcome.run_ids)} Dagster run(s): {', '.join(outcome.run_ids)}")
+    return True
+
+
 def cmd_run(args, paths: ProjectPaths) -> int:
     from ..compiler.writer import compile_project
     print("[1/3] validating metrics", flush=True)
@@ -248,12 +259,8 @@ def cmd_run(args, paths: ProjectPaths) -> int:
         drafts = run_drafts(paths, args.target, args.start, args.end)
         outcome.ok = drafts.ok
         outcome.failures += [f"{args.target}: {f}" for f in drafts.failures]
-    if not outcome.ok:
-        for f in outcome.failures:
-            _err(f)
-        _err("the build failed; rows of windows that did not finish are unchanged")
+    if not report_outcome(outcome, "the build"):
         return 1
-    print(f"done: {len(outcome.run_ids)} Dagster run(s): {', '.join(outcome.run_ids)}")
     if args.target == "duckdb":
         print(f"results: {paths.duckdb_path} (schema analytics: metric_series_hour/_day/_week/_month)")
     for line in _closing_hints(args, paths, result.project):

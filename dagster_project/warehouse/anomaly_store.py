@@ -8,7 +8,7 @@ import datetime as dt
 import io
 from typing import TYPE_CHECKING
 
-from .connection import Warehouse, WarehouseError
+from .connection import Warehouse, WarehouseError, _ch_literal
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -68,8 +68,8 @@ def replace_window(wh: Warehouse, grain: str, start: dt.datetime, end: dt.dateti
             elif wh.target == "clickhouse":
                 con.command(f"create database if not exists {schema}")
                 con.command(create_sql(wh))
-                con.command(f"delete from {wh.relation(TABLE)} where grain = '{_ch_text(grain)}' "
-                            f"and bucket_start >= {_ch_ts(start)} and bucket_start < {_ch_ts(end)}")
+                con.command(f"delete from {wh.relation(TABLE)} where grain = {_ch_literal(grain)} "
+                            f"and bucket_start >= {_ch_literal(start)} and bucket_start < {_ch_literal(end)}")
                 if len(frame):
                     con.insert_df(wh.relation(TABLE), frame)
             else:
@@ -116,11 +116,3 @@ def read_anomalies(wh: Warehouse, *, metric: str | None = None, grain: str | Non
            + (f" where {' and '.join(where)}" if where else "")
            + " order by bucket_start desc, metric, grain, dimension, dimension_value")
     return wh.rows(sql, params)
-
-
-def _ch_text(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("'", "\\'")
-
-
-def _ch_ts(value: dt.datetime) -> str:
-    return f"toDateTime64('{value.strftime('%Y-%m-%d %H:%M:%S.%f')}', 6, 'UTC')"
