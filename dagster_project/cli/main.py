@@ -46,20 +46,21 @@ def cmd_validate(args, paths: ProjectPaths) -> int:
 
 
 def cmd_schema(args, paths: ProjectPaths) -> int:
-    from ..spec.schema import render_schema
-    text = render_schema()
-    target = paths.schema_file
-    current = target.read_text(encoding="utf-8") if target.exists() else None
-    if args.check:
-        if current != text:
-            _err(f"{paths.relative(target)} is stale: run `metrics schema`")
-            return 1
-        print(f"{paths.relative(target)} is current")
-        return 0
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
-    print(f"wrote {paths.relative(target)}")
-    return 0
+    from ..spec.schema import ALERTS_SCHEMA, render_alerts_schema, render_schema
+    stale = 0
+    for target, text in ((paths.schema_file, render_schema()), (paths.root / ALERTS_SCHEMA, render_alerts_schema())):
+        current = target.read_text(encoding="utf-8") if target.exists() else None
+        if args.check:
+            if current != text:
+                _err(f"{paths.relative(target)} is stale: run `metrics schema`")
+                stale += 1
+            else:
+                print(f"{paths.relative(target)} is current")
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        print(f"wrote {paths.relative(target)}")
+    return 1 if stale else 0
 
 
 def cmd_compile(args, paths: ProjectPaths) -> int:
@@ -280,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("validate", help="check metric YAML; file:line for every problem")
     sp.add_argument("paths", nargs="*", help="files or folders to report on (default: all)")
     sp.set_defaults(func=cmd_validate)
-    sp = sub.add_parser("schema", help="write the JSON Schema of metric files (docs/metric.schema.json)")
+    sp = sub.add_parser("schema", help="write the JSON Schemas of metric files and alerts.yml (docs/*.schema.json)")
     sp.add_argument("--check", action="store_true", help="exit 1 when the committed schema is stale")
     sp.set_defaults(func=cmd_schema)
     sp = sub.add_parser("compile", help="write the dbt models for the metrics into models/metrics/")
@@ -316,8 +317,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_anomalies_parser(sub, with_target, _date)
     from .diff import add_parser as add_diff_parser
     add_diff_parser(sub, with_target, _date)
+    from .alerts import add_parser as add_alerts_parser
+    add_alerts_parser(sub, with_target)
     from .docs import add_parser as add_docs_parser
     add_docs_parser(sub, with_target, _date)
+    from .silence import add_parser as add_silence_parser
+    add_silence_parser(sub, with_target, _date)
     from .prune import cmd_prune
     sp = sub.add_parser("prune", help="list (--apply: delete) rollup rows of metrics no longer defined")
     sp.add_argument("--apply", action="store_true", help="delete the rows listed (default: only list them)")

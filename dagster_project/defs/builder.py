@@ -1,10 +1,11 @@
 """Build the Dagster definitions for a metrics project: one module per domain returns
 its definitions (collection.py: the demo's raw data; rollups.py: staging, rollups, series,
-catalog, their jobs, schedules and sensor; anomaly and alerting plug in the same way),
+catalog, their jobs, schedules and sensor; anomalies.py; alerts.py: the alert sensor),
 merged here with the shared dbt resource."""
 from dagster import Definitions
 
 from ..validation.project import load_project
+from .alerts import alert_definitions
 from .collection import collection_definitions
 from .resources import metrics_dbt_resource, project_paths
 from .rollups import rollup_definitions
@@ -21,5 +22,6 @@ def build_definitions() -> Definitions:
     return Definitions.merge(
         collection_definitions(project, earliest),
         rollup_definitions(project, earliest),
+        alert_definitions(),
         Definitions(resources={"dbt": metrics_dbt_resource()}),
     )

@@ -177,7 +177,7 @@ def compare(old: Metric, new: Metric, base: MetricsProject, head: MetricsProject
         out.append(FieldChange("start", old.start, new.start, True, "earlier: more history to build"))
     elif new.start > old.start:
         out.append(FieldChange("start", old.start, new.start, False, "later: buckets before it are no longer shown"))
-    for attr in ("description", "owner", "alerts", "domain", "path"):
+    for attr in ("description", "owner", "alerts", "tags", "domain", "path"):
         if getattr(old, attr) != getattr(new, attr):
             out.append(FieldChange(attr, getattr(old, attr), getattr(new, attr), False))
     a, b = old.anomaly.model_dump(mode="json"), new.anomaly.model_dump(mode="json")

@@ -106,7 +106,8 @@ class MetricSpec(_Frozen):
     grains: list[Grain] | None = Field(None, min_length=1)
     start: dt.date | None = None
     anomaly: AnomalySpec | None = None
-    alerts: list[str] = Field(default_factory=list)
+    alerts: list[str] = Field(default_factory=list, description="Routes of alerts.yml this metric's alerts go to (default: the first matching route).")
+    tags: list[str] = Field(default_factory=list, description="Free labels; alert routes can match them (`match: {tag: ...}`).")
 
     @field_validator("name", mode="before")
     @classmethod

@@ -7,6 +7,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..alerting.config import AlertsConfig
 from .raw import AnomalySpec, Grain, MetricSpec, ProjectConfig
 
 # Aggregations whose empty bucket is 0 (count-shaped); every other one gives a gap.
@@ -47,6 +48,7 @@ class Metric:
     public: bool = True  # False for the hidden input of an inline ratio side
     anomaly: AnomalySpec = field(default_factory=AnomalySpec)
     alerts: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
 
     @property
     def is_built(self) -> bool:
@@ -83,6 +85,7 @@ class MetricsProject:
     specs: dict[str, MetricSpec]
     # per source: the columns with few, known values (validation/catalog.py)
     categorical: dict[str, frozenset[str]] = field(default_factory=dict)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)  # alerts.yml
 
     def built(self) -> list[Metric]:
         return [m for m in self.metrics.values() if m.is_built]

@@ -3,17 +3,20 @@ problems at once, never just the first."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field as _field
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from ..alerting.config import AlertsConfig
+from ..alerting.load import load_alerts, route_issues
 from ..paths import ProjectPaths
 from ..spec.raw import GRAINS, AnomalySpec, InlineMeasure, MetricSpec, ProjectConfig
 from ..spec.resolved import ZERO_FILLED, Measure, Metric, MetricsProject
 from ..spec.yaml_lines import LocatedYaml, YamlSyntaxError, load_located
 from .catalog import Catalog, load_catalog
-from .issues import ValidationIssue, closest
+from .issues import ValidationIssue
+from .pydantic_issues import pydantic_issues as _pydantic_issues
 from .rules import RULES, Context, SpecFile, references
 from .sql_fragment import evaluate_arithmetic, parse_arithmetic, parse_scalar
 
@@ -23,43 +26,11 @@ class LoadResult:
     project: MetricsProject | None
     issues: list[ValidationIssue]
     files: int
+    alerts: AlertsConfig = _field(default_factory=AlertsConfig)  # alerts.yml (empty when absent or invalid)
 
     @property
     def ok(self) -> bool:
         return not self.issues
-
-
-def _pydantic_issues(rel: str, located: LocatedYaml, err: ValidationError, model) -> list[ValidationIssue]:
-    out = []
-    for e in err.errors():
-        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p in ("str", "InlineMeasure", "function-after[_start_is_a_date(), date]")))
-        field = ".".join(str(p) for p in loc) or "file"
-        if e["type"] == "extra_forbidden":
-            fields = _fields_at(model, loc[:-1])
-            msg = f"unknown field `{field}`{closest(str(loc[-1]), fields)}"
-        elif e["type"] == "missing":
-            msg = f"`{field}` is required"
-        else:
-            given = e.get("input")
-            shown = f" (got {given!r})" if isinstance(given, (str, int, float, bool)) else ""
-            msg = f"`{field}`: {e['msg']}{shown}"
-        out.append(ValidationIssue(rel, located.line_of(loc), msg, "schema"))
-    return out
-
-
-def _fields_at(model, loc) -> list[str]:
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        info = model.model_fields.get(part)
-        if info is None:
-            return []
-        ann = info.annotation
-        candidates = [a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and hasattr(a, "model_fields")]
-        if not candidates:
-            return []
-        model = candidates[0]
-    return list(model.model_fields)
 
 
 # dbt renders every model and properties file as a Jinja template: text from a metric
@@ -148,16 +119,20 @@ def load_project(paths: ProjectPaths, only: list[Path] | None = None, catalog: C
             spec_files.append(SpecFile(rel, located, MetricSpec.model_validate(located.data)))
         except ValidationError as err:
             issues.extend(_pydantic_issues(rel, located, err, MetricSpec))
+    alerts, alert_issues = load_alerts(paths)
+    issues.extend(alert_issues)
+    if not alert_issues:
+        issues.extend(route_issues(paths, alerts, spec_files))
     ctx = Context(spec_files, catalog)
     for rule in RULES:
         issues.extend(rule.check(ctx))
     project = None
     if not issues:
-        project = _resolve(paths, config, ctx, issues)
+        project = _resolve(paths, config, ctx, issues, alerts)
     if only:
         shown = {paths.relative(p) for p in metric_files(paths, only)}
         issues = [i for i in issues if i.file in shown or not i.file.startswith("metrics/")]
-    return LoadResult(project if not issues else None, sorted(set(issues)), len(all_files))
+    return LoadResult(project if not issues else None, sorted(set(issues)), len(all_files), alerts)
 
 
 def _measure(m: MetricSpec | InlineMeasure, columns) -> Measure:
@@ -183,7 +158,8 @@ def _anomaly(config: ProjectConfig, s: MetricSpec) -> AnomalySpec:
     return AnomalySpec(**merged)
 
 
-def _resolve(paths: ProjectPaths, config: ProjectConfig, ctx: Context, issues: list[ValidationIssue]) -> MetricsProject:
+def _resolve(paths: ProjectPaths, config: ProjectConfig, ctx: Context, issues: list[ValidationIssue],
+             alerts: AlertsConfig) -> MetricsProject:
     resolved: dict[str, Metric] = {}
 
     def common(f: SpecFile) -> dict:
@@ -193,7 +169,7 @@ def _resolve(paths: ProjectPaths, config: ProjectConfig, ctx: Context, issues: l
             path=rel, line=f.located.line_of(("name",)), domain=parts[1] if len(parts) > 2 else "default",
             status=s.status, description=s.description, owner=s.owner or config.owner,
             anomaly=_anomaly(config, s),
-            alerts=tuple(s.alerts),
+            alerts=tuple(s.alerts), tags=tuple(s.tags),
         )
 
     def resolve(name: str) -> Metric:
@@ -251,4 +227,4 @@ def _resolve(paths: ProjectPaths, config: ProjectConfig, ctx: Context, issues: l
     sources = {m.measure.source for m in resolved.values() if m.measure is not None}
     categorical = {src: ctx.catalog.get(src).categorical for src in sorted(sources) if ctx.catalog.get(src)}
     return MetricsProject(config=config, metrics=dict(sorted(resolved.items())), specs={f.spec.name: f.spec for f in ctx.files},
-                          categorical=categorical)
+                          categorical=categorical, alerts=alerts)

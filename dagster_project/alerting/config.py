@@ -1,0 +1,243 @@
+"""`alerts.yml` at the project root: channels, routes, silences (DESIGN.md, Alerting).
+Frozen pydantic models with `extra="forbid"`, like metric files; secrets appear only as
+`${ENV_VAR}` references, checked here for syntax and resolved at send time (secrets.py)."""
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import re
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..grains import GRAINS
+
+ALERTS_FILE = "alerts.yml"
+KINDS = ("anomaly", "freshness", "run_failure")
+SEVERITIES = ("warning", "critical")
+MATCH_KEYS = ("metric", "domain", "owner", "grain", "severity", "tag", "kind", "source")
+GROUP_KEYS = ("metric", "grain", "slice", "domain", "owner", "kind", "severity", "source")
+
+_DURATION = re.compile(r"^\s*(?:(\d+)w)?\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*$")
+# a `$` must start a well-formed reference; `$$` writes a literal dollar sign
+_REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$")
+
+
+def parse_duration(value: object) -> dt.timedelta:
+    """`30s`, `15m`, `4h`, `2d`, `1w`, `1h30m`; a bare number is seconds."""
+    if isinstance(value, dt.timedelta):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return dt.timedelta(seconds=value)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m and any(m.groups()):
+            w, d, h, mi, s = (int(g or 0) for g in m.groups())
+            return dt.timedelta(weeks=w, days=d, hours=h, minutes=mi, seconds=s)
+    raise ValueError(f"not a duration (write e.g. 30s, 15m, 4h, 2d, 1w), got {value!r}")
+
+
+Duration = Annotated[dt.timedelta, Field(json_schema_extra={"type": "string", "pattern": _DURATION.pattern})]
+
+
+def env_references(text: str) -> list[str]:
+    """The variable names `${NAME}` in `text`; ValueError on a malformed `$`."""
+    names = []
+    for m in _REFERENCE.finditer(text):
+        if m.group(0) == "$$":
+            continue
+        if m.group(1) is None:
+            raise ValueError("a `$` must start an environment reference `${NAME}` (write `$$` for a literal `$`)")
+        names.append(m.group(1))
+    return names
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class _Durations(_Frozen):
+    @field_validator("*", mode="before")
+    @classmethod
+    def _durations(cls, value: object, info) -> object:
+        field = cls.model_fields.get(info.field_name)
+        if field is not None and field.annotation in (dt.timedelta, dt.timedelta | None) and value is not None:
+            return parse_duration(value)
+        return value
+
+
+class _Channel(_Frozen):
+    # per field, so an error's location (file:line) is the field holding the bad `$`
+    @field_validator("*")
+    @classmethod
+    def _references(cls, value: object) -> object:
+        texts = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else [value]
+        for text in texts:
+            if isinstance(text, str):
+                env_references(text)
+        return value
+
+
+class SlackChannel(_Channel):
+    type: Literal["slack"]
+    url: str = Field(description="Incoming-webhook URL, usually `${SLACK_WEBHOOK_URL}`.")
+    timeout_seconds: float = Field(10, gt=0, le=300)
+
+
+class WebhookChannel(_Channel):
+    type: Literal["webhook"]
+    url: str
+    secret: str | None = Field(None, description="HMAC-SHA256 key: the body's signature goes in `X-Signature-256`.")
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout_seconds: float = Field(10, gt=0, le=300)
+
+
+class EmailChannel(_Channel):
+    type: Literal["email"]
+    to: list[str] = Field(min_length=1)
+    sender: str = Field("metrics@localhost", alias="from")
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(25, gt=0, lt=65536)
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = False
+    timeout_seconds: float = Field(10, gt=0, le=300)
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class LogChannel(_Channel):
+    type: Literal["log"]
+    path: str = Field(description="JSON lines file, relative to the project root.")
+
+
+Channel = Annotated[Union[SlackChannel, WebhookChannel, EmailChannel, LogChannel], Field(discriminator="type")]
+
+
+class Match(_Frozen):
+    """Every key given must match; a value may be a list (any of) and may use `*` globs."""
+
+    metric: str | list[str] | None = None
+    domain: str | list[str] | None = None
+    owner: str | list[str] | None = None
+    grain: str | list[str] | None = None
+    severity: str | list[str] | None = None
+    tag: str | list[str] | None = None
+    kind: str | list[str] | None = None
+    source: str | list[str] | None = None
+
+    def matches(self, labels: dict[str, object]) -> bool:
+        for key in MATCH_KEYS:
+            want = getattr(self, key)
+            if want is None:
+                continue
+            wanted = want if isinstance(want, list) else [want]
+            have = labels.get(key)
+            values = [str(v) for v in have] if isinstance(have, (list, tuple, set, frozenset)) else [] if have is None else [str(have)]
+            if not any(fnmatch.fnmatchcase(v, w) for v in values for w in wanted):
+                return False
+        return True
+
+
+class Route(_Durations):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    match: Match = Field(default_factory=Match)
+    channels: list[str] = Field(min_length=1)
+    group_by: list[Literal["metric", "grain", "slice", "domain", "owner", "kind", "severity", "source"]] = \
+        Field(default_factory=lambda: ["metric"])
+    group_wait: dt.timedelta = Field(dt.timedelta(seconds=30), description="Wait before a new group's first message, to batch.")
+    repeat_interval: dt.timedelta = Field(dt.timedelta(hours=4), description="Resend a group that still fires at most this often.")
+    open_within: dt.timedelta | None = Field(None, description="Override the top-level open_within for this route.")
+    resolve_after: int = Field(1, ge=1, le=100, description="In-band buckets after the last detection that resolve an alert.")
+
+
+class DefaultRoute(Route):
+    name: str = "default"
+
+
+class Silence(_Frozen):
+    match: Match
+    starts: dt.datetime
+    ends: dt.datetime
+    comment: str | None = None
+    created_by: str | None = None
+
+    @field_validator("starts", "ends")
+    @classmethod
+    def _utc(cls, value: dt.datetime) -> dt.datetime:
+        return value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Silence":
+        if self.ends <= self.starts:
+            raise ValueError("ends must be after starts")
+        return self
+
+    def active(self, now: dt.datetime) -> bool:
+        return self.starts <= now < self.ends
+
+
+class Retry(_Durations):
+    first: dt.timedelta = Field(dt.timedelta(seconds=10), description="First retry after a failed delivery.")
+    max: dt.timedelta = Field(dt.timedelta(hours=1), description="Cap of the doubling delay.")
+
+    def delay(self, attempts: int) -> dt.timedelta:
+        """Wait after the `attempts`-th failed attempt (1, 2, ...)."""
+        return min(self.first * (2 ** max(attempts - 1, 0)), self.max)
+
+
+class AlertsConfig(_Durations):
+    dagster_url: str = "http://127.0.0.1:3000"
+    open_within: dt.timedelta | None = Field(
+        None, description="A detection older than this never opens an alert (default per grain: two buckets plus the settle lookback).")
+    channels: dict[str, Channel] = Field(default_factory=dict)
+    routes: list[Route] = Field(default_factory=list)
+    default_route: DefaultRoute | None = None
+    silences: list[Silence] = Field(default_factory=list)
+    retry: Retry = Field(default_factory=Retry)
+
+    @field_validator("channels", "routes", "silences", mode="before")
+    @classmethod
+    def _empty(cls, value: object, info) -> object:
+        # `silences:` with nothing under it is YAML null: an empty section, not an error
+        return ({} if info.field_name == "channels" else []) if value is None else value
+
+    @field_validator("channels")
+    @classmethod
+    def _channel_names(cls, value: dict) -> dict:
+        for name in value:
+            if not re.match(r"^[A-Za-z0-9_.-]+$", str(name)):
+                raise ValueError(f"channel name `{name}` may hold only letters, digits, `_`, `.` and `-`")
+        return value
+
+    def route(self, name: str) -> Route | None:
+        if name == "default" and self.default_route is not None:
+            return self.default_route
+        return next((r for r in self.routes if r.name == name), None)
+
+    def routes_for(self, labels: dict[str, object], named: tuple[str, ...] = ()) -> list[Route]:
+        """A metric's own `alerts: [route]` list, else the first matching route, else the
+        default route (none configured: nowhere)."""
+        if named:
+            return [r for r in (self.route(n) for n in named) if r is not None]
+        first = next((r for r in self.routes if r.match.matches(labels)), None)
+        if first is not None:
+            return [first]
+        return [self.default_route] if self.default_route is not None else []
+
+    def silenced_by(self, labels: dict[str, object], now: dt.datetime) -> Silence | None:
+        return next((s for s in self.silences if s.active(now) and s.match.matches(labels)), None)
+
+
+BUCKET = {"hour": dt.timedelta(hours=1), "day": dt.timedelta(days=1), "week": dt.timedelta(weeks=1),
+          "month": dt.timedelta(days=31)}
+
+
+def default_open_within(grain: str, settle_lookback: int) -> dt.timedelta:
+    """Two buckets of the grain plus its settle lookback."""
+    return BUCKET[grain] * (2 + settle_lookback)
+
+
+assert set(BUCKET) == set(GRAINS)

@@ -1,0 +1,62 @@
+"""Deliver the outbox: every undelivered message whose retry time has come, per channel
+in the order the messages were written. A failure stops that channel for this pass (a
+later message never overtakes an earlier one) and schedules the retry with exponential
+backoff (`retry:` in alerts.yml). Each attempt is recorded right after it, so a process
+killed between sending and recording sends the same message, with the same idempotency
+key, on the next pass: receivers drop the repeat."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..warehouse.alert_store import OUTBOX, read_table, record_delivery
+from ..warehouse.connection import Warehouse
+from .config import AlertsConfig
+
+
+@dataclass
+class DeliveryReport:
+    delivered: list[str] = field(default_factory=list)  # "channel key"
+    failed: list[str] = field(default_factory=list)  # "channel key: error"
+    waiting: int = 0  # undelivered messages not due yet (backoff) or behind a failed one
+
+
+def pending(wh: Warehouse) -> list[dict]:
+    return read_table(wh, OUTBOX, "delivered_at is null", order="created_at, seq, idempotency_key, channel")
+
+
+def deliver(wh: Warehouse, config: AlertsConfig, root: Path, now: Callable[[], dt.datetime],
+            lock_timeout: float | None = None) -> DeliveryReport:
+    from .channels import DeliveryError, send
+    report = DeliveryReport()
+    blocked: set[str] = set()
+    for row in pending(wh):
+        name = row["channel"]
+        if name in blocked or (row["next_attempt_at"] is not None and row["next_attempt_at"] > now()):
+            blocked.add(name)
+            report.waiting += 1
+            continue
+        channel = config.channels.get(name)
+        error = None
+        try:
+            if channel is None:
+                raise DeliveryError(f"channel {name} is not in alerts.yml any more")
+            send(name, channel, json.loads(row["payload"]), root)
+        except DeliveryError as err:
+            error = str(err)
+        except Exception as err:  # a channel bug must not stop the other channels
+            error = f"{name}: {type(err).__name__}: {err}"
+        attempts = int(row["attempts"] or 0) + 1
+        at = now()
+        if error is None:
+            row.update(attempts=attempts, delivered_at=at, last_error=None, next_attempt_at=None)
+            report.delivered.append(f"{name} {row['idempotency_key']}")
+        else:
+            row.update(attempts=attempts, last_error=error[:500], next_attempt_at=at + config.retry.delay(attempts))
+            report.failed.append(f"{name} {row['idempotency_key']}: {error}")
+            blocked.add(name)
+        record_delivery(wh, [row], lock_timeout=lock_timeout)
+    return report

@@ -1,0 +1,279 @@
+"""One alert evaluation, pure: scored buckets and the current alert state in, state
+changes and outbox messages out (no warehouse, no network). Alertmanager is the model:
+
+- an alert is keyed by (kind, metric, grain, slice) and kept per route it goes to;
+- it opens on a settled detection, or a provisional one beyond twice the sensitivity,
+  whose bucket ended within `open_within` (a history backfill pages nobody);
+- a route's alerts are grouped by its `group_by` labels; a group is sent when a new alert
+  in it has waited `group_wait`, and again every `repeat_interval` while any still fires;
+  every message lists all the group's firing alerts;
+- a matching silence holds an alert quietly (status `silenced`) until it ends;
+- an alert resolves when `resolve_after` scored buckets after its last detection are in
+  band, or when a recompute removed the detection, or the metric is no longer scored; a
+  group whose alerts were notified gets one `resolved` message.
+
+Message keys are hashes of what the message is about (alerts, episodes, send counts), so
+an evaluation repeated after a crash rebuilds the same keys (warehouse/alert_store.py)."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from .config import BUCKET, AlertsConfig, Route, default_open_within
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One scored bucket of metric_anomalies."""
+
+    metric: str
+    grain: str
+    dimension: str
+    dimension_value: str
+    bucket_start: dt.datetime
+    value: float | None
+    expected: float | None
+    lower: float | None
+    upper: float | None
+    score: float | None
+    is_anomaly: bool
+    direction: str | None
+    provisional: bool
+    reason: str | None = None
+    chart_path: str | None = None
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """What routing and messages need from a metric."""
+
+    name: str
+    domain: str
+    owner: str | None
+    tags: tuple[str, ...]
+    routes: tuple[str, ...]  # the metric's own `alerts:` list
+    sensitivity: float
+    enabled: bool = True
+
+
+@dataclass
+class Outcome:
+    states: dict[tuple[str, str], dict] = field(default_factory=dict)  # changed rows only
+    messages: list[dict] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    lines: list[str] = field(default_factory=list)  # what happened, for the tick log
+
+
+def slice_text(dimension: str | None, value: str | None) -> str:
+    return "total" if not dimension else f"{dimension}={value}"
+
+
+def alert_key(kind: str, metric: str, grain: str, dimension: str | None, value: str | None) -> str:
+    return f"{kind}:{metric}:{grain}:{slice_text(dimension, value)}"
+
+
+def _iso(ts: dt.datetime | None) -> str | None:
+    return ts.strftime("%Y-%m-%dT%H:%M:%SZ") if ts is not None else None
+
+
+def labels_of(metric: MetricInfo, grain: str, dimension: str, value: str, severity: str, kind: str = "anomaly") -> dict:
+    return {"metric": metric.name, "domain": metric.domain, "owner": metric.owner, "tag": list(metric.tags),
+            "grain": grain, "severity": severity, "kind": kind, "slice": slice_text(dimension, value)}
+
+
+def group_key(route: Route, labels: dict) -> str:
+    return ",".join(f"{g}={labels.get(g) or ''}" for g in route.group_by) or "all"
+
+
+class Evaluator:
+    def __init__(self, config: AlertsConfig, metrics: dict[str, MetricInfo], settle: dict[str, int],
+                 now: dt.datetime, dagster_url: str | None = None):
+        self.config, self.metrics, self.settle, self.now = config, metrics, settle, now
+        self.base = (dagster_url or config.dagster_url).rstrip("/")
+        self.out = Outcome()
+
+    def open_within(self, route: Route, grain: str) -> dt.timedelta:
+        return route.open_within or self.config.open_within or default_open_within(grain, self.settle.get(grain, 0))
+
+    def lookback(self, grain: str) -> dt.timedelta:
+        """How far back scored buckets of a grain matter for opening an alert."""
+        routes = [*self.config.routes, *([self.config.default_route] if self.config.default_route else [])]
+        spans = [self.open_within(r, grain) for r in routes] or [self.config.open_within or
+                                                                 default_open_within(grain, self.settle.get(grain, 0))]
+        return max(spans) + BUCKET[grain]
+
+    # --- state transitions -------------------------------------------------------------
+    def evaluate(self, scored: dict[tuple, list[Scored]] | None, states: dict[tuple[str, str], dict]) -> Outcome:
+        """`scored`: (metric, grain, dimension, dimension_value) -> rows sorted by bucket,
+        or None when nothing was scored since the last evaluation (then only the timers
+        run: silences, group waits, repeats); `states`: (alert_key, route) -> the current
+        alert_state row."""
+        current = dict(states)
+        resolved_now: list[dict] = []
+        seen: set[tuple[str, str]] = set()
+        if scored is None:
+            for k, s in states.items():
+                metric = self.metrics.get(s["metric"])
+                if s["kind"] == "anomaly" and s["status"] in ("open", "silenced") and metric is not None and metric.enabled:
+                    seen.add(k)
+                    after = self._silence(dict(s), metric)
+                    if after != s:
+                        current[k] = self.out.states[k] = after
+        for (metric_name, grain, dim, dval), rows in (scored or {}).items():
+            metric = self.metrics.get(metric_name)
+            if metric is None or not metric.enabled:
+                continue
+            key = alert_key("anomaly", metric_name, grain, dim, dval)
+            strong = any(r.is_anomaly and abs(r.score or 0) >= 2 * metric.sensitivity for r in rows)
+            for route in self._routes(metric, grain, dim, dval, "critical" if strong else "warning"):
+                seen.add((key, route.name))
+                before = current.get((key, route.name))
+                after = self._step(before, rows, metric, route, key, grain, dim, dval)
+                if after is not None and after is not before:
+                    if after["status"] == "resolved" and before and before["status"] != "resolved":
+                        resolved_now.append(after)
+                    current[(key, route.name)] = after
+                    self.out.states[(key, route.name)] = after
+        for k, s in states.items():  # alerts of metrics no longer scored
+            if k not in seen and s["kind"] == "anomaly" and s["status"] != "resolved":
+                metric = self.metrics.get(s["metric"])
+                if metric is None or not metric.enabled:
+                    after = self._resolve(s, "the metric is no longer scored")
+                    resolved_now.append(after)
+                    current[k] = self.out.states[k] = after
+        self._messages(current, resolved_now)
+        return self.out
+
+    def _routes(self, metric: MetricInfo, grain: str, dim: str, dval: str, severity: str) -> list[Route]:
+        labels = labels_of(metric, grain, dim, dval, severity)
+        return self.config.routes_for(labels, metric.routes)
+
+    def _step(self, s: dict | None, rows: list[Scored], metric: MetricInfo, route: Route, key: str,
+              grain: str, dim: str, dval: str) -> dict | None:
+        strong = 2 * metric.sensitivity
+        newest_ok = self.now - self.open_within(route, grain)
+        width = BUCKET[grain]
+
+        def opens(r: Scored) -> bool:
+            return r.is_anomaly and (not r.provisional or abs(r.score or 0) >= strong)
+
+        if s is None or s["status"] == "resolved":
+            fresh = [r for r in rows if opens(r) and r.bucket_start + width >= newest_ok
+                     and (s is None or r.bucket_start > s["bucket_start"])]
+            if not fresh:
+                return s
+            det = fresh[-1]
+            state = {"alert_key": key, "route": route.name, "kind": "anomaly", "metric": metric.name, "grain": grain,
+                     "dimension": dim, "dimension_value": dval, "status": "open",
+                     "episode": (s["episode"] + 1) if s else 1, "sends": 0, "notified": False,
+                     "opened_at": self.now, "last_sent_at": None, "resolved_at": None, "since": fresh[0].bucket_start,
+                     "silence": None, "detail": None}
+            self._detection(state, det, metric, route)
+            self.out.counts["opened"] += 1
+            self.out.lines.append(f"opened {key} -> {route.name}: {det.reason or ''}")
+            return self._silence(state, metric)
+        state = dict(s)
+        newer = [r for r in rows if opens(r) and r.bucket_start > state["bucket_start"]]
+        if newer:
+            self._detection(state, newer[-1], metric, route)
+        at = next((r for r in rows if r.bucket_start == state["bucket_start"]), None)
+        after = [r for r in rows if r.bucket_start > state["bucket_start"]]
+        if not any(r.is_anomaly for r in after):
+            if at is not None and not at.is_anomaly:
+                return self._resolve(state, "a recompute removed the detection")
+            if sum(1 for r in after if r.value is not None) >= route.resolve_after:
+                return self._resolve(state, "back in band")
+        state = self._silence(state, metric)
+        return state if state != s else s
+
+    def _detection(self, state: dict, r: Scored, metric: MetricInfo, route: Route) -> None:
+        severity = "critical" if abs(r.score or 0) >= 2 * metric.sensitivity else "warning"
+        labels = labels_of(metric, r.grain, r.dimension, r.dimension_value, severity)
+        state.update(bucket_start=r.bucket_start, value=r.value, expected=r.expected, lower=r.lower, upper=r.upper,
+                     score=r.score, direction=r.direction, reason=r.reason, chart=r.chart_path, severity=severity,
+                     group_key=group_key(route, labels), updated_at=self.now)
+
+    def _silence(self, state: dict, metric: MetricInfo) -> dict:
+        labels = labels_of(metric, state["grain"], state["dimension"], state["dimension_value"], state["severity"])
+        silence = self.config.silenced_by(labels, self.now)
+        if silence is not None and state["status"] == "open":
+            state.update(status="silenced", silence=silence.comment or "silenced", updated_at=self.now)
+            self.out.counts["silenced"] += 1
+            self.out.lines.append(f"silenced {state['alert_key']} ({state['silence']})")
+        elif silence is None and state["status"] == "silenced":
+            state.update(status="open", silence=None, updated_at=self.now)
+            self.out.counts["unsilenced"] += 1
+        return state
+
+    def _resolve(self, s: dict, why: str) -> dict:
+        state = dict(s)
+        state.update(status="resolved", resolved_at=self.now, detail=why, updated_at=self.now,
+                     silence=s["silence"] if s["status"] == "silenced" else None)
+        self.out.counts["resolved"] += 1
+        self.out.lines.append(f"resolved {s['alert_key']} -> {s['route']}: {why}")
+        return state
+
+    # --- messages -----------------------------------------------------------------------
+    def _messages(self, current: dict, resolved_now: list[dict]) -> None:
+        groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+        for s in current.values():
+            if s["status"] == "open":
+                groups[(s["route"], s["group_key"])].append(s)
+        for (route_name, group), alerts in sorted(groups.items()):
+            route = self.config.route(route_name)
+            if route is None:
+                continue
+            due = any((not a["notified"] and a["opened_at"] + route.group_wait <= self.now)
+                      or (a["notified"] and a["last_sent_at"] is not None
+                          and a["last_sent_at"] + route.repeat_interval <= self.now) for a in alerts)
+            if not due:
+                continue
+            repeat = all(a["notified"] for a in alerts)
+            alerts.sort(key=lambda a: a["alert_key"])
+            self._emit(route, group, "firing", alerts, [(a["alert_key"], a["episode"], a["sends"]) for a in alerts])
+            for a in alerts:
+                sent = dict(a, notified=True, last_sent_at=self.now, sends=a["sends"] + 1, updated_at=self.now)
+                current[(a["alert_key"], route_name)] = self.out.states[(a["alert_key"], route_name)] = sent
+            self.out.counts["repeated" if repeat else "notified"] += 1
+        done: dict[tuple[str, str], list[dict]] = defaultdict(list)
+        for s in resolved_now:
+            if s["notified"] and s.get("silence") is None:
+                done[(s["route"], s["group_key"])].append(s)
+        for (route_name, group), alerts in sorted(done.items()):
+            route = self.config.route(route_name)
+            if route is not None:
+                alerts.sort(key=lambda a: a["alert_key"])
+                self._emit(route, group, "resolved", alerts, [(a["alert_key"], a["episode"], "resolved") for a in alerts])
+
+    def _emit(self, route: Route, group: str, status: str, alerts: list[dict], identity: list) -> None:
+        raw = json.dumps([route.name, group, status, identity], default=str, sort_keys=True)
+        key = hashlib.sha256(raw.encode()).hexdigest()[:32]
+        kind = alerts[0]["kind"]
+        payload = {"idempotency_key": key, "status": status, "route": route.name, "group": group, "kind": kind,
+                   "alerts": [self._item(a) for a in alerts]}
+        text = json.dumps(payload, sort_keys=True, default=str)
+        for channel in route.channels:
+            self.out.messages.append({
+                "idempotency_key": key, "channel": channel, "route": route.name, "group_key": group, "status": status,
+                "kind": kind, "payload": text, "created_at": self.now, "seq": len(self.out.messages),
+                "attempts": 0, "last_error": None, "next_attempt_at": self.now, "delivered_at": None})
+        self.out.counts["messages"] += len(route.channels)
+        self.out.lines.append(f"{status} message {key[:12]} to {', '.join(route.channels)}: {route.name}/{group}, "
+                              f"{len(alerts)} alert(s)")
+
+    def _item(self, a: dict) -> dict:
+        metric = self.metrics.get(a["metric"])
+        item = {"metric": a["metric"], "grain": a["grain"], "slice": slice_text(a["dimension"], a["dimension_value"]),
+                "bucket_start": _iso(a["bucket_start"]), "value": a["value"], "expected": a["expected"],
+                "lower": a["lower"], "upper": a["upper"], "score": a["score"], "direction": a["direction"],
+                "reason": a["reason"], "owner": metric.owner if metric else None,
+                "link": f"{self.base}/assets/anomalies_{a['grain']}", "chart": a["chart"], "since": _iso(a["since"]),
+                "severity": a["severity"], "kind": a["kind"]}
+        if a["status"] == "resolved":
+            item["resolved_because"] = a.get("detail")
+        if a.get("detail") and a["kind"] != "anomaly":
+            item.update(json.loads(a["detail"]))
+        return item

@@ -1,0 +1,104 @@
+"""One alert evaluation against the warehouse, the work of a `metric_alerts_sensor` tick
+and of `metrics alerts evaluate`: read the alert state and the scored buckets that can
+still open or resolve an alert, run the engine, write state and outbox together, then
+deliver what is due. The whole evaluation holds the warehouse's writer lock, so two
+evaluations (a sensor tick and a CLI call) never interleave."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from ..paths import ProjectPaths
+from ..spec.resolved import MetricsProject
+from ..warehouse.alert_store import STATE, commit, read_cursor, read_table
+from ..warehouse.anomaly_store import TABLE as ANOMALIES
+from ..warehouse.connection import Warehouse
+from .delivery import DeliveryReport, deliver
+from .engine import Evaluator, MetricInfo, Scored
+
+SCORED_COLUMNS = ("metric", "grain", "dimension", "dimension_value", "bucket_start", "value", "expected", "lower",
+                  "upper", "score", "is_anomaly", "direction", "provisional", "reason", "chart_path")
+
+
+@dataclass
+class EvaluationReport:
+    counts: dict[str, int] = field(default_factory=dict)
+    lines: list[str] = field(default_factory=list)
+    delivery: DeliveryReport = field(default_factory=DeliveryReport)
+    new_scoring: bool = False
+    cursor: dt.datetime | None = None
+    open_alerts: int = 0
+
+    def summary(self) -> str:
+        c = self.counts
+        return (f"{c.get('opened', 0)} opened, {c.get('repeated', 0)} repeated, {c.get('resolved', 0)} resolved, "
+                f"{c.get('silenced', 0)} silenced, {len(self.delivery.delivered)} delivered, "
+                f"{len(self.delivery.failed)} failed, {self.delivery.waiting} waiting; {self.open_alerts} open"
+                + ("" if self.new_scoring else " (no new scoring)"))
+
+
+def metric_infos(project: MetricsProject) -> dict[str, MetricInfo]:
+    return {m.name: MetricInfo(name=m.name, domain=m.domain, owner=m.owner, tags=tuple(getattr(m, "tags", ()) or ()),
+                               routes=tuple(m.alerts), sensitivity=m.anomaly.sensitivity,
+                               enabled=m.anomaly.enabled and m.status == "active" and m.public)
+            for m in project.metrics.values()}
+
+
+def _settle(project: MetricsProject) -> dict[str, int]:
+    lookback = project.config.settle_lookback
+    return {g: getattr(lookback, g) for g in ("hour", "day", "week", "month")}
+
+
+def newest_scoring(wh: Warehouse) -> dt.datetime | None:
+    if not wh.relation_exists(ANOMALIES):
+        return None
+    return wh.rows(f"select max(computed_at) from {wh.relation(ANOMALIES)}")[1][0][0]
+
+
+def read_scored(wh: Warehouse, since: dict[str, dt.datetime]) -> dict[tuple, list[Scored]]:
+    """Scored buckets per series, oldest first, from `since[grain]` on."""
+    if not since or not wh.relation_exists(ANOMALIES):
+        return {}
+    where = " or ".join("(grain = ? and bucket_start >= ?)" for _ in since)
+    params = [v for g, t in sorted(since.items()) for v in (g, t)]
+    cols = ", ".join(f'"{c}"' for c in SCORED_COLUMNS)
+    _, rows = wh.rows(f"select {cols} from {wh.relation(ANOMALIES)} where {where} "
+                      f"order by metric, grain, dimension, dimension_value, bucket_start", params)
+    out: dict[tuple, list[Scored]] = {}
+    for r in rows:
+        out.setdefault((r[0], r[1], r[2] or "", r[3] or ""), []).append(
+            Scored(r[0], r[1], r[2] or "", r[3] or "", r[4], r[5], r[6], r[7], r[8], r[9], bool(r[10]), r[11],
+                   bool(r[12]), r[13], r[14]))
+    return out
+
+
+def evaluate_once(paths: ProjectPaths, target: str, project: MetricsProject, now: dt.datetime,
+                  lock_timeout: float | None = None, send: bool = True) -> EvaluationReport:
+    from ..warehouse.lock import warehouse_lock
+    wh = Warehouse(target, paths)
+    config = project.alerts
+    report = EvaluationReport()
+    with warehouse_lock(target, paths, timeout=lock_timeout):
+        states = {(s["alert_key"], s["route"]): s for s in read_table(wh, STATE)}
+        cursor = read_cursor(wh)
+        newest = newest_scoring(wh)
+        report.new_scoring = newest is not None and (cursor is None or newest > cursor)
+        engine = Evaluator(config, metric_infos(project), _settle(project), now)
+        scored = None
+        if report.new_scoring:
+            since = {g: now - engine.lookback(g) for g in ("hour", "day", "week", "month")}
+            for s in states.values():  # an open alert's later buckets decide whether it resolves
+                if s["kind"] == "anomaly" and s["status"] != "resolved" and s["grain"] in since:
+                    since[s["grain"]] = min(since[s["grain"]], s["bucket_start"])
+            scored = read_scored(wh, since)
+        outcome = engine.evaluate(scored, states)
+        if outcome.states or outcome.messages or report.new_scoring:
+            commit(wh, list(outcome.states.values()), outcome.messages, newest if report.new_scoring else None,
+                   lock_timeout=lock_timeout)
+        states.update(outcome.states)
+        report.counts, report.lines = dict(outcome.counts), outcome.lines
+        report.cursor = newest if report.new_scoring else cursor
+        report.open_alerts = sum(1 for s in states.values() if s["status"] == "open")
+        if send:
+            report.delivery = deliver(wh, config, paths.root, lambda: now, lock_timeout=lock_timeout)
+    return report

@@ -1,0 +1,89 @@
+"""Read and validate `alerts.yml` like a metric file: every problem at its file:line, all
+of them at once. `${VAR}` references are checked for syntax only (a PR check has no
+secrets); they are resolved at send time."""
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from ..paths import ProjectPaths
+from ..spec.yaml_lines import LocatedYaml, YamlSyntaxError, load_located
+from ..validation.issues import ValidationIssue, closest
+from ..validation.pydantic_issues import pydantic_issues
+from .config import ALERTS_FILE, AlertsConfig
+
+
+def alerts_path(paths: ProjectPaths):
+    return paths.root / ALERTS_FILE
+
+
+def load_alerts(paths: ProjectPaths, text: str | None = None) -> tuple[AlertsConfig, list[ValidationIssue]]:
+    """The configuration and its problems; on any problem an empty configuration. `text`
+    validates a proposed content instead of the file (`metrics silence add`)."""
+    path = alerts_path(paths)
+    if text is None and not path.exists():
+        return AlertsConfig(), []
+    rel = ALERTS_FILE
+    try:
+        located = load_located(path, text)
+    except YamlSyntaxError as err:
+        return AlertsConfig(), [ValidationIssue(rel, err.line, err.message, "yaml")]
+    if located.data is None:
+        return AlertsConfig(), []
+    if not isinstance(located.data, dict):
+        return AlertsConfig(), [ValidationIssue(rel, 1, "alerts.yml is a mapping of fields (channels:, routes:, ...)", "yaml")]
+    try:
+        config = AlertsConfig.model_validate(located.data)
+    except ValidationError as err:
+        return AlertsConfig(), pydantic_issues(rel, located, err, AlertsConfig)
+    issues = _cross_issues(rel, located, config)
+    return (AlertsConfig(), issues) if issues else (config, [])
+
+
+def _cross_issues(rel: str, located: LocatedYaml, config: AlertsConfig) -> list[ValidationIssue]:
+    """What one model cannot see: channel names used by routes, route names."""
+    out: list[ValidationIssue] = []
+
+    def issue(loc, message: str, rule: str) -> None:
+        out.append(ValidationIssue(rel, located.line_of(loc), message, rule))
+
+    routes = [(("routes", i), r) for i, r in enumerate(config.routes)]
+    if config.default_route is not None:
+        routes.append((("default_route",), config.default_route))
+    for loc, route in routes:
+        for j, name in enumerate(route.channels):
+            if name not in config.channels:
+                known = ", ".join(config.channels) or "none defined"
+                issue((*loc, "channels", j), f"`{_dotted(loc)}.channels[{j}]`: unknown channel `{name}`"
+                      f"{closest(name, config.channels)} (channels: {known})", "alerts")
+    seen: dict[str, int] = {}
+    for i, route in enumerate(config.routes):
+        line = located.line_of(("routes", i, "name"))
+        if route.name in seen:
+            issue(("routes", i, "name"), f"route `{route.name}` is already defined at line {seen[route.name]}", "alerts")
+        seen.setdefault(route.name, line)
+        if route.name == "default" and config.default_route is not None:
+            issue(("routes", i, "name"), "route name `default` is taken by `default_route:`: rename this route", "alerts")
+    return out
+
+
+def _dotted(loc) -> str:
+    return ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(".[", "[")
+
+
+def route_names(config: AlertsConfig) -> list[str]:
+    return [r.name for r in config.routes] + (["default"] if config.default_route is not None else [])
+
+
+def route_issues(paths: ProjectPaths, config: AlertsConfig, spec_files) -> list[ValidationIssue]:
+    """A metric's `alerts: [route]` must name a route of alerts.yml. Without an alerts.yml
+    alerting is not set up and there is nothing to check the names against."""
+    if not alerts_path(paths).exists():
+        return []
+    names = route_names(config)
+    out = []
+    for f in spec_files:
+        for i, name in enumerate(f.spec.alerts):
+            if name not in names:
+                out.append(f.issue(("alerts", i), f"alerts[{i}]: unknown route `{name}`{closest(name, names)} "
+                                   f"(routes in {ALERTS_FILE}: {', '.join(names) or 'none'})", "alerts"))
+    return out

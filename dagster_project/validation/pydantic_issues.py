@@ -1,0 +1,90 @@
+"""Pydantic errors as file:line issues, shared by metric files, `_config.yml` and
+`alerts.yml`. Pydantic's error locations hold union-member names (`str`, `slack`, ...)
+that are no key of the file: they are dropped so the message and line name what the
+author wrote."""
+from __future__ import annotations
+
+import types
+import typing
+
+from pydantic import BaseModel, ValidationError
+
+from ..spec.yaml_lines import LocatedYaml
+from .issues import ValidationIssue, closest
+
+# union members of the metric models, named in error locations
+_TAGS = ("str", "InlineMeasure", "function-after[_start_is_a_date(), date]")
+
+
+def pydantic_issues(rel: str, located: LocatedYaml, err: ValidationError, model) -> list[ValidationIssue]:
+    out = []
+    for e in err.errors():
+        loc = _written(located.data, tuple(p for p in e["loc"] if not (isinstance(p, str) and p in _TAGS)))
+        field = ".".join(str(p) for p in loc) or "file"
+        if e["type"] == "extra_forbidden":
+            fields = _fields_at(model, loc[:-1])
+            msg = f"unknown field `{field}`{closest(str(loc[-1]), fields)}"
+        elif e["type"] == "missing":
+            msg = f"`{field}` is required"
+        elif e["type"] == "union_tag_not_found":
+            msg = f"`{field}` needs `{str(e['ctx']['discriminator']).strip(chr(39))}:`"
+        elif e["type"] == "union_tag_invalid":
+            key = str(e["ctx"]["discriminator"]).strip("'")
+            msg = f"`{field}.{key}`: `{e['ctx']['tag']}` is not one of {e['ctx']['expected_tags']}"
+            loc = (*loc, key)
+        else:
+            given = e.get("input")
+            shown = f" (got {given!r})" if isinstance(given, (str, int, float, bool)) else ""
+            msg = f"`{field}`: {e['msg']}{shown}"
+        out.append(ValidationIssue(rel, located.line_of(loc), msg, "schema"))
+    return out
+
+
+def _written(data, loc: tuple) -> tuple:
+    """The part of `loc` that exists in the file, plus a last key pydantic found missing."""
+    kept: list = []
+    for i, part in enumerate(loc):
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        elif isinstance(data, dict) and i == len(loc) - 1:
+            pass  # a missing key: named, not located
+        else:
+            continue  # a union member's name (`slack`, `list[str]`): not in the file
+        kept.append(part)
+    return tuple(kept)
+
+
+def _expand(annotation) -> list:
+    """Models (and `dict` markers) an annotation holds, through Optional, list, Annotated."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is dict:
+        return [("dict", args[1])]
+    if origin is typing.Annotated:
+        return _expand(args[0])
+    if origin in (typing.Union, types.UnionType, list, tuple):
+        return [m for a in args for m in _expand(a)]
+    return []
+
+
+def _fields_at(model, loc) -> list[str]:
+    shapes = [model]
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        nxt = []
+        for shape in shapes:
+            if isinstance(shape, tuple):
+                nxt += _expand(shape[1])  # `part` is a key of a mapping of models
+            elif part in shape.model_fields:
+                nxt += _expand(shape.model_fields[part].annotation)
+        shapes = nxt
+    names: list[str] = []
+    for shape in shapes:
+        if not isinstance(shape, tuple):
+            names += [f.alias or n for n, f in shape.model_fields.items() if (f.alias or n) not in names]
+    return names

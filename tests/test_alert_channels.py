@@ -1,0 +1,271 @@
+"""Delivery channels against real servers on loopback (HTTP server, aiosmtpd)."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import struct
+import time
+import zlib
+
+import pytest
+
+from dagster_project.alerting.channels import DeliveryError, send
+from dagster_project.alerting.config import EmailChannel, LogChannel, SlackChannel, WebhookChannel
+from dagster_project.alerting.secrets import MissingSecret, resolve
+from tests.alert_servers import SmtpReceiver, WebhookReceiver, wait_for
+
+SECRET = "s3cr3t-hmac-key-value"
+
+
+def _png() -> bytes:
+    """A valid 1x1 PNG built from its chunks (no image library needed)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 6, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00\xff")) + chunk(b"IEND", b""))
+
+
+PNG = _png()
+
+
+def anomaly_payload(**over) -> dict:
+    alert = {"metric": "orders", "grain": "day", "slice": "country=US", "bucket_start": "2026-11-20T00:00:00",
+             "value": 1234.5, "expected": 1000.0, "lower": 900.0, "upper": 1100.25, "score": 4.2,
+             "direction": "up", "reason": "orders 1,234.5 is above the band", "owner": "growth@example.com",
+             "link": "http://127.0.0.1:3000/assets/orders", "chart": "charts/orders.png",
+             "since": "2026-11-19T00:00:00Z", "severity": "warning", "kind": "anomaly"}
+    payload = {"idempotency_key": "k-0123abcd", "status": "firing", "route": "growth", "group": "metric=orders",
+               "kind": "anomaly", "alerts": [alert, {**alert, "slice": "country=FR", "value": 0.04213,
+                                                     "expected": 0.05, "lower": 0.045, "upper": 0.055,
+                                                     "score": -3.3, "direction": "down", "chart": None}]}
+    payload.update(over)
+    return payload
+
+
+FRESHNESS = {"idempotency_key": "k-fresh", "status": "firing", "route": "ops", "group": "source=raw_orders",
+             "kind": "freshness", "alerts": [{"kind": "freshness", "source": "raw_orders",
+                                              "last_row_at": "2026-11-20T03:00:00Z", "allowance": 21600,
+                                              "reason": "no new rows for 9h", "owner": "data@example.com",
+                                              "link": None, "since": "2026-11-20T09:00:00Z", "metric": None}]}
+RUN_FAILURE = {"idempotency_key": "k-run", "status": "firing", "route": "ops", "group": "job=metrics_job",
+               "kind": "run_failure", "alerts": [{"kind": "run_failure", "job": "metrics_job", "run_id": "abc123",
+                                                  "partition": "2026-11-20", "error": "dbt failed\ntraceback...",
+                                                  "link": "http://127.0.0.1:3000/runs/abc123",
+                                                  "reason": "run abc123 failed"}]}
+
+
+@pytest.fixture
+def receiver():
+    with WebhookReceiver() as r:
+        yield r
+
+
+def test_resolve_secrets(monkeypatch):
+    assert resolve("a${X}b$$c", {"X": "1"}) == "a1b$c"
+    with pytest.raises(MissingSecret, match="environment variable SLACK_WEBHOOK_URL is not set"):
+        resolve("${SLACK_WEBHOOK_URL}", {"SLACK_WEBHOOK_URL": ""})
+    monkeypatch.setenv("Y", "2")
+    assert resolve("${Y}") == "2"
+
+
+@pytest.mark.parametrize("url", ["hooks.example.com/token-AAAA1111", "ftp://example.com/token-AAAA1111",
+                                 "http://127.0.0.1:9/token AAAA1111"])
+def test_malformed_secret_url_is_not_quoted(monkeypatch, tmp_path, url):
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", url)
+    with pytest.raises(DeliveryError, match="^slack s: ") as err:
+        send("s", SlackChannel(type="slack", url="${SLACK_WEBHOOK_URL}", timeout_seconds=1), anomaly_payload(), tmp_path)
+    assert "AAAA1111" not in str(err.value)
+
+
+def test_webhook_body_key_signature_and_headers(receiver, monkeypatch, tmp_path):
+    monkeypatch.setenv("HOOK_URL", receiver.url + "/hooks/alerts")
+    monkeypatch.setenv("HOOK_SECRET", SECRET)
+    monkeypatch.setenv("HOOK_TOKEN", "tok-987654")
+    channel = WebhookChannel(type="webhook", url="${HOOK_URL}", secret="${HOOK_SECRET}",
+                             headers={"Authorization": "Bearer ${HOOK_TOKEN}", "X-Cost": "$$5"})
+    payload = anomaly_payload()
+    send("ops-webhook", channel, payload, tmp_path)
+    [req] = receiver.accepted
+    assert req["path"] == "/hooks/alerts" and req["method"] == "POST"
+    assert req["json"] == payload
+    assert req["body"] == json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    assert req["headers"]["content-type"] == "application/json"
+    assert req["headers"]["idempotency-key"] == "k-0123abcd"
+    assert req["headers"]["Authorization"] == "Bearer tok-987654"
+    assert req["headers"]["X-Cost"] == "$5"
+    expected = hmac.new(SECRET.encode(), req["body"], hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(req["headers"]["X-Signature-256"], "sha256=" + expected)
+
+
+def test_webhook_without_secret_is_unsigned(receiver, tmp_path):
+    send("plain", WebhookChannel(type="webhook", url=receiver.url), anomaly_payload(), tmp_path)
+    assert "X-Signature-256" not in receiver.accepted[0]["headers"]
+
+
+def test_webhook_500_then_accepts_with_same_key(receiver, monkeypatch, tmp_path):
+    monkeypatch.setenv("HOOK_URL", receiver.url + "/token-in-path-XYZ")
+    monkeypatch.setenv("HOOK_SECRET", SECRET)
+    channel = WebhookChannel(type="webhook", url="${HOOK_URL}", secret="${HOOK_SECRET}")
+    receiver.fail_first(2)
+    for _ in range(2):
+        with pytest.raises(DeliveryError) as err:
+            send("ops-webhook", channel, anomaly_payload(), tmp_path)
+        assert str(err.value) == "webhook ops-webhook: HTTP 500"
+        assert SECRET not in str(err.value) and "XYZ" not in str(err.value)
+    send("ops-webhook", channel, anomaly_payload(), tmp_path)
+    assert [r["status"] for r in receiver.requests] == [500, 500, 200]
+    assert set(receiver.keys(accepted_only=False)) == {"k-0123abcd"}
+    assert len(receiver.accepted) == 1
+
+
+def test_webhook_timeout(receiver, tmp_path):
+    receiver.delay(3)
+    channel = WebhookChannel(type="webhook", url=receiver.url, timeout_seconds=0.3)
+    started = time.monotonic()
+    with pytest.raises(DeliveryError, match=r"^webhook slow: timed out after 0.3 s$"):
+        send("slow", channel, anomaly_payload(), tmp_path)
+    assert time.monotonic() - started < 2.5
+
+
+def test_webhook_outage_and_recovery(receiver, tmp_path):
+    seen = []
+    receiver.on_request(lambda request: seen.append(request["headers"]["Idempotency-Key"]))
+    channel = WebhookChannel(type="webhook", url=receiver.url)
+    send("down", channel, anomaly_payload(idempotency_key="k-1"), tmp_path)
+    port = receiver.port
+    receiver.stop()
+    with pytest.raises(DeliveryError, match=r"^webhook down: cannot connect: .*refused"):
+        send("down", channel, anomaly_payload(idempotency_key="k-2"), tmp_path)
+    receiver.start()  # same port, although connections of the first life may linger in TIME_WAIT
+    assert receiver.port == port
+    send("down", channel, anomaly_payload(idempotency_key="k-2"), tmp_path)
+    assert seen == ["k-1", "k-2"] and receiver.keys() == ["k-1", "k-2"]
+
+
+def test_unset_variable_names_it_and_sends_nothing(receiver, monkeypatch, tmp_path):
+    monkeypatch.delenv("SLACK_WEBHOOK_URL", raising=False)
+    with pytest.raises(DeliveryError) as err:
+        send("growth-slack", SlackChannel(type="slack", url="${SLACK_WEBHOOK_URL}"), anomaly_payload(), tmp_path)
+    assert str(err.value) == "slack growth-slack: environment variable SLACK_WEBHOOK_URL is not set"
+    monkeypatch.setenv("HOOK_URL", receiver.url)
+    channel = WebhookChannel(type="webhook", url="${HOOK_URL}", secret="${MISSING_SECRET}")
+    with pytest.raises(DeliveryError, match="webhook w: environment variable MISSING_SECRET is not set"):
+        send("w", channel, anomaly_payload(), tmp_path)
+    assert receiver.requests == []
+
+
+def test_slack_message(receiver, monkeypatch, tmp_path):
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", receiver.url + "/services/T000/B000/XXXXSECRET")
+    channel = SlackChannel(type="slack", url="${SLACK_WEBHOOK_URL}")
+    send("growth-slack", channel, anomaly_payload(), tmp_path)
+    [req] = receiver.accepted
+    assert req["headers"]["Idempotency-Key"] == "k-0123abcd"
+    body = req["json"]
+    lines = body["text"].splitlines()
+    assert len(lines) == 3 and "FIRING" in lines[0] and "country=US" in lines[1] and "country=FR" in lines[2]
+    header, first, second, context = body["blocks"][0], body["blocks"][1], body["blocks"][2], body["blocks"][-1]
+    assert header["type"] == "header" and "FIRING" in header["text"]["text"] and "growth" in header["text"]["text"]
+    text = first["text"]["text"]
+    assert first["text"]["type"] == "mrkdwn"
+    for fact in ("orders", "country=US", "1,234.5 vs expected 1,000 (band 900..1,100.2)", "4.2 band widths above",
+                 "2026-11-19 00:00 UTC", "growth@example.com", "<http://127.0.0.1:3000/assets/orders|open in Dagster>",
+                 "is above the band"):
+        assert fact in text, fact
+    assert "0.0421 vs expected 0.05 (band 0.045..0.055)" in second["text"]["text"]
+    assert "3.3 band widths below" in second["text"]["text"]
+    assert context["type"] == "context" and "k-0123abcd" in context["elements"][0]["text"]
+
+    send("growth-slack", channel, anomaly_payload(status="resolved"), tmp_path)
+    resolved = receiver.accepted[1]["json"]
+    assert resolved["blocks"][0]["text"]["text"].startswith("RESOLVED")
+    assert resolved["text"].startswith("RESOLVED")
+
+
+@pytest.mark.parametrize("payload, wording", [(FRESHNESS, "Source stopped delivering rows"),
+                                              (RUN_FAILURE, "Pipeline run failed")])
+def test_pipeline_alerts_say_the_pipeline_is_broken(receiver, tmp_path, payload, wording):
+    send("ops-slack", SlackChannel(type="slack", url=receiver.url), payload, tmp_path)
+    body = receiver.accepted[0]["json"]
+    header = body["blocks"][0]["text"]["text"]
+    assert "PIPELINE BROKEN" in header and wording in header
+    assert wording in body["text"].splitlines()[0]
+    section = body["blocks"][1]["text"]["text"]
+    if payload is FRESHNESS:
+        assert "source raw_orders" in section and "6h" in section and "2026-11-20 03:00 UTC" in section
+    else:
+        assert "job metrics_job partition 2026-11-20" in section and "dbt failed" in section
+        assert "traceback" not in section  # first line of the error only
+
+
+def test_email_with_html_and_chart(tmp_path, monkeypatch):
+    (tmp_path / "charts").mkdir()
+    (tmp_path / "charts" / "orders.png").write_bytes(PNG)
+    payload = anomaly_payload()
+    payload["alerts"][1]["chart"] = str(tmp_path / "missing.png")  # missing: skipped, still sent
+    monkeypatch.setenv("MAIL_TO", "oncall@example.com")
+    with SmtpReceiver() as smtp:
+        channel = EmailChannel(type="email", to=["${MAIL_TO}", "boss@example.com"], smtp_host="127.0.0.1",
+                               smtp_port=smtp.port, **{"from": "metrics@example.com"})
+        send("oncall-mail", channel, payload, tmp_path)
+        [msg] = wait_for(lambda: smtp.messages)
+        assert smtp.envelopes[0]["rcpt_tos"] == ["oncall@example.com", "boss@example.com"]
+    assert msg["Subject"] == "[FIRING] orders (day) 2 alerts — route growth"
+    assert msg["Message-ID"] == "<k-0123abcd@metrics-as-code>"
+    assert msg["Idempotency-Key"] == "k-0123abcd"
+    assert msg["From"] == "metrics@example.com"
+    text = msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    for fact in ("country=US", "1,234.5 vs expected 1,000", "4.2 band widths above", "growth@example.com"):
+        assert fact in text and fact in html, fact
+    assert "<table" in html and 'href="http://127.0.0.1:3000/assets/orders"' in html
+    [png] = list(msg.iter_attachments())
+    assert png.get_content_type() == "image/png" and png.get_filename() == "orders.png"
+    assert png.get_content() == PNG
+
+
+def test_email_resolved_subject(tmp_path):
+    with SmtpReceiver() as smtp:
+        channel = EmailChannel(type="email", to=["a@example.com"], smtp_host="127.0.0.1", smtp_port=smtp.port)
+        send("m", channel, anomaly_payload(status="resolved"), tmp_path)
+        [msg] = wait_for(lambda: smtp.messages)
+    assert msg["Subject"].startswith("[RESOLVED] orders (day)")
+    assert list(msg.iter_attachments()) == []  # the chart file does not exist under tmp_path
+
+
+def test_smtp_down_then_back(tmp_path, monkeypatch):
+    monkeypatch.setenv("SMTP_PASSWORD", "pw-never-shown")
+    with SmtpReceiver() as smtp:
+        channel = EmailChannel(type="email", to=["a@example.com"], smtp_host="127.0.0.1", smtp_port=smtp.port,
+                               timeout_seconds=2)
+        smtp.stop()
+        with pytest.raises(DeliveryError) as err:
+            send("oncall-mail", channel, anomaly_payload(), tmp_path)
+        assert str(err.value).startswith(f"email oncall-mail: cannot connect to 127.0.0.1:{smtp.port}: ")
+        assert "\n" not in str(err.value)
+        smtp.start()
+        send("oncall-mail", channel, anomaly_payload(), tmp_path)
+        wait_for(lambda: len(smtp.messages) == 1)
+        # login without TLS is refused by aiosmtpd: the failure names the channel, not the password
+        locked = channel.model_copy(update={"username": "bot", "password": "${SMTP_PASSWORD}"})
+        with pytest.raises(DeliveryError, match="^email oncall-mail: SMTP ") as err:
+            send("oncall-mail", locked, anomaly_payload(), tmp_path)
+        assert "pw-never-shown" not in str(err.value)
+
+
+def test_log_channel_appends_json_lines(tmp_path):
+    channel = LogChannel(type="log", path="warehouse/logs/alerts.log")
+    send("audit-log", channel, anomaly_payload(), tmp_path)
+    send("audit-log", channel, FRESHNESS, tmp_path)
+    lines = (tmp_path / "warehouse" / "logs" / "alerts.log").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [r["idempotency_key"] for r in records] == ["k-0123abcd", "k-fresh"]
+    assert all(r["channel"] == "audit-log" and r["logged_at"].endswith("Z") for r in records)
+    assert records[0]["alerts"] == anomaly_payload()["alerts"]
+
+
+def test_nan_becomes_null(receiver, tmp_path):
+    payload = anomaly_payload()
+    payload["alerts"][0]["score"] = float("nan")
+    send("w", WebhookChannel(type="webhook", url=receiver.url), payload, tmp_path)
+    assert receiver.accepted[0]["json"]["alerts"][0]["score"] is None

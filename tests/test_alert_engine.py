@@ -1,0 +1,113 @@
+"""The alert engine alone (no warehouse, no network): opening, open_within, provisional
+detections, grouping, repeats, silences and resolution, on hand-made scored buckets."""
+import datetime as dt
+
+from dagster_project.alerting.config import AlertsConfig
+from dagster_project.alerting.engine import Evaluator, MetricInfo, Scored
+
+NOW = dt.datetime(2026, 11, 20, 12, 0)
+DAY = dt.timedelta(days=1)
+
+CONFIG = AlertsConfig.model_validate({
+    "channels": {"hook": {"type": "webhook", "url": "http://127.0.0.1:1/x"},
+                 "log": {"type": "log", "path": "warehouse/alerts.log"}},
+    "routes": [{"name": "growth", "match": {"domain": "growth"}, "channels": ["hook"], "group_by": ["metric"],
+                "group_wait": "30s", "repeat_interval": "4h"}],
+    "default_route": {"channels": ["log"], "group_wait": "0s"},
+    "silences": [{"match": {"metric": "quiet"}, "starts": "2026-11-01T00:00:00Z", "ends": "2026-11-21T00:00:00Z"}],
+})
+METRICS = {
+    "orders": MetricInfo("orders", "commerce", "shop@example.com", (), (), 3.0),
+    "downloads": MetricInfo("downloads", "growth", "growth@example.com", (), (), 3.0),
+    "quiet": MetricInfo("quiet", "commerce", None, (), (), 3.0),
+}
+SETTLE = {"hour": 6, "day": 3, "week": 1, "month": 1}
+
+
+def bucket(metric, day, *, flagged=False, provisional=False, score=None, dim="", value="", grain="day"):
+    score = score if score is not None else (8.0 if flagged else 0.5)
+    return Scored(metric, grain, dim, value, dt.datetime(2026, 11, day), 10.0, 100.0, 80.0, 120.0, score, flagged,
+                  "down" if flagged else None, provisional, f"{metric} low" if flagged else "in band")
+
+
+def series(*rows):
+    out = {}
+    for r in rows:
+        out.setdefault((r.metric, r.grain, r.dimension, r.dimension_value), []).append(r)
+    return out
+
+
+def run(scored, states=None, now=NOW):
+    return Evaluator(CONFIG, METRICS, SETTLE, now).evaluate(scored, states or {})
+
+
+def test_a_settled_detection_opens_and_waits_for_group_wait_before_a_message():
+    out = run(series(bucket("downloads", 17), bucket("downloads", 18, flagged=True)))
+    assert out.counts["opened"] == 1 and out.messages == []  # group_wait 30 s not over yet
+    (state,) = out.states.values()
+    assert state["route"] == "growth" and state["status"] == "open" and not state["notified"]
+    later = run(series(bucket("downloads", 18, flagged=True)), dict(out.states), NOW + dt.timedelta(seconds=31))
+    assert [m["status"] for m in later.messages] == ["firing"] and later.messages[0]["channel"] == "hook"
+
+
+def test_an_old_detection_opens_nothing_and_a_weak_provisional_one_neither():
+    old = run(series(bucket("orders", 2, flagged=True)))  # 18 days ago: beyond 2 days + 3 lookback
+    weak = run(series(bucket("orders", 19, flagged=True, provisional=True, score=4.0)))
+    strong = run(series(bucket("orders", 19, flagged=True, provisional=True, score=6.5)))
+    assert old.states == {} and weak.states == {}
+    assert len(strong.states) == 1
+
+
+def test_one_message_per_group_lists_every_firing_alert_and_repeats_after_the_interval():
+    scored = series(bucket("orders", 18, flagged=True, dim="country", value="DE"),
+                    bucket("orders", 18, flagged=True, dim="country", value="FR"),
+                    bucket("orders", 18, flagged=True))
+    first = run(scored)  # default route: group_wait 0
+    assert len(first.messages) == 1 and first.messages[0]["payload"].count('"metric": "orders"') == 3
+    states = {k: v for k, v in first.states.items()}
+    again = run(scored, states, NOW + dt.timedelta(hours=1))
+    assert again.messages == []  # within repeat_interval (default 4h)
+    repeat = run(scored, states, NOW + dt.timedelta(hours=4, seconds=1))
+    assert len(repeat.messages) == 1 and repeat.counts["repeated"] == 1
+    assert repeat.messages[0]["idempotency_key"] != first.messages[0]["idempotency_key"]
+
+
+def test_the_same_evaluation_twice_builds_the_same_message_key():
+    scored = series(bucket("orders", 18, flagged=True))
+    assert run(scored).messages[0]["idempotency_key"] == run(scored).messages[0]["idempotency_key"]
+
+
+def test_a_silenced_alert_sends_nothing_until_the_silence_ends():
+    scored = series(bucket("quiet", 18, flagged=True))
+    out = run(scored)
+    (state,) = out.states.values()
+    assert state["status"] == "silenced" and out.messages == []
+    after = run(scored, dict(out.states), dt.datetime(2026, 11, 21, 1))
+    assert [s["status"] for s in after.states.values()] == ["open"] and len(after.messages) == 1
+
+
+def test_back_in_band_resolves_with_one_message_and_a_recompute_removal_resolves_too():
+    firing = run(series(bucket("orders", 18, flagged=True)))
+    states = dict(firing.states)
+    assert firing.messages
+    back = run(series(bucket("orders", 18, flagged=True), bucket("orders", 19)), states, NOW + dt.timedelta(hours=1))
+    assert [s["status"] for s in back.states.values()] == ["resolved"]
+    assert [m["status"] for m in back.messages] == ["resolved"]
+    removed = run(series(bucket("orders", 18)), states, NOW + dt.timedelta(hours=1))
+    assert [s["detail"] for s in removed.states.values()] == ["a recompute removed the detection"]
+
+
+def test_an_alert_resolved_before_its_first_message_sends_nothing():
+    opened = run(series(bucket("downloads", 18, flagged=True)))
+    back = run(series(bucket("downloads", 18, flagged=True), bucket("downloads", 19)), dict(opened.states),
+               NOW + dt.timedelta(seconds=5))
+    assert back.counts["resolved"] == 1 and back.messages == []
+
+
+def test_a_new_detection_after_resolution_opens_a_new_episode():
+    firing = run(series(bucket("orders", 17, flagged=True)))
+    back = run(series(bucket("orders", 17, flagged=True), bucket("orders", 18)), dict(firing.states))
+    again = run(series(bucket("orders", 17, flagged=True), bucket("orders", 18), bucket("orders", 19, flagged=True)),
+                dict(back.states))
+    (state,) = again.states.values()
+    assert state["status"] == "open" and state["episode"] == 2

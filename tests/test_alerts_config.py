@@ -1,0 +1,246 @@
+"""alerts.yml is validated like metric YAML (file:line, part of `metrics validate`, JSON
+Schema), and `metrics silence add` edits it without losing a comment."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+
+import pytest
+
+from dagster_project.alerting.config import AlertsConfig, parse_duration
+from dagster_project.alerting.load import load_alerts
+from dagster_project.cli.main import main
+from dagster_project.paths import REPO_ROOT, ProjectPaths
+from dagster_project.spec.schema import DURATION_PATTERN, render_alerts_schema
+from dagster_project.validation.project import load_project
+
+from .conftest import make_project
+
+GOOD = {
+    "growth/downloads.yml": "name: downloads\nsource: stg_entity_events\ntimestamp: created_at\naggregation: count\n"
+                            "tags: [kpi]\nalerts: [growth-slack]\n",
+}
+
+ALERTS = """\
+# channels first
+channels:
+  growth-slack: {type: slack, url: "${SLACK_WEBHOOK_URL}"}
+  audit-log: {type: log, path: warehouse/alerts.log}
+routes:
+  - name: growth-slack
+    match: {tag: kpi}
+    channels: [growth-slack]
+    group_wait: 1m
+    repeat_interval: 4h
+default_route: {channels: [audit-log]}
+# nothing silenced yet
+silences: []   # keep this comment
+retry: {first: 5s, max: 30m}  # last line comment
+"""
+
+
+def _project(tmp_path, alerts: str | None = ALERTS, metrics: dict | None = None) -> ProjectPaths:
+    paths = make_project(tmp_path / "p", metrics or GOOD)
+    if alerts is not None:
+        (paths.root / "alerts.yml").write_text(alerts)
+    return paths
+
+
+def _validate(paths, capsys, *only) -> tuple[int, str]:
+    capsys.readouterr()
+    code = main(["--project-dir", str(paths.root), "validate", *only])
+    return code, capsys.readouterr().err
+
+
+def test_shipped_alerts_yml_is_valid_and_names_every_route_the_metrics_use():
+    config, issues = load_alerts(ProjectPaths(REPO_ROOT))
+    assert issues == [] and config.channels and config.default_route is not None
+    result = load_project(ProjectPaths(REPO_ROOT))
+    assert result.ok and result.alerts == config and result.project.alerts == config
+    used = {r for m in result.project.metrics.values() for r in m.alerts}
+    assert used and used <= {r.name for r in config.routes}
+    downloads = result.project.metrics["model_downloads"]
+    assert config.routes_for({"metric": downloads.name, "domain": downloads.domain}, downloads.alerts)[0].name == "growth-slack"
+
+
+def test_valid_project_loads_alerts_and_tags(tmp_path, capsys):
+    paths = _project(tmp_path)
+    assert _validate(paths, capsys) == (0, "")
+    project = load_project(paths).project
+    assert project.metrics["downloads"].tags == ("kpi",)
+    assert project.alerts.routes[0].group_wait == dt.timedelta(minutes=1)
+    assert project.alerts.retry.delay(3) == dt.timedelta(seconds=20)
+
+
+def test_missing_alerts_yml_is_an_empty_configuration(tmp_path, capsys):
+    paths = _project(tmp_path, alerts=None)
+    assert load_alerts(paths) == (AlertsConfig(), [])
+    # no alerts.yml: alerting is not set up, route names are not checked
+    assert _validate(paths, capsys)[0] == 0
+
+
+BAD = [
+    ("yaml", ALERTS.replace("routes:\n", "routes: [\n"), 6, "invalid YAML"),
+    ("unknown_field", ALERTS.replace("    group_wait", "    group_wiat"), 9, "unknown field `routes.0.group_wiat` (did you mean `group_wait`?)"),
+    ("channel_field", ALERTS.replace("url:", "ulr:"), 3, "unknown field `channels.growth-slack.ulr` (did you mean `url`?)"),
+    ("channel_type", ALERTS.replace("type: slack", "type: slak"), 3, "`channels.growth-slack.type`: `slak` is not one of"),
+    ("duration", ALERTS.replace("4h", "4 hours"), 10, "`routes.0.repeat_interval`: Value error, not a duration"),
+    ("env_reference", ALERTS.replace('"${SLACK_WEBHOOK_URL}"', '"${SLACK_WEBHOOK_URL"'), 3,
+     "`channels.growth-slack.url`: Value error, a `$` must start an environment reference"),
+    ("unknown_channel", ALERTS.replace("channels: [growth-slack]", "channels: [growth-slak]"), 8,
+     "`routes[0].channels[0]`: unknown channel `growth-slak` (did you mean `growth-slack`?)"),
+    ("unknown_default_channel", ALERTS.replace("[audit-log]", "[audit]"), 11,
+     "`default_route.channels[0]`: unknown channel `audit` (did you mean `audit-log`?)"),
+    ("duplicate_route", ALERTS.replace("default_route:", "  - {name: growth-slack, channels: [audit-log]}\ndefault_route:"), 11,
+     "route `growth-slack` is already defined at line 6"),
+    ("route_named_default", ALERTS.replace("default_route:", "  - {name: default, channels: [audit-log]}\ndefault_route:"), 11,
+     "route name `default` is taken by `default_route:`"),
+    ("silence_order", ALERTS.replace("silences: []", "silences:\n  - {match: {metric: x}, starts: 2026-02-01, ends: 2026-01-01}"), 14,
+     "ends must be after starts"),
+    ("match_key", ALERTS.replace("match: {tag: kpi}", "match: {tags: kpi}"), 7, "unknown field `routes.0.match.tags` (did you mean `tag`?)"),
+]
+
+
+@pytest.mark.parametrize("name,text,line,words", BAD, ids=[b[0] for b in BAD])
+def test_alerts_yml_problems_have_file_and_line(tmp_path, capsys, name, text, line, words):
+    paths = _project(tmp_path, text)
+    config, issues = load_alerts(paths)
+    assert config == AlertsConfig() and issues
+    code, err = _validate(paths, capsys)
+    assert code == 1
+    assert f"alerts.yml:{line}: " in err and words in err, err
+    assert load_project(paths).project is None
+
+
+def test_metric_naming_an_unknown_route_fails_at_its_line(tmp_path, capsys):
+    metrics = {"growth/downloads.yml": GOOD["growth/downloads.yml"].replace("[growth-slack]", "[default, growth-slak]")}
+    paths = _project(tmp_path, metrics=metrics)
+    code, err = _validate(paths, capsys)
+    assert code == 1
+    assert "metrics/growth/downloads.yml:6: alerts[1]: unknown route `growth-slak` (did you mean `growth-slack`?)" in err, err
+    assert "alerts[0]" not in err  # `default` names default_route
+
+
+def test_only_filter_still_reports_alerts_yml(tmp_path, capsys):
+    paths = _project(tmp_path, ALERTS.replace("[audit-log]", "[audit]"),
+                     metrics={**GOOD, "other/users.yml": "name: users\nsource: stg_entity_events\ntimestamp: created_at\naggregation: count\n"})
+    code, err = _validate(paths, capsys, str(paths.metrics_dir / "other"))
+    assert code == 1 and "alerts.yml:11:" in err
+
+
+def test_durations_parse():
+    assert parse_duration("30s") == dt.timedelta(seconds=30)
+    assert parse_duration("1h30m") == dt.timedelta(minutes=90)
+    assert parse_duration("2d") == dt.timedelta(days=2) and parse_duration("1w") == dt.timedelta(weeks=1)
+    assert parse_duration(90) == dt.timedelta(seconds=90)
+    for bad in ("", "4 hours", "h", "-1s", -5):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+    import re
+    assert all(re.match(DURATION_PATTERN, t) for t in ("30s", "1h30m", "2d", "1w"))
+    assert not any(re.match(DURATION_PATTERN, t) for t in ("", " ", "4 hours", "PT4H"))
+
+
+def _digest(paths):
+    return (paths.root / "alerts.yml").read_bytes() if (paths.root / "alerts.yml").exists() else None
+
+
+def test_silence_add_keeps_comments_and_validates(tmp_path, capsys):
+    paths = _project(tmp_path)
+    capsys.readouterr()
+    assert main(["--project-dir", str(paths.root), "silence", "add", "--match", "metric=downloads", "--match", "grain=day",
+                 "--from", "2026-12-24", "--until", "2099-12-27T00:00Z", "--comment", "holiday: \"quiet\"",
+                 "--created-by", "ana"]) == 0
+    out = capsys.readouterr().out
+    assert "2099-12-27T00:00:00Z" in out
+    text = (paths.root / "alerts.yml").read_text()
+    for line in ALERTS.splitlines():
+        if "#" in line:
+            assert line.split("#", 1)[1] in text  # every comment survives
+    assert text.startswith("# channels first\nchannels:\n")
+    config, issues = load_alerts(paths)
+    assert issues == []
+    (silence,) = config.silences
+    assert silence.match.metric == "downloads" and silence.match.grain == "day" and silence.created_by == "ana"
+    assert silence.starts == dt.datetime(2026, 12, 24) and silence.ends == dt.datetime(2099, 12, 27)
+    assert silence.comment == 'holiday: "quiet"'
+    # a second one goes after the first, in the block list the first one made
+    assert main(["--project-dir", str(paths.root), "silence", "add", "--match", "tag=kpi",
+                 "--until", "2099-01-01T00:00:00Z", "--comment", "again"]) == 0
+    config, issues = load_alerts(paths)
+    assert issues == [] and [s.comment for s in config.silences] == ['holiday: "quiet"', "again"]
+    assert (paths.root / "alerts.yml").read_text().endswith("retry: {first: 5s, max: 30m}  # last line comment\n")
+    assert _validate(paths, capsys)[0] == 0
+    capsys.readouterr()
+    assert main(["--project-dir", str(paths.root), "silence", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "active" in listed and "future" in listed and "metric=downloads grain=day" in listed
+
+
+def test_silence_add_creates_alerts_yml(tmp_path, capsys):
+    paths = _project(tmp_path, alerts=None)
+    assert main(["--project-dir", str(paths.root), "silence", "add", "--match", "domain=growth",
+                 "--until", "2099-01-01", "--comment", "c"]) == 0
+    config, issues = load_alerts(paths)
+    assert issues == [] and config.silences[0].match.domain == "growth"
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--match", "metrc=downloads"], "unknown key `metrc` (did you mean `metric`?); keys: metric, domain, owner"),
+    (["--match", "metric"], "--match takes KEY=VALUE"),
+    (["--match", "metric=x", "--until", "2099-13-01"], "is not a timestamp"),
+    (["--match", "metric=x", "--until", "2020-01-01"], "is in the past"),
+    (["--match", "metric=x", "--from", "2099-02-01", "--until", "2099-01-01"], "must be after the start"),
+])
+def test_silence_add_user_mistakes_change_nothing(tmp_path, capsys, args, words):
+    paths = _project(tmp_path)
+    before = _digest(paths)
+    argv = ["--project-dir", str(paths.root), "silence", "add", "--comment", "c", *args]
+    if "--until" not in args:
+        argv += ["--until", "2099-01-01"]
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert words in err and "nothing written" in err and "Traceback" not in err, err
+    assert _digest(paths) == before
+
+
+def test_silence_add_refuses_an_invalid_alerts_yml(tmp_path, capsys):
+    paths = _project(tmp_path, ALERTS.replace("[audit-log]", "[audit]"))
+    before = _digest(paths)
+    capsys.readouterr()
+    assert main(["--project-dir", str(paths.root), "silence", "add", "--match", "metric=x", "--until", "2099-01-01",
+                 "--comment", "c"]) == 1
+    assert "alerts.yml:11:" in capsys.readouterr().err and _digest(paths) == before
+
+
+def test_silence_add_through_the_installed_script(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+    paths = _project(tmp_path)
+    exe = Path(sys.executable).parent / "metrics"
+    cmd = [str(exe), "--project-dir", str(paths.root), "silence", "add", "--match", "metric=downloads",
+           "--until", "2099-01-01T00:00Z", "--comment", "from a script"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "from a script" in (paths.root / "alerts.yml").read_text()
+    done = subprocess.run([str(exe), "--project-dir", str(paths.root), "validate"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_committed_alerts_schema_is_current_and_check_covers_it(tmp_path, capsys):
+    assert (REPO_ROOT / "docs" / "alerts.schema.json").read_text() == render_alerts_schema()
+    schema = json.loads(render_alerts_schema())
+    wait = schema["$defs"]["Route"]["properties"]["group_wait"]
+    assert wait["pattern"] == DURATION_PATTERN and "string" in wait["type"] and wait["default"] == "30s"
+    assert schema["additionalProperties"] is False
+    paths = _project(tmp_path)
+    (paths.root / "docs").mkdir()
+    shutil.copy(REPO_ROOT / "docs" / "metric.schema.json", paths.root / "docs")
+    capsys.readouterr()
+    assert main(["--project-dir", str(paths.root), "schema", "--check"]) == 1
+    assert "docs/alerts.schema.json is stale" in capsys.readouterr().err
+    assert main(["--project-dir", str(paths.root), "schema"]) == 0
+    assert main(["--project-dir", str(paths.root), "schema", "--check"]) == 0

@@ -1,0 +1,306 @@
+"""Alert evaluation end to end on a real DuckDB file, delivered to real servers on
+loopback (an HTTP server for webhook and Slack messages, aiosmtpd for email): open,
+group, repeat, silence, resolve, retries with backoff, an outage, a delivery process
+killed between send and record, and the sensor with its cursor.
+
+The scored buckets are written to metric_anomalies directly (the detector has its own
+tests): the alert engine's input is that table."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pandas as pd
+import pytest
+
+from dagster_project.alerting.evaluate import evaluate_once
+from dagster_project.validation.project import load_project
+from dagster_project.warehouse.alert_store import OUTBOX, STATE, read_table
+from dagster_project.warehouse.anomaly_store import NAMES, replace_window
+from dagster_project.warehouse.connection import Warehouse
+from tests.alert_servers import SmtpReceiver, WebhookReceiver, wait_for
+from tests.conftest import make_project
+
+NOW = dt.datetime(2026, 11, 20, 12, 0)
+SECRET = "hook-secret-value"
+
+METRIC = """name: {name}
+owner: {owner}
+source: stg_entity_events
+timestamp: created_at
+aggregation: count
+dimensions: [entity_type]
+grains: [day]
+start: 2026-10-01
+"""
+
+
+def alerts_yml(hook: str, smtp_port: int, extra: str = "") -> str:
+    return textwrap.dedent(f"""\
+        dagster_url: http://dagster.example:3000
+        channels:
+          hook: {{type: webhook, url: "{hook}/hook", secret: "${{HOOK_SECRET}}"}}
+          chat: {{type: slack, url: "{hook}/slack"}}
+          mail: {{type: email, to: [oncall@example.com], smtp_host: 127.0.0.1, smtp_port: {smtp_port}}}
+          audit: {{type: log, path: warehouse/alerts.log}}
+        routes:
+          - name: growth
+            match: {{domain: growth}}
+            channels: [chat, mail]
+            group_by: [metric]
+            group_wait: 0s
+            repeat_interval: 4h
+          - name: commerce
+            match: {{domain: commerce}}
+            channels: [hook]
+            group_by: [metric]
+            group_wait: 0s
+            repeat_interval: 4h
+        default_route: {{channels: [audit]}}
+        retry: {{first: 10s, max: 1h}}
+        """) + extra
+
+
+@pytest.fixture
+def servers():
+    with WebhookReceiver() as hook, SmtpReceiver() as smtp:
+        yield hook, smtp
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch, servers):
+    hook, smtp = servers
+    monkeypatch.setenv("METRICS_DUCKDB_PATH", str(tmp_path / "warehouse" / "metrics.duckdb"))
+    monkeypatch.setenv("HOOK_SECRET", SECRET)
+    paths = make_project(tmp_path, {
+        "commerce/orders.yml": METRIC.format(name="orders", owner="shop@example.com"),
+        "growth/downloads.yml": METRIC.format(name="downloads", owner="growth@example.com"),
+    })
+    (tmp_path / "alerts.yml").write_text(alerts_yml(hook.url, smtp.port))
+    return paths
+
+
+def _project(paths):
+    loaded = load_project(paths)
+    assert loaded.ok, loaded.issues
+    return loaded.project
+
+
+def _png(path) -> str:
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(2, 1))
+    fig.add_subplot().plot([1, 3, 2])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return str(path)
+
+
+def score(paths, rows: list[dict], day_from: int, day_to: int) -> None:
+    """Replace the day buckets [day_from, day_to) of November in metric_anomalies."""
+    base = {"expected": 100.0, "lower": 80.0, "upper": 120.0, "direction": None, "provisional": False,
+            "numerator": None, "denominator": None, "model": "test", "chart_path": None, "run_id": "t",
+            "computed_at": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), "dimension": "",
+            "dimension_value": "", "grain": "day"}
+    full = []
+    for r in rows:
+        flagged = r.get("is_anomaly", False)
+        row = {**base, "value": 30.0 if flagged else 100.0, "score": -7.0 if flagged else 0.3,
+               "direction": "down" if flagged else None, "reason": f"{r['metric']} low" if flagged else "in band", **r}
+        row["bucket_start"] = dt.datetime(2026, 11, row.pop("day"))
+        row["is_anomaly"] = flagged
+        full.append(row)
+    frame = pd.DataFrame(full, columns=NAMES)
+    replace_window(Warehouse("duckdb", paths), "day", dt.datetime(2026, 11, day_from), dt.datetime(2026, 11, day_to), frame)
+
+
+def hooked(hook) -> list[dict]:
+    """Requests the generic webhook channel answered 2xx (the Slack channel posts to /slack)."""
+    return [r for r in hook.accepted if r["path"] == "/hook"]
+
+
+def evaluate(paths, now=NOW):
+    return evaluate_once(paths, "duckdb", _project(paths), now)
+
+
+def test_open_group_repeat_and_resolve_arrive_as_the_servers_see_them(project, servers, tmp_path):
+    hook, smtp = servers
+    chart = _png(tmp_path / "charts" / "downloads.png")
+    score(project, [
+        {"metric": "orders", "day": 19, "is_anomaly": True},
+        {"metric": "orders", "day": 19, "is_anomaly": True, "dimension": "entity_type", "dimension_value": "model"},
+        {"metric": "orders", "day": 19, "dimension": "entity_type", "dimension_value": "dataset"},
+        {"metric": "downloads", "day": 19, "is_anomaly": True, "chart_path": chart},
+    ], 19, 20)
+    report = evaluate(project)
+    assert report.counts["opened"] == 3 and not report.delivery.failed
+    # commerce: one webhook message for the group `metric=orders`, both alerts in it, signed
+    (msg,) = hooked(hook)
+    body = msg["json"]
+    assert msg["path"] == "/hook" and body["status"] == "firing" and body["group"] == "metric=orders"
+    assert sorted(a["slice"] for a in body["alerts"]) == ["entity_type=model", "total"]
+    assert msg["headers"]["Idempotency-Key"] == body["idempotency_key"]
+    want = "sha256=" + hmac.new(SECRET.encode(), msg["body"], hashlib.sha256).hexdigest()
+    assert msg["headers"]["X-Signature-256"] == want
+    assert body["alerts"][0]["link"].startswith("http://dagster.example:3000/assets/")
+    # growth: Slack-format to /slack and an email with the chart attached
+    (slack,) = [r for r in hook.accepted if r["path"] == "/slack"]
+    assert "downloads" in slack["json"]["text"]
+    (mail,) = wait_for(lambda: smtp.messages)
+    assert "downloads" in mail["Subject"] and "FIRING" in mail["Subject"].upper()
+    assert [p.get_content_type() for p in mail.iter_attachments()] == ["image/png"]
+
+    # an hour later: nothing new to say
+    evaluate(project, NOW + dt.timedelta(hours=1))
+    assert len(hooked(hook)) == 1
+    # past repeat_interval: the group again, with a new key
+    evaluate(project, NOW + dt.timedelta(hours=4, minutes=1))
+    first, repeat = hooked(hook)
+    assert repeat["json"]["status"] == "firing" and repeat["json"]["idempotency_key"] != first["json"]["idempotency_key"]
+
+    # the next day is back in band for both series: one resolved message for the group
+    score(project, [{"metric": "orders", "day": 19, "is_anomaly": True},
+                    {"metric": "orders", "day": 19, "is_anomaly": True, "dimension": "entity_type",
+                     "dimension_value": "model"},
+                    {"metric": "orders", "day": 20},
+                    {"metric": "orders", "day": 20, "dimension": "entity_type", "dimension_value": "model"}], 19, 21)
+    evaluate(project, NOW + dt.timedelta(hours=5))
+    assert len(hooked(hook)) == 3
+    resolved = hooked(hook)[2]["json"]
+    assert resolved["status"] == "resolved" and len(resolved["alerts"]) == 2
+    statuses = {s["alert_key"]: s["status"] for s in read_table(Warehouse("duckdb", project), STATE)}
+    assert statuses["anomaly:orders:day:total"] == "resolved"
+    assert statuses["anomaly:downloads:day:total"] == "open"
+
+
+def test_slack_messages_reach_the_slack_path_with_blocks(project, servers):
+    hook, _ = servers
+    score(project, [{"metric": "downloads", "day": 19, "is_anomaly": True}], 19, 20)
+    evaluate(project)
+    (slack,) = [r for r in hook.accepted if r["path"] == "/slack"]
+    assert slack["json"]["blocks"] and "downloads" in slack["json"]["text"]
+
+
+def test_a_history_backfill_pages_nobody(project, servers):
+    hook, smtp = servers
+    score(project, [{"metric": "orders", "day": d, "is_anomaly": True} for d in (2, 5, 9)], 1, 12)
+    report = evaluate(project)
+    assert report.counts.get("opened", 0) == 0 and hook.requests == [] and smtp.messages == []
+
+
+def test_a_silence_keeps_the_alert_quiet_until_it_ends(project, servers, tmp_path):
+    hook, smtp = servers
+    (tmp_path / "alerts.yml").write_text(alerts_yml(hook.url, smtp.port, textwrap.dedent("""\
+        silences:
+          - match: {metric: orders}
+            starts: 2026-11-19T00:00:00Z
+            ends: 2026-11-21T00:00:00Z
+            comment: planned migration
+        """)))
+    score(project, [{"metric": "orders", "day": 19, "is_anomaly": True}], 19, 20)
+    report = evaluate(project)
+    assert report.counts["silenced"] == 1 and hook.requests == []
+    (state,) = read_table(Warehouse("duckdb", project), STATE)
+    assert state["status"] == "silenced" and state["silence"] == "planned migration"
+    evaluate(project, dt.datetime(2026, 11, 21, 0, 30))  # the silence is over, the detection still holds
+    assert [r["json"]["status"] for r in hook.accepted] == ["firing"]
+
+
+def test_a_failing_webhook_is_retried_with_backoff_under_the_same_key(project, servers):
+    hook, _ = servers
+    hook.fail_first(2)
+    score(project, [{"metric": "orders", "day": 19, "is_anomaly": True}], 19, 20)
+    first = evaluate(project)
+    assert len(first.delivery.failed) == 1
+    (row,) = read_table(Warehouse("duckdb", project), OUTBOX)
+    assert row["attempts"] == 1 and "500" in row["last_error"] and row["next_attempt_at"] == NOW + dt.timedelta(seconds=10)
+    assert evaluate(project, NOW + dt.timedelta(seconds=5)).delivery.waiting == 1  # not due yet
+    evaluate(project, NOW + dt.timedelta(seconds=11))  # second failure: next after 20 s more
+    (row,) = read_table(Warehouse("duckdb", project), OUTBOX)
+    assert row["attempts"] == 2 and row["next_attempt_at"] == NOW + dt.timedelta(seconds=31)
+    evaluate(project, NOW + dt.timedelta(seconds=32))
+    assert len(hook.requests) == 3 and len(hook.accepted) == 1 and len(set(hook.keys(accepted_only=False))) == 1
+    (row,) = read_table(Warehouse("duckdb", project), OUTBOX)
+    assert row["delivered_at"] is not None
+
+
+def test_a_channel_down_for_many_evaluations_gets_every_message_in_order(project, servers):
+    hook, _ = servers
+    hook.stop()
+    score(project, [{"metric": "orders", "day": 19, "is_anomaly": True}], 19, 20)
+    evaluate(project)
+    score(project, [{"metric": "orders", "day": 19, "is_anomaly": True}, {"metric": "orders", "day": 20}], 19, 21)
+    evaluate(project, NOW + dt.timedelta(hours=1))  # resolved while the hook is down
+    score(project, [{"metric": "orders", "day": 19, "is_anomaly": True}, {"metric": "orders", "day": 20},
+                    {"metric": "orders", "day": 21, "is_anomaly": True}], 19, 22)
+    evaluate(project, dt.datetime(2026, 11, 22, 1))  # a new episode
+    pending = read_table(Warehouse("duckdb", project), OUTBOX, "delivered_at is null", order="created_at, seq")
+    assert [json.loads(p["payload"])["status"] for p in pending] == ["firing", "resolved", "firing"]
+    assert all(p["last_error"] for p in pending[:1])
+    hook.start()
+    evaluate(project, dt.datetime(2026, 11, 22, 3))  # past every backoff
+    assert [r["json"]["idempotency_key"] for r in hook.accepted] == [p["idempotency_key"] for p in pending]
+    assert [r["json"]["status"] for r in hook.accepted] == ["firing", "resolved", "firing"]
+
+
+def test_an_unset_secret_is_a_failed_delivery_in_the_outbox_not_a_crash(project, servers, monkeypatch):
+    monkeypatch.delenv("HOOK_SECRET")
+    score(project, [{"metric": "orders", "day": 19, "is_anomaly": True}], 19, 20)
+    report = evaluate(project)
+    (row,) = read_table(Warehouse("duckdb", project), OUTBOX)
+    assert row["delivered_at"] is None and "HOOK_SECRET" in row["last_error"] and report.delivery.failed
+    assert SECRET not in row["last_error"]
+
+
+def test_a_delivery_killed_between_send_and_record_is_sent_again_with_the_same_key(project, servers, tmp_path):
+    hook, _ = servers
+    score(project, [{"metric": "orders", "day": 19, "is_anomaly": True},
+                    {"metric": "downloads", "day": 19, "is_anomaly": True}], 19, 20)
+    env = {**os.environ, "METRICS_NOW": NOW.isoformat(), "HOOK_SECRET": SECRET}
+    cmd = [sys.executable, "-m", "dagster_project.cli.main", "--project-dir", str(tmp_path), "alerts", "evaluate"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killed = []
+
+    def kill_sender(request: dict) -> None:
+        if request["path"] == "/hook" and not killed:  # the message arrived; its delivery is not recorded yet
+            os.kill(proc.pid, signal.SIGKILL)
+            killed.append(request["json"]["idempotency_key"])
+
+    hook.on_request(kill_sender)
+    proc.wait(timeout=120)
+    assert proc.returncode == -signal.SIGKILL and killed
+    (row,) = read_table(Warehouse("duckdb", project), OUTBOX, "channel = ?", ["hook"])
+    assert row["delivered_at"] is None  # the send happened, the record did not
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    hook_keys = [r["json"]["idempotency_key"] for r in hook.requests if r["path"] == "/hook"]
+    assert hook_keys == [killed[0], killed[0]]  # sent twice, same key: the receiver drops the repeat
+    outbox = read_table(Warehouse("duckdb", project), OUTBOX)
+    assert outbox and all(r["delivered_at"] is not None for r in outbox)  # every message arrived
+
+
+def test_the_sensor_evaluates_once_per_tick_and_moves_its_cursor(project, servers, monkeypatch, tmp_path):
+    from dagster import DagsterInstance, build_sensor_context
+
+    from dagster_project.defs.alerts import metric_alerts_sensor
+    hook, _ = servers
+    monkeypatch.setenv("METRICS_PROJECT_DIR", str(tmp_path))
+    monkeypatch.setenv("METRICS_NOW", NOW.isoformat())
+    score(project, [{"metric": "orders", "day": 19, "is_anomaly": True}], 19, 20)
+    with DagsterInstance.ephemeral() as instance:
+        context = build_sensor_context(instance=instance, cursor=None)
+        (skip,) = list(metric_alerts_sensor(context))
+        assert "1 opened" in skip.skip_message and len(hook.accepted) == 1
+        cursor = json.loads(context.cursor)["scoring"]
+        context = build_sensor_context(instance=instance, cursor=context.cursor)
+        (again,) = list(metric_alerts_sensor(context))
+        assert "no new scoring" in again.skip_message and len(hook.accepted) == 1
+        assert json.loads(context.cursor)["scoring"] == cursor
