@@ -68,6 +68,9 @@ def main() -> None:
         root = Path(tmp)
         paths = copy_project(root, metrics={"commerce/orders.yml": METRIC})
         (root / "alerts.yml").write_text(ALERTS)
+        # no raw tables in this project: leave out the example's source freshness checks
+        (root / "models" / "staging" / "_sources.yml").write_text(
+            "version: 2\nsources:\n  - name: raw\n    tables: [{name: entity_events}]\n")
         os.environ.update(METRICS_PROJECT_DIR=str(root), METRICS_DUCKDB_PATH=str(root / "warehouse" / "metrics.duckdb"),
                           METRICS_NOW=NOW.isoformat(), METRICS_TARGET="duckdb")
         from dagster_project.warehouse.anomaly_store import replace_window

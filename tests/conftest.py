@@ -32,6 +32,14 @@ def make_project(root: Path, metrics: dict[str, str], config: str | None = None)
     return ProjectPaths(root)
 
 
+def without_freshness(paths: ProjectPaths) -> None:
+    """Drop the example's source freshness declarations (a project whose raw tables are
+    not loaded would raise a freshness alert per table)."""
+    (paths.models_dir / "staging" / "_sources.yml").write_text(
+        "version: 2\nsources:\n  - name: raw\n    schema: raw\n    tables:\n"
+        "      - name: entity_events\n      - name: orders\n      - name: follower_snapshots\n")
+
+
 @pytest.fixture
 def isolated_env(monkeypatch, tmp_path):
     monkeypatch.setenv("METRICS_DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))

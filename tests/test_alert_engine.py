@@ -94,7 +94,7 @@ def test_back_in_band_resolves_with_one_message_and_a_recompute_removal_resolves
     assert [s["status"] for s in back.states.values()] == ["resolved"]
     assert [m["status"] for m in back.messages] == ["resolved"]
     removed = run(series(bucket("orders", 18)), states, NOW + dt.timedelta(hours=1))
-    assert [s["detail"] for s in removed.states.values()] == ["a recompute removed the detection"]
+    assert [s["resolution"] for s in removed.states.values()] == ["a recompute removed the detection"]
 
 
 def test_an_alert_resolved_before_its_first_message_sends_nothing():
@@ -111,3 +111,24 @@ def test_a_new_detection_after_resolution_opens_a_new_episode():
                 dict(back.states))
     (state,) = again.states.values()
     assert state["status"] == "open" and state["episode"] == 2
+
+
+def test_open_within_counts_from_when_a_detection_settled():
+    two_days = AlertsConfig.model_validate({**CONFIG.model_dump(exclude={"default_route", "routes", "channels",
+                                                                        "silences", "retry"}),
+                                            "open_within": "2d", "channels": {"log": {"type": "log", "path": "a"}},
+                                            "default_route": {"channels": ["log"]}})
+    # Nov 16 ended Nov 17 and settled three days later (day lookback 3): 0.5 days ago
+    settled = Evaluator(two_days, METRICS, SETTLE, NOW).evaluate(series(bucket("orders", 16, flagged=True)), {})
+    older = Evaluator(two_days, METRICS, SETTLE, NOW).evaluate(series(bucket("orders", 13, flagged=True)), {})
+    assert len(settled.states) == 1 and older.states == {}
+
+
+def test_an_alert_whose_series_moved_to_another_route_is_resolved_not_orphaned():
+    scored = series(bucket("orders", 18, flagged=True))
+    first = run(scored)
+    (key,) = first.states
+    assert key[1] == "default"
+    moved = {**METRICS, "orders": MetricInfo("orders", "growth", None, (), (), 3.0)}  # now routed to `growth`
+    after = Evaluator(CONFIG, moved, SETTLE, NOW + dt.timedelta(minutes=1)).evaluate(scored, dict(first.states))
+    assert after.states[key]["status"] == "resolved" and after.states[(key[0], "growth")]["status"] == "open"

@@ -244,3 +244,19 @@ def test_committed_alerts_schema_is_current_and_check_covers_it(tmp_path, capsys
     assert "docs/alerts.schema.json is stale" in capsys.readouterr().err
     assert main(["--project-dir", str(paths.root), "schema"]) == 0
     assert main(["--project-dir", str(paths.root), "schema", "--check"]) == 0
+
+
+def test_default_route_with_a_name_and_a_literal_secret_are_errors_at_their_lines(tmp_path):
+    from dagster_project.alerting.load import load_alerts
+    from dagster_project.paths import ProjectPaths
+    (tmp_path / "alerts.yml").write_text(
+        "channels:\n"
+        "  hook: {type: webhook, url: 'http://127.0.0.1:9/x', secret: plain-text-secret}\n"
+        "default_route:\n"
+        "  name: fallback\n"
+        "  channels: [hook]\n")
+    _, issues = load_alerts(ProjectPaths(tmp_path))
+    text = "\n".join(map(str, issues))
+    assert "alerts.yml:2:" in text and "environment reference" in text
+    assert "alerts.yml:3:" in text and "default_route takes no `name`" in text
+    assert "plain-text-secret" not in text  # a secret typed in by mistake is not echoed to CI logs

@@ -26,7 +26,7 @@ from dagster_project.warehouse.alert_store import OUTBOX, STATE, read_table
 from dagster_project.warehouse.anomaly_store import NAMES, replace_window
 from dagster_project.warehouse.connection import Warehouse
 from tests.alert_servers import SmtpReceiver, WebhookReceiver, wait_for
-from tests.conftest import make_project
+from tests.conftest import make_project, without_freshness
 
 NOW = dt.datetime(2026, 11, 20, 12, 0)
 SECRET = "hook-secret-value"
@@ -84,6 +84,7 @@ def project(tmp_path, monkeypatch, servers):
         "growth/downloads.yml": METRIC.format(name="downloads", owner="growth@example.com"),
     })
     (tmp_path / "alerts.yml").write_text(alerts_yml(hook.url, smtp.port))
+    without_freshness(paths)  # no raw tables here: only anomaly alerts are under test
     return paths
 
 
@@ -300,6 +301,8 @@ def test_the_sensor_evaluates_once_per_tick_and_moves_its_cursor(project, server
         (skip,) = list(metric_alerts_sensor(context))
         assert "1 opened" in skip.skip_message and len(hook.accepted) == 1
         cursor = json.loads(context.cursor)["scoring"]
+        newest = Warehouse("duckdb", project).rows("select max(computed_at) from analytics.metric_anomalies")[1][0][0]
+        assert cursor == newest.isoformat()  # the newest scoring read
         context = build_sensor_context(instance=instance, cursor=context.cursor)
         (again,) = list(metric_alerts_sensor(context))
         assert "no new scoring" in again.skip_message and len(hook.accepted) == 1

@@ -80,6 +80,14 @@ class _Channel(_Frozen):
         return value
 
 
+def _reference_only(value: str | None, field: str) -> str | None:
+    """A secret is written as a `${ENV_VAR}` reference, never as the secret itself."""
+    if value is not None and not re.fullmatch(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}", value.strip()):
+        raise ValueError(f"`{field}` must be an environment reference like ${{ALERT_WEBHOOK_SECRET}}: "
+                         "secrets are never written in alerts.yml")
+    return value
+
+
 class SlackChannel(_Channel):
     type: Literal["slack"]
     url: str = Field(description="Incoming-webhook URL, usually `${SLACK_WEBHOOK_URL}`.")
@@ -89,9 +97,14 @@ class SlackChannel(_Channel):
 class WebhookChannel(_Channel):
     type: Literal["webhook"]
     url: str
-    secret: str | None = Field(None, description="HMAC-SHA256 key: the body's signature goes in `X-Signature-256`.")
+    secret: str | None = Field(None, description="HMAC-SHA256 key as a `${ENV_VAR}` reference: the body's signature goes in `X-Signature-256`.")
     headers: dict[str, str] = Field(default_factory=dict)
     timeout_seconds: float = Field(10, gt=0, le=300)
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: str | None) -> str | None:
+        return _reference_only(value, "secret")
 
 
 class EmailChannel(_Channel):
@@ -102,6 +115,11 @@ class EmailChannel(_Channel):
     smtp_port: int = Field(25, gt=0, lt=65536)
     username: str | None = None
     password: str | None = None
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, value: str | None) -> str | None:
+        return _reference_only(value, "password")
     starttls: bool = False
     timeout_seconds: float = Field(10, gt=0, le=300)
 
@@ -155,6 +173,15 @@ class Route(_Durations):
 
 class DefaultRoute(Route):
     name: str = "default"
+
+    @model_validator(mode="after")
+    def _no_name_or_match(self) -> "DefaultRoute":
+        # it catches what no route matched, under the name `default`
+        extra = sorted({"name", "match"} & self.model_fields_set)
+        if extra:
+            raise ValueError(f"default_route takes no {' or '.join(f'`{e}`' for e in extra)} "
+                             "(it is named `default` and takes every alert no route matched)")
+        return self
 
 
 class Silence(_Frozen):

@@ -29,12 +29,20 @@ def pending(wh: Warehouse) -> list[dict]:
 
 
 def deliver(wh: Warehouse, config: AlertsConfig, root: Path, now: Callable[[], dt.datetime],
-            lock_timeout: float | None = None) -> DeliveryReport:
+            lock_timeout: float | None = None, budget_seconds: float | None = None) -> DeliveryReport:
+    """`budget_seconds`: stop starting sends after this long (a sensor tick has a time
+    limit); what is left waits for the next pass, in order."""
+    import time
+
     from .channels import DeliveryError, send
     report = DeliveryReport()
     blocked: set[str] = set()
+    started = time.monotonic()
     for row in pending(wh):
         name = row["channel"]
+        if budget_seconds is not None and time.monotonic() - started > budget_seconds:
+            report.waiting += 1
+            continue
         if name in blocked or (row["next_attempt_at"] is not None and row["next_attempt_at"] > now()):
             blocked.add(name)
             report.waiting += 1

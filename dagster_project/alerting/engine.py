@@ -59,6 +59,21 @@ class MetricInfo:
     enabled: bool = True
 
 
+@dataclass(frozen=True)
+class Signal:
+    """A pipeline alert's current truth: a source past its freshness allowance, or a job
+    whose latest run failed. `firing=False` resolves an open alert of the same key."""
+
+    kind: str  # freshness | run_failure
+    subject: str  # the source (`raw.orders`) or the job name
+    firing: bool
+    severity: str = "critical"
+    reason: str | None = None
+    since: dt.datetime | None = None
+    detail: dict = field(default_factory=dict)  # source/last_row_at/allowance or job/run_id/partition/error
+    labels: dict = field(default_factory=dict)  # extra route labels (grain, owner, domain)
+
+
 @dataclass
 class Outcome:
     states: dict[tuple[str, str], dict] = field(default_factory=dict)  # changed rows only
@@ -106,7 +121,8 @@ class Evaluator:
         return max(spans) + BUCKET[grain]
 
     # --- state transitions -------------------------------------------------------------
-    def evaluate(self, scored: dict[tuple, list[Scored]] | None, states: dict[tuple[str, str], dict]) -> Outcome:
+    def evaluate(self, scored: dict[tuple, list[Scored]] | None, states: dict[tuple[str, str], dict],
+                 signals: list[Signal] = ()) -> Outcome:
         """`scored`: (metric, grain, dimension, dimension_value) -> rows sorted by bucket,
         or None when nothing was scored since the last evaluation (then only the timers
         run: silences, group waits, repeats); `states`: (alert_key, route) -> the current
@@ -114,6 +130,7 @@ class Evaluator:
         current = dict(states)
         resolved_now: list[dict] = []
         seen: set[tuple[str, str]] = set()
+        visited: set[str] = set()  # alert keys of the series read this time
         if scored is None:
             for k, s in states.items():
                 metric = self.metrics.get(s["metric"])
@@ -127,7 +144,9 @@ class Evaluator:
             if metric is None or not metric.enabled:
                 continue
             key = alert_key("anomaly", metric_name, grain, dim, dval)
-            strong = any(r.is_anomaly and abs(r.score or 0) >= 2 * metric.sensitivity for r in rows)
+            visited.add(key)
+            newest = next((r for r in reversed(rows) if r.is_anomaly), None)
+            strong = newest is not None and abs(newest.score or 0) >= 2 * metric.sensitivity
             for route in self._routes(metric, grain, dim, dval, "critical" if strong else "warning"):
                 seen.add((key, route.name))
                 before = current.get((key, route.name))
@@ -137,13 +156,24 @@ class Evaluator:
                         resolved_now.append(after)
                     current[(key, route.name)] = after
                     self.out.states[(key, route.name)] = after
-        for k, s in states.items():  # alerts of metrics no longer scored
-            if k not in seen and s["kind"] == "anomaly" and s["status"] != "resolved":
-                metric = self.metrics.get(s["metric"])
-                if metric is None or not metric.enabled:
-                    after = self._resolve(s, "the metric is no longer scored")
+        for signal in signals:
+            for k, before, after in self._signal(signal, current):
+                if after["status"] == "resolved" and before is not None and before["status"] != "resolved":
                     resolved_now.append(after)
-                    current[k] = self.out.states[k] = after
+                current[k] = self.out.states[k] = after
+        for k, s in states.items():
+            if k in seen or s["kind"] != "anomaly" or current[k]["status"] == "resolved":
+                continue
+            metric = self.metrics.get(s["metric"])
+            if metric is None or not metric.enabled:
+                why = "the metric is no longer scored"
+            elif k[0] in visited:  # the series was scored but no longer goes to this route
+                why = "the series goes to another route now (alerts.yml or the metric's alerts: changed)"
+            else:
+                continue
+            after = self._resolve(current[k], why)
+            resolved_now.append(after)
+            current[k] = self.out.states[k] = after
         self._messages(current, resolved_now)
         return self.out
 
@@ -156,12 +186,18 @@ class Evaluator:
         strong = 2 * metric.sensitivity
         newest_ok = self.now - self.open_within(route, grain)
         width = BUCKET[grain]
+        settle = width * self.settle.get(grain, 0)
 
         def opens(r: Scored) -> bool:
             return r.is_anomaly and (not r.provisional or abs(r.score or 0) >= strong)
 
+        def detected_at(r: Scored) -> dt.datetime:
+            # a provisional detection exists from its bucket's end, a settled one from
+            # when the bucket left the settle lookback: that is the age open_within limits
+            return r.bucket_start + width + (dt.timedelta(0) if r.provisional else settle)
+
         if s is None or s["status"] == "resolved":
-            fresh = [r for r in rows if opens(r) and r.bucket_start + width >= newest_ok
+            fresh = [r for r in rows if opens(r) and detected_at(r) >= newest_ok
                      and (s is None or r.bucket_start > s["bucket_start"])]
             if not fresh:
                 return s
@@ -170,7 +206,7 @@ class Evaluator:
                      "dimension": dim, "dimension_value": dval, "status": "open",
                      "episode": (s["episode"] + 1) if s else 1, "sends": 0, "notified": False,
                      "opened_at": self.now, "last_sent_at": None, "resolved_at": None, "since": fresh[0].bucket_start,
-                     "silence": None, "detail": None}
+                     "silence": None, "detail": None, "resolution": None}
             self._detection(state, det, metric, route)
             self.out.counts["opened"] += 1
             self.out.lines.append(f"opened {key} -> {route.name}: {det.reason or ''}")
@@ -182,12 +218,59 @@ class Evaluator:
         at = next((r for r in rows if r.bucket_start == state["bucket_start"]), None)
         after = [r for r in rows if r.bucket_start > state["bucket_start"]]
         if not any(r.is_anomaly for r in after):
-            if at is not None and not at.is_anomaly:
+            if at is None or not at.is_anomaly:  # rescored in band, or its row is gone
                 return self._resolve(state, "a recompute removed the detection")
             if sum(1 for r in after if r.value is not None) >= route.resolve_after:
                 return self._resolve(state, "back in band")
         state = self._silence(state, metric)
         return state if state != s else s
+
+    def _signal(self, signal: Signal, current: dict) -> list[tuple[tuple[str, str], dict | None, dict]]:
+        """Open, update or resolve the alerts of one pipeline signal (one per route)."""
+        key = f"{signal.kind}:{signal.subject}"
+        labels = {"kind": signal.kind, "source": signal.subject if signal.kind == "freshness" else None,
+                  "severity": signal.severity, "metric": None, **signal.labels}
+        changes = []
+        routes = self.config.routes_for(labels) if signal.firing else \
+            [r for r in (self.config.route(k[1]) for k in current if k[0] == key) if r is not None]
+        for route in routes:
+            k = (key, route.name)
+            before = current.get(k)
+            active = before is not None and before["status"] != "resolved"
+            if not signal.firing:
+                if active:
+                    changes.append((k, before, self._resolve(before, signal.reason or "back to normal")))
+                continue
+            detail = json.dumps(signal.detail, sort_keys=True, default=str)
+            if active:
+                state = dict(before, severity=signal.severity, reason=signal.reason, detail=detail)
+                state = self._silence_labels(state, labels)
+                if state != before:
+                    state["updated_at"] = self.now
+                    changes.append((k, before, state))
+                continue
+            state = {"alert_key": key, "route": route.name, "kind": signal.kind, "metric": signal.subject,
+                     "grain": signal.labels.get("grain") or "", "dimension": "", "dimension_value": "",
+                     "group_key": group_key(route, {**labels, "metric": signal.subject}), "status": "open",
+                     "severity": signal.severity, "episode": (before["episode"] + 1) if before else 1, "sends": 0,
+                     "notified": False, "opened_at": self.now, "last_sent_at": None, "resolved_at": None,
+                     "since": signal.since or self.now, "bucket_start": signal.since or self.now, "value": None,
+                     "expected": None, "lower": None, "upper": None, "score": None, "direction": None,
+                     "reason": signal.reason, "chart": None, "silence": None, "detail": detail, "resolution": None,
+                     "updated_at": self.now}
+            self.out.counts["opened"] += 1
+            self.out.lines.append(f"opened {key} -> {route.name}: {signal.reason or ''}")
+            changes.append((k, before, self._silence_labels(state, labels)))
+        return changes
+
+    def _silence_labels(self, state: dict, labels: dict) -> dict:
+        silence = self.config.silenced_by(labels, self.now)
+        if silence is not None and state["status"] == "open":
+            state.update(status="silenced", silence=silence.comment or "silenced")
+            self.out.counts["silenced"] += 1
+        elif silence is None and state["status"] == "silenced":
+            state.update(status="open", silence=None)
+        return state
 
     def _detection(self, state: dict, r: Scored, metric: MetricInfo, route: Route) -> None:
         severity = "critical" if abs(r.score or 0) >= 2 * metric.sensitivity else "warning"
@@ -210,7 +293,7 @@ class Evaluator:
 
     def _resolve(self, s: dict, why: str) -> dict:
         state = dict(s)
-        state.update(status="resolved", resolved_at=self.now, detail=why, updated_at=self.now,
+        state.update(status="resolved", resolved_at=self.now, resolution=why, updated_at=self.now,
                      silence=s["silence"] if s["status"] == "silenced" else None)
         self.out.counts["resolved"] += 1
         self.out.lines.append(f"resolved {s['alert_key']} -> {s['route']}: {why}")
@@ -240,7 +323,7 @@ class Evaluator:
             self.out.counts["repeated" if repeat else "notified"] += 1
         done: dict[tuple[str, str], list[dict]] = defaultdict(list)
         for s in resolved_now:
-            if s["notified"] and s.get("silence") is None:
+            if s["notified"]:  # whoever saw it firing hears that it resolved, silence or not
                 done[(s["route"], s["group_key"])].append(s)
         for (route_name, group), alerts in sorted(done.items()):
             route = self.config.route(route_name)
@@ -273,7 +356,9 @@ class Evaluator:
                 "link": f"{self.base}/assets/anomalies_{a['grain']}", "chart": a["chart"], "since": _iso(a["since"]),
                 "severity": a["severity"], "kind": a["kind"]}
         if a["status"] == "resolved":
-            item["resolved_because"] = a.get("detail")
-        if a.get("detail") and a["kind"] != "anomaly":
-            item.update(json.loads(a["detail"]))
+            item["resolved_because"] = a.get("resolution")
+        if a["kind"] != "anomaly":
+            item.update(metric=None, grain=a["grain"] or None, slice=None, bucket_start=None,
+                        link=f"{self.base}/runs" if a["kind"] == "run_failure" else f"{self.base}/assets/staging")
+            item.update(json.loads(a["detail"] or "{}"))
         return item

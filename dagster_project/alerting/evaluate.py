@@ -1,8 +1,9 @@
 """One alert evaluation against the warehouse, the work of a `metric_alerts_sensor` tick
 and of `metrics alerts evaluate`: read the alert state and the scored buckets that can
 still open or resolve an alert, run the engine, write state and outbox together, then
-deliver what is due. The whole evaluation holds the warehouse's writer lock, so two
-evaluations (a sensor tick and a CLI call) never interleave."""
+deliver what is due. Reading and writing hold the warehouse's writer lock, so two
+evaluations (a sensor tick and a CLI call) never interleave; delivery happens after it
+is released."""
 from __future__ import annotations
 
 import datetime as dt
@@ -14,7 +15,8 @@ from ..warehouse.alert_store import STATE, commit, read_cursor, read_table
 from ..warehouse.anomaly_store import TABLE as ANOMALIES
 from ..warehouse.connection import Warehouse
 from .delivery import DeliveryReport, deliver
-from .engine import Evaluator, MetricInfo, Scored
+from .engine import Evaluator, MetricInfo, Scored, Signal
+from .pipeline import freshness_signals
 
 SCORED_COLUMNS = ("metric", "grain", "dimension", "dimension_value", "bucket_start", "value", "expected", "lower",
                   "upper", "score", "is_anomaly", "direction", "provisional", "reason", "chart_path")
@@ -28,6 +30,7 @@ class EvaluationReport:
     new_scoring: bool = False
     cursor: dt.datetime | None = None
     open_alerts: int = 0
+    notes: list[str] = field(default_factory=list)  # freshness declarations that could not be checked
 
     def summary(self) -> str:
         c = self.counts
@@ -73,7 +76,9 @@ def read_scored(wh: Warehouse, since: dict[str, dt.datetime]) -> dict[tuple, lis
 
 
 def evaluate_once(paths: ProjectPaths, target: str, project: MetricsProject, now: dt.datetime,
-                  lock_timeout: float | None = None, send: bool = True) -> EvaluationReport:
+                  lock_timeout: float | None = None, send: bool = True,
+                  signals: list[Signal] = (), deliver_budget: float | None = None) -> EvaluationReport:
+    """`signals`: pipeline alerts from the run sensors; source freshness is checked here."""
     from ..warehouse.lock import warehouse_lock
     wh = Warehouse(target, paths)
     config = project.alerts
@@ -91,7 +96,9 @@ def evaluate_once(paths: ProjectPaths, target: str, project: MetricsProject, now
                 if s["kind"] == "anomaly" and s["status"] != "resolved" and s["grain"] in since:
                     since[s["grain"]] = min(since[s["grain"]], s["bucket_start"])
             scored = read_scored(wh, since)
-        outcome = engine.evaluate(scored, states)
+        fresh, notes = freshness_signals(wh, paths, now)
+        outcome = engine.evaluate(scored, states, [*fresh, *signals])
+        outcome.lines.extend(notes)
         if outcome.states or outcome.messages or report.new_scoring:
             commit(wh, list(outcome.states.values()), outcome.messages, newest if report.new_scoring else None,
                    lock_timeout=lock_timeout)
@@ -99,6 +106,8 @@ def evaluate_once(paths: ProjectPaths, target: str, project: MetricsProject, now
         report.counts, report.lines = dict(outcome.counts), outcome.lines
         report.cursor = newest if report.new_scoring else cursor
         report.open_alerts = sum(1 for s in states.values() if s["status"] == "open")
-        if send:
-            report.delivery = deliver(wh, config, paths.root, lambda: now, lock_timeout=lock_timeout)
+        report.notes = notes
+    if send:  # outside the lock: a slow channel must not hold up a run; each record takes it briefly
+        report.delivery = deliver(wh, config, paths.root, lambda: now, lock_timeout=lock_timeout,
+                                  budget_seconds=deliver_budget)
     return report

@@ -264,10 +264,11 @@ def metric_html(page: MetricPage, project: MetricsProject, paths: ProjectPaths, 
         if not g.total:
             charts.append(f'<p class="muted">No series: {escape(g.error or "no buckets in the last 90 days")}.</p></section>')
             continue
-        lines = [Line("total", _points(g.total), g.anomalies.get(("", ""), []))]
+        partial = next((r["bucket_start"] for r in g.total if not r["complete"]), None)
+        lines = [Line("total", _points(g.total), g.anomalies.get(("", ""), []), partial)]
         for label, rows in g.slices:
             dim, val = label.split("=", 1)
-            lines.append(Line(label, _points(rows), g.anomalies.get((dim, val), [])))
+            lines.append(Line(label, _points(rows), g.anomalies.get((dim, val), []), partial))
         flagged = sum(len(ln.marks) for ln in lines)
         end = max(now, g.total[-1]["bucket_start"])
         charts.append(chart(lines, g.total[0]["bucket_start"], end, f"{m.name} by {g.grain}, last {DAYS} days"))

@@ -16,6 +16,7 @@ class Line:
     label: str
     points: list[tuple[dt.datetime, float | None]]  # None: a gap
     marks: list[tuple[dt.datetime, float | None, str]] = field(default_factory=list)  # anomalies: bucket, value, reason
+    partial: dt.datetime | None = None  # the bucket in progress: drawn dashed and hollow, not as a drop
 
 
 def number(v: float | None) -> str:
@@ -98,8 +99,18 @@ def chart(lines: list[Line], start: dt.datetime, end: dt.datetime, title: str, w
         parts.append(f'<text x="{x(t):.1f}" y="{top + h + 18}" text-anchor="middle" class="tick">{escape(label)}</text>')
     for i, ln in enumerate(lines):
         color = COLORS[i % len(COLORS)]
-        d = _path(ln.points, x, y)
-        single = [p for p in ln.points if p[1] is not None]
+        done = [p for p in ln.points if ln.partial is None or p[0] < ln.partial]
+        open_ = [p for p in ln.points if ln.partial is not None and p[0] >= ln.partial and p[1] is not None]
+        d = _path(done, x, y)
+        single = [p for p in done if p[1] is not None]
+        if open_ and single:  # dashed: the bucket is still filling up
+            (t0, v0), (t1, v1) = single[-1], open_[0]
+            parts.append(f'<path class="partial" d="M{x(t0):.1f},{y(v0):.1f} L{x(t1):.1f},{y(v1):.1f}" fill="none" '
+                         f'stroke="{color}" stroke-width="1.3" stroke-dasharray="4 3"/>')
+        for t, v in open_:
+            parts.append(f'<circle class="partial" cx="{x(t):.1f}" cy="{y(v):.1f}" r="3" fill="#fff" stroke="{color}" '
+                         f'stroke-width="1.5"><title>{escape(ln.label)} {t:%Y-%m-%d %H:%M}: {escape(number(v))} '
+                         f'so far (bucket in progress)</title></circle>')
         if d:
             parts.append(f'<path class="series" data-label="{escape(ln.label)}" d="{d}" fill="none" stroke="{color}" '
                          f'stroke-width="{2.2 if i == 0 else 1.3}" stroke-linejoin="round"/>')

@@ -8,7 +8,7 @@ import json
 import sys
 
 STATE_FIELDS = ["status", "alert_key", "route", "severity", "bucket_start", "value", "expected", "lower", "upper",
-                "score", "opened_at", "last_sent_at", "resolved_at", "sends", "reason", "detail"]
+                "score", "opened_at", "last_sent_at", "resolved_at", "sends", "reason", "resolution"]
 OUTBOX_FIELDS = ["idempotency_key", "channel", "route", "group_key", "status", "created_at", "attempts",
                  "next_attempt_at", "delivered_at", "last_error"]
 
@@ -83,7 +83,7 @@ def cmd_alerts(args, paths) -> int:
         return 1
     if args.status == "failed":
         groups = {(m["route"], m["group_key"]) for m in failing}
-        states = [s for s in states if (s["route"], s["group_key"]) in groups]
+        states = [s for s in states if (s["route"], s["group_key"]) in groups and s["status"] != "resolved"]
     elif args.status:
         states = [s for s in states if s["status"] == args.status]
     _print(states, STATE_FIELDS, args.format)

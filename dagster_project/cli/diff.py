@@ -1,6 +1,7 @@
 """`metrics diff --base REF`: what a change to the metric YAML does to the warehouse
 (metrics added, removed, changed; breaking or not; the generated SQL diff; the backfill
-plan), and `metrics backfill --from-diff REF`: launch exactly that plan through Dagster."""
+plan; with --values, how the changed metrics' values move over the last N days), and
+`metrics backfill --from-diff REF`: launch exactly that plan through Dagster."""
 from __future__ import annotations
 
 import sys
@@ -10,12 +11,27 @@ def add_parser(sub, with_target, date_type) -> None:
     sp = sub.add_parser("diff", help="metrics added/removed/changed against a git ref, SQL diff and backfill plan")
     sp.add_argument("--base", required=True, metavar="REF", help="git ref to compare the working tree with (origin/main)")
     sp.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    sp.add_argument("--values", action="store_true",
+                    help="build the old and new definitions of each changed metric in scratch schemas and compare values")
+    sp.add_argument("--days", type=_days, default=14, metavar="N", help="with --values: the last N UTC days (default 14)")
+    with_target(sp)
     sp.set_defaults(func=cmd_diff)
     sp = sub.add_parser("backfill", help="launch the backfill plan of `metrics diff` through Dagster (one run per grain)")
     sp.add_argument("--from-diff", required=True, metavar="REF", help="git ref the plan is computed against")
     sp.add_argument("--dry-run", action="store_true", help="print the plan, launch nothing")
     with_target(sp)
     sp.set_defaults(func=cmd_backfill)
+
+
+def _days(text: str) -> int:
+    import argparse
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 366:
+        raise argparse.ArgumentTypeError(f"--days takes a whole number of days from 1 to 366, got `{text}`")
+    return n
 
 
 def _err(msg: str) -> None:
@@ -39,7 +55,16 @@ def cmd_diff(args, paths) -> int:
         return 2
     for issue in result.base_issues:
         print(f"warning: {args.base}: {issue}", file=sys.stderr)
-    sys.stdout.write(RENDERERS[args.format](result))
+    values = None
+    if args.values:  # only here: without --values no warehouse and no dbt are touched
+        from ..pr.values import ValuesError, compare_values
+        from ..warehouse.connection import WarehouseError
+        try:
+            values = compare_values(paths, result, args.target, args.days)
+        except (ValuesError, WarehouseError) as err:  # WarehouseError: e.g. the writer lock timed out
+            _err(str(err))
+            return 2
+    sys.stdout.write(RENDERERS[args.format](result, values))
     return 0
 
 

@@ -41,7 +41,8 @@ def cmd_validate(args, paths: ProjectPaths) -> int:
     if result.issues:
         print(f"{len(result.issues)} problem(s) in {result.files} metric file(s)", file=sys.stderr)
         return 1
-    print(f"{result.files} metric file(s) valid ({time.perf_counter() - t0:.2f}s)")
+    extra = " and alerts.yml" if (paths.root / "alerts.yml").exists() else ""
+    print(f"{result.files} metric file(s){extra} valid ({time.perf_counter() - t0:.2f}s)")
     return 0
 
 
@@ -321,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_alerts_parser(sub, with_target)
     from .docs import add_parser as add_docs_parser
     add_docs_parser(sub, with_target, _date)
+    from .serve import add_parser as add_serve_parser
+    add_serve_parser(sub, with_target)
     from .silence import add_parser as add_silence_parser
     add_silence_parser(sub, with_target, _date)
     from .prune import cmd_prune

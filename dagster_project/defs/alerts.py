@@ -1,15 +1,30 @@
 """Alerting: `metric_alerts_sensor`, one alert evaluation per tick (dagster_project/
 alerting/evaluate.py; `metrics alerts evaluate` does the same headless). The cursor is
 the newest anomaly scoring the sensor has read: a tick without new scoring only runs the
-timers (group waits, repeats, silences) and the outbox, and reads no scored buckets."""
+timers (group waits, repeats, silences), the source freshness checks and the outbox, and
+reads no scored buckets. `pipeline_failure_sensor` opens a `run_failure` alert for a
+failed run, `pipeline_recovery_sensor` resolves it when the job next succeeds."""
 import json
 
-from dagster import DefaultSensorStatus, SensorEvaluationContext, SkipReason, sensor
+from dagster import (
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    RunStatusSensorContext,
+    SensorEvaluationContext,
+    SkipReason,
+    run_failure_sensor,
+    run_status_sensor,
+    sensor,
+)
 
 SENSOR_NAME = "metric_alerts_sensor"
+RUN_FAILURE_SENSOR = "pipeline_failure_sensor"
+RUN_SUCCESS_SENSOR = "pipeline_recovery_sensor"
 # a tick waits at most this long for a run that holds an embedded warehouse; the next
 # tick tries again (a sensor tick must finish well inside Dagster's tick timeout)
 LOCK_WAIT_SECONDS = 20.0
+DELIVERY_BUDGET_SECONDS = 25.0  # sends started per tick; the rest go on the next tick, in order
 
 
 LOGGED_LINES = 50  # per kind and tick: 10,000 alerts opened by one tick are a count, not a wall of log
@@ -22,7 +37,7 @@ def _log_some(log, lines: list[str]) -> None:
         log(f"... and {len(lines) - LOGGED_LINES} more (`metrics alerts` lists every alert)")
 
 
-def evaluate_tick(context: SensorEvaluationContext) -> str:
+def evaluate_tick(context, signals=()) -> str:
     """Run one evaluation, log what happened, advance the cursor; the tick's summary."""
     from ..alerting.evaluate import evaluate_once
     from ..validation.project import load_project
@@ -35,13 +50,14 @@ def evaluate_tick(context: SensorEvaluationContext) -> str:
     if not loaded.ok:
         return "metric YAML or alerts.yml has problems (run `metrics validate`): " + "; ".join(map(str, loaded.issues[:3]))
     try:
-        report = evaluate_once(paths, default_target(), loaded.project, now_utc(), lock_timeout=LOCK_WAIT_SECONDS)
+        report = evaluate_once(paths, default_target(), loaded.project, now_utc(), lock_timeout=LOCK_WAIT_SECONDS,
+                               signals=list(signals), deliver_budget=DELIVERY_BUDGET_SECONDS)
     except WarehouseLockTimeout:
         return "the warehouse is busy (a run holds it): evaluated on the next tick"
     _log_some(context.log.info, report.lines)
     _log_some(context.log.info, [f"delivered {line}" for line in report.delivery.delivered])
     _log_some(context.log.warning, [f"delivery failed, will retry: {line}" for line in report.delivery.failed])
-    if report.cursor is not None:
+    if report.cursor is not None and hasattr(context, "update_cursor"):
         context.update_cursor(json.dumps({"scoring": report.cursor.isoformat()}))
     return report.summary()
 
@@ -54,6 +70,36 @@ def metric_alerts_sensor(context: SensorEvaluationContext):
     yield SkipReason(evaluate_tick(context))
 
 
+def _run_signal(context: RunStatusSensorContext, failed: bool):
+    from ..alerting.pipeline import run_failure_signal
+    from ..warehouse.read import now_utc
+    run = context.dagster_run
+    tags = run.tags or {}
+    partition = tags.get("dagster/partition") or (
+        f"{tags['dagster/asset_partition_range_start']}..{tags.get('dagster/asset_partition_range_end', '')}"
+        if "dagster/asset_partition_range_start" in tags else None)
+    error = None
+    if failed:  # the first failed step's error says more than "steps failed: [...]"
+        steps = context.get_step_failure_events()
+        data = steps[0].event_specific_data if steps else None
+        error = getattr(getattr(data, "error", None), "message", None) or context.failure_event.message
+    return run_failure_signal(run.job_name, run.run_id, partition, error, failed, now_utc())
+
+
+@run_failure_sensor(name=RUN_FAILURE_SENSOR, default_status=DefaultSensorStatus.STOPPED, minimum_interval_seconds=30,
+                    description="A failed run opens a `run_failure` alert on the alerts.yml routes (kind: run_failure), "
+                                "so a broken pipeline is never read as a quiet metric.")
+def pipeline_failure_sensor(context: RunFailureSensorContext):
+    context.log.info(evaluate_tick(context, [_run_signal(context, failed=True)]))
+
+
+@run_status_sensor(run_status=DagsterRunStatus.SUCCESS, name=RUN_SUCCESS_SENSOR,
+                   default_status=DefaultSensorStatus.STOPPED, minimum_interval_seconds=30,
+                   description="A job's successful run resolves its open `run_failure` alert.")
+def pipeline_recovery_sensor(context: RunStatusSensorContext):
+    context.log.info(evaluate_tick(context, [_run_signal(context, failed=False)]))
+
+
 def alert_definitions():
     from dagster import Definitions
-    return Definitions(sensors=[metric_alerts_sensor])
+    return Definitions(sensors=[metric_alerts_sensor, pipeline_failure_sensor, pipeline_recovery_sensor])

@@ -1,6 +1,7 @@
 """A ProjectDiff as readable text, as Markdown (a PR comment or a CI job summary), as JSON."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 from .diff import IMPACTS, FieldChange, MetricDiff, ProjectDiff
@@ -33,7 +34,7 @@ def _command(d: ProjectDiff) -> str:
     return f"metrics backfill --from-diff {d.base.ref}"
 
 
-def text(d: ProjectDiff) -> str:
+def text(d: ProjectDiff, values=None) -> str:
     subject = d.base.subject if len(d.base.subject) <= 60 else d.base.subject[:57] + "..."
     out = [f"metrics diff: {d.base.ref} ({d.base.short} {subject}) -> working tree", _headline(d)]
     for note in d.notes:
@@ -52,6 +53,9 @@ def text(d: ProjectDiff) -> str:
             out.append(f"         generated SQL changes: {', '.join(m.sql_changed)}")
     out.append("")
     out += _plan_text(d)
+    if values is not None:
+        out.append("")
+        out += _values_text(values)
     if d.sql_diff:
         out.append("")
         out.append("Generated SQL (models/metrics/):")
@@ -86,7 +90,7 @@ def _code(v) -> str:
     return f"`{_md(s)}`"
 
 
-def markdown(d: ProjectDiff) -> str:
+def markdown(d: ProjectDiff, values=None) -> str:
     out = [f"## Metrics diff against `{d.base.ref}` ({d.base.short})", "", _headline(d) + ".", ""]
     for note in d.notes:
         out.append(f"> **Note:** {_md(note)}")
@@ -130,6 +134,8 @@ def markdown(d: ProjectDiff) -> str:
         out.append("")
         out.append(f"Changed drafts (built on demand, not by Dagster): {', '.join(p.drafts)}.")
     out.append("")
+    if values is not None:
+        out += _values_markdown(values)
     if d.sql_diff:
         out.append("### Generated SQL")
         out.append("")
@@ -151,8 +157,76 @@ def _summary(m: MetricDiff) -> str:
     return ", ".join(parts)
 
 
-def as_json(d: ProjectDiff) -> str:
-    return json.dumps(d.as_dict(), indent=2) + "\n"
+def as_json(d: ProjectDiff, values=None) -> str:
+    data = d.as_dict()
+    if values is not None:
+        data["values"] = values.as_dict()
+    return json.dumps(data, indent=2) + "\n"
+
+
+# ---------------------------------------------------------------------------- --values
+
+def _pct(v) -> str:
+    return "—" if v is None else f"{v * 100:.2f}%"
+
+
+def _num(v) -> str:
+    return "(none)" if v is None else f"{v:g}"
+
+
+def _values_head(v) -> str:
+    last = v.end - dt.timedelta(days=1)
+    return (f"over the last {v.days} days ({v.start} .. {last}, UTC, the day in progress included) "
+            f"on {v.target}, old (base) vs new (working tree) definitions")
+
+
+def _example(e: dict) -> str:
+    mark = " (in progress)" if e["in_progress"] else ""
+    return f"{e['bucket']}{mark} {e['slice']}: {_num(e['old'])} -> {_num(e['new'])}"
+
+
+def _examples(m, n: int = 3) -> list[tuple[str, dict]]:
+    """A few differing buckets of one grain (day if it differs, else the first that does);
+    JSON has the examples of every grain."""
+    grains = sorted((g for g in m.grains if g.examples), key=lambda g: g.grain != "day")
+    return [(grains[0].grain, e) for e in grains[0].examples[:n]] if grains else []
+
+
+def _values_text(v) -> list[str]:
+    out = [f"Values {_values_head(v)}:"]
+    if not v.metrics:
+        out.append("  no changed metric to compare")
+    for m in v.metrics:
+        out.append(f"  {m.name} ({m.impact})")
+        out.append(f"    {'grain':6} {'buckets':>8} {'differing':>9} {'max change':>11} {'mean change':>12}  total: differing")
+        for g in m.grains:
+            out.append(f"    {g.grain:6} {g.all.buckets:>8} {g.all.differing:>9} {_pct(g.all.max_change):>11} "
+                       f"{_pct(g.all.mean_change):>12}  {g.total.differing}/{g.total.buckets}")
+        for g, e in _examples(m):
+            out.append(f"    e.g. {g} {_example(e)}")
+        for note in m.notes:
+            out.append(f"    note: {note}")
+    for s in v.skipped:
+        out.append(f"  skipped {s}")
+    return out
+
+
+def _values_markdown(v) -> list[str]:
+    out = ["### Values", "", f"Values {_md(_values_head(v))}.", ""]
+    if not v.metrics:
+        out += ["No changed metric to compare.", ""]
+    for m in v.metrics:
+        out += [f"#### `{m.name}` ({m.impact})", "",
+                "| grain | buckets | differing | max change | mean change | total: differing |", "|---|---:|---:|---:|---:|---:|"]
+        for g in m.grains:
+            out.append(f"| {g.grain} | {g.all.buckets} | {g.all.differing} | {_pct(g.all.max_change)} | "
+                       f"{_pct(g.all.mean_change)} | {g.total.differing}/{g.total.buckets} |")
+        examples = [f"- {g} {_md(_example(e))}" for g, e in _examples(m)]
+        out += [""] + (["Examples:", ""] + examples + [""] if examples else [])
+        out += [f"> {_md(n)}" for n in m.notes] + ([""] if m.notes else [])
+    if v.skipped:
+        out += ["Not compared: " + "; ".join(_md(s) for s in v.skipped) + ".", ""]
+    return out
 
 
 RENDERERS = {"text": text, "markdown": markdown, "json": as_json}

@@ -34,7 +34,8 @@ def pydantic_issues(rel: str, located: LocatedYaml, err: ValidationError, model)
             loc = (*loc, key)
         else:
             given = e.get("input")
-            shown = f" (got {given!r})" if isinstance(given, (str, int, float, bool)) else ""
+            secret = bool(loc) and str(loc[-1]) in ("secret", "password")  # never echo a secret
+            shown = f" (got {given!r})" if isinstance(given, (str, int, float, bool)) and not secret else ""
             msg = f"`{field}`: {e['msg']}{shown}"
         out.append(ValidationIssue(rel, located.line_of(loc), msg, "schema"))
     return out

@@ -6,7 +6,10 @@ key and route), `alert_outbox` (one row per message and channel) and `alert_curs
 transaction on DuckDB and Postgres. ClickHouse has no multi-statement transactions: there
 the outbox rows go first and the state after, and because a message's idempotency key is
 derived from the state it was made from, an evaluation repeated after a crash in between
-rebuilds the same keys and the existing outbox rows are kept, not doubled."""
+rebuilds the same keys and the existing outbox rows are kept, not doubled. A changed row
+is never deleted before its new version exists there: every row carries a `version`, the
+new one is inserted, then the older ones are deleted, and reads keep the newest version
+of each key, so a crash between the two leaves a duplicate that reads ignore."""
 from __future__ import annotations
 
 import datetime as dt
@@ -27,14 +30,17 @@ STATE_COLUMNS: list[tuple[str, str]] = [
     ("opened_at", "timestamp"), ("last_sent_at", "timestamp"), ("resolved_at", "timestamp"),
     ("since", "timestamp"), ("bucket_start", "timestamp"), ("value", "double"), ("expected", "double"),
     ("lower", "double"), ("upper", "double"), ("score", "double"), ("direction", "text"),
-    ("reason", "text"), ("chart", "text"), ("silence", "text"), ("detail", "text"), ("updated_at", "timestamp"),
+    ("reason", "text"), ("chart", "text"), ("silence", "text"), ("detail", "text"), ("resolution", "text"),
+    ("updated_at", "timestamp"), ("version", "int"),
 ]
 OUTBOX_COLUMNS: list[tuple[str, str]] = [
     ("idempotency_key", "key"), ("channel", "key"), ("route", "text"), ("group_key", "text"),
     ("status", "text"), ("kind", "text"), ("payload", "text"), ("created_at", "timestamp"), ("seq", "int"),
     ("attempts", "int"), ("last_error", "text"), ("next_attempt_at", "timestamp"), ("delivered_at", "timestamp"),
+    ("version", "int"),
 ]
-CURSOR_COLUMNS: list[tuple[str, str]] = [("name", "key"), ("value", "timestamp"), ("updated_at", "timestamp")]
+CURSOR_COLUMNS: list[tuple[str, str]] = [("name", "key"), ("value", "timestamp"), ("updated_at", "timestamp"),
+                                         ("version", "int")]
 TABLES = {STATE: STATE_COLUMNS, OUTBOX: OUTBOX_COLUMNS, CURSOR: CURSOR_COLUMNS}
 KEYS = {STATE: ("alert_key", "route"), OUTBOX: ("idempotency_key", "channel"), CURSOR: ("name",)}
 _TYPES = {
@@ -66,19 +72,32 @@ def _create(wh: Warehouse, table: str) -> str:
 
 
 def ensure_tables(wh: Warehouse, con) -> None:
+    """Create the tables, and add the columns a newer version of this module has."""
     if wh.target == "duckdb":
-        con.execute(f"create schema if not exists {wh.schema}")
-        for t in TABLES:
-            con.execute(_create(wh, t))
+        run = con.execute
+        have = lambda t: {r[0] for r in con.execute(  # noqa: E731
+            "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
+            [wh.schema, t]).fetchall()}
     elif wh.target == "clickhouse":
-        con.command(f"create database if not exists {wh.schema}")
-        for t in TABLES:
-            con.command(_create(wh, t))
+        run = con.command
+        have = lambda t: {r[0] for r in con.query(  # noqa: E731
+            f"select name from system.columns where database = {_ch_literal(wh.schema)} and table = {_ch_literal(t)}"
+        ).result_rows}
     else:
         cur = con.cursor()
-        cur.execute(f"create schema if not exists {wh.schema}")
-        for t in TABLES:
-            cur.execute(_create(wh, t))
+        run = cur.execute
+
+        def have(t: str) -> set[str]:
+            cur.execute("select column_name from information_schema.columns where table_schema = %s "
+                        "and table_name = %s", [wh.schema, t])
+            return {r[0] for r in cur.fetchall()}
+    run(f"create {'database' if wh.target == 'clickhouse' else 'schema'} if not exists {wh.schema}")
+    types = _TYPES[wh.target]
+    for t in TABLES:
+        run(_create(wh, t))
+        for column, kind in TABLES[t]:
+            if column not in have(t):
+                run(f"alter table {wh.relation(t)} add column {_q(column)} {types[kind]}")
 
 
 def _frame(table: str, rows: list[dict]) -> "pd.DataFrame":
@@ -91,6 +110,8 @@ def _frame(table: str, rows: list[dict]) -> "pd.DataFrame":
             frame[c] = pd.to_numeric(frame[c], errors="coerce").astype("float64")
         elif k == "int":
             frame[c] = pd.array(frame[c], dtype="Int64")
+            if c == "version":
+                frame[c] = frame[c].fillna(1)
         elif k == "bool":
             frame[c] = pd.array(frame[c], dtype="boolean")
         else:
@@ -103,11 +124,13 @@ def _upsert_duckdb(wh: Warehouse, con, table: str, frame, only_new: bool) -> Non
     con.register(name, frame)
     match = " and ".join(f"t.{k} = i.{k}" for k in KEYS[table])
     rel = wh.relation(table)
+    cols = ", ".join(map(_q, names(table)))  # by name: an added column sits last in an older table
     if only_new:
-        con.execute(f"insert into {rel} select * from {name} i where not exists (select 1 from {rel} t where {match})")
+        con.execute(f"insert into {rel} ({cols}) select {cols} from {name} i "
+                    f"where not exists (select 1 from {rel} t where {match})")
     else:
         con.execute(f"delete from {rel} t using {name} i where {match}")
-        con.execute(f"insert into {rel} select * from {name}")
+        con.execute(f"insert into {rel} ({cols}) select {cols} from {name}")
     con.unregister(name)
 
 
@@ -136,20 +159,30 @@ def _key_list(table: str, rows) -> str:
 
 
 def _upsert_clickhouse(wh: Warehouse, con, table: str, frame, only_new: bool) -> None:
+    """Insert the new versions, then delete the versions that were there before (never
+    the other way round: see the module docstring)."""
     keys = KEYS[table]
     rel = wh.relation(table)
     records = frame[list(keys)].to_dict("records")
+    existing: dict[tuple, list[int]] = {}
     for i in range(0, len(records), 2000):  # bounded statement size
         chunk = records[i:i + 2000]
-        if only_new:
-            found = con.query(f"select {', '.join(keys)} from {rel} where ({', '.join(keys)}) in ({_key_list(table, chunk)})")
-            existing = {tuple(r) for r in found.result_rows}
-            if existing:
-                frame = frame[[tuple(r[k] for k in keys) not in existing for r in frame[list(keys)].to_dict("records")]]
-        else:
-            con.command(f"delete from {rel} where ({', '.join(keys)}) in ({_key_list(table, chunk)})")
-    if len(frame):
-        con.insert_df(rel, frame)
+        found = con.query(f"select {', '.join(keys)}, version from {rel} "
+                          f"where ({', '.join(keys)}) in ({_key_list(table, chunk)})")
+        for row in found.result_rows:
+            existing.setdefault(tuple(row[:-1]), []).append(int(row[-1] or 0))
+    rows = [tuple(r[k] for k in keys) for r in records]
+    if only_new:
+        frame = frame[[r not in existing for r in rows]]
+        if len(frame):
+            con.insert_df(rel, frame)
+        return
+    frame = frame.assign(version=[max(existing.get(r, [0])) + 1 for r in rows])
+    con.insert_df(rel, frame)
+    old = [(*k, v) for k, versions in existing.items() for v in versions]
+    for i in range(0, len(old), 2000):
+        tuples = ", ".join("(" + ", ".join(_ch_literal(x) for x in t) + ")" for t in old[i:i + 2000])
+        con.command(f"delete from {rel} where ({', '.join(keys)}, version) in ({tuples})")
 
 
 def _upsert(wh: Warehouse, con, table: str, rows: list[dict], only_new: bool = False) -> None:
@@ -205,7 +238,11 @@ def read_table(wh: Warehouse, table: str, where: str = "", params: list | None =
     """Rows of an alert table as dicts ([] before the first evaluation)."""
     if not wh.relation_exists(table):
         return []
-    sql = f"select {', '.join(map(_q, names(table)))} from {wh.relation(table)}"
+    source = wh.relation(table)
+    if wh.target == "clickhouse":  # the newest version of each key (module docstring)
+        keys = ", ".join(KEYS[table])
+        source = f"(select * from {source} order by {keys}, version desc limit 1 by {keys})"
+    sql = f"select {', '.join(map(_q, names(table)))} from {source}"
     sql += f" where {where}" if where else ""
     sql += f" order by {order}" if order else ""
     columns, rows = wh.rows(sql, params or [])

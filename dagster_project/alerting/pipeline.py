@@ -1,0 +1,154 @@
+"""Pipeline alerts, so a broken pipeline is never read as a quiet metric:
+
+- freshness: a dbt source table whose newest row is older than its declared allowance
+  (dbt's own `config: {freshness: {warn_after, error_after}, loaded_at_field}` in
+  `models/**/_sources.yml`, so `dbt source freshness` reads the same declaration), or
+  that does not exist. Checked on every alert evaluation: one `max()` per source table.
+- run_failure: a failed Dagster run of a job (the run-failure sensor), resolved by the
+  job's next successful run (the run-success sensor)."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..paths import ProjectPaths
+from ..warehouse.connection import Warehouse, WarehouseError, _yaml
+from .engine import Signal
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PERIOD = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+@dataclass(frozen=True)
+class FreshnessRule:
+    schema: str
+    table: str
+    loaded_at_field: str
+    warn_after: dt.timedelta | None
+    error_after: dt.timedelta | None
+    file: str
+
+    @property
+    def source(self) -> str:
+        return f"{self.schema}.{self.table}"
+
+
+def _after(block: object) -> dt.timedelta | None:
+    if not isinstance(block, dict):
+        return None
+    count, period = block.get("count"), block.get("period")
+    if not isinstance(count, int) or isinstance(count, bool) or count <= 0 or period not in _PERIOD:
+        return None
+    return dt.timedelta(seconds=count * _PERIOD[period])
+
+
+def _config(node: dict) -> dict:
+    """Freshness settings of a source or table: under `config:` (dbt >= 1.10) or, the
+    older spelling, at the top level."""
+    config = node.get("config") if isinstance(node.get("config"), dict) else {}
+    out = {}
+    for key in ("freshness", "loaded_at_field"):
+        if key in config:
+            out[key] = config[key]
+        elif key in node:
+            out[key] = node[key]
+    return out
+
+
+def freshness_rules(paths: ProjectPaths) -> tuple[list[FreshnessRule], list[str]]:
+    """The declared allowances, and the declarations that cannot be checked (why)."""
+    rules, problems = [], []
+    for file in sorted(paths.models_dir.rglob("*.yml")):
+        if paths.generated_dir in file.parents:
+            continue
+        for source in _yaml(file).get("sources") or []:
+            if not isinstance(source, dict):
+                continue
+            outer = _config(source)
+            schema = str(source.get("schema") or source.get("name") or "")
+            for table in source.get("tables") or []:
+                if not isinstance(table, dict):
+                    continue
+                inner = {**outer, **_config(table)}
+                freshness = inner.get("freshness")
+                if not isinstance(freshness, dict):
+                    continue
+                name = str(table.get("identifier") or table.get("name") or "")
+                warn, error = _after(freshness.get("warn_after")), _after(freshness.get("error_after"))
+                field = str(inner.get("loaded_at_field") or "")
+                where = f"{Path(paths.relative(file))}: source {schema}.{name}"
+                if not (warn or error):
+                    continue
+                if not all(_IDENT.match(x) for x in (schema, name, field)):
+                    problems.append(f"{where}: freshness needs a plain column as loaded_at_field (got `{field}`)")
+                    continue
+                rules.append(FreshnessRule(schema, name, field, warn, error, paths.relative(file)))
+    return rules, problems
+
+
+def _newest(wh: Warehouse, rule: FreshnessRule) -> tuple[bool, dt.datetime | None]:
+    """(table exists, newest loaded_at as naive UTC)."""
+    if wh.target == "clickhouse":
+        exists_sql = "select count() from system.tables where database = ? and name = ?"
+    else:
+        exists_sql = "select count(*) from information_schema.tables where table_schema = ? and table_name = ?"
+    if int(wh.rows(exists_sql, [rule.schema, rule.table])[1][0][0]) == 0:
+        return False, None
+    value = wh.rows(f'select max("{rule.loaded_at_field}") from "{rule.schema}"."{rule.table}"')[1][0][0]
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    elif isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        value = dt.datetime(value.year, value.month, value.day)
+    return True, value
+
+
+def freshness_signals(wh: Warehouse, paths: ProjectPaths, now: dt.datetime) -> tuple[list[Signal], list[str]]:
+    rules, notes = freshness_rules(paths)
+    signals = []
+    for rule in rules:
+        allowance = rule.error_after or rule.warn_after
+        detail = {"source": rule.source, "allowance": allowance.total_seconds(), "last_row_at": None}
+        try:
+            exists, newest = _newest(wh, rule)
+        except WarehouseError as err:
+            notes.append(f"freshness of {rule.source} not checked: {err}")
+            continue
+        if not exists:
+            signals.append(Signal("freshness", rule.source, True, "critical",
+                                  f"{rule.source} does not exist: no rows are arriving", None, detail))
+            continue
+        detail["last_row_at"] = newest.strftime("%Y-%m-%dT%H:%M:%SZ") if newest else None
+        age = now - newest if newest else None
+        late_error = rule.error_after is not None and (age is None or age > rule.error_after)
+        late_warn = rule.warn_after is not None and (age is None or age > rule.warn_after)
+        if late_error or late_warn:
+            limit = rule.error_after if late_error else rule.warn_after
+            if newest is None:
+                reason = f"{rule.source} has no rows"
+            else:
+                hours = age.total_seconds() / 3600
+                reason = (f"no new rows in {rule.source} for {hours:,.1f} h (allowed {limit.total_seconds() / 3600:g} h; "
+                          f"newest {newest:%Y-%m-%d %H:%M} UTC)")
+            signals.append(Signal("freshness", rule.source, True, "critical" if late_error else "warning", reason,
+                                  (newest + limit) if newest else None, detail))
+        else:
+            signals.append(Signal("freshness", rule.source, False, reason=f"{rule.source} delivers rows again"))
+    return signals, notes
+
+
+def run_failure_signal(job: str, run_id: str, partition: str | None, error: str | None, failed: bool,
+                       at: dt.datetime) -> Signal:
+    if not failed:
+        return Signal("run_failure", job, False, reason=f"run {run_id} of {job} succeeded")
+    first = (error or "").strip().splitlines()
+    return Signal("run_failure", job, True, "critical",
+                  f"run {run_id[:8]} of {job} failed" + (f": {first[0][:200]}" if first else ""), at,
+                  {"job": job, "run_id": run_id, "partition": partition, "error": (error or "")[:2000]},
+                  {"grain": _grain_of(job)})
+
+
+def _grain_of(job: str) -> str | None:
+    m = re.match(r"^rollups_(hour|day|week|month)_job$", job)
+    return m.group(1) if m else None

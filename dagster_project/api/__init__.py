@@ -1,0 +1,1 @@
+"""`metrics serve`: the read API over the rollups (app.py)."""

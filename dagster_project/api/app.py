@@ -1,0 +1,199 @@
+"""`metrics serve`: a read-only HTTP API over the rollups (FastAPI; OpenAPI at /openapi.json).
+
+Every GET answers with an ETag tied to the newest materialization (and the request), a
+matching If-None-Match gets 304, and bodies are cached in process under that ETag, so a
+new materialization invalidates them. Bad parameters get a 4xx with a message."""
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import json
+import os
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from ..paths import ProjectPaths
+from ..warehouse.connection import WarehouseError
+from ..warehouse.read import NotBuiltError, now_utc
+from . import queries
+from .queries import BadRequest
+from .state import ServeState, etag_for
+
+MAX_VALUES = 1000
+MAX_DAYS = 730
+ALERT_STATUSES = ("open", "resolved", "silenced")
+DATE_RANGE = (dt.date(1900, 1, 1), dt.date(2999, 12, 31))  # bucket arithmetic stays inside datetime's years
+
+
+def create_app(paths: ProjectPaths, target: str, refresh_seconds: float = 1.0) -> FastAPI:
+    state = ServeState(paths, target, refresh_seconds)
+    token = os.environ.get("METRICS_API_TOKEN") or None
+
+    @asynccontextmanager
+    async def lifespan(_app):
+        state.start()
+        yield
+        state.stop()
+
+    app = FastAPI(title="metrics-as-code read API", version="1", lifespan=lifespan,
+                  description="Series, summaries and per-entity totals from the metric rollups (read-only).")
+    app.state.serve = state
+
+    @app.middleware("http")
+    async def bearer(request: Request, call_next):
+        if token is not None:
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                return JSONResponse({"detail": "missing or wrong bearer token (METRICS_API_TOKEN)"}, status_code=401,
+                                    headers={"WWW-Authenticate": "Bearer"})
+        return await call_next(request)
+
+    def answer(request: Request, compute: Callable, cache: bool = True) -> Response:
+        """Run `compute(wh)` on a reader; the ETag/304/cache protocol; errors as 4xx/503."""
+        key = (request.url.path, request.url.query)
+        try:
+            with state.reader() as (wh, marker):
+                etag = etag_for(marker, *key)
+                if cache and request.headers.get("if-none-match") == etag:
+                    return Response(status_code=304, headers={"ETag": etag})
+                body = state.cached(key, etag) if cache else None
+                if body is None:
+                    body = json.dumps(compute(wh)).encode()
+                    if cache:
+                        state.remember(key, etag, body)
+                    else:  # uncached (history): the ETag is the body's
+                        etag = etag_for(body.decode(), *key)
+                        if request.headers.get("if-none-match") == etag:
+                            return Response(status_code=304, headers={"ETag": etag})
+        except BadRequest as err:
+            return _error(err.status, str(err))
+        except NotBuiltError as err:
+            return _error(404, str(err))
+        except WarehouseError as err:
+            return _error(503, str(err))
+        except (ValueError, OverflowError) as err:  # series_records' refusals: unknown slice value, grain, ...
+            return _error(400, str(err))
+        return Response(body, media_type="application/json", headers={"ETag": etag, "Cache-Control": "no-cache"})
+
+    def metric_named(name: str):
+        project = state.project()
+        metric = project.metrics.get(name)
+        if metric is None or not metric.public:
+            from ..validation.issues import closest
+            raise BadRequest(f"unknown metric `{name}`{closest(name, [m.name for m in project.public()])}", 404)
+        return metric
+
+    @app.get("/health")
+    def health(request: Request):
+        def compute(wh):
+            return {"ok": True, "target": target, "newest_materialization": state.marker(wh),
+                    "snapshot": _snapshot_info(state)}
+        return answer(request, compute, cache=False)
+
+    @app.get("/metrics")
+    def catalog(request: Request):
+        def compute(wh):
+            project, now = state.project(), now_utc()
+            return [queries.catalog_entry(wh, project, m, now) for m in project.public() if m.status != "archived"]
+        return answer(request, compute)
+
+    @app.get("/metrics/{name}/series")
+    def series(request: Request, name: str, grain: str | None = None, start: dt.date | None = None,
+               end: dt.date | None = None, slice_: str | None = Query(None, alias="slice"),
+               days: int | None = Query(None, description=f"window length when start is not given (default 180, at most {MAX_DAYS})")):
+        def compute(wh):
+            metric = metric_named(name)
+            g = grain or ("day" if "day" in metric.grains else metric.grains[0])
+            if g not in metric.grains:
+                raise BadRequest(f"`{name}` has no `{g}` grain (its grains: {', '.join(metric.grains)})")
+            if days is not None and not 1 <= days <= MAX_DAYS:
+                raise BadRequest(f"days must be between 1 and {MAX_DAYS}, got {days}")
+            _check_dates(start=start, end=end)
+            lo, hi = start, end
+            if lo is None:
+                lo = (hi or now_utc().date() + dt.timedelta(days=1)) - dt.timedelta(days=days or 180)
+            if hi is not None and lo >= hi:
+                raise BadRequest(f"start ({lo}) must be before end ({hi})")
+            return queries.series(wh, state.project(), metric, g, lo, hi, _slice(metric, slice_), now_utc())
+        return answer(request, compute)
+
+    @app.get("/metrics/{name}/summary")
+    def summary(request: Request, name: str):
+        return answer(request, lambda wh: queries.summary(wh, state.project(), metric_named(name), now_utc()))
+
+    @app.get("/metrics/{name}/totals")
+    def totals(request: Request, name: str, dimension: str, values: str,
+               windows: str = ",".join(queries.WINDOWS)):
+        def compute(wh):
+            metric = metric_named(name)
+            if dimension not in metric.dimensions:
+                raise BadRequest(f"`{name}` has no dimension `{dimension}` "
+                                 f"(its dimensions: {', '.join(metric.dimensions) or 'none'})")
+            items = values.split(",")
+            if len(items) > MAX_VALUES:
+                raise BadRequest(f"at most {MAX_VALUES} values per call, got {len(items)}")
+            if any(not v for v in items):
+                raise BadRequest("values is a comma-separated list of non-empty values")
+            wins = windows.split(",")
+            unknown = [w for w in wins if w not in queries.WINDOWS]
+            if unknown or len(set(wins)) != len(wins):
+                raise BadRequest(f"windows: choose distinct ones of {', '.join(queries.WINDOWS)}, got `{windows}`")
+            now = now_utc()
+            return {"metric": name, "dimension": dimension, "window_end": queries.iso(dt.datetime.combine(now.date(), dt.time())),
+                    "rows": queries.totals(wh, metric, dimension, list(dict.fromkeys(items)), wins, now)}
+        return answer(request, compute)
+
+    @app.get("/anomalies")
+    def anomalies(request: Request, since: dt.date | None = None, metric: str | None = None):
+        def compute(wh):
+            if metric is not None:
+                metric_named(metric)
+            _check_dates(since=since)
+            lo = dt.datetime.combine(since, dt.time()) if since else None
+            return queries.anomalies(wh, metric, lo)
+        return answer(request, compute)
+
+    @app.get("/alerts")
+    def alerts(request: Request, status: str | None = None):
+        def compute(wh):
+            if status is not None and status not in ALERT_STATUSES:
+                raise BadRequest(f"status: one of {', '.join(ALERT_STATUSES)}, got `{status}`")
+            return queries.alerts(wh, status)
+        return answer(request, compute)
+
+    @app.get("/history")
+    def history(request: Request, limit: int = Query(50, ge=1, le=500)):
+        return answer(request, lambda _wh: queries.history(limit), cache=False)
+
+    return app
+
+
+def _slice(metric, text: str | None) -> dict:
+    if not text:
+        return {}
+    if "=" not in text:
+        raise BadRequest(f"slice takes DIMENSION=VALUE, got `{text}`")
+    k, v = text.split("=", 1)
+    if k not in metric.dimensions:
+        raise BadRequest(f"`{metric.name}` has no dimension `{k}` (its dimensions: {', '.join(metric.dimensions) or 'none'})")
+    return {k: v}
+
+
+def _check_dates(**dates) -> None:
+    for key, day in dates.items():
+        if day is not None and not DATE_RANGE[0] <= day <= DATE_RANGE[1]:
+            raise BadRequest(f"{key}: a date between {DATE_RANGE[0]} and {DATE_RANGE[1]}, got {day}")
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"detail": message}, status_code=status)
+
+
+def _snapshot_info(state: ServeState) -> dict | None:
+    snaps = state.snapshots
+    if snaps is None or snaps.current is None:
+        return None
+    return {"path": str(snaps.current.path), "refreshes_skipped_while_a_run_wrote": snaps.skipped_busy}

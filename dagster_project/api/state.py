@@ -1,0 +1,139 @@
+"""What a running `metrics serve` keeps: the metric definitions (reloaded when a metric or
+dbt YAML file changes), the DuckDB snapshot, the newest-materialization marker and the
+response cache keyed by (path, query) and tagged with that marker."""
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ..paths import ProjectPaths
+from ..warehouse.connection import WarehouseError
+from ..warehouse.read import now_utc
+from . import queries
+from .snapshot import ServeWarehouse, SnapshotManager
+
+SERVED = ("duckdb", "postgres")
+MARKER_TTL = 2.0  # seconds a Postgres marker is trusted (DuckDB: one per snapshot)
+PROJECT_TTL = 5.0  # seconds between checks of the metric files
+CACHE_SIZE = 512
+
+
+class ServeState:
+    def __init__(self, paths: ProjectPaths, target: str, refresh_seconds: float = 1.0):
+        if target not in SERVED:
+            raise WarehouseError(f"{target}: `metrics serve` reads duckdb and postgres; chDB admits one process "
+                                 "per data path and has no snapshot reader yet")
+        self.paths, self.target = paths, target
+        self.snapshots = SnapshotManager(paths) if target == "duckdb" else None
+        self._project, self._fingerprint, self._checked = None, None, 0.0
+        self._project_guard = threading.Lock()
+        self._pg_marker: tuple[float, dict] | None = None
+        self.cache: OrderedDict = OrderedDict()
+        self._cache_guard = threading.Lock()
+        self._stop = threading.Event()
+        self._refresher: threading.Thread | None = None
+        self.refresh_seconds = refresh_seconds
+
+    # -- lifecycle
+    def start(self) -> None:
+        self.project()  # fail at start on metric files that do not validate
+        if self.snapshots is not None:
+            try:
+                self.snapshots.refresh()
+            except WarehouseError:
+                pass  # no file yet: /health says so, the refresher picks it up
+            self._refresher = threading.Thread(target=self._refresh_loop, name="metrics-serve-snapshots", daemon=True)
+            self._refresher.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._refresher is not None:
+            self._refresher.join(timeout=5)
+        if self.snapshots is not None:
+            self.snapshots.close()
+
+    def _refresh_loop(self) -> None:
+        while not self._stop.wait(self.refresh_seconds):
+            try:
+                self.snapshots.refresh()
+            except Exception:  # noqa: BLE001 - a failed copy is retried next tick; readers keep the old one
+                pass
+
+    # -- definitions
+    def project(self):
+        from ..validation import read_cache
+        with self._project_guard:
+            if self._project is not None and time.monotonic() - self._checked < PROJECT_TTL:
+                return self._project
+            fp = read_cache.fingerprint(self.paths)
+            self._checked = time.monotonic()
+            if fp != self._fingerprint:
+                from ..validation.project import load_project
+                result = load_project(self.paths)
+                if result.issues:
+                    if self._project is None:
+                        raise WarehouseError(f"{len(result.issues)} problem(s) in the metric files, e.g. "
+                                             f"{result.issues[0]}: run `metrics validate`")
+                    return self._project  # keep serving the last valid definitions
+                self._project, self._fingerprint = result.project, fp
+            return self._project
+
+    # -- reads
+    @contextmanager
+    def reader(self) -> Iterator[tuple[ServeWarehouse, str]]:
+        """A per-request warehouse and the marker string the ETag and cache are tied to."""
+        project = self.project()
+        if self.snapshots is None:
+            wh = ServeWarehouse(self.target, self.paths)
+            with wh.reading():
+                yield wh, self._marker_key(self._postgres_marker(wh, project))
+            return
+        with self.snapshots.use() as snap:
+            wh = ServeWarehouse(self.target, self.paths, snapshot=snap)
+            with wh.reading():
+                if not snap.marker:
+                    snap.marker = queries.materialization_marker(wh, project)
+                yield wh, self._marker_key(snap.marker)
+
+    def marker(self, wh: ServeWarehouse) -> dict:
+        if wh.snapshot is not None:
+            return wh.snapshot.marker
+        return self._postgres_marker(wh, self.project())
+
+    def _postgres_marker(self, wh: ServeWarehouse, project) -> dict:
+        hit = self._pg_marker
+        if hit is not None and time.monotonic() - hit[0] < MARKER_TTL:
+            return hit[1]
+        marker = queries.materialization_marker(wh, project)
+        self._pg_marker = (time.monotonic(), marker)
+        return marker
+
+    def _marker_key(self, marker: dict) -> str:
+        # the hour in progress too: `complete` flips when the clock passes a bucket boundary
+        hour = now_utc().strftime("%Y-%m-%dT%H")
+        return json.dumps([marker, self._fingerprint, hour], sort_keys=True)
+
+    # -- the response cache
+    def cached(self, key: tuple, etag: str):
+        with self._cache_guard:
+            hit = self.cache.get(key)
+            if hit is not None and hit[0] == etag:
+                self.cache.move_to_end(key)
+                return hit[1]
+        return None
+
+    def remember(self, key: tuple, etag: str, body: bytes) -> None:
+        with self._cache_guard:
+            self.cache[key] = (etag, body)
+            self.cache.move_to_end(key)
+            while len(self.cache) > CACHE_SIZE:
+                self.cache.popitem(last=False)
+
+
+def etag_for(marker_key: str, path: str, query: str) -> str:
+    return '"' + hashlib.sha256(f"{marker_key}\0{path}\0{query}".encode()).hexdigest()[:32] + '"'

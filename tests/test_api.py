@@ -1,0 +1,309 @@
+"""`metrics serve` against a real DuckDB warehouse built by dbt: every endpoint over HTTP
+on loopback, every refused parameter, the bearer token, ETag/304, series equal to
+`metrics series`, and reads that keep succeeding while a `metrics run` writes the file."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+from dagster_project.warehouse.connection import Warehouse
+
+from . import rollup_cases as cases
+from dagster_project.paths import REPO_ROOT
+
+from .conftest import make_project
+from .helpers import compile_and_build, load_raw
+
+pytestmark = pytest.mark.dbt
+
+TOKEN = "s3cret-token"
+NOW = "2024-03-10T12:00:00Z"
+CONFIG = "start: 2024-02-20\ngrains: [day, week, month]\n"
+METRICS = {
+    "events/downloads.yml": "name: downloads\ndescription: Downloads.\nowner: growth@example.com\nsource: stg_entity_events\n"
+                            "timestamp: created_at\naggregation: count\nfilter: \"metric_type = 'Download'\"\n"
+                            "dimensions: [entity_type, entity_id]\n",
+    "events/active_users.yml": cases.METRICS["events/active_users.yml"],
+    "orders/revenue.yml": cases.METRICS["orders/revenue.yml"],
+    "orders/orders.yml": cases.METRICS["orders/orders.yml"],
+    "orders/aov.yml": cases.METRICS["orders/aov.yml"],
+}
+METRICS_NAMES = ["downloads", "active_users", "revenue", "orders", "aov"]
+EXE = str(Path(sys.executable).parent / "metrics")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    root = tmp_path_factory.mktemp("api")
+    db = root / "warehouse" / "metrics.duckdb"
+    env = {**os.environ, "METRICS_PROJECT_DIR": str(root), "METRICS_DUCKDB_PATH": str(db), "METRICS_NOW": NOW,
+           "METRICS_LOCK_TIMEOUT": "600"}
+    env.pop("DAGSTER_HOME", None)  # the run below: an ephemeral instance (faster)
+    home = root / "dagster_home"  # the server's instance: /history reads it
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO_ROOT / "dagster_home.yaml").read_text())
+    with pytest.MonkeyPatch.context() as mp:
+        for k in ("METRICS_PROJECT_DIR", "METRICS_DUCKDB_PATH", "METRICS_NOW"):
+            mp.setenv(k, env[k])
+        paths = make_project(root, METRICS, CONFIG)
+        raw = cases.make_raw()
+        load_raw(Warehouse("duckdb", paths), raw)
+        compile_and_build(paths, "duckdb", (dt.date(2024, 2, 20), dt.date(2024, 3, 11)))
+        port = _free_port()
+        log = open(root / "serve.log", "w+")
+        proc = subprocess.Popen([EXE, "serve", "--port", str(port)], env={**env, "METRICS_API_TOKEN": TOKEN, "DAGSTER_HOME": str(home)},
+                                cwd=root, stdout=log, stderr=subprocess.STDOUT)
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {TOKEN}"},
+                              timeout=30)
+        try:
+            for _ in range(150):
+                try:
+                    if client.get("/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert proc.poll() is None, (log.seek(0), log.read())[1]
+                time.sleep(0.2)
+            yield {"paths": paths, "client": client, "env": env, "raw": raw, "root": root, "home": home}
+        finally:
+            client.close()
+            proc.terminate()
+            proc.wait(timeout=20)
+            log.close()
+
+
+def _cli_series(env, *args) -> list[dict]:
+    out = subprocess.run([EXE, "series", *args, "--format", "json"], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_health_and_catalog(served):
+    c = served["client"]
+    health = c.get("/health").json()
+    assert health["ok"] and health["target"] == "duckdb"
+    assert set(health["newest_materialization"]) == {"hour", "day", "week", "month", "anomalies", "alerts"}
+    assert health["newest_materialization"]["day"] and health["newest_materialization"]["hour"] is None
+    catalog = {m["name"]: m for m in c.get("/metrics").json()}
+    assert set(catalog) == {"downloads", "active_users", "revenue", "orders", "aov"}
+    d = catalog["downloads"]
+    assert d["description"] == "Downloads." and d["owner"] == "growth@example.com" and d["kind"] == "simple"
+    assert d["grains"] == ["day", "week", "month"] and d["dimensions"] == ["entity_type", "entity_id"]
+    days = _cli_series(served["env"], "downloads", "--grain", "day", "--start", "2024-02-09")
+    assert d["sparkline"] == [{"bucket_start": r["bucket_start"], "value": r["value"]} for r in days][-30:]
+    assert d["latest"] == {"grain": "day", "bucket_start": "2024-03-09T00:00:00Z", "value": days[-2]["value"]}
+    weeks = [w for w in _cli_series(served["env"], "downloads", "--grain", "week") if w["complete"]]
+    assert d["wow_change_pct"] == pytest.approx(weeks[-1]["change_pct"])
+
+
+@pytest.mark.parametrize("query,args", [
+    ("grain=day&start=2024-02-25&end=2024-03-05", ["--grain", "day", "--start", "2024-02-25", "--end", "2024-03-05"]),
+    ("grain=week", ["--grain", "week"]),
+    ("grain=day&slice=country=DE&start=2024-03-01", ["--grain", "day", "--slice", "country=DE", "--start", "2024-03-01"]),
+])
+def test_series_equals_the_cli(served, query, args):
+    name = "revenue" if "country" in query else "aov"
+    got = served["client"].get(f"/metrics/{name}/series?{query}")
+    assert got.status_code == 200, got.text
+    assert got.json() == _cli_series(served["env"], name, *args)
+
+
+def test_series_days_shorthand(served):
+    rows = served["client"].get("/metrics/orders/series?days=5").json()
+    # METRICS_NOW is 2024-03-10: the five days up to and including today
+    assert [r["bucket_start"][:10] for r in rows] == [f"2024-03-{d:02d}" for d in range(6, 11)]
+    assert rows[-1]["complete"] is False and rows[0]["value"] == 0.0  # 2024-03-06 is the empty day
+
+
+def test_summary(served):
+    s = served["client"].get("/metrics/orders/summary").json()
+    day = s["grains"]["day"]
+    assert day["latest"] == {"bucket_start": "2024-03-09T00:00:00Z", "value": pytest.approx(day["latest"]["value"])}
+    orders = cases.make_raw()["orders"]
+    per_day = orders.groupby(orders.ordered_at.dt.floor("D")).size()
+    assert day["latest"]["value"] == per_day[pd.Timestamp("2024-03-09")]
+    assert day["previous"] == per_day[pd.Timestamp("2024-03-08")]
+    t = s["totals"]
+    end = pd.Timestamp("2024-03-10")
+    for window, days in (("day", 1), ("week", 7), ("month", 30)):
+        assert t[window] == ((orders.ordered_at >= end - pd.Timedelta(days=days)) & (orders.ordered_at < end)).sum()
+    assert t["all"] == t["year"] == (orders.ordered_at < end).sum()
+    ratio = served["client"].get("/metrics/aov/summary").json()
+    assert ratio["totals"] is None and "count and sum" in ratio["totals_note"]
+
+
+def test_totals_per_entity(served):
+    events = served["raw"]["entity_events"]
+    downloads = events[(events.metric_type == "Download") & (events.created_at < pd.Timestamp("2024-03-10"))]
+    values = ["e1", "e2", "e17", "edge", "nobody"]
+    got = served["client"].get(f"/metrics/downloads/totals?dimension=entity_id&values={','.join(values)}"
+                               "&windows=week,all").json()
+    assert got["window_end"] == "2024-03-10T00:00:00Z"
+    week = downloads[downloads.created_at >= pd.Timestamp("2024-03-03")]
+    want = {v: {"week": float((week.entity_id == v).sum()), "all": float((downloads.entity_id == v).sum())} for v in values}
+    assert {r["value"]: r["totals"] for r in got["rows"]} == want
+    many = ",".join(f"e{i}" for i in range(1000))
+    assert len(served["client"].get(f"/metrics/downloads/totals?dimension=entity_id&values={many}").json()["rows"]) == 1000
+
+
+@pytest.mark.parametrize("url,status,message", [
+    ("/metrics/downloadz/series", 404, "unknown metric `downloadz` (did you mean `downloads`"),
+    ("/metrics/orders/series?grain=hour", 400, "has no `hour` grain"),
+    ("/metrics/orders/series?slice=planet=mars", 400, "no dimension `planet`"),
+    ("/metrics/orders/series?slice=country", 400, "DIMENSION=VALUE"),
+    ("/metrics/orders/series?slice=country=Mars", 400, "no day row of `orders` has country = `Mars`"),
+    ("/metrics/orders/series?start=2024-03-05&end=2024-03-01", 400, "must be before end"),
+    ("/metrics/orders/series?days=731", 400, "between 1 and 730"),
+    ("/metrics/orders/series?days=0", 400, "between 1 and 730"),
+    ("/metrics/orders/series?start=yesterday", 422, "date"),
+    ("/metrics/orders/summary/x", 404, "Not Found"),
+    ("/metrics/nope/summary", 404, "unknown metric"),
+    ("/metrics/downloads/totals?dimension=country&values=1", 400, "no dimension `country`"),
+    ("/metrics/downloads/totals?dimension=entity_id", 422, "values"),
+    ("/metrics/downloads/totals?dimension=entity_id&values=a,,b", 400, "non-empty"),
+    ("/metrics/downloads/totals?dimension=entity_id&values=" + ",".join(map(str, range(1001))), 400, "at most 1000"),
+    ("/metrics/downloads/totals?dimension=entity_id&values=e1&windows=day,decade", 400, "windows"),
+    ("/metrics/active_users/totals?dimension=entity_type&values=model", 400, "not a count or sum"),
+    ("/anomalies?metric=nope", 404, "unknown metric"),
+    ("/anomalies?since=soon", 422, "date"),
+    ("/metrics/orders/series?start=0001-01-01", 400, "a date between 1900-01-01"),
+    ("/metrics/orders/series?grain=week&end=0001-01-09", 400, "a date between"),
+    ("/anomalies?since=0001-01-01", 400, "a date between"),
+    ("/alerts?status=burning", 400, "status: one of open, resolved, silenced"),
+])
+def test_bad_parameters_get_a_4xx_with_a_message(served, url, status, message):
+    got = served["client"].get(url)
+    assert got.status_code == status, got.text
+    assert message in json.dumps(got.json()), got.text
+
+
+def test_injection_attempts_are_data(served):
+    c = served["client"]
+    got = c.get("/metrics/downloads/totals", params={"dimension": "entity_id", "values": "x') or 1=1 --,e1"})
+    assert got.status_code == 200 and got.json()["rows"][0]["totals"]["all"] == 0.0
+    assert c.get("/metrics/orders/series", params={"slice": "country=DE' or ''='"}).status_code == 400
+    assert c.get("/metrics/downloads/totals", params={"dimension": "entity_id;drop table x", "values": "1"}).status_code == 400
+
+
+def test_anomalies_alerts_history(served):
+    c = served["client"]
+    assert c.get("/anomalies").json() == []  # nothing scored yet (the build was dbt only)
+    assert c.get("/alerts?status=open").json() == []
+    assert c.get("/history").json() == {"runs": [], "note": None}  # an instance, no run yet
+    from dagster import DagsterInstance
+    from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+    with DagsterInstance.from_config(str(served["home"])) as instance:
+        instance.add_run(DagsterRun(job_name="rollups_day", run_id="r-1", status=DagsterRunStatus.FAILURE,
+                                    tags={"dagster/partition": "2024-03-01"}))
+    runs = c.get("/history").json()["runs"]
+    assert [(r["run_id"], r["job"], r["status"], r["partition"]) for r in runs] == \
+        [("r-1", "rollups_day", "FAILURE", "2024-03-01")]
+
+
+def test_history_without_an_instance(monkeypatch):
+    from dagster_project.api.queries import history
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    h = history()
+    assert h["runs"] == [] and "DAGSTER_HOME is not set" in h["note"]
+
+
+def test_bearer_token(served):
+    base = str(served["client"].base_url).rstrip("/") + "/"
+    assert httpx.get(f"{base}health").status_code == 401
+    assert httpx.get(f"{base}metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert httpx.get(f"{base}openapi.json", headers={"Authorization": f"Bearer {TOKEN}"}).json()["paths"]
+
+
+def test_etag_and_304(served):
+    c = served["client"]
+    first = c.get("/metrics/orders/series?grain=week")
+    etag = first.headers["etag"]
+    again = c.get("/metrics/orders/series?grain=week", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.headers["etag"] == etag and not again.content
+    other = c.get("/metrics/orders/series?grain=month")
+    assert other.headers["etag"] != etag
+    assert c.get("/metrics/orders/series?grain=week", headers={"If-None-Match": '"stale"'}).json() == first.json()
+
+
+def test_openapi_property_run_has_no_5xx(served):
+    """schemathesis: generated requests for every operation of the OpenAPI document."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    c = served["client"]
+    doc = c.get("/openapi.json").json()
+    for op in doc["paths"].values():  # known names too, or nearly every case is a 404
+        for p in op["get"].get("parameters", []):
+            if p["name"] == "name":
+                p["schema"] = {"type": "string", "enum": [*METRICS_NAMES, "nope"]}
+    schema = schemathesis.openapi.from_dict(doc)
+    base, auth = str(c.base_url).rstrip("/"), {"Authorization": f"Bearer {TOKEN}"}
+    errors, statuses = [], []
+    for result in schema.get_all_operations():
+        op = result.ok()
+
+        @given(op.as_strategy())
+        @settings(max_examples=15, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        def check(case):
+            r = case.call(base_url=base, headers=auth)
+            statuses.append(r.status_code)
+            if r.status_code >= 500:
+                errors.append((case.path, case.path_parameters, case.query, r.status_code, r.text[:200]))
+
+        check()
+    assert not errors, errors[:5]
+    assert statuses.count(200) > 20 and any(400 <= s < 500 for s in statuses)
+
+
+def test_reads_never_fail_while_a_run_writes(served):
+    """A real `metrics run` (Dagster, dbt, anomaly scoring) rewrites the file the server
+    reads: every request succeeds, the run succeeds, then the server serves the new data."""
+    c, env = served["client"], served["env"]
+    before = c.get("/health").json()
+    etag = c.get("/metrics/orders/series?grain=week").headers["etag"]
+    log = open(served["root"] / "run.log", "w+")
+    run = subprocess.Popen([EXE, "run", "--start", "2024-03-09", "--end", "2024-03-11"], env=env,
+                           cwd=served["root"], stdout=log, stderr=subprocess.STDOUT)
+    failures, reads, i = [], 0, 0
+    while run.poll() is None:
+        i += 1
+        for url in (f"/metrics/orders/series?days={1 + i % 700}", "/health", f"/metrics/downloads/totals?"
+                    f"dimension=entity_id&values=e{i % 300},edge"):
+            r = c.get(url)
+            reads += 1
+            if r.status_code != 200:
+                failures.append((url, r.status_code, r.text))
+        time.sleep(0.2)  # steady reads without starving the run of the 2 cores
+    log.seek(0)
+    assert run.wait() == 0, log.read()[-3000:]
+    log.close()
+    assert not failures, failures[:5]
+    assert reads > 20
+    for _ in range(100):  # the next snapshot lands within the refresh interval
+        after = c.get("/health").json()
+        if after["newest_materialization"] != before["newest_materialization"]:
+            break
+        time.sleep(0.1)
+    assert after["newest_materialization"]["day"] > before["newest_materialization"]["day"]
+    assert after["newest_materialization"]["anomalies"] is not None  # the run scored anomalies
+    assert after["snapshot"]["refreshes_skipped_while_a_run_wrote"] > 0  # it did hold the lock meanwhile
+    fresh = c.get("/metrics/orders/series?grain=week", headers={"If-None-Match": etag})
+    assert fresh.status_code == 200 and fresh.headers["etag"] != etag
+    assert fresh.json() == _cli_series(env, "orders", "--grain", "week")
+    assert isinstance(c.get("/anomalies?metric=orders&since=2024-03-01").json(), list)
+

@@ -1,0 +1,156 @@
+"""Pipeline alerts on the same routes as metric alerts, delivered to a real HTTP server:
+a source past its freshness allowance (or missing), and a real failed Dagster run (dbt
+against a raw table that is not there), resolved by the job's next successful run."""
+from __future__ import annotations
+
+import datetime as dt
+import textwrap
+
+import pandas as pd
+import pytest
+
+from dagster_project.alerting.evaluate import evaluate_once
+from dagster_project.validation.project import load_project
+from dagster_project.warehouse.alert_store import STATE, read_table
+from dagster_project.warehouse.connection import Warehouse
+from tests.alert_servers import WebhookReceiver
+from tests.conftest import make_project
+
+NOW = dt.datetime(2026, 11, 20, 12, 0)
+METRIC = """name: downloads
+source: stg_entity_events
+timestamp: created_at
+aggregation: count
+grains: [day]
+start: 2024-02-20
+"""
+SOURCES = """version: 2
+sources:
+  - name: raw
+    schema: raw
+    tables:
+      - name: entity_events
+        config:
+          loaded_at_field: created_at
+          freshness: {warn_after: {count: 3, period: hour}, error_after: {count: 12, period: hour}}
+      - name: orders
+        config:
+          loaded_at_field: ordered_at
+          freshness: {error_after: {count: 1, period: day}}
+      - name: follower_snapshots
+"""
+
+
+def alerts_yml(url: str) -> str:
+    return textwrap.dedent(f"""\
+        dagster_url: http://dagster.example:3000
+        channels:
+          hook: {{type: webhook, url: "{url}/hook"}}
+          audit: {{type: log, path: warehouse/alerts.log}}
+        routes:
+          - name: pipeline
+            match: {{kind: [freshness, run_failure]}}
+            channels: [hook]
+            group_by: [kind, source]
+            group_wait: 0s
+        default_route: {{channels: [audit]}}
+        """)
+
+
+@pytest.fixture
+def hook():
+    with WebhookReceiver() as receiver:
+        yield receiver
+
+
+def _events(last: dt.datetime) -> pd.DataFrame:
+    times = pd.date_range(last - dt.timedelta(days=2), last, periods=50)
+    return pd.DataFrame({"event_id": range(50), "entity_type": "model", "entity_id": 1, "user_id": 1,
+                         "metric_type": "Download", "metric_value": 1.0, "created_at": times})
+
+
+def test_a_stale_or_missing_source_alerts_as_a_broken_pipeline_and_resolves(tmp_path, monkeypatch, hook):
+    monkeypatch.setenv("METRICS_DUCKDB_PATH", str(tmp_path / "warehouse" / "metrics.duckdb"))
+    paths = make_project(tmp_path, {"events/downloads.yml": METRIC})
+    (paths.models_dir / "staging" / "_sources.yml").write_text(SOURCES)
+    (tmp_path / "alerts.yml").write_text(alerts_yml(hook.url))
+    project = load_project(paths).project
+    wh = Warehouse("duckdb", paths)
+    wh.replace_rows("entity_events", _events(NOW - dt.timedelta(hours=10)), "created_at",
+                    NOW - dt.timedelta(days=30), NOW + dt.timedelta(days=1))
+
+    report = evaluate_once(paths, "duckdb", project, NOW)
+    assert report.counts["opened"] == 2
+    bodies = {m["json"]["alerts"][0]["source"]: m["json"] for m in hook.accepted}
+    stale, missing = bodies["raw.entity_events"], bodies["raw.orders"]
+    assert stale["kind"] == "freshness" and stale["status"] == "firing"
+    assert stale["alerts"][0]["severity"] == "warning"  # 10 h: past warn_after (3 h), within error_after (12 h)
+    assert stale["alerts"][0]["last_row_at"] == "2026-11-20T02:00:00Z" and "no new rows" in stale["alerts"][0]["reason"]
+    assert missing["alerts"][0]["severity"] == "critical" and "does not exist" in missing["alerts"][0]["reason"]
+
+    wh.replace_rows("entity_events", _events(NOW - dt.timedelta(minutes=10)), "created_at",
+                    NOW - dt.timedelta(days=30), NOW + dt.timedelta(days=1))
+    evaluate_once(paths, "duckdb", project, NOW + dt.timedelta(minutes=1))
+    resolved = [m["json"] for m in hook.accepted if m["json"]["status"] == "resolved"]
+    assert [r["alerts"][0]["source"] for r in resolved] == ["raw.entity_events"]
+    states = {s["alert_key"]: s["status"] for s in read_table(wh, STATE)}
+    assert states == {"freshness:raw.entity_events": "resolved", "freshness:raw.orders": "open"}
+
+
+@pytest.mark.dbt
+def test_a_real_failed_run_alerts_and_the_next_success_resolves_it(tmp_path, monkeypatch, hook):
+    from dagster import (
+        DagsterEventType,
+        DagsterInstance,
+        build_run_status_sensor_context,
+        materialize,
+    )
+
+    from dagster_project.compiler.writer import compile_project
+    from dagster_project.defs import resources
+    from dagster_project.defs.alerts import pipeline_failure_sensor, pipeline_recovery_sensor
+    from dagster_project.defs.builder import build_definitions
+    from tests import rollup_cases as cases
+    from tests.helpers import load_raw
+
+    paths = make_project(tmp_path, {"events/downloads.yml": METRIC}, cases.CONFIG)
+    (paths.models_dir / "staging" / "_sources.yml").write_text(
+        "version: 2\nsources:\n  - name: raw\n    schema: raw\n    tables:\n"
+        "      - name: entity_events\n      - name: orders\n      - name: follower_snapshots\n")
+    (tmp_path / "alerts.yml").write_text(alerts_yml(hook.url))
+    monkeypatch.setenv("METRICS_PROJECT_DIR", str(tmp_path))
+    monkeypatch.setenv("METRICS_DUCKDB_PATH", str(paths.duckdb_path))
+    monkeypatch.setenv("METRICS_NOW", "2024-03-20T00:00:00")
+    compile_project(paths, load_project(paths).project)
+    resources.project_paths.cache_clear()
+    resources.metrics_dbt_project.cache_clear()
+    defs = build_definitions()
+    instance = DagsterInstance.ephemeral()
+    job = defs.resolve_job_def("rollups_day_job")
+
+    # no raw data, no staging views: the rollup's dbt model fails
+    failed = job.execute_in_process(partition_key="2024-03-05", instance=instance, raise_on_error=False)
+    assert not failed.success
+    run = instance.get_run_by_id(failed.run_id)
+    (event,) = [e.dagster_event for e in instance.all_logs(failed.run_id, of_type=DagsterEventType.RUN_FAILURE)]
+    context = build_run_status_sensor_context(sensor_name="pipeline_failure_sensor", dagster_event=event,
+                                              dagster_instance=instance, dagster_run=run).for_run_failure()
+    pipeline_failure_sensor(context)
+    (message,) = hook.accepted
+    body = message["json"]
+    assert body["kind"] == "run_failure" and body["status"] == "firing"
+    (alert,) = body["alerts"]
+    assert alert["job"] == "rollups_day_job" and alert["run_id"] == failed.run_id
+    assert alert["partition"] == "2024-03-05" and alert["error"]
+
+    # the data arrives, staging is built, the job succeeds: one resolved message
+    load_raw(Warehouse("duckdb", paths), cases.make_raw())
+    staging = next(a for a in defs.assets if getattr(a, "op", None) is not None and a.op.name == "staging")
+    assert materialize([staging], resources=defs.resources, instance=instance).success
+    ok = job.execute_in_process(partition_key="2024-03-05", instance=instance)
+    run = instance.get_run_by_id(ok.run_id)
+    (event,) = [e.dagster_event for e in instance.all_logs(ok.run_id, of_type=DagsterEventType.RUN_SUCCESS)]
+    pipeline_recovery_sensor(build_run_status_sensor_context(
+        sensor_name="pipeline_recovery_sensor", dagster_event=event, dagster_instance=instance, dagster_run=run))
+    statuses = [m["json"]["status"] for m in hook.accepted if m["json"]["kind"] == "run_failure"]
+    assert statuses == ["firing", "resolved"]
