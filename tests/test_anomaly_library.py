@@ -367,3 +367,15 @@ def test_merge_incidents():
     assert merge_incidents(pd.DataFrame({"bucket_start": ts[:0]}), "hour") == []
     months = pd.to_datetime(["2024-01-01", "2024-02-01", "2024-04-01"])
     assert [m[2] for m in merge_incidents(pd.DataFrame({"bucket_start": months}), "month")] == [2, 1]
+
+
+def test_the_band_of_a_non_negative_series_never_goes_below_zero():
+    # a small, noisy amount (a sum of money near zero): a symmetric band would reach below 0
+    rng = np.random.default_rng(5)
+    values = np.abs(rng.normal(3.0, 4.0, 120))
+    out = score(frame(values), shape="fraction")
+    scored = out[out["expected"].notna()]
+    assert len(scored) > 30 and (scored["lower"] >= 0).all()
+    # a series that does go negative keeps its band as fitted
+    signed = score(frame(rng.normal(0.0, 4.0, 120)), shape="fraction")
+    assert (signed["lower"].dropna() < 0).any()

@@ -241,6 +241,46 @@ def test_etag_and_304(served):
     assert c.get("/metrics/orders/series?grain=week", headers={"If-None-Match": '"stale"'}).json() == first.json()
 
 
+def test_dashboard_serves_the_catalog_pages_with_live_data(served):
+    """`GET /` and the metric pages in a real headless Chromium, from a second server
+    without a token (a browser sends no bearer header); screenshots in docs/screenshots."""
+    from tests.test_docs_catalog import chromium
+    c = served["client"]
+    index = c.get("/")
+    assert index.status_code == 200 and index.headers["content-type"].startswith("text/html")
+    for name in METRICS_NAMES:
+        assert f'href="metric/{name}.html"' in index.text
+    page = c.get("/metric/downloads.html")
+    assert page.status_code == 200 and '<svg class="chart"' in page.text and "http-equiv=\"refresh\"" in page.text
+    assert c.get("/metric/nope.html").status_code == 404
+    assert c.get("/", headers={"If-None-Match": index.headers["etag"]}).status_code == 304
+
+    port = _free_port()
+    env = {k: v for k, v in served["env"].items() if k != "METRICS_API_TOKEN"}
+    proc = subprocess.Popen([EXE, "serve", "--port", str(port)], env=env, cwd=served["root"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                if httpx.get(base + "/health", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        done = chromium("--dump-dom", url=base + "/")
+        assert done.returncode == 0 and all(f"metric/{n}.html" in done.stdout for n in METRICS_NAMES)
+        done = chromium("--dump-dom", url=base + "/metric/downloads.html")
+        assert done.returncode == 0 and 'class="chart"' in done.stdout and "Metrics catalog" in done.stdout
+        shots = REPO_ROOT / "docs" / "screenshots"
+        for url, name, size in ((base + "/", "dashboard_index.png", "1400,900"),
+                                (base + "/metric/downloads.html", "dashboard_metric.png", "1400,1600")):
+            done = chromium(f"--screenshot={shots / name}", f"--window-size={size}", "--hide-scrollbars", url=url)
+            assert done.returncode == 0 and (shots / name).stat().st_size > 20_000, done.stderr[-2000:]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
 def test_openapi_property_run_has_no_5xx(served):
     """schemathesis: generated requests for every operation of the OpenAPI document."""
     import schemathesis

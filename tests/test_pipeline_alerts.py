@@ -88,6 +88,23 @@ def test_a_stale_or_missing_source_alerts_as_a_broken_pipeline_and_resolves(tmp_
     assert stale["alerts"][0]["last_row_at"] == "2026-11-20T02:00:00Z" and "no new rows" in stale["alerts"][0]["reason"]
     assert missing["alerts"][0]["severity"] == "critical" and "does not exist" in missing["alerts"][0]["reason"]
 
+    # the same test as Dagster asset checks on the source assets (source_freshness_job)
+    from dagster import AssetSelection, DagsterInstance, Definitions, define_asset_job
+
+    from dagster_project.alerting.pipeline import freshness_rules
+    from dagster_project.defs import resources
+    from dagster_project.defs.alerts import freshness_check
+    monkeypatch.setenv("METRICS_PROJECT_DIR", str(tmp_path))
+    monkeypatch.setenv("METRICS_NOW", NOW.isoformat())
+    resources.project_paths.cache_clear()
+    checks = [freshness_check(rule) for rule in freshness_rules(paths)[0]]
+    defs = Definitions(asset_checks=checks, jobs=[define_asset_job("fresh", selection=AssetSelection.checks(*checks))])
+    result = defs.resolve_job_def("fresh").execute_in_process(instance=DagsterInstance.ephemeral())
+    evaluations = {e.asset_key.path[-1]: e for e in result.get_asset_check_evaluations()}
+    assert not evaluations["entity_events"].passed and evaluations["entity_events"].severity.value == "WARN"
+    assert not evaluations["orders"].passed and evaluations["orders"].severity.value == "ERROR"
+    resources.project_paths.cache_clear()
+
     wh.replace_rows("entity_events", _events(NOW - dt.timedelta(minutes=10)), "created_at",
                     NOW - dt.timedelta(days=30), NOW + dt.timedelta(days=1))
     evaluate_once(paths, "duckdb", project, NOW + dt.timedelta(minutes=1))

@@ -84,19 +84,20 @@ def evaluate_once(paths: ProjectPaths, target: str, project: MetricsProject, now
     config = project.alerts
     report = EvaluationReport()
     with warehouse_lock(target, paths, timeout=lock_timeout):
-        states = {(s["alert_key"], s["route"]): s for s in read_table(wh, STATE)}
-        cursor = read_cursor(wh)
-        newest = newest_scoring(wh)
-        report.new_scoring = newest is not None and (cursor is None or newest > cursor)
-        engine = Evaluator(config, metric_infos(project), _settle(project), now)
-        scored = None
-        if report.new_scoring:
-            since = {g: now - engine.lookback(g) for g in ("hour", "day", "week", "month")}
-            for s in states.values():  # an open alert's later buckets decide whether it resolves
-                if s["kind"] == "anomaly" and s["status"] != "resolved" and s["grain"] in since:
-                    since[s["grain"]] = min(since[s["grain"]], s["bucket_start"])
-            scored = read_scored(wh, since)
-        fresh, notes = freshness_signals(wh, paths, now)
+        with wh.reading():  # one connection for every read (each open costs a file open)
+            states = {(s["alert_key"], s["route"]): s for s in read_table(wh, STATE)}
+            cursor = read_cursor(wh)
+            newest = newest_scoring(wh)
+            report.new_scoring = newest is not None and (cursor is None or newest > cursor)
+            engine = Evaluator(config, metric_infos(project), _settle(project), now)
+            scored = None
+            if report.new_scoring:
+                since = {g: now - engine.lookback(g) for g in ("hour", "day", "week", "month")}
+                for s in states.values():  # an open alert's later buckets decide whether it resolves
+                    if s["kind"] == "anomaly" and s["status"] != "resolved" and s["grain"] in since:
+                        since[s["grain"]] = min(since[s["grain"]], s["bucket_start"])
+                scored = read_scored(wh, since)
+            fresh, notes = freshness_signals(wh, paths, now)
         outcome = engine.evaluate(scored, states, [*fresh, *signals])
         outcome.lines.extend(notes)
         if outcome.states or outcome.messages or report.new_scoring:

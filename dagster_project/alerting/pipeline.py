@@ -29,6 +29,7 @@ class FreshnessRule:
     warn_after: dt.timedelta | None
     error_after: dt.timedelta | None
     file: str
+    source_name: str = ""  # the dbt source's name: with the table, its Dagster asset key
 
     @property
     def source(self) -> str:
@@ -84,7 +85,8 @@ def freshness_rules(paths: ProjectPaths) -> tuple[list[FreshnessRule], list[str]
                 if not all(_IDENT.match(x) for x in (schema, name, field)):
                     problems.append(f"{where}: freshness needs a plain column as loaded_at_field (got `{field}`)")
                     continue
-                rules.append(FreshnessRule(schema, name, field, warn, error, paths.relative(file)))
+                rules.append(FreshnessRule(schema, name, field, warn, error, paths.relative(file),
+                                           str(source.get("name") or schema)))
     return rules, problems
 
 
@@ -104,10 +106,11 @@ def _newest(wh: Warehouse, rule: FreshnessRule) -> tuple[bool, dt.datetime | Non
     return True, value
 
 
-def freshness_signals(wh: Warehouse, paths: ProjectPaths, now: dt.datetime) -> tuple[list[Signal], list[str]]:
+def freshness_signals(wh: Warehouse, paths: ProjectPaths, now: dt.datetime,
+                      only: list[FreshnessRule] | None = None) -> tuple[list[Signal], list[str]]:
     rules, notes = freshness_rules(paths)
     signals = []
-    for rule in rules:
+    for rule in (rules if only is None else only):
         allowance = rule.error_after or rule.warn_after
         detail = {"source": rule.source, "allowance": allowance.total_seconds(), "last_row_at": None}
         try:

@@ -94,6 +94,12 @@ def score_rows(windows, value, num_t, den_t, shape, grain, settings, min_hist) -
         e, lo, hi, sc = band(fit, shape, settings.sensitivity, v, num_t[r], den_t[r])
         if log:
             e, lo, hi = np.exp(e), np.exp(lo), np.exp(hi)
+        # a series that never went below 0 (amounts, counts, ratios) cannot: its band stops
+        # at 0 instead of promising negative values (the score, and so the flags, unchanged)
+        with np.errstate(invalid="ignore"):
+            nonneg = np.all(np.isnan(raw[sel]) | (raw[sel] >= 0), axis=1) & ~(value[r] < 0)
+        lo = np.where(nonneg, np.maximum(lo, 0.0), lo)
+        e = np.where(nonneg, np.maximum(e, 0.0), e)
         out["expected"][r], out["lower"][r], out["upper"][r], out["score"][r] = e, lo, hi, sc
         if fit.volume is not None:
             out["volume"][r] = fit.volume

@@ -13,11 +13,12 @@ from collections.abc import Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from ..paths import ProjectPaths
 from ..warehouse.connection import WarehouseError
 from ..warehouse.read import NotBuiltError, now_utc
+from . import dashboard as dashboard_pages
 from . import queries
 from .queries import BadRequest
 from .state import ServeState, etag_for
@@ -51,7 +52,7 @@ def create_app(paths: ProjectPaths, target: str, refresh_seconds: float = 1.0) -
                                     headers={"WWW-Authenticate": "Bearer"})
         return await call_next(request)
 
-    def answer(request: Request, compute: Callable, cache: bool = True) -> Response:
+    def answer(request: Request, compute: Callable, cache: bool = True, media_type: str = "application/json") -> Response:
         """Run `compute(wh)` on a reader; the ETag/304/cache protocol; errors as 4xx/503."""
         key = (request.url.path, request.url.query)
         try:
@@ -61,7 +62,8 @@ def create_app(paths: ProjectPaths, target: str, refresh_seconds: float = 1.0) -
                     return Response(status_code=304, headers={"ETag": etag})
                 body = state.cached(key, etag) if cache else None
                 if body is None:
-                    body = json.dumps(compute(wh)).encode()
+                    result = compute(wh)
+                    body = (json.dumps(result) if media_type == "application/json" else result).encode()
                     if cache:
                         state.remember(key, etag, body)
                     else:  # uncached (history): the ETag is the body's
@@ -76,7 +78,7 @@ def create_app(paths: ProjectPaths, target: str, refresh_seconds: float = 1.0) -
             return _error(503, str(err))
         except (ValueError, OverflowError) as err:  # series_records' refusals: unknown slice value, grain, ...
             return _error(400, str(err))
-        return Response(body, media_type="application/json", headers={"ETag": etag, "Cache-Control": "no-cache"})
+        return Response(body, media_type=media_type, headers={"ETag": etag, "Cache-Control": "no-cache"})
 
     def metric_named(name: str):
         project = state.project()
@@ -163,6 +165,24 @@ def create_app(paths: ProjectPaths, target: str, refresh_seconds: float = 1.0) -
                 raise BadRequest(f"status: one of {', '.join(ALERT_STATUSES)}, got `{status}`")
             return queries.alerts(wh, status)
         return answer(request, compute)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    @app.get("/index.html", response_class=HTMLResponse, include_in_schema=False)  # the pages' "back" link
+    def dashboard(request: Request):
+        return answer(request, lambda wh: dashboard_pages.index_page(wh, state.project(), target),
+                      media_type="text/html")
+
+    @app.get("/metric/{name}.html", response_class=HTMLResponse, include_in_schema=False)
+    def dashboard_metric(request: Request, name: str):
+        from ..compiler.writer import render_files
+        try:
+            metric = metric_named(name)
+        except BadRequest as err:
+            return _error(err.status, str(err))
+        project = state.project()
+        dagster_url = os.environ.get("METRICS_DAGSTER_URL", project.alerts.dagster_url)
+        return answer(request, lambda wh: dashboard_pages.metric_page(
+            wh, project, metric, paths, dagster_url, render_files(project, paths.root / "macros")), media_type="text/html")
 
     @app.get("/history")
     def history(request: Request, limit: int = Query(50, ge=1, le=500)):

@@ -7,7 +7,15 @@ failed run, `pipeline_recovery_sensor` resolves it when the job next succeeds.""
 import json
 
 from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetKey,
+    AssetSelection,
     DagsterRunStatus,
+    Failure,
+    asset_check,
+    define_asset_job,
     DefaultSensorStatus,
     RunFailureSensorContext,
     RunStatusSensorContext,
@@ -21,6 +29,7 @@ from dagster import (
 SENSOR_NAME = "metric_alerts_sensor"
 RUN_FAILURE_SENSOR = "pipeline_failure_sensor"
 RUN_SUCCESS_SENSOR = "pipeline_recovery_sensor"
+FRESHNESS_JOB = "source_freshness_job"
 # a tick waits at most this long for a run that holds an embedded warehouse; the next
 # tick tries again (a sensor tick must finish well inside Dagster's tick timeout)
 LOCK_WAIT_SECONDS = 20.0
@@ -100,6 +109,37 @@ def pipeline_recovery_sensor(context: RunStatusSensorContext):
     context.log.info(evaluate_tick(context, [_run_signal(context, failed=False)]))
 
 
-def alert_definitions():
+def freshness_check(rule):
+    """The same freshness test as the alert evaluation, as an asset check on the source
+    table's asset (`raw/<table>`): visible and runnable in the UI (`source_freshness_job`)."""
+
+    @asset_check(asset=AssetKey([rule.source_name, rule.table]), name="freshness",
+                 description=f"Newest {rule.loaded_at_field} of {rule.source} within its allowance ({rule.file}).")
+    def _check(context: AssetCheckExecutionContext) -> AssetCheckResult:
+        from ..alerting.pipeline import freshness_signals
+        from ..warehouse.connection import Warehouse, default_target
+        from ..warehouse.read import now_utc
+        from .resources import project_paths
+        signals, notes = freshness_signals(Warehouse(default_target(), project_paths()), project_paths(), now_utc(),
+                                           only=[rule])
+        if not signals:
+            raise Failure(description="; ".join(notes) or f"freshness of {rule.source} could not be checked")
+        signal = signals[0]
+        return AssetCheckResult(
+            passed=not signal.firing,
+            severity=AssetCheckSeverity.ERROR if signal.severity == "critical" else AssetCheckSeverity.WARN,
+            metadata={"reason": signal.reason or "", "last_row_at": str(signal.detail.get("last_row_at")),
+                      "allowance_seconds": float((rule.error_after or rule.warn_after).total_seconds())})
+
+    return _check
+
+
+def alert_definitions(paths=None):
     from dagster import Definitions
-    return Definitions(sensors=[metric_alerts_sensor, pipeline_failure_sensor, pipeline_recovery_sensor])
+    from ..alerting.pipeline import freshness_rules
+    from .resources import project_paths
+    rules, _ = freshness_rules(paths or project_paths())
+    checks = [freshness_check(rule) for rule in rules]
+    jobs = [define_asset_job(FRESHNESS_JOB, selection=AssetSelection.checks(*checks))] if checks else []
+    return Definitions(sensors=[metric_alerts_sensor, pipeline_failure_sensor, pipeline_recovery_sensor],
+                       asset_checks=checks, jobs=jobs)

@@ -22,6 +22,6 @@ def build_definitions() -> Definitions:
     return Definitions.merge(
         collection_definitions(project, earliest),
         rollup_definitions(project, earliest),
-        alert_definitions(),
+        alert_definitions(project_paths()),
         Definitions(resources={"dbt": metrics_dbt_resource()}),
     )

@@ -95,8 +95,9 @@ def ensure_tables(wh: Warehouse, con) -> None:
     types = _TYPES[wh.target]
     for t in TABLES:
         run(_create(wh, t))
+        present = have(t)
         for column, kind in TABLES[t]:
-            if column not in have(t):
+            if column not in present:
                 run(f"alter table {wh.relation(t)} add column {_q(column)} {types[kind]}")
 
 
