@@ -186,6 +186,7 @@ def test_totals_per_entity(served):
     ("/metrics/orders/series?grain=week&end=0001-01-09", 400, "a date between"),
     ("/anomalies?since=0001-01-01", 400, "a date between"),
     ("/alerts?status=burning", 400, "status: one of open, resolved, silenced"),
+    ("/metrics/orders/series?start=1900-01-01&end=2024-03-01", 400, "at most 3660 days per day series"),
 ])
 def test_bad_parameters_get_a_4xx_with_a_message(served, url, status, message):
     got = served["client"].get(url)

@@ -134,6 +134,25 @@ def test_a_dbt_failure_on_one_side_still_drops_the_scratch_schemas(repo, target,
     assert scratch_schemas(Warehouse(target, paths)) == []
 
 
+@pytest.mark.dbt
+def test_a_build_that_would_write_outside_the_scratch_schemas_is_refused(repo, target, capsys):
+    """A custom generate_schema_name (seeds into `seeds` as written): nothing is built
+    there, and the real schemas stay as they were."""
+    paths, _ = repo
+    edit(paths, "events/downloads.yml", "metric_type = 'Download'", "metric_type = 'View'")
+    (paths.root / "macros" / "generate_schema_name.sql").write_text(
+        "{% macro generate_schema_name(custom_schema_name, node) -%}\n"
+        "{{ custom_schema_name if custom_schema_name else target.schema }}\n{%- endmacro %}\n")
+    wh = Warehouse(target, paths)
+    listing = ("select name from system.databases" if target == "clickhouse"
+               else "select schema_name from information_schema.schemata")
+    schemas = lambda: {r[0] for r in wh.rows(listing)[1]}  # noqa: E731
+    before = schemas()
+    rc, out, err = run_values(paths, target, capsys)
+    assert rc == 2 and "would land elsewhere" in err and "seeds" in err, err
+    assert schemas() == before  # no `seeds` schema created, every scratch schema dropped
+
+
 def test_unreachable_warehouse_and_nothing_to_compare(tmp_path, monkeypatch, capsys):
     """No dbt here: an added metric alone builds nothing; a warehouse that cannot be
     reached is exit 2 before anything is built."""

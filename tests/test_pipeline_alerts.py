@@ -4,6 +4,7 @@ against a raw table that is not there), resolved by the job's next successful ru
 from __future__ import annotations
 
 import datetime as dt
+import json
 import textwrap
 
 import pandas as pd
@@ -171,3 +172,49 @@ def test_a_real_failed_run_alerts_and_the_next_success_resolves_it(tmp_path, mon
         sensor_name="pipeline_recovery_sensor", dagster_event=event, dagster_instance=instance, dagster_run=run))
     statuses = [m["json"]["status"] for m in hook.accepted if m["json"]["kind"] == "run_failure"]
     assert statuses == ["firing", "resolved"]
+
+
+def test_a_run_signal_that_cannot_be_evaluated_waits_for_the_next_evaluation(tmp_path, monkeypatch, hook):
+    """The warehouse is held by a run when the failure sensor fires: the signal is queued
+    (Dagster's run cursor moves on) and the next evaluation opens the alert."""
+    from dagster_project.alerting.pipeline import queue_path, run_failure_signal
+    from dagster_project.defs import alerts as alert_defs
+    from dagster_project.defs import resources
+    from dagster_project.warehouse.lock import warehouse_lock
+
+    monkeypatch.setenv("METRICS_DUCKDB_PATH", str(tmp_path / "warehouse" / "metrics.duckdb"))
+    monkeypatch.setenv("METRICS_PROJECT_DIR", str(tmp_path))
+    monkeypatch.setenv("METRICS_NOW", NOW.isoformat())
+    paths = make_project(tmp_path, {"events/downloads.yml": METRIC})
+    (paths.models_dir / "staging" / "_sources.yml").write_text(
+        "version: 2\nsources:\n  - name: raw\n    schema: raw\n    tables:\n      - name: entity_events\n")
+    (tmp_path / "alerts.yml").write_text(alerts_yml(hook.url))
+    resources.project_paths.cache_clear()
+    Warehouse("duckdb", paths).execute("create schema if not exists analytics")
+    signal = run_failure_signal("rollups_day_job", "r-123", "2024-03-05",
+                                "dbt failed: cannot reach https://loader:hunter2@example.com/x", True, NOW)
+    monkeypatch.setattr(alert_defs, "LOCK_WAIT_SECONDS", 0.5)
+
+    class Log:
+        def info(self, *_): pass
+        warning = info
+
+    class Context:
+        log = Log()
+
+    with warehouse_lock("duckdb", paths):  # a run holds the warehouse
+        import threading
+        out = []
+        worker = threading.Thread(target=lambda: out.append(alert_defs.evaluate_tick(Context(), [signal])))
+        worker.start()
+        worker.join(30)
+    assert "busy" in out[0] and "kept" in out[0] and len(queue_path(paths).read_text().splitlines()) == 1
+    assert hook.requests == []
+
+    evaluate_once(paths, "duckdb", load_project(paths).project, NOW)  # the next tick
+    (message,) = hook.accepted
+    (alert,) = message["json"]["alerts"]
+    assert message["json"]["kind"] == "run_failure" and alert["run_id"] == "r-123"
+    assert "hunter2" not in json.dumps(message["json"]) and "***@example.com" in alert["error"]
+    assert queue_path(paths).read_text() == ""  # taken once
+    resources.project_paths.cache_clear()

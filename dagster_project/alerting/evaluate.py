@@ -16,7 +16,7 @@ from ..warehouse.anomaly_store import TABLE as ANOMALIES
 from ..warehouse.connection import Warehouse
 from .delivery import DeliveryReport, deliver
 from .engine import Evaluator, MetricInfo, Scored, Signal
-from .pipeline import freshness_signals
+from .pipeline import dequeue, freshness_signals, queued
 
 SCORED_COLUMNS = ("metric", "grain", "dimension", "dimension_value", "bucket_start", "value", "expected", "lower",
                   "upper", "score", "is_anomaly", "direction", "provisional", "reason", "chart_path")
@@ -98,11 +98,13 @@ def evaluate_once(paths: ProjectPaths, target: str, project: MetricsProject, now
                         since[s["grain"]] = min(since[s["grain"]], s["bucket_start"])
                 scored = read_scored(wh, since)
             fresh, notes = freshness_signals(wh, paths, now)
-        outcome = engine.evaluate(scored, states, [*fresh, *signals])
+        waiting = queued(paths)  # run signals an earlier evaluation could not take
+        outcome = engine.evaluate(scored, states, [*fresh, *waiting, *signals])
         outcome.lines.extend(notes)
         if outcome.states or outcome.messages or report.new_scoring:
             commit(wh, list(outcome.states.values()), outcome.messages, newest if report.new_scoring else None,
                    lock_timeout=lock_timeout)
+        dequeue(paths, len(waiting))
         states.update(outcome.states)
         report.counts, report.lines = dict(outcome.counts), outcome.lines
         report.cursor = newest if report.new_scoring else cursor

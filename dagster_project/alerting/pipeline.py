@@ -9,8 +9,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 import re
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..paths import ProjectPaths
@@ -141,17 +144,80 @@ def freshness_signals(wh: Warehouse, paths: ProjectPaths, now: dt.datetime,
     return signals, notes
 
 
+_CREDENTIALS = re.compile(r"(://)[^/@\s]+@|((?:token|key|secret|password|passwd|pwd)=)[^&\s]+", re.IGNORECASE)
+
+
+def _masked(text: str) -> str:
+    """An error line without URL credentials or token-like parameters (it goes to alert
+    channels, `alert_state` and the read API)."""
+    return _CREDENTIALS.sub(lambda m: (m.group(1) + "***@") if m.group(1) else (m.group(2) + "***"), text)
+
+
 def run_failure_signal(job: str, run_id: str, partition: str | None, error: str | None, failed: bool,
                        at: dt.datetime) -> Signal:
     if not failed:
         return Signal("run_failure", job, False, reason=f"run {run_id} of {job} succeeded")
-    first = (error or "").strip().splitlines()
+    first = [_masked(line)[:300] for line in (error or "").strip().splitlines()[:1]]
     return Signal("run_failure", job, True, "critical",
                   f"run {run_id[:8]} of {job} failed" + (f": {first[0][:200]}" if first else ""), at,
-                  {"job": job, "run_id": run_id, "partition": partition, "error": (error or "")[:2000]},
+                  {"job": job, "run_id": run_id, "partition": partition, "error": first[0] if first else None},
                   {"grain": _grain_of(job)})
 
 
 def _grain_of(job: str) -> str | None:
     m = re.match(r"^rollups_(hour|day|week|month)_job$", job)
     return m.group(1) if m else None
+
+
+# Run signals that could not be evaluated when their run ended (the warehouse was busy or
+# unreachable, alerts.yml invalid): Dagster's run-status cursor has moved past the run,
+# so they wait in a small file next to the warehouse until an evaluation takes them.
+def queue_path(paths: ProjectPaths) -> Path:
+    return paths.warehouse_dir / ".alert_signals.jsonl"
+
+
+@contextmanager
+def _queue_lock(paths: ProjectPaths):
+    import fcntl
+    path = queue_path(paths)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(str(path) + ".lock", "a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield path
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def enqueue(paths: ProjectPaths, signals: list[Signal]) -> None:
+    if not signals:
+        return
+    with _queue_lock(paths) as path, open(path, "a", encoding="utf-8") as out:
+        for s in signals:
+            out.write(json.dumps({**asdict(s), "since": s.since.isoformat() if s.since else None}, default=str) + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def queued(paths: ProjectPaths) -> list[Signal]:
+    with _queue_lock(paths) as path:
+        lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    out = []
+    for line in lines:
+        try:
+            d = json.loads(line)
+            d["since"] = dt.datetime.fromisoformat(d["since"]) if d.get("since") else None
+            out.append(Signal(**d))
+        except (ValueError, TypeError):
+            continue  # a torn line from a crash: skipped, never a crash of every evaluation
+    return out
+
+
+def dequeue(paths: ProjectPaths, count: int) -> None:
+    """Drop the first `count` queued signals (the ones an evaluation has committed)."""
+    if count <= 0:
+        return
+    with _queue_lock(paths) as path:
+        lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+        rest = lines[count:]
+        path.write_text("".join(line + "\n" for line in rest), encoding="utf-8")

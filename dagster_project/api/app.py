@@ -25,6 +25,7 @@ from .state import ServeState, etag_for
 
 MAX_VALUES = 1000
 MAX_DAYS = 730
+MAX_SPAN = {"hour": 93, "day": 3660, "week": 3660, "month": 36600}  # days one series answer may cover
 ALERT_STATUSES = ("open", "resolved", "silenced")
 DATE_RANGE = (dt.date(1900, 1, 1), dt.date(2999, 12, 31))  # bucket arithmetic stays inside datetime's years
 
@@ -119,6 +120,9 @@ def create_app(paths: ProjectPaths, target: str, refresh_seconds: float = 1.0) -
                 lo = (hi or now_utc().date() + dt.timedelta(days=1)) - dt.timedelta(days=days or 180)
             if hi is not None and lo >= hi:
                 raise BadRequest(f"start ({lo}) must be before end ({hi})")
+            span = ((hi or now_utc().date() + dt.timedelta(days=1)) - lo).days
+            if span > MAX_SPAN[g]:  # one answer stays a bounded amount of work and memory
+                raise BadRequest(f"at most {MAX_SPAN[g]} days per {g} series request, got {span}: narrow start/end")
             return queries.series(wh, state.project(), metric, g, lo, hi, _slice(metric, slice_), now_utc())
         return answer(request, compute)
 
@@ -181,12 +185,16 @@ def create_app(paths: ProjectPaths, target: str, refresh_seconds: float = 1.0) -
             return _error(err.status, str(err))
         project = state.project()
         dagster_url = os.environ.get("METRICS_DAGSTER_URL", project.alerts.dagster_url)
-        return answer(request, lambda wh: dashboard_pages.metric_page(
+        return answer(request, lambda wh: dashboard_pages.metric_page(  # SQL rendered only on a cache miss
             wh, project, metric, paths, dagster_url, render_files(project, paths.root / "macros")), media_type="text/html")
 
     @app.get("/history")
     def history(request: Request, limit: int = Query(50, ge=1, le=500)):
-        return answer(request, lambda _wh: queries.history(limit), cache=False)
+        try:  # the Dagster instance, not the warehouse: no snapshot needed
+            body = queries.history(limit)
+        except Exception as err:  # storage unreachable, instance misconfigured
+            return _error(503, f"Dagster instance: {type(err).__name__}: {(str(err).strip().splitlines() or [''])[0][:300]}")
+        return JSONResponse(body, headers={"Cache-Control": "no-cache"})
 
     return app
 

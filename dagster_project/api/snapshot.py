@@ -84,16 +84,24 @@ class SnapshotManager:
                     folder = self.dir / f"{os.getpid()}-{self._seq}"
                     folder.mkdir(parents=True, exist_ok=True)
                     target = folder / self.source.name  # same file name: the same catalog name
-                    shutil.copyfile(self.source, target)
-                    wal = Path(str(self.source) + ".wal")
-                    if wal.exists():
-                        shutil.copyfile(wal, Path(str(target) + ".wal"))
+                    try:
+                        shutil.copyfile(self.source, target)
+                        wal = Path(str(self.source) + ".wal")
+                        if wal.exists():
+                            shutil.copyfile(wal, Path(str(target) + ".wal"))
+                    except OSError:  # disk full, file gone: no half copy left behind
+                        shutil.rmtree(folder, ignore_errors=True)
+                        raise
             except WarehouseLockTimeout:
                 self.skipped_busy += 1
                 return False
             import duckdb
-            # read-write on the private copy: a leftover WAL is replayed, the source is never touched
-            con = duckdb.connect(str(target))
+            try:
+                # read-write on the private copy: a leftover WAL is replayed, the source is never touched
+                con = duckdb.connect(str(target))
+            except Exception:
+                shutil.rmtree(target.parent, ignore_errors=True)  # a failed copy must not pile up on disk
+                raise
             new = Snapshot(target, signature, con)
             with self._guard:
                 old, self.current = self.current, new
@@ -166,6 +174,7 @@ class ServeWarehouse(Warehouse):
         elif self.target == "postgres":
             with self._connect(True) as con:
                 con.set_session(readonly=True, autocommit=True)
+                con.cursor().execute("set statement_timeout = 15000")  # one slow read cannot hold a worker for long
                 yield con
         else:
             raise WarehouseError(f"{self.target}: metrics serve reads duckdb and postgres only (chDB: not yet)")

@@ -54,15 +54,24 @@ def evaluate_tick(context, signals=()) -> str:
     from ..warehouse.lock import WarehouseLockTimeout
     from ..warehouse.read import now_utc
     from .resources import project_paths
+    from ..alerting.pipeline import enqueue
+    from ..warehouse.connection import WarehouseError
     paths = project_paths()
+    kept = " (the run's signal is kept for the next evaluation)" if signals else ""
     loaded = load_project(paths)
     if not loaded.ok:
-        return "metric YAML or alerts.yml has problems (run `metrics validate`): " + "; ".join(map(str, loaded.issues[:3]))
+        enqueue(paths, list(signals))  # a run status sensor never sees this run again
+        return ("metric YAML or alerts.yml has problems (run `metrics validate`)" + kept + ": "
+                + "; ".join(map(str, loaded.issues[:3])))
     try:
         report = evaluate_once(paths, default_target(), loaded.project, now_utc(), lock_timeout=LOCK_WAIT_SECONDS,
                                signals=list(signals), deliver_budget=DELIVERY_BUDGET_SECONDS)
     except WarehouseLockTimeout:
-        return "the warehouse is busy (a run holds it): evaluated on the next tick"
+        enqueue(paths, list(signals))
+        return "the warehouse is busy (a run holds it): evaluated on the next tick" + kept
+    except WarehouseError as err:
+        enqueue(paths, list(signals))
+        return f"the warehouse cannot be reached: {err}{kept}"
     _log_some(context.log.info, report.lines)
     _log_some(context.log.info, [f"delivered {line}" for line in report.delivery.delivered])
     _log_some(context.log.warning, [f"delivery failed, will retry: {line}" for line in report.delivery.failed])

@@ -172,6 +172,23 @@ def _densify(a: dict, b: dict, fill_a, fill_b) -> None:
         b.setdefault(k, fill_b)
 
 
+def _only_scratch(copy: ProjectPaths, target: str, scratch: str, run_dbt) -> None:
+    """Refuse to build when a node would land outside the scratch schemas (a custom
+    `generate_schema_name` or a model's own `schema:`): the build must never write, and
+    the clean-up never miss, a real schema."""
+    import json
+    outcome = run_dbt(copy, target, ["parse"], quiet=True)
+    if not outcome.ok:
+        raise ValuesError("dbt could not parse the scratch copy: " + "; ".join(outcome.failures[:3]))
+    manifest = json.loads((copy.dbt_project_dir / "target" / "manifest.json").read_text(encoding="utf-8"))
+    outside = sorted({f"{n.get('name')} -> {n.get('schema')}" for n in manifest.get("nodes", {}).values()
+                      if n.get("resource_type") in ("model", "seed", "snapshot")
+                      and n.get("schema") not in (scratch, f"{scratch}_seeds")})
+    if outside:
+        raise ValuesError("--values builds only into scratch schemas, but these would land elsewhere (a custom "
+                          f"generate_schema_name or schema: config?): {', '.join(outside[:5])}; nothing built")
+
+
 def _drop(wh: Warehouse, schema: str) -> None:
     sql = f"drop database if exists {schema} sync" if wh.target == "clickhouse" else f"drop schema if exists {schema} cascade"
     wh.execute(sql)
@@ -218,6 +235,7 @@ def compare_values(paths: ProjectPaths, diff: ProjectDiff, target: str, days: in
                 copy = _scratch_copy(Path(tmp) / side, side_paths, paths.dbt_project_dir, project, names, target,
                                      schemas[side])
                 with contextlib.redirect_stdout(sys.stderr):  # dbt prints its errors: keep stdout the report
+                    _only_scratch(copy, target, schemas[side], run_dbt)
                     outcome = run_dbt(copy, target, ["build"], window=(report.start, report.end), quiet=True)
                 if not outcome.ok:
                     raise ValuesError(f"dbt failed building the {side} definitions ({label}) on {target}: "
