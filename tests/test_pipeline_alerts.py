@@ -15,7 +15,7 @@ from dagster_project.validation.project import load_project
 from dagster_project.warehouse.alert_store import STATE, read_table
 from dagster_project.warehouse.connection import Warehouse
 from tests.alert_servers import WebhookReceiver
-from tests.conftest import make_project
+from tests.conftest import make_project, without_freshness
 
 NOW = dt.datetime(2026, 11, 20, 12, 0)
 METRIC = """name: downloads
@@ -132,9 +132,7 @@ def test_a_real_failed_run_alerts_and_the_next_success_resolves_it(tmp_path, mon
     from tests.helpers import load_raw
 
     paths = make_project(tmp_path, {"events/downloads.yml": METRIC}, cases.CONFIG)
-    (paths.models_dir / "staging" / "_sources.yml").write_text(
-        "version: 2\nsources:\n  - name: raw\n    schema: raw\n    tables:\n"
-        "      - name: entity_events\n      - name: orders\n      - name: follower_snapshots\n")
+    without_freshness(paths)
     (tmp_path / "alerts.yml").write_text(alerts_yml(hook.url))
     monkeypatch.setenv("METRICS_PROJECT_DIR", str(tmp_path))
     monkeypatch.setenv("METRICS_DUCKDB_PATH", str(paths.duckdb_path))
@@ -186,8 +184,7 @@ def test_a_run_signal_that_cannot_be_evaluated_waits_for_the_next_evaluation(tmp
     monkeypatch.setenv("METRICS_PROJECT_DIR", str(tmp_path))
     monkeypatch.setenv("METRICS_NOW", NOW.isoformat())
     paths = make_project(tmp_path, {"events/downloads.yml": METRIC})
-    (paths.models_dir / "staging" / "_sources.yml").write_text(
-        "version: 2\nsources:\n  - name: raw\n    schema: raw\n    tables:\n      - name: entity_events\n")
+    without_freshness(paths)
     (tmp_path / "alerts.yml").write_text(alerts_yml(hook.url))
     resources.project_paths.cache_clear()
     Warehouse("duckdb", paths).execute("create schema if not exists analytics")

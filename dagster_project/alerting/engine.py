@@ -263,15 +263,6 @@ class Evaluator:
             changes.append((k, before, self._silence_labels(state, labels)))
         return changes
 
-    def _silence_labels(self, state: dict, labels: dict) -> dict:
-        silence = self.config.silenced_by(labels, self.now)
-        if silence is not None and state["status"] == "open":
-            state.update(status="silenced", silence=silence.comment or "silenced")
-            self.out.counts["silenced"] += 1
-        elif silence is None and state["status"] == "silenced":
-            state.update(status="open", silence=None)
-        return state
-
     def _detection(self, state: dict, r: Scored, metric: MetricInfo, route: Route) -> None:
         severity = "critical" if abs(r.score or 0) >= 2 * metric.sensitivity else "warning"
         labels = labels_of(metric, r.grain, r.dimension, r.dimension_value, severity)
@@ -280,7 +271,11 @@ class Evaluator:
                      group_key=group_key(route, labels), updated_at=self.now)
 
     def _silence(self, state: dict, metric: MetricInfo) -> dict:
-        labels = labels_of(metric, state["grain"], state["dimension"], state["dimension_value"], state["severity"])
+        return self._silence_labels(state, labels_of(metric, state["grain"], state["dimension"],
+                                                     state["dimension_value"], state["severity"]))
+
+    def _silence_labels(self, state: dict, labels: dict) -> dict:
+        """Hold an open alert a silence matches; release a silenced one whose silence ended."""
         silence = self.config.silenced_by(labels, self.now)
         if silence is not None and state["status"] == "open":
             state.update(status="silenced", silence=silence.comment or "silenced", updated_at=self.now)

@@ -26,6 +26,8 @@ from dagster import (
     sensor,
 )
 
+from .partitions import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+
 SENSOR_NAME = "metric_alerts_sensor"
 RUN_FAILURE_SENSOR = "pipeline_failure_sensor"
 RUN_SUCCESS_SENSOR = "pipeline_recovery_sensor"
@@ -94,8 +96,8 @@ def _run_signal(context: RunStatusSensorContext, failed: bool):
     run = context.dagster_run
     tags = run.tags or {}
     partition = tags.get("dagster/partition") or (
-        f"{tags['dagster/asset_partition_range_start']}..{tags.get('dagster/asset_partition_range_end', '')}"
-        if "dagster/asset_partition_range_start" in tags else None)
+        f"{tags[PARTITION_RANGE_START_TAG]}..{tags.get(PARTITION_RANGE_END_TAG, '')}"
+        if PARTITION_RANGE_START_TAG in tags else None)
     error = None
     if failed:  # the first failed step's error says more than "steps failed: [...]"
         steps = context.get_step_failure_events()
