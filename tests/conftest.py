@@ -94,6 +94,23 @@ TARGETS = ("duckdb", "postgres", "clickhouse")
 _CHDB_PATH: str | None = None
 
 
+def empty_chdb(tmp_path_factory) -> str:
+    """The session's chDB data path, with empty databases. chDB runs one engine (one data
+    path) per process: every test shares the session's path and starts from empty
+    databases instead (kept, not dropped: dbt-clickhouse may reuse a client that created
+    them in an earlier test)."""
+    global _CHDB_PATH
+    if _CHDB_PATH is None:
+        _CHDB_PATH = str(tmp_path_factory.getbasetemp() / "chdb")
+    import clickhouse_connect
+    client = clickhouse_connect.get_client(interface="chdb", path=_CHDB_PATH)
+    tables = client.query("select database, name from system.tables where database in ('analytics', 'analytics_seeds', 'raw')")
+    for database, table in tables.result_rows:
+        client.command(f"drop table if exists `{database}`.`{table}` sync")
+    client.close()
+    return _CHDB_PATH
+
+
 @pytest.fixture(scope="module", params=TARGETS)
 def target(request, tmp_path_factory):
     """Each warehouse in turn, isolated: DuckDB and chDB files in a temporary folder, a
@@ -108,20 +125,7 @@ def target(request, tmp_path_factory):
         dbname = create_pg_database("metrics_test")
         os.environ["METRICS_PG_DATABASE"] = dbname
     if name == "clickhouse":
-        # chDB runs one engine (one data path) per process: every test shares the
-        # session's path and starts from empty databases instead
-        global _CHDB_PATH
-        if _CHDB_PATH is None:
-            _CHDB_PATH = str(tmp_path_factory.getbasetemp() / "chdb")
-        os.environ["METRICS_CHDB_PATH"] = _CHDB_PATH
-        import clickhouse_connect
-        client = clickhouse_connect.get_client(interface="chdb", path=_CHDB_PATH)
-        # empty the databases but keep them: dbt-clickhouse may reuse a client that
-        # created them in an earlier test
-        tables = client.query("select database, name from system.tables where database in ('analytics', 'analytics_seeds', 'raw')")
-        for database, table in tables.result_rows:
-            client.command(f"drop table if exists `{database}`.`{table}` sync")
-        client.close()
+        os.environ["METRICS_CHDB_PATH"] = empty_chdb(tmp_path_factory)
     yield name
     for k, v in saved.items():
         if v is None:

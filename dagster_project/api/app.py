@@ -149,7 +149,8 @@ def create_app(paths: ProjectPaths, target: str, refresh_seconds: float = 1.0) -
                 raise BadRequest(f"windows: choose distinct ones of {', '.join(queries.WINDOWS)}, got `{windows}`")
             now = now_utc()
             return {"metric": name, "dimension": dimension, "window_end": queries.iso(dt.datetime.combine(now.date(), dt.time())),
-                    "rows": queries.totals(wh, metric, dimension, list(dict.fromkeys(items)), wins, now)}
+                    "rows": state.totals.totals(wh, state.data_key(state.marker(wh)), metric, dimension,
+                                                list(dict.fromkeys(items)), wins, now)}
         return answer(request, compute)
 
     @app.get("/anomalies")

@@ -104,7 +104,7 @@ def summary(wh: Warehouse, project, metric, now: dt.datetime) -> dict:
     if _additive(metric) and "day" in metric.grains:
         rows = totals(wh, metric, "", [""], list(WINDOWS), now)
         out["totals"] = rows[0]["totals"] if rows else None
-        out["totals_window_end"] = iso(floor_to_grain(now, "day"))
+        out["totals_window_end"] = iso(window_end(now))
     else:
         out["totals_note"] = "trailing totals are sums of daily values: only count and sum metrics with a day grain have them"
     return out
@@ -114,9 +114,12 @@ def _additive(metric) -> bool:
     return metric.kind == "simple" and metric.measure is not None and metric.measure.aggregation in ADDITIVE
 
 
-def totals(wh: Warehouse, metric, dimension: str, values: list[str], windows: list[str], now: dt.datetime) -> list[dict]:
-    """Trailing totals per value of `dimension` ('' and [''] for the total) over whole UTC
-    days ending at the start of today: one query on the day rollup, values bound."""
+def window_end(now: dt.datetime) -> dt.datetime:
+    """Trailing windows end at the start of today (UTC): whole days only."""
+    return floor_to_grain(now, "day")
+
+
+def _day_table(wh: Warehouse, metric) -> str:
     if not _additive(metric):
         raise BadRequest(f"`{metric.name}` is not a count or sum metric: its daily values do not add up to totals")
     if "day" not in metric.grains:
@@ -127,15 +130,29 @@ def totals(wh: Warehouse, metric, dimension: str, values: list[str], windows: li
                         "draft" if metric.status == "draft" else "active")
     if not wh.relation_exists(table):
         raise NotBuiltError(f"{wh.target}: `{metric.name}` has not been built at the day grain", ["run"])
-    end = floor_to_grain(now, "day")
+    return table
+
+
+def _totals_sql(wh: Warehouse, metric, table: str, windows: list[str], end: dt.datetime,
+                values: int | None) -> tuple[str, list, list]:
+    """Per dimension value, the sum of day values since each window's first day, over
+    [the earliest of them, end): the SQL (with `values` placeholders for the dimension
+    values asked, None for all) and the parameters before and after those values."""
     first = floor_to_grain(dt.datetime.combine(metric.start, dt.time()), "day")
     lows = {w: first if w == "all" else max(first, end - dt.timedelta(days=WINDOW_DAYS[w])) for w in windows}
     cols = ", ".join(f"sum(case when bucket_start >= ? then value else 0 end) as w_{w}" for w in windows)
-    marks = ", ".join("?" for _ in values)
+    among = "" if values is None else f"dimension_value in ({', '.join('?' for _ in range(values))}) and "
     sql = (f"select dimension_value, {cols} from {wh.relation(table)} where metric = ? and dimension = ? "
-           f"and dimension_value in ({marks}) and bucket_start >= ? and bucket_start < ? group by dimension_value")
-    params = [lows[w] for w in windows] + [metric.name, dimension, *values, min(lows.values()), end]
-    _, rows = wh.rows(sql, params)
+           f"and {among}bucket_start >= ? and bucket_start < ? group by dimension_value")
+    return sql, [lows[w] for w in windows] + [metric.name], [min(lows.values()), end]
+
+
+def totals(wh: Warehouse, metric, dimension: str, values: list[str], windows: list[str], now: dt.datetime) -> list[dict]:
+    """Trailing totals per value of `dimension` ('' and [''] for the total) over whole UTC
+    days ending at the start of today: one query on the day rollup, values bound."""
+    table = _day_table(wh, metric)
+    sql, head, tail = _totals_sql(wh, metric, table, windows, window_end(now), len(values))
+    _, rows = wh.rows(sql, [*head, dimension, *values, *tail])
     found = {str(r[0]): r[1:] for r in rows}
     out = []
     for v in values:
@@ -143,6 +160,15 @@ def totals(wh: Warehouse, metric, dimension: str, values: list[str], windows: li
         out.append({"value": v, "totals": {w: (float(got[i]) if got and got[i] is not None else 0.0)
                                            for i, w in enumerate(windows)}})
     return out
+
+
+def all_totals(wh: Warehouse, metric, dimension: str, end: dt.datetime, limit: int) -> list[tuple]:
+    """`totals` of every value of `dimension` for every window (WINDOWS order), at most
+    `limit` rows: what api/totals_index.py keeps."""
+    table = _day_table(wh, metric)
+    sql, head, tail = _totals_sql(wh, metric, table, list(WINDOWS), end, None)
+    _, rows = wh.rows(f"{sql} limit {int(limit)}", [*head, dimension, *tail])
+    return rows
 
 
 def anomalies(wh: Warehouse, metric: str | None, since: dt.datetime | None, limit: int = 1000) -> list[dict]:

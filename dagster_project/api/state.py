@@ -1,9 +1,11 @@
 """What a running `metrics serve` keeps: the metric definitions (reloaded when a metric or
-dbt YAML file changes), the DuckDB snapshot, the newest-materialization marker and the
-response cache keyed by (path, query) and tagged with that marker."""
+dbt YAML file changes), the DuckDB or chDB snapshot (the Postgres connection pool), the
+newest-materialization marker, the per-entity totals index and the response cache keyed
+by (path, query) and tagged with that marker."""
 from __future__ import annotations
 
 import hashlib
+import sys
 import json
 import threading
 import time
@@ -15,9 +17,11 @@ from ..paths import ProjectPaths
 from ..warehouse.connection import WarehouseError
 from ..warehouse.read import now_utc
 from . import queries
+from .pg_pool import PostgresPool
 from .snapshot import ServeWarehouse, SnapshotManager
+from .totals_index import TotalsIndex
 
-SERVED = ("duckdb", "postgres")
+SERVED = ("duckdb", "postgres", "clickhouse")
 MARKER_TTL = 2.0  # seconds a Postgres marker is trusted (DuckDB: one per snapshot)
 PROJECT_TTL = 5.0  # seconds between checks of the metric files
 CACHE_SIZE = 512
@@ -26,10 +30,12 @@ CACHE_SIZE = 512
 class ServeState:
     def __init__(self, paths: ProjectPaths, target: str, refresh_seconds: float = 1.0):
         if target not in SERVED:
-            raise WarehouseError(f"{target}: `metrics serve` reads duckdb and postgres; chDB admits one process "
-                                 "per data path and has no snapshot reader yet")
+            raise WarehouseError(f"{target}: `metrics serve` reads {', '.join(SERVED)}")
         self.paths, self.target = paths, target
-        self.snapshots = SnapshotManager(paths) if target == "duckdb" else None
+        self.snapshots = SnapshotManager(paths, target) if target != "postgres" else None
+        self.pool = PostgresPool() if target == "postgres" else None
+        self.totals = TotalsIndex()
+        self._warmed_day = None
         self._project, self._fingerprint, self._checked = None, None, 0.0
         self._project_guard = threading.Lock()
         self._pg_marker: tuple[float, dict] | None = None
@@ -44,9 +50,10 @@ class ServeState:
         self.project()  # fail at start on metric files that do not validate
         if self.snapshots is not None:
             try:
-                self.snapshots.refresh()
-            except WarehouseError:
-                pass  # no file yet: /health says so, the refresher picks it up
+                self.snapshots.refresh(self._prepare)
+            except Exception as err:  # noqa: BLE001 - no file yet, a copy that failed: the refresher retries
+                print(f"metrics serve: no snapshot yet ({str(err).strip().splitlines()[0][:300]}); "
+                      "retrying every second", file=sys.stderr, flush=True)
             self._refresher = threading.Thread(target=self._refresh_loop, name="metrics-serve-snapshots", daemon=True)
             self._refresher.start()
 
@@ -56,13 +63,34 @@ class ServeState:
             self._refresher.join(timeout=5)
         if self.snapshots is not None:
             self.snapshots.close()
+        if self.pool is not None:
+            self.pool.close()
 
     def _refresh_loop(self) -> None:
         while not self._stop.wait(self.refresh_seconds):
             try:
-                self.snapshots.refresh()
+                if not self.snapshots.refresh(self._prepare) and self._warmed_day != now_utc().date():
+                    with self.snapshots.use() as snap:  # a new day: the trailing windows moved
+                        self._prepare(snap)
             except Exception:  # noqa: BLE001 - a failed copy is retried next tick; readers keep the old one
                 pass
+
+    def _prepare(self, snap) -> None:
+        """Before readers switch to a new snapshot: its marker, and the totals indexes in use."""
+        project = self.project()
+        wh = ServeWarehouse(self.target, self.paths, snapshot=snap)
+        with wh.reading():
+            if not snap.marker:
+                snap.marker = queries.materialization_marker(wh, project)
+            now = now_utc()
+            for name, dimension in self.totals.recent():
+                metric = project.metrics.get(name)
+                if metric is not None:
+                    try:
+                        self.totals.entry(wh, self.data_key(snap.marker), metric, dimension, queries.window_end(now))
+                    except (ValueError, WarehouseError):
+                        pass  # no longer a totals metric or not built: the request says so
+            self._warmed_day = now.date()
 
     # -- definitions
     def project(self):
@@ -89,7 +117,7 @@ class ServeState:
         """A per-request warehouse and the marker string the ETag and cache are tied to."""
         project = self.project()
         if self.snapshots is None:
-            wh = ServeWarehouse(self.target, self.paths)
+            wh = ServeWarehouse(self.target, self.paths, pool=self.pool)
             with wh.reading():
                 yield wh, self._marker_key(self._postgres_marker(wh, project))
             return
@@ -112,6 +140,10 @@ class ServeState:
         marker = queries.materialization_marker(wh, project)
         self._pg_marker = (time.monotonic(), marker)
         return marker
+
+    def data_key(self, marker: dict) -> str:
+        """What the data is: the materializations and the definitions (not the clock)."""
+        return json.dumps([marker, self._fingerprint], sort_keys=True)
 
     def _marker_key(self, marker: dict) -> str:
         # the hour in progress too: `complete` flips when the clock passes a bucket boundary

@@ -19,8 +19,7 @@ def cmd_serve(args, paths) -> int:
     from ..api.app import create_app
     from ..api.state import SERVED
     if args.target not in SERVED:
-        print(f"error: {args.target}: `metrics serve` reads {' and '.join(SERVED)} (chDB admits one process per data "
-              "path; a snapshot reader for it is not built yet)", file=sys.stderr)
+        print(f"error: {args.target}: `metrics serve` reads {', '.join(SERVED)}", file=sys.stderr)
         return 2
     if args.host not in ("127.0.0.1", "localhost", "::1") and not os.environ.get("METRICS_API_TOKEN"):
         print(f"warning: serving on {args.host} without METRICS_API_TOKEN: anyone who reaches it can read",
