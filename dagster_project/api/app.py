@@ -148,8 +148,8 @@ def create_app(paths: ProjectPaths, target: str, refresh_seconds: float = 1.0) -
             if unknown or len(set(wins)) != len(wins):
                 raise BadRequest(f"windows: choose distinct ones of {', '.join(queries.WINDOWS)}, got `{windows}`")
             now = now_utc()
-            return {"metric": name, "dimension": dimension, "window_end": queries.iso(dt.datetime.combine(now.date(), dt.time())),
-                    "rows": state.totals.totals(wh, state.data_key(state.marker(wh)), metric, dimension,
+            return {"metric": name, "dimension": dimension, "window_end": queries.iso(queries.window_end(now)),
+                    "rows": state.totals.totals(wh, state.data_key(wh), metric, dimension,
                                                 list(dict.fromkeys(items)), wins, now)}
         return answer(request, compute)
 

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from ..warehouse.connection import WarehouseError
 
 START_TIMEOUT = 120.0  # seconds for a worker to import chDB and open its copy
-QUERY_TIMEOUT = 60.0  # seconds one read may take before the worker is declared stuck
+QUERY_TIMEOUT = 30.0  # seconds one read may take; a stuck worker is stopped, a new one opens the same copy
 
 
 def _serve(path: str, pipe) -> None:

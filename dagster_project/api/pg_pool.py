@@ -5,7 +5,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ..warehouse.connection import WarehouseError
+from ..warehouse.connection import WarehouseError, pg_connect
 
 STATEMENT_TIMEOUT_MS = 15_000  # one slow read cannot hold a worker for long
 
@@ -49,13 +49,13 @@ class PostgresPool:
                 return con
             except psycopg2.Error:
                 con.close()
-        from ..warehouse.connection import pg_settings
+        con = pg_connect()
         try:
-            con = psycopg2.connect(connect_timeout=10, **pg_settings())
             con.set_session(readonly=True, autocommit=True)
             con.cursor().execute(f"set statement_timeout = {STATEMENT_TIMEOUT_MS}")
         except psycopg2.Error as err:
-            raise WarehouseError(f"postgres: cannot connect: {str(err).strip().splitlines()[0]}") from None
+            con.close()
+            raise WarehouseError(f"postgres: {str(err).strip().splitlines()[0]}") from None
         return con
 
     def close(self) -> None:

@@ -153,11 +153,17 @@ def totals(wh: Warehouse, metric, dimension: str, values: list[str], windows: li
     table = _day_table(wh, metric)
     sql, head, tail = _totals_sql(wh, metric, table, windows, window_end(now), len(values))
     _, rows = wh.rows(sql, [*head, dimension, *values, *tail])
-    found = {str(r[0]): r[1:] for r in rows}
+    found = {str(r[0]): r[1:] for r in rows if r[0] is not None}
+    return totals_rows(values, windows, found.get)
+
+
+def totals_rows(values: list[str], windows: list[str], lookup) -> list[dict]:
+    """The answer rows: per value its totals in `windows` order from `lookup(value)` (None
+    for a value without rows: 0 in every window)."""
     out = []
     for v in values:
-        got = found.get(v)
-        out.append({"value": v, "totals": {w: (float(got[i]) if got and got[i] is not None else 0.0)
+        got = lookup(v)
+        out.append({"value": v, "totals": {w: (float(got[i]) if got is not None and got[i] is not None else 0.0)
                                            for i, w in enumerate(windows)}})
     return out
 

@@ -94,6 +94,7 @@ class Snapshot:
     con: object
     users: int = 0
     retired: bool = False
+    keep_files: bool = False
     marker: dict = field(default_factory=dict)  # filled once by the app: the copy never changes
 
 
@@ -109,6 +110,7 @@ class SnapshotManager:
         self._refreshing = threading.Lock()  # one copy at a time
         self._seq = 0
         self.skipped_busy = 0  # refreshes skipped because a run held the lock
+        self.closed = False
 
     def _clean_stale(self) -> None:
         """Snapshots of server processes that are gone (a crash leaves them behind)."""
@@ -120,16 +122,19 @@ class SnapshotManager:
                 shutil.rmtree(d, ignore_errors=True)
 
     def refresh(self, prepare=None) -> bool:
-        """Take a new snapshot if the warehouse changed (or the current one's reader broke)
-        and no run holds it; True when switched. `prepare(snapshot)` runs on the new one
-        before readers switch to it (warming caches)."""
+        """Take a new snapshot if the warehouse changed and no run holds it, or a new reader
+        on the same copy if the current one's broke (a chDB worker stopped or stuck); True
+        when switched. `prepare(snapshot)` runs on the new one before readers switch to it."""
         if not self._refreshing.acquire(blocking=False):
             return False
         try:
             cur = self.current
-            if cur is not None and not getattr(cur.con, "broken", False) \
-                    and _signature(self.target, self.source) == cur.signature:
-                return False
+            if cur is not None and _signature(self.target, self.source) == cur.signature:
+                if not getattr(cur.con, "broken", False):
+                    return False
+                new = Snapshot(cur.path, cur.signature, _open(self.target, cur.path))  # no copy, no lock
+                cur.keep_files = True
+                return self._install(new, prepare)
             if self.current is None:
                 self._clean_stale()
             try:
@@ -153,19 +158,25 @@ class SnapshotManager:
             except Exception:
                 shutil.rmtree(folder, ignore_errors=True)  # a failed copy must not pile up on disk
                 raise
-            if prepare is not None:
-                try:
-                    prepare(new)
-                except Exception:  # noqa: BLE001 - warming is an optimisation: readers compute on demand
-                    pass
-            with self._guard:
-                old, self.current = self.current, new
-                done = old is not None and self._retire(old)
-            if done:
-                self._drop(old)  # outside the guard: stopping a chDB worker takes a moment
-            return True
+            return self._install(new, prepare)
         finally:
             self._refreshing.release()
+
+    def _install(self, new: Snapshot, prepare) -> bool:
+        if prepare is not None:
+            try:
+                prepare(new)
+            except Exception:  # noqa: BLE001 - warming is an optimisation: readers compute on demand
+                pass
+        with self._guard:
+            if self.closed:  # the server stopped meanwhile: nobody will read or delete it later
+                old, done = new, True
+            else:
+                old, self.current = self.current, new
+                done = old is not None and self._retire(old)
+        if done:
+            self._drop(old)  # outside the guard: stopping a chDB worker takes a moment
+        return not self.closed
 
     @contextmanager
     def use(self) -> Iterator[Snapshot]:
@@ -194,10 +205,12 @@ class SnapshotManager:
         try:
             snap.con.close()
         finally:
-            shutil.rmtree(snap.path.parent, ignore_errors=True)  # the folder of this copy
+            if not snap.keep_files:  # a new reader on the same copy keeps them
+                shutil.rmtree(snap.path.parent, ignore_errors=True)  # the folder of this copy
 
     def close(self) -> None:
         with self._guard:
+            self.closed = True
             old, self.current = self.current, None
             done = old is not None and self._retire(old)
         if done:

@@ -67,30 +67,42 @@ class ServeState:
             self.pool.close()
 
     def _refresh_loop(self) -> None:
+        last_error = None
         while not self._stop.wait(self.refresh_seconds):
             try:
                 if not self.snapshots.refresh(self._prepare) and self._warmed_day != now_utc().date():
                     with self.snapshots.use() as snap:  # a new day: the trailing windows moved
                         self._prepare(snap)
-            except Exception:  # noqa: BLE001 - a failed copy is retried next tick; readers keep the old one
-                pass
+                last_error = None
+            except Exception as err:  # noqa: BLE001 - retried next tick; readers keep the previous snapshot
+                text = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+                if text != last_error:  # once per distinct failure, not every second
+                    print(f"metrics serve: snapshot refresh failed ({text}); retrying", file=sys.stderr, flush=True)
+                last_error = text
 
     def _prepare(self, snap) -> None:
         """Before readers switch to a new snapshot: its marker, and the totals indexes in use."""
         project = self.project()
         wh = ServeWarehouse(self.target, self.paths, snapshot=snap)
         with wh.reading():
-            if not snap.marker:
-                snap.marker = queries.materialization_marker(wh, project)
+            self._fill_marker(wh, project)
             now = now_utc()
             for name, dimension in self.totals.recent():
+                if self._stop.is_set():
+                    return
                 metric = project.metrics.get(name)
                 if metric is not None:
                     try:
-                        self.totals.entry(wh, self.data_key(snap.marker), metric, dimension, queries.window_end(now))
+                        self.totals.entry(wh, self.data_key(wh), metric, dimension, queries.window_end(now))
                     except (ValueError, WarehouseError):
-                        pass  # no longer a totals metric or not built: the request says so
+                        pass  # no longer a totals metric, not built, too slow: requests use direct queries
             self._warmed_day = now.date()
+
+    @staticmethod
+    def _fill_marker(wh: ServeWarehouse, project) -> None:
+        snap = wh.snapshot
+        if not snap.marker:  # once per snapshot: the copy never changes
+            snap.marker = queries.materialization_marker(wh, project)
 
     # -- definitions
     def project(self):
@@ -119,14 +131,13 @@ class ServeState:
         if self.snapshots is None:
             wh = ServeWarehouse(self.target, self.paths, pool=self.pool)
             with wh.reading():
-                yield wh, self._marker_key(self._postgres_marker(wh, project))
+                yield wh, self._marker_key(wh)
             return
         with self.snapshots.use() as snap:
             wh = ServeWarehouse(self.target, self.paths, snapshot=snap)
             with wh.reading():
-                if not snap.marker:
-                    snap.marker = queries.materialization_marker(wh, project)
-                yield wh, self._marker_key(snap.marker)
+                self._fill_marker(wh, project)
+                yield wh, self._marker_key(wh)
 
     def marker(self, wh: ServeWarehouse) -> dict:
         if wh.snapshot is not None:
@@ -141,14 +152,15 @@ class ServeState:
         self._pg_marker = (time.monotonic(), marker)
         return marker
 
-    def data_key(self, marker: dict) -> str:
-        """What the data is: the materializations and the definitions (not the clock)."""
-        return json.dumps([marker, self._fingerprint], sort_keys=True)
+    def data_key(self, wh: ServeWarehouse) -> str:
+        """What the data is: the materializations, the snapshot copy (a rewrite that leaves
+        the marker as it was is a new copy) and the definitions; not the clock."""
+        copy = wh.snapshot.path.parent.name if wh.snapshot is not None else None
+        return json.dumps([self.marker(wh), copy, self._fingerprint], sort_keys=True)
 
-    def _marker_key(self, marker: dict) -> str:
+    def _marker_key(self, wh: ServeWarehouse) -> str:
         # the hour in progress too: `complete` flips when the clock passes a bucket boundary
-        hour = now_utc().strftime("%Y-%m-%dT%H")
-        return json.dumps([marker, self._fingerprint, hour], sort_keys=True)
+        return json.dumps([self.data_key(wh), now_utc().strftime("%Y-%m-%dT%H")])
 
     # -- the response cache
     def cached(self, key: tuple, etag: str):

@@ -41,6 +41,16 @@ def pg_settings() -> dict:
     )
 
 
+def pg_connect():
+    """A psycopg2 connection to the configured database, or a WarehouseError saying where."""
+    import psycopg2
+    try:
+        return psycopg2.connect(connect_timeout=10, **pg_settings())
+    except psycopg2.Error as err:
+        s = pg_settings()
+        raise WarehouseError(f"postgres: cannot connect to {s['host']}:{s['port']}/{s['dbname']}: {str(err).strip()}") from None
+
+
 def _yaml(path: Path) -> dict:
     """A YAML file's mapping ({} when missing or unreadable), re-read when it changes."""
     try:
@@ -133,12 +143,7 @@ class Warehouse:
             finally:
                 con.close()
         elif self.target == "postgres":
-            import psycopg2
-            try:
-                con = psycopg2.connect(connect_timeout=10, **pg_settings())
-            except psycopg2.Error as err:
-                s = pg_settings()
-                raise WarehouseError(f"postgres: cannot connect to {s['host']}:{s['port']}/{s['dbname']}: {str(err).strip()}") from None
+            con = pg_connect()
             try:
                 yield con
                 con.commit()
