@@ -56,7 +56,8 @@ def test_columns_defaults_and_history_needed():
     assert default_training_buckets("hour") == 1344 and default_training_buckets("day") == 56
     assert default_training_buckets("week") == 26 and default_training_buckets("month") == 24
     assert history_needed("day", DetectorSettings()) == 56
-    assert history_needed("hour", DetectorSettings(training_buckets=500)) == 500
+    # hours: the window of the start of the bucket's day (fitted once a day), up to 23 hours earlier
+    assert history_needed("hour", DetectorSettings(training_buckets=500)) == 500 + 23
     x, _ = daily_counts(0)
     out = score(frame(x))
     assert list(out.columns) == COLUMNS
@@ -345,6 +346,33 @@ def test_idempotent_in_pieces_and_with_more_history():
             SeriesJob(frame(x[::-1].copy()), "count", "day", DetectorSettings(), START, START, START, 0)]
     many = score_many(jobs)
     pd.testing.assert_frame_equal(many[many.job == 0].drop(columns="job").reset_index(drop=True), whole)
+
+
+@pytest.mark.parametrize("shape", ["count", "fraction", "ratio"])
+def test_an_hour_never_reads_the_later_hours_of_its_day(shape):
+    # hours share their day's fit (fitted from the history before the day): an hour scored
+    # from a series that ends at that hour must get the row it gets in the whole day's call
+    rng = np.random.default_rng(19)
+    h = np.arange(24 * 40)
+    rate = 200 * HOURLY[h % 24] * WEEKLY[(h // 24) % 7]
+    day = 24 * 38
+    if shape == "ratio":
+        visits = rng.poisson(rate).astype(float) + 1
+        conv = rng.binomial(visits.astype(int), 0.2).astype(float)
+        conv[day + 5] = 0.05 * visits[day + 5]
+        f = frame(conv / visits, grain="hour", numerator=conv, denominator=visits)
+    else:
+        x = rng.poisson(rate).astype(float) if shape == "count" else 50 + rate * np.exp(rng.normal(0, 0.03, h.size))
+        x[day + 5] *= 0.3  # an outlier early in the day, then the day goes on
+        x[day + 12:day + 15] *= 1.6
+        f = frame(x, grain="hour")
+    settings = DetectorSettings(training_buckets=24 * 28)
+    whole = score(f, shape=shape, grain="hour", first=day, last=day + 23, settings=settings, settle=6)
+    assert len(whole) == 24 and whole.is_anomaly.any()
+    end = f.bucket_start.iloc[day + 23].to_pydatetime() + dt.timedelta(hours=1)
+    hours = pd.concat([score(f.iloc[:i + 1], shape=shape, grain="hour", first=i, last=i, settings=settings, settle=6,
+                             now=end) for i in range(day, day + 24)], ignore_index=True)
+    pd.testing.assert_frame_equal(whole, hours)
 
 
 def test_fraction_level_with_multiplicative_noise_uses_the_log_scale():

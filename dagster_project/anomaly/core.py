@@ -18,10 +18,7 @@ def score_rows(windows, value, num_t, den_t, shape, grain, settings, min_hist) -
     n = value.size
     valid = ~np.isnan(windows[-1])
     have = valid.sum(axis=1)
-    out = {"have": have, "expected": np.full(n, np.nan), "lower": np.full(n, np.nan), "upper": np.full(n, np.nan),
-           "score": np.full(n, np.nan), "volume": np.full(n, np.nan), "seasonality": np.full(n, "", dtype=object),
-           "log": np.zeros(n, bool), "proportion": np.zeros(n, bool), "record": np.full(n, "", dtype=object),
-           "span": np.zeros(n, int), "enough": have >= min_hist}
+    out = empty_rows(n, have, min_hist)
     if shape == "ratio":
         out["enough"] &= (den_t > 0) & ~np.isnan(num_t)
         out["proportion"] = is_proportion(*windows)
@@ -30,27 +27,88 @@ def score_rows(windows, value, num_t, den_t, shape, grain, settings, min_hist) -
         return out
     win = [w[rows] for w in windows]
     ok = valid[rows]
+    prop = out["proportion"][rows]
+    m = fit_variants(win, ok, value[rows] > 0, shape, grain, settings, den_t[rows], prop)
+    choice = choose(m["stats"], m["usable"], m["n_common"])
+    raw = windows[0][rows] / windows[1][rows] if shape == "ratio" else windows[0][rows]
+    for i, (log, c, _) in enumerate(m["variants"]):
+        sel = np.nonzero(choice == i)[0]
+        if sel.size == 0:
+            continue
+        fit = m["fits"][(log, c)].rows(sel)
+        r = rows[sel]
+        v = np.log(value[r]) if log else value[r]
+        e, lo, hi, sc = band(fit, shape, settings.sensitivity, v, num_t[r], den_t[r])
+        # a series that never went below 0 (amounts, counts, ratios) cannot: its band stops
+        # at 0 instead of promising negative values (the score, and so the flags, unchanged)
+        with np.errstate(invalid="ignore"):
+            nonneg = np.all(np.isnan(raw[sel]) | (raw[sel] >= 0), axis=1) & ~(value[r] < 0)
+        same = fold(raw[sel], PERIOD[c])[:, :, 0] if PERIOD[c] > 1 else raw[sel]
+        store(out, r, e, lo, hi, sc, fit.volume, c, log, nonneg, record(same, value[r]))
+    first = np.argmax(ok, axis=1)
+    out["span"][rows] = ok.shape[1] - first
+    return out
+
+
+def empty_rows(n: int, have: np.ndarray, min_hist: int) -> dict[str, np.ndarray]:
+    return {"have": have, "expected": np.full(n, np.nan), "lower": np.full(n, np.nan), "upper": np.full(n, np.nan),
+            "score": np.full(n, np.nan), "volume": np.full(n, np.nan), "seasonality": np.full(n, "", dtype=object),
+            "log": np.zeros(n, bool), "proportion": np.zeros(n, bool), "record": np.full(n, "", dtype=object),
+            "span": np.zeros(n, int), "enough": have >= min_hist}
+
+
+def store(out, r, e, lo, hi, sc, volume, c, log, nonneg, rec) -> None:
+    """Write the band of rows `r` (in the fit's domain: back from the log here)."""
+    if log:
+        e, lo, hi = np.exp(e), np.exp(lo), np.exp(hi)
+    lo = np.where(nonneg, np.maximum(lo, 0.0), lo)
+    e = np.where(nonneg, np.maximum(e, 0.0), e)
+    out["expected"][r], out["lower"][r], out["upper"][r], out["score"][r] = e, lo, hi, sc
+    if volume is not None:
+        out["volume"][r] = volume
+    out["seasonality"][r] = c
+    out["log"][r] = log
+    out["record"][r] = rec
+
+
+def record(same: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """"lowest" / "highest" when the value is beyond every earlier value of its phase (2+)."""
+    nvals = np.count_nonzero(~np.isnan(same), axis=1)
+    with np.errstate(invalid="ignore"):
+        lowest = (nvals >= 2) & (value < np.nanmin(np.where(nvals[:, None] > 0, same, 0.0), axis=1))
+        highest = (nvals >= 2) & (value > np.nanmax(np.where(nvals[:, None] > 0, same, 0.0), axis=1))
+    return np.where(lowest, "lowest", np.where(highest, "highest", ""))
+
+
+def fit_variants(win, ok, value_positive, shape, grain, settings, den_t, prop, rules=None) -> dict:
+    """Steps 2-4 for a batch of windows: first pass, each candidate fit (seasonality x
+    domain) and its selection statistic. `value_positive`: the scored value allows the
+    log domain. `rules` (a dict): receives per domain the cleaned windows, the first
+    pass's rule and the resolution floor, for hourly.py."""
+    n = ok.shape[0]
     k = level_span(grain, settings)
     names = candidates(grain, settings)
     need = min_cycles(settings)
-    avail = {c: (cycles_with_data(ok, PERIOD[c]) >= need) if PERIOD[c] > 1 else np.ones(rows.size, bool)
+    avail = {c: (cycles_with_data(ok, PERIOD[c]) >= need) if PERIOD[c] > 1 else np.ones(n, bool)
              for c in names}
     if "none" not in avail:  # an explicit seasonality without enough cycles yet falls back to none
         avail["none"] = ~np.any([avail[c] for c in names], axis=0)
         names = names + ("none",)
-    prop = out["proportion"][rows]
     # domains: the value itself, and for a positive level its log (multiplicative noise)
-    domains = {False: np.ones(rows.size, bool)}
+    domains = {False: np.ones(n, bool)}
     if shape == "fraction":
         with np.errstate(invalid="ignore"):
-            positive = np.all(~ok | (win[0] > 0), axis=1) & (value[rows] > 0)
+            positive = np.all(~ok | (win[0] > 0), axis=1) & value_positive
         if positive.any():
             domains[True] = positive
     variants, fits = [], {}
     for log, dom_ok in domains.items():
         full = [np.log(np.where(ok, win[0], 1.0)) + np.where(ok, 0.0, np.nan)] if log else win
         floor = resolution_floor(full[0]) if shape == "fraction" else 1.0
-        w = clean(full, shape, settings.sensitivity, names, ok, k, prop, floor)
+        rule = {} if rules is not None else None
+        w = clean(full, shape, settings.sensitivity, names, ok, k, prop, floor, rule)
+        if rules is not None:
+            rules[log] = (w, rule, floor)
         for c in names:
             usable = avail[c] & dom_ok
             if not usable.any():
@@ -60,67 +118,41 @@ def score_rows(windows, value, num_t, den_t, shape, grain, settings, min_hist) -
             elif shape == "fraction":
                 f = fit_fraction(w[0], c, PERIOD[c], k, full[0], floor)
             else:
-                f = fit_ratio(w[0], w[1], c, PERIOD[c], k, den_t[rows], prop, full[0], full[1])
+                f = fit_ratio(w[0], w[1], c, PERIOD[c], k, den_t, prop, full[0], full[1])
             variants.append((log, c, usable))
             fits[(log, c)] = f
     common = np.ones(ok.shape, bool)
     for log, c, usable in variants:
         common &= ~np.isnan(fits[(log, c)].resid) | ~usable[:, None]
     # compare by likelihood: log(scale), plus the Jacobian mean(log x) for the log domain
-    stats = np.full((len(variants), rows.size), np.inf)
+    stats = np.full((len(variants), n), np.inf)
     for i, (log, c, usable) in enumerate(variants):
         with np.errstate(divide="ignore", invalid="ignore"):
             st = np.log(selection_stat(fits[(log, c)], shape, common))
             if log:
                 st = st + nanmean(np.where(common & ok, np.log(np.abs(win[0])), np.nan))
         stats[i] = np.where(usable & ~np.isnan(st), st, np.inf)
+    return {"variants": variants, "fits": fits, "stats": stats, "n_common": np.count_nonzero(common, axis=1),
+            "usable": np.array([u for _, _, u in variants])}
+
+
+def choose(stats: np.ndarray, usable: np.ndarray, n_common: np.ndarray) -> np.ndarray:
+    """Per row, the index of the chosen variant."""
     best = stats.min(axis=0)
     # the simplest candidate within the noise of the comparison: one standard error of a
     # log scale estimated from n residuals (so a small window does not pick the luckiest
     # candidate and then trust its understated noise), at least 1%
-    n_common = np.count_nonzero(common, axis=1)
     tie = np.maximum(np.log(TIE), 1.0 / np.sqrt(2.0 * SCALE_EFFICIENCY * np.maximum(n_common, 1)))
     choice = np.argmax(stats <= best + tie, axis=0)
-    usable = np.array([u for _, _, u in variants])
-    choice = np.where(best < np.inf, choice, np.argmax(usable, axis=0))  # no spread to compare: the simplest
-    raw = windows[0][rows] / windows[1][rows] if shape == "ratio" else windows[0][rows]
-    for i, (log, c, _) in enumerate(variants):
-        sel = np.nonzero(choice == i)[0]
-        if sel.size == 0:
-            continue
-        fit = fits[(log, c)].rows(sel)
-        r = rows[sel]
-        v = np.log(value[r]) if log else value[r]
-        e, lo, hi, sc = band(fit, shape, settings.sensitivity, v, num_t[r], den_t[r])
-        if log:
-            e, lo, hi = np.exp(e), np.exp(lo), np.exp(hi)
-        # a series that never went below 0 (amounts, counts, ratios) cannot: its band stops
-        # at 0 instead of promising negative values (the score, and so the flags, unchanged)
-        with np.errstate(invalid="ignore"):
-            nonneg = np.all(np.isnan(raw[sel]) | (raw[sel] >= 0), axis=1) & ~(value[r] < 0)
-        lo = np.where(nonneg, np.maximum(lo, 0.0), lo)
-        e = np.where(nonneg, np.maximum(e, 0.0), e)
-        out["expected"][r], out["lower"][r], out["upper"][r], out["score"][r] = e, lo, hi, sc
-        if fit.volume is not None:
-            out["volume"][r] = fit.volume
-        out["seasonality"][r] = c
-        out["log"][r] = log
-        same = fold(raw[sel], PERIOD[c])[:, :, 0] if PERIOD[c] > 1 else raw[sel]
-        nvals = np.count_nonzero(~np.isnan(same), axis=1)
-        with np.errstate(invalid="ignore"):
-            lowest = (nvals >= 2) & (value[r] < np.nanmin(np.where(nvals[:, None] > 0, same, 0.0), axis=1))
-            highest = (nvals >= 2) & (value[r] > np.nanmax(np.where(nvals[:, None] > 0, same, 0.0), axis=1))
-        out["record"][r] = np.where(lowest, "lowest", np.where(highest, "highest", ""))
-    first = np.argmax(ok, axis=1)
-    out["span"][rows] = ok.shape[1] - first
-    return out
+    return np.where(best < np.inf, choice, np.argmax(usable, axis=0))  # no spread to compare: the simplest
 
 
-def clean(win, shape, sensitivity, names, ok, k, prop, floor):
+def clean(win, shape, sensitivity, names, ok, k, prop, floor, rule=None):
     """The first pass: leave out each window's own outliers (NaN), judged by a median fit
     of the richest seasonality with 2+ cycles (else blocks of the level span). `floor`:
     the smallest scale (1 in the variance-stabilised scales: Poisson or binomial noise
-    cannot be smaller; the data's resolution for fractions)."""
+    cannot be smaller; the data's resolution for fractions). `rule` (a dict): receives
+    per row the period, the median fit's continuation, centre and scale (hourly.py)."""
     n, w = ok.shape
     seasonal = [c for c in names if PERIOD[c] > 1]
     period = np.ones(n, int)
@@ -135,10 +167,15 @@ def clean(win, shape, sensitivity, names, ok, k, prop, floor):
     else:
         y = win[0]
     outlier = np.zeros((n, w), bool)
+    if rule is not None:
+        rule.update(period=period, level=np.full(n, np.nan), phase=np.zeros((n, int(period.max()))),
+                    center=np.full(n, np.nan), scale=np.full(n, np.nan))
     for p in np.unique(period):
         sel = np.nonzero(period == p)[0]
         yy = np.where(ok[sel], y[sel], np.nan)
-        r = robust_residuals(yy, int(p), k)
+        r = robust_residuals(yy, int(p), k, rule is not None)
+        if rule is not None:
+            r, rule["level"][sel], rule["phase"][sel, :p] = r
         if shape == "ratio":
             pr = np.broadcast_to(prop[sel][:, None], r.shape)
             fitted = np.clip(yy - r, 0.0, np.where(pr, 1.0, np.inf))
@@ -148,6 +185,8 @@ def clean(win, shape, sensitivity, names, ok, k, prop, floor):
         scale = np.fmax(winsorized_scale(r - center[:, None], scale), fl)
         with np.errstate(invalid="ignore"):
             outlier[sel] = np.abs(r - center[:, None]) > sensitivity * scale[:, None]
+        if rule is not None:
+            rule["center"][sel], rule["scale"][sel] = center, scale
     return [np.where(outlier, np.nan, a) for a in win]
 
 

@@ -66,6 +66,9 @@ class Fit:
     proportion: np.ndarray | None = None  # (n,) bool (ratio)
     base_all: np.ndarray | None = None    # base / slope at every position (ratio: the cleaned ones lack them)
     slope_all: np.ndarray | None = None
+    profile: np.ndarray | None = None  # (n, P) per-phase profile, column 0 = t's phase (period > 1)
+    profile_n: np.ndarray | None = None  # (n, P) cycles (count) / denominator (ratio) behind each phase
+    bias: np.ndarray | None = None     # (n,) the bias term (count: a factor, ratio: added)
 
     def rows(self, idx: np.ndarray) -> "Fit":
         return Fit(self.name, self.period, **{k: (None if v is None else v[idx]) for k, v in self.__dict__.items()
@@ -161,11 +164,13 @@ def fit_count(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarray) 
     with np.errstate(divide="ignore"):
         kappa = 1.0 + np.where(wsum_t > 0, prof_t / wsum_t, 1.0 / np.maximum(cnt_t, 1)) + 1.0 / cyc_t
     return Fit(name, period, resid=u / np.sqrt(kres), resid_all=u_all, expected=mu_t, base=kres,
-               slope=np.where(np.isnan(u_all), np.nan, level * sloo * bias[:, None]), kappa=kappa, volume=mu_t)
+               slope=np.where(np.isnan(u_all), np.nan, level * sloo * bias[:, None]), kappa=kappa, volume=mu_t,
+               profile=s if period > 1 else None, profile_n=scnt if period > 1 else None, bias=bias)
 
 
 def fit_fraction(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarray, floor: np.ndarray) -> Fit:
     n, w = x.shape
+    s = None
     if period > 1:
         s, loo, _ = additive_profile(fold(x, period))
         sloo = unfold(loo, w)
@@ -177,7 +182,7 @@ def fit_fraction(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarra
     r = x - (level + sloo)
     r_all = x_all - (level + sloo)
     level_t, _ = _level_now(d, k)
-    return Fit(name, period, resid=r, resid_all=r_all, expected=level_t + prof_t, floor=floor)
+    return Fit(name, period, resid=r, resid_all=r_all, expected=level_t + prof_t, floor=floor, profile=s)
 
 
 def is_proportion(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -190,6 +195,7 @@ def is_proportion(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 def fit_ratio(num: np.ndarray, den: np.ndarray, name: str, period: int, k: int,
               den_t: np.ndarray, prop: np.ndarray, num_all: np.ndarray, den_all: np.ndarray) -> Fit:
     n, w = num.shape
+    s = sden = None
     if period > 1:
         s, loo, sden, loo_den = weighted_profile(fold(num, period), fold(den, period))
         sloo = unfold(loo, w)
@@ -231,7 +237,7 @@ def fit_ratio(num: np.ndarray, den: np.ndarray, name: str, period: int, k: int,
         volume = nanmedian(den[:, max(0, w - k):])
     return Fit(name, period, resid=z / np.sqrt(kres), resid_all=z_all, expected=mu_t, base=kres,
                slope=np.broadcast_to(den, num.shape), kappa=kappa, volume=volume, proportion=prop,
-               base_all=kres_all, slope_all=den_all)
+               base_all=kres_all, slope_all=den_all, profile=s, profile_n=sden, bias=bias)
 
 
 # ---- choosing and banding -------------------------------------------------------------
@@ -246,33 +252,21 @@ def selection_stat(fit: Fit, shape: str, common: np.ndarray) -> np.ndarray:
     return np.fmax(winsorized_scale(r - center[:, None], scale), floor)
 
 
-def band(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, num_t: np.ndarray, den_t: np.ndarray):
+def band(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, num_t: np.ndarray, den_t: np.ndarray,
+         params: dict | None = None):
     """expected, lower, upper, score for the rows of `fit` (value, num_t, den_t: the
     observation at t). Each side's edge, in sds, is the larger of the Student-t quantile
-    and the tail estimate of that side (see `tail_edges`)."""
-    # The noise scale is measured on the honest residuals of every training bucket, the
-    # first pass's outliers included (their residuals come from the cleaned fit): leaving
-    # them out would truncate the distribution and understate the noise; winsorising
-    # bounds what one past incident can add (at most WINSOR^2 / n of the variance). The
-    # tail shape (tail_edges) is read on the cleaned buckets only, so past incidents,
-    # even several, never make the band wider than the series' normal tails.
+    and the tail estimate of that side (see `tail_edges`). `params`: `band_params` of
+    the window, when it was computed once for several buckets (hourly.py)."""
+    p = band_params(fit, shape, sensitivity) if params is None else params
+    up, down = p["up"], p["down"]
     if shape == "fraction":
-        center, scale, nres = robust_center_scale(fit.resid_all, fit.floor)
-        scale = np.fmax(winsorized_scale(fit.resid_all - center[:, None], scale), fit.floor)
-        expected = fit.expected + center
-        q = t_multiplier(sensitivity, SCALE_EFFICIENCY * nres)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            z = (fit.resid - center[:, None]) / scale[:, None]
-        up, down = tail_edges(z, sensitivity, q)
+        scale = p["scale"]
+        expected = fit.expected + p["center"]
         with np.errstate(invalid="ignore", divide="ignore"):
             score = sensitivity * ((value - expected) / (np.where(value > expected, up, down) * scale))
         return expected, expected - down * scale, expected + up * scale, _cap(score)
-    base_all = fit.base if fit.base_all is None else fit.base_all
-    slope_all = fit.slope if fit.slope_all is None else fit.slope_all
-    disp = solve_dispersion(fit.resid_all ** 2, base_all, slope_all)
-    nres = np.count_nonzero(~np.isnan(fit.resid_all), axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = np.where(np.isnan(fit.resid), np.nan, fit.resid_all) / np.sqrt(base_all * (1.0 + disp[:, None] * slope_all))
+    disp = p["disp"]
     if shape == "count":
         load = disp * fit.expected
         y, yx = anscombe(fit.expected), anscombe(value)
@@ -282,9 +276,6 @@ def band(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, num_t: np.
         y = ratio_t(fit.expected * den_t, den_t, prop)
         yx = ratio_t(num_t, den_t, prop)
     sd = np.sqrt(fit.kappa * (1.0 + load))
-    # an estimated variance (above the Poisson / binomial floor) is uncertain: Student t
-    q = t_multiplier(sensitivity, np.where(disp > 0, SCALE_EFFICIENCY * nres, np.inf))
-    up, down = tail_edges(z, sensitivity, q)
     # a small expected count: the low edge from the count distribution itself (the normal
     # approximation is too sure there: 0 when 5 are expected happens 0.7% of the time)
     mean = fit.expected if shape == "count" else fit.expected * den_t
@@ -305,6 +296,35 @@ def band(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, num_t: np.
     with np.errstate(invalid="ignore", divide="ignore"):
         score = sensitivity * ((yx - y) / np.where(yx > y, up * sd, half_down))
     return fit.expected, lower, upper, _cap(score)
+
+
+def band_params(fit: Fit, shape: str, sensitivity: float) -> dict[str, np.ndarray]:
+    """The part of the band that depends on the window only, per row: each side's edge
+    in sds (up, down), and the noise: centre and scale (fraction) or the overdispersion."""
+    # The noise scale is measured on the honest residuals of every training bucket, the
+    # first pass's outliers included (their residuals come from the cleaned fit): leaving
+    # them out would truncate the distribution and understate the noise; winsorising
+    # bounds what one past incident can add (at most WINSOR^2 / n of the variance). The
+    # tail shape (tail_edges) is read on the cleaned buckets only, so past incidents,
+    # even several, never make the band wider than the series' normal tails.
+    if shape == "fraction":
+        center, scale, nres = robust_center_scale(fit.resid_all, fit.floor)
+        scale = np.fmax(winsorized_scale(fit.resid_all - center[:, None], scale), fit.floor)
+        q = t_multiplier(sensitivity, SCALE_EFFICIENCY * nres)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = (fit.resid - center[:, None]) / scale[:, None]
+        up, down = tail_edges(z, sensitivity, q)
+        return {"up": up, "down": down, "center": center, "scale": scale}
+    base_all = fit.base if fit.base_all is None else fit.base_all
+    slope_all = fit.slope if fit.slope_all is None else fit.slope_all
+    disp = solve_dispersion(fit.resid_all ** 2, base_all, slope_all)
+    nres = np.count_nonzero(~np.isnan(fit.resid_all), axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = np.where(np.isnan(fit.resid), np.nan, fit.resid_all) / np.sqrt(base_all * (1.0 + disp[:, None] * slope_all))
+    # an estimated variance (above the Poisson / binomial floor) is uncertain: Student t
+    q = t_multiplier(sensitivity, np.where(disp > 0, SCALE_EFFICIENCY * nres, np.inf))
+    up, down = tail_edges(z, sensitivity, q)
+    return {"up": up, "down": down, "disp": disp}
 
 
 EXACT_BELOW = 40.0  # expected counts below which the low edge comes from the count distribution
@@ -342,5 +362,5 @@ def _cap(score: np.ndarray) -> np.ndarray:
     return np.clip(np.nan_to_num(score, nan=0.0, posinf=SCORE_CAP, neginf=-SCORE_CAP), -SCORE_CAP, SCORE_CAP)
 
 
-__all__ = ["Fit", "fit_count", "fit_fraction", "fit_ratio", "band", "selection_stat", "is_proportion",
+__all__ = ["Fit", "fit_count", "fit_fraction", "fit_ratio", "band", "band_params", "selection_stat", "is_proportion",
            "anscombe", "ratio_t"]

@@ -13,8 +13,13 @@ much older history is supplied. Per bucket (core.py):
 3. each candidate seasonality (several for `auto`, see settings.candidates), and for a
    positive fraction both the value and its log, is fitted (models.py);
 4. the candidate with the smallest spread of honest (out-of-sample) residuals on the
-   buckets every candidate scored wins, the simplest within 1%;
-5. the band, score and flag; then the sentence (reason.py)."""
+   buckets every candidate scored wins, the simplest within the noise of the comparison;
+5. the band, score and flag; then the sentence (reason.py).
+
+Hours (hourly.py) run steps 2-4 and the noise part of 5 once per UTC day, on the window
+that ends at the day's start, and per bucket only the level (its last `level_span`
+buckets, judged by step 2's fit as seen from t), the band and the score; a young
+series (under two cycles of the richest seasonality) is still fitted per bucket."""
 from __future__ import annotations
 
 import datetime as dt
@@ -28,8 +33,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 from . import reason as text
 from .buckets import as_ns, excluded_buckets, grain_index
 from .core import score_rows
+from .hourly import AHEAD, score_hourly
 from .models import DETECTOR, LOG_DETECTOR, RATE_DETECTOR
-from .settings import SHAPES, DetectorSettings, min_history, training_buckets
+from .settings import SHAPES, DetectorSettings, history_needed, min_history, training_buckets
 
 COLUMNS = ["bucket_start", "value", "expected", "lower", "upper", "score", "is_anomaly", "direction",
            "provisional", "numerator", "denominator", "model", "reason"]
@@ -84,13 +90,13 @@ def _score(jobs: list[SeriesJob]) -> dict[str, list]:
         batch: list[int] = []
         size = 0
         for i in members + [None]:
-            if i is not None and (size + prepared[i]["pos"].size <= per_chunk or not batch):
+            if i is not None and (size + prepared[i]["cost"] <= per_chunk or not batch):
                 batch.append(i)
-                size += prepared[i]["pos"].size
+                size += prepared[i]["cost"]
                 continue
             if batch:
                 _run(batch, prepared, results, shape, grain, settings, width, min_hist, per_chunk)
-            batch, size = ([i], prepared[i]["pos"].size) if i is not None else ([], 0)
+            batch, size = ([i], prepared[i]["cost"]) if i is not None else ([], 0)
     columns: dict[str, list] = {c: [] for c in COLUMNS + ["job"]}
     for i, (job, p) in enumerate(zip(jobs, prepared)):
         if p is None:
@@ -136,29 +142,44 @@ def _prepare(job: SeriesJob) -> dict | None:
     else:
         x = np.where(excluded, np.nan, value)
         train = (np.maximum(x, 0.0) if job.shape == "count" else x,)
-    width = training_buckets(grain, job.settings)
-    return {"ts": ts[pos], "value": value[pos], "num": num[pos], "den": den[pos], "pos": pos,
-            "padded": [np.concatenate([np.full(width, np.nan), a]) for a in train],
+    pad = history_needed(grain, job.settings)
+    tail = np.full(AHEAD if grain == "hour" else 0, np.nan)
+    # rows of windows a batch holds: one per scored bucket, per scored day for hours
+    cost = np.unique(index[pos] // 24).size if grain == "hour" else pos.size
+    return {"ts": ts[pos], "value": value[pos], "num": num[pos], "den": den[pos], "pos": pos + pad, "cost": cost,
+            "padded": [np.concatenate([np.full(pad, np.nan), a, tail]) for a in train],
             "provisional": index[pos] >= now_index - job.settle_buckets}
 
 
 def _run(batch, prepared, results, shape, grain, settings, width, min_hist, per_chunk) -> None:
     """Score the buckets of the series in `batch` together, in chunks of rows."""
     arrays = len(prepared[batch[0]]["padded"])
-    windows = [np.concatenate([sliding_window_view(prepared[i]["padded"][a], width)[prepared[i]["pos"]]
-                               for i in batch]) for a in range(arrays)]
     value = np.concatenate([prepared[i]["value"] for i in batch])
     num = np.concatenate([prepared[i]["num"] for i in batch])
     den = np.concatenate([prepared[i]["den"] for i in batch])
-    parts = [score_rows([w[lo:lo + per_chunk] for w in windows], value[lo:lo + per_chunk], num[lo:lo + per_chunk],
-                        den[lo:lo + per_chunk], shape, grain, settings, min_hist)
-             for lo in range(0, value.size, per_chunk)]
-    res = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    if grain == "hour":  # fitted once per day (hourly.py)
+        offset = np.cumsum([0] + [prepared[i]["padded"][0].size for i in batch])
+        t = np.concatenate([prepared[i]["pos"] + o for i, o in zip(batch, offset)])
+        hour = np.concatenate([prepared[i]["ts"].astype("datetime64[h]").astype(np.int64) % 24 for i in batch])
+        res = score_hourly([np.concatenate([prepared[i]["padded"][a] for i in batch]) for a in range(arrays)],
+                           t, hour, value, num, den, shape, settings, min_hist, per_chunk)
+    else:
+        res = _windowed(batch, prepared, arrays, value, num, den, shape, grain, settings, width, min_hist, per_chunk)
     lo = 0
     for i in batch:
         n = prepared[i]["pos"].size
         results[i] = {k: v[lo:lo + n] for k, v in res.items()}
         lo += n
+
+
+def _windowed(batch, prepared, arrays, value, num, den, shape, grain, settings, width, min_hist, per_chunk):
+    """Every bucket from its own training window (core.score_rows)."""
+    windows = [np.concatenate([sliding_window_view(prepared[i]["padded"][a], width)[prepared[i]["pos"] - width]
+                               for i in batch]) for a in range(arrays)]
+    parts = [score_rows([w[lo:lo + per_chunk] for w in windows], value[lo:lo + per_chunk], num[lo:lo + per_chunk],
+                        den[lo:lo + per_chunk], shape, grain, settings, min_hist)
+             for lo in range(0, value.size, per_chunk)]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
@@ -206,13 +227,20 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
             lower=float(res["lower"][i]), upper=float(res["upper"][i]), flagged=bool(flagged[i]),
             outside=bool(outside[i]), side_ok=bool(side_ok[i]), volume_ok=bool(volume_ok[i]),
             volume=float(res["volume"][i]), min_volume=settings.min_volume, record=res["record"][i],
-            phase=text.phase_text(bucket[i], res["seasonality"][i]), span=text.span_text(int(res["span"][i]), grain),
+            **_where(bucket[i], res["seasonality"][i], int(res["span"][i]), grain, flagged[i] and res["record"][i]),
             numerator=float(num[i]), denominator=float(den[i])))
     return {
         "bucket_start": bucket, "value": value, "expected": expected, "lower": res["lower"], "upper": res["upper"],
         "score": np.where(enough, score, np.nan), "is_anomaly": flagged, "direction": direction.astype(object),
         "provisional": provisional, "numerator": num, "denominator": den, "model": model,
         "reason": np.array(reasons, dtype=object)}
+
+
+def _where(bucket, seasonality: str, span: int, grain: str, used: bool) -> dict[str, str]:
+    """phase and span for the sentence: only a flagged record mentions them (cost per row)."""
+    if not used:
+        return {"phase": "", "span": ""}
+    return {"phase": text.phase_text(bucket, seasonality), "span": text.span_text(span, grain)}
 
 
 def empty_result() -> pd.DataFrame:

@@ -127,20 +127,26 @@ def weighted_profile(num: np.ndarray, den: np.ndarray):
     return s, loo, sden, loo_den
 
 
-def robust_residuals(y: np.ndarray, period: int, block: int) -> np.ndarray:
+def robust_residuals(y: np.ndarray, period: int, block: int, rule: bool = False):
     """The first, robust pass: residuals of y (n, W) from a median fit, NaN where not
     fitted. With a period: y - median of its cycle - median over cycles of that phase's
     deviation. Without: y - median of its block of `block` buckets. Used only to find the
-    window's own outliers, which the second pass leaves out."""
+    window's own outliers, which the second pass leaves out. `rule`: also return the
+    fit's continuation past the window (the last cycle's or block's median (n,), and the
+    per-phase deviation (n, P), zeros without a period) to judge later buckets."""
     n, w = y.shape
     if period > 1:
         g = fold(y, period)
-        dev = g - nanmedian(g, 2)[:, :, None]
-        r = dev - nanmedian(dev, 1)[:, None, :]
-        return unfold(r, w)
+        level = nanmedian(g, 2)
+        dev = g - level[:, :, None]
+        phase = nanmedian(dev, 1)
+        r = unfold(dev - phase[:, None, :], w)
+        return (r, level[:, -1], phase) if rule else r
     b = max(1, block)
     g = fold(y, b)
-    return unfold(g - nanmedian(g, 2)[:, :, None], w)
+    level = nanmedian(g, 2)
+    r = unfold(g - level[:, :, None], w)
+    return (r, level[:, -1], np.zeros((n, 1))) if rule else r
 
 
 def _mean(a: np.ndarray, axis: int) -> np.ndarray:

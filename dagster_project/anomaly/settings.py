@@ -78,9 +78,10 @@ def training_buckets(grain: str, settings: DetectorSettings) -> int:
 
 
 def history_needed(grain: str, settings: DetectorSettings) -> int:
-    """Buckets before `score_from` the caller must supply: the training window. A scored
-    bucket's result depends on exactly these buckets before it (and itself)."""
-    return training_buckets(grain, settings)
+    """Buckets before `score_from` the caller must supply: the training window (hourly:
+    of the start of the bucket's day, plus up to 23 hours of that day, see hourly.py).
+    A scored bucket's result depends on at most these buckets before it (and itself)."""
+    return training_buckets(grain, settings) + (23 if grain == "hour" else 0)
 
 
 def level_span(grain: str, settings: DetectorSettings) -> int:

@@ -1,0 +1,265 @@
+"""The hourly grain, fitted once per UTC day: the expensive steps (first pass, candidate
+fits, the choice, the profile, the noise and tail edges) run on the training window
+that ends at the start of the bucket's day (its "anchor") and serve the 24 hours of
+that day; per bucket only the level (the mean of its last `level_span` de-seasonalised
+buckets), the band and the score. A bucket's row still depends only on the bucket and
+the history before it (`history_needed` covers the anchor's window), so scoring in
+pieces, in batches or with more history gives the same rows.
+
+The last `level_span` buckets, today's included, enter the level unless the first
+pass's median fit, as seen from t (the cycle ending at t, as core.clean cuts it), calls
+them outliers: a past hour of an incident does not move the level, a quiet weekend
+does. Buckets the anchor does not serve take the per-bucket path (core.score_rows):
+a training window under two weeks, an anchor short of the minimum history or of two
+cycles of the richest candidate seasonality (a young series, where a fit cut at
+midnight and one cut at t differ most), or a ratio whose window stopped being a
+proportion today. Windows are cut to the whole weeks that hold data (`_width`): a
+young series' windows are mostly empty."""
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .core import choose, empty_rows, fit_variants, record, score_rows, store
+from .models import Fit, anscombe, band, band_params, ratio_t
+from .seasonality import cycles_with_data, fold, spread
+from .settings import PERIOD, candidates, level_span, min_cycles, training_buckets
+from .stats import nanmedian
+
+AHEAD = 23  # the day's buckets before its last hour: an anchor's window extends over them
+WEEK = 168
+MIN_ANCHORED = 2 * WEEK  # a shorter window is fitted per bucket: a fit up to a day old is too stale for it
+
+
+def score_hourly(arrays, t, hour, value, num_t, den_t, shape, settings, min_hist, per_chunk) -> dict:
+    """arrays: the batch's training arrays, every series padded with `history_needed`
+    NaN in front and AHEAD behind, concatenated; t: each scored bucket's index in them;
+    hour: its hour of the UTC day. Returns core.score_rows's columns per scored bucket."""
+    w = training_buckets("hour", settings)
+    n = t.size
+    valid = ~np.isnan(arrays[-1])
+    raw = arrays[0] / arrays[1] if shape == "ratio" else arrays[0]
+    cv = _cumsum(valid)
+    out = empty_rows(n, cv[t] - cv[t - w], min_hist)
+    day = t - hour
+    prop_t = prop_a = np.zeros(n, bool)
+    if shape == "ratio":
+        out["enough"] &= (den_t > 0) & ~np.isnan(num_t)
+        with np.errstate(invalid="ignore"):
+            inside = (arrays[0] >= 0) & (arrays[0] <= arrays[1] * (1 + 1e-9))
+        co = _cumsum(valid & ~inside)
+        prop_t, prop_a = co[t] - co[t - w] == 0, co[day] - co[day - w] == 0
+        out["proportion"] = prop_t
+    direct = out["enough"] & (cv[day] - cv[day - w] >= min_hist) & (prop_t == prop_a) & (w >= MIN_ANCHORED)
+    # a young anchor (not yet 2 cycles of the richest candidate) differs most from the
+    # per-bucket fit, whose cycles end at t: those buckets take the per-bucket path
+    richest = max(PERIOD[c] for c in candidates("hour", settings) if w // PERIOD[c] >= min_cycles(settings))
+    if richest > 1 and direct.any():
+        days, at = np.unique(day[direct], return_inverse=True)
+        ok = ~np.isnan(sliding_window_view(arrays[-1], w)[days - w])
+        direct[direct] = (cycles_with_data(ok, richest) >= min_cycles(settings))[at]
+    nxt = _next_valid(valid)
+    slow = np.nonzero(out["enough"] & ~direct)[0]
+    width = _width(t[slow] - nxt[t[slow] - w], w)
+    for wd in np.unique(width):
+        group = slow[width == wd]
+        step = max(1, per_chunk * w // wd)
+        for lo in range(0, group.size, step):
+            r = group[lo:lo + step]
+            res = score_rows([sliding_window_view(a, wd)[t[r] - wd] for a in arrays], value[r], num_t[r], den_t[r],
+                             shape, "hour", settings, min_hist)
+            for key, v in res.items():
+                out[key][r] = v
+    rows = np.nonzero(direct)[0]
+    if rows.size == 0:
+        return out
+    anchors, inv = np.unique(day[rows], return_inverse=True)
+    neg = _cumsum(raw < 0)
+    nonneg = (neg[t] - neg[t - w] == 0) & ~(value < 0)
+    # the log domain needs every value of the day so far, and the scored one, above 0
+    nonpos = _cumsum(valid & ~(arrays[0] > 0))
+    logable = (nonpos[t] - nonpos[day] == 0) & (value > 0)
+    out["span"][rows] = t[rows] - nxt[t[rows] - w]
+    width = _width(anchors - nxt[anchors - w], w)
+    for wd in np.unique(width):
+        group = np.nonzero(width == wd)[0]
+        step = max(1, per_chunk * w // wd)
+        for lo in range(0, group.size, step):
+            chunk = group[lo:lo + step]
+            sel = np.nonzero(np.isin(inv, chunk))[0]
+            _score_day(out, rows[sel], np.searchsorted(chunk, inv[sel]), anchors[chunk], arrays, raw, t, hour,
+                       value, num_t, den_t, prop_a, nonneg, logable, shape, settings, wd)
+    return out
+
+
+def _width(span, w):
+    """Training columns a window needs: all its data (`span`: buckets since its first
+    value), in whole weeks, at most w. The columns left out are all NaN: they would
+    change nothing but the cost (a young series' windows are mostly empty)."""
+    return np.minimum(w, (span // WEEK + 1) * WEEK)
+
+
+def _score_day(out, rows, a, anchors, arrays, raw, t, hour, value, num_t, den_t, prop_a, nonneg, logable,
+               shape, settings, w) -> None:
+    """Fit the anchors (windows of w buckets ending at `anchors`), then score `rows` (a:
+    their anchor)."""
+    k = level_span("hour", settings)
+    ext = [sliding_window_view(x, w + AHEAD)[anchors - w] for x in arrays]
+    win = [e[:, :w] for e in ext]
+    ok = ~np.isnan(win[-1])
+    prop = np.zeros(anchors.size, bool)
+    prop[a] = prop_a[rows]
+    rules: dict = {}
+    m = fit_variants(win, ok, np.ones(anchors.size, bool), shape, "hour", settings, np.ones(anchors.size), prop,
+                     rules)
+    choice = choose(m["stats"], m["usable"], m["n_common"])
+    is_log = np.array([log for log, _, _ in m["variants"]])
+    if is_log.any():  # the choice for a bucket the log domain cannot serve
+        nolog = choose(np.where(is_log[:, None], np.inf, m["stats"]), m["usable"] & ~is_log[:, None], m["n_common"])
+        choice = np.where(logable[rows], choice[a], nolog[a])
+    else:
+        choice = choice[a]
+    h = hour[rows]
+    domain = {}
+    for i, (log, c, _) in enumerate(m["variants"]):
+        sel = np.nonzero(choice == i)[0]
+        if sel.size == 0:
+            continue
+        r, used = rows[sel], np.unique(a[sel])
+        at = np.searchsorted(used, a[sel])
+        fit = m["fits"][(log, c)].rows(used)
+        params = {key: v[at] for key, v in band_params(fit, shape, settings.sensitivity).items()}
+        if log not in domain:
+            domain[log] = _transform(arrays, shape, log)
+        window, rule, _ = rules[log]
+        recent = _recent([x[a[sel], w - k:] for x in ext], {key: v[a[sel]] for key, v in rule.items()},
+                         domain[log], log, shape, settings.sensitivity, prop[a[sel]], t[r], h[sel], k)
+        expected, kappa, volume = _baseline(fit, shape, [x[used] for x in window], recent, at, h[sel], k, w, den_t[r])
+        now = Fit(c, fit.period, resid=None, resid_all=None, expected=expected, kappa=kappa,
+                  proportion=prop[a[sel]])
+        v = np.log(value[r]) if log else value[r]
+        e, lo, hi, sc = band(now, shape, settings.sensitivity, v, num_t[r], den_t[r], params)
+        same = _same_phase(raw, t[r], fit.period, training_buckets("hour", settings))
+        store(out, r, e, lo, hi, sc, volume, c, log, nonneg[r], record(same, value[r]))
+
+
+def _transform(arrays, shape, log) -> np.ndarray:
+    """The series in the first pass's scale (core.clean): Anscombe, ratio, value or log."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if shape == "count":
+            return anscombe(arrays[0])
+        if shape == "ratio":
+            return arrays[0] / arrays[1]
+        return np.where(arrays[0] > 0, np.log(np.where(arrays[0] > 0, arrays[0], 1.0)), np.nan) if log else arrays[0]
+
+
+def _recent(day, rule, y, log, shape, sensitivity, prop, t, h, k) -> list[np.ndarray]:
+    """Per bucket (one row each): the last k buckets of its anchor's window and the day's
+    buckets before it (NaN from hour h on), each left out when it is an outlier of the
+    first pass's median fit as seen from t (core.clean): the median of the cycle (or
+    block) ending at t, plus the anchor's deviation of its phase. (The anchor's own
+    pass cuts cycles at midnight, so a whole quiet day would never be an outlier.)"""
+    if log:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            day = [np.where(day[0] > 0, np.log(np.where(day[0] > 0, day[0], 1.0)), np.nan)]
+    period = rule["period"]
+    block = np.where(period > 1, period, k)
+    level = np.empty(t.size)
+    for p in np.unique(block):
+        sel = block == p
+        level[sel] = nanmedian(sliding_window_view(y, int(p))[t[sel] - p])
+    j = np.arange(-k, AHEAD)[None, :]
+    fitted = level[:, None] + np.take_along_axis(rule["phase"], j % period[:, None], axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if shape == "ratio":
+            pr = np.broadcast_to(prop[:, None], fitted.shape)
+            fitted = np.clip(fitted, 0.0, np.where(pr, 1.0, np.inf))
+            r = ratio_t(day[0], day[1], pr) - ratio_t(fitted * day[1], day[1], pr)
+        else:
+            r = (anscombe(day[0]) if shape == "count" else day[0]) - fitted
+        keep = (j < h[:, None]) & ~(np.abs(r - rule["center"][:, None]) > sensitivity * rule["scale"][:, None])
+    return [np.where(keep, d, np.nan) for d in day]
+
+
+def _baseline(fit, shape, window, recent, at, h, k, w, den_t):
+    """expected, kappa and volume at each bucket (anchor row `at`, hour `h`), as in
+    models.fit_*: the level is the mean of the last k de-seasonalised buckets (`recent`),
+    else of the anchor's window and the day so far."""
+    p = fit.period
+    phase = h % p
+    if p > 1:
+        s = fit.profile
+        s_rec = s[at][:, (np.arange(k + AHEAD) - k) % p]
+        s_win = spread(s, w // p, w)
+        prof = s[at, phase]
+    else:
+        s_rec, s_win, prof = 1.0, 1.0, np.ones(at.size) if shape == "count" else np.zeros(at.size)
+    rows = np.arange(at.size)
+
+    def last(x):  # sum over the last k buckets before t
+        cs = _cumsum(np.nan_to_num(x, nan=0.0), axis=1)
+        return cs[rows, h + k] - cs[rows, h]
+
+    def whole(x_win, x_rec):  # sum over the anchor's window and the day so far
+        return np.nansum(x_win, axis=1)[at] + np.nansum(x_rec[:, k:], axis=1)
+
+    if shape == "ratio":
+        (num, den), (num_w, den_w) = recent, window
+        adj, adj_w = (num - s_rec * den, num_w - s_win * den_w) if p > 1 else (num, num_w)
+        a_t, d_t = last(adj), last(den)
+        wa, wd = whole(adj_w, adj), whole(den_w, den)
+        use = d_t > 0
+        sden = fit.profile_n[at, phase] if p > 1 else np.inf
+        with np.errstate(invalid="ignore", divide="ignore"):
+            whole_level = np.where(wd > 0, wa / np.where(wd > 0, wd, 1.0), np.nan)
+            level = np.where(use, a_t / np.where(use, d_t, 1.0), whole_level)
+            kappa = 1.0 + den_t / np.where(use, d_t, wd) + den_t / sden
+        expected = np.clip(level + prof + fit.bias[at], 0.0, np.where(fit.proportion[at], 1.0, np.inf))
+        if p > 1:
+            volume = nanmedian(fold(den_w, p), 1)[at, phase]
+        else:
+            volume = nanmedian(den[rows[:, None], h[:, None] + np.arange(k)[None, :]])
+        return expected, kappa, volume
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if shape == "count":
+            d = np.where(s_rec > 0, recent[0] / s_rec, np.nan) if p > 1 else recent[0]
+            d_w = np.where(s_win > 0, window[0] / s_win, np.nan) if p > 1 else window[0]
+        else:
+            d, d_w = (recent[0] - s_rec, window[0] - s_win) if p > 1 else (recent[0], window[0])
+    ok, ok_w = (~np.isnan(d)).astype(float), (~np.isnan(d_w)).astype(float)
+    c_last = last(ok)
+    use = c_last > 0
+    s_t = np.where(use, last(d), whole(d_w, d))
+    c_t = np.where(use, c_last, whole(ok_w, ok))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        level = np.where(c_t > 0, s_t / np.maximum(c_t, 1), np.nan)
+    if shape == "fraction":
+        return level + prof, None, None
+    wsum = last(np.where(np.isnan(d), np.nan, s_rec))
+    cyc = fit.profile_n[at, phase].astype(float) if p > 1 else np.inf
+    mu = fit.bias[at] * level * prof
+    with np.errstate(divide="ignore"):
+        kappa = 1.0 + np.where(wsum > 0, prof / wsum, 1.0 / np.maximum(c_t, 1)) + 1.0 / cyc
+    return mu, kappa, mu
+
+
+def _same_phase(raw, t, period, w):
+    """The raw values of t's phase in its window (every one without a period), oldest first."""
+    if period == 1:
+        return sliding_window_view(raw, w)[t - w]
+    c = w // period
+    return raw[t[:, None] - period * np.arange(c, 0, -1)[None, :]]
+
+
+def _cumsum(x, axis=-1):
+    """Cumulative sum with a leading 0 (sum over [i, j) = c[j] - c[i])."""
+    x = np.asarray(x, float)
+    shape = list(x.shape)
+    shape[axis] = 1
+    return np.concatenate([np.zeros(shape), np.cumsum(x, axis=axis)], axis=axis)
+
+
+def _next_valid(valid):
+    """Per position, the first index >= it with a value (len when none)."""
+    idx = np.where(valid, np.arange(valid.size), valid.size)
+    return np.minimum.accumulate(idx[::-1])[::-1]
