@@ -10,6 +10,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -65,27 +67,35 @@ def served(tmp_path_factory):
         raw = cases.make_raw()
         load_raw(Warehouse("duckdb", paths), raw)
         compile_and_build(paths, "duckdb", (dt.date(2024, 2, 20), dt.date(2024, 3, 11)))
-        port = _free_port()
-        log = open(root / "serve.log", "w+")
-        proc = subprocess.Popen([EXE, "serve", "--port", str(port)], env={**env, "METRICS_API_TOKEN": TOKEN, "DAGSTER_HOME": str(home)},
-                                cwd=root, stdout=log, stderr=subprocess.STDOUT)
-        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {TOKEN}"},
-                              timeout=30)
-        try:
-            for _ in range(150):
-                try:
-                    if client.get("/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert proc.poll() is None, (log.seek(0), log.read())[1]
-                time.sleep(0.2)
+        with serving([], {**env, "METRICS_API_TOKEN": TOKEN, "DAGSTER_HOME": str(home)}, root,
+                     headers={"Authorization": f"Bearer {TOKEN}"}) as client:
             yield {"paths": paths, "client": client, "env": env, "raw": raw, "root": root, "home": home}
-        finally:
-            client.close()
-            proc.terminate()
-            proc.wait(timeout=20)
-            log.close()
+
+
+@contextmanager
+def serving(args: list[str], env: dict, root: Path, headers: dict | None = None) -> Iterator[httpx.Client]:
+    """`metrics serve ARGS` on a free loopback port (its output in ROOT/serve.log), and a
+    client once /health answers 200; the server is stopped after the block."""
+    port = _free_port()
+    log = open(root / "serve.log", "w+")
+    proc = subprocess.Popen([EXE, "serve", *args, "--port", str(port)], env=env, cwd=root,
+                            stdout=log, stderr=subprocess.STDOUT)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers or {}, timeout=60)
+    try:
+        for _ in range(300):
+            try:
+                if client.get("/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, (log.seek(0), log.read())[1]
+            time.sleep(0.2)
+        yield client
+    finally:
+        client.close()
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
 
 
 def _cli_series(env, *args) -> list[dict]:

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import subprocess
 import time
 
-import httpx
 import pandas as pd
 import pytest
 
@@ -18,7 +16,7 @@ from dagster_project.warehouse.connection import Warehouse
 from . import rollup_cases as cases
 from .conftest import create_pg_database, drop_pg_database, empty_chdb, make_project
 from .helpers import compile_and_build, load_raw
-from .test_api import CONFIG, EXE, METRICS, NOW, _cli_series, _free_port
+from .test_api import CONFIG, METRICS, NOW, _cli_series, serving
 
 pytestmark = pytest.mark.dbt
 WINDOW = (dt.date(2024, 2, 20), dt.date(2024, 3, 11))
@@ -35,7 +33,6 @@ def served_on(request, tmp_path_factory):
         dbname = env["METRICS_PG_DATABASE"] = create_pg_database("metrics_api")
     else:
         env["METRICS_CHDB_PATH"] = empty_chdb(tmp_path_factory)
-    proc = None
     try:
         with pytest.MonkeyPatch.context() as mp:
             for k in ("METRICS_PROJECT_DIR", "METRICS_NOW", "METRICS_PG_DATABASE", "METRICS_CHDB_PATH"):
@@ -45,25 +42,9 @@ def served_on(request, tmp_path_factory):
             raw = cases.make_raw()
             load_raw(Warehouse(target, paths), raw)
             compile_and_build(paths, target, WINDOW)
-        port = _free_port()
-        log = open(root / "serve.log", "w+")
-        proc = subprocess.Popen([EXE, "serve", "--target", target, "--port", str(port)], env=env, cwd=root,
-                                stdout=log, stderr=subprocess.STDOUT)
-        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
-        for _ in range(300):
-            try:
-                if client.get("/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, (log.seek(0), log.read())[1]
-            time.sleep(0.2)
-        yield {"client": client, "env": env, "raw": raw, "paths": paths, "target": target}
-        client.close()
+        with serving(["--target", target], env, root) as client:
+            yield {"client": client, "env": env, "raw": raw, "paths": paths, "target": target}
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=30)
         if dbname:
             drop_pg_database(dbname)
 
