@@ -172,6 +172,19 @@ def test_hourly_series_with_daily_and_weekly_seasonality():
     assert width(daily) > 1.5 * width(out)
 
 
+@pytest.mark.parametrize("seasonality, training", [("hour_of_week", 300), ("hour_of_week", 335), ("hour_of_day", 40)])
+def test_an_explicit_seasonality_the_window_cannot_hold_twice_falls_back_to_none(seasonality, training):
+    """An hourly series whose training window holds fewer than two cycles of the season
+    its YAML names is still scored (without the season), not a crash."""
+    rng = np.random.default_rng(9)
+    f = frame(rng.poisson(50, size=24 * 30).astype(float), grain="hour")
+    out = score(f, grain="hour", first=24 * 25, settings=DetectorSettings(seasonality=seasonality,
+                                                                         training_buckets=training))
+    assert len(out) == 24 * 5
+    assert out["model"].str.endswith("/none").all()
+    assert out["expected"].between(40, 60).all()
+
+
 def test_sparse_counts_zero_to_two_is_not_an_anomaly():
     rng = np.random.default_rng(7)
     x = rng.poisson(0.2, 120).astype(float)

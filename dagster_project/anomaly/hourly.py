@@ -14,7 +14,12 @@ a training window under two weeks, an anchor short of the minimum history or of 
 cycles of the richest candidate seasonality (a young series, where a fit cut at
 midnight and one cut at t differ most), or a ratio whose window stopped being a
 proportion today. Windows are cut to the whole weeks that hold data (`_width`): a
-young series' windows are mostly empty."""
+young series' windows are mostly empty.
+
+Where this differs from the per-bucket fit, by design (rows still depend only on the
+past): the log domain needs the anchor's whole window (up to 23 hours older than the
+bucket's) to be positive, and when the last `level_span` hours are all gaps the level
+falls back to the mean over [anchor window start, t)."""
 from __future__ import annotations
 
 import numpy as np
@@ -53,7 +58,8 @@ def score_hourly(arrays, t, hour, value, num_t, den_t, shape, settings, min_hist
     direct = out["enough"] & (cv[day] - cv[day - w] >= min_hist) & (prop_t == prop_a) & (w >= MIN_ANCHORED)
     # a young anchor (not yet 2 cycles of the richest candidate) differs most from the
     # per-bucket fit, whose cycles end at t: those buckets take the per-bucket path
-    richest = max(PERIOD[c] for c in candidates("hour", settings) if w // PERIOD[c] >= min_cycles(settings))
+    # (an explicit seasonality the window cannot hold twice: fit_variants falls back to none)
+    richest = max((PERIOD[c] for c in candidates("hour", settings) if w // PERIOD[c] >= min_cycles(settings)), default=1)
     if richest > 1 and direct.any():
         days, at = np.unique(day[direct], return_inverse=True)
         ok = ~np.isnan(sliding_window_view(arrays[-1], w)[days - w])
