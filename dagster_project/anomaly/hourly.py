@@ -26,7 +26,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .core import choose, empty_rows, fit_variants, record, score_rows, store
-from .models import Fit, anscombe, band, band_params, ratio_t
+from .models import Fit, anscombe, band, band_params, inside_proportion, ratio_t
 from .seasonality import cycles_with_data, fold, spread
 from .settings import PERIOD, candidates, level_span, min_cycles, training_buckets
 from .stats import nanmedian
@@ -50,9 +50,7 @@ def score_hourly(arrays, t, hour, value, num_t, den_t, shape, settings, min_hist
     prop_t = prop_a = np.zeros(n, bool)
     if shape == "ratio":
         out["enough"] &= (den_t > 0) & ~np.isnan(num_t)
-        with np.errstate(invalid="ignore"):
-            inside = (arrays[0] >= 0) & (arrays[0] <= arrays[1] * (1 + 1e-9))
-        co = _cumsum(valid & ~inside)
+        co = _cumsum(valid & ~inside_proportion(arrays[0], arrays[1]))
         prop_t, prop_a = co[t] - co[t - w] == 0, co[day] - co[day - w] == 0
         out["proportion"] = prop_t
     direct = out["enough"] & (cv[day] - cv[day - w] >= min_hist) & (prop_t == prop_a) & (w >= MIN_ANCHORED)

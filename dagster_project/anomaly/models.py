@@ -188,8 +188,13 @@ def fit_fraction(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarra
 def is_proportion(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """Per row: every bucket with a value has 0 <= numerator <= denominator."""
     ok = ~np.isnan(num) & ~np.isnan(den)
-    inside = (num >= 0) & (num <= den * (1 + 1e-9))
-    return np.all(inside | ~ok, axis=1)
+    return np.all(inside_proportion(num, den) | ~ok, axis=1)
+
+
+def inside_proportion(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """Per bucket: 0 <= numerator <= denominator (a rounding margin above); False for NaN."""
+    with np.errstate(invalid="ignore"):
+        return (num >= 0) & (num <= den * (1 + 1e-9))
 
 
 def fit_ratio(num: np.ndarray, den: np.ndarray, name: str, period: int, k: int,
