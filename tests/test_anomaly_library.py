@@ -256,6 +256,44 @@ def test_min_volume_is_respected():
     assert "min_volume" in row.reason and row.score > 3
 
 
+def sparse_sum(seed, hours=24 * 70, rate=0.15):
+    """A money sum over rare events (a refund now and then): mostly zero hours, a
+    log-normal size per event."""
+    rng = np.random.default_rng(seed)
+    events = rng.poisson(rate, hours)
+    return np.array([rng.lognormal(np.log(60), 0.5, k).sum() for k in events])
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_sparse_sum_is_judged_by_the_size_of_an_event(seed):
+    x = sparse_sum(seed)
+    big = 24 * 60 + 13
+    x[big] = 60 * 40  # one event 40 times the usual size
+    f = frame(x, grain="hour")
+    f["count"] = np.nan  # a sum carries no count
+    out = score(f, shape="fraction", grain="hour", first=24 * 14)
+    normal = [p for p in flagged_positions(f, out) if p != big]
+    events = int(np.count_nonzero(x[24 * 14:]))
+    # the robust fit's spread collapses on the zeros: it flagged 136-176 of some 200 events
+    assert len(normal) <= 2, (len(normal), events)
+    assert big in flagged_positions(f, out)
+    row = out[f.bucket_start.searchsorted(out.bucket_start) == big].iloc[0]
+    assert row.model.startswith("event-size/") and row.lower == 0 and row.upper < 60 * 40
+    zeros = out[out.value == 0]
+    assert len(zeros) > 0.7 * len(out) and not zeros.is_anomaly.any()
+
+
+def test_a_sum_with_too_few_events_is_never_flagged():
+    x = np.zeros(24 * 30)
+    x[[100, 300, 500]] = 50.0
+    x[24 * 25 + 5] = 5000.0
+    f = frame(x, grain="hour")
+    out = score(f, shape="fraction", grain="hour", first=24 * 14)
+    assert not out.is_anomaly.any()
+    row = out[f.bucket_start.searchsorted(out.bucket_start) == 24 * 25 + 5].iloc[0]
+    assert "too sparse to judge" in row.reason
+
+
 def test_direction_is_respected():
     x, _ = daily_counts(11)
     x[80] *= 2.5

@@ -9,6 +9,12 @@ import pandas as pd
 from .buckets import bucket_end, grain_index
 
 
+def incident_labels(ts: np.ndarray, grain: str) -> np.ndarray:
+    """For sorted, distinct bucket starts: the number of the incident each belongs to
+    (0, 1, ...; a new one wherever a bucket does not follow the previous one)."""
+    return np.concatenate([[0], np.cumsum(np.diff(grain_index(ts, grain)) != 1)]).astype(int)
+
+
 def merge_incidents(flagged: pd.DataFrame, grain: str) -> list[tuple[dt.datetime, dt.datetime, int]]:
     """Consecutive flagged buckets of one series merged: [(start, end, n_buckets)], `end`
     being the end of the incident's last bucket (exclusive). `flagged` holds the flagged
@@ -19,10 +25,9 @@ def merge_incidents(flagged: pd.DataFrame, grain: str) -> list[tuple[dt.datetime
     ts = np.unique(rows["bucket_start"].to_numpy(dtype="datetime64[ns]"))
     if ts.size == 0:
         return []
-    index = grain_index(ts, grain)
-    breaks = np.nonzero(np.diff(index) != 1)[0]
-    starts = np.concatenate([[0], breaks + 1])
-    stops = np.concatenate([breaks, [ts.size - 1]])
+    labels = incident_labels(ts, grain)
+    starts = np.nonzero(np.diff(labels, prepend=-1))[0]
+    stops = np.append(starts[1:], ts.size) - 1
     ends = bucket_end(ts, grain)
     return [(pd.Timestamp(ts[a]).to_pydatetime(), pd.Timestamp(ends[b]).to_pydatetime(), int(b - a + 1))
             for a, b in zip(starts, stops)]

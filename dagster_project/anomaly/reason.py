@@ -80,6 +80,9 @@ def sentence(*, label: str, shape: str, proportion: bool, value: float, expected
     side = "above" if above else "below"
     if not side_ok:
         return f"{text}, {side} the band but only {'drops' if above else 'rises'} are flagged"
+    if not volume_ok and shape == "fraction":
+        return (f"{text}, {side} the band but its window is mostly zeros with only {volume:.0f} non-zero "
+                f"buckets, under {min_volume:.0f}: too sparse to judge")
     if not volume_ok:
         return (f"{text}, {side} the band but the expected volume {number(volume, 'count')} "
                 f"is below min_volume {number(min_volume, 'count')}")

@@ -35,7 +35,8 @@ from .buckets import as_ns, excluded_buckets, grain_index
 from .core import score_rows
 from .hourly import AHEAD, score_hourly
 from .models import DETECTOR, LOG_DETECTOR, RATE_DETECTOR
-from .settings import SHAPES, DetectorSettings, history_needed, min_history, training_buckets
+from .sparse import DETECTOR as SPARSE_DETECTOR, MIN_SIZES, sparse_rows
+from .settings import MIN_EVENTS, SHAPES, DetectorSettings, history_needed, min_history, training_buckets
 
 COLUMNS = ["bucket_start", "value", "expected", "lower", "upper", "score", "is_anomaly", "direction",
            "provisional", "numerator", "denominator", "model", "reason"]
@@ -143,12 +144,27 @@ def _prepare(job: SeriesJob) -> dict | None:
         x = np.where(excluded, np.nan, value)
         train = (np.maximum(x, 0.0) if job.shape == "count" else x,)
     pad = history_needed(grain, job.settings)
+    events = _events_per_bucket(value, excluded, pos, training_buckets(grain, job.settings)) \
+        if job.shape == "fraction" else np.full(pos.size, np.nan)
     tail = np.full(AHEAD if grain == "hour" else 0, np.nan)
     # rows of windows a batch holds: one per scored bucket, per scored day for hours
     cost = np.unique(index[pos] // 24).size if grain == "hour" else pos.size
-    return {"ts": ts[pos], "value": value[pos], "num": num[pos], "den": den[pos], "pos": pos + pad, "cost": cost,
+    return {"ts": ts[pos], "value": value[pos], "num": num[pos], "den": den[pos], "pos": pos + pad, "cost": cost, "events": events,
             "padded": [np.concatenate([np.full(pad, np.nan), a, tail]) for a in train],
             "provisional": index[pos] >= now_index - job.settle_buckets}
+
+
+def _events_per_bucket(value, excluded, pos, width) -> np.ndarray:
+    """A fraction's volume at each scored bucket: the events (non-zero buckets) its training
+    window holds per bucket, estimated from the share z of zero buckets among those with
+    a value as a Poisson rate, -ln(z) (inf without zeros, NaN without values)."""
+    have = ~np.isnan(value) & ~excluded
+    cz = np.concatenate([[0], np.cumsum(have & (value == 0))])
+    cn = np.concatenate([[0], np.cumsum(have)])
+    lo = np.maximum(pos - width, 0)
+    n = cn[pos] - cn[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, -np.log((cz[pos] - cz[lo]) / np.maximum(n, 1)), np.nan)
 
 
 def _run(batch, prepared, results, shape, grain, settings, width, min_hist, per_chunk) -> None:
@@ -195,19 +211,36 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
              min_hist: int) -> dict[str, np.ndarray]:
     bucket, value, provisional, num, den = p["ts"], p["value"], p["provisional"], p["num"], p["den"]
     s = settings.sensitivity
+    # a fraction that is mostly zeros is judged by the size of a usual event (sparse.py); with
+    # too few events in its window, not at all
+    sparse, unjudged, sizes = np.zeros(value.size, bool), np.zeros(value.size, bool), np.zeros(value.size)
+    if shape == "fraction":
+        rows = np.nonzero(res["enough"] & (p["events"] < MIN_EVENTS))[0]
+        if rows.size:
+            res = {k: v.copy() for k, v in res.items()}
+            band = sparse_rows(p["padded"][0], p["pos"][rows], value[rows], training_buckets(grain, settings), s,
+                               _CHUNK_CELLS // training_buckets(grain, settings) + 1)
+            ok = ~np.isnan(band["score"])
+            for k in ("expected", "lower", "upper", "score"):
+                res[k][rows[ok]] = band[k][ok]
+            res["log"][rows[ok]] = False
+            sparse[rows[ok]], unjudged[rows[~ok]], sizes[rows] = True, True, band["sizes"]
     score, enough = res["score"], res["enough"]
     expected = res["expected"]
     outside = enough & (np.abs(np.nan_to_num(score)) > s)
     side_ok = {"both": np.ones(score.size, bool), "up": score > 0, "down": score < 0}[settings.direction]
-    if shape == "fraction" or settings.min_volume <= 0:
-        volume_ok = np.ones(score.size, bool)
+    if shape == "fraction":  # its volume: the non-zero buckets of a sparse window
+        volume, need = sizes, MIN_SIZES
+        volume_ok = ~unjudged
     else:
-        volume_ok = np.nan_to_num(res["volume"], nan=-np.inf) >= settings.min_volume
+        volume, need = res["volume"], settings.min_volume
+        volume_ok = (np.nan_to_num(volume, nan=-np.inf) >= need) if need > 0 else np.ones(score.size, bool)
     flagged = outside & side_ok & volume_ok
     direction = np.where(np.isnan(expected), None, np.where(value > expected, "up", "down"))
     prop = res["proportion"]
     detector = np.where((shape == "ratio") & ~prop, RATE_DETECTOR, DETECTOR[shape])
     detector = np.where(res["log"], LOG_DETECTOR, detector)
+    detector = np.where(sparse, SPARSE_DETECTOR, detector)
     season = np.where(res["seasonality"] == "", settings.seasonality, res["seasonality"])
     model = np.array([f"{d}/{z}" for d, z in zip(detector, season)], dtype=object)
     if shape != "ratio":
@@ -226,7 +259,7 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
             label=label, shape=shape, proportion=bool(prop[i]), value=float(value[i]), expected=float(expected[i]),
             lower=float(res["lower"][i]), upper=float(res["upper"][i]), flagged=bool(flagged[i]),
             outside=bool(outside[i]), side_ok=bool(side_ok[i]), volume_ok=bool(volume_ok[i]),
-            volume=float(res["volume"][i]), min_volume=settings.min_volume, record=res["record"][i],
+            volume=float(volume[i]), min_volume=need, record=res["record"][i],
             **_where(bucket[i], res["seasonality"][i], int(res["span"][i]), grain, flagged[i] and res["record"][i]),
             numerator=float(num[i]), denominator=float(den[i])))
     return {

@@ -22,6 +22,10 @@ DIRECTIONS = ("up", "down", "both")
 SHAPES = ("count", "ratio", "fraction")
 
 # buckets per seasonal cycle
+# A fraction (a sum, a gauge...) whose training window holds under MIN_EVENTS non-zero
+# buckets per bucket (estimated as a Poisson rate, -ln(share of zeros): 1 = 37% zeros) is
+# a list of events, not a series: it is judged by the size of a usual event (sparse.py).
+MIN_EVENTS = 1.0
 PERIOD = {"none": 1, "hour_of_day": 24, "hour_of_week": 168, "day_of_week": 7}
 
 _DEFAULT_TRAINING = {"hour": 1344, "day": 56, "week": 26, "month": 24}
@@ -44,7 +48,7 @@ _AT_GRAIN = {
 class DetectorSettings:
     sensitivity: float = 3.0          # band edge at +-sensitivity (robust standard deviations / equivalent tail probability)
     direction: str = "both"           # "up" | "down" | "both": which side may be flagged
-    min_volume: float = 0.0           # a bucket whose EXPECTED volume is below this is never flagged (count, or a ratio's denominator; ignored for "fraction")
+    min_volume: float = 0.0           # a bucket whose EXPECTED volume is below this is never flagged (count, or a ratio's denominator; a fraction has its own rule: sparse.py)
     seasonality: str = "auto"         # "auto" | "none" | "hour_of_day" | "day_of_week" | "hour_of_week"
     training_buckets: int | None = None   # None = per-grain default (default_training_buckets)
     exclude: tuple[tuple[dt.datetime, dt.datetime], ...] = ()   # [start, end) naive-UTC ranges left out of training

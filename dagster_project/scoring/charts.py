@@ -1,14 +1,17 @@
-"""One PNG per recent flagged bucket: the last weeks of the series, the expected band where
-it was scored, the flagged point marked. Written under the warehouse folder; the path goes
-to metric_anomalies.chart_path (alert messages attach it). Only detections of the last
-RECENT_DAYS get one: a backfill of history flags old buckets nobody is paged about, and a
-chart costs a tenth of a second."""
+"""One PNG per recent incident of a series (a run of consecutive flagged buckets): the
+last weeks of the series up to the incident's last bucket, the expected band where it was
+scored, the incident's flagged points marked. Every bucket of the incident points to it
+(metric_anomalies.chart_path; alert messages attach it): an outage of six hours is one
+picture, not six near-identical ones. Written under the warehouse folder. Only detections
+of the last RECENT_DAYS get one: a backfill of history flags old buckets nobody is paged
+about, and a chart costs about a tenth of a second."""
 from __future__ import annotations
 
 import hashlib
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 RECENT_DAYS = 14
@@ -24,25 +27,39 @@ def chart_path(root: Path, grain: str, metric: str, dimension: str, dimension_va
     return root / grain / metric / f"{safe}-{digest}" / f"{bucket.strftime('%Y%m%dT%H%M')}.png"
 
 
-def draw(path: Path, history: pd.DataFrame, scored: pd.DataFrame, bucket: pd.Timestamp, title: str) -> None:
-    """history: bucket_start, value (the series); scored: bucket_start, expected, lower, upper."""
+def draw(path: Path, history: pd.DataFrame, scored: pd.DataFrame, points, title: str) -> None:
+    """history: bucket_start, value (the series); scored: bucket_start, expected, lower,
+    upper; points: the flagged bucket starts to mark."""
     # the object API renders with Agg and never imports pyplot (no GUI backend, no global state)
+    from matplotlib.dates import date2num
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
+
+    def x(ts) -> np.ndarray:  # plain numbers: matplotlib's date units and locator cost most of a chart
+        return date2num(pd.to_datetime(pd.Series(ts)).to_numpy(dtype="datetime64[ns]"))
 
     fig = Figure(figsize=(8, 3), dpi=90)
-    ax = fig.subplots()
-    ax.plot(history.bucket_start, history.value, color="#3b6ea5", linewidth=1, label="value")
+    fig.subplots_adjust(left=0.08, right=0.98, top=0.9, bottom=0.16)  # fixed: tight_layout draws the figure twice
+    ax = fig.add_subplot()
+    ax.plot(x(history.bucket_start), history.value.to_numpy(float), color="#3b6ea5", linewidth=1, label="value")
     band = scored.dropna(subset=["expected"])
     if not band.empty:
-        ax.fill_between(band.bucket_start, band.lower, band.upper, color="#9ecae1", alpha=0.5, step="mid",
-                        label="expected band")
-        ax.plot(band.bucket_start, band.expected, color="#636363", linewidth=0.8, linestyle="--", label="expected")
-    point = history[history.bucket_start == bucket]
-    ax.scatter(point.bucket_start, point.value, color="#d62728", zorder=5, s=30, label="flagged")
+        bx = x(band.bucket_start)
+        ax.fill_between(bx, band.lower.to_numpy(float), band.upper.to_numpy(float), color="#9ecae1", alpha=0.5,
+                        step="mid", label="expected band")
+        ax.plot(bx, band.expected.to_numpy(float), color="#636363", linewidth=0.8, linestyle="--", label="expected")
+    marked = history[history.bucket_start.isin(pd.to_datetime(pd.Series(points)))]
+    ax.scatter(x(marked.bucket_start), marked.value.to_numpy(float), color="#d62728", zorder=5, s=30, label="flagged")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="upper left")
-    fig.autofmt_xdate()
-    fig.tight_layout()
+    if len(history):
+        lo, hi = pd.Timestamp(history.bucket_start.min()), pd.Timestamp(history.bucket_start.max())
+        ticks = pd.to_datetime(np.linspace(lo.value, hi.value, 6)).round("h")
+        fmt = "%b %d %H:%M" if hi - lo <= pd.Timedelta(days=20) else "%Y-%m-%d"
+        ax.xaxis.set_major_locator(FixedLocator(x(ticks)))
+        ax.xaxis.set_major_formatter(FixedFormatter([t.strftime(fmt) for t in ticks]))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.tick_params(axis="x", labelsize=7)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp)

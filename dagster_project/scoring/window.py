@@ -1,6 +1,6 @@
 """Score one grain's window: read each enabled metric's series (the window plus its
 training history), run the detectors of dagster_project/anomaly, draw a chart per
-flagged bucket, and replace the window's rows of metric_anomalies. The anomalies_<grain>
+recent incident (charts.py), and replace the window's rows of metric_anomalies. The anomalies_<grain>
 assets and `metrics anomalies --backtest` call this; it imports no Dagster."""
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..anomaly.incidents import incident_labels
 from ..grains import add_grain
 from ..spec.resolved import Metric, MetricsProject
 from ..warehouse.anomaly_store import NAMES, replace_window
@@ -96,13 +97,16 @@ def write(wh: Warehouse, grain: str, frame: pd.DataFrame, summary: WindowSummary
         recent = pd.Timestamp(computed_at) - pd.Timedelta(days=charts.RECENT_DAYS)
         for s, scored in summary.parts:
             flagged = scored[scored.is_anomaly.astype(bool) & (pd.to_datetime(scored.bucket_start) >= recent)]
-            for r in flagged.itertuples():
-                bucket = pd.Timestamp(r.bucket_start)
-                path = charts.chart_path(chart_root, grain, s.metric.name, s.dimension, s.dimension_value, bucket)
-                lo = bucket - (pd.Timestamp(add_grain(bucket.to_pydatetime(), grain, 1)) - bucket) * charts.CONTEXT[grain]
-                history = s.frame[(s.frame.bucket_start >= lo) & (s.frame.bucket_start <= bucket)]
-                charts.draw(path, history, scored[scored.bucket_start <= bucket], bucket, r.reason)
-                paths[(s.metric.name, s.dimension, s.dimension_value, bucket)] = str(path)
+            for incident in _incidents(flagged, grain):
+                first, last = pd.Timestamp(incident.bucket_start.iloc[0]), pd.Timestamp(incident.bucket_start.iloc[-1])
+                worst = incident.loc[incident.score.abs().idxmax()]
+                path = charts.chart_path(chart_root, grain, s.metric.name, s.dimension, s.dimension_value, first)
+                lo = last - (pd.Timestamp(add_grain(last.to_pydatetime(), grain, 1)) - last) * charts.CONTEXT[grain]
+                history = s.frame[(s.frame.bucket_start >= lo) & (s.frame.bucket_start <= last)]
+                band = scored[(scored.bucket_start >= lo) & (scored.bucket_start <= last)]
+                charts.draw(path, history, band, incident.bucket_start, worst.reason)
+                for bucket in incident.bucket_start:
+                    paths[(s.metric.name, s.dimension, s.dimension_value, pd.Timestamp(bucket))] = str(path)
                 summary.charts.append(str(path))
     keys = zip(frame.metric, frame.dimension, frame.dimension_value, pd.to_datetime(frame.bucket_start))
     frame["chart_path"] = [paths.get(k) for k in keys]
@@ -111,6 +115,15 @@ def write(wh: Warehouse, grain: str, frame: pd.DataFrame, summary: WindowSummary
     for c in ("is_anomaly", "provisional"):
         frame[c] = frame[c].astype(bool)
     return replace_window(wh, grain, summary.start, summary.end, frame[NAMES])
+
+
+def _incidents(flagged: pd.DataFrame, grain: str) -> list[pd.DataFrame]:
+    """The flagged rows of one series split into runs of consecutive buckets."""
+    if flagged.empty:
+        return []
+    flagged = flagged.sort_values("bucket_start")
+    labels = incident_labels(flagged.bucket_start.to_numpy(dtype="datetime64[ns]"), grain)
+    return [part for _, part in flagged.groupby(labels, sort=True)]
 
 
 def _slice_text(dimension: str, value: str) -> str:

@@ -1,0 +1,53 @@
+"""Sparse fractions: a sum or gauge whose buckets are mostly zeros (refunds per hour and
+country, a few a day) is a list of events, not a series. The robust fit's spread
+collapses on its zeros, so every event would be flagged. For such a bucket (its
+training window holds under MIN_EVENTS non-zero buckets per bucket) the band is the size
+of a usual event instead: a zero is always normal, a bucket is flagged when its size is
+beyond `sensitivity` robust sds of the log sizes of the window's non-zero buckets
+(a refund ten times any usual one, a burst of spikes adding up). Under MIN_SIZES
+non-zero buckets there is nothing to judge the size by: never flagged."""
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .stats import nanmedian
+
+MIN_SIZES = 8
+DETECTOR = "event-size"
+_MAD_SD = 1.4826  # MAD to a normal sd
+
+
+def event_band(window: np.ndarray, value: np.ndarray, sensitivity: float) -> dict[str, np.ndarray]:
+    """window: (n, w) training values (NaN = gap or excluded); value: (n,) the buckets.
+    Returns expected (the window's median), lower, upper, score (|score| > sensitivity
+    exactly outside [lower, upper]) and `sizes` (non-zero buckets in the window); NaN
+    where sizes < MIN_SIZES."""
+    nonzero = ~np.isnan(window) & (window != 0)
+    sizes = nonzero.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        logs = np.where(nonzero, np.log(np.abs(np.where(nonzero, window, 1.0))), np.nan)
+        mid = nanmedian(logs, 1)
+        mad = nanmedian(np.abs(logs - mid[:, None]), 1)
+        # a floor: identical sizes (one price refunded) still leave room for their noise
+        edge = np.exp(mid + sensitivity * _MAD_SD * np.maximum(mad, 0.05))
+        negatives = (np.nan_to_num(window, nan=0.0) < 0).any(axis=1)
+        lower = np.where(negatives, -edge, 0.0)
+        # below 0 where the window never was: beyond the band by the value's size
+        score = np.where((value < 0) & ~negatives, -sensitivity * (1.0 + np.abs(value) / edge),
+                         sensitivity * value / edge)
+        expected = nanmedian(window, 1)
+    ok = sizes >= MIN_SIZES
+    nan = np.full(value.shape, np.nan)
+    return {"expected": np.where(ok, expected, nan), "lower": np.where(ok, lower, nan),
+            "upper": np.where(ok, edge, nan), "score": np.where(ok, score, nan), "sizes": sizes}
+
+
+def sparse_rows(padded: np.ndarray, pos: np.ndarray, value: np.ndarray, width: int, sensitivity: float,
+                chunk: int) -> dict[str, np.ndarray]:
+    """event_band for buckets at `pos` of one padded training array, in chunks of rows."""
+    view = sliding_window_view(padded, width)
+    parts = [event_band(view[pos[lo:lo + chunk] - width], value[lo:lo + chunk], sensitivity)
+             for lo in range(0, pos.size, chunk)]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else \
+        {k: np.array([]) for k in ("expected", "lower", "upper", "score", "sizes")}

@@ -1,0 +1,58 @@
+"""Charts of flagged buckets (scoring/charts.py via scoring.window.write) on a real DuckDB
+file: one PNG per incident (a run of consecutive flagged buckets), shared by the
+incident's rows in metric_anomalies; buckets older than RECENT_DAYS get none."""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dagster_project.anomaly import DetectorSettings, score_series
+from dagster_project.scoring.inputs import SliceSeries
+from dagster_project.scoring.window import WindowSummary, write
+from dagster_project.validation.project import load_project
+from dagster_project.warehouse.anomaly_store import read_anomalies
+from dagster_project.warehouse.connection import Warehouse
+
+from .conftest import make_project
+
+START = dt.datetime(2026, 9, 1)
+HOURS = 24 * 42
+
+
+def test_one_chart_per_incident_shared_by_its_buckets(tmp_path, monkeypatch):
+    monkeypatch.setenv("METRICS_DUCKDB_PATH", str(tmp_path / "wh.duckdb"))
+    paths = make_project(tmp_path / "repo", {"commerce/orders.yml": "name: orders\nsource: stg_orders\n"
+                                             "timestamp: ordered_at\naggregation: count\n"})
+    metric = load_project(paths).project.metrics["orders"]
+    rng = np.random.default_rng(4)
+    x = rng.poisson(400, HOURS).astype(float)
+    drop = [HOURS - 30, HOURS - 29, HOURS - 28]   # one incident of three hours
+    x[drop] = 40
+    x[HOURS - 10] = 2000                           # a second incident, one hour
+    x[24 * 20] = 2000                              # flagged, but older than RECENT_DAYS: no chart
+    ts = pd.date_range(START, periods=HOURS, freq="h")
+    series = pd.DataFrame({"bucket_start": ts, "value": x, "count": x, "numerator": np.nan, "denominator": np.nan})
+    end = ts[-1].to_pydatetime() + dt.timedelta(hours=1)
+    scored = score_series(series, shape="count", grain="hour", settings=DetectorSettings(seasonality="none"),
+                          score_from=ts[24 * 14].to_pydatetime(), score_until=end, now=end, settle_buckets=0)
+    scored = scored.assign(metric="orders", grain="hour", dimension="", dimension_value="")
+    flagged = set(pd.to_datetime(scored.bucket_start[scored.is_anomaly.astype(bool)]))
+    assert {ts[i] for i in drop + [HOURS - 10, 24 * 20]} <= flagged
+    summary = WindowSummary("hour", ts[24 * 14].to_pydatetime(), end)
+    summary.parts = [(SliceSeries(metric, "", "", series), scored)]
+    write(Warehouse("duckdb", paths), "hour", scored, summary, "run-1", end, chart_root=tmp_path / "charts")
+
+    columns, rows = read_anomalies(Warehouse("duckdb", paths), grain="hour")
+    chart = {pd.Timestamp(r[columns.index("bucket_start")]): r[columns.index("chart_path")] for r in rows}
+    incident = {chart[ts[i]] for i in drop}
+    assert len(incident) == 1 and None not in incident
+    png = Path(incident.pop())
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.name == f"{ts[drop[0]]:%Y%m%dT%H%M}.png"
+    assert chart[ts[HOURS - 10]] not in (None, str(png)) and Path(chart[ts[HOURS - 10]]).is_file()
+    assert chart[ts[24 * 20]] is None
+    # one file per incident of the last RECENT_DAYS, whatever else was flagged there
+    recent = {chart[t] for t in flagged if t >= ts[-1] - pd.Timedelta(days=14)}
+    assert sorted(str(p) for p in (tmp_path / "charts").rglob("*.png")) == sorted(recent)
