@@ -1,6 +1,6 @@
 """Charts of flagged buckets (scoring/charts.py via scoring.window.write) on a real DuckDB
 file: one PNG per incident (a run of consecutive flagged buckets), shared by the
-incident's rows in metric_anomalies; buckets older than RECENT_DAYS get none."""
+incident's rows in metric_anomalies; hours older than two days (RECENT_BUCKETS) get none."""
 from __future__ import annotations
 
 import datetime as dt
@@ -32,7 +32,7 @@ def test_one_chart_per_incident_shared_by_its_buckets(tmp_path, monkeypatch):
     drop = [HOURS - 30, HOURS - 29, HOURS - 28]   # one incident of three hours
     x[drop] = 40
     x[HOURS - 10] = 2000                           # a second incident, one hour
-    x[24 * 20] = 2000                              # flagged, but older than RECENT_DAYS: no chart
+    x[24 * 20] = 2000                              # flagged, but older than two days: no chart
     ts = pd.date_range(START, periods=HOURS, freq="h")
     series = pd.DataFrame({"bucket_start": ts, "value": x, "count": x, "numerator": np.nan, "denominator": np.nan})
     end = ts[-1].to_pydatetime() + dt.timedelta(hours=1)
@@ -53,6 +53,6 @@ def test_one_chart_per_incident_shared_by_its_buckets(tmp_path, monkeypatch):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.name == f"{ts[drop[0]]:%Y%m%dT%H%M}.png"
     assert chart[ts[HOURS - 10]] not in (None, str(png)) and Path(chart[ts[HOURS - 10]]).is_file()
     assert chart[ts[24 * 20]] is None
-    # one file per incident of the last RECENT_DAYS, whatever else was flagged there
-    recent = {chart[t] for t in flagged if t >= ts[-1] - pd.Timedelta(days=14)}
+    # one file per incident of the last two days, whatever else was flagged there
+    recent = {chart[t] for t in flagged if t >= end - pd.Timedelta(hours=48)}
     assert sorted(str(p) for p in (tmp_path / "charts").rglob("*.png")) == sorted(recent)

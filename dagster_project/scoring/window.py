@@ -94,7 +94,7 @@ def write(wh: Warehouse, grain: str, frame: pd.DataFrame, summary: WindowSummary
     frame = frame.copy()
     paths: dict[tuple, str] = {}
     if chart_root is not None and len(frame):
-        recent = pd.Timestamp(computed_at) - pd.Timedelta(days=charts.RECENT_DAYS)
+        recent = pd.Timestamp(add_grain(computed_at, grain, -charts.RECENT_BUCKETS[grain]))
         for s, scored in summary.parts:
             flagged = scored[scored.is_anomaly.astype(bool) & (pd.to_datetime(scored.bucket_start) >= recent)]
             for incident in _incidents(flagged, grain):
