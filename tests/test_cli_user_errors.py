@@ -204,6 +204,23 @@ def test_series_into_a_closed_pipe_exits_quietly(built):
     assert proc.returncode == 0
 
 
+def test_series_loads_only_what_a_read_needs(built):
+    """A read imports no pandas, Dagster, dbt or the alerting models (it builds the whole
+    argument parser; `metrics silence` once pulled pydantic's alerts config into it). The
+    first read after a change validates the project (and caches it); the next ones not."""
+    root, args, _ = built
+    assert _main(*args, "series", "downloads", "--grain", "day")[0] == 0
+    code = ("import sys\nfrom dagster_project.cli.main import main\n"
+            f"rc = main({[*args, 'series', 'downloads', '--grain', 'day']!r})\n"
+            "heavy = ('pandas', 'dagster', 'dbt', 'matplotlib', 'dagster_project.alerting.config')\n"
+            "print('RESULT', rc, sorted(m for m in heavy if m in sys.modules), file=sys.stderr)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "METRICS_NOW": NOW})
+    line = next(x for x in out.stderr.splitlines() if x.startswith("RESULT"))
+    assert line == "RESULT 0 []", out.stderr
+    assert "2026-09-03" in out.stdout
+
+
 # --- metrics prune, on every warehouse ---------------------------------------------
 
 PRUNE_CONFIG = "start: 2026-09-01\ngrains: [day, month]\nowner: data@example.com\n"

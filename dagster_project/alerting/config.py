@@ -12,10 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..grains import GRAINS
 
-ALERTS_FILE = "alerts.yml"
+from .names import ALERTS_FILE, MATCH_KEYS
+
 KINDS = ("anomaly", "freshness", "run_failure")
 SEVERITIES = ("warning", "critical")
-MATCH_KEYS = ("metric", "domain", "owner", "grain", "severity", "tag", "kind", "source")
 GROUP_KEYS = ("metric", "grain", "slice", "domain", "owner", "kind", "severity", "source")
 
 _DURATION = re.compile(r"^\s*(?:(\d+)w)?\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*$")

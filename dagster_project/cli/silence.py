@@ -12,8 +12,7 @@ import sys
 
 import yaml
 
-from ..alerting.config import ALERTS_FILE, MATCH_KEYS, Silence
-from ..alerting.load import alerts_path, load_alerts
+from ..alerting.names import ALERTS_FILE, MATCH_KEYS
 from ..validation.issues import closest
 
 _NEW_FILE = ("# Alert channels, routes and silences: see README.md, \"Alerts configuration\".\n"
@@ -124,6 +123,8 @@ def cmd_silence_add(args, paths) -> int:
 
 
 def _add(args, paths) -> int:
+    from ..alerting.config import Silence
+    from ..alerting.load import alerts_path, load_alerts
     match = parse_match(args.match)
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
     starts = parse_timestamp(args.from_) if args.from_ else now
@@ -182,6 +183,7 @@ def _warn_unknown_metrics(paths, match: dict) -> None:
 
 
 def cmd_silence_list(args, paths) -> int:
+    from ..alerting.load import load_alerts
     config, issues = load_alerts(paths)
     for issue in issues:
         print(issue, file=sys.stderr)
