@@ -212,8 +212,9 @@ def test_injection_attempts_are_data(served):
     assert c.get("/metrics/downloads/totals", params={"dimension": "entity_id;drop table x", "values": "1"}).status_code == 400
 
 
-def test_anomalies_alerts_history(served):
+def test_anomalies_alerts_history(served, monkeypatch):
     c = served["client"]
+    monkeypatch.setenv("DAGSTER_HOME", str(served["home"]))  # dagster_home.yaml's storage lives there
     assert c.get("/anomalies").json() == []  # nothing scored yet (the build was dbt only)
     assert c.get("/alerts?status=open").json() == []
     assert c.get("/history").json() == {"runs": [], "note": None}  # an instance, no run yet

@@ -1,9 +1,14 @@
-"""The production instance configuration (dagster_home.postgres.yaml) really works: a
+"""The instance configurations really work. Production (dagster_home.postgres.yaml): a
 Dagster instance built from it, on the local Postgres server, stores a run and its
-partition events."""
+partition events. Local (dagster_home.yaml): the sqlite storage with the event log's
+connections kept open writes Dagster's usual files, which a default instance in another
+process reads while the writer still holds them."""
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -43,3 +48,49 @@ def test_the_postgres_instance_config_stores_runs_and_partition_events(tmp_path,
         assert instance.get_run_by_id(result.run_id) is not None
         materialized = instance.get_materialized_partitions(numbers.key)
         assert materialized == {"2024-03-02"}
+
+
+READER = """
+import os, sys
+from dagster import AssetKey, DagsterInstance
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+with DagsterInstance.get() as instance:
+    assert type(instance.event_log_storage) is SqliteEventLogStorage, type(instance.event_log_storage)
+    print(len(instance.get_materialized_partitions(AssetKey("numbers"))), len(instance.get_run_records()))
+"""
+
+
+def test_the_local_instance_config_keeps_dagsters_files_readable(tmp_path, monkeypatch):
+    from dagster import BackfillPolicy, DagsterInstance, DailyPartitionsDefinition, Definitions, asset, define_asset_job
+    from dagster_project.defs.instance_storage import KEPT_RUNS, KeptOpenSqliteEventLogStorage
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(REPO_ROOT / "dagster_home.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    days = DailyPartitionsDefinition(start_date="2024-03-01", end_date="2024-04-01")
+
+    @asset(partitions_def=days, backfill_policy=BackfillPolicy.single_run())
+    def numbers(context) -> None:
+        context.log.info(f"{len(context.partition_keys)} days")
+
+    job = Definitions(assets=[numbers], jobs=[define_asset_job("numbers_job", selection=[numbers])]).resolve_job_def("numbers_job")
+    keys = days.get_partition_keys()
+    with DagsterInstance.get() as instance:
+        storage = instance.event_log_storage
+        assert type(storage) is KeptOpenSqliteEventLogStorage
+        for first, last in [(keys[0], keys[9])] + [(k, k) for k in keys[10:10 + KEPT_RUNS + 2]]:
+            result = job.execute_in_process(instance=instance, tags={"dagster/asset_partition_range_start": first,
+                                                                     "dagster/asset_partition_range_end": last})
+            assert result.success
+        assert instance.get_materialized_partitions(numbers.key) == set(keys[:10 + KEPT_RUNS + 2])
+        # the run databases kept open are bounded (the index, and the last few runs)
+        assert len(storage._engines) == KEPT_RUNS + 1
+        # another process, with Dagster's default sqlite storage on the same files, reads
+        # every run and partition while this one still holds its connections
+        (tmp_path / "reader").mkdir()
+        (tmp_path / "reader" / "dagster.yaml").write_text(f"storage:\n  sqlite:\n    base_dir: {home}\n"
+                                                         "telemetry:\n  enabled: false\n")
+        out = subprocess.run([sys.executable, "-c", READER], capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "DAGSTER_HOME": str(tmp_path / "reader")})
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == [str(10 + KEPT_RUNS + 2), str(1 + KEPT_RUNS + 2)]

@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from dagster_project.compiler.writer import compile_project
+from dagster_project.paths import REPO_ROOT
 from dagster_project.validation.project import load_project
 from dagster_project.warehouse.connection import Warehouse
 from dagster_project.warehouse.dbt_runner import run_dbt
@@ -45,7 +46,7 @@ def ui(tmp_path):
     assert run_dbt(paths, "duckdb", ["build", "--select", "tag:staging"], quiet=True).ok
     home = tmp_path / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text("concurrency:\n  pools:\n    default_limit: 1\ntelemetry:\n  enabled: false\n")
+    (home / "dagster.yaml").write_text((REPO_ROOT / "dagster_home.yaml").read_text())  # the project's instance settings
     (paths.root / "workspace.yaml").write_text(
         "load_from:\n  - python_module:\n      module_name: dagster_project.defs.definitions\n")
     port = _free_port()

@@ -82,11 +82,13 @@ def run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt.
     env = {"METRICS_PROJECT_DIR": str(paths.root), "METRICS_TARGET": target,
            "METRICS_DUCKDB_PATH": str(paths.duckdb_path), "METRICS_CHDB_PATH": str(paths.chdb_path)}
     with environ(env):
-        return _run_window(paths, target, start, end, project, metrics, progress)
+        # disposed at the end: the instance's storage closes the connections it keeps open
+        with DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral() as instance:
+            return _run_window(paths, target, start, end, project, metrics, progress, instance)
 
 
 def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt.date | None, project: MetricsProject,
-                metrics: list[str] | None, progress: Callable[[str], None]) -> RunOutcome:
+                metrics: list[str] | None, progress: Callable[[str], None], instance: DagsterInstance) -> RunOutcome:
     from . import resources
     from .builder import build_definitions
     from .rollups import CATALOG_JOB, STAGING_JOB, rollup_job_name
@@ -98,7 +100,6 @@ def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt
     with warehouse_lock(target, paths, on_wait=_stderr):
         resources.parse_manifest(paths)
         defs = build_definitions()
-    instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
     now = dt.datetime.now(dt.timezone.utc)
     outcome = RunOutcome()
     tags_wanted = {metric_tag(n) for n in wanted_metrics(project, metrics)} if metrics else None
