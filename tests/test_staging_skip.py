@@ -45,3 +45,27 @@ def test_staging_is_rebuilt_only_when_it_changed_or_went_missing(tmp_path, capsy
     monkeypatch.setenv("METRICS_DUCKDB_PATH", str(tmp_path / "other.duckdb"))
     load_raw(Warehouse("duckdb", paths), generate_range(dt.date(2026, 9, 1), dt.date(2026, 9, 3), events_per_day=300))
     assert "seeds, staging views: 4 assets" in _run(args, capsys)
+
+
+def test_the_catalog_is_rebuilt_only_when_a_definition_changed_or_it_went_missing(tmp_path, capsys, monkeypatch):
+    import datetime as dt
+    monkeypatch.setenv("METRICS_DUCKDB_PATH", str(tmp_path / "w.duckdb"))
+    paths = make_project(tmp_path, {"c/orders.yml": METRIC}, "start: 2026-09-01\n")
+    wh = Warehouse("duckdb", paths)
+    load_raw(wh, generate_range(dt.date(2026, 9, 1), dt.date(2026, 9, 3), events_per_day=300))
+    args = ["--project-dir", str(paths.root)]
+    built, kept = "metric catalog: 1 assets", "metric catalog: unchanged since its last build on this warehouse"
+
+    def catalog() -> list[tuple]:
+        import json
+        rows = wh.frame(f"select metric, definition from {wh.relation('metric_catalog')}").itertuples(index=False)
+        return sorted((m, json.loads(d).get("description")) for m, d in rows)
+
+    assert built in _run(args, capsys)
+    assert kept in _run(args, capsys) and catalog() == [("orders", None)]
+    # a metric file changed: `metrics run` compiles it, the catalog follows
+    (paths.metrics_dir / "c" / "orders.yml").write_text(METRIC + "description: Orders placed.\n")
+    assert built in _run(args, capsys) and catalog() == [("orders", "Orders placed.")]
+    assert kept in _run(args, capsys)
+    wh.execute(f"drop view {wh.relation('metric_catalog')}")
+    assert built in _run(args, capsys) and catalog() == [("orders", "Orders placed.")]

@@ -178,8 +178,10 @@ def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt
     # last, and only after every grain succeeded: the catalog lists what was built
     if metrics:
         progress("      metric catalog: not rebuilt by a --metric run")
-    else:
-        execute(CATALOG_JOB, "metric catalog")
+    elif staging_state.up_to_date(wh, manifest, "catalog"):
+        progress("      metric catalog: unchanged since its last build on this warehouse (not rebuilt)")
+    elif execute(CATALOG_JOB, "metric catalog"):
+        staging_state.record_built(wh, manifest, "catalog")
     return outcome
 
 

@@ -1,8 +1,9 @@
-"""Whether `metrics run` must rebuild the seeds and staging views: only when their
-definitions (SQL checksum, config, columns, the macros they may call) changed since their
-last successful build on this warehouse, or a relation is missing. Views read the raw
-tables at query time, so new raw rows never need a rebuild. Saves a dbt process and a
-Dagster run (~6 s) on every routine run; the state lives in dbt_project/target/."""
+"""Whether `metrics run` must rebuild the seeds and staging views, or the metric catalog:
+only when their definitions (SQL checksum, config, columns, the macros they may call)
+changed since their last successful build on this warehouse, or a relation is missing.
+Views read their tables at query time (the catalog is a view over literal definitions),
+so new rows never need a rebuild. Each skip saves a dbt process and a Dagster run
+(~6 s) on every routine run; the state lives in dbt_project/target/."""
 from __future__ import annotations
 
 import hashlib
@@ -31,14 +32,25 @@ def warehouse_identity(wh: Warehouse) -> str:
     return f"{wh.target}:{where}:{wh.schema}"
 
 
-def _staging_nodes(manifest: dict) -> list[dict]:
+GROUPS = ("staging", "catalog")
+
+
+def _nodes(manifest: dict, group: str) -> list[dict]:
+    """staging: the seeds and models tagged staging; catalog: the metric_catalog model."""
+    if group == "catalog":
+        return [n for n in manifest.get("nodes", {}).values()
+                if n.get("resource_type") == "model" and n.get("name") == "metric_catalog"]
     return [n for n in manifest.get("nodes", {}).values()
             if "staging" in (n.get("tags") or []) and n.get("resource_type") in ("model", "seed")]
 
 
-def fingerprint(paths: ProjectPaths, manifest: dict) -> str:
+def _key(wh: Warehouse, group: str) -> str:
+    return warehouse_identity(wh) + ("" if group == "staging" else f"#{group}")
+
+
+def fingerprint(paths: ProjectPaths, manifest: dict, group: str = "staging") -> str:
     digest = hashlib.sha256(macros_digest(paths.root / "macros").encode())
-    for node in sorted(_staging_nodes(manifest), key=lambda n: n["unique_id"]):
+    for node in sorted(_nodes(manifest, group), key=lambda n: n["unique_id"]):
         digest.update(json.dumps([node["unique_id"], node.get("checksum"), node.get("config"), node.get("columns"),
                                   node.get("relation_name")], sort_keys=True, default=str).encode())
     return digest.hexdigest()
@@ -51,19 +63,19 @@ def _read(paths: ProjectPaths) -> dict:
         return {}
 
 
-def up_to_date(wh: Warehouse, manifest: dict) -> bool:
-    """True when the last successful staging build on this warehouse had these definitions
-    and every staging relation still exists."""
-    if _read(wh.paths).get(warehouse_identity(wh)) != fingerprint(wh.paths, manifest):
+def up_to_date(wh: Warehouse, manifest: dict, group: str = "staging") -> bool:
+    """True when the group's last successful build on this warehouse had these definitions
+    and every relation of it still exists."""
+    nodes = _nodes(manifest, group)
+    if (group == "catalog" and not nodes) or _read(wh.paths).get(_key(wh, group)) != fingerprint(wh.paths, manifest, group):
         return False
     with wh.reading():
-        return all(wh.relation_exists(n["alias"] or n["name"]) for n in _staging_nodes(manifest)
-                   if n.get("resource_type") == "model")
+        return all(wh.relation_exists(n["alias"] or n["name"]) for n in nodes if n.get("resource_type") == "model")
 
 
-def record_built(wh: Warehouse, manifest: dict) -> None:
+def record_built(wh: Warehouse, manifest: dict, group: str = "staging") -> None:
     state = _read(wh.paths)
-    state[warehouse_identity(wh)] = fingerprint(wh.paths, manifest)
+    state[_key(wh, group)] = fingerprint(wh.paths, manifest, group)
     target = _state_path(wh.paths)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
