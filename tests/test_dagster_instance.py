@@ -94,3 +94,40 @@ def test_the_local_instance_config_keeps_dagsters_files_readable(tmp_path, monke
                              env={**os.environ, "DAGSTER_HOME": str(tmp_path / "reader")})
         assert out.returncode == 0, out.stderr
         assert out.stdout.split() == [str(10 + KEPT_RUNS + 2), str(1 + KEPT_RUNS + 2)]
+
+
+def test_the_local_instance_config_feeds_live_run_logs(tmp_path):
+    """The UI's live run logs watch a run's events: a writer that keeps its connection
+    open writes to the WAL file, which the watcher must follow too."""
+    import logging
+    import threading
+    import time
+
+    from dagster._core.events.log import EventLogEntry
+    from dagster_project.defs.instance_storage import KeptOpenSqliteEventLogStorage
+
+    def entry(text: str) -> EventLogEntry:
+        return EventLogEntry(error_info=None, level=logging.INFO, user_message=text, run_id="run-1",
+                             timestamp=time.time())
+
+    writer = KeptOpenSqliteEventLogStorage(str(tmp_path))  # the run worker
+    reader = KeptOpenSqliteEventLogStorage(str(tmp_path))  # the webserver
+    writer.store_event(entry("first"))
+    seen, more = [], threading.Event()
+
+    def callback(event, cursor):
+        seen.append(event.user_message)
+        if len(seen) >= 3:
+            more.set()
+
+    reader.watch("run-1", None, callback)
+    try:
+        time.sleep(0.5)
+        for text in ("second", "third"):
+            writer.store_event(entry(text))
+        assert more.wait(10), seen
+        assert seen == ["first", "second", "third"]
+    finally:
+        reader.end_watch("run-1", callback)
+        reader.dispose()
+        writer.dispose()

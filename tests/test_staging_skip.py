@@ -1,6 +1,10 @@
-"""`metrics run` rebuilds the seeds and staging views only when their definitions changed
-since their last build on this warehouse, or one of them is missing."""
+"""`metrics run` rebuilds the seeds and staging views, and the metric catalog, only when
+their definitions changed since their last build on this warehouse, or one of them is
+missing."""
 from __future__ import annotations
+
+import datetime as dt
+import json
 
 import pytest
 
@@ -22,13 +26,17 @@ def _run(args, capsys) -> str:
     return capsys.readouterr().out
 
 
-def test_staging_is_rebuilt_only_when_it_changed_or_went_missing(tmp_path, capsys, monkeypatch):
-    import datetime as dt
+def _project(tmp_path, monkeypatch):
+    """A one-metric project with two days of raw rows: (paths, warehouse, CLI args)."""
     monkeypatch.setenv("METRICS_DUCKDB_PATH", str(tmp_path / "w.duckdb"))
     paths = make_project(tmp_path, {"c/orders.yml": METRIC}, "start: 2026-09-01\n")
     wh = Warehouse("duckdb", paths)
     load_raw(wh, generate_range(dt.date(2026, 9, 1), dt.date(2026, 9, 3), events_per_day=300))
-    args = ["--project-dir", str(paths.root)]
+    return paths, wh, ["--project-dir", str(paths.root)]
+
+
+def test_staging_is_rebuilt_only_when_it_changed_or_went_missing(tmp_path, capsys, monkeypatch):
+    paths, wh, args = _project(tmp_path, monkeypatch)
     assert "seeds, staging views: 4 assets" in _run(args, capsys)
     assert "staging views: unchanged since their last build on this warehouse (skipped)" in _run(args, capsys)
     # a changed staging model is rebuilt
@@ -48,16 +56,10 @@ def test_staging_is_rebuilt_only_when_it_changed_or_went_missing(tmp_path, capsy
 
 
 def test_the_catalog_is_rebuilt_only_when_a_definition_changed_or_it_went_missing(tmp_path, capsys, monkeypatch):
-    import datetime as dt
-    monkeypatch.setenv("METRICS_DUCKDB_PATH", str(tmp_path / "w.duckdb"))
-    paths = make_project(tmp_path, {"c/orders.yml": METRIC}, "start: 2026-09-01\n")
-    wh = Warehouse("duckdb", paths)
-    load_raw(wh, generate_range(dt.date(2026, 9, 1), dt.date(2026, 9, 3), events_per_day=300))
-    args = ["--project-dir", str(paths.root)]
+    paths, wh, args = _project(tmp_path, monkeypatch)
     built, kept = "metric catalog: 1 assets", "metric catalog: unchanged since its last build on this warehouse"
 
     def catalog() -> list[tuple]:
-        import json
         rows = wh.frame(f"select metric, definition from {wh.relation('metric_catalog')}").itertuples(index=False)
         return sorted((m, json.loads(d).get("description")) for m, d in rows)
 

@@ -12,6 +12,8 @@ from .buckets import bucket_end, grain_index
 def incident_labels(ts: np.ndarray, grain: str) -> np.ndarray:
     """For sorted, distinct bucket starts: the number of the incident each belongs to
     (0, 1, ...; a new one wherever a bucket does not follow the previous one)."""
+    if ts.size == 0:
+        return np.zeros(0, int)
     return np.concatenate([[0], np.cumsum(np.diff(grain_index(ts, grain)) != 1)]).astype(int)
 
 

@@ -223,7 +223,8 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
             ok = ~np.isnan(band["score"])
             for k in ("expected", "lower", "upper", "score"):
                 res[k][rows[ok]] = band[k][ok]
-            res["log"][rows[ok]] = False
+            # an event's size has no seasonality, and a record of its phase would mislead
+            res["log"][rows[ok]], res["seasonality"][rows[ok]], res["record"][rows[ok]] = False, "none", ""
             sparse[rows[ok]], unjudged[rows[~ok]], sizes[rows] = True, True, band["sizes"]
     score, enough = res["score"], res["enough"]
     expected = res["expected"]

@@ -22,10 +22,6 @@ DIRECTIONS = ("up", "down", "both")
 SHAPES = ("count", "ratio", "fraction")
 
 # buckets per seasonal cycle
-# A fraction (a sum, a gauge...) whose training window holds under MIN_EVENTS non-zero
-# buckets per bucket (estimated as a Poisson rate, -ln(share of zeros): 1 = 37% zeros) is
-# a list of events, not a series: it is judged by the size of a usual event (sparse.py).
-MIN_EVENTS = 1.0
 PERIOD = {"none": 1, "hour_of_day": 24, "hour_of_week": 168, "day_of_week": 7}
 
 _DEFAULT_TRAINING = {"hour": 1344, "day": 56, "week": 26, "month": 24}
@@ -42,6 +38,12 @@ _AT_GRAIN = {
     "week": {"hour_of_week": "none", "hour_of_day": "none", "day_of_week": "none"},
     "month": {"hour_of_week": "none", "hour_of_day": "none", "day_of_week": "none"},
 }
+
+
+# A fraction (a sum, a gauge...) whose training window holds under MIN_EVENTS non-zero
+# buckets per bucket (estimated as a Poisson rate, -ln(share of zeros): 1 = 37% zeros) is
+# a list of events, not a series: it is judged by the size of a usual event (sparse.py).
+MIN_EVENTS = 1.0
 
 
 @dataclass(frozen=True)

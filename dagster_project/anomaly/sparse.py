@@ -11,11 +11,10 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .stats import nanmedian
+from .stats import MAD_TO_SD, nanmedian
 
 MIN_SIZES = 8
 DETECTOR = "event-size"
-_MAD_SD = 1.4826  # MAD to a normal sd
 
 
 def event_band(window: np.ndarray, value: np.ndarray, sensitivity: float) -> dict[str, np.ndarray]:
@@ -30,12 +29,13 @@ def event_band(window: np.ndarray, value: np.ndarray, sensitivity: float) -> dic
         mid = nanmedian(logs, 1)
         mad = nanmedian(np.abs(logs - mid[:, None]), 1)
         # a floor: identical sizes (one price refunded) still leave room for their noise
-        edge = np.exp(mid + sensitivity * _MAD_SD * np.maximum(mad, 0.05))
+        edge = np.exp(mid + sensitivity * MAD_TO_SD * np.maximum(mad, 0.05))
         negatives = (np.nan_to_num(window, nan=0.0) < 0).any(axis=1)
         lower = np.where(negatives, -edge, 0.0)
         # below 0 where the window never was: beyond the band by the value's size
+        # value / edge first: exactly 1 on the edge, so |score| > sensitivity exactly outside
         score = np.where((value < 0) & ~negatives, -sensitivity * (1.0 + np.abs(value) / edge),
-                         sensitivity * value / edge)
+                         sensitivity * (value / edge))
         expected = nanmedian(window, 1)
     ok = sizes >= MIN_SIZES
     nan = np.full(value.shape, np.nan)

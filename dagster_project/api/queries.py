@@ -202,18 +202,22 @@ def history(limit: int = 50) -> dict:
     if not os.environ.get("DAGSTER_HOME"):
         return {"runs": [], "note": "DAGSTER_HOME is not set: no Dagster instance to read runs from"}
     from dagster import DagsterInstance, DagsterEventType
-    instance = DagsterInstance.get()
     runs = []
-    for rec in instance.get_run_records(limit=limit):
-        run = rec.dagster_run
-        error = None
-        if run.status.value == "FAILURE":
-            for ev in instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_FAILURE)[:1]:
-                data = ev.dagster_event.event_specific_data if ev.dagster_event else None
-                error = getattr(getattr(data, "error", None), "message", None)
-        runs.append({"run_id": run.run_id, "job": run.job_name, "status": run.status.value,
-                     "partition": run.tags.get("dagster/partition"),
-                     "start": rec.start_time and dt.datetime.fromtimestamp(rec.start_time, dt.timezone.utc).isoformat(),
-                     "end": rec.end_time and dt.datetime.fromtimestamp(rec.end_time, dt.timezone.utc).isoformat(),
-                     "error": error})
+    with DagsterInstance.get() as instance:  # disposed: its storage may keep connections open
+        for rec in instance.get_run_records(limit=limit):
+            runs.append(_run_row(instance, rec, DagsterEventType))
     return {"runs": runs, "note": None}
+
+
+def _run_row(instance, rec, DagsterEventType) -> dict:
+    run = rec.dagster_run
+    error = None
+    if run.status.value == "FAILURE":
+        for ev in instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_FAILURE)[:1]:
+            data = ev.dagster_event.event_specific_data if ev.dagster_event else None
+            error = getattr(getattr(data, "error", None), "message", None)
+    return {"run_id": run.run_id, "job": run.job_name, "status": run.status.value,
+            "partition": run.tags.get("dagster/partition"),
+            "start": rec.start_time and dt.datetime.fromtimestamp(rec.start_time, dt.timezone.utc).isoformat(),
+            "end": rec.end_time and dt.datetime.fromtimestamp(rec.end_time, dt.timezone.utc).isoformat(),
+            "error": error}

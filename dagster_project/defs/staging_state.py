@@ -3,7 +3,10 @@ only when their definitions (SQL checksum, config, columns, the macros they may 
 changed since their last successful build on this warehouse, or a relation is missing.
 Views read their tables at query time (the catalog is a view over literal definitions),
 so new rows never need a rebuild. Each skip saves a dbt process and a Dagster run
-(~6 s) on every routine run; the state lives in dbt_project/target/."""
+(~6 s) on every routine run; the state lives in dbt_project/target/. Only builds by
+`metrics run` are recorded: a build from the UI with other definitions, followed by a
+return to the ones `metrics run` last built, leaves the UI's build in place; deleting
+dbt_project/target/metrics_staging_built.json makes the next `metrics run` rebuild."""
 from __future__ import annotations
 
 import hashlib

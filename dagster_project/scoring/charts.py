@@ -4,9 +4,11 @@ scored, the incident's flagged points marked. Every bucket of the incident point
 (metric_anomalies.chart_path; alert messages attach it): an outage of six hours is one
 picture, not six near-identical ones. Written under the warehouse folder. Only detections
 of the last RECENT_BUCKETS of their grain get one: charts are for alert messages, and an
-alert opens only for a recent detection (alerts.yml `max_age`, by default two buckets plus
-the settle lookback: 8 hours, 5 days, 3 weeks, 3 months), while a backfill of history
-flags old buckets nobody is paged about; a chart costs about a tenth of a second."""
+alert opens only for a recent detection (alerts.yml `open_within`, by default two buckets
+plus the settle lookback: 8 hours, 5 days, 3 weeks, 3 months with this project's
+lookbacks), while a backfill of history flags old buckets nobody is paged about; a chart
+costs about a tenth of a second. A route whose `open_within` reaches further back than
+RECENT_BUCKETS gets those older alerts without a chart."""
 from __future__ import annotations
 
 import hashlib
@@ -16,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-RECENT_BUCKETS = {"hour": 48, "day": 14, "week": 8, "month": 6}  # about twice the default max_age
+RECENT_BUCKETS = {"hour": 48, "day": 14, "week": 8, "month": 6}  # beyond the default open_within
 # buckets of context shown before the flagged one
 CONTEXT = {"hour": 24 * 14, "day": 56, "week": 26, "month": 24}
 
