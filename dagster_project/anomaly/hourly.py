@@ -29,7 +29,7 @@ from .core import choose, empty_rows, fit_variants, record, score_rows, store
 from .models import Fit, anscombe, band, band_params, inside_proportion, ratio_t
 from .seasonality import cycles_with_data, fold, spread
 from .settings import PERIOD, candidates, level_span, min_cycles, training_buckets
-from .stats import nanmedian
+from .stats import nanmedian, prefix_sum
 
 AHEAD = 23  # the day's buckets before its last hour: an anchor's window extends over them
 WEEK = 168
@@ -44,13 +44,13 @@ def score_hourly(arrays, t, hour, value, num_t, den_t, shape, settings, min_hist
     n = t.size
     valid = ~np.isnan(arrays[-1])
     raw = arrays[0] / arrays[1] if shape == "ratio" else arrays[0]
-    cv = _cumsum(valid)
+    cv = prefix_sum(valid)
     out = empty_rows(n, cv[t] - cv[t - w], min_hist)
     day = t - hour
     prop_t = prop_a = np.zeros(n, bool)
     if shape == "ratio":
         out["enough"] &= (den_t > 0) & ~np.isnan(num_t)
-        co = _cumsum(valid & ~inside_proportion(arrays[0], arrays[1]))
+        co = prefix_sum(valid & ~inside_proportion(arrays[0], arrays[1]))
         prop_t, prop_a = co[t] - co[t - w] == 0, co[day] - co[day - w] == 0
         out["proportion"] = prop_t
     direct = out["enough"] & (cv[day] - cv[day - w] >= min_hist) & (prop_t == prop_a) & (w >= MIN_ANCHORED)
@@ -78,10 +78,10 @@ def score_hourly(arrays, t, hour, value, num_t, den_t, shape, settings, min_hist
     if rows.size == 0:
         return out
     anchors, inv = np.unique(day[rows], return_inverse=True)
-    neg = _cumsum(raw < 0)
+    neg = prefix_sum(raw < 0)
     nonneg = (neg[t] - neg[t - w] == 0) & ~(value < 0)
     # the log domain needs every value of the day so far, and the scored one, above 0
-    nonpos = _cumsum(valid & ~(arrays[0] > 0))
+    nonpos = prefix_sum(valid & ~(arrays[0] > 0))
     logable = (nonpos[t] - nonpos[day] == 0) & (value > 0)
     out["span"][rows] = t[rows] - nxt[t[rows] - w]
     width = _width(anchors - nxt[anchors - w], w)
@@ -201,7 +201,7 @@ def _baseline(fit, shape, window, recent, at, h, k, w, den_t):
     rows = np.arange(at.size)
 
     def last(x):  # sum over the last k buckets before t
-        cs = _cumsum(np.nan_to_num(x, nan=0.0), axis=1)
+        cs = prefix_sum(np.nan_to_num(x, nan=0.0), axis=1)
         return cs[rows, h + k] - cs[rows, h]
 
     def whole(x_win, x_rec):  # sum over the anchor's window and the day so far
@@ -255,12 +255,6 @@ def _same_phase(raw, t, period, w):
     return raw[t[:, None] - period * np.arange(c, 0, -1)[None, :]]
 
 
-def _cumsum(x, axis=-1):
-    """Cumulative sum with a leading 0 (sum over [i, j) = c[j] - c[i])."""
-    x = np.asarray(x, float)
-    shape = list(x.shape)
-    shape[axis] = 1
-    return np.concatenate([np.zeros(shape), np.cumsum(x, axis=axis)], axis=axis)
 
 
 def _next_valid(valid):

@@ -35,8 +35,9 @@ from .buckets import as_ns, excluded_buckets, grain_index
 from .core import score_rows
 from .hourly import AHEAD, score_hourly
 from .models import DETECTOR, LOG_DETECTOR, RATE_DETECTOR
-from .sparse import DETECTOR as SPARSE_DETECTOR, MIN_SIZES, sparse_rows
 from .settings import MIN_EVENTS, SHAPES, DetectorSettings, history_needed, min_history, training_buckets
+from .sparse import DETECTOR as SPARSE_DETECTOR, MIN_SIZES, sparse_rows
+from .stats import prefix_sum
 
 COLUMNS = ["bucket_start", "value", "expected", "lower", "upper", "score", "is_anomaly", "direction",
            "provisional", "numerator", "denominator", "model", "reason"]
@@ -159,8 +160,7 @@ def _events_per_bucket(value, excluded, pos, width) -> np.ndarray:
     window holds per bucket, estimated from the share z of zero buckets among those with
     a value as a Poisson rate, -ln(z) (inf without zeros, NaN without values)."""
     have = ~np.isnan(value) & ~excluded
-    cz = np.concatenate([[0], np.cumsum(have & (value == 0))])
-    cn = np.concatenate([[0], np.cumsum(have)])
+    cz, cn = prefix_sum(have & (value == 0)), prefix_sum(have)
     lo = np.maximum(pos - width, 0)
     n = cn[pos] - cn[lo]
     with np.errstate(invalid="ignore", divide="ignore"):

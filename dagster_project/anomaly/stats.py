@@ -13,6 +13,14 @@ WINSOR_MOMENT = 0.995012           # E[min(z^2, 9)] for a standard normal z
 SCALE_EFFICIENCY = 0.9             # of the winsorised variance at the normal: df = 0.9 n
 
 
+def prefix_sum(x, axis: int = -1) -> np.ndarray:
+    """Cumulative sum with a leading 0 (sum over [i, j) = c[j] - c[i])."""
+    x = np.asarray(x, float)
+    shape = list(x.shape)
+    shape[axis] = 1
+    return np.concatenate([np.zeros(shape), np.cumsum(x, axis=axis)], axis=axis)
+
+
 def nanmedian(a: np.ndarray, axis: int = -1) -> np.ndarray:
     """Median along `axis` ignoring NaN; NaN where a row has no value."""
     a = np.asarray(a, dtype=float)

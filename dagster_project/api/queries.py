@@ -201,15 +201,16 @@ def history(limit: int = 50) -> dict:
     import os
     if not os.environ.get("DAGSTER_HOME"):
         return {"runs": [], "note": "DAGSTER_HOME is not set: no Dagster instance to read runs from"}
-    from dagster import DagsterInstance, DagsterEventType
+    from dagster import DagsterInstance
     runs = []
     with DagsterInstance.get() as instance:  # disposed: its storage may keep connections open
         for rec in instance.get_run_records(limit=limit):
-            runs.append(_run_row(instance, rec, DagsterEventType))
+            runs.append(_run_row(instance, rec))
     return {"runs": runs, "note": None}
 
 
-def _run_row(instance, rec, DagsterEventType) -> dict:
+def _run_row(instance, rec) -> dict:
+    from dagster import DagsterEventType
     run = rec.dagster_run
     error = None
     if run.status.value == "FAILURE":

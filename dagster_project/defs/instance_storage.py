@@ -85,18 +85,18 @@ class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
         watchdog = _RunFilesWatchdog(self, run_id, callback, cursor)
         self._watchers[run_id][callback] = (watchdog, self._obs.schedule(watchdog, self._base_dir, recursive=True))
 
-    def wipe(self) -> None:  # the run files are deleted: their connections first
+    def _close_all(self) -> None:
         with self._db_lock:
             engines, self._engines = list(self._engines.values()), OrderedDict()
         for engine in engines:
             engine.dispose()
+
+    def wipe(self) -> None:  # the run files are deleted: their connections first
+        self._close_all()
         super().wipe()
 
     def dispose(self) -> None:
-        with self._db_lock:
-            engines, self._engines = list(self._engines.values()), OrderedDict()
-        for engine in engines:
-            engine.dispose()
+        self._close_all()
         super().dispose()
 
 

@@ -35,9 +35,6 @@ def warehouse_identity(wh: Warehouse) -> str:
     return f"{wh.target}:{where}:{wh.schema}"
 
 
-GROUPS = ("staging", "catalog")
-
-
 def _nodes(manifest: dict, group: str) -> list[dict]:
     """staging: the seeds and models tagged staging; catalog: the metric_catalog model."""
     if group == "catalog":

@@ -119,8 +119,6 @@ def write(wh: Warehouse, grain: str, frame: pd.DataFrame, summary: WindowSummary
 
 def _incidents(flagged: pd.DataFrame, grain: str) -> list[pd.DataFrame]:
     """The flagged rows of one series split into runs of consecutive buckets."""
-    if flagged.empty:
-        return []
     flagged = flagged.sort_values("bucket_start")
     labels = incident_labels(flagged.bucket_start.to_numpy(dtype="datetime64[ns]"), grain)
     return [part for _, part in flagged.groupby(labels, sort=True)]
