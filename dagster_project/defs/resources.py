@@ -2,11 +2,12 @@
 import os
 import shutil
 import sys
+import threading
 from functools import cache
 from importlib.metadata import version as installed_version
 from pathlib import Path
 
-from dagster_dbt import DbtCliResource, DbtProject
+from dagster_dbt import DbtCliInvocation, DbtCliResource, DbtProject
 from packaging.version import Version
 
 from ..paths import ProjectPaths
@@ -39,15 +40,19 @@ def parse_manifest(paths: ProjectPaths) -> None:
     from dagster_dbt.dbt_manifest import read_manifest_path
 
     from ..warehouse.dbt_runner import run_dbt
+    from .dbt_in_process import remember_manifest
     outcome = run_dbt(paths, default_target(), ["parse"], quiet=True)
     if not outcome.ok:
         raise RuntimeError("dbt parse failed: " + "; ".join(outcome.failures))
     read_manifest_path.cache_clear()
+    # the builds of this process start from it (defs/dbt_in_process.py)
+    remember_manifest(paths.dbt_project_dir, default_target(), outcome.result)
 
 
 def dbt_executable() -> str:
-    """`metrics-dbt` (dbt with the chdb driver registered) beside this interpreter, so
-    dbt processes Dagster starts can build on every target, even without .venv on PATH."""
+    """`metrics-dbt` (dbt with the chdb driver registered) beside this interpreter: the
+    executable the resource's dbt commands name (and the step logs show), though
+    MetricsDbtCliResource runs their arguments in process."""
     for name in ("metrics-dbt", "dbt"):
         beside = Path(sys.executable).parent / name
         if beside.exists():
@@ -65,13 +70,28 @@ def dbt_core_version() -> Version:
 
 
 class MetricsDbtCliResource(DbtCliResource):
-    """DbtCliResource without two set-up costs it pays on every `cli()` call, that is in
+    """DbtCliResource without the set-up costs it pays on every `cli()` call, that is in
     every step of every run (measured in docs/orchestration.md): a `dbt --version`
     subprocess (~4 s here; its cache lives on a resource instance, and each run builds a
-    new one) and an in-process dbt adapter with every macro parsed (~2.5 s), which serves
-    only fetch_row_counts / fetch_column_metadata, never called by these assets. The
-    version is read from the installed dbt-core instead (tests/test_dbt_resource.py checks
-    it against the executable's own answer)."""
+    new one), an in-process dbt adapter with every macro parsed (~2.5 s), which serves
+    only fetch_row_counts / fetch_column_metadata, never called by these assets, and the
+    dbt process itself: dbt runs in this process (defs/dbt_in_process.py). The version
+    is read from the installed dbt-core instead (tests/test_dbt_resource.py checks it
+    against the executable's own answer)."""
+
+    def cli(self, args, **kwargs):
+        from dagster_dbt.core import resource as dagster_dbt_resource
+
+        # cli() builds the command, the environment and the selection, then hands them
+        # to DbtCliInvocation.run, which starts a process: for this call, to the
+        # in-process one instead
+        with _SWAP:
+            original = dagster_dbt_resource.DbtCliInvocation
+            dagster_dbt_resource.DbtCliInvocation = InProcessDbtCliInvocation
+            try:
+                return super().cli(args, **kwargs)
+            finally:
+                dagster_dbt_resource.DbtCliInvocation = original
 
     @property
     def _cli_version(self) -> Version:
@@ -79,6 +99,25 @@ class MetricsDbtCliResource(DbtCliResource):
 
     def _initialize_dbt_core_adapter(self, args):
         return None
+
+
+_SWAP = threading.Lock()
+
+
+class InProcessDbtCliInvocation(DbtCliInvocation):
+    """DbtCliInvocation over dbt run in this process (same events, artifacts, errors)."""
+
+    @classmethod
+    def run(cls, args, env, manifest, dagster_dbt_translator, project_dir, target_path, raise_on_error,
+            context, adapter, cli_version, dbt_project=None):
+        from .dbt_in_process import InProcessDbt
+
+        args = list(args)
+        target = args[args.index("--target") + 1] if "--target" in args[:-1] else default_target()
+        return cls(process=InProcessDbt(args, env, Path(project_dir), target), manifest=manifest,
+                   dagster_dbt_translator=dagster_dbt_translator, project_dir=project_dir, target_path=target_path,
+                   raise_on_error=raise_on_error, context=context, adapter=adapter, cli_version=cli_version,
+                   project=dbt_project)
 
 
 def metrics_dbt_resource() -> DbtCliResource:

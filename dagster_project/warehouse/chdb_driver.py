@@ -9,7 +9,7 @@ pyproject.toml). The profile's `host` field carries the chDB data folder.
 
 `register()` also makes seeds load numbers as `Float64` / `Int64` (see
 `_wide_seed_number_types`): it runs before every dbt invocation on ClickHouse, in process
-(`warehouse/dbt_runner.py`) and in the `metrics-dbt` command Dagster spawns.
+(`warehouse/dbt_runner.py`, `defs/dbt_in_process.py`) and in the `metrics-dbt` command.
 """
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def register() -> None:
 
 def dbt_main() -> None:
     """The `metrics-dbt` command: dbt with the chdb driver registered, so a dbt process
-    that Dagster spawns can build on chDB (pass it as DbtCliResource's dbt_executable)."""
+    started outside this package (a shell, a plain DbtCliResource) can build on chDB."""
     import os
     import sys
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any, Iterator
 
 from ..paths import ProjectPaths
+
+# dbt's adapters, flags and event manager are process-wide: one dbt invocation at a time
+# in a process (here and in defs/dbt_in_process.py)
+ONE_DBT = threading.RLock()
 
 
 @dataclass
@@ -17,6 +22,7 @@ class DbtOutcome:
     ok: bool
     failures: list[str] = field(default_factory=list)  # "model_name: message"
     built: list[str] = field(default_factory=list)
+    result: Any = None  # dbt's own result object (the Manifest, for a parse)
 
 
 def warehouse_message(message: str) -> str:
@@ -81,12 +87,12 @@ def run_dbt(paths: ProjectPaths, target: str, args: list[str], window: tuple | N
     if target == "clickhouse":
         from .chdb_driver import register
         register()
-    with environ(env):
+    with ONE_DBT, environ(env):
         try:
             res = dbtRunner().invoke(full)
         finally:
             _release_duckdb()
-    outcome = DbtOutcome(ok=bool(res.success))
+    outcome = DbtOutcome(ok=bool(res.success), result=res.result)
     results = getattr(res.result, "results", None) or []
     for r in results:
         node = getattr(r, "node", None)

@@ -1,0 +1,104 @@
+"""dbt in the step's process (defs/dbt_in_process.py): the invocation dagster-dbt reads
+reports what a dbt process would (events, success, failed model, run_results.json), the
+build follows the manifest of the last parse (and parses when another process re-parsed),
+and the warehouse file is free again when dbt ends."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import duckdb
+import pytest
+
+from dagster_project.defs import resources
+from dagster_project.defs.dbt_in_process import InProcessDbt
+from dagster_project.defs.rollup_assets import failed_nodes
+from dagster_project.validation.project import load_project
+from dagster_project.compiler.writer import compile_project
+
+from .conftest import make_project
+
+pytestmark = pytest.mark.dbt
+
+METRIC = "name: orders\nsource: stg_orders\ntimestamp: ordered_at\naggregation: count\ngrains: [day]\n"
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    monkeypatch.setenv("METRICS_DUCKDB_PATH", str(tmp_path / "w.duckdb"))
+    monkeypatch.setenv("METRICS_PROJECT_DIR", str(tmp_path))
+    paths = make_project(tmp_path, {"c/orders.yml": METRIC}, "start: 2026-09-01\n")
+    compile_project(paths, load_project(paths).project)
+    resources.project_paths.cache_clear()
+    resources.metrics_dbt_project.cache_clear()
+    yield paths
+    resources.project_paths.cache_clear()
+    resources.metrics_dbt_project.cache_clear()
+
+
+def _probe(paths, value: str) -> None:
+    (paths.generated_dir / "probe.sql").write_text(f"select {value} as v\n")
+
+
+def _build(select: str):
+    invocation = resources.metrics_dbt_resource().cli(["build", "--select", select], raise_on_error=False)
+    events = list(invocation.stream_raw_events())
+    return invocation, events
+
+
+def _probe_value(paths) -> int:
+    con = duckdb.connect(str(paths.duckdb_path), read_only=True)
+    try:
+        return con.execute("select v from analytics.probe").fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_a_build_runs_in_this_process_and_reports_like_a_dbt_process(project):
+    _probe(project, "1")
+    resources.parse_manifest(project)
+    invocation, events = _build("probe")
+    assert isinstance(invocation.process, InProcessDbt)
+    assert invocation.is_successful()
+    finished = [e.raw_event["data"]["node_info"]["node_name"] for e in events if e.raw_event["info"]["name"] == "LogModelResult"]
+    assert finished == ["probe"]
+    results = invocation.get_artifact("run_results.json")["results"]
+    assert [(r["unique_id"].split(".")[-1], r["status"]) for r in results] == [("probe", "success")]
+    # nothing below info level, as `dbt --log-format json` prints
+    assert all(e.raw_event["info"]["level"] != "debug" for e in events)
+    assert _probe_value(project) == 1
+
+
+def test_a_failing_model_fails_the_invocation_with_its_name_and_frees_the_file(project):
+    (project.generated_dir / "broken.sql").write_text("select * from a_table_that_does_not_exist\n")
+    resources.parse_manifest(project)
+    invocation, _ = _build("broken")
+    assert not invocation.is_successful()
+    assert invocation.process.returncode == 1
+    [(name, message)] = failed_nodes(invocation)
+    assert name == "broken" and "a_table_that_does_not_exist" in message
+    # another process can write the warehouse file: dbt's connection is closed
+    subprocess.run([sys.executable, "-c", f"import duckdb; duckdb.connect({str(project.duckdb_path)!r}).close()"],
+                   check=True, timeout=60)
+
+
+def test_the_build_follows_the_last_parse_and_another_processes_parse(project):
+    _probe(project, "1")
+    resources.parse_manifest(project)
+    _build("probe")
+    assert _probe_value(project) == 1
+    # changed and parsed again in this process: the new SQL
+    _probe(project, "2")
+    resources.parse_manifest(project)
+    _build("probe")
+    assert _probe_value(project) == 2
+    # changed and parsed by another process: target/manifest.json is not the one this
+    # process parsed, so the build parses first
+    _probe(project, "3")
+    env = {**os.environ, "DBT_PROFILES_DIR": str(project.dbt_project_dir)}
+    subprocess.run([resources.dbt_executable(), "parse", "--project-dir", str(project.dbt_project_dir), "--target", "duckdb"],
+                   env=env, check=True, capture_output=True, timeout=300)
+    invocation, _ = _build("probe")
+    assert invocation.is_successful()
+    assert _probe_value(project) == 3
