@@ -113,3 +113,24 @@ def test_recompute_of_one_day_rescores_exactly_that_day(demo, capsys):
     # hours and days outside the recomputed day keep their rows from the first run
     outside = after[after.grain.isin(["hour", "day"]) & (after.bucket_start.dt.date != day)]
     assert set(outside.run_id) <= set(before.run_id)
+
+
+def test_a_metric_run_rescores_only_the_metrics_its_rollups_rebuilt(demo, capsys):
+    """`metrics run --metric orders` rebuilds the orders source's rollups: orders' rows of
+    the window are re-scored; the entity-event metrics' rows are kept as they were."""
+    paths, args = demo
+    wh = Warehouse("duckdb", paths)
+    key = ["metric", "grain", "bucket_start", "dimension", "dimension_value"]
+    before = wh.frame(f"select {', '.join(key)}, run_id from analytics.metric_anomalies")
+    day = END - dt.timedelta(days=2)
+    assert main([*args, "run", "--metric", "orders", "--start", day.isoformat(),
+                 "--end", (day + dt.timedelta(days=1)).isoformat()]) == 0
+    after = wh.frame(f"select {', '.join(key)}, run_id from analytics.metric_anomalies")
+    assert len(after) == len(before)
+    both = after.merge(before, on=key, suffixes=("", "_before"))
+    assert len(both) == len(after)
+    changed = both[both.run_id != both.run_id_before]
+    assert set(changed.metric) == {"orders"}
+    assert changed[changed.grain == "hour"].bucket_start.dt.date.eq(day).all()
+    orders_that_day = both[(both.metric == "orders") & both.grain.isin(["hour", "day"]) & (both.bucket_start.dt.date == day)]
+    assert len(orders_that_day) and (orders_that_day.run_id != orders_that_day.run_id_before).all()

@@ -93,3 +93,19 @@ def test_rescoring_replaces_exactly_the_window(scored, target):
     assert all((run == "run-2") == (key[1] >= lo) for key, run in runs.items())
     # the same data scores the same: only the provenance changed
     assert all(_same(a, b) for a, b in zip(_rows(wh), before))
+
+
+def test_rescoring_some_metrics_keeps_the_others_rows(scored, target):
+    from dagster_project.scoring.window import scored_metrics
+    wh, project, _ = scored
+    before = _rows(wh)
+    lo = WINDOW[1] - dt.timedelta(days=2)
+    chosen = scored_metrics(project, "day", {"orders", "revenue"})
+    frame, summary = score(wh, project, "day", lo, WINDOW[1], NOW, metrics=chosen)
+    write(wh, "day", frame, summary, "run-3", NOW, metrics=[m.name for m in chosen])
+    columns, rows = read_anomalies(wh, grain="day", flagged_only=False)
+    runs = {(d["metric"], d["bucket_start"], d["dimension"], d["dimension_value"]): d["run_id"]
+            for d in (dict(zip(columns, r)) for r in rows)}
+    assert len(runs) == len(before)
+    assert {key[0] for key, run in runs.items() if run == "run-3"} == {"orders", "revenue"}
+    assert all((run == "run-3") == (key[0] in ("orders", "revenue") and key[1] >= lo) for key, run in runs.items())

@@ -28,6 +28,9 @@ from .translator import metric_tag
 
 GROUP = "metric_anomalies"
 CHECK_NAME = "anomalies"
+# a run tag: the metrics (comma-separated) a run re-scores, when not all of them
+# (`metrics run --metric`); the other metrics' rows of the window are kept
+SCORED_METRICS_TAG = "metrics/scored_metrics"
 
 
 def anomalies_key(grain: str) -> AssetKey:
@@ -87,19 +90,25 @@ def anomaly_asset(grain: str, partitions_def, project: MetricsProject, condition
             raise Failure(description=f"anomalies_{grain}: {type(err).__name__}: {err}", allow_retries=False) from err
 
     def _materialize(context: AssetExecutionContext) -> MaterializeResult:
-        from ..scoring.window import score, write
+        from ..scoring.window import score, scored_metrics, write
         from ..warehouse.read import now_utc
         from .resources import project_paths
         started = time.perf_counter()
         window = context.partition_time_window
         start, end = _naive(window.start), _naive(window.end)
         wh = _warehouse()
-        frame, summary = score(wh, _project(), grain, start, end, now_utc())
+        project = _project()
+        chosen = context.run.tags.get(SCORED_METRICS_TAG)
+        names = {n for n in chosen.split(",") if n} if chosen is not None else None
+        metrics = scored_metrics(project, grain, names)
+        frame, summary = score(wh, project, grain, start, end, now_utc(), metrics=metrics)
         written = write(wh, grain, frame, summary, context.run.run_id, now_utc(),
-                        chart_root=project_paths().warehouse_dir / "anomaly_charts")
+                        chart_root=project_paths().warehouse_dir / "anomaly_charts",
+                        metrics=None if names is None else [m.name for m in metrics])
         context.log.info(f"{grain} {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}: {summary.series_scored} series, "
                          f"{summary.buckets_scored} buckets scored, {summary.flagged} flagged")
         metadata = {
+            "metrics_scored": summary.metrics,
             "series_scored": summary.series_scored,
             "slices_skipped": summary.slices_skipped,
             "buckets_scored": summary.buckets_scored,

@@ -90,6 +90,7 @@ def run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt.
 def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt.date | None, project: MetricsProject,
                 metrics: list[str] | None, progress: Callable[[str], None], instance: DagsterInstance) -> RunOutcome:
     from . import resources
+    from .anomalies import SCORED_METRICS_TAG
     from .builder import build_definitions
     from .rollups import CATALOG_JOB, STAGING_JOB, rollup_job_name
     from .translator import metric_tag
@@ -117,6 +118,13 @@ def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt
         partitions = _partition_count(job, tags)
         records = f", recording {len(keys) * partitions:,} partition materializations" if partitions > 1 else ""
         scores = any(k.path[-1].startswith("anomalies_") for k in keys)
+        if selection is not None and scores:
+            # re-score the metrics whose rollup tables this run rebuilds (every metric of a
+            # selected source, not only the named ones); the other metrics' rows stay
+            graph = defs.resolve_asset_graph()
+            rebuilt = {t for k in selection if k.path[-1].startswith("rollup_") for t in graph.get(k).tags}
+            names = sorted(n for n in project.metrics if metric_tag(n) in rebuilt or metric_tag(n) in tags_wanted)
+            tags = {**(tags or {}), SCORED_METRICS_TAG: ",".join(names)}
         progress(f"      {label}: {len(keys)} assets x {partitions} partition(s): dbt{', anomaly scoring' if scores else ''}"
                  f"{records} ...")
         dbt_seconds: list[float] = []

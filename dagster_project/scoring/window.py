@@ -89,8 +89,9 @@ def score(wh: Warehouse, project: MetricsProject, grain: str, start: dt.datetime
 
 
 def write(wh: Warehouse, grain: str, frame: pd.DataFrame, summary: WindowSummary, run_id: str,
-          computed_at: dt.datetime, chart_root=None) -> int:
-    """Draw the flagged buckets' charts (when chart_root is given) and replace the window."""
+          computed_at: dt.datetime, chart_root=None, metrics: list[str] | None = None) -> int:
+    """Draw the flagged buckets' charts (when chart_root is given) and replace the window
+    (its rows of `metrics` only, when given: a re-score of some metrics)."""
     frame = frame.copy()
     paths: dict[tuple, str] = {}
     if chart_root is not None and len(frame):
@@ -114,7 +115,7 @@ def write(wh: Warehouse, grain: str, frame: pd.DataFrame, summary: WindowSummary
     frame["computed_at"] = pd.Timestamp(computed_at)
     for c in ("is_anomaly", "provisional"):
         frame[c] = frame[c].astype(bool)
-    return replace_window(wh, grain, summary.start, summary.end, frame[NAMES])
+    return replace_window(wh, grain, summary.start, summary.end, frame[NAMES], metrics=metrics)
 
 
 def _incidents(flagged: pd.DataFrame, grain: str) -> list[pd.DataFrame]:

@@ -48,11 +48,21 @@ def create_sql(wh: Warehouse) -> str:
     return f"create table if not exists {wh.relation(TABLE)} ({cols})"
 
 
-def replace_window(wh: Warehouse, grain: str, start: dt.datetime, end: dt.datetime, frame: "pd.DataFrame") -> int:
-    """Replace the rows of `grain` with bucket_start in [start, end) by `frame` (columns
-    NAMES), holding the warehouse's writer lock. Returns the rows written."""
+def _only(metrics: list[str], placeholder: str) -> str:
+    """` and metric in (?, ?)`: the metrics a partial re-score replaces (bound parameters)."""
+    return f" and metric in ({', '.join([placeholder] * len(metrics))})" if metrics else ""
+
+
+def replace_window(wh: Warehouse, grain: str, start: dt.datetime, end: dt.datetime, frame: "pd.DataFrame",
+                   metrics: list[str] | None = None) -> int:
+    """Replace the rows of `grain` with bucket_start in [start, end) (of `metrics` only,
+    when given) by `frame` (columns NAMES), holding the warehouse's writer lock. Returns
+    the rows written."""
     frame = frame[NAMES]
     schema = wh.schema
+    if metrics is not None and not metrics:
+        return 0
+    only = list(metrics or [])
     with wh.lock(), wh.connect() as con:
         try:
             if wh.target == "duckdb":
@@ -60,8 +70,8 @@ def replace_window(wh: Warehouse, grain: str, start: dt.datetime, end: dt.dateti
                 con.execute(create_sql(wh))
                 con.register("incoming_anomalies", frame)
                 con.execute("begin transaction")
-                con.execute(f"delete from {wh.relation(TABLE)} where grain = ? and bucket_start >= ? and bucket_start < ?",
-                            [grain, start, end])
+                con.execute(f"delete from {wh.relation(TABLE)} where grain = ? and bucket_start >= ? and bucket_start < ?"
+                            + _only(only, "?"), [grain, start, end, *only])
                 con.execute(f"insert into {wh.relation(TABLE)} select * from incoming_anomalies")
                 con.execute("commit")
                 con.unregister("incoming_anomalies")
@@ -69,15 +79,16 @@ def replace_window(wh: Warehouse, grain: str, start: dt.datetime, end: dt.dateti
                 con.command(f"create database if not exists {schema}")
                 con.command(create_sql(wh))
                 con.command(f"delete from {wh.relation(TABLE)} where grain = {_ch_literal(grain)} "
-                            f"and bucket_start >= {_ch_literal(start)} and bucket_start < {_ch_literal(end)}")
+                            f"and bucket_start >= {_ch_literal(start)} and bucket_start < {_ch_literal(end)}"
+                            + (f" and metric in ({', '.join(_ch_literal(m) for m in only)})" if only else ""))
                 if len(frame):
                     con.insert_df(wh.relation(TABLE), frame)
             else:
                 cur = con.cursor()
                 cur.execute(f"create schema if not exists {schema}")
                 cur.execute(create_sql(wh))
-                cur.execute(f"delete from {wh.relation(TABLE)} where grain = %s and bucket_start >= %s and bucket_start < %s",
-                            [grain, start, end])
+                cur.execute(f"delete from {wh.relation(TABLE)} where grain = %s and bucket_start >= %s and bucket_start < %s"
+                            + _only(only, "%s"), [grain, start, end, *only])
                 buf = io.StringIO()
                 frame.to_csv(buf, index=False, header=False, na_rep="\\N", date_format="%Y-%m-%d %H:%M:%S.%f")
                 buf.seek(0)
