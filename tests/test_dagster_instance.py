@@ -150,7 +150,9 @@ def test_a_ranged_runs_partition_events_are_written_in_batches(tmp_path, monkeyp
     home.mkdir()
     shutil.copy(REPO_ROOT / "dagster_home.yaml", home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)  # the storage's own default
+    # the storage's own default (set when it opens; undone after the test)
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "")
+    monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE")
     days = DailyPartitionsDefinition(start_date="2024-03-01", end_date="2024-05-01")
 
     @asset(partitions_def=days, backfill_policy=BackfillPolicy.single_run())

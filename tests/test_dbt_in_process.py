@@ -102,3 +102,35 @@ def test_the_build_follows_the_last_parse_and_another_processes_parse(project):
     invocation, _ = _build("probe")
     assert invocation.is_successful()
     assert _probe_value(project) == 3
+
+
+def test_paths_are_the_dbt_project_folders_wherever_the_step_runs(project, tmp_path, monkeypatch):
+    """A dbt process ran in the dbt project folder: the profile's default warehouse path
+    (../warehouse/metrics.duckdb) and dagster-dbt's relative log folder are taken from
+    there, not from the step's working directory; dbt's debug log is written."""
+    monkeypatch.delenv("METRICS_DUCKDB_PATH")
+    elsewhere = tmp_path / "a" / "b"  # its ../warehouse is not the project's
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    _probe(project, "7")
+    resources.parse_manifest(project)
+    invocation, _ = _build("probe")
+    assert invocation.is_successful()
+    assert project.duckdb_path == project.root / "warehouse" / "metrics.duckdb"
+    assert _probe_value(project) == 7
+    assert "probe" in (invocation.target_path / "dbt.log").read_text()
+    assert not any(elsewhere.iterdir())
+
+
+def test_dbt_failing_before_any_model_ends_like_a_dbt_process(project):
+    """dbt's own error (an unknown profile target here): exit code 2, its message among
+    the invocation's errors, no run_results to read."""
+    resources.parse_manifest(project)
+    dbt = resources.MetricsDbtCliResource(project_dir=resources.metrics_dbt_project(),
+                                          dbt_executable=resources.dbt_executable(), target="no_such_target")
+    invocation = dbt.cli(["build", "--select", "probe"], raise_on_error=False)
+    list(invocation.stream_raw_events())
+    assert not invocation.is_successful()
+    assert invocation.process.returncode == 2
+    assert "no_such_target" in str(invocation.get_error())
+    assert failed_nodes(invocation) == []

@@ -6,19 +6,23 @@ interpreter and dbt's imports (~2.5 s), the adapter, and reading the project bac
 already parsed, a grain's build starts at once. dagster-dbt reads what a dbt process
 prints; `InProcessDbt` stands in for that process: dbt runs on a thread and its events,
 turned into the JSON lines `dbt --log-format json` prints, are what the invocation reads,
-so Dagster gets the same materializations, checks and run_results.json as from a
-subprocess, streamed while dbt runs.
+so Dagster gets the same materializations, checks, artifacts and dbt.log as from a
+subprocess, streamed while dbt runs. Paths a dbt process took relative to the dbt project
+folder (its working directory) are made absolute.
 
-The manifest is reused only while `target/manifest.json` is the one it was parsed with
-(`remember_manifest`, called after every parse); otherwise dbt parses first (partial parse).
-One dbt runs at a time per process (dbt's adapters and event manager are global): the
-steps that build run one at a time in a run, and a run's steps each get a process."""
+The manifest of this process's own parse (`remember_manifest`, from
+resources.parse_manifest: `metrics run` parses once at its start) is reused only while
+`target/manifest.json` is the file that parse wrote; otherwise dbt parses first (partial
+parse), as a dbt process would. One dbt runs at a time per process (dbt's adapters and
+event manager are global): `metrics run` runs its steps one at a time, and the UI's runs
+give each step its own process."""
 from __future__ import annotations
 
 import ctypes
 import os
 import queue
 import shutil
+import subprocess
 import threading
 from pathlib import Path
 from typing import Any
@@ -57,17 +61,19 @@ class _Lines:
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self.closed = False
+        self._ended = False
 
     def put(self, line: bytes | object) -> None:
         self._queue.put(line)
 
     def __iter__(self):
-        while True:
+        while not self._ended:
             try:  # a timeout, so a stop request reaches the reading thread while dbt is quiet
                 line = self._queue.get(timeout=0.5)
             except queue.Empty:
                 continue
             if line is _END:
+                self._ended = True
                 return
             yield line
 
@@ -84,38 +90,56 @@ class InProcessDbt:
     is not run); `env` what the process would have had."""
 
     def __init__(self, args: list[str], env: dict[str, str], project_dir: Path, target: str) -> None:
+        from ..paths import ProjectPaths
+
         self.args = args
         self.returncode: int | None = None
         self.stdout = _Lines()
-        self._project_dir = project_dir
+        self._project_dir = project_dir = Path(project_dir).resolve()
         self._target = target
-        # only what dagster-dbt added or changed (dbt reads its flags from the environment);
-        # no console log: dagster-dbt prints the events it reads
-        self._env = {k: v for k, v in env.items() if os.environ.get(k) != v} | {"DBT_LOG_LEVEL": "none"}
+        env = dict(env)
+        # A dbt process ran in the dbt project folder; this one runs wherever the step
+        # does: paths dbt would take relative to that folder are made absolute (its
+        # artifacts and logs, the profile's default warehouse paths).
+        for key in ("DBT_TARGET_PATH", "DBT_LOG_PATH"):
+            if env.get(key) and not Path(env[key]).is_absolute():
+                env[key] = str(project_dir / env[key])
+        paths = ProjectPaths(project_dir.parent)
+        env.setdefault("METRICS_DUCKDB_PATH", str(paths.duckdb_path))
+        env.setdefault("METRICS_CHDB_PATH", str(paths.chdb_path))
+        # no console log (dagster-dbt prints the events it reads); the debug log file as
+        # a dbt process writes it, beside the run's artifacts
+        env.update(DBT_LOG_LEVEL="none", DBT_LOG_LEVEL_FILE="debug")
+        # what differs from this process's environment, set for the life of the invocation
+        self._env = {k: v for k, v in env.items() if os.environ.get(k) != v}
         self._thread = threading.Thread(target=self._run, name="dbt", daemon=True)
         self._thread.start()
 
     def _emit(self, msg) -> None:
-        from dbt_common.events.functions import msg_to_dict
+        from dbt_common.events.functions import env_scrubber, msg_to_dict
 
-        # what `dbt --log-format json` prints at its default log level
+        # what `dbt --log-format json` prints at its default log level, secrets scrubbed
         if msg.info.level != "debug":
-            self.stdout.put(orjson.dumps(msg_to_dict(msg)))
+            self.stdout.put(env_scrubber(orjson.dumps(msg_to_dict(msg)).decode()).encode())
 
     def _run(self) -> None:
-        from ..warehouse.dbt_runner import ONE_DBT, _release_duckdb, environ
+        from ..warehouse.dbt_runner import ONE_DBT, _release_duckdb
 
         code = 2
         try:
             with ONE_DBT:
+                saved = {k: os.environ.get(k) for k in self._env}
+                os.environ.update(self._env)
                 try:
-                    with environ(self._env):
-                        if self._target == "clickhouse":
-                            from ..warehouse.chdb_driver import register
-                            register()
-                        code = self._invoke()
+                    if self._target == "clickhouse":
+                        from ..warehouse.chdb_driver import register
+                        register()
+                    code = self._invoke()
                 finally:
                     _release_duckdb()  # before the reader (and the writer lock) lets go
+                    for k, v in saved.items():  # unless the step changed it meanwhile
+                        if os.environ.get(k) == self._env[k]:
+                            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
         except BaseException as err:  # noqa: BLE001 - reported as dbt's own error line, as a crashed dbt would
             self.stdout.put(orjson.dumps({"info": {"level": "error", "msg": f"dbt: {err}", "name": "InProcessError"},
                                           "data": {}}))
@@ -151,21 +175,32 @@ class InProcessDbt:
             shutil.copy(kept, target_path / kept.name)
         parsed = dbtRunner(callbacks=[self._emit]).invoke(
             ["parse", "--project-dir", str(self._project_dir), "--target", self._target, "--target-path", str(target_path)])
-        if not parsed.success:
-            return None
-        remember_manifest(self._project_dir, self._target, parsed.result)
-        return parsed.result
+        # not remembered: only a parse in this process's own flow (resources.parse_manifest)
+        # says which project files the build should follow
+        return parsed.result if parsed.success else None
 
     def poll(self) -> int | None:
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int | None:
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise subprocess.TimeoutExpired(self.args, timeout)
         return self.returncode
 
     def send_signal(self, sig: int) -> None:
-        """What SIGINT does to a dbt process: dbt stops, cancels its open queries and
-        writes run_results.json (a KeyboardInterrupt raised in dbt's thread)."""
+        """What SIGINT does to a dbt process: its open queries are cancelled, and dbt
+        stops (a KeyboardInterrupt raised in dbt's thread, which takes effect when that
+        thread next runs Python: after the node it waits for)."""
+        if not self._thread.is_alive():
+            return
+        from dbt.adapters.factory import FACTORY
+
+        for adapter in list(FACTORY.adapters.values()):
+            try:
+                adapter.cancel_open_connections()
+            except Exception:  # noqa: BLE001 - some adapters cannot cancel; dbt still stops
+                pass
         ident = self._thread.ident
-        if ident is not None and self._thread.is_alive():
+        if ident is not None:
             ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(KeyboardInterrupt))

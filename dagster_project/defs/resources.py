@@ -108,16 +108,14 @@ class InProcessDbtCliInvocation(DbtCliInvocation):
     """DbtCliInvocation over dbt run in this process (same events, artifacts, errors)."""
 
     @classmethod
-    def run(cls, args, env, manifest, dagster_dbt_translator, project_dir, target_path, raise_on_error,
-            context, adapter, cli_version, dbt_project=None):
+    def run(cls, args, env, project_dir, dbt_project=None, **fields):
         from .dbt_in_process import InProcessDbt
 
         args = list(args)
         target = args[args.index("--target") + 1] if "--target" in args[:-1] else default_target()
-        return cls(process=InProcessDbt(args, env, Path(project_dir), target), manifest=manifest,
-                   dagster_dbt_translator=dagster_dbt_translator, project_dir=project_dir, target_path=target_path,
-                   raise_on_error=raise_on_error, context=context, adapter=adapter, cli_version=cli_version,
-                   project=dbt_project)
+        # the other keyword arguments are the invocation's own fields, passed on as given
+        return cls(process=InProcessDbt(args, env, Path(project_dir), target), project_dir=project_dir,
+                   project=dbt_project, **fields)
 
 
 def metrics_dbt_resource() -> DbtCliResource:

@@ -76,6 +76,13 @@ def wanted_metrics(project: MetricsProject, names: list[str]) -> set[str]:
     return out
 
 
+def fed_by(project: MetricsProject, rebuilt: set[str]) -> set[str]:
+    """The metrics whose values can change when the rollups of `rebuilt` are rebuilt:
+    those metrics and every metric computed from one of them (a ratio, a derived metric),
+    however indirectly."""
+    return {name for name in project.metrics if wanted_metrics(project, [name]) & rebuilt}
+
+
 def run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt.date | None,
                project: MetricsProject, metrics: list[str] | None = None,
                progress: Callable[[str], None] = print) -> RunOutcome:
@@ -119,12 +126,11 @@ def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt
         records = f", recording {len(keys) * partitions:,} partition materializations" if partitions > 1 else ""
         scores = any(k.path[-1].startswith("anomalies_") for k in keys)
         if selection is not None and scores:
-            # re-score the metrics whose rollup tables this run rebuilds (every metric of a
-            # selected source, not only the named ones); the other metrics' rows stay
+            # re-score what this run's rollup tables feed; the other metrics' rows stay
             graph = defs.resolve_asset_graph()
             rebuilt = {t for k in selection if k.path[-1].startswith("rollup_") for t in graph.get(k).tags}
-            names = sorted(n for n in project.metrics if metric_tag(n) in rebuilt or metric_tag(n) in tags_wanted)
-            tags = {**(tags or {}), SCORED_METRICS_TAG: ",".join(names)}
+            carried = {n for n in project.metrics if metric_tag(n) in rebuilt or metric_tag(n) in tags_wanted}
+            tags = {**(tags or {}), SCORED_METRICS_TAG: ",".join(sorted(fed_by(project, carried)))}
         progress(f"      {label}: {len(keys)} assets x {partitions} partition(s): dbt{', anomaly scoring' if scores else ''}"
                  f"{records} ...")
         dbt_seconds: list[float] = []
