@@ -138,8 +138,12 @@ class InProcessDbt:
                 finally:
                     _release_duckdb()  # before the reader (and the writer lock) lets go
                     for k, v in saved.items():  # unless the step changed it meanwhile
-                        if os.environ.get(k) == self._env[k]:
-                            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+                        if os.environ.get(k) != self._env[k]:
+                            continue
+                        if v is None:
+                            del os.environ[k]
+                        else:
+                            os.environ[k] = v
         except BaseException as err:  # noqa: BLE001 - reported as dbt's own error line, as a crashed dbt would
             self.stdout.put(orjson.dumps({"info": {"level": "error", "msg": f"dbt: {err}", "name": "InProcessError"},
                                           "data": {}}))

@@ -9,12 +9,11 @@ storage's lock serialises its use; creating a database briefly takes a second on
 a write is a write: 4.2 ms per event (`bench/bench_event_log.py`, docs/orchestration.md).
 Commits are not synced to disk (`synchronous=NORMAL`, what SQLite advises for WAL): the
 database stays consistent through a power loss or an OS crash, which can lose the last
-events written (a crash of the process loses nothing committed). On a
-busy disk (a test run beside it) the syncs took 2.8 of the benchmark's 10.3 s under a
-profiler, 0.3 s without them. Readers in other processes (the webserver, the daemon) read
-while a connection is open, as WAL allows; SQLite checkpoints on its own as the log
-grows, and the log file is removed when the last
-connection to the database closes.
+events written (a crash of the process loses nothing committed). On a busy disk (a test
+run beside it) the syncs took 2.8 of the benchmark's 10.3 s under a profiler, 0.3 s
+without them. Readers in other processes (the webserver, the daemon) read while a
+connection is open, as WAL allows; SQLite checkpoints on its own as the log grows, and
+the log file is removed when the last connection to the database closes.
 
 A step's batch of events (a ranged run's planned and recorded partition materializations,
 two per partition and asset) is written in one transaction per database: Dagster hands
