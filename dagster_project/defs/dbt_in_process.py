@@ -123,13 +123,11 @@ class InProcessDbt:
             self.stdout.put(env_scrubber(orjson.dumps(msg_to_dict(msg)).decode()).encode())
 
     def _run(self) -> None:
-        from ..warehouse.dbt_runner import ONE_DBT, _release_duckdb
+        from ..warehouse.dbt_runner import ONE_DBT, _release_duckdb, environ
 
         code = 2
         try:
-            with ONE_DBT:
-                saved = {k: os.environ.get(k) for k in self._env}
-                os.environ.update(self._env)
+            with ONE_DBT, environ(self._env):
                 try:
                     if self._target == "clickhouse":
                         from ..warehouse.chdb_driver import register
@@ -137,13 +135,6 @@ class InProcessDbt:
                     code = self._invoke()
                 finally:
                     _release_duckdb()  # before the reader (and the writer lock) lets go
-                    for k, v in saved.items():  # unless the step changed it meanwhile
-                        if os.environ.get(k) != self._env[k]:
-                            continue
-                        if v is None:
-                            del os.environ[k]
-                        else:
-                            os.environ[k] = v
         except BaseException as err:  # noqa: BLE001 - reported as dbt's own error line, as a crashed dbt would
             self.stdout.put(orjson.dumps({"info": {"level": "error", "msg": f"dbt: {err}", "name": "InProcessError"},
                                           "data": {}}))

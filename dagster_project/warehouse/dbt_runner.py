@@ -60,13 +60,16 @@ def dbt_env(paths: ProjectPaths, target: str, window: tuple | None = None, run_i
 
 @contextmanager
 def environ(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for a block, then restore what was there."""
+    """Set environment variables for a block, then restore what was there (a variable
+    someone else changed meanwhile, another thread, is left as they set it)."""
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:
         yield
     finally:
         for k, v in saved.items():
+            if os.environ.get(k) != values[k]:
+                continue
             if v is None:
                 os.environ.pop(k, None)
             else:
