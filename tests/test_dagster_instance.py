@@ -173,3 +173,78 @@ def test_a_ranged_runs_partition_events_are_written_in_batches(tmp_path, monkeyp
         assert instance.get_materialized_partitions(numbers.key) == set(keys)
         # 61 partitions: 122 asset events in the index; a handful of transactions
         assert len(commits) < 20, len(commits)
+
+
+WRITE_RUN = """
+import json, sqlite3, sys
+from dagster import (BackfillPolicy, DagsterInstance, DailyPartitionsDefinition, Definitions, asset,
+                     define_asset_job)
+from dagster._serdes import deserialize_value
+days = DailyPartitionsDefinition(start_date="2024-03-01", end_date="2024-03-21")
+
+@asset(partitions_def=days, backfill_policy=BackfillPolicy.single_run(), code_version="1")
+def first(context) -> None:
+    pass
+
+@asset(partitions_def=days, backfill_policy=BackfillPolicy.single_run(), deps=[first], code_version="2")
+def second(context) -> None:
+    pass
+
+job = Definitions(assets=[first, second], jobs=[define_asset_job("j", selection=[first, second])]).resolve_job_def("j")
+keys = days.get_partition_keys()
+with DagsterInstance.get() as instance:
+    runs = []
+    for lo, hi in ((keys[0], keys[-1]), (keys[3], keys[5])):
+        result = job.execute_in_process(instance=instance, tags={"dagster/asset_partition_range_start": lo,
+                                                                 "dagster/asset_partition_range_end": hi})
+        assert result.success
+        runs.append(result.run_id)
+    storage_type = type(instance.event_log_storage).__name__
+index = sqlite3.connect(sys.argv[1] + "/history/runs/index.db")
+def run(r):  # run ids differ between instances: their order does not
+    return runs.index(r) if r in runs else r
+partition_of = {i: p for i, p in index.execute("select id, partition from event_logs")}
+out = {
+    "storage": storage_type,
+    "index_events": [[t, a, p, s, run(r)] for t, a, p, s, r in index.execute(
+        "select dagster_event_type, asset_key, partition, step_key, run_id from event_logs "
+        "where asset_key is not null order by id")],
+    "run_events": [[t, a, p, s] for r in runs for t, a, p, s in sqlite3.connect(
+        sys.argv[1] + f"/history/runs/{r}.db").execute(
+        "select dagster_event_type, asset_key, partition, step_key from event_logs order by id")
+        if t in ("ASSET_MATERIALIZATION", "ASSET_MATERIALIZATION_PLANNED")],
+    "asset_keys": [[a, run(r), deserialize_value(m).event_log_entry.dagster_event.partition, ts is not None,
+                    partition_of[deserialize_value(m).storage_id]]
+                   for a, r, m, ts in index.execute("select asset_key, last_run_id, last_materialization, "
+                                                    "last_materialization_timestamp from asset_keys order by asset_key")],
+    "tags": sorted([a, k, v, partition_of[e]] for e, a, k, v in index.execute(
+        "select event_id, asset_key, key, value from asset_event_tags")),
+}
+print(json.dumps(out))
+"""
+
+
+def test_batched_writes_store_what_one_by_one_writes_store(tmp_path):
+    """The batched path (a step's partition events in a few statements) against Dagster's
+    own per-event writes (DAGSTER_EVENT_BATCH_SIZE=0), on the same two ranged runs: the
+    same rows in the run and index databases, the same asset key records (last
+    materialization and run), the same indexed tags (data versions)."""
+    import json
+    found = {}
+    for label, size in (("one_by_one", "0"), ("batched", "1000")):
+        home = tmp_path / label
+        home.mkdir()
+        shutil.copy(REPO_ROOT / "dagster_home.yaml", home / "dagster.yaml")
+        out = subprocess.run([sys.executable, "-c", WRITE_RUN, str(home)], capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "DAGSTER_HOME": str(home), "DAGSTER_EVENT_BATCH_SIZE": size})
+        assert out.returncode == 0, out.stderr[-3000:]
+        found[label] = json.loads(out.stdout.strip().splitlines()[-1])
+    one, batched = found["one_by_one"], found["batched"]
+    assert one["storage"] == batched["storage"] == "KeptOpenSqliteEventLogStorage"
+    # 20 + 3 partitions x 2 assets, planned and materialized
+    assert len(one["index_events"]) == 2 * 2 * 23 and len(one["run_events"]) == 2 * 2 * 23
+    assert {r[0] for r in one["asset_keys"]} == {'["first"]', '["second"]'}
+    assert all(r[1] == 1 and r[2] == r[4] for r in one["asset_keys"])  # the second run's last partition
+    assert one["tags"], "no data version tags were indexed: the comparison would not cover them"
+    for part in ("index_events", "run_events", "asset_keys", "tags"):
+        assert batched[part] == one[part], part

@@ -19,7 +19,8 @@ A step's batch of events (a ranged run's planned and recorded partition material
 two per partition and asset) is written in one transaction per database: Dagster hands
 batches to `store_event_batch` only when DAGSTER_EVENT_BATCH_SIZE is set, so opening this
 storage sets it (BATCH_EVENTS) unless the environment already does (0: one transaction
-per event, as before). 3.0 -> 2.4 ms per event in the benchmark.
+per event, as before), and a batch of asset events in fewer statements (as dagster-postgres
+does: `_store_asset_events`). 3.0 -> 0.8 ms per event in the benchmark.
 
 A write now lands in `<run>.db-wal` rather than `<run>.db`, so the watcher behind the
 UI's live run logs, which Dagster points at `<run>.db` only, watches both files here.
@@ -37,6 +38,8 @@ import threading
 from collections import OrderedDict
 from contextlib import ExitStack, contextmanager
 
+from dagster._core.events import ASSET_EVENTS
+from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     INDEX_SHARD_NAME, SQLITE_BUSY_TIMEOUT_SECONDS, SqliteEventLogStorage, SqliteEventLogStorageWatchdog)
 from dagster._core.storage.runs import SqliteRunStorage
@@ -62,6 +65,8 @@ class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
     def __init__(self, base_dir: str, inst_data=None):
         self._engines: OrderedDict = OrderedDict()
         self._batch: _Batch | None = None
+        self._tables_seen: set[str] = set()
+        self._columns_seen: set[str] = set()
         # Dagster hands a step's partition materializations over as one batch only when
         # this is set (read when an event is handled); 0 turns batches off
         os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", str(BATCH_EVENTS))
@@ -91,10 +96,45 @@ class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
         with self._db_lock, ExitStack() as stack:
             self._batch = _Batch(threading.get_ident(), stack)
             try:
-                for entry in events:
-                    self.store_event(entry)
+                if all(e.is_dagster_event and e.dagster_event_type in ASSET_EVENTS for e in events):
+                    self._store_asset_events(events)
+                else:
+                    for entry in events:
+                        self.store_event(entry)
             finally:
                 self._batch = None
+
+    def _store_asset_events(self, events) -> None:
+        """What store_event writes for each of these asset events, with fewer statements
+        (as dagster-postgres batches): the run databases' rows in one statement each, the
+        index rows one by one (their ids key the tags), the tags in one statement, and
+        the asset key table updated per key only with the last event of each type (each
+        type sets the same columns, so the later ones decide every column)."""
+        insert = SqlEventLogStorageTable.insert()
+        rows = [self._event_to_row(e) for e in events]
+        for run_id in dict.fromkeys(e.run_id for e in events):
+            with self.run_connection(run_id) as conn:
+                conn.execute(insert, [r for r, e in zip(rows, events) if e.run_id == run_id])
+        with self.index_transaction() as conn:
+            ids = [conn.execute(insert, r).inserted_primary_key[0] for r in rows]
+            self._store_asset_event_tags(conn, events, ids)
+            last: dict = {}
+            for i, e in enumerate(events):
+                last[(e.dagster_event.asset_key, e.dagster_event_type)] = i
+            for i in sorted(last.values()):
+                self._store_asset_event(conn, events[i], ids[i])
+
+    def has_table(self, table_name: str) -> bool:
+        # Dagster asks per event written (a new engine and a schema read each time); a
+        # table, once there, stays (wipe() forgets)
+        if table_name not in self._tables_seen and super().has_table(table_name):
+            self._tables_seen.add(table_name)
+        return table_name in self._tables_seen
+
+    def _has_asset_key_col_on_connection(self, conn, column_name: str) -> bool:
+        if column_name not in self._columns_seen and super()._has_asset_key_col_on_connection(conn, column_name):
+            self._columns_seen.add(column_name)
+        return column_name in self._columns_seen
 
     def _engine(self, shard: str):
         """The shard's engine (created, and its database initialised, on first use); call
@@ -135,6 +175,8 @@ class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
 
     def wipe(self) -> None:  # the run files are deleted: their connections first
         self._close_all()
+        self._tables_seen.clear()
+        self._columns_seen.clear()
         super().wipe()
 
     def dispose(self) -> None:
