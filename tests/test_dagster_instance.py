@@ -177,8 +177,8 @@ def test_a_ranged_runs_partition_events_are_written_in_batches(tmp_path, monkeyp
 
 WRITE_RUN = """
 import json, sqlite3, sys
-from dagster import (BackfillPolicy, DagsterInstance, DailyPartitionsDefinition, Definitions, asset,
-                     define_asset_job)
+from dagster import (AssetCheckResult, AssetSelection, BackfillPolicy, DagsterInstance, DailyPartitionsDefinition,
+                     Definitions, asset, asset_check, define_asset_job)
 from dagster._serdes import deserialize_value
 days = DailyPartitionsDefinition(start_date="2024-03-01", end_date="2024-03-21")
 
@@ -190,7 +190,12 @@ def first(context) -> None:
 def second(context) -> None:
     pass
 
-job = Definitions(assets=[first, second], jobs=[define_asset_job("j", selection=[first, second])]).resolve_job_def("j")
+@asset_check(asset=second)
+def second_is_fine(context) -> AssetCheckResult:
+    return AssetCheckResult(passed=True)
+
+job = Definitions(assets=[first, second], asset_checks=[second_is_fine],
+                  jobs=[define_asset_job("j", selection=AssetSelection.assets(first, second))]).resolve_job_def("j")
 keys = days.get_partition_keys()
 with DagsterInstance.get() as instance:
     runs = []
@@ -219,6 +224,11 @@ out = {
                                                     "last_materialization_timestamp from asset_keys order by asset_key")],
     "tags": sorted([a, k, v, partition_of[e]] for e, a, k, v in index.execute(
         "select event_id, asset_key, key, value from asset_event_tags")),
+    "checks": [[a, c, p, run(r), st, e is not None, m is not None] for a, c, p, r, st, e, m in index.execute(
+        "select asset_key, check_name, partition, run_id, execution_status, evaluation_event, "
+        "materialization_event_storage_id from asset_check_executions order by id")],
+    "check_events": [[t, run(r)] for t, r in index.execute(
+        "select dagster_event_type, run_id from event_logs where dagster_event_type like 'ASSET_CHECK%' order by id")],
 }
 print(json.dumps(out))
 """
@@ -228,7 +238,8 @@ def test_batched_writes_store_what_one_by_one_writes_store(tmp_path):
     """The batched path (a step's partition events in a few statements) against Dagster's
     own per-event writes (DAGSTER_EVENT_BATCH_SIZE=0), on the same two ranged runs: the
     same rows in the run and index databases, the same asset key records (last
-    materialization and run), the same indexed tags (data versions)."""
+    materialization and run), the same indexed tags (data versions), the same asset
+    check executions (a run's planned events batch the checks' with the assets')."""
     import json
     found = {}
     for label, size in (("one_by_one", "0"), ("batched", "1000")):
@@ -246,5 +257,9 @@ def test_batched_writes_store_what_one_by_one_writes_store(tmp_path):
     assert {r[0] for r in one["asset_keys"]} == {'["first"]', '["second"]'}
     assert all(r[1] == 1 and r[2] == r[4] for r in one["asset_keys"])  # the second run's last partition
     assert one["tags"], "no data version tags were indexed: the comparison would not cover them"
-    for part in ("index_events", "run_events", "asset_keys", "tags"):
+    # the check is planned per partition (20 + 3), each run's evaluation recorded
+    assert len(one["checks"]) >= 23 and {c[1] for c in one["checks"]} == {"second_is_fine"}, one["checks"]
+    assert sorted(set(t for t, _ in one["check_events"])) == ["ASSET_CHECK_EVALUATION",
+                                                            "ASSET_CHECK_EVALUATION_PLANNED"], one["check_events"]
+    for part in ("index_events", "run_events", "asset_keys", "tags", "checks", "check_events"):
         assert batched[part] == one[part], part

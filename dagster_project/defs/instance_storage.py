@@ -38,7 +38,7 @@ import threading
 from collections import OrderedDict
 from contextlib import ExitStack, contextmanager
 
-from dagster._core.events import ASSET_EVENTS
+from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS
 from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     INDEX_SHARD_NAME, SQLITE_BUSY_TIMEOUT_SECONDS, SqliteEventLogStorage, SqliteEventLogStorageWatchdog)
@@ -57,6 +57,8 @@ from watchdog.observers import Observer
 KEPT_RUNS = 4
 # partition materializations written per transaction
 BATCH_EVENTS = 1000
+# what a batch written in a few statements may hold (else: event by event)
+_BATCHED = ASSET_EVENTS | ASSET_CHECK_EVENTS
 
 
 class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
@@ -96,7 +98,7 @@ class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
         with self._db_lock, ExitStack() as stack:
             self._batch = _Batch(threading.get_ident(), stack)
             try:
-                if all(e.is_dagster_event and e.dagster_event_type in ASSET_EVENTS for e in events):
+                if all(e.is_dagster_event and e.dagster_event_type in _BATCHED for e in events):
                     self._store_asset_events(events)
                 else:
                     for entry in events:
@@ -105,11 +107,12 @@ class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
                 self._batch = None
 
     def _store_asset_events(self, events) -> None:
-        """What store_event writes for each of these asset events, with fewer statements
-        (as dagster-postgres batches): the run databases' rows in one statement each, the
-        index rows one by one (their ids key the tags), the tags in one statement, and
-        the asset key table updated per key only with the last event of each type (each
-        type sets the same columns, so the later ones decide every column)."""
+        """What store_event writes for each of these asset and asset check events, with
+        fewer statements (as dagster-postgres batches): the run databases' rows in one
+        statement each, the index rows one by one (their ids key the tags and the check
+        executions), the tags in one statement, and the asset key table updated per key
+        only with the last event of each type (each type sets the same columns, so the
+        later ones decide every column)."""
         insert = SqlEventLogStorageTable.insert()
         rows = [self._event_to_row(e) for e in events]
         for run_id in dict.fromkeys(e.run_id for e in events):
@@ -117,12 +120,16 @@ class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
                 conn.execute(insert, [r for r, e in zip(rows, events) if e.run_id == run_id])
         with self.index_transaction() as conn:
             ids = [conn.execute(insert, r).inserted_primary_key[0] for r in rows]
-            self._store_asset_event_tags(conn, events, ids)
+            for e, i in zip(events, ids):
+                if e.dagster_event_type in ASSET_CHECK_EVENTS:
+                    self.store_asset_check_event(e, i)  # on this transaction (the batch's connection)
+            assets = [(e, i) for e, i in zip(events, ids) if e.dagster_event_type in ASSET_EVENTS]
+            self._store_asset_event_tags(conn, [e for e, _ in assets], [i for _, i in assets])
             last: dict = {}
-            for i, e in enumerate(events):
-                last[(e.dagster_event.asset_key, e.dagster_event_type)] = i
-            for i in sorted(last.values()):
-                self._store_asset_event(conn, events[i], ids[i])
+            for e, i in assets:
+                last[(e.dagster_event.asset_key, e.dagster_event_type)] = (e, i)
+            for e, i in sorted(last.values(), key=lambda pair: pair[1]):
+                self._store_asset_event(conn, e, i)
 
     def has_table(self, table_name: str) -> bool:
         # Dagster asks per event written (a new engine and a schema read each time); a
