@@ -74,9 +74,10 @@ def store(out, r, e, lo, hi, sc, volume, c, log, nonneg, rec) -> None:
 def record(same: np.ndarray, value: np.ndarray) -> np.ndarray:
     """"lowest" / "highest" when the value is beyond every earlier value of its phase (2+)."""
     nvals = np.count_nonzero(~np.isnan(same), axis=1)
+    # fmin / fmax ignore NaN (NaN for a row without values: never compared, nvals < 2)
     with np.errstate(invalid="ignore"):
-        lowest = (nvals >= 2) & (value < np.nanmin(np.where(nvals[:, None] > 0, same, 0.0), axis=1))
-        highest = (nvals >= 2) & (value > np.nanmax(np.where(nvals[:, None] > 0, same, 0.0), axis=1))
+        lowest = (nvals >= 2) & (value < np.fmin.reduce(same, axis=1))
+        highest = (nvals >= 2) & (value > np.fmax.reduce(same, axis=1))
     return np.where(lowest, "lowest", np.where(highest, "highest", ""))
 
 
@@ -101,7 +102,7 @@ def fit_variants(win, ok, value_positive, shape, grain, settings, den_t, prop, r
             positive = np.all(~ok | (win[0] > 0), axis=1) & value_positive
         if positive.any():
             domains[True] = positive
-    variants, fits = [], {}
+    variants, fits, fitted = [], {}, []  # fitted: (rows, the fit of those rows) per variant
     for log, dom_ok in domains.items():
         full = [np.log(np.where(ok, win[0], 1.0)) + np.where(ok, 0.0, np.nan)] if log else win
         floor = resolution_floor(full[0]) if shape == "fraction" else 1.0
@@ -113,25 +114,30 @@ def fit_variants(win, ok, value_positive, shape, grain, settings, den_t, prop, r
             usable = avail[c] & dom_ok
             if not usable.any():
                 continue
+            # fitted on the rows it can serve only (the others never read it; rows are
+            # reduced on their own, so the same numbers), laid back over all rows
+            r = slice(None) if usable.all() else np.nonzero(usable)[0]
             if shape == "count":
-                f = fit_count(w[0], c, PERIOD[c], k, full[0])
+                f = fit_count(w[0][r], c, PERIOD[c], k, full[0][r])
             elif shape == "fraction":
-                f = fit_fraction(w[0], c, PERIOD[c], k, full[0], floor)
+                f = fit_fraction(w[0][r], c, PERIOD[c], k, full[0][r], floor[r])
             else:
-                f = fit_ratio(w[0], w[1], c, PERIOD[c], k, den_t, prop, full[0], full[1])
+                f = fit_ratio(w[0][r], w[1][r], c, PERIOD[c], k, den_t[r], prop[r], full[0][r], full[1][r])
             variants.append((log, c, usable))
-            fits[(log, c)] = f
+            fits[(log, c)] = f if usable.all() else f.widen(r, n)
+            fitted.append((r, f))
     common = np.ones(ok.shape, bool)
     for log, c, usable in variants:
         common &= ~np.isnan(fits[(log, c)].resid) | ~usable[:, None]
     # compare by likelihood: log(scale), plus the Jacobian mean(log x) for the log domain
     stats = np.full((len(variants), n), np.inf)
-    for i, (log, c, usable) in enumerate(variants):
+    for i, ((log, c, usable), (r, f)) in enumerate(zip(variants, fitted)):
         with np.errstate(divide="ignore", invalid="ignore"):
-            st = np.log(selection_stat(fits[(log, c)], shape, common))
+            st = np.log(selection_stat(f, shape, common[r]))
             if log:
-                st = st + nanmean(np.where(common & ok, np.log(np.abs(win[0])), np.nan))
-        stats[i] = np.where(usable & ~np.isnan(st), st, np.inf)
+                used = common[r] & ok[r]  # log(1) elsewhere: the log of a NaN or 0 is slow
+                st = st + nanmean(np.where(used, np.log(np.abs(np.where(used, win[0][r], 1.0))), np.nan))
+        stats[i, r] = np.where(~np.isnan(st), st, np.inf)
     return {"variants": variants, "fits": fits, "stats": stats, "n_common": np.count_nonzero(common, axis=1),
             "usable": np.array([u for _, _, u in variants])}
 

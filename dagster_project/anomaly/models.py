@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .seasonality import additive_profile, fold, multiplicative_profile, spread, unfold, weighted_profile
-from .stats import (SCALE_EFFICIENCY, last_window, nanmedian, nansum_count, previous_window,
+from .stats import (SCALE_EFFICIENCY, last_window, nanmedian, nansum, nansum_count, previous_window,
                     robust_center_scale, solve_dispersion, t_multiplier, tail_edges,
                     winsorized_scale)
 
@@ -72,6 +72,15 @@ class Fit:
 
     def rows(self, idx: np.ndarray) -> "Fit":
         return Fit(self.name, self.period, **{k: (None if v is None else v[idx]) for k, v in self.__dict__.items()
+                                              if k not in ("name", "period")})
+
+    def widen(self, idx: np.ndarray, n: int) -> "Fit":
+        """This fit of rows `idx` laid over n rows (the others NaN, or False / 0: unused)."""
+        def wide(v: np.ndarray) -> np.ndarray:
+            out = np.full((n,) + v.shape[1:], np.nan if v.dtype.kind == "f" else 0, dtype=v.dtype)
+            out[idx] = v
+            return out
+        return Fit(self.name, self.period, **{k: (None if v is None else wide(v)) for k, v in self.__dict__.items()
                                               if k not in ("name", "period")})
 
 
@@ -150,8 +159,8 @@ def fit_count(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarray) 
     wsum_t, _ = last_window(weight, k)
     mu = level * sloo
     ok = ~np.isnan(x) & np.isfinite(mu)
-    xs, _ = nansum_count(np.where(ok, x, np.nan), 1)
-    ms, _ = nansum_count(np.where(ok, mu, np.nan), 1)
+    xs = nansum(np.where(ok, x, np.nan), 1)
+    ms = nansum(np.where(ok, mu, np.nan), 1)
     bias = np.where(ms > 0, xs / np.where(ms > 0, ms, 1.0), 1.0)
     mu = mu * bias[:, None]
     u_all = anscombe(x_all) - anscombe(mu)
@@ -216,8 +225,8 @@ def fit_ratio(num: np.ndarray, den: np.ndarray, name: str, period: int, k: int,
     hi = np.where(prop, 1.0, np.inf)[:, None]
     mu = np.clip(level + sloo, 0.0, hi)
     ok = ~np.isnan(num) & np.isfinite(mu)
-    rs, _ = nansum_count(np.where(ok, num - mu * den, np.nan), 1)
-    ds, _ = nansum_count(np.where(ok, den, np.nan), 1)
+    rs = nansum(np.where(ok, num - mu * den, np.nan), 1)
+    ds = nansum(np.where(ok, den, np.nan), 1)
     bias = np.where(ds > 0, rs / np.where(ds > 0, ds, 1.0), 0.0)
     mu = np.clip(mu + bias[:, None], 0.0, hi)
     p2 = np.broadcast_to(prop[:, None], num.shape)
@@ -229,8 +238,8 @@ def fit_ratio(num: np.ndarray, den: np.ndarray, name: str, period: int, k: int,
         kres_all = 1.0 + den_all / dsum + den_all / prof_den
     a_t, _ = last_window(adj, k)
     d_t, _ = last_window(den, k)
-    wa, _ = nansum_count(adj, 1)
-    wd, _ = nansum_count(den, 1)
+    wa = nansum(adj, 1)
+    wd = nansum(den, 1)
     use = d_t > 0
     with np.errstate(invalid="ignore", divide="ignore"):
         level_t = np.where(use, a_t / np.where(use, d_t, 1.0), np.where(wd > 0, wa / np.where(wd > 0, wd, 1.0), np.nan))
@@ -356,7 +365,10 @@ def exact_lower(mean: np.ndarray, var_ratio: np.ndarray, edge: np.ndarray) -> np
         pmf = np.where(nb, np.exp(size * np.log(q)), np.exp(-m))
         cdf = pmf.copy()
         for k in range(int(3 * EXACT_BELOW)):
-            below = np.where(cdf < p, k, below)
+            rising = cdf < p
+            if not rising.any():  # the cdf only grows: no row's `below` moves any more
+                break
+            below = np.where(rising, k, below)
             pmf = pmf * np.where(nb, (k + size) / (k + 1) * (1.0 - q), m / (k + 1))
             cdf = cdf + pmf
     out[rows] = np.where(below >= 0, below + 0.5, 0.0)

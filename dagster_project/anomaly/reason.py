@@ -1,8 +1,13 @@
 """The one-line explanation stored with every scored bucket, e.g.
-"orders 412 vs expected 980 (740..1,220), lowest for a Tuesday 14:00 in 8 weeks"."""
+"orders 412 vs expected 980 (740..1,220), lowest for a Tuesday 14:00 in 8 weeks".
+
+`sentences` words many buckets of one series at once (score.py: one string per scored
+bucket, 150,000 for a quarter of hours): the number format is picked once per column
+(`formatter`) instead of per value, and the rows are plain Python values."""
 from __future__ import annotations
 
 import math
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -12,16 +17,32 @@ WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", 
 def number(x: float, shape: str, proportion: bool = False) -> str:
     """Counts as integers with thousands separators (one decimal below 10), proportions
     as percentages, everything else with 3 significant digits."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
+    if x is None:
         return "?"
+    return formatter(shape, proportion)(x)
+
+
+def formatter(shape: str, proportion: bool = False) -> Callable[[float], str]:
+    """`number` for one shape and domain: a function of the value alone ('?' for NaN)."""
     if shape == "ratio" and proportion:
-        return f"{_sig(100 * x)}%"
-    if shape == "count":
-        return f"{x:,.0f}" if abs(x) >= 10 or float(x).is_integer() else f"{x:.1f}"
-    return _sig(x)
+        return _percent
+    return _count if shape == "count" else _significant
 
 
-def _sig(x: float) -> str:
+# The formatters: each checks for NaN itself (a wrapper would cost a call per value).
+def _percent(x: float) -> str:
+    return "?" if isinstance(x, float) and x != x else f"{_significant(100 * x)}%"
+
+
+def _count(x: float) -> str:
+    if isinstance(x, float) and x != x:
+        return "?"
+    return f"{x:,.0f}" if abs(x) >= 10 or float(x).is_integer() else f"{x:.1f}"
+
+
+def _significant(x: float) -> str:
+    if isinstance(x, float) and x != x:
+        return "?"
     if abs(x) >= 1000:
         return f"{x:,.0f}"
     text = f"{x:.3g}"
@@ -62,14 +83,37 @@ def sentence(*, label: str, shape: str, proportion: bool, value: float, expected
              min_volume: float, record: str, phase: str, span: str, numerator: float, denominator: float) -> str:
     """One scored bucket in words. `record`: 'lowest' / 'highest' when the value is beyond
     every training value of its phase, else ''."""
+    return sentences(label=label, shape=shape, min_volume=min_volume, proportion=[proportion], value=[value],
+                     expected=[expected], lower=[lower], upper=[upper], flagged=[flagged], outside=[outside],
+                     side_ok=[side_ok], volume_ok=[volume_ok], volume=[volume], record=[record], phase=[phase],
+                     span=[span], numerator=[numerator], denominator=[denominator])[0]
+
+
+def sentences(*, label: str, shape: str, min_volume: float, proportion: Sequence[bool], value: Sequence[float],
+              expected: Sequence[float], lower: Sequence[float], upper: Sequence[float], flagged: Sequence[bool],
+              outside: Sequence[bool], side_ok: Sequence[bool], volume_ok: Sequence[bool], volume: Sequence[float],
+              record: Sequence[str], phase: Sequence[str], span: Sequence[str], numerator: Sequence[float],
+              denominator: Sequence[float]) -> list[str]:
+    """`sentence` for many buckets of one series: each argument but label, shape and
+    min_volume is a sequence of plain Python values, one per bucket."""
     head = f"{label} " if label else ""
-    v = number(value, shape, proportion)
-    if shape == "ratio" and not (math.isnan(numerator) or math.isnan(denominator)):
-        v += f" ({number(numerator, 'count')} of {number(denominator, 'count')})"
-    band = (f"vs expected {number(expected, shape, proportion)} "
-            f"({number(lower, shape, proportion)}..{number(upper, shape, proportion)})")
-    text = f"{head}{v} {band}"
-    above = value > expected
+    fmt = {False: formatter(shape, False), True: formatter(shape, True)}
+    counts = formatter("count")
+    out = []
+    for (prop, v, e, lo, hi, fl, outs, sok, vok, vol, rec, ph, sp, num, den) in zip(
+            proportion, value, expected, lower, upper, flagged, outside, side_ok, volume_ok, volume, record,
+            phase, span, numerator, denominator):
+        f = fmt[bool(prop)]
+        vt = f(v)
+        if shape == "ratio" and not (math.isnan(num) or math.isnan(den)):
+            vt += f" ({counts(num)} of {counts(den)})"
+        text = f"{head}{vt} vs expected {f(e)} ({f(lo)}..{f(hi)})"
+        out.append(_verdict(text, shape, v, e, fl, outs, sok, vok, vol, min_volume, rec, ph, sp))
+    return out
+
+
+def _verdict(text, shape, value, expected, flagged, outside, side_ok, volume_ok, volume, min_volume, record,
+             phase, span) -> str:
     if flagged:
         if record:
             where = f" for {phase}" if phase else ""
@@ -77,6 +121,7 @@ def sentence(*, label: str, shape: str, proportion: bool, value: float, expected
         return f"{text}, {_relative(value, expected)}"
     if not outside:
         return f"{text}, within the expected range"
+    above = value > expected
     side = "above" if above else "below"
     if not side_ok:
         return f"{text}, {side} the band but only {'drops' if above else 'rises'} are flagged"

@@ -32,7 +32,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from . import reason as text
 from .buckets import as_ns, excluded_buckets, grain_index
-from .core import score_rows
+from .core import empty_rows, score_rows
 from .hourly import AHEAD, score_hourly
 from .models import DETECTOR, LOG_DETECTOR, RATE_DETECTOR
 from .settings import MIN_EVENTS, SHAPES, DetectorSettings, history_needed, min_history, training_buckets
@@ -42,6 +42,7 @@ from .stats import prefix_sum
 COLUMNS = ["bucket_start", "value", "expected", "lower", "upper", "score", "is_anomaly", "direction",
            "provisional", "numerator", "denominator", "model", "reason"]
 _CHUNK_CELLS = 250_000  # window cells per batch: bounds memory, not results
+_HOUR_BATCH = 16  # hours: chunks of days per batch (its largest array: a bool per day and training bucket)
 
 
 @dataclass(frozen=True)
@@ -81,18 +82,23 @@ def score_many(jobs: Sequence[SeriesJob]) -> pd.DataFrame:
 def _score(jobs: list[SeriesJob]) -> dict[str, list]:
     prepared = [_prepare(j) for j in jobs]
     groups: dict[tuple, list[int]] = {}
-    for i, (job, p) in enumerate(zip(jobs, prepared)):
-        if p is not None:
-            groups.setdefault((job.shape, job.grain, job.settings), []).append(i)
     results: list[dict | None] = [None] * len(jobs)
+    for i, (job, p) in enumerate(zip(jobs, prepared)):
+        if p is not None and p["fit"]["rows"].size:
+            groups.setdefault((job.shape, job.grain, job.settings), []).append(i)
+        elif p is not None:  # nothing to fit: every bucket is a sparse event (_judge_sparse)
+            results[i] = _scatter(p, None, min_history(job.grain, job.settings))
     for (shape, grain, settings), members in groups.items():
         width = training_buckets(grain, settings)
         min_hist = min_history(grain, settings)
         per_chunk = max(1, _CHUNK_CELLS // width)
+        # hours: a batch holds the series, not their windows (score_hourly cuts those into
+        # chunks itself), so it can hold more days: fewer, larger steps for the same rows
+        per_batch = per_chunk * (_HOUR_BATCH if grain == "hour" else 1)
         batch: list[int] = []
         size = 0
         for i in members + [None]:
-            if i is not None and (size + prepared[i]["cost"] <= per_chunk or not batch):
+            if i is not None and (size + prepared[i]["cost"] <= per_batch or not batch):
                 batch.append(i)
                 size += prepared[i]["cost"]
                 continue
@@ -148,11 +154,44 @@ def _prepare(job: SeriesJob) -> dict | None:
     events = _events_per_bucket(value, excluded, pos, training_buckets(grain, job.settings)) \
         if job.shape == "fraction" else np.full(pos.size, np.nan)
     tail = np.full(AHEAD if grain == "hour" else 0, np.nan)
-    # rows of windows a batch holds: one per scored bucket, per scored day for hours
-    cost = np.unique(index[pos] // 24).size if grain == "hour" else pos.size
-    return {"ts": ts[pos], "value": value[pos], "num": num[pos], "den": den[pos], "pos": pos + pad, "cost": cost, "events": events,
-            "padded": [np.concatenate([np.full(pad, np.nan), a, tail]) for a in train],
-            "provisional": index[pos] >= now_index - job.settle_buckets}
+    p = {"ts": ts[pos], "value": value[pos], "num": num[pos], "den": den[pos], "pos": pos + pad, "events": events,
+         "padded": [np.concatenate([np.full(pad, np.nan), a, tail]) for a in train],
+         "provisional": index[pos] >= now_index - job.settle_buckets}
+    rows = np.arange(pos.size)
+    if job.shape == "fraction":
+        rows = _judge_sparse(p, job.settings, training_buckets(grain, job.settings), min_history(grain, job.settings))
+    # the buckets the detectors fit, and the rows of windows a batch holds for them: one
+    # per bucket, per day for hours
+    p["fit"] = {"rows": rows, **{k: p[k][rows] for k in ("ts", "value", "num", "den", "pos")}}
+    p["cost"] = np.unique(index[pos[rows]] // 24).size if grain == "hour" else rows.size
+    return p
+
+
+def _judge_sparse(p: dict, settings: DetectorSettings, width: int, min_hist: int) -> np.ndarray:
+    """A mostly-zero fraction's buckets with enough history and under MIN_EVENTS events
+    per bucket are judged by the size of a usual event (sparse.py): `p["sparse"]` holds
+    them and their band, which replaces the fit's in _columns wherever it has MIN_SIZES
+    sizes. The fit would be discarded there, so it skips those buckets: returns the
+    buckets to fit. `p["have"]`: training values per bucket (core.empty_rows)."""
+    cv = prefix_sum(~np.isnan(p["padded"][0]))
+    p["have"] = cv[p["pos"]] - cv[p["pos"] - width]
+    rows = np.nonzero((p["have"] >= min_hist) & (p["events"] < MIN_EVENTS))[0]
+    band = sparse_rows(p["padded"][0], p["pos"][rows], p["value"][rows], width, settings.sensitivity,
+                       _CHUNK_CELLS // width + 1)
+    p["sparse"] = (rows, band)
+    return np.setdiff1d(np.arange(p["pos"].size), rows[~np.isnan(band["score"])])
+
+
+def _scatter(p: dict, fitted: dict | None, min_hist: int) -> dict:
+    """The fit's columns for every scored bucket of a series: the buckets it skipped get
+    core.empty_rows (their band comes from _columns)."""
+    rows = p["fit"]["rows"]
+    if fitted is not None and rows.size == p["pos"].size:
+        return fitted
+    out = empty_rows(p["pos"].size, p["have"].copy(), min_hist)
+    for k, v in (fitted or {}).items():
+        out[k][rows] = v
+    return out
 
 
 def _events_per_bucket(value, excluded, pos, width) -> np.ndarray:
@@ -170,27 +209,28 @@ def _events_per_bucket(value, excluded, pos, width) -> np.ndarray:
 def _run(batch, prepared, results, shape, grain, settings, width, min_hist, per_chunk) -> None:
     """Score the buckets of the series in `batch` together, in chunks of rows."""
     arrays = len(prepared[batch[0]]["padded"])
-    value = np.concatenate([prepared[i]["value"] for i in batch])
-    num = np.concatenate([prepared[i]["num"] for i in batch])
-    den = np.concatenate([prepared[i]["den"] for i in batch])
+    fit = [prepared[i]["fit"] for i in batch]
+    value = np.concatenate([f["value"] for f in fit])
+    num = np.concatenate([f["num"] for f in fit])
+    den = np.concatenate([f["den"] for f in fit])
     if grain == "hour":  # fitted once per day (hourly.py)
         offset = np.cumsum([0] + [prepared[i]["padded"][0].size for i in batch])
-        t = np.concatenate([prepared[i]["pos"] + o for i, o in zip(batch, offset)])
-        hour = np.concatenate([prepared[i]["ts"].astype("datetime64[h]").astype(np.int64) % 24 for i in batch])
+        t = np.concatenate([f["pos"] + o for f, o in zip(fit, offset)])
+        hour = np.concatenate([f["ts"].astype("datetime64[h]").astype(np.int64) % 24 for f in fit])
         res = score_hourly([np.concatenate([prepared[i]["padded"][a] for i in batch]) for a in range(arrays)],
                            t, hour, value, num, den, shape, settings, min_hist, per_chunk)
     else:
         res = _windowed(batch, prepared, arrays, value, num, den, shape, grain, settings, width, min_hist, per_chunk)
     lo = 0
     for i in batch:
-        n = prepared[i]["pos"].size
-        results[i] = {k: v[lo:lo + n] for k, v in res.items()}
+        n = prepared[i]["fit"]["rows"].size
+        results[i] = _scatter(prepared[i], {k: v[lo:lo + n] for k, v in res.items()}, min_hist)
         lo += n
 
 
 def _windowed(batch, prepared, arrays, value, num, den, shape, grain, settings, width, min_hist, per_chunk):
     """Every bucket from its own training window (core.score_rows)."""
-    windows = [np.concatenate([sliding_window_view(prepared[i]["padded"][a], width)[prepared[i]["pos"] - width]
+    windows = [np.concatenate([sliding_window_view(prepared[i]["padded"][a], width)[prepared[i]["fit"]["pos"] - width]
                                for i in batch]) for a in range(arrays)]
     parts = [score_rows([w[lo:lo + per_chunk] for w in windows], value[lo:lo + per_chunk], num[lo:lo + per_chunk],
                         den[lo:lo + per_chunk], shape, grain, settings, min_hist)
@@ -215,11 +255,9 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
     # too few events in its window, not at all
     sparse, unjudged, sizes = np.zeros(value.size, bool), np.zeros(value.size, bool), np.zeros(value.size)
     if shape == "fraction":
-        rows = np.nonzero(res["enough"] & (p["events"] < MIN_EVENTS))[0]
+        rows, band = p["sparse"]  # the buckets with enough history judged by their events' sizes
         if rows.size:
             res = {k: v.copy() for k, v in res.items()}
-            band = sparse_rows(p["padded"][0], p["pos"][rows], value[rows], training_buckets(grain, settings), s,
-                               _CHUNK_CELLS // training_buckets(grain, settings) + 1)
             ok = ~np.isnan(band["score"])
             for k in ("expected", "lower", "upper", "score"):
                 res[k][rows[ok]] = band[k][ok]
@@ -247,34 +285,34 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
     if shape != "ratio":
         num = np.full(value.size, np.nan)
         den = np.full(value.size, np.nan)
-    reasons = []
-    for i in range(value.size):
-        if not enough[i]:
-            if shape == "ratio" and not (den[i] > 0):
-                reasons.append(f"{label + ' ' if label else ''}{text.number(value[i], shape, prop[i])}: "
-                               f"no denominator to score against")
-            else:
-                reasons.append(text.not_enough(label, shape, bool(prop[i]), value[i], int(res["have"][i]), min_hist))
-            continue
-        reasons.append(text.sentence(
-            label=label, shape=shape, proportion=bool(prop[i]), value=float(value[i]), expected=float(expected[i]),
-            lower=float(res["lower"][i]), upper=float(res["upper"][i]), flagged=bool(flagged[i]),
-            outside=bool(outside[i]), side_ok=bool(side_ok[i]), volume_ok=bool(volume_ok[i]),
-            volume=float(volume[i]), min_volume=need, record=res["record"][i],
-            **_where(bucket[i], res["seasonality"][i], int(res["span"][i]), grain, flagged[i] and res["record"][i]),
-            numerator=float(num[i]), denominator=float(den[i])))
+    reasons = np.empty(value.size, dtype=object)
+    head = label + " " if label else ""
+    short = np.nonzero(~enough)[0]
+    fmt = {False: text.formatter(shape, False), True: text.formatter(shape, True)}
+    for i, v, pr, have, d in zip(short.tolist(), value[short].tolist(), prop[short].tolist(),
+                                 res["have"][short].tolist(), den[short].tolist()):
+        if shape == "ratio" and not (d > 0):
+            reasons[i] = f"{head}{fmt[pr](v)}: no denominator to score against"
+        else:
+            reasons[i] = text.not_enough(label, shape, pr, v, int(have), min_hist)
+    rows = np.nonzero(enough)[0]
+    # phase and span: only a flagged record mentions them (a cost per row)
+    phase, span = np.full(rows.size, "", dtype=object), np.full(rows.size, "", dtype=object)
+    for j in np.nonzero(flagged[rows] & (res["record"][rows] != ""))[0]:
+        i = rows[j]
+        phase[j] = text.phase_text(bucket[i], res["seasonality"][i])
+        span[j] = text.span_text(int(res["span"][i]), grain)
+    reasons[rows] = text.sentences(
+        label=label, shape=shape, min_volume=need, **{k: np.asarray(v)[rows].tolist() for k, v in {
+            "proportion": prop, "value": value, "expected": expected, "lower": res["lower"], "upper": res["upper"],
+            "flagged": flagged, "outside": outside, "side_ok": side_ok, "volume_ok": volume_ok,
+            "volume": volume, "record": res["record"], "numerator": num, "denominator": den}.items()},
+        phase=phase.tolist(), span=span.tolist())
     return {
         "bucket_start": bucket, "value": value, "expected": expected, "lower": res["lower"], "upper": res["upper"],
         "score": np.where(enough, score, np.nan), "is_anomaly": flagged, "direction": direction.astype(object),
         "provisional": provisional, "numerator": num, "denominator": den, "model": model,
-        "reason": np.array(reasons, dtype=object)}
-
-
-def _where(bucket, seasonality: str, span: int, grain: str, used: bool) -> dict[str, str]:
-    """phase and span for the sentence: only a flagged record mentions them (cost per row)."""
-    if not used:
-        return {"phase": "", "span": ""}
-    return {"phase": text.phase_text(bucket, seasonality), "span": text.span_text(span, grain)}
+        "reason": reasons}
 
 
 def empty_result() -> pd.DataFrame:

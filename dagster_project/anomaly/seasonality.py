@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .stats import nanmedian, nansum_count
+from .stats import masked_sum, nanmedian, nansum, nansum_count
 
 
 def fold(x: np.ndarray, period: int) -> np.ndarray:
@@ -47,6 +47,7 @@ def cycles_with_data(valid: np.ndarray, period: int) -> np.ndarray:
     return (per >= max(1.0, period / 2)).sum(axis=1)
 
 
+_BOUNDED = 1e300  # values below it in size: no sum or difference of a window's values overflows
 _PASSES = 6  # alternating passes for a window with gaps (a complete grid is exact after one)
 
 
@@ -63,17 +64,28 @@ def additive_profile(y: np.ndarray):
     complete grid is exact after one pass), so a cycle with gaps is not biased."""
     passes = _passes(y)
     with np.errstate(invalid="ignore", divide="ignore"):
-        level = _mean(y, 2)
+        ynan = np.isnan(y)
+        ycnt = (~ynan).sum(axis=2)
+        level = _mean(y, 2, ynan, ycnt)
+        # With bounded values (no inf, no overflow) the gaps of y - level and y - S stay
+        # put over the passes (a level is NaN exactly when its cycle is empty, S is always
+        # finite): find and count them once; otherwise per pass, as nansum_count does.
+        fixed = not np.any(np.abs(y) >= _BOUNDED)
+        dnan = ynan | np.isnan(level)[:, :, None] if fixed else None
+        dcnt = (~dnan).sum(axis=1) if fixed else None
+
+        def deviations(level):
+            dev = y - level[:, :, None]
+            return (dev, dnan, masked_sum(dev, dnan, 1), dcnt) if fixed else (dev, np.isnan(dev), *nansum_count(dev, 1))
+
         for i in range(int(passes.max())):
             gaps = passes > i
-            dev = y - level[:, :, None]
-            ssum, scnt = nansum_count(dev, 1)
+            _, _, ssum, scnt = deviations(level)
             s_new = np.where(scnt > 0, ssum / np.maximum(scnt, 1), 0.0)
             s = s_new if i == 0 else np.where(gaps, s_new, s)
-            level = np.where(gaps, _mean(y - s[:, None, :], 2), level)
-        dev = y - level[:, :, None]
-        ssum, scnt = nansum_count(dev, 1)
-        loo = np.where(np.isnan(dev), s[:, None, :], (ssum[:, None, :] - dev) / (scnt[:, None, :] - 1))
+            level = np.where(gaps, _mean(y - s[:, None, :], 2, *((ynan, ycnt) if fixed else ())), level)
+        dev, nan, ssum, scnt = deviations(level)
+        loo = np.where(nan, s[:, None, :], (ssum[:, None, :] - dev) / (scnt[:, None, :] - 1))
         loo = np.where(scnt[:, None, :] >= 2, loo, np.nan)
     return s, loo, scnt
 
@@ -106,24 +118,26 @@ def weighted_profile(num: np.ndarray, den: np.ndarray):
     each leave-one-out value (n, C, P)."""
     passes = _passes(num)
     with np.errstate(invalid="ignore", divide="ignore"):
-        nsum, _ = nansum_count(num, 2)
-        dsum, _ = nansum_count(den, 2)
+        nsum = nansum(num, 2)
+        dsum = nansum(den, 2)
         level = np.where(dsum > 0, nsum / dsum, np.nan)
         for i in range(int(passes.max())):
             gaps = passes > i
             dev = num - level[:, :, None] * den
-            snum, _ = nansum_count(dev, 1)
-            sden, _ = nansum_count(np.where(np.isnan(dev), np.nan, den), 1)
+            nan = np.isnan(dev)
+            snum = masked_sum(dev, nan, 1)
+            sden = masked_sum(den, nan, 1)  # den is NaN only where dev is
             s_new = np.where(sden > 0, snum / np.where(sden > 0, sden, 1.0), 0.0)
             s = s_new if i == 0 else np.where(gaps, s_new, s)
-            adj, _ = nansum_count(num - s[:, None, :] * den, 2)
+            adj = nansum(num - s[:, None, :] * den, 2)
             level = np.where(gaps, np.where(dsum > 0, adj / dsum, np.nan), level)
         dev = num - level[:, :, None] * den
-        snum, _ = nansum_count(dev, 1)
-        sden, _ = nansum_count(np.where(np.isnan(dev), np.nan, den), 1)
-        own = np.where(np.isnan(dev), 0.0, den)
+        nan = np.isnan(dev)
+        snum = masked_sum(dev, nan, 1)
+        sden = masked_sum(den, nan, 1)  # den is NaN only where dev is
+        own = np.where(nan, 0.0, den)
         loo_den = sden[:, None, :] - own
-        loo = np.where(loo_den > 0, (snum[:, None, :] - np.where(np.isnan(dev), 0.0, dev)) / loo_den, np.nan)
+        loo = np.where(loo_den > 0, (snum[:, None, :] - np.where(nan, 0.0, dev)) / loo_den, np.nan)
     return s, loo, sden, loo_den
 
 
@@ -149,6 +163,7 @@ def robust_residuals(y: np.ndarray, period: int, block: int, rule: bool = False)
     return (r, level[:, -1], np.zeros((n, 1))) if rule else r
 
 
-def _mean(a: np.ndarray, axis: int) -> np.ndarray:
-    s, c = nansum_count(a, axis)
+def _mean(a: np.ndarray, axis: int, nan: np.ndarray | None = None, count: np.ndarray | None = None) -> np.ndarray:
+    """Mean along `axis` ignoring NaN; `nan`, `count`: a's NaN and their count, when known."""
+    s, c = nansum_count(a, axis) if nan is None else (masked_sum(a, nan, axis), count)
     return np.where(c > 0, s / np.maximum(c, 1), np.nan)

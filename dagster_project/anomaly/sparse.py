@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .stats import MAD_TO_SD, nanmedian
+from .stats import MAD_TO_SD, median_sorted, sorted_median_mad, sorted_rows
 
 MIN_SIZES = 8
 DETECTOR = "event-size"
@@ -24,19 +24,19 @@ def event_band(window: np.ndarray, value: np.ndarray, sensitivity: float) -> dic
     where sizes < MIN_SIZES."""
     nonzero = ~np.isnan(window) & (window != 0)
     sizes = nonzero.sum(axis=1)
+    ordered, n = sorted_rows(window)
+    negatives = ordered[:, 0] < 0  # sorted, NaN last
     with np.errstate(invalid="ignore", divide="ignore"):
         logs = np.where(nonzero, np.log(np.abs(np.where(nonzero, window, 1.0))), np.nan)
-        mid = nanmedian(logs, 1)
-        mad = nanmedian(np.abs(logs - mid[:, None]), 1)
+        mid, mad = sorted_median_mad(*sorted_rows(logs))
         # a floor: identical sizes (one price refunded) still leave room for their noise
         edge = np.exp(mid + sensitivity * MAD_TO_SD * np.maximum(mad, 0.05))
-        negatives = (np.nan_to_num(window, nan=0.0) < 0).any(axis=1)
         lower = np.where(negatives, -edge, 0.0)
         # below 0 where the window never was: beyond the band by the value's size
         # value / edge first: exactly 1 on the edge, so |score| > sensitivity exactly outside
         score = np.where((value < 0) & ~negatives, -sensitivity * (1.0 + np.abs(value) / edge),
                          sensitivity * (value / edge))
-        expected = nanmedian(window, 1)
+        expected = median_sorted(ordered, n)
     ok = sizes >= MIN_SIZES
     nan = np.full(value.shape, np.nan)
     return {"expected": np.where(ok, expected, nan), "lower": np.where(ok, lower, nan),

@@ -29,18 +29,78 @@ def nanmedian(a: np.ndarray, axis: int = -1) -> np.ndarray:
     shape, m = a.shape[:-1], a.shape[-1]
     if m == 0:
         return np.full(shape, np.nan)
-    flat = a.reshape(-1, m)
-    s = np.sort(flat, axis=-1)  # NaN sort last
-    n = m - np.count_nonzero(np.isnan(flat), axis=-1)
-    rows = np.arange(flat.shape[0])
+    return median_sorted(*sorted_rows(a.reshape(-1, m))).reshape(shape)
+
+
+def sorted_rows(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row of a 2-D array sorted (NaN last) and its number of values."""
+    return np.sort(flat, axis=-1), flat.shape[-1] - np.count_nonzero(np.isnan(flat), axis=-1)
+
+
+def median_sorted(s: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """nanmedian of rows sorted by `sorted_rows` (s, n)."""
+    if s.shape[1] == 0:
+        return np.full(s.shape[0], np.nan)
+    rows = np.arange(s.shape[0])
     lo, hi = np.maximum((n - 1) // 2, 0), np.maximum(n // 2, 0)
-    med = 0.5 * (s[rows, lo] + s[rows, hi])
-    return np.where(n > 0, med, np.nan).reshape(shape)
+    return np.where(n > 0, 0.5 * (s[rows, lo] + s[rows, hi]), np.nan)
+
+
+def sorted_median_mad(s: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row sorted by `sorted_rows` (s, n): the median c and nanmedian(|x - c|) (unscaled)."""
+    c = median_sorted(s, n)
+    return c, median_distance(s, n, c)
+
+
+_SEARCH_CELLS = 30_000  # from this many values, a binary search beats a second sort (robust_center_scale)
+
+
+def median_distance(s: np.ndarray, n: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """nanmedian(|x - c|) per row sorted by `sorted_rows` (s, n), c: one centre per row."""
+    if s.shape[1] == 0:
+        return np.full(s.shape[0], np.nan)
+    rows = np.arange(s.shape[0])
+    finite = np.all(np.isfinite(s[rows, np.maximum(n - 1, 0)]) & np.isfinite(s[:, 0]) | (n == 0))
+    if s.size > _SEARCH_CELLS and finite:
+        return _median_distance(s, n, c)  # no second sort
+    # few values (sorting is cheaper than the search's steps), or inf: |x - c| may be NaN
+    return nanmedian(np.abs(s - c[:, None]))
+
+
+def _median_distance(s: np.ndarray, n: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """nanmedian(|x - c|) per row from its sorted values (s, n: sorted_rows), without
+    sorting the distances: the k values nearest to c are a run of s (the distance falls,
+    then rises along it), found by binary search on the run's start; the k-th smallest
+    distance is the larger one at the run's two ends. The same order statistics of the
+    same numbers as sorting them, so the same median. Values must be finite."""
+    # both order statistics of the median (1-based k) in one search: rows stacked twice
+    k = np.concatenate([np.maximum((n - 1) // 2, 0), np.maximum(n // 2, 0)]) + 1
+    rows, c2, last = np.tile(np.arange(s.shape[0]), 2), np.tile(c, 2), s.shape[1] - 1
+    lo, hi = np.zeros(rows.size, int), np.maximum(np.tile(n, 2) - k, 0)
+    while (active := lo < hi).any():
+        mid = (lo + hi) // 2
+        # the run starting after mid is nearer: c is further from s[mid] than from s[mid + k]
+        right = active & (c2 - s[rows, mid] > s[rows, np.minimum(mid + k, last)] - c2)
+        lo, hi = np.where(right, mid + 1, lo), np.where(active & ~right, mid, hi)
+    kth = np.maximum(np.abs(s[rows, lo] - c2), np.abs(s[rows, np.clip(lo + k - 1, 0, last)] - c2))
+    half = s.shape[0]
+    return np.where(n > 0, 0.5 * (kth[:half] + kth[half:]), np.nan)
 
 
 def nansum_count(a: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
-    ok = ~np.isnan(a)
-    return np.where(ok, a, 0.0).sum(axis=axis), ok.sum(axis=axis)
+    nan = np.isnan(a)
+    return masked_sum(a, nan, axis), (~nan).sum(axis=axis)
+
+
+def nansum(a: np.ndarray, axis: int = -1) -> np.ndarray:
+    """nansum_count's sum alone (the count costs as much as the sum)."""
+    return masked_sum(a, np.isnan(a), axis)
+
+
+def masked_sum(a: np.ndarray, nan: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Sum along `axis` of the values of `a` where `nan` is False (nan: a's NaN, when
+    already known)."""
+    return np.where(nan, 0.0, a).sum(axis=axis)
 
 
 def nanmean(a: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -53,22 +113,27 @@ def robust_center_scale(r: np.ndarray, floor: np.ndarray | float = 0.0) -> tuple
     """Per row: median, robust sd (MAD, else mean absolute deviation when more than half
     the values tie at the median, e.g. a quantised gauge), number of values.
     The sd is at least `floor`."""
-    center = nanmedian(r)
-    dev = np.abs(r - center[..., None])
-    mad = nanmedian(dev) * MAD_TO_SD
-    mean_ad = nanmean(dev) * MEANAD_TO_SD
-    scale = np.where(mad > 0, mad, mean_ad)
-    n = np.count_nonzero(~np.isnan(r), axis=-1)
-    scale = np.fmax(np.nan_to_num(scale, nan=0.0), floor)
-    return center, scale, n
+    r = np.asarray(r, dtype=float)
+    shape, m = r.shape[:-1], r.shape[-1]
+    flat = r.reshape(-1, m)
+    s, n = sorted_rows(flat)
+    center, mad = sorted_median_mad(s, n)
+    mad = mad * MAD_TO_SD
+    # the mean absolute deviation only where the MAD is 0 (or NaN): each row is reduced
+    # on its own, so computing it for those rows alone changes no value
+    tied = np.nonzero(~(mad > 0))[0]
+    scale = mad.copy()
+    scale[tied] = nanmean(np.abs(flat[tied] - center[tied, None])) * MEANAD_TO_SD
+    scale = np.fmax(np.nan_to_num(scale, nan=0.0), np.ravel(floor) if np.ndim(floor) else floor)
+    return center.reshape(shape), scale.reshape(shape), n.reshape(shape)
 
 
 def resolution_floor(x: np.ndarray) -> np.ndarray:
     """Per row, the sd of rounding to the data's resolution q (q / sqrt(12), q = the
     smallest gap between distinct values, ignoring float noise): the smallest noise a
     quantised series has, so a scale never collapses to 0 when most residuals tie."""
-    s = np.sort(x, axis=-1)
-    mag = np.nan_to_num(nanmedian(np.abs(x)), nan=0.0)
+    s, n = sorted_rows(x)
+    mag = np.nan_to_num(median_distance(s, n, np.zeros(n.shape)), nan=0.0)  # the median of |x|
     gaps = np.diff(s, axis=-1)
     gaps = np.where(gaps > 1e-9 * np.maximum(mag, 1e-300)[..., None], gaps, np.inf)
     q = gaps.min(axis=-1) if gaps.shape[-1] else np.full(x.shape[:-1], np.inf)
@@ -133,20 +198,21 @@ def solve_dispersion(u2: np.ndarray, base: np.ndarray, slope: np.ndarray, iterat
     variance without overdispersion, slope: what `a` multiplies (the mean or the
     denominator). 0 when the residuals are no wider than `base` (the Poisson / binomial
     floor). Bisection on log10(a) over [-12, 4]."""
-    def excess(a: np.ndarray, rows) -> np.ndarray:
-        z2 = u2[rows] / (base[rows] * (1.0 + a[:, None] * slope[rows]))
+    def excess(a: np.ndarray, u2: np.ndarray, base: np.ndarray, slope: np.ndarray) -> np.ndarray:
+        z2 = u2 / (base * (1.0 + a[:, None] * slope))
         return nanmean(np.minimum(z2, WINSOR ** 2)) > WINSOR_MOMENT
 
     n = u2.shape[0]
     out = np.zeros(n)
-    rows = np.nonzero(excess(np.zeros(n), slice(None)))[0]
+    rows = np.nonzero(excess(np.zeros(n), u2, base, slope))[0]
     if rows.size == 0:
         return out
+    u2, base, slope = u2[rows], base[rows], slope[rows]  # once, not at every step
     lo = np.full(rows.size, -12.0)
     hi = np.full(rows.size, 4.0)
     for _ in range(iterations):
         mid = 0.5 * (lo + hi)
-        above = excess(10.0 ** mid, rows)
+        above = excess(10.0 ** mid, u2, base, slope)
         lo = np.where(above, mid, lo)
         hi = np.where(above, hi, mid)
     out[rows] = 10.0 ** hi

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from ..spec.raw import exclude_bounds
@@ -78,18 +79,25 @@ def read_inputs(wh: Warehouse, grain: str, metrics: list[Metric], lo: dt.datetim
         if total.empty:
             continue
         spine = pd.date_range(total.bucket_start.min(), total.bucket_start.max(), freq=FREQ[grain])
-        built = pd.DatetimeIndex(total.bucket_start)
-        out.append(SliceSeries(m, "", "", _dense(total, spine, built, m, is_total=True)))
+        built = spine.isin(total.bucket_start)
+        out.append(SliceSeries(m, "", "", _dense(_columns(total), spine, built, m, is_total=True)))
         slices = part[part.dimension != ""]
         if slices.empty:
             continue
         ranked = _volume(slices).sort_values(ascending=False, kind="stable")
         keep = ranked.index[: m.anomaly.max_slices]
         skipped[m.name] = len(ranked) - len(keep)
-        groups = dict(tuple(slices.groupby(["dimension", "dimension_value"], sort=False)))
+        # numpy per slice: a DataFrame per slice (groupby's groups, reindex) costs more than its scoring
+        at = slices.groupby(["dimension", "dimension_value"], sort=False).indices
+        columns = _columns(slices)
         for key in keep:
-            out.append(SliceSeries(m, key[0], key[1], _dense(groups[key], spine, built, m, is_total=False)))
+            out.append(SliceSeries(m, key[0], key[1], _dense({c: v[at[key]] for c, v in columns.items()}, spine, built,
+                                                             m, is_total=False)))
     return GrainInputs(out, skipped)
+
+
+def _columns(part: pd.DataFrame) -> dict[str, np.ndarray]:
+    return {c: part[c].to_numpy() for c in ["bucket_start", *VALUE_COLUMNS]}
 
 
 def _volume(slices: pd.DataFrame) -> pd.Series:
@@ -100,13 +108,21 @@ def _volume(slices: pd.DataFrame) -> pd.Series:
     return sums["denominator"].fillna(sums["count"]).fillna(sums["abs_value"]).fillna(0.0)
 
 
-def _dense(part: pd.DataFrame, spine: pd.DatetimeIndex, built: pd.DatetimeIndex, metric: Metric, is_total: bool) -> pd.DataFrame:
-    frame = part.set_index("bucket_start")[VALUE_COLUMNS].reindex(spine)
+def _dense(part: dict[str, np.ndarray], spine: pd.DatetimeIndex, built: np.ndarray, metric: Metric,
+           is_total: bool) -> pd.DataFrame:
+    """One series' rows (`part`: bucket_start and VALUE_COLUMNS arrays) laid on the spine
+    (`built`: the spine's buckets that hold a total), NaN where it has no row."""
+    at = spine.get_indexer(part["bucket_start"])
+    rows = at >= 0  # a slice's rows outside the total's range are left out
+    frame = {"bucket_start": spine.to_numpy()}
+    for c in VALUE_COLUMNS:
+        frame[c] = np.full(len(spine), np.nan)
+        frame[c][at[rows]] = part[c][rows]
     if not is_total and metric.fill is not None:
         # a built bucket without a row of this slice had no rows: the empty value
-        missing = frame["value"].isna().to_numpy() & spine.isin(built) & ~spine.isin(part.bucket_start)
-        frame.loc[missing, "value"] = metric.fill
+        missing = np.isnan(frame["value"]) & built
+        missing[at[rows]] = False
+        frame["value"][missing] = metric.fill
         if shape_of(metric) == "count":
-            frame.loc[missing, "count"] = 0.0
-    frame.index.name = "bucket_start"
-    return frame.reset_index()
+            frame["count"][missing] = 0.0
+    return pd.DataFrame(frame)

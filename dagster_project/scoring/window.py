@@ -69,13 +69,17 @@ def score(wh: Warehouse, project: MetricsProject, grain: str, start: dt.datetime
     # one call for every slice: the detectors batch series of the same shape and settings
     with np.errstate(all="ignore"):  # NaN gaps and empty windows are expected: no warning per bucket
         scored_all = score_many(jobs) if jobs else pd.DataFrame(columns=["job"])
-    parts = []
-    for index, scored in scored_all.groupby("job", sort=True):
-        s = inputs.series[int(index)]
-        scored = scored.drop(columns="job").assign(metric=s.metric.name, grain=grain, dimension=s.dimension,
-                                                    dimension_value=s.dimension_value)
-        parts.append((s, scored))
-    frame = pd.concat([p for _, p in parts], ignore_index=True) if parts else pd.DataFrame(columns=NAMES)
+    # the slice's key columns from the job index: rows come in job order, so each series'
+    # rows are one contiguous run (its part, for the charts)
+    frame, parts = pd.DataFrame(columns=NAMES), []
+    if len(scored_all):
+        job = scored_all["job"].to_numpy(dtype=int)
+        frame = scored_all.drop(columns="job")
+        for column, key in (("metric", lambda s: s.metric.name), ("grain", lambda s: grain),
+                            ("dimension", lambda s: s.dimension), ("dimension_value", lambda s: s.dimension_value)):
+            frame[column] = np.array([key(s) for s in inputs.series], dtype=object)[job]
+        bounds = np.flatnonzero(np.diff(job, prepend=-1, append=-1))
+        parts = [(inputs.series[job[lo]], frame.iloc[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:])]
     summary.buckets_scored = len(frame)
     if len(frame):
         flagged = frame[frame.is_anomaly.astype(bool)]
@@ -109,8 +113,14 @@ def write(wh: Warehouse, grain: str, frame: pd.DataFrame, summary: WindowSummary
                 for bucket in incident.bucket_start:
                     paths[(s.metric.name, s.dimension, s.dimension_value, pd.Timestamp(bucket))] = str(path)
                 summary.charts.append(str(path))
-    keys = zip(frame.metric, frame.dimension, frame.dimension_value, pd.to_datetime(frame.bucket_start))
-    frame["chart_path"] = [paths.get(k) for k in keys]
+    chart = np.full(len(frame), None, dtype=object)
+    if paths:  # look up only the rows of a charted bucket: a key per row costs a second per 100,000
+        bucket = pd.to_datetime(frame.bucket_start)
+        rows = np.flatnonzero(bucket.isin({k[3] for k in paths}))
+        keys = zip(frame.metric.iloc[rows], frame.dimension.iloc[rows], frame.dimension_value.iloc[rows],
+                   bucket.iloc[rows])
+        chart[rows] = [paths.get(k) for k in keys]
+    frame["chart_path"] = chart.tolist()
     frame["run_id"] = run_id
     frame["computed_at"] = pd.Timestamp(computed_at)
     for c in ("is_anomaly", "provisional"):
