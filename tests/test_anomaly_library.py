@@ -458,3 +458,61 @@ def test_the_band_of_a_non_negative_series_never_goes_below_zero():
     # a series that does go negative keeps its band as fitted
     signed = score(frame(rng.normal(0.0, 4.0, 120)), shape="fraction")
     assert (signed["lower"].dropna() < 0).any()
+
+
+def latency_averages(seed, days=70, busy=60, quiet=2):
+    """Hourly averages of a latency (gamma, mean 240 ms, sd 120 ms) over `busy` values per
+    hour from 08:00 to 20:00 and `quiet` values at night."""
+    rng = np.random.default_rng(seed)
+    hour = np.arange(24 * days) % 24
+    n = np.where((hour >= 8) & (hour < 20), busy, quiet)
+    return np.array([rng.gamma(4.0, 60.0, size=k).mean() for k in n]), n
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_an_average_is_judged_by_how_many_values_it_averages(seed):
+    """An average of 2 values wanders far more than one of 60: scored as an `average`
+    (its count known), the night's noise is no anomaly, while a 50% rise of three busy
+    hours (60 values each: strong evidence) is one. The fraction model sees one noise
+    level for both and gets both wrong."""
+    avg, n = latency_averages(seed)
+    hours = avg.size
+    shift = np.arange(hours - 24 + 9, hours - 24 + 12)  # yesterday 09:00-11:00
+    avg[shift] *= 1.5
+    f = pd.DataFrame({"bucket_start": pd.date_range(START, periods=hours, freq="h"), "value": avg,
+                      "count": n.astype(float), "numerator": np.nan, "denominator": np.nan})
+    first = 24 * 56
+    out = score(f, shape="average", grain="hour", first=first)
+    found = flagged_positions(f, out)
+    assert set(shift) & found, "the busy hours' rise was missed"
+    assert len(found - set(shift)) <= 2, sorted(found - set(shift))
+    assert set(out.model) <= {"robust-mad/none", "robust-mad/hour_of_day", "robust-mad/hour_of_week",
+                              "robust-mad-log/none", "robust-mad-log/hour_of_day", "robust-mad-log/hour_of_week"}
+    assert out.numerator.isna().all() and out.denominator.isna().all()
+    # the same series as a plain fraction: the quiet hours' noise is flagged, or the rise missed
+    plain = flagged_positions(f, score(f, shape="fraction", grain="hour", first=first))
+    assert len(plain - set(shift)) > 2 or not set(shift) & plain
+
+
+def test_the_hour_grain_defaults_to_a_stricter_band():
+    """An hour grain has 24 times the buckets of a day: at the day's 3.0, a well-fitted
+    hourly series is flagged by chance about twice a month. Its default is 3.5 (once in
+    about three months); a sensitivity the settings give is kept."""
+    from dagster_project.anomaly.settings import at_grain, default_sensitivity
+    assert DetectorSettings().sensitivity is None
+    assert default_sensitivity("hour") == 3.5 and default_sensitivity("day") == 3.0
+    assert at_grain(DetectorSettings(sensitivity=3.0), "hour").sensitivity == 3.0
+    chance = {}
+    for sensitivity in (None, 3.0):
+        runs = 0
+        for seed in range(6):
+            rng = np.random.default_rng(100 + seed)
+            h = np.arange(24 * 84)
+            x = rng.poisson(120 * HOURLY[h % 24] * WEEKLY[(h // 24) % 7]).astype(float)
+            f = frame(x, grain="hour")
+            out = score(f, grain="hour", first=24 * 56, settings=DetectorSettings(sensitivity=sensitivity))
+            runs += len(merge_incidents(out[out.is_anomaly], "hour"))
+        chance[sensitivity] = runs
+    # 6 series x 4 weeks of normal hours: at most about one false detection per 30 days each
+    assert chance[None] <= 6, chance
+    assert chance[3.0] > chance[None], chance

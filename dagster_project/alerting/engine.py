@@ -55,8 +55,13 @@ class MetricInfo:
     owner: str | None
     tags: tuple[str, ...]
     routes: tuple[str, ...]  # the metric's own `alerts:` list
-    sensitivity: float
+    sensitivity: float | None  # None: the grain's default (anomaly.settings)
     enabled: bool = True
+
+    def strong_score(self, grain: str) -> float:
+        """|score| from which a detection is strong (critical; opens while provisional)."""
+        from ..anomaly.settings import default_sensitivity
+        return 2 * (self.sensitivity if self.sensitivity is not None else default_sensitivity(grain))
 
 
 @dataclass(frozen=True)
@@ -146,7 +151,7 @@ class Evaluator:
             key = alert_key("anomaly", metric_name, grain, dim, dval)
             visited.add(key)
             newest = next((r for r in reversed(rows) if r.is_anomaly), None)
-            strong = newest is not None and abs(newest.score or 0) >= 2 * metric.sensitivity
+            strong = newest is not None and abs(newest.score or 0) >= metric.strong_score(grain)
             for route in self._routes(metric, grain, dim, dval, "critical" if strong else "warning"):
                 seen.add((key, route.name))
                 before = current.get((key, route.name))
@@ -183,7 +188,7 @@ class Evaluator:
 
     def _step(self, s: dict | None, rows: list[Scored], metric: MetricInfo, route: Route, key: str,
               grain: str, dim: str, dval: str) -> dict | None:
-        strong = 2 * metric.sensitivity
+        strong = metric.strong_score(grain)
         newest_ok = self.now - self.open_within(route, grain)
         width = BUCKET[grain]
         settle = width * self.settle.get(grain, 0)
@@ -264,7 +269,7 @@ class Evaluator:
         return changes
 
     def _detection(self, state: dict, r: Scored, metric: MetricInfo, route: Route) -> None:
-        severity = "critical" if abs(r.score or 0) >= 2 * metric.sensitivity else "warning"
+        severity = "critical" if abs(r.score or 0) >= metric.strong_score(r.grain) else "warning"
         labels = labels_of(metric, r.grain, r.dimension, r.dimension_value, severity)
         state.update(bucket_start=r.bucket_start, value=r.value, expected=r.expected, lower=r.lower, upper=r.upper,
                      score=r.score, direction=r.direction, reason=r.reason, chart=r.chart_path, severity=severity,

@@ -120,7 +120,8 @@ def fit_variants(win, ok, value_positive, shape, grain, settings, den_t, prop, r
             if shape == "count":
                 f = fit_count(w[0][r], c, PERIOD[c], k, full[0][r])
             elif shape == "fraction":
-                f = fit_fraction(w[0][r], c, PERIOD[c], k, full[0][r], floor[r])
+                f = fit_fraction(w[0][r], c, PERIOD[c], k, full[0][r], floor[r],
+                                 win[1][r] if len(win) > 1 else None)
             else:
                 f = fit_ratio(w[0][r], w[1][r], c, PERIOD[c], k, den_t[r], prop[r], full[0][r], full[1][r])
             variants.append((log, c, usable))

@@ -132,7 +132,8 @@ def _score_day(out, rows, a, anchors, arrays, raw, t, hour, value, num_t, den_t,
         r, used = rows[sel], np.unique(a[sel])
         at = np.searchsorted(used, a[sel])
         fit = m["fits"][(log, c)].rows(used)
-        params = {key: v[at] for key, v in band_params(fit, shape, settings.sensitivity).items()}
+        params = {key: None if v is None else v[at]
+                  for key, v in band_params(fit, shape, settings.sensitivity).items()}
         if log not in domain:
             domain[log] = _transform(arrays, shape, log)
         window, rule, _ = rules[log]

@@ -69,6 +69,7 @@ class Fit:
     profile: np.ndarray | None = None  # (n, P) per-phase profile, column 0 = t's phase (period > 1)
     profile_n: np.ndarray | None = None  # (n, P) cycles (count) / denominator (ratio) behind each phase
     bias: np.ndarray | None = None     # (n,) the bias term (count: a factor, ratio: added)
+    counts: np.ndarray | None = None   # (n, W) fraction: the values each bucket averages (None: unweighted)
 
     def rows(self, idx: np.ndarray) -> "Fit":
         return Fit(self.name, self.period, **{k: (None if v is None else v[idx]) for k, v in self.__dict__.items()
@@ -177,7 +178,8 @@ def fit_count(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarray) 
                profile=s if period > 1 else None, profile_n=scnt if period > 1 else None, bias=bias)
 
 
-def fit_fraction(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarray, floor: np.ndarray) -> Fit:
+def fit_fraction(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarray, floor: np.ndarray,
+                 counts: np.ndarray | None = None) -> Fit:
     n, w = x.shape
     s = None
     if period > 1:
@@ -191,7 +193,8 @@ def fit_fraction(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarra
     r = x - (level + sloo)
     r_all = x_all - (level + sloo)
     level_t, _ = _level_now(d, k)
-    return Fit(name, period, resid=r, resid_all=r_all, expected=level_t + prof_t, floor=floor, profile=s)
+    return Fit(name, period, resid=r, resid_all=r_all, expected=level_t + prof_t, floor=floor, profile=s,
+               counts=counts)
 
 
 def is_proportion(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -276,6 +279,10 @@ def band(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, num_t: np.
     up, down = p["up"], p["down"]
     if shape == "fraction":
         scale = p["scale"]
+        if p.get("ref") is not None:  # den_t: the values the scored bucket averages
+            with np.errstate(invalid="ignore", divide="ignore"):
+                scale = scale * np.where(den_t > 0, np.sqrt(p["ref"] / np.where(den_t > 0, den_t, 1.0)), 1.0)
+            scale = np.where(np.isnan(scale), p["scale"], scale)
         expected = fit.expected + p["center"]
         with np.errstate(invalid="ignore", divide="ignore"):
             score = sensitivity * ((value - expected) / (np.where(value > expected, up, down) * scale))
@@ -323,12 +330,22 @@ def band_params(fit: Fit, shape: str, sensitivity: float) -> dict[str, np.ndarra
     # even several, never make the band wider than the series' normal tails.
     if shape == "fraction":
         center, scale, nres = robust_center_scale(fit.resid_all, fit.floor)
-        scale = np.fmax(winsorized_scale(fit.resid_all - center[:, None], scale), fit.floor)
+        dev_all, dev = fit.resid_all - center[:, None], fit.resid - center[:, None]
+        ref = None
+        if fit.counts is not None:
+            # an average of n values varies as 1 / sqrt(n): deviations are measured at the
+            # window's median n (`ref`), and the band at t is scaled by sqrt(ref / n_t)
+            ref = nanmedian(np.where(fit.counts > 0, fit.counts, np.nan))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                w = np.sqrt(np.where(fit.counts > 0, fit.counts, np.nan) / ref[:, None])
+            dev_all, dev = dev_all * w, dev * w
+            _, scale, nres = robust_center_scale(dev_all, fit.floor)
+        scale = np.fmax(winsorized_scale(dev_all, scale), fit.floor)
         q = t_multiplier(sensitivity, SCALE_EFFICIENCY * nres)
         with np.errstate(invalid="ignore", divide="ignore"):
-            z = (fit.resid - center[:, None]) / scale[:, None]
+            z = dev / scale[:, None]
         up, down = tail_edges(z, sensitivity, q)
-        return {"up": up, "down": down, "center": center, "scale": scale}
+        return {"up": up, "down": down, "center": center, "scale": scale, "ref": ref}
     base_all = fit.base if fit.base_all is None else fit.base_all
     slope_all = fit.slope if fit.slope_all is None else fit.slope_all
     disp = solve_dispersion(fit.resid_all ** 2, base_all, slope_all)

@@ -23,7 +23,7 @@ series (under two cycles of the richest seasonality) is still fitted per bucket.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -35,7 +35,7 @@ from .buckets import as_ns, excluded_buckets, grain_index
 from .core import empty_rows, score_rows
 from .hourly import AHEAD, score_hourly
 from .models import DETECTOR, LOG_DETECTOR, RATE_DETECTOR
-from .settings import MIN_EVENTS, SHAPES, DetectorSettings, history_needed, min_history, training_buckets
+from .settings import MIN_EVENTS, at_grain, SHAPES, DetectorSettings, history_needed, min_history, training_buckets
 from .sparse import DETECTOR as SPARSE_DETECTOR, MIN_SIZES, sparse_rows
 from .stats import prefix_sum
 
@@ -80,15 +80,17 @@ def score_many(jobs: Sequence[SeriesJob]) -> pd.DataFrame:
 
 
 def _score(jobs: list[SeriesJob]) -> dict[str, list]:
+    jobs = [j if j.settings.sensitivity is not None else replace(j, settings=at_grain(j.settings, j.grain))
+            for j in jobs]
     prepared = [_prepare(j) for j in jobs]
     groups: dict[tuple, list[int]] = {}
     results: list[dict | None] = [None] * len(jobs)
     for i, (job, p) in enumerate(zip(jobs, prepared)):
         if p is not None and p["fit"]["rows"].size:
-            groups.setdefault((job.shape, job.grain, job.settings), []).append(i)
+            groups.setdefault((p["shape"], job.grain, job.settings, len(p["padded"])), []).append(i)
         elif p is not None:  # nothing to fit: every bucket is a sparse event (_judge_sparse)
             results[i] = _scatter(p, None, min_history(job.grain, job.settings))
-    for (shape, grain, settings), members in groups.items():
+    for (shape, grain, settings, _), members in groups.items():
         width = training_buckets(grain, settings)
         min_hist = min_history(grain, settings)
         per_chunk = max(1, _CHUNK_CELLS // width)
@@ -109,7 +111,7 @@ def _score(jobs: list[SeriesJob]) -> dict[str, list]:
     for i, (job, p) in enumerate(zip(jobs, prepared)):
         if p is None:
             continue
-        part = _columns(p, results[i], job.shape, job.grain, job.settings, job.label,
+        part = _columns(p, results[i], p["shape"], job.grain, job.settings, job.label,
                         min_history(job.grain, job.settings))
         part["job"] = np.full(p["pos"].size, i)
         for c, v in part.items():
@@ -143,22 +145,31 @@ def _prepare(job: SeriesJob) -> dict | None:
         return None
     num, den = _column(series, "numerator"), _column(series, "denominator")
     excluded = excluded_buckets(ts, grain, job.settings.exclude)
-    if job.shape == "ratio":
+    # an average (of `count` values) is a fraction whose noise shrinks as the count grows
+    shape = "fraction" if job.shape == "average" else job.shape
+    if shape == "ratio":
         num = np.where(np.isnan(num) & (den > 0), value * den, num)
         ok = (den > 0) & ~np.isnan(num) & ~excluded
         train = (np.where(ok, num, np.nan), np.where(ok, den, np.nan))
     else:
         x = np.where(excluded, np.nan, value)
-        train = (np.maximum(x, 0.0) if job.shape == "count" else x,)
+        train = (np.maximum(x, 0.0) if shape == "count" else x,)
+        count = _column(series, "count")
+        if job.shape == "average" and np.any(count[~np.isnan(x)] > 0):
+            # the counts ride along the values (models.band_params) and, at the scored
+            # buckets, in the denominator's place (a bucket without its count is a gap)
+            counted = ~np.isnan(x) & (count > 0)
+            train = (np.where(counted, x, np.nan), np.where(counted, count, np.nan))
+            den = count
     pad = history_needed(grain, job.settings)
     events = _events_per_bucket(value, excluded, pos, training_buckets(grain, job.settings)) \
-        if job.shape == "fraction" else np.full(pos.size, np.nan)
+        if shape == "fraction" else np.full(pos.size, np.nan)
     tail = np.full(AHEAD if grain == "hour" else 0, np.nan)
-    p = {"ts": ts[pos], "value": value[pos], "num": num[pos], "den": den[pos], "pos": pos + pad, "events": events,
+    p = {"shape": shape, "ts": ts[pos], "value": value[pos], "num": num[pos], "den": den[pos], "pos": pos + pad, "events": events,
          "padded": [np.concatenate([np.full(pad, np.nan), a, tail]) for a in train],
          "provisional": index[pos] >= now_index - job.settle_buckets}
     rows = np.arange(pos.size)
-    if job.shape == "fraction":
+    if shape == "fraction":
         rows = _judge_sparse(p, job.settings, training_buckets(grain, job.settings), min_history(grain, job.settings))
     # the buckets the detectors fit, and the rows of windows a batch holds for them: one
     # per bucket, per day for hours

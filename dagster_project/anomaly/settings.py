@@ -14,12 +14,12 @@ value fitted to a data set:
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 GRAINS = ("hour", "day", "week", "month")
 SEASONALITIES = ("auto", "none", "hour_of_day", "day_of_week", "hour_of_week")
 DIRECTIONS = ("up", "down", "both")
-SHAPES = ("count", "ratio", "fraction")
+SHAPES = ("count", "ratio", "fraction", "average")
 
 # buckets per seasonal cycle
 PERIOD = {"none": 1, "hour_of_day": 24, "hour_of_week": 168, "day_of_week": 7}
@@ -40,6 +40,12 @@ _AT_GRAIN = {
 }
 
 
+# The band edge when the YAML sets none. The hour grain has 24 times the buckets of the
+# day: at 3.0 a perfectly calibrated hourly series would be flagged by chance 1.9 times per
+# 30 days (two-sided 0.27% of 720 buckets), at 3.5 0.33 times (0.047%), under the one
+# false detection per 30 days a person tolerates. At the day grain 3.0 gives 0.08.
+_DEFAULT_SENSITIVITY = {"hour": 3.5, "day": 3.0, "week": 3.0, "month": 3.0}
+
 # A fraction (a sum, a gauge...) whose training window holds under MIN_EVENTS non-zero
 # buckets per bucket (estimated as a Poisson rate, -ln(share of zeros): 1 = 37% zeros) is
 # a list of events, not a series: it is judged by the size of a usual event (sparse.py).
@@ -48,7 +54,7 @@ MIN_EVENTS = 1.0
 
 @dataclass(frozen=True)
 class DetectorSettings:
-    sensitivity: float = 3.0          # band edge at +-sensitivity (robust standard deviations / equivalent tail probability)
+    sensitivity: float | None = None  # band edge at +-sensitivity (robust standard deviations / equivalent tail probability); None = per-grain default (default_sensitivity)
     direction: str = "both"           # "up" | "down" | "both": which side may be flagged
     min_volume: float = 0.0           # a bucket whose EXPECTED volume is below this is never flagged (count, or a ratio's denominator; a fraction has its own rule: sparse.py)
     seasonality: str = "auto"         # "auto" | "none" | "hour_of_day" | "day_of_week" | "hour_of_week"
@@ -56,7 +62,7 @@ class DetectorSettings:
     exclude: tuple[tuple[dt.datetime, dt.datetime], ...] = ()   # [start, end) naive-UTC ranges left out of training
 
     def __post_init__(self) -> None:
-        if not self.sensitivity > 0:
+        if self.sensitivity is not None and not self.sensitivity > 0:
             raise ValueError(f"sensitivity must be > 0, got {self.sensitivity!r}")
         if self.direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
@@ -77,6 +83,19 @@ def default_training_buckets(grain: str) -> int:
     """hour: 1344 (8 weeks), day: 56 (8 weeks), week: 26, month: 24."""
     _check_grain(grain)
     return _DEFAULT_TRAINING[grain]
+
+
+def default_sensitivity(grain: str) -> float:
+    """hour: 3.5, day, week, month: 3.0 (see _DEFAULT_SENSITIVITY)."""
+    _check_grain(grain)
+    return _DEFAULT_SENSITIVITY[grain]
+
+
+def at_grain(settings: DetectorSettings, grain: str) -> DetectorSettings:
+    """The settings with the grain's default sensitivity when they set none."""
+    if settings.sensitivity is not None:
+        return settings
+    return replace(settings, sensitivity=default_sensitivity(grain))
 
 
 def training_buckets(grain: str, settings: DetectorSettings) -> int:

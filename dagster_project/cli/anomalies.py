@@ -168,7 +168,8 @@ def _backtest(args, wh, project) -> int:
     end = floor_to_grain(now.date(), grain) if grain != "hour" else now.replace(minute=0, second=0, microsecond=0)
     end = add_grain(end, grain)  # the bucket in progress is never scored anyway
     start = max(floor_to_grain((now - dt.timedelta(days=args.days)).date(), grain), floor_to_grain(metric.start, grain))
-    base = detector_settings(metric)
+    from ..anomaly.settings import at_grain
+    base = at_grain(detector_settings(metric), grain)
     sensitivities = args.sensitivity or sorted({base.sensitivity, 2.0, 3.0, 4.0, 5.0})
     print(f"backtest of {metric.name} at the {grain} grain over {start:%Y-%m-%d} .. {end:%Y-%m-%d} "
           f"(configured sensitivity {base.sensitivity:g}; nothing is written)")
