@@ -88,10 +88,17 @@ def run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt.
                progress: Callable[[str], None] = print) -> RunOutcome:
     env = {"METRICS_PROJECT_DIR": str(paths.root), "METRICS_TARGET": target,
            "METRICS_DUCKDB_PATH": str(paths.duckdb_path), "METRICS_CHDB_PATH": str(paths.chdb_path)}
-    with environ(env):
-        # disposed at the end: the instance's storage closes the connections it keeps open
-        with DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral() as instance:
-            return _run_window(paths, target, start, end, project, metrics, progress, instance)
+    from . import resources
+    try:
+        with environ(env):
+            # disposed at the end: the instance's storage closes the connections it keeps open
+            with DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral() as instance:
+                return _run_window(paths, target, start, end, project, metrics, progress, instance)
+    finally:
+        # they hold this run's project (its METRICS_PROJECT_DIR, now restored): what runs
+        # next in this process (a sensor, another project's run) finds its own
+        resources.project_paths.cache_clear()
+        resources.metrics_dbt_project.cache_clear()
 
 
 def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt.date | None, project: MetricsProject,
