@@ -516,3 +516,42 @@ def test_the_hour_grain_defaults_to_a_stricter_band():
     # 6 series x 4 weeks of normal hours: at most about one false detection per 30 days each
     assert chance[None] <= 6, chance
     assert chance[3.0] > chance[None], chance
+
+
+def test_an_average_whose_noise_does_not_shrink_with_its_count_keeps_its_band():
+    """A daily average price moves 5% from day to day whatever the volume (20,000 orders on
+    weekdays, 200 at weekends: the sampling noise is negligible either way). The count
+    must not narrow the busy days' band: scored as an average it flags about what the
+    plain fraction model flags (a pure 1 / sqrt(count) noise would flag several busy
+    days a month)."""
+    flags = {"average": 0, "fraction": 0}
+    for seed in range(3):
+        rng = np.random.default_rng(40 + seed)
+        n = 300
+        count = np.where(np.arange(n) % 7 < 5, 20_000.0, 200.0)
+        value = 100 * (1 + 0.05 * rng.normal(size=n))
+        f = pd.DataFrame({"bucket_start": pd.date_range(START, periods=n, freq="D"), "value": value,
+                          "count": count, "numerator": np.nan, "denominator": np.nan})
+        for shape in flags:
+            flags[shape] += int(score(f, shape=shape).is_anomaly.sum())
+    assert flags["average"] <= 2 * max(flags["fraction"], 3), flags
+
+
+def test_an_averages_row_depends_only_on_its_past_and_an_unknown_count_is_judged_widest():
+    """Counts that start later in the series change nothing before them; a scored bucket
+    whose count is not known gets the band of the smallest count its window saw."""
+    avg, n = latency_averages(7, days=70)
+    count = n.astype(float)
+    count[: 24 * 30] = np.nan  # the rollups carried no count in the first 30 days
+    f = pd.DataFrame({"bucket_start": pd.date_range(START, periods=avg.size, freq="h"), "value": avg,
+                      "count": count, "numerator": np.nan, "denominator": np.nan})
+    early = score(f.iloc[: 24 * 28], shape="average", grain="hour", first=24 * 20)
+    again = score(f, shape="average", grain="hour", first=24 * 20, last=24 * 28 - 1)
+    pd.testing.assert_frame_equal(early, again)
+    busy = 24 * 69 + 12  # noon of the last day: 60 values
+    known = score(f, shape="average", grain="hour", first=busy, last=busy)
+    g = f.copy()
+    g.loc[busy, "count"] = np.nan
+    unknown = score(g, shape="average", grain="hour", first=busy, last=busy)
+    width = lambda o: float(o.upper.iloc[0] - o.lower.iloc[0])  # noqa: E731
+    assert width(unknown) > 3 * width(known)  # judged as an average of 2 values, not 60

@@ -279,10 +279,8 @@ def band(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, num_t: np.
     up, down = p["up"], p["down"]
     if shape == "fraction":
         scale = p["scale"]
-        if p.get("ref") is not None:  # den_t: the values the scored bucket averages
-            with np.errstate(invalid="ignore", divide="ignore"):
-                scale = scale * np.where(den_t > 0, np.sqrt(p["ref"] / np.where(den_t > 0, den_t, 1.0)), 1.0)
-            scale = np.where(np.isnan(scale), p["scale"], scale)
+        if p.get("ref") is not None:  # an average: den_t, the values the scored bucket averages
+            scale = scale * np.sqrt(_average_variance(den_t, p))
         expected = fit.expected + p["center"]
         with np.errstate(invalid="ignore", divide="ignore"):
             score = sensitivity * ((value - expected) / (np.where(value > expected, up, down) * scale))
@@ -331,21 +329,18 @@ def band_params(fit: Fit, shape: str, sensitivity: float) -> dict[str, np.ndarra
     if shape == "fraction":
         center, scale, nres = robust_center_scale(fit.resid_all, fit.floor)
         dev_all, dev = fit.resid_all - center[:, None], fit.resid - center[:, None]
-        ref = None
-        if fit.counts is not None:
-            # an average of n values varies as 1 / sqrt(n): deviations are measured at the
-            # window's median n (`ref`), and the band at t is scaled by sqrt(ref / n_t)
-            ref = nanmedian(np.where(fit.counts > 0, fit.counts, np.nan))
-            with np.errstate(invalid="ignore", divide="ignore"):
-                w = np.sqrt(np.where(fit.counts > 0, fit.counts, np.nan) / ref[:, None])
-            dev_all, dev = dev_all * w, dev * w
+        avg = {} if fit.counts is None else _average_noise(dev_all, fit.counts, fit.floor)
+        if avg:  # the deviations in units of the noise at the window's typical count
+            g = np.sqrt(_average_variance(fit.counts, avg))
+            dev_all, dev = dev_all / g, dev / g
             _, scale, nres = robust_center_scale(dev_all, fit.floor)
         scale = np.fmax(winsorized_scale(dev_all, scale), fit.floor)
         q = t_multiplier(sensitivity, SCALE_EFFICIENCY * nres)
         with np.errstate(invalid="ignore", divide="ignore"):
             z = dev / scale[:, None]
         up, down = tail_edges(z, sensitivity, q)
-        return {"up": up, "down": down, "center": center, "scale": scale, "ref": ref}
+        return {"up": up, "down": down, "center": center, "scale": scale,
+                "ref": avg.get("ref"), "between": avg.get("between"), "least": avg.get("least")}
     base_all = fit.base if fit.base_all is None else fit.base_all
     slope_all = fit.slope if fit.slope_all is None else fit.slope_all
     disp = solve_dispersion(fit.resid_all ** 2, base_all, slope_all)
@@ -356,6 +351,51 @@ def band_params(fit: Fit, shape: str, sensitivity: float) -> dict[str, np.ndarra
     q = t_multiplier(sensitivity, np.where(disp > 0, SCALE_EFFICIENCY * nres, np.inf))
     up, down = tail_edges(z, sensitivity, q)
     return {"up": up, "down": down, "disp": disp}
+
+
+# The share of an average's noise that does not shrink with its count (day-to-day moves,
+# a product mix), relative to the sampling noise at the window's typical count: tried on
+# this grid (0: pure sampling noise, inf: the count does not matter), kept by likelihood.
+_BETWEEN = (0.0, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, np.inf)
+
+
+def _average_variance(counts: np.ndarray, avg: dict) -> np.ndarray:
+    """An average's noise variance at `counts` (one per row, or per row and position)
+    relative to that at the typical count `ref`: (1/c + a) / (1 + a) with c = count / ref
+    and a the between share; 1 when a is inf. A count not known (0 or NaN) gets the
+    window's smallest (the widest band)."""
+    shape = (-1,) + (1,) * (np.ndim(counts) - 1)
+    ref, a, least = (np.reshape(avg[k], shape) for k in ("ref", "between", "least"))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = np.where(counts > 0, counts, least) / ref
+        g = np.where(np.isinf(a), 1.0, (1.0 / c + np.where(np.isinf(a), 0.0, a)) / (1.0 + np.where(np.isinf(a), 0.0, a)))
+    return np.where(np.isfinite(g) & (g > 0), g, 1.0)
+
+
+def _average_noise(dev: np.ndarray, counts: np.ndarray, floor) -> dict:
+    """Per row, how an average's noise depends on its count: variance s^2 (1/c + a) / (1 +
+    a) at relative count c, the between share `a` from _BETWEEN by the Gaussian profile
+    likelihood of the robust scale (n log s + 1/2 sum log g). Empty when no row has counts."""
+    known = np.where(counts > 0, counts, np.nan)
+    if not np.any(~np.isnan(known)):
+        return {}
+    avg = {"ref": nanmedian(known), "least": np.fmin.reduce(known, axis=1), "between": np.full(dev.shape[0], np.inf)}
+    best = np.full(dev.shape[0], np.inf)
+    present = ~np.isnan(dev)
+    for a in _BETWEEN:
+        avg_a = {**avg, "between": np.full(dev.shape[0], a)}
+        g = _average_variance(counts, avg_a)
+        u = dev / np.sqrt(g)
+        _, s0, n = robust_center_scale(u, floor)
+        s = np.fmax(winsorized_scale(u, s0), floor)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            nll = n * np.log(s) + 0.5 * np.where(present, np.log(g), 0.0).sum(axis=1)
+        better = nll < best - 1e-9
+        best = np.where(better, nll, best)
+        avg["between"] = np.where(better, a, avg["between"])
+    rows = ~np.isnan(avg["ref"])
+    avg["between"] = np.where(rows, avg["between"], np.inf)
+    return avg
 
 
 EXACT_BELOW = 40.0  # expected counts below which the low edge comes from the count distribution

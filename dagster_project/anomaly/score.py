@@ -154,12 +154,11 @@ def _prepare(job: SeriesJob) -> dict | None:
     else:
         x = np.where(excluded, np.nan, value)
         train = (np.maximum(x, 0.0) if shape == "count" else x,)
-        count = _column(series, "count")
-        if job.shape == "average" and np.any(count[~np.isnan(x)] > 0):
-            # the counts ride along the values (models.band_params) and, at the scored
-            # buckets, in the denominator's place (a bucket without its count is a gap)
-            counted = ~np.isnan(x) & (count > 0)
-            train = (np.where(counted, x, np.nan), np.where(counted, count, np.nan))
+        if job.shape == "average":
+            # the counts ride along the values (models.band_params; 0: not known) and, at
+            # the scored buckets, in the denominator's place
+            count = _column(series, "count")
+            train = (x, np.where(np.isnan(x), np.nan, np.where(count > 0, count, 0.0)))
             den = count
     pad = history_needed(grain, job.settings)
     events = _events_per_bucket(value, excluded, pos, training_buckets(grain, job.settings)) \
