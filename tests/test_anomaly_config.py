@@ -55,3 +55,26 @@ def test_defaults_merge_field_by_field_and_drafts_are_off(tmp_path):
 def test_project_defaults_are_validated_too(tmp_path):
     _, result = _load(tmp_path, {"a/plain.yml": "name: plain\n" + BASE}, "anomaly: {sensitivity: 0}\n")
     assert any("_config.yml" in str(i) and "anomaly.sensitivity" in str(i) for i in result.issues)
+
+
+def test_an_unset_sensitivity_is_the_grains_default_everywhere_it_is_read(tmp_path):
+    """No sensitivity in the metric or _config.yml: the detectors, the alert engine's
+    strong threshold (twice the sensitivity) and the shape follow the grain and the
+    aggregation; one that is set is kept at every grain."""
+    from dagster_project.alerting.evaluate import metric_infos
+    from dagster_project.anomaly.settings import at_grain
+    from dagster_project.scoring.inputs import detector_settings, shape_of
+    metrics = {"a/plain.yml": "name: plain\n" + BASE,
+               "a/set.yml": "name: set\n" + BASE + "anomaly: {sensitivity: 3}\n",
+               "a/latency.yml": "name: latency\nsource: stg_orders\ntimestamp: ordered_at\naggregation: avg\n"
+                                "expression: amount\n"}
+    _, result = _load(tmp_path, metrics)
+    assert result.ok, [str(i) for i in result.issues]
+    m = result.project.metrics
+    assert m["plain"].anomaly.sensitivity is None
+    assert [at_grain(detector_settings(m["plain"]), g).sensitivity for g in ("hour", "day")] == [3.5, 3.0]
+    assert [at_grain(detector_settings(m["set"]), g).sensitivity for g in ("hour", "day")] == [3.0, 3.0]
+    infos = metric_infos(result.project)
+    assert (infos["plain"].strong_score("hour"), infos["plain"].strong_score("day")) == (7.0, 6.0)
+    assert infos["set"].strong_score("hour") == 6.0
+    assert (shape_of(m["plain"]), shape_of(m["latency"])) == ("count", "average")

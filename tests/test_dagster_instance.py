@@ -194,6 +194,11 @@ def second(context) -> None:
 def second_is_fine(context) -> AssetCheckResult:
     return AssetCheckResult(passed=True)
 
+from dagster_project.defs.instance_storage import KeptOpenSqliteEventLogStorage
+fast = []  # the batches that took the few-statement path
+_store = KeptOpenSqliteEventLogStorage._store_asset_events
+KeptOpenSqliteEventLogStorage._store_asset_events = lambda self, events: (fast.append(len(events)),
+                                                                          _store(self, events))[1]
 job = Definitions(assets=[first, second], asset_checks=[second_is_fine],
                   jobs=[define_asset_job("j", selection=AssetSelection.assets(first, second))]).resolve_job_def("j")
 keys = days.get_partition_keys()
@@ -211,6 +216,7 @@ def run(r):  # run ids differ between instances: their order does not
 partition_of = {i: p for i, p in index.execute("select id, partition from event_logs")}
 out = {
     "storage": storage_type,
+    "fast": fast,
     "index_events": [[t, a, p, s, run(r)] for t, a, p, s, r in index.execute(
         "select dagster_event_type, asset_key, partition, step_key, run_id from event_logs "
         "where asset_key is not null order by id")],
@@ -252,6 +258,8 @@ def test_batched_writes_store_what_one_by_one_writes_store(tmp_path):
         found[label] = json.loads(out.stdout.strip().splitlines()[-1])
     one, batched = found["one_by_one"], found["batched"]
     assert one["storage"] == batched["storage"] == "KeptOpenSqliteEventLogStorage"
+    # the batches took the few-statement path (planned ones hold the check's events too)
+    assert one["fast"] == [] and sum(batched["fast"]) >= 2 * 2 * 23, batched["fast"]
     # 20 + 3 partitions x 2 assets, planned and materialized
     assert len(one["index_events"]) == 2 * 2 * 23 and len(one["run_events"]) == 2 * 2 * 23
     assert {r[0] for r in one["asset_keys"]} == {'["first"]', '["second"]'}

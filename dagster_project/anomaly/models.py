@@ -25,6 +25,9 @@ Noise, in a variance-stabilised scale T so that one band rule fits all volumes:
   overdispersion: 2 of 4 is weak evidence, 500 of 1,000 strong.
 - fraction: T = identity or log (the caller picks the domain with the better
   likelihood), scale = Huber-winsorised sd of the residuals started from 1.4826 * MAD.
+  An average (`counts` given: the values each bucket averages) has the variance
+  s^2 (1/c + a) / (1 + a) at relative count c (sampling noise plus a share `a` that does
+  not shrink with the count, chosen by likelihood: _average_noise).
 The noise scale comes from the honest residuals of every training bucket (the first
 pass's outliers included, winsorised). Band edges, per side, in sds: the Student-t
 quantile (the degrees of freedom of the estimated scale) at the normal tail probability

@@ -169,10 +169,12 @@ def _backtest(args, wh, project) -> int:
     end = add_grain(end, grain)  # the bucket in progress is never scored anyway
     start = max(floor_to_grain((now - dt.timedelta(days=args.days)).date(), grain), floor_to_grain(metric.start, grain))
     from ..anomaly.settings import at_grain
-    base = at_grain(detector_settings(metric), grain)
+    configured = detector_settings(metric)
+    base = at_grain(configured, grain)
     sensitivities = args.sensitivity or sorted({base.sensitivity, 2.0, 3.0, 4.0, 5.0})
+    which = "configured" if configured.sensitivity is not None else f"the {grain} grain's default"
     print(f"backtest of {metric.name} at the {grain} grain over {start:%Y-%m-%d} .. {end:%Y-%m-%d} "
-          f"(configured sensitivity {base.sensitivity:g}; nothing is written)")
+          f"(sensitivity {base.sensitivity:g}, {which}; nothing is written)")
     print(f"{'sensitivity':>11}  {'series':>6}  {'buckets scored':>14}  {'flagged':>7}  {'incidents':>9}")
     for s in sensitivities:
         settings = dataclasses.replace(base, sensitivity=s)

@@ -19,8 +19,9 @@ A step's batch of events (a ranged run's planned and recorded partition material
 two per partition and asset) is written in one transaction per database: Dagster hands
 batches to `store_event_batch` only when DAGSTER_EVENT_BATCH_SIZE is set, so opening this
 storage sets it (BATCH_EVENTS) unless the environment already does (0: one transaction
-per event, as before), and a batch of asset events in fewer statements (as dagster-postgres
-does: `_store_asset_events`). 3.0 -> 0.8 ms per event in the benchmark.
+per event, as before); and a batch of asset events goes through a few statements (as
+dagster-postgres writes them: `_store_asset_events`). 2.4 ms per event with one
+transaction per batch, 0.7 ms with the few statements (`bench/bench_event_log.py`).
 
 A write now lands in `<run>.db-wal` rather than `<run>.db`, so the watcher behind the
 UI's live run logs, which Dagster points at `<run>.db` only, watches both files here.

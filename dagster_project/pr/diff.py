@@ -185,7 +185,9 @@ def compare(old: Metric, new: Metric, base: MetricsProject, head: MetricsProject
         if key == "enabled" and old.status != new.status and not _sets_enabled(base, head, new.name):
             continue  # follows the status (on for active metrics): not a change of its own
         if a[key] != b[key]:
-            out.append(FieldChange(f"anomaly.{key}", a[key], b[key], False, "detection only: scores, not values"))
+            # an unset sensitivity or training window is the grain's default, not "None"
+            was, now = ("grain default" if v is None else v for v in (a[key], b[key]))
+            out.append(FieldChange(f"anomaly.{key}", was, now, False, "detection only: scores, not values"))
     if old.status != new.status:
         out.append(FieldChange("status", old.status, new.status, new.status == "active"))
     return out
