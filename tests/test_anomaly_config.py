@@ -67,7 +67,9 @@ def test_an_unset_sensitivity_is_the_grains_default_everywhere_it_is_read(tmp_pa
     metrics = {"a/plain.yml": "name: plain\n" + BASE,
                "a/set.yml": "name: set\n" + BASE + "anomaly: {sensitivity: 3}\n",
                "a/latency.yml": "name: latency\nsource: stg_orders\ntimestamp: ordered_at\naggregation: avg\n"
-                                "expression: amount\n"}
+                                "expression: amount\n",
+               "a/p95.yml": "name: p95\nsource: stg_orders\ntimestamp: ordered_at\naggregation: percentile\n"
+                            "percentile: 0.95\nexpression: amount\n"}
     _, result = _load(tmp_path, metrics)
     assert result.ok, [str(i) for i in result.issues]
     m = result.project.metrics
@@ -77,4 +79,4 @@ def test_an_unset_sensitivity_is_the_grains_default_everywhere_it_is_read(tmp_pa
     infos = metric_infos(result.project)
     assert (infos["plain"].strong_score("hour"), infos["plain"].strong_score("day")) == (7.0, 6.0)
     assert infos["set"].strong_score("hour") == 6.0
-    assert (shape_of(m["plain"]), shape_of(m["latency"])) == ("count", "average")
+    assert [shape_of(m[n]) for n in ("plain", "latency", "p95")] == ["count", "average", "average"]

@@ -104,6 +104,8 @@ def _reads(m, agg: Aggregates, x: str, flag: str) -> dict:
             extra["order_by"] = "event_at"
         v = _col(agg.add(metric, aggregation, x, flag, **extra))
         value, count, sum_, present, key = v, null, null, v.is_(null).not_(), None
+        if aggregation == "percentile":  # the values it is read from: its noise shrinks with them
+            count = _col(agg.add(metric, "count", x, flag))
     reads = {"value": _sql(value), "count": _sql(count), "sum": _sql(sum_), "present": _sql(present)}
     return reads | ({"distinct_key": key} if key else {})
 

@@ -23,13 +23,14 @@ VALUE_COLUMNS = ["value", "count", "numerator", "denominator"]
 
 
 def shape_of(metric: Metric) -> str:
-    """count (Poisson-like volumes), ratio (uses the denominator), average (an avg: its
-    rollups carry how many values each bucket averages) or fraction (the rest)."""
+    """count (Poisson-like volumes), ratio (uses the denominator), average (an avg or a
+    percentile: its rollups carry how many values each bucket is read from) or fraction
+    (the rest)."""
     if metric.kind == "ratio":
         return "ratio"
     if metric.kind == "simple" and metric.measure.aggregation in COUNT_AGGREGATIONS:
         return "count"
-    if metric.kind == "simple" and metric.measure.aggregation == "avg":
+    if metric.kind == "simple" and metric.measure.aggregation in ("avg", "percentile"):
         return "average"
     return "fraction"
 

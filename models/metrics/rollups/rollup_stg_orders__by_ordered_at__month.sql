@@ -93,7 +93,7 @@
             "empty_count": "NULL",
             "empty_sum": "NULL",
             "value": "p95_order_latency_ms__percentile",
-            "count": "NULL",
+            "count": "avg_order_latency_ms__count",
             "sum": "NULL",
             "present": "NOT p95_order_latency_ms__percentile IS NULL",
             "slices": [{"slot": 6, "dimension": "''", "column": none, "rows": "g_dim_country = 1"}]

@@ -32,6 +32,7 @@ aggregated as (
         countIf((metric_type = 'Download')) as downloads__count,
         argMaxOrNullIf(latest_value__measured, (event_at, latest_value__measured), 1 and latest_value__measured is not null) as latest_value__latest,
         quantileExactInclusiveOrNullIf(0.9)(latest_value__measured, 1 and latest_value__measured is not null) as p90__percentile,
+        countIf(latest_value__measured, 1) as p90__count,
         uniqExactIf(users__measured, 1 and users__measured is not null) as users__distinct
     from source_rows
     group by grouping sets ((bucket_start), (bucket_start, dim_entity_type), (bucket_start, dim_user_id))
@@ -58,7 +59,7 @@ observed as (
     select s.metric as metric, a.bucket_start as bucket_start, s.dimension as dimension,
         case s.slot when 1 then '' when 2 then ifNull(toString(dim_entity_type), '(null)') when 4 then ifNull(toString(dim_user_id), '(null)') when 5 then '' when 6 then '' when 7 then ifNull(toString(dim_entity_type), '(null)') end as dimension_value,
         case s.slot when 1 then cast(downloads__count as Nullable(Float64)) when 2 then cast(downloads__count as Nullable(Float64)) when 4 then cast(latest_value__latest as Nullable(Float64)) when 5 then cast(p90__percentile as Nullable(Float64)) when 6 then cast(users__distinct as Nullable(Float64)) when 7 then cast(users__distinct as Nullable(Float64)) end as value,
-        case s.slot when 1 then cast(downloads__count as Nullable(Int64)) when 2 then cast(downloads__count as Nullable(Int64)) when 4 then cast(NULL as Nullable(Int64)) when 5 then cast(NULL as Nullable(Int64)) when 6 then cast(NULL as Nullable(Int64)) when 7 then cast(NULL as Nullable(Int64)) end as count_,
+        case s.slot when 1 then cast(downloads__count as Nullable(Int64)) when 2 then cast(downloads__count as Nullable(Int64)) when 4 then cast(NULL as Nullable(Int64)) when 5 then cast(p90__count as Nullable(Int64)) when 6 then cast(NULL as Nullable(Int64)) when 7 then cast(NULL as Nullable(Int64)) end as count_,
         case s.slot when 1 then cast(NULL as Nullable(Float64)) when 2 then cast(NULL as Nullable(Float64)) when 4 then cast(NULL as Nullable(Float64)) when 5 then cast(NULL as Nullable(Float64)) when 6 then cast(NULL as Nullable(Float64)) when 7 then cast(NULL as Nullable(Float64)) end as sum_
     from aggregated as a
     cross join slots as s

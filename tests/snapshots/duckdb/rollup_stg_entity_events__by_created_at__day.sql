@@ -31,7 +31,8 @@ aggregated as (
         dim_user_id,
         count(*) filter (where (metric_type = 'Download')) as downloads__count,
         arg_max(latest_value__measured, (event_at, latest_value__measured)) filter (where latest_value__measured is not null) as latest_value__latest,
-        quantile_cont(latest_value__measured, 0.9) as p90__percentile
+        quantile_cont(latest_value__measured, 0.9) as p90__percentile,
+        count(latest_value__measured) as p90__count
     from source_rows
     group by grouping sets ((bucket_start), (bucket_start, dim_entity_type), (bucket_start, dim_user_id))
 ),
@@ -71,7 +72,7 @@ observed as (
     select s.metric as metric, a.bucket_start as bucket_start, s.dimension as dimension,
         case s.slot when 1 then '' when 2 then coalesce(cast(dim_entity_type as varchar), '(null)') when 4 then coalesce(cast(dim_user_id as varchar), '(null)') when 5 then '' end as dimension_value,
         case s.slot when 1 then cast(downloads__count as double) when 2 then cast(downloads__count as double) when 4 then cast(latest_value__latest as double) when 5 then cast(p90__percentile as double) end as value,
-        case s.slot when 1 then cast(downloads__count as bigint) when 2 then cast(downloads__count as bigint) when 4 then cast(NULL as bigint) when 5 then cast(NULL as bigint) end as count_,
+        case s.slot when 1 then cast(downloads__count as bigint) when 2 then cast(downloads__count as bigint) when 4 then cast(NULL as bigint) when 5 then cast(p90__count as bigint) end as count_,
         case s.slot when 1 then cast(NULL as double) when 2 then cast(NULL as double) when 4 then cast(NULL as double) when 5 then cast(NULL as double) end as sum_
     from aggregated as a
     cross join slots as s

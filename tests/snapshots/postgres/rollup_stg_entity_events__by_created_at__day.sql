@@ -32,6 +32,7 @@ aggregated as (
         count(*) filter (where (metric_type = 'Download')) as downloads__count,
         (array_agg(latest_value__measured order by event_at desc, latest_value__measured desc) filter (where latest_value__measured is not null))[1] as latest_value__latest,
         percentile_cont(0.9) within group (order by latest_value__measured) as p90__percentile,
+        count(latest_value__measured) as p90__count,
         count(distinct users__measured) as users__distinct
     from source_rows
     group by grouping sets ((bucket_start), (bucket_start, dim_entity_type), (bucket_start, dim_user_id))
@@ -58,7 +59,7 @@ observed as (
     select s.metric as metric, a.bucket_start as bucket_start, s.dimension as dimension,
         case s.slot when 1 then '' when 2 then coalesce(cast(dim_entity_type as varchar), '(null)') when 4 then coalesce(cast(dim_user_id as varchar), '(null)') when 5 then '' when 6 then '' when 7 then coalesce(cast(dim_entity_type as varchar), '(null)') end as dimension_value,
         case s.slot when 1 then cast(downloads__count as double precision) when 2 then cast(downloads__count as double precision) when 4 then cast(latest_value__latest as double precision) when 5 then cast(p90__percentile as double precision) when 6 then cast(users__distinct as double precision) when 7 then cast(users__distinct as double precision) end as value,
-        case s.slot when 1 then cast(downloads__count as bigint) when 2 then cast(downloads__count as bigint) when 4 then cast(NULL as bigint) when 5 then cast(NULL as bigint) when 6 then cast(NULL as bigint) when 7 then cast(NULL as bigint) end as count_,
+        case s.slot when 1 then cast(downloads__count as bigint) when 2 then cast(downloads__count as bigint) when 4 then cast(NULL as bigint) when 5 then cast(p90__count as bigint) when 6 then cast(NULL as bigint) when 7 then cast(NULL as bigint) end as count_,
         case s.slot when 1 then cast(NULL as double precision) when 2 then cast(NULL as double precision) when 4 then cast(NULL as double precision) when 5 then cast(NULL as double precision) when 6 then cast(NULL as double precision) when 7 then cast(NULL as double precision) end as sum_
     from aggregated as a
     cross join slots as s
