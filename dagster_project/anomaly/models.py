@@ -369,9 +369,10 @@ def _average_variance(counts: np.ndarray, avg: dict) -> np.ndarray:
     window's smallest (the widest band)."""
     shape = (-1,) + (1,) * (np.ndim(counts) - 1)
     ref, a, least = (np.reshape(avg[k], shape) for k in ("ref", "between", "least"))
+    share = np.where(np.isinf(a), 0.0, a)
     with np.errstate(invalid="ignore", divide="ignore"):
         c = np.where(counts > 0, counts, least) / ref
-        g = np.where(np.isinf(a), 1.0, (1.0 / c + np.where(np.isinf(a), 0.0, a)) / (1.0 + np.where(np.isinf(a), 0.0, a)))
+        g = np.where(np.isinf(a), 1.0, (1.0 / c + share) / (1.0 + share))
     return np.where(np.isfinite(g) & (g > 0), g, 1.0)
 
 
@@ -396,9 +397,7 @@ def _average_noise(dev: np.ndarray, counts: np.ndarray, floor) -> dict:
         better = nll < best - 1e-9
         best = np.where(better, nll, best)
         avg["between"] = np.where(better, a, avg["between"])
-    rows = ~np.isnan(avg["ref"])
-    avg["between"] = np.where(rows, avg["between"], np.inf)
-    return avg
+    return avg  # a row without counts: g is 1 whatever its share
 
 
 EXACT_BELOW = 40.0  # expected counts below which the low edge comes from the count distribution

@@ -145,7 +145,8 @@ def _prepare(job: SeriesJob) -> dict | None:
         return None
     num, den = _column(series, "numerator"), _column(series, "denominator")
     excluded = excluded_buckets(ts, grain, job.settings.exclude)
-    # an average (of `count` values) is a fraction whose noise shrinks as the count grows
+    # an average (an avg or a percentile of `count` values) is a fraction whose noise
+    # shrinks as the count grows
     shape = "fraction" if job.shape == "average" else job.shape
     if shape == "ratio":
         num = np.where(np.isnan(num) & (den > 0), value * den, num)
