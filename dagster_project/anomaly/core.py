@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .domain import DOMAINS, JACOBIAN, VALUE, back, forward
 from .models import anscombe, band, fit_count, fit_fraction, fit_ratio, is_proportion, ratio_t, selection_stat
 from .seasonality import cycles_with_data, fold, robust_residuals
 from .settings import PERIOD, candidates, level_span, min_cycles
 from .stats import SCALE_EFFICIENCY, nanmean, resolution_floor, robust_center_scale, winsorized_scale
 
-TIE = 1.01  # a richer seasonality (or the log domain) must beat the simpler choice by at least 1%
+TIE = 1.01  # a richer seasonality (or a transformed domain) must beat the simpler choice by at least 1%
 
 
 def score_rows(windows, value, num_t, den_t, shape, grain, settings, min_hist) -> dict[str, np.ndarray]:
@@ -31,20 +32,20 @@ def score_rows(windows, value, num_t, den_t, shape, grain, settings, min_hist) -
     m = fit_variants(win, ok, value[rows] > 0, shape, grain, settings, den_t[rows], prop)
     choice = choose(m["stats"], m["usable"], m["n_common"])
     raw = windows[0][rows] / windows[1][rows] if shape == "ratio" else windows[0][rows]
-    for i, (log, c, _) in enumerate(m["variants"]):
+    for i, (dom, c, _) in enumerate(m["variants"]):
         sel = np.nonzero(choice == i)[0]
         if sel.size == 0:
             continue
-        fit = m["fits"][(log, c)].rows(sel)
+        fit = m["fits"][(dom, c)].rows(sel)
         r = rows[sel]
-        v = np.log(value[r]) if log else value[r]
+        v = forward(value[r], dom)
         e, lo, hi, sc = band(fit, shape, settings.sensitivity, v, num_t[r], den_t[r])
         # a series that never went below 0 (amounts, counts, ratios) cannot: its band stops
         # at 0 instead of promising negative values (the score, and so the flags, unchanged)
         with np.errstate(invalid="ignore"):
             nonneg = np.all(np.isnan(raw[sel]) | (raw[sel] >= 0), axis=1) & ~(value[r] < 0)
         same = fold(raw[sel], PERIOD[c])[:, :, 0] if PERIOD[c] > 1 else raw[sel]
-        store(out, r, e, lo, hi, sc, fit.volume, c, log, nonneg, record(same, value[r]))
+        store(out, r, e, lo, hi, sc, fit.volume, c, dom, nonneg, record(same, value[r]))
     first = np.argmax(ok, axis=1)
     out["span"][rows] = ok.shape[1] - first
     return out
@@ -53,22 +54,25 @@ def score_rows(windows, value, num_t, den_t, shape, grain, settings, min_hist) -
 def empty_rows(n: int, have: np.ndarray, min_hist: int) -> dict[str, np.ndarray]:
     return {"have": have, "expected": np.full(n, np.nan), "lower": np.full(n, np.nan), "upper": np.full(n, np.nan),
             "score": np.full(n, np.nan), "volume": np.full(n, np.nan), "seasonality": np.full(n, "", dtype=object),
-            "log": np.zeros(n, bool), "proportion": np.zeros(n, bool), "record": np.full(n, "", dtype=object),
-            "span": np.zeros(n, int), "enough": have >= min_hist}
+            "domain": np.full(n, VALUE, dtype=object), "proportion": np.zeros(n, bool),
+            "record": np.full(n, "", dtype=object), "span": np.zeros(n, int), "enough": have >= min_hist,
+            "run": np.zeros(n, int)}
 
 
-def store(out, r, e, lo, hi, sc, volume, c, log, nonneg, rec) -> None:
-    """Write the band of rows `r` (in the fit's domain: back from the log here)."""
-    if log:
-        e, lo, hi = np.exp(e), np.exp(lo), np.exp(hi)
+def store(out, r, e, lo, hi, sc, volume, c, dom, nonneg, rec, run=None) -> None:
+    """Write the band of rows `r` (in the fit's domain: back to values here), and for
+    hours the run each completes (runs.py)."""
+    e, lo, hi = back(e, dom), back(lo, dom), back(hi, dom)
     lo = np.where(nonneg, np.maximum(lo, 0.0), lo)
     e = np.where(nonneg, np.maximum(e, 0.0), e)
     out["expected"][r], out["lower"][r], out["upper"][r], out["score"][r] = e, lo, hi, sc
     if volume is not None:
         out["volume"][r] = volume
     out["seasonality"][r] = c
-    out["log"][r] = log
+    out["domain"][r] = dom
     out["record"][r] = rec
+    if run is not None:
+        out["run"][r] = run
 
 
 def record(same: np.ndarray, value: np.ndarray) -> np.ndarray:
@@ -84,7 +88,7 @@ def record(same: np.ndarray, value: np.ndarray) -> np.ndarray:
 def fit_variants(win, ok, value_positive, shape, grain, settings, den_t, prop, rules=None) -> dict:
     """Steps 2-4 for a batch of windows: first pass, each candidate fit (seasonality x
     domain) and its selection statistic. `value_positive`: the scored value allows the
-    log domain. `rules` (a dict): receives per domain the cleaned windows, the first
+    square root and log domains. `rules` (a dict): receives per domain the cleaned windows, the first
     pass's rule and the resolution floor, for hourly.py."""
     n = ok.shape[0]
     k = level_span(grain, settings)
@@ -95,21 +99,21 @@ def fit_variants(win, ok, value_positive, shape, grain, settings, den_t, prop, r
     if "none" not in avail:  # an explicit seasonality without enough cycles yet falls back to none
         avail["none"] = ~np.any([avail[c] for c in names], axis=0)
         names = names + ("none",)
-    # domains: the value itself, and for a positive level its log (multiplicative noise)
-    domains = {False: np.ones(n, bool)}
+    # domains (domain.py): the value itself, and for a positive level its log and square root
+    domains = {VALUE: np.ones(n, bool)}
     if shape == "fraction":
         with np.errstate(invalid="ignore"):
             positive = np.all(~ok | (win[0] > 0), axis=1) & value_positive
         if positive.any():
-            domains[True] = positive
+            domains.update({d: positive for d in DOMAINS if d != VALUE})
     variants, fits, fitted = [], {}, []  # fitted: (rows, the fit of those rows) per variant
-    for log, dom_ok in domains.items():
-        full = [np.log(np.where(ok, win[0], 1.0)) + np.where(ok, 0.0, np.nan)] if log else win
+    for dom, dom_ok in domains.items():
+        full = [forward(np.where(ok, win[0], 1.0), dom) + np.where(ok, 0.0, np.nan)] if dom != VALUE else win
         floor = resolution_floor(full[0]) if shape == "fraction" else 1.0
         rule = {} if rules is not None else None
         w = clean(full, shape, settings.sensitivity, names, ok, k, prop, floor, rule)
         if rules is not None:
-            rules[log] = (w, rule, floor)
+            rules[dom] = (w, rule, floor)
         for c in names:
             usable = avail[c] & dom_ok
             if not usable.any():
@@ -124,20 +128,21 @@ def fit_variants(win, ok, value_positive, shape, grain, settings, den_t, prop, r
                                  win[1][r] if len(win) > 1 else None)
             else:
                 f = fit_ratio(w[0][r], w[1][r], c, PERIOD[c], k, den_t[r], prop[r], full[0][r], full[1][r])
-            variants.append((log, c, usable))
-            fits[(log, c)] = f if usable.all() else f.widen(r, n)
+            variants.append((dom, c, usable))
+            fits[(dom, c)] = f if usable.all() else f.widen(r, n)
             fitted.append((r, f))
     common = np.ones(ok.shape, bool)
-    for log, c, usable in variants:
-        common &= ~np.isnan(fits[(log, c)].resid) | ~usable[:, None]
-    # compare by likelihood: log(scale), plus the Jacobian mean(log x) for the log domain
+    for dom, c, usable in variants:
+        common &= ~np.isnan(fits[(dom, c)].resid) | ~usable[:, None]
+    # compare by likelihood: log(scale), plus the domain's Jacobian term (domain.py)
     stats = np.full((len(variants), n), np.inf)
-    for i, ((log, c, usable), (r, f)) in enumerate(zip(variants, fitted)):
+    for i, ((dom, c, usable), (r, f)) in enumerate(zip(variants, fitted)):
         with np.errstate(divide="ignore", invalid="ignore"):
             st = np.log(selection_stat(f, shape, common[r]))
-            if log:
+            if dom != VALUE:
                 used = common[r] & ok[r]  # log(1) elsewhere: the log of a NaN or 0 is slow
-                st = st + nanmean(np.where(used, np.log(np.abs(np.where(used, win[0][r], 1.0))), np.nan))
+                st = st + JACOBIAN[dom] * nanmean(np.where(used, np.log(np.abs(np.where(used, win[0][r], 1.0))),
+                                                           np.nan))
         stats[i, r] = np.where(~np.isnan(st), st, np.inf)
     return {"variants": variants, "fits": fits, "stats": stats, "n_common": np.count_nonzero(common, axis=1),
             "usable": np.array([u for _, _, u in variants])}
@@ -159,7 +164,8 @@ def clean(win, shape, sensitivity, names, ok, k, prop, floor, rule=None):
     of the richest seasonality with 2+ cycles (else blocks of the level span). `floor`:
     the smallest scale (1 in the variance-stabilised scales: Poisson or binomial noise
     cannot be smaller; the data's resolution for fractions). `rule` (a dict): receives
-    per row the period, the median fit's continuation, centre and scale (hourly.py)."""
+    per row the period, the median fit's continuation, centre and scale, and the window's
+    residuals from the previous cycle's median, in scales, z (hourly.py; runs.py)."""
     n, w = ok.shape
     seasonal = [c for c in names if PERIOD[c] > 1]
     period = np.ones(n, int)
@@ -176,17 +182,22 @@ def clean(win, shape, sensitivity, names, ok, k, prop, floor, rule=None):
     outlier = np.zeros((n, w), bool)
     if rule is not None:
         rule.update(period=period, level=np.full(n, np.nan), phase=np.zeros((n, int(period.max()))),
-                    center=np.full(n, np.nan), scale=np.full(n, np.nan))
+                    center=np.full(n, np.nan), scale=np.full(n, np.nan), z=np.full((n, w), np.nan))
     for p in np.unique(period):
         sel = np.nonzero(period == p)[0]
         yy = np.where(ok[sel], y[sel], np.nan)
         r = robust_residuals(yy, int(p), k, rule is not None)
+        lagged = None
         if rule is not None:
-            r, rule["level"][sel], rule["phase"][sel, :p] = r
+            r, rule["level"][sel], rule["phase"][sel, :p], lagged = r
         if shape == "ratio":
             pr = np.broadcast_to(prop[sel][:, None], r.shape)
+            t_num = ratio_t(win[0][sel], win[1][sel], pr)
             fitted = np.clip(yy - r, 0.0, np.where(pr, 1.0, np.inf))
-            r = ratio_t(win[0][sel], win[1][sel], pr) - ratio_t(fitted * win[1][sel], win[1][sel], pr)
+            r = t_num - ratio_t(fitted * win[1][sel], win[1][sel], pr)
+            if lagged is not None:
+                fitted = np.clip(yy - lagged, 0.0, np.where(pr, 1.0, np.inf))
+                lagged = t_num - ratio_t(fitted * win[1][sel], win[1][sel], pr)
         fl = floor[sel] if np.ndim(floor) else floor
         center, scale, _ = robust_center_scale(r, fl)
         scale = np.fmax(winsorized_scale(r - center[:, None], scale), fl)
@@ -194,6 +205,8 @@ def clean(win, shape, sensitivity, names, ok, k, prop, floor, rule=None):
             outlier[sel] = np.abs(r - center[:, None]) > sensitivity * scale[:, None]
         if rule is not None:
             rule["center"][sel], rule["scale"][sel] = center, scale
+            with np.errstate(invalid="ignore", divide="ignore"):
+                rule["z"][sel] = (lagged - center[:, None]) / np.where(scale > 0, scale, np.nan)[:, None]
     return [np.where(outlier, np.nan, a) for a in win]
 
 

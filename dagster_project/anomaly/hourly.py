@@ -17,16 +17,19 @@ proportion today. Windows are cut to the whole weeks that hold data (`_width`): 
 young series' windows are mostly empty.
 
 Where this differs from the per-bucket fit, by design (rows still depend only on the
-past): the log domain needs the anchor's whole window (up to 23 hours older than the
-bucket's) to be positive, and when the last `level_span` hours are all gaps the level
-falls back to the mean over [anchor window start, t)."""
+past): the square root and log domains need the anchor's whole window (up to 23 hours
+older than the bucket's) to be positive; when the last `level_span` hours are all gaps
+the level falls back to the mean over [anchor window start, t); and only this path
+flags runs of hours (runs.py), from the same first pass as seen from t."""
 from __future__ import annotations
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .core import choose, empty_rows, fit_variants, record, score_rows, store
-from .models import Fit, anscombe, band, band_params, inside_proportion, ratio_t
+from .domain import VALUE, forward
+from .models import Fit, anscombe, band, band_params, inside_proportion, ratio_t, recent_or_all
+from .runs import run_hours, run_variance
 from .seasonality import cycles_with_data, fold, spread
 from .settings import PERIOD, candidates, level_span, min_cycles, training_buckets
 from .stats import nanmedian, prefix_sum
@@ -80,7 +83,7 @@ def score_hourly(arrays, t, hour, value, num_t, den_t, shape, settings, min_hist
     anchors, inv = np.unique(day[rows], return_inverse=True)
     neg = prefix_sum(raw < 0)
     nonneg = (neg[t] - neg[t - w] == 0) & ~(value < 0)
-    # the log domain needs every value of the day so far, and the scored one, above 0
+    # the square root and log domains need every value of the day so far, and the scored one, above 0
     nonpos = prefix_sum(valid & ~(arrays[0] > 0))
     logable = (nonpos[t] - nonpos[day] == 0) & (value > 0)
     out["span"][rows] = t[rows] - nxt[t[rows] - w]
@@ -117,56 +120,69 @@ def _score_day(out, rows, a, anchors, arrays, raw, t, hour, value, num_t, den_t,
     m = fit_variants(win, ok, np.ones(anchors.size, bool), shape, "hour", settings, np.ones(anchors.size), prop,
                      rules)
     choice = choose(m["stats"], m["usable"], m["n_common"])
-    is_log = np.array([log for log, _, _ in m["variants"]])
-    if is_log.any():  # the choice for a bucket the log domain cannot serve
-        nolog = choose(np.where(is_log[:, None], np.inf, m["stats"]), m["usable"] & ~is_log[:, None], m["n_common"])
-        choice = np.where(logable[rows], choice[a], nolog[a])
+    moved = np.array([dom != VALUE for dom, _, _ in m["variants"]])
+    if moved.any():  # the choice for a bucket the transformed domains cannot serve
+        plain = choose(np.where(moved[:, None], np.inf, m["stats"]), m["usable"] & ~moved[:, None], m["n_common"])
+        choice = np.where(logable[rows], choice[a], plain[a])
     else:
         choice = choice[a]
     h = hour[rows]
-    domain = {}
-    for i, (log, c, _) in enumerate(m["variants"]):
+    domain, per_hour = {}, {}
+    for i, (dom, c, _) in enumerate(m["variants"]):
         sel = np.nonzero(choice == i)[0]
         if sel.size == 0:
             continue
         r, used = rows[sel], np.unique(a[sel])
         at = np.searchsorted(used, a[sel])
-        fit = m["fits"][(log, c)].rows(used)
+        fit = m["fits"][(dom, c)].rows(used)
         params = {key: None if v is None else v[at]
                   for key, v in band_params(fit, shape, settings.sensitivity).items()}
-        if log not in domain:
-            domain[log] = _transform(arrays, shape, log)
-        window, rule, _ = rules[log]
-        recent = _recent([x[a[sel], w - k:] for x in ext], {key: v[a[sel]] for key, v in rule.items()},
-                         domain[log], log, shape, settings.sensitivity, prop[a[sel]], t[r], h[sel], k)
-        expected, kappa, volume = _baseline(fit, shape, [x[used] for x in window], recent, at, h[sel], k, w, den_t[r])
+        window, rule, _ = rules[dom]
+        if dom not in domain:
+            domain[dom] = _transform(arrays, shape, dom)
+            per_hour[dom] = run_variance(rule["z"])  # per anchor (runs.py)
+        this = [value[r]] if shape != "ratio" else [num_t[r], den_t[r]]
+        rule_rows = {key: v[a[sel]] for key, v in rule.items() if key != "z"}
+        recent, every, z_day = _recent([x[a[sel], w - k:] for x in ext], this, rule_rows, domain[dom], dom, shape,
+                                       settings.sensitivity, prop[a[sel]], t[r], h[sel], k)
+        expected, kappa, volume = _baseline(fit, shape, [x[used] for x in window], recent, every, at, h[sel], k, w,
+                                            den_t[r])
         now = Fit(c, fit.period, resid=None, resid_all=None, expected=expected, kappa=kappa,
                   proportion=prop[a[sel]])
-        v = np.log(value[r]) if log else value[r]
+        v = forward(value[r], dom)
         e, lo, hi, sc = band(now, shape, settings.sensitivity, v, num_t[r], den_t[r], params)
         same = _same_phase(raw, t[r], fit.period, training_buckets("hour", settings))
-        store(out, r, e, lo, hi, sc, volume, c, log, nonneg[r], record(same, value[r]))
+        # an average's first pass does not know its counts (its residuals mix 2-value
+        # nights with 60-value noons): no runs
+        mean, var = per_hour[dom]
+        run = run_hours(z_day, h[sel], mean[a[sel]], var[a[sel]], sc, settings.sensitivity) if fit.counts is None \
+            else None
+        store(out, r, e, lo, hi, sc, volume, c, dom, nonneg[r], record(same, value[r]), run)
 
 
-def _transform(arrays, shape, log) -> np.ndarray:
-    """The series in the first pass's scale (core.clean): Anscombe, ratio, value or log."""
+def _transform(arrays, shape, dom) -> np.ndarray:
+    """The series in the first pass's scale (core.clean): Anscombe, ratio, or the
+    fraction's domain (domain.py)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         if shape == "count":
             return anscombe(arrays[0])
         if shape == "ratio":
             return arrays[0] / arrays[1]
-        return np.where(arrays[0] > 0, np.log(np.where(arrays[0] > 0, arrays[0], 1.0)), np.nan) if log else arrays[0]
+        return forward(arrays[0], dom)
 
 
-def _recent(day, rule, y, log, shape, sensitivity, prop, t, h, k) -> list[np.ndarray]:
+def _recent(day, this, rule, y, dom, shape, sensitivity, prop, t, h, k) -> tuple[list, list, np.ndarray]:
     """Per bucket (one row each): the last k buckets of its anchor's window and the day's
     buckets before it (NaN from hour h on), each left out when it is an outlier of the
     first pass's median fit as seen from t (core.clean): the median of the cycle (or
     block) ending at t, plus the anchor's deviation of its phase. (The anchor's own
-    pass cuts cycles at midnight, so a whole quiet day would never be an outlier.)"""
-    if log:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            day = [np.where(day[0] > 0, np.log(np.where(day[0] > 0, day[0], 1.0)), np.nan)]
+    pass cuts cycles at midnight, so a whole quiet day would never be an outlier.)
+    Also the same buckets with the outliers kept (models.recent_or_all), and the day's
+    residuals from that fit in its scales, hours 0..h (`this`: the bucket's own value,
+    or numerator and denominator), for runs (runs.py)."""
+    if dom != VALUE:
+        day = [forward(day[0], dom)]
+        this = [forward(this[0], dom)]
     period = rule["period"]
     block = np.where(period > 1, period, k)
     level = np.empty(t.size)
@@ -174,22 +190,34 @@ def _recent(day, rule, y, log, shape, sensitivity, prop, t, h, k) -> list[np.nda
         sel = block == p
         level[sel] = nanmedian(sliding_window_view(y, int(p))[t[sel] - p])
     j = np.arange(-k, AHEAD)[None, :]
-    fitted = level[:, None] + np.take_along_axis(rule["phase"], j % period[:, None], axis=1)
+    phase = np.take_along_axis(rule["phase"], np.concatenate([j % period[:, None], (h % period)[:, None]], axis=1),
+                               axis=1)
+    fitted = level[:, None] + phase
     with np.errstate(invalid="ignore", divide="ignore"):
         if shape == "ratio":
             pr = np.broadcast_to(prop[:, None], fitted.shape)
             fitted = np.clip(fitted, 0.0, np.where(pr, 1.0, np.inf))
-            r = ratio_t(day[0], day[1], pr) - ratio_t(fitted * day[1], day[1], pr)
+            both = [np.concatenate([d, x[:, None]], axis=1) for d, x in zip(day, this)]
+            r = ratio_t(both[0], both[1], pr) - ratio_t(fitted * both[1], both[1], pr)
         else:
-            r = (anscombe(day[0]) if shape == "count" else day[0]) - fitted
-        keep = (j < h[:, None]) & ~(np.abs(r - rule["center"][:, None]) > sensitivity * rule["scale"][:, None])
-    return [np.where(keep, d, np.nan) for d in day]
+            both = np.concatenate([day[0], this[0][:, None]], axis=1)
+            r = (anscombe(both) if shape == "count" else both) - fitted
+        z = (r - rule["center"][:, None]) / np.where(rule["scale"] > 0, rule["scale"], np.nan)[:, None]
+        keep = (j < h[:, None]) & ~(np.abs(r[:, :-1] - rule["center"][:, None]) > sensitivity * rule["scale"][:, None])
+    # the day so far: hours 0..h-1 from the day's columns, hour h the bucket itself
+    rows = np.arange(t.size)
+    z_day = np.full((t.size, 24), np.nan)
+    z_day[:, :AHEAD] = np.where(j[:, k:] < h[:, None], z[:, k:-1], np.nan)
+    z_day[rows, h] = z[:, -1]
+    before = j < h[:, None]
+    return [np.where(keep, d, np.nan) for d in day], [np.where(before, d, np.nan) for d in day], z_day
 
 
-def _baseline(fit, shape, window, recent, at, h, k, w, den_t):
+def _baseline(fit, shape, window, recent, every, at, h, k, w, den_t):
     """expected, kappa and volume at each bucket (anchor row `at`, hour `h`), as in
-    models.fit_*: the level is the mean of the last k de-seasonalised buckets (`recent`),
-    else of the anchor's window and the day so far."""
+    models.fit_*: the level is the mean of the last k de-seasonalised buckets (`recent`,
+    or `every` after a level shift: models.recent_or_all), else of the anchor's window
+    and the day so far."""
     p = fit.period
     phase = h % p
     if p > 1:
@@ -210,6 +238,10 @@ def _baseline(fit, shape, window, recent, at, h, k, w, den_t):
 
     if shape == "ratio":
         (num, den), (num_w, den_w) = recent, window
+        num_e, den_e = every
+        kept, ok_e = ~np.isnan(num) & ~np.isnan(den), ~np.isnan(num_e) & ~np.isnan(den_e)
+        num = recent_or_all(num, num_e, last(kept), last(ok_e))
+        den = recent_or_all(den, den_e, last(kept), last(ok_e))
         adj, adj_w = (num - s_rec * den, num_w - s_win * den_w) if p > 1 else (num, num_w)
         a_t, d_t = last(adj), last(den)
         wa, wd = whole(adj_w, adj), whole(den_w, den)
@@ -225,12 +257,13 @@ def _baseline(fit, shape, window, recent, at, h, k, w, den_t):
         else:
             volume = nanmedian(den[rows[:, None], h[:, None] + np.arange(k)[None, :]])
         return expected, kappa, volume
+    both = recent_or_all(recent[0], every[0], last(~np.isnan(recent[0])), last(~np.isnan(every[0])))
     with np.errstate(invalid="ignore", divide="ignore"):
         if shape == "count":
-            d = np.where(s_rec > 0, recent[0] / s_rec, np.nan) if p > 1 else recent[0]
+            d = np.where(s_rec > 0, both / s_rec, np.nan) if p > 1 else both
             d_w = np.where(s_win > 0, window[0] / s_win, np.nan) if p > 1 else window[0]
         else:
-            d, d_w = (recent[0] - s_rec, window[0] - s_win) if p > 1 else (recent[0], window[0])
+            d, d_w = (both - s_rec, window[0] - s_win) if p > 1 else (both, window[0])
     ok, ok_w = (~np.isnan(d)).astype(float), (~np.isnan(d_w)).astype(float)
     c_last = last(ok)
     use = c_last > 0

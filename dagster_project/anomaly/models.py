@@ -1,5 +1,6 @@
 """The three detectors: count (Poisson / negative binomial), ratio (binomial or Poisson
-rate with beta-binomial-type overdispersion) and fraction (robust, on the value or its log).
+rate with beta-binomial-type overdispersion) and fraction (robust, on the value, its
+square root or its log: domain.py).
 
 Each `fit_*` takes cleaned training windows (n, W) (NaN = gap, excluded or a first-pass
 outlier) for one seasonality and returns a `Fit`: honest (out-of-sample) residuals over
@@ -23,8 +24,8 @@ Noise, in a variance-stabilised scale T so that one band rule fits all volumes:
   ratios (e.g. downloads per user) T = 2 sqrt(num + 3/8) against mu * den (the numerator
   as a Poisson count); var = kappa * (1 + rho * den), rho >= 0 the beta-binomial
   overdispersion: 2 of 4 is weak evidence, 500 of 1,000 strong.
-- fraction: T = identity or log (the caller picks the domain with the better
-  likelihood), scale = Huber-winsorised sd of the residuals started from 1.4826 * MAD.
+- fraction: T = identity, square root or log (the caller picks the domain with the
+  better likelihood: domain.py), scale = Huber-winsorised sd of the residuals started from 1.4826 * MAD.
   An average (`counts` given: the values each bucket averages) has the variance
   s^2 (1/c + a) / (1 + a) at relative count c (sampling noise plus a share `a` that does
   not shrink with the count, chosen by likelihood: _average_noise).
@@ -51,7 +52,6 @@ from .stats import (SCALE_EFFICIENCY, last_window, nanmedian, nansum, nansum_cou
 SCORE_CAP = 1e6
 DETECTOR = {"count": "poisson-nb", "fraction": "robust-mad", "ratio": "beta-binomial"}
 RATE_DETECTOR = "poisson-rate"
-LOG_DETECTOR = "robust-mad-log"
 
 
 @dataclass
@@ -125,6 +125,16 @@ def _level(d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         return np.where(c >= max(1, k // 2), s / np.maximum(c, 1), np.nan), c
 
 
+def recent_or_all(kept: np.ndarray, every: np.ndarray, count_kept: np.ndarray, count_all: np.ndarray) -> np.ndarray:
+    """The buckets behind the level at t: the last k without the first pass's outliers,
+    unless those outliers are most of them (more than half of the last k with a value).
+    Then they are a new level, not an incident: a level shift that has lasted half a
+    level span enters the level (else the level would wait for the first pass's median,
+    half a cycle: 3.5 days for hour-of-week, and flag every hour until then)."""
+    shift = 2 * count_kept < count_all
+    return np.where(shift.reshape(shift.shape + (1,) * (kept.ndim - shift.ndim)), every, kept)
+
+
 def _level_now(d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Level at t: the mean of the last k values, or of the whole window when they are all gaps."""
     s, c = last_window(d, k)
@@ -160,7 +170,10 @@ def fit_count(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarray) 
     # the level's share of the variance at j: S_j / (sum of S over the buckets behind the level)
     weight = np.where(np.isnan(d), np.nan, sfull)
     wsum, _ = previous_window(weight, k)
-    wsum_t, _ = last_window(weight, k)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d_all = np.where(sfull > 0, x_all / sfull, np.nan) if period > 1 else x_all
+    d_now = recent_or_all(d, d_all, last_window(d, k)[1], last_window(d_all, k)[1])
+    wsum_t, _ = last_window(np.where(np.isnan(d_now), np.nan, sfull), k)
     mu = level * sloo
     ok = ~np.isnan(x) & np.isfinite(mu)
     xs = nansum(np.where(ok, x, np.nan), 1)
@@ -172,7 +185,7 @@ def fit_count(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarray) 
     with np.errstate(invalid="ignore", divide="ignore"):
         kres = 1.0 + sfull / wsum + _profile_terms(period, w, scnt)
     u = anscombe(x) - anscombe(mu)
-    level_t, cnt_t = _level_now(d, k)
+    level_t, cnt_t = _level_now(d_now, k)
     mu_t = bias * level_t * prof_t
     with np.errstate(divide="ignore"):
         kappa = 1.0 + np.where(wsum_t > 0, prof_t / wsum_t, 1.0 / np.maximum(cnt_t, 1)) + 1.0 / cyc_t
@@ -195,7 +208,8 @@ def fit_fraction(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarra
     level, _ = _level(d, k)
     r = x - (level + sloo)
     r_all = x_all - (level + sloo)
-    level_t, _ = _level_now(d, k)
+    d_all = x_all - spread(s, w // period, w) if period > 1 else x_all
+    level_t, _ = _level_now(recent_or_all(d, d_all, last_window(d, k)[1], last_window(d_all, k)[1]), k)
     return Fit(name, period, resid=r, resid_all=r_all, expected=level_t + prof_t, floor=floor, profile=s,
                counts=counts)
 
@@ -242,8 +256,11 @@ def fit_ratio(num: np.ndarray, den: np.ndarray, name: str, period: int, k: int,
     with np.errstate(invalid="ignore", divide="ignore"):
         kres = 1.0 + den / dsum + den / prof_den
         kres_all = 1.0 + den_all / dsum + den_all / prof_den
-    a_t, _ = last_window(adj, k)
-    d_t, _ = last_window(den, k)
+    adj_all = num_all - spread(s, w // period, w) * den_all if period > 1 else num_all
+    c_kept, c_all = last_window(adj, k)[1], last_window(adj_all, k)[1]
+    a_t, _ = last_window(recent_or_all(adj, adj_all, c_kept, c_all), k)
+    den_kept, den_every = np.where(np.isnan(adj), np.nan, den), np.where(np.isnan(adj_all), np.nan, den_all)
+    d_t, _ = last_window(recent_or_all(den_kept, den_every, c_kept, c_all), k)
     wa = nansum(adj, 1)
     wd = nansum(den, 1)
     use = d_t > 0

@@ -80,34 +80,42 @@ def _plural(n: int, word: str) -> str:
 
 def sentence(*, label: str, shape: str, proportion: bool, value: float, expected: float, lower: float,
              upper: float, flagged: bool, outside: bool, side_ok: bool, volume_ok: bool, volume: float,
-             min_volume: float, record: str, phase: str, span: str, numerator: float, denominator: float) -> str:
+             min_volume: float, record: str, phase: str, span: str, numerator: float, denominator: float,
+             run: int = 0) -> str:
     """One scored bucket in words. `record`: 'lowest' / 'highest' when the value is beyond
-    every training value of its phase, else ''."""
+    every training value of its phase, else ''. `run`: the hours of the run it completes
+    (runs.py), 0 for none."""
     return sentences(label=label, shape=shape, min_volume=min_volume, proportion=[proportion], value=[value],
                      expected=[expected], lower=[lower], upper=[upper], flagged=[flagged], outside=[outside],
                      side_ok=[side_ok], volume_ok=[volume_ok], volume=[volume], record=[record], phase=[phase],
-                     span=[span], numerator=[numerator], denominator=[denominator])[0]
+                     span=[span], numerator=[numerator], denominator=[denominator], run=[run])[0]
 
 
 def sentences(*, label: str, shape: str, min_volume: float, proportion: Sequence[bool], value: Sequence[float],
               expected: Sequence[float], lower: Sequence[float], upper: Sequence[float], flagged: Sequence[bool],
               outside: Sequence[bool], side_ok: Sequence[bool], volume_ok: Sequence[bool], volume: Sequence[float],
               record: Sequence[str], phase: Sequence[str], span: Sequence[str], numerator: Sequence[float],
-              denominator: Sequence[float]) -> list[str]:
+              denominator: Sequence[float], run: Sequence[int] | None = None) -> list[str]:
     """`sentence` for many buckets of one series: each argument but label, shape and
     min_volume is a sequence of plain Python values, one per bucket."""
     head = f"{label} " if label else ""
     fmt = {False: formatter(shape, False), True: formatter(shape, True)}
     counts = formatter("count")
     out = []
-    for (prop, v, e, lo, hi, fl, outs, sok, vok, vol, rec, ph, sp, num, den) in zip(
+    run = [0] * len(value) if run is None else run
+    for (prop, v, e, lo, hi, fl, outs, sok, vok, vol, rec, ph, sp, num, den, rn) in zip(
             proportion, value, expected, lower, upper, flagged, outside, side_ok, volume_ok, volume, record,
-            phase, span, numerator, denominator):
+            phase, span, numerator, denominator, run):
         f = fmt[bool(prop)]
         vt = f(v)
         if shape == "ratio" and not (math.isnan(num) or math.isnan(den)):
             vt += f" ({counts(num)} of {counts(den)})"
         text = f"{head}{vt} vs expected {f(e)} ({f(lo)}..{f(hi)})"
+        if fl and not outs:  # flagged as the end of a run of hours (runs.py)
+            side = "above" if v > e else "below"
+            out.append(f"{text}, {_relative(v, e)}; with the {rn - 1} hours before it today, "
+                       f"together {side} their expected range")
+            continue
         out.append(_verdict(text, shape, v, e, fl, outs, sok, vok, vol, min_volume, rec, ph, sp))
     return out
 

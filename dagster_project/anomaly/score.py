@@ -11,7 +11,7 @@ much older history is supplied. Per bucket (core.py):
    supports (2+ cycles); buckets beyond `sensitivity` robust sds are the window's own
    outliers (past incidents) and are left out of the fit;
 3. each candidate seasonality (several for `auto`, see settings.candidates), and for a
-   positive fraction both the value and its log, is fitted (models.py);
+   positive fraction the value, its log and its square root (domain.py), is fitted (models.py);
 4. the candidate with the smallest spread of honest (out-of-sample) residuals on the
    buckets every candidate scored wins, the simplest within the noise of the comparison;
 5. the band, score and flag; then the sentence (reason.py).
@@ -34,7 +34,8 @@ from . import reason as text
 from .buckets import as_ns, excluded_buckets, grain_index
 from .core import empty_rows, score_rows
 from .hourly import AHEAD, score_hourly
-from .models import DETECTOR, LOG_DETECTOR, RATE_DETECTOR
+from .domain import VALUE
+from .models import DETECTOR, RATE_DETECTOR
 from .settings import MIN_EVENTS, at_grain, SHAPES, DetectorSettings, history_needed, min_history, training_buckets
 from .sparse import DETECTOR as SPARSE_DETECTOR, MIN_SIZES, sparse_rows
 from .stats import prefix_sum
@@ -273,7 +274,7 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
             for k in ("expected", "lower", "upper", "score"):
                 res[k][rows[ok]] = band[k][ok]
             # an event's size has no seasonality, and a record of its phase would mislead
-            res["log"][rows[ok]], res["seasonality"][rows[ok]], res["record"][rows[ok]] = False, "none", ""
+            res["domain"][rows[ok]], res["seasonality"][rows[ok]], res["record"][rows[ok]] = VALUE, "none", ""
             sparse[rows[ok]], unjudged[rows[~ok]], sizes[rows] = True, True, band["sizes"]
     score, enough = res["score"], res["enough"]
     expected = res["expected"]
@@ -285,14 +286,17 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
     else:
         volume, need = res["volume"], settings.min_volume
         volume_ok = (np.nan_to_num(volume, nan=-np.inf) >= need) if need > 0 else np.ones(score.size, bool)
-    flagged = outside & side_ok & volume_ok
+    # or, at the hour grain, the end of a run of hours that together are outside (runs.py)
+    run = np.where(enough & ~sparse & ~unjudged, res["run"], 0)
+    flagged = (outside | (run > 0)) & side_ok & volume_ok
     direction = np.where(np.isnan(expected), None, np.where(value > expected, "up", "down"))
     prop = res["proportion"]
     detector = np.where((shape == "ratio") & ~prop, RATE_DETECTOR, DETECTOR[shape])
-    detector = np.where(res["log"], LOG_DETECTOR, detector)
     detector = np.where(sparse, SPARSE_DETECTOR, detector)
     season = np.where(res["seasonality"] == "", settings.seasonality, res["seasonality"])
-    model = np.array([f"{d}/{z}" for d, z in zip(detector, season)], dtype=object)
+    # a fraction fitted in its log or square root: robust-mad-log, robust-mad-sqrt
+    model = np.array([f"{d}/{z}" if m == VALUE else f"{d}-{m}/{z}" for d, m, z in zip(detector, res["domain"], season)],
+                     dtype=object)
     if shape != "ratio":
         num = np.full(value.size, np.nan)
         den = np.full(value.size, np.nan)
@@ -317,7 +321,7 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
         label=label, shape=shape, min_volume=need, **{k: np.asarray(v)[rows].tolist() for k, v in {
             "proportion": prop, "value": value, "expected": expected, "lower": res["lower"], "upper": res["upper"],
             "flagged": flagged, "outside": outside, "side_ok": side_ok, "volume_ok": volume_ok,
-            "volume": volume, "record": res["record"], "numerator": num, "denominator": den}.items()},
+            "volume": volume, "record": res["record"], "numerator": num, "denominator": den, "run": run}.items()},
         phase=phase.tolist(), span=span.tolist())
     return {
         "bucket_start": bucket, "value": value, "expected": expected, "lower": res["lower"], "upper": res["upper"],

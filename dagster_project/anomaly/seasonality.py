@@ -147,20 +147,21 @@ def robust_residuals(y: np.ndarray, period: int, block: int, rule: bool = False)
     deviation. Without: y - median of its block of `block` buckets. Used only to find the
     window's own outliers, which the second pass leaves out. `rule`: also return the
     fit's continuation past the window (the last cycle's or block's median (n,), and the
-    per-phase deviation (n, P), zeros without a period) to judge later buckets."""
+    per-phase deviation (n, P), zeros without a period) to judge later buckets, and the
+    residuals from the previous cycle's (block's) median instead of their own: as a later
+    bucket is judged, a level it did not shape (runs.py)."""
     n, w = y.shape
-    if period > 1:
-        g = fold(y, period)
-        level = nanmedian(g, 2)
-        dev = g - level[:, :, None]
-        phase = nanmedian(dev, 1)
-        r = unfold(dev - phase[:, None, :], w)
-        return (r, level[:, -1], phase) if rule else r
-    b = max(1, block)
+    b = period if period > 1 else max(1, block)
     g = fold(y, b)
     level = nanmedian(g, 2)
-    r = unfold(g - level[:, :, None], w)
-    return (r, level[:, -1], np.zeros((n, 1))) if rule else r
+    dev = g - level[:, :, None]
+    phase = nanmedian(dev, 1) if period > 1 else np.zeros((n, 1))
+    r = unfold(dev - phase[:, None, :], w)
+    if not rule:
+        return r
+    before = np.concatenate([np.full((n, 1), np.nan), level[:, :-1]], axis=1)
+    lagged = unfold(g - before[:, :, None] - phase[:, None, :], w)
+    return r, level[:, -1], phase, lagged
 
 
 def _mean(a: np.ndarray, axis: int, nan: np.ndarray | None = None, count: np.ndarray | None = None) -> np.ndarray:
