@@ -44,14 +44,18 @@ def ours_flags(frame: pd.DataFrame, shape: str, grain: str, score_from: int,
 
 # ---- NAB -------------------------------------------------------------------------------
 
-def nab_series() -> list[tuple[str, str, pd.DataFrame, list[tuple[pd.Timestamp, pd.Timestamp]]]]:
-    """(name, shape, hourly frame, label windows): realTweets as hourly sums (counts),
-    the artificial series as hourly means (levels)."""
-    labels = json.loads((NAB_DIR / "labels.json").read_text())
+def nab_series(root: Path = NAB_DIR) -> list[tuple[str, str, pd.DataFrame, list[tuple[pd.Timestamp, pd.Timestamp]]]]:
+    """(name, shape, hourly frame, label windows) for every labelled CSV under `root`
+    (NAB's layout: `labels.json` maps `<folder>/<file>.csv` to its windows; labels of
+    files not there are skipped): realTweets as hourly sums (counts), every other
+    folder as hourly means (levels)."""
+    labels = json.loads((root / "labels.json").read_text())
     out = []
     for key in sorted(labels):
         folder = key.split("/")[0]
-        raw = pd.read_csv(NAB_DIR / key, parse_dates=["timestamp"])
+        if not (root / key).is_file():
+            continue
+        raw = pd.read_csv(root / key, parse_dates=["timestamp"])
         hour = raw["timestamp"].dt.floor("h")
         if folder == "realTweets":
             agg, shape = raw.groupby(hour)["value"].sum(), "count"

@@ -2,10 +2,10 @@
 the baseline most dbt projects run (flag a bucket more than 3 population standard
 deviations from the mean of the previous 14 buckets, both directions).
 
-    .venv/bin/python bench/anomaly_eval.py [--quick]
+    .venv/bin/python bench/anomaly_eval.py [--quick] [--only nab --nab DIR]
 
 1. synthetic series with planted anomalies (bench/anomaly_synth.py), many seeds;
-2. NAB labelled series (/work/shared/data/nab), hourly buckets, walk forward;
+2. NAB labelled series (/work/shared/data/nab, or `--nab DIR`), hourly buckets, walk forward;
 3. the demo generator's hourly row counts with its three planted incidents;
 4. throughput: 10,000 daily series x 90 buckets, one hourly series of 90 days, and 50
    hourly series of 90 days in one score_many call.
@@ -27,7 +27,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.anomaly_data import baseline_flags, demo_hourly, nab_series, ours_flags, window_hits  # noqa: E402
+from bench.anomaly_data import NAB_DIR, baseline_flags, demo_hourly, nab_series, ours_flags, window_hits  # noqa: E402
 from bench.anomaly_synth import CATEGORIES, cases  # noqa: E402
 from bench.table import print_table  # noqa: E402
 from dagster_project.anomaly import (DetectorSettings, SeriesJob, merge_incidents, min_history,  # noqa: E402
@@ -111,11 +111,11 @@ def synthetic(seeds: int) -> None:
           "default sensitivity: 2.7 for days (3.0), 0.47 for hours (3.5)).")
 
 
-def nab() -> None:
-    print("\n## 2. NAB labelled series (hourly buckets; DetectorSettings() defaults, seasonality auto)\n")
+def nab(root: Path) -> None:
+    print(f"\n## 2. NAB labelled series in {root} (hourly buckets; DetectorSettings() defaults, seasonality auto)\n")
     warm = min_history("hour", DetectorSettings())
     rows, tot = [], defaultdict(lambda: defaultdict(int))
-    for key, shape, frame, windows in nab_series():
+    for key, shape, frame, windows in nab_series(root):
         flags, scored, out = ours_flags(frame, shape, "hour", warm)
         base = baseline_flags(frame["value"].to_numpy()) & scored
         jo, fo, fpo, no = window_hits(frame["bucket_start"], flags, scored, windows)
@@ -280,13 +280,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer seeds (10 per category instead of 60)")
     ap.add_argument("--only", choices=["synthetic", "nab", "demo", "throughput"], action="append")
+    ap.add_argument("--nab", type=Path, default=NAB_DIR, metavar="DIR",
+                    help=f"a folder in NAB's layout (labels.json + <folder>/<file>.csv), e.g. other NAB series "
+                         f"held out from tuning; default {NAB_DIR}")
     args = ap.parse_args()
     only = set(args.only or ["synthetic", "nab", "demo", "throughput"])
     t0 = time.perf_counter()
     if "synthetic" in only:
         synthetic(10 if args.quick else 60)
     if "nab" in only:
-        nab()
+        nab(args.nab)
     if "demo" in only:
         demo(90)
     if "throughput" in only:

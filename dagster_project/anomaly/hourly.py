@@ -28,7 +28,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .core import choose, empty_rows, fit_variants, record, score_rows, store
 from .domain import VALUE, forward
-from .models import Fit, anscombe, band, band_params, inside_proportion, ratio_t, recent_or_all
+from .models import Fit, anscombe, band, band_params, inside_proportion, level_shift, ratio_t
 from .runs import run_hours, run_variance
 from .seasonality import cycles_with_data, fold, spread
 from .settings import PERIOD, candidates, level_span, min_cycles, training_buckets
@@ -177,7 +177,7 @@ def _recent(day, this, rule, y, dom, shape, sensitivity, prop, t, h, k) -> tuple
     first pass's median fit as seen from t (core.clean): the median of the cycle (or
     block) ending at t, plus the anchor's deviation of its phase. (The anchor's own
     pass cuts cycles at midnight, so a whole quiet day would never be an outlier.)
-    Also the same buckets with the outliers kept (models.recent_or_all), and the day's
+    Also the same buckets with the outliers kept (models.level_shift), and the day's
     residuals from that fit in its scales, hours 0..h (`this`: the bucket's own value,
     or numerator and denominator), for runs (runs.py)."""
     if dom != VALUE:
@@ -215,9 +215,9 @@ def _recent(day, this, rule, y, dom, shape, sensitivity, prop, t, h, k) -> tuple
 
 def _baseline(fit, shape, window, recent, every, at, h, k, w, den_t):
     """expected, kappa and volume at each bucket (anchor row `at`, hour `h`), as in
-    models.fit_*: the level is the mean of the last k de-seasonalised buckets (`recent`,
-    or `every` after a level shift: models.recent_or_all), else of the anchor's window
-    and the day so far."""
+    models.fit_*: the level is the mean of the last k de-seasonalised buckets (`recent`;
+    after a level shift the median of `every`: models.level_shift), else of the anchor's
+    window and the day so far."""
     p = fit.period
     phase = h % p
     if p > 1:
@@ -233,23 +233,25 @@ def _baseline(fit, shape, window, recent, every, at, h, k, w, den_t):
         cs = prefix_sum(np.nan_to_num(x, nan=0.0), axis=1)
         return cs[rows, h + k] - cs[rows, h]
 
+    def last_median(x):  # median over the last k buckets before t
+        return nanmedian(x[rows[:, None], h[:, None] + np.arange(k)[None, :]])
+
     def whole(x_win, x_rec):  # sum over the anchor's window and the day so far
         return np.nansum(x_win, axis=1)[at] + np.nansum(x_rec[:, k:], axis=1)
 
     if shape == "ratio":
         (num, den), (num_w, den_w) = recent, window
         num_e, den_e = every
-        kept, ok_e = ~np.isnan(num) & ~np.isnan(den), ~np.isnan(num_e) & ~np.isnan(den_e)
-        num = recent_or_all(num, num_e, last(kept), last(ok_e))
-        den = recent_or_all(den, den_e, last(kept), last(ok_e))
+        shift = level_shift(last(~np.isnan(num) & ~np.isnan(den)), last(~np.isnan(num_e) & ~np.isnan(den_e)))
         adj, adj_w = (num - s_rec * den, num_w - s_win * den_w) if p > 1 else (num, num_w)
-        a_t, d_t = last(adj), last(den)
+        a_t, d_t = last(adj), np.where(shift, last(den_e), last(den))
         wa, wd = whole(adj_w, adj), whole(den_w, den)
         use = d_t > 0
         sden = fit.profile_n[at, phase] if p > 1 else np.inf
         with np.errstate(invalid="ignore", divide="ignore"):
             whole_level = np.where(wd > 0, wa / np.where(wd > 0, wd, 1.0), np.nan)
             level = np.where(use, a_t / np.where(use, d_t, 1.0), whole_level)
+            level = np.where(shift, last_median((num_e - s_rec * den_e if p > 1 else num_e) / den_e), level)
             kappa = 1.0 + den_t / np.where(use, d_t, wd) + den_t / sden
         expected = np.clip(level + prof + fit.bias[at], 0.0, np.where(fit.proportion[at], 1.0, np.inf))
         if p > 1:
@@ -257,13 +259,15 @@ def _baseline(fit, shape, window, recent, every, at, h, k, w, den_t):
         else:
             volume = nanmedian(den[rows[:, None], h[:, None] + np.arange(k)[None, :]])
         return expected, kappa, volume
-    both = recent_or_all(recent[0], every[0], last(~np.isnan(recent[0])), last(~np.isnan(every[0])))
+    shift = level_shift(last(~np.isnan(recent[0])), last(~np.isnan(every[0])))
     with np.errstate(invalid="ignore", divide="ignore"):
         if shape == "count":
-            d = np.where(s_rec > 0, both / s_rec, np.nan) if p > 1 else both
+            d, d_e = (np.where(s_rec > 0, x / s_rec, np.nan) if p > 1 else x for x in (recent[0], every[0]))
             d_w = np.where(s_win > 0, window[0] / s_win, np.nan) if p > 1 else window[0]
         else:
-            d, d_w = (both - s_rec, window[0] - s_win) if p > 1 else (both, window[0])
+            d, d_e = (x - s_rec if p > 1 else x for x in (recent[0], every[0]))
+            d_w = window[0] - s_win if p > 1 else window[0]
+    d = np.where(shift[:, None], d_e, d)
     ok, ok_w = (~np.isnan(d)).astype(float), (~np.isnan(d_w)).astype(float)
     c_last = last(ok)
     use = c_last > 0
@@ -271,6 +275,7 @@ def _baseline(fit, shape, window, recent, every, at, h, k, w, den_t):
     c_t = np.where(use, c_last, whole(ok_w, ok))
     with np.errstate(invalid="ignore", divide="ignore"):
         level = np.where(c_t > 0, s_t / np.maximum(c_t, 1), np.nan)
+    level = np.where(shift, last_median(d), level)
     if shape == "fraction":
         return level + prof, None, None
     wsum = last(np.where(np.isnan(d), np.nan, s_rec))

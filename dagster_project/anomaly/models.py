@@ -125,14 +125,19 @@ def _level(d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         return np.where(c >= max(1, k // 2), s / np.maximum(c, 1), np.nan), c
 
 
-def recent_or_all(kept: np.ndarray, every: np.ndarray, count_kept: np.ndarray, count_all: np.ndarray) -> np.ndarray:
-    """The buckets behind the level at t: the last k without the first pass's outliers,
-    unless those outliers are most of them (more than half of the last k with a value).
-    Then they are a new level, not an incident: a level shift that has lasted half a
-    level span enters the level (else the level would wait for the first pass's median,
-    half a cycle: 3.5 days for hour-of-week, and flag every hour until then)."""
-    shift = 2 * count_kept < count_all
-    return np.where(shift.reshape(shift.shape + (1,) * (kept.ndim - shift.ndim)), every, kept)
+def level_shift(count_kept: np.ndarray, count_all: np.ndarray) -> np.ndarray:
+    """Per row: are the first pass's outliers most of the last k buckets with a value
+    (`count_kept` of `count_all` are not outliers)? Then they are a new level, not an
+    incident, and the level at t is the median of those k values (a median: a spike
+    among them does not move it). A step that has lasted half a level span so enters the
+    level; else it would wait for the first pass's median, half a cycle (3.5 days for
+    hour-of-week), and every hour until then would be flagged."""
+    return 2 * count_kept < count_all
+
+
+def median_last(d: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the median of the non-NaN values among the last k positions."""
+    return nanmedian(d[:, max(0, d.shape[1] - k):])
 
 
 def _level_now(d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -172,7 +177,8 @@ def fit_count(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarray) 
     wsum, _ = previous_window(weight, k)
     with np.errstate(invalid="ignore", divide="ignore"):
         d_all = np.where(sfull > 0, x_all / sfull, np.nan) if period > 1 else x_all
-    d_now = recent_or_all(d, d_all, last_window(d, k)[1], last_window(d_all, k)[1])
+    shift = level_shift(last_window(d, k)[1], last_window(d_all, k)[1])
+    d_now = np.where(shift[:, None], d_all, d)
     wsum_t, _ = last_window(np.where(np.isnan(d_now), np.nan, sfull), k)
     mu = level * sloo
     ok = ~np.isnan(x) & np.isfinite(mu)
@@ -186,6 +192,7 @@ def fit_count(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarray) 
         kres = 1.0 + sfull / wsum + _profile_terms(period, w, scnt)
     u = anscombe(x) - anscombe(mu)
     level_t, cnt_t = _level_now(d_now, k)
+    level_t = np.where(shift, median_last(d_all, k), level_t)
     mu_t = bias * level_t * prof_t
     with np.errstate(divide="ignore"):
         kappa = 1.0 + np.where(wsum_t > 0, prof_t / wsum_t, 1.0 / np.maximum(cnt_t, 1)) + 1.0 / cyc_t
@@ -209,7 +216,8 @@ def fit_fraction(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarra
     r = x - (level + sloo)
     r_all = x_all - (level + sloo)
     d_all = x_all - spread(s, w // period, w) if period > 1 else x_all
-    level_t, _ = _level_now(recent_or_all(d, d_all, last_window(d, k)[1], last_window(d_all, k)[1]), k)
+    level_t, _ = _level_now(d, k)
+    level_t = np.where(level_shift(last_window(d, k)[1], last_window(d_all, k)[1]), median_last(d_all, k), level_t)
     return Fit(name, period, resid=r, resid_all=r_all, expected=level_t + prof_t, floor=floor, profile=s,
                counts=counts)
 
@@ -257,15 +265,15 @@ def fit_ratio(num: np.ndarray, den: np.ndarray, name: str, period: int, k: int,
         kres = 1.0 + den / dsum + den / prof_den
         kres_all = 1.0 + den_all / dsum + den_all / prof_den
     adj_all = num_all - spread(s, w // period, w) * den_all if period > 1 else num_all
-    c_kept, c_all = last_window(adj, k)[1], last_window(adj_all, k)[1]
-    a_t, _ = last_window(recent_or_all(adj, adj_all, c_kept, c_all), k)
-    den_kept, den_every = np.where(np.isnan(adj), np.nan, den), np.where(np.isnan(adj_all), np.nan, den_all)
-    d_t, _ = last_window(recent_or_all(den_kept, den_every, c_kept, c_all), k)
+    shift = level_shift(last_window(adj, k)[1], last_window(adj_all, k)[1])
+    a_t, _ = last_window(adj, k)
+    d_t, _ = last_window(np.where(shift[:, None], np.where(np.isnan(adj_all), np.nan, den_all), den), k)
     wa = nansum(adj, 1)
     wd = nansum(den, 1)
     use = d_t > 0
     with np.errstate(invalid="ignore", divide="ignore"):
         level_t = np.where(use, a_t / np.where(use, d_t, 1.0), np.where(wd > 0, wa / np.where(wd > 0, wd, 1.0), np.nan))
+        level_t = np.where(shift, median_last(adj_all / den_all, k), level_t)
         kappa = 1.0 + den_t / np.where(use, d_t, wd) + den_t / sden_t
     mu_t = np.clip(level_t + prof_t + bias, 0.0, np.where(prop, 1.0, np.inf))
     if period > 1:
