@@ -17,6 +17,7 @@ minimum history (72 hours, 21 days) or the case's own warm-up."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections import defaultdict
@@ -115,7 +116,15 @@ def nab(root: Path) -> None:
     print(f"\n## 2. NAB labelled series in {root} (hourly buckets; DetectorSettings() defaults, seasonality auto)\n")
     warm = min_history("hour", DetectorSettings())
     rows, tot = [], defaultdict(lambda: defaultdict(int))
-    for key, shape, frame, windows in nab_series(root):
+    if not (root / "labels.json").is_file():
+        raise SystemExit(f"{root} has no labels.json (NAB's layout: labels.json + <folder>/<file>.csv)")
+    series = nab_series(root)
+    labelled = len(json.loads((root / "labels.json").read_text()))
+    if not series:
+        raise SystemExit(f"no labelled CSV of {root / 'labels.json'} found under {root}")
+    if len(series) < labelled:
+        print(f"({labelled - len(series)} of the {labelled} labelled files are not under {root}: skipped)\n")
+    for key, shape, frame, windows in series:
         flags, scored, out = ours_flags(frame, shape, "hour", warm)
         base = baseline_flags(frame["value"].to_numpy()) & scored
         jo, fo, fpo, no = window_hits(frame["bucket_start"], flags, scored, windows)

@@ -165,7 +165,8 @@ def clean(win, shape, sensitivity, names, ok, k, prop, floor, rule=None):
     the smallest scale (1 in the variance-stabilised scales: Poisson or binomial noise
     cannot be smaller; the data's resolution for fractions). `rule` (a dict): receives
     per row the period, the median fit's continuation, centre and scale, and the window's
-    residuals from the previous cycle's median, in scales, z (hourly.py; runs.py)."""
+    residuals in scales from the previous cycle's median (z) and from their own
+    cycle's (z_own) (hourly.py; runs.py)."""
     n, w = ok.shape
     seasonal = [c for c in names if PERIOD[c] > 1]
     period = np.ones(n, int)
@@ -182,7 +183,8 @@ def clean(win, shape, sensitivity, names, ok, k, prop, floor, rule=None):
     outlier = np.zeros((n, w), bool)
     if rule is not None:
         rule.update(period=period, level=np.full(n, np.nan), phase=np.zeros((n, int(period.max()))),
-                    center=np.full(n, np.nan), scale=np.full(n, np.nan), z=np.full((n, w), np.nan))
+                    center=np.full(n, np.nan), scale=np.full(n, np.nan), z=np.full((n, w), np.nan),
+                    z_own=np.full((n, w), np.nan))
     for p in np.unique(period):
         sel = np.nonzero(period == p)[0]
         yy = np.where(ok[sel], y[sel], np.nan)
@@ -206,7 +208,8 @@ def clean(win, shape, sensitivity, names, ok, k, prop, floor, rule=None):
         if rule is not None:
             rule["center"][sel], rule["scale"][sel] = center, scale
             with np.errstate(invalid="ignore", divide="ignore"):
-                rule["z"][sel] = (lagged - center[:, None]) / np.where(scale > 0, scale, np.nan)[:, None]
+                unit = np.where(scale > 0, scale, np.nan)[:, None]
+                rule["z"][sel], rule["z_own"][sel] = (lagged - center[:, None]) / unit, (r - center[:, None]) / unit
     return [np.where(outlier, np.nan, a) for a in win]
 
 

@@ -9,7 +9,10 @@ pieces, in batches or with more history gives the same rows.
 The last `level_span` buckets, today's included, enter the level unless the first
 pass's median fit, as seen from t (the cycle ending at t, as core.clean cuts it), calls
 them outliers: a past hour of an incident does not move the level, a quiet weekend
-does. Buckets the anchor does not serve take the per-bucket path (core.score_rows):
+does; when nearly all of them are outliers, their median is the new level
+(models.level_shift). The same fit's residuals of the day so far make runs (runs.py).
+
+Buckets the anchor does not serve take the per-bucket path (core.score_rows):
 a training window under two weeks, an anchor short of the minimum history or of two
 cycles of the richest candidate seasonality (a young series, where a fit cut at
 midnight and one cut at t differ most), or a ratio whose window stopped being a
@@ -85,7 +88,7 @@ def score_hourly(arrays, t, hour, value, num_t, den_t, shape, settings, min_hist
     nonneg = (neg[t] - neg[t - w] == 0) & ~(value < 0)
     # the square root and log domains need every value of the day so far, and the scored one, above 0
     nonpos = prefix_sum(valid & ~(arrays[0] > 0))
-    logable = (nonpos[t] - nonpos[day] == 0) & (value > 0)
+    transformable = (nonpos[t] - nonpos[day] == 0) & (value > 0)
     out["span"][rows] = t[rows] - nxt[t[rows] - w]
     width = _width(anchors - nxt[anchors - w], w)
     for wd in np.unique(width):
@@ -95,7 +98,7 @@ def score_hourly(arrays, t, hour, value, num_t, den_t, shape, settings, min_hist
             chunk = group[lo:lo + step]
             sel = np.nonzero(np.isin(inv, chunk))[0]
             _score_day(out, rows[sel], np.searchsorted(chunk, inv[sel]), anchors[chunk], arrays, raw, t, hour,
-                       value, num_t, den_t, prop_a, nonneg, logable, shape, settings, wd)
+                       value, num_t, den_t, prop_a, nonneg, transformable, shape, settings, wd)
     return out
 
 
@@ -106,7 +109,7 @@ def _width(span, w):
     return np.minimum(w, (span // WEEK + 1) * WEEK)
 
 
-def _score_day(out, rows, a, anchors, arrays, raw, t, hour, value, num_t, den_t, prop_a, nonneg, logable,
+def _score_day(out, rows, a, anchors, arrays, raw, t, hour, value, num_t, den_t, prop_a, nonneg, transformable,
                shape, settings, w) -> None:
     """Fit the anchors (windows of w buckets ending at `anchors`), then score `rows` (a:
     their anchor)."""
@@ -123,11 +126,11 @@ def _score_day(out, rows, a, anchors, arrays, raw, t, hour, value, num_t, den_t,
     moved = np.array([dom != VALUE for dom, _, _ in m["variants"]])
     if moved.any():  # the choice for a bucket the transformed domains cannot serve
         plain = choose(np.where(moved[:, None], np.inf, m["stats"]), m["usable"] & ~moved[:, None], m["n_common"])
-        choice = np.where(logable[rows], choice[a], plain[a])
+        choice = np.where(transformable[rows], choice[a], plain[a])
     else:
         choice = choice[a]
     h = hour[rows]
-    domain, per_hour = {}, {}
+    in_domain, run_stats = {}, {}
     for i, (dom, c, _) in enumerate(m["variants"]):
         sel = np.nonzero(choice == i)[0]
         if sel.size == 0:
@@ -138,13 +141,12 @@ def _score_day(out, rows, a, anchors, arrays, raw, t, hour, value, num_t, den_t,
         params = {key: None if v is None else v[at]
                   for key, v in band_params(fit, shape, settings.sensitivity).items()}
         window, rule, _ = rules[dom]
-        if dom not in domain:
-            domain[dom] = _transform(arrays, shape, dom)
-            per_hour[dom] = run_variance(rule["z"])  # per anchor (runs.py)
+        if dom not in in_domain:
+            in_domain[dom] = _transform(arrays, shape, dom)
         this = [value[r]] if shape != "ratio" else [num_t[r], den_t[r]]
-        rule_rows = {key: v[a[sel]] for key, v in rule.items() if key != "z"}
-        recent, every, z_day = _recent([x[a[sel], w - k:] for x in ext], this, rule_rows, domain[dom], dom, shape,
-                                       settings.sensitivity, prop[a[sel]], t[r], h[sel], k)
+        rule_rows = {key: v[a[sel]] for key, v in rule.items() if key not in ("z", "z_own")}
+        recent, every, z_day = _recent([x[a[sel], w - k:] for x in ext], this, rule_rows, in_domain[dom], dom,
+                                       shape, settings.sensitivity, prop[a[sel]], t[r], h[sel], k)
         expected, kappa, volume = _baseline(fit, shape, [x[used] for x in window], recent, every, at, h[sel], k, w,
                                             den_t[r])
         now = Fit(c, fit.period, resid=None, resid_all=None, expected=expected, kappa=kappa,
@@ -154,9 +156,12 @@ def _score_day(out, rows, a, anchors, arrays, raw, t, hour, value, num_t, den_t,
         same = _same_phase(raw, t[r], fit.period, training_buckets("hour", settings))
         # an average's first pass does not know its counts (its residuals mix 2-value
         # nights with 60-value noons): no runs
-        mean, var = per_hour[dom]
-        run = run_hours(z_day, h[sel], mean[a[sel]], var[a[sel]], sc, settings.sensitivity) if fit.counts is None \
-            else None
+        run = None
+        if fit.counts is None:
+            if dom not in run_stats:
+                run_stats[dom] = run_variance(rule["z"], rule["z_own"])  # per anchor (runs.py)
+            mean, var = run_stats[dom]
+            run = run_hours(z_day, h[sel], mean[a[sel]], var[a[sel]], sc, settings.sensitivity)
         store(out, r, e, lo, hi, sc, volume, c, dom, nonneg[r], record(same, value[r]), run)
 
 
@@ -216,8 +221,8 @@ def _recent(day, this, rule, y, dom, shape, sensitivity, prop, t, h, k) -> tuple
 def _baseline(fit, shape, window, recent, every, at, h, k, w, den_t):
     """expected, kappa and volume at each bucket (anchor row `at`, hour `h`), as in
     models.fit_*: the level is the mean of the last k de-seasonalised buckets (`recent`;
-    after a level shift the median of `every`: models.level_shift), else of the anchor's
-    window and the day so far."""
+    after a level shift the median of `every`, a ratio the ratio of their sums:
+    models.level_shift), else of the anchor's window and the day so far."""
     p = fit.period
     phase = h % p
     if p > 1:
@@ -243,15 +248,15 @@ def _baseline(fit, shape, window, recent, every, at, h, k, w, den_t):
         (num, den), (num_w, den_w) = recent, window
         num_e, den_e = every
         shift = level_shift(last(~np.isnan(num) & ~np.isnan(den)), last(~np.isnan(num_e) & ~np.isnan(den_e)))
+        num, den = np.where(shift[:, None], num_e, num), np.where(shift[:, None], den_e, den)
         adj, adj_w = (num - s_rec * den, num_w - s_win * den_w) if p > 1 else (num, num_w)
-        a_t, d_t = last(adj), np.where(shift, last(den_e), last(den))
+        a_t, d_t = last(adj), last(den)
         wa, wd = whole(adj_w, adj), whole(den_w, den)
         use = d_t > 0
         sden = fit.profile_n[at, phase] if p > 1 else np.inf
         with np.errstate(invalid="ignore", divide="ignore"):
             whole_level = np.where(wd > 0, wa / np.where(wd > 0, wd, 1.0), np.nan)
             level = np.where(use, a_t / np.where(use, d_t, 1.0), whole_level)
-            level = np.where(shift, last_median((num_e - s_rec * den_e if p > 1 else num_e) / den_e), level)
             kappa = 1.0 + den_t / np.where(use, d_t, wd) + den_t / sden
         expected = np.clip(level + prof + fit.bias[at], 0.0, np.where(fit.proportion[at], 1.0, np.inf))
         if p > 1:
@@ -259,7 +264,6 @@ def _baseline(fit, shape, window, recent, every, at, h, k, w, den_t):
         else:
             volume = nanmedian(den[rows[:, None], h[:, None] + np.arange(k)[None, :]])
         return expected, kappa, volume
-    shift = level_shift(last(~np.isnan(recent[0])), last(~np.isnan(every[0])))
     with np.errstate(invalid="ignore", divide="ignore"):
         if shape == "count":
             d, d_e = (np.where(s_rec > 0, x / s_rec, np.nan) if p > 1 else x for x in (recent[0], every[0]))
@@ -267,6 +271,7 @@ def _baseline(fit, shape, window, recent, every, at, h, k, w, den_t):
         else:
             d, d_e = (x - s_rec if p > 1 else x for x in (recent[0], every[0]))
             d_w = window[0] - s_win if p > 1 else window[0]
+    shift = level_shift(last(~np.isnan(d)), last(~np.isnan(d_e)))
     d = np.where(shift[:, None], d_e, d)
     ok, ok_w = (~np.isnan(d)).astype(float), (~np.isnan(d_w)).astype(float)
     c_last = last(ok)
@@ -292,7 +297,6 @@ def _same_phase(raw, t, period, w):
         return sliding_window_view(raw, w)[t - w]
     c = w // period
     return raw[t[:, None] - period * np.arange(c, 0, -1)[None, :]]
-
 
 
 

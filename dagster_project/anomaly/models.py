@@ -9,10 +9,11 @@ for the scored bucket. `band` turns a fit into expected / lower / upper / score.
 
 Baseline everywhere: expected(t) = level(t) (+ or x) profile(phase of t), the level
 being the mean of the de-seasonalised values over the last `k` buckets (settings.
-level_span), plus a bias term (the median residual; the ratio of sums for counts) that
-absorbs the lag of that mean on a trend. Residual j in the window uses the level of the
-k buckets before j and the profile without j's own value: a one-step-ahead forecast
-error, so comparing candidates does not favour the one with more parameters.
+level_span; their median after a level shift: `level_shift`), plus a bias term (the
+median residual; the ratio of sums for counts) that absorbs the lag of that mean on a
+trend. Residual j in the window uses the level of the k buckets before j and the
+profile without j's own value: a one-step-ahead forecast error, so comparing candidates
+does not favour the one with more parameters.
 
 Noise, in a variance-stabilised scale T so that one band rule fits all volumes:
 - count: T(x) = 2 sqrt(x + 3/8) (Anscombe), var = kappa * (1 + alpha * mu): Poisson
@@ -126,13 +127,14 @@ def _level(d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def level_shift(count_kept: np.ndarray, count_all: np.ndarray) -> np.ndarray:
-    """Per row: are the first pass's outliers most of the last k buckets with a value
-    (`count_kept` of `count_all` are not outliers)? Then they are a new level, not an
-    incident, and the level at t is the median of those k values (a median: a spike
-    among them does not move it). A step that has lasted half a level span so enters the
-    level; else it would wait for the first pass's median, half a cycle (3.5 days for
-    hour-of-week), and every hour until then would be flagged."""
-    return 2 * count_kept < count_all
+    """Per row: are the last k buckets with a value nearly all (nine in ten) the first
+    pass's outliers? A change that has lasted a whole level span is a new level, not an
+    incident: the level at t is then the median of those k values (a spike among them
+    does not move it; a ratio: the ratio of their sums). Else the level would wait for
+    the first pass's median, half a cycle (3.5 days for hour-of-week), and every hour
+    until then would be flagged. A shorter outage stays an incident to its end (a
+    longer one becomes the level after a level span: its recovery is then flagged)."""
+    return (count_all > 0) & (10 * count_kept <= count_all)
 
 
 def median_last(d: np.ndarray, k: int) -> np.ndarray:
@@ -217,7 +219,8 @@ def fit_fraction(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarra
     r_all = x_all - (level + sloo)
     d_all = x_all - spread(s, w // period, w) if period > 1 else x_all
     level_t, _ = _level_now(d, k)
-    level_t = np.where(level_shift(last_window(d, k)[1], last_window(d_all, k)[1]), median_last(d_all, k), level_t)
+    shift = level_shift(last_window(d, k)[1], last_window(d_all, k)[1])
+    level_t = np.where(shift, median_last(d_all, k), level_t)
     return Fit(name, period, resid=r, resid_all=r_all, expected=level_t + prof_t, floor=floor, profile=s,
                counts=counts)
 
@@ -266,14 +269,13 @@ def fit_ratio(num: np.ndarray, den: np.ndarray, name: str, period: int, k: int,
         kres_all = 1.0 + den_all / dsum + den_all / prof_den
     adj_all = num_all - spread(s, w // period, w) * den_all if period > 1 else num_all
     shift = level_shift(last_window(adj, k)[1], last_window(adj_all, k)[1])
-    a_t, _ = last_window(adj, k)
+    a_t, _ = last_window(np.where(shift[:, None], adj_all, adj), k)
     d_t, _ = last_window(np.where(shift[:, None], np.where(np.isnan(adj_all), np.nan, den_all), den), k)
     wa = nansum(adj, 1)
     wd = nansum(den, 1)
     use = d_t > 0
     with np.errstate(invalid="ignore", divide="ignore"):
         level_t = np.where(use, a_t / np.where(use, d_t, 1.0), np.where(wd > 0, wa / np.where(wd > 0, wd, 1.0), np.nan))
-        level_t = np.where(shift, median_last(adj_all / den_all, k), level_t)
         kappa = 1.0 + den_t / np.where(use, d_t, wd) + den_t / sden_t
     mu_t = np.clip(level_t + prof_t + bias, 0.0, np.where(prop, 1.0, np.inf))
     if period > 1:

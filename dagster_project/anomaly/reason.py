@@ -113,8 +113,9 @@ def sentences(*, label: str, shape: str, min_volume: float, proportion: Sequence
         text = f"{head}{vt} vs expected {f(e)} ({f(lo)}..{f(hi)})"
         if fl and not outs:  # flagged as the end of a run of hours (runs.py)
             side = "above" if v > e else "below"
-            out.append(f"{text}, {_relative(v, e)}; with the {rn - 1} hours before it today, "
-                       f"together {side} their expected range")
+            before = _plural(rn - 1, "hour")
+            out.append(f"{text}, {_relative(v, e)}; with the {before} before it today, together {side} their "
+                       f"expected range")
             continue
         out.append(_verdict(text, shape, v, e, fl, outs, sok, vok, vol, min_volume, rec, ph, sp))
     return out

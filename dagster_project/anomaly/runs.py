@@ -29,23 +29,28 @@ from .stats import nanmedian
 RUN_HOURS = 12   # half a day: a run that long is an incident, not an hour's noise
 RUN_CLIP = 1.5   # an hour adds at most 1.5 sds to a run
 RUN_LEAN = 1.0   # the flagged hour is itself at least 1 sd on the run's side
-MIN_RUN_WINDOWS = 28  # 2 weeks of half days: fewer measure a run's variance too loosely
+MIN_RUN_WINDOWS = 28  # 2 weeks of half days (of complete ones: about 3 weeks of history)
 _MEDIAN_CHI2 = 0.4549  # the median of a chi-square with 1 degree of freedom
 
 
-def run_variance(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per row of training residuals in sds (time order, NaN: none): the mean of the
-    clipped residuals (a median fit of small counts is off by a fraction of an sd, which
-    a run would add up), and the variance per hour of a run's sum: from the sums of
-    RUN_HOURS consecutive clipped residuals less that mean, their median square over the
-    chi-square's (robust: a past incident's few windows do not widen it), over
-    RUN_HOURS, at least 1. NaN (no runs) with under MIN_RUN_WINDOWS windows' worth of
-    RUN_HOURS values."""
+def run_variance(z: np.ndarray, z_own: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of training residuals in sds (time order, NaN: none), each clipped like a
+    scored hour: the mean of `z_own` (against each cycle's own median: a median fit of
+    small counts is off by a fraction of an sd, which a run would add up; a trend does
+    not move it), and the variance per hour of a run's sum, from `z` (against the
+    previous cycle's median, as a scored hour is judged against a median it did not
+    shape): the sums of RUN_HOURS consecutive residuals less their mean, their median
+    square over the chi-square's (robust: a past incident's few windows do not widen
+    it), over RUN_HOURS, at least 1. NaN (no runs) with under MIN_RUN_WINDOWS windows'
+    worth of RUN_HOURS values."""
+    own = np.clip(z_own, -RUN_CLIP, RUN_CLIP)
+    has_own = ~np.isnan(own)
+    mean = np.where(has_own.any(axis=1), np.nansum(own, axis=1) / np.maximum(has_own.sum(axis=1), 1), np.nan)
     z = np.clip(z, -RUN_CLIP, RUN_CLIP)
     has = ~np.isnan(z)
-    with np.errstate(invalid="ignore"):
-        mean = np.where(has.any(axis=1), np.nansum(z, axis=1) / np.maximum(has.sum(axis=1), 1), np.nan)
-    cz = np.concatenate([np.zeros((z.shape[0], 1)), np.cumsum(np.where(has, z - mean[:, None], 0.0), axis=1)], axis=1)
+    centre = np.nansum(z, axis=1) / np.maximum(has.sum(axis=1), 1)
+    cz = np.concatenate([np.zeros((z.shape[0], 1)), np.cumsum(np.where(has, z - centre[:, None], 0.0), axis=1)],
+                        axis=1)
     cc = np.concatenate([np.zeros((z.shape[0], 1), int), np.cumsum(has, axis=1)], axis=1)
     total = cz[:, RUN_HOURS:] - cz[:, :-RUN_HOURS]
     full = (cc[:, RUN_HOURS:] - cc[:, :-RUN_HOURS]) == RUN_HOURS
@@ -62,11 +67,14 @@ def run_hours(z: np.ndarray, h: np.ndarray, mean: np.ndarray, per_hour: np.ndarr
               sensitivity: float) -> np.ndarray:
     """Per bucket: `z` its day's residuals in sds (columns = hours 0..23 of the UTC day,
     NaN: none or not yet), `h` its hour, `mean` and `per_hour` run_variance of its
-    window, `score` its own score. The number of hours of the run it ends, 0 for none."""
+    window, `score` its own score. The number of hours of the run it ends (itself
+    included), 0 for none."""
     hour = np.arange(z.shape[1])[None, :]
-    # an hour beyond the band on its own is flagged on its own: it does not make a run of
-    # the hours after it (the tail of an outage)
-    inside = (hour <= h[:, None]) & (hour > h[:, None] - RUN_HOURS) & ~(np.abs(z) > sensitivity) & ~np.isnan(z)
+    now_col = hour == h[:, None]
+    # an earlier hour beyond the first pass's band on its own is flagged on its own: it
+    # does not make a run of the hours after it (the tail of an outage)
+    inside = (hour <= h[:, None]) & (hour > h[:, None] - RUN_HOURS) & ~np.isnan(z) \
+        & (now_col | ~(np.abs(z) > sensitivity))
     clipped = np.where(inside, np.clip(z, -RUN_CLIP, RUN_CLIP) - mean[:, None], 0.0)
     total, c = clipped.sum(axis=1), inside.sum(axis=1)
     now = np.take_along_axis(z, h[:, None], axis=1)[:, 0]
