@@ -26,7 +26,8 @@ Noise, in a variance-stabilised scale T so that one band rule fits all volumes:
   as a Poisson count); var = kappa * (1 + rho * den), rho >= 0 the beta-binomial
   overdispersion: 2 of 4 is weak evidence, 500 of 1,000 strong.
 - fraction: T = identity, square root or log (the caller picks the domain with the
-  better likelihood: domain.py), scale = Huber-winsorised sd of the residuals started from 1.4826 * MAD.
+  better likelihood: domain.py), scale = Huber-winsorised sd of the residuals started
+  from 1.4826 * MAD.
   An average (`counts` given: the values each bucket averages) has the variance
   s^2 (1/c + a) / (1 + a) at relative count c (sampling noise plus a share `a` that does
   not shrink with the count, chosen by likelihood: _average_noise).

@@ -7,8 +7,8 @@ outside what chance gives. So at the hour grain (the anchored path, hourly.py) a
 is also flagged when it ends a run: its residual and those of the hours before it on the
 same UTC day (at most RUN_HOURS), each clipped to +-RUN_CLIP so that one large hour does
 not make a run of the hours after it, sum beyond `sensitivity` sds of such a sum; the
-bucket itself is at least RUN_LEAN sds off on the run's side, and its score leans that
-way too.
+bucket's own score is at least RUN_LEAN sds off on the run's side, and its residual
+leans that way too.
 
 The residuals are the first pass's (core.clean: a median fit, the median of the last
 cycle, as seen from the bucket), in its robust scale: a median does not follow an
@@ -28,7 +28,7 @@ from .stats import nanmedian
 
 RUN_HOURS = 12   # half a day: a run that long is an incident, not an hour's noise
 RUN_CLIP = 1.5   # an hour adds at most 1.5 sds to a run
-RUN_LEAN = 1.0   # the flagged hour is itself at least 1 sd on the run's side
+RUN_LEAN = 1.0   # the flagged hour's own score is at least 1 sd on the run's side
 MIN_RUN_WINDOWS = 28  # 2 weeks of half days (of complete ones: about 3 weeks of history)
 _MEDIAN_CHI2 = 0.4549  # the median of a chi-square with 1 degree of freedom
 
