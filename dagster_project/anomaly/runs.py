@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .stats import nanmedian
+from .stats import nanmean, nanmedian, prefix_sum
 
 RUN_HOURS = 12   # half a day: a run that long is an incident, not an hour's noise
 RUN_CLIP = 1.5   # an hour adds at most 1.5 sds to a run
@@ -43,15 +43,11 @@ def run_variance(z: np.ndarray, z_own: np.ndarray) -> tuple[np.ndarray, np.ndarr
     square over the chi-square's (robust: a past incident's few windows do not widen
     it), over RUN_HOURS, at least 1. NaN (no runs) with under MIN_RUN_WINDOWS windows'
     worth of RUN_HOURS values."""
-    own = np.clip(z_own, -RUN_CLIP, RUN_CLIP)
-    has_own = ~np.isnan(own)
-    mean = np.where(has_own.any(axis=1), np.nansum(own, axis=1) / np.maximum(has_own.sum(axis=1), 1), np.nan)
+    mean = nanmean(np.clip(z_own, -RUN_CLIP, RUN_CLIP))
     z = np.clip(z, -RUN_CLIP, RUN_CLIP)
     has = ~np.isnan(z)
-    centre = np.nansum(z, axis=1) / np.maximum(has.sum(axis=1), 1)
-    cz = np.concatenate([np.zeros((z.shape[0], 1)), np.cumsum(np.where(has, z - centre[:, None], 0.0), axis=1)],
-                        axis=1)
-    cc = np.concatenate([np.zeros((z.shape[0], 1), int), np.cumsum(has, axis=1)], axis=1)
+    cz = prefix_sum(np.where(has, z - nanmean(z)[:, None], 0.0), axis=1)
+    cc = prefix_sum(has, axis=1)
     total = cz[:, RUN_HOURS:] - cz[:, :-RUN_HOURS]
     full = (cc[:, RUN_HOURS:] - cc[:, :-RUN_HOURS]) == RUN_HOURS
     square = np.where(full, total ** 2, np.nan)
