@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .domain import DOMAINS, JACOBIAN, VALUE, back, forward
+from .domain import JACOBIAN, LOG, SQRT, VALUE, back, forward, sqrt_offset, takes
 from .models import anscombe, band, fit_count, fit_fraction, fit_ratio, is_proportion, ratio_t, selection_stat
 from .seasonality import cycles_with_data, fold, robust_residuals
 from .settings import PERIOD, candidates, level_span, min_cycles
@@ -29,7 +29,7 @@ def score_rows(windows, value, num_t, den_t, shape, grain, settings, min_hist) -
     win = [w[rows] for w in windows]
     ok = valid[rows]
     prop = out["proportion"][rows]
-    m = fit_variants(win, ok, value[rows] > 0, shape, grain, settings, den_t[rows], prop)
+    m = fit_variants(win, ok, value[rows], shape, grain, settings, den_t[rows], prop)
     choice = choose(m["stats"], m["usable"], m["n_common"])
     raw = windows[0][rows] / windows[1][rows] if shape == "ratio" else windows[0][rows]
     for i, (dom, c, _) in enumerate(m["variants"]):
@@ -38,14 +38,15 @@ def score_rows(windows, value, num_t, den_t, shape, grain, settings, min_hist) -
             continue
         fit = m["fits"][(dom, c)].rows(sel)
         r = rows[sel]
-        v = forward(value[r], dom)
+        offset = m["offset"][sel]
+        v = forward(value[r], dom, offset)
         e, lo, hi, sc = band(fit, shape, settings.sensitivity, v, num_t[r], den_t[r])
         # a series that never went below 0 (amounts, counts, ratios) cannot: its band stops
         # at 0 instead of promising negative values (the score, and so the flags, unchanged)
         with np.errstate(invalid="ignore"):
             nonneg = np.all(np.isnan(raw[sel]) | (raw[sel] >= 0), axis=1) & ~(value[r] < 0)
         same = fold(raw[sel], PERIOD[c])[:, :, 0] if PERIOD[c] > 1 else raw[sel]
-        store(out, r, e, lo, hi, sc, fit.volume, c, dom, nonneg, record(same, value[r]))
+        store(out, r, e, lo, hi, sc, fit.volume, c, dom, nonneg, record(same, value[r]), offset=offset)
     first = np.argmax(ok, axis=1)
     out["span"][rows] = ok.shape[1] - first
     return out
@@ -59,10 +60,10 @@ def empty_rows(n: int, have: np.ndarray, min_hist: int) -> dict[str, np.ndarray]
             "run": np.zeros(n, int)}
 
 
-def store(out, r, e, lo, hi, sc, volume, c, dom, nonneg, rec, run=None) -> None:
-    """Write the band of rows `r` (in the fit's domain: back to values here), and for
-    hours the run each completes (runs.py)."""
-    e, lo, hi = back(e, dom), back(lo, dom), back(hi, dom)
+def store(out, r, e, lo, hi, sc, volume, c, dom, nonneg, rec, run=None, offset=0.0) -> None:
+    """Write the band of rows `r` (in the fit's domain, with its square root's offset:
+    back to values here), and for hours the run each completes (runs.py)."""
+    e, lo, hi = back(e, dom, offset), back(lo, dom, offset), back(hi, dom, offset)
     lo = np.where(nonneg, np.maximum(lo, 0.0), lo)
     e = np.where(nonneg, np.maximum(e, 0.0), e)
     out["expected"][r], out["lower"][r], out["upper"][r], out["score"][r] = e, lo, hi, sc
@@ -85,11 +86,13 @@ def record(same: np.ndarray, value: np.ndarray) -> np.ndarray:
     return np.where(lowest, "lowest", np.where(highest, "highest", ""))
 
 
-def fit_variants(win, ok, value_positive, shape, grain, settings, den_t, prop, rules=None) -> dict:
+def fit_variants(win, ok, value, shape, grain, settings, den_t, prop, rules=None) -> dict:
     """Steps 2-4 for a batch of windows: first pass, each candidate fit (seasonality x
-    domain) and its selection statistic. `value_positive`: the scored value allows the
-    square root and log domains. `rules` (a dict): receives per domain the cleaned windows, the first
-    pass's rule and the resolution floor, for hourly.py."""
+    domain) and its selection statistic. `value`: the scored values, which a square root
+    or log domain must take (None: not checked here, hourly.py checks per bucket).
+    `rules` (a dict): receives per domain the cleaned windows, the first pass's rule and
+    the resolution floor, for hourly.py. Also returns per row the square root's offset
+    (domain.sqrt_offset; 0 when unused)."""
     n = ok.shape[0]
     k = level_span(grain, settings)
     names = candidates(grain, settings)
@@ -99,16 +102,24 @@ def fit_variants(win, ok, value_positive, shape, grain, settings, den_t, prop, r
     if "none" not in avail:  # an explicit seasonality without enough cycles yet falls back to none
         avail["none"] = ~np.any([avail[c] for c in names], axis=0)
         names = names + ("none",)
-    # domains (domain.py): the value itself, and for a positive level its log and square root
+    # domains (domain.py): the value itself, for a positive window its log, for one >= 0
+    # its square root (with an offset when it has zeros)
     domains = {VALUE: np.ones(n, bool)}
+    offset = np.zeros(n)
     if shape == "fraction":
+        offset = sqrt_offset(win[0], ok)
         with np.errstate(invalid="ignore"):
-            positive = np.all(~ok | (win[0] > 0), axis=1) & value_positive
-        if positive.any():
-            domains.update({d: positive for d in DOMAINS if d != VALUE})
+            positive = np.all(~ok | (win[0] > 0), axis=1)
+        for dom, fine in ((SQRT, ~np.isnan(offset)), (LOG, positive)):
+            if value is not None:
+                fine = fine & takes(value, dom, offset)
+            if fine.any():
+                domains[dom] = fine
+        offset = np.where(domains.get(SQRT, np.zeros(n, bool)), offset, 0.0)
     variants, fits, fitted = [], {}, []  # fitted: (rows, the fit of those rows) per variant
     for dom, dom_ok in domains.items():
-        full = [forward(np.where(ok, win[0], 1.0), dom) + np.where(ok, 0.0, np.nan)] if dom != VALUE else win
+        shift = offset[:, None] if dom == SQRT else 0.0
+        full = [forward(np.where(ok, win[0], 1.0), dom, shift) + np.where(ok, 0.0, np.nan)] if dom != VALUE else win
         floor = resolution_floor(full[0]) if shape == "fraction" else 1.0
         rule = {} if rules is not None else None
         w = clean(full, shape, settings.sensitivity, names, ok, k, prop, floor, rule)
@@ -141,11 +152,11 @@ def fit_variants(win, ok, value_positive, shape, grain, settings, den_t, prop, r
             st = np.log(selection_stat(f, shape, common[r]))
             if dom != VALUE:
                 used = common[r] & ok[r]  # log(1) elsewhere: the log of a NaN or 0 is slow
-                st = st + JACOBIAN[dom] * nanmean(np.where(used, np.log(np.abs(np.where(used, win[0][r], 1.0))),
-                                                           np.nan))
+                x = win[0][r] + (offset[r][:, None] if dom == SQRT else 0.0)
+                st = st + JACOBIAN[dom] * nanmean(np.where(used, np.log(np.abs(np.where(used, x, 1.0))), np.nan))
         stats[i, r] = np.where(~np.isnan(st), st, np.inf)
     return {"variants": variants, "fits": fits, "stats": stats, "n_common": np.count_nonzero(common, axis=1),
-            "usable": np.array([u for _, _, u in variants])}
+            "usable": np.array([u for _, _, u in variants]), "offset": offset}
 
 
 def choose(stats: np.ndarray, usable: np.ndarray, n_common: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .core import choose, empty_rows, fit_variants, record, score_rows, store
-from .domain import VALUE, forward
+from .domain import LOG, SQRT, VALUE, forward
 from .models import Fit, anscombe, band, band_params, inside_proportion, level_shift, ratio_t
 from .runs import run_hours, run_variance
 from .seasonality import cycles_with_data, fold, spread
@@ -86,9 +86,12 @@ def score_hourly(arrays, t, hour, value, num_t, den_t, shape, settings, min_hist
     anchors, inv = np.unique(day[rows], return_inverse=True)
     neg = prefix_sum(raw < 0)
     nonneg = (neg[t] - neg[t - w] == 0) & ~(value < 0)
-    # the square root and log domains need every value of the day so far, and the scored one, above 0
+    # the square root and log domains need every value of the day so far, and the scored
+    # one, above 0 (the square root with an offset: at or above 0)
     nonpos = prefix_sum(valid & ~(arrays[0] > 0))
-    transformable = (nonpos[t] - nonpos[day] == 0) & (value > 0)
+    negative = prefix_sum(valid & (arrays[0] < 0))
+    transformable = {"positive": (nonpos[t] - nonpos[day] == 0) & (value > 0),
+                     "nonneg": (negative[t] - negative[day] == 0) & (value >= 0)}
     out["span"][rows] = t[rows] - nxt[t[rows] - w]
     width = _width(anchors - nxt[anchors - w], w)
     for wd in np.unique(width):
@@ -120,17 +123,19 @@ def _score_day(out, rows, a, anchors, arrays, raw, t, hour, value, num_t, den_t,
     prop = np.zeros(anchors.size, bool)
     prop[a] = prop_a[rows]
     rules: dict = {}
-    m = fit_variants(win, ok, np.ones(anchors.size, bool), shape, "hour", settings, np.ones(anchors.size), prop,
-                     rules)
-    choice = choose(m["stats"], m["usable"], m["n_common"])
-    moved = np.array([dom != VALUE for dom, _, _ in m["variants"]])
-    if moved.any():  # the choice for a bucket the transformed domains cannot serve
-        plain = choose(np.where(moved[:, None], np.inf, m["stats"]), m["usable"] & ~moved[:, None], m["n_common"])
-        choice = np.where(transformable[rows], choice[a], plain[a])
+    m = fit_variants(win, ok, None, shape, "hour", settings, np.ones(anchors.size), prop, rules)
+    offset = m["offset"][a]
+    # per bucket, the variants whose domain takes the day so far and the scored value
+    serves = {VALUE: np.ones(rows.size, bool), LOG: transformable["positive"][rows],
+              SQRT: (transformable["nonneg"][rows] & (offset > 0)) | transformable["positive"][rows]}
+    serves = np.array([serves[dom] for dom, _, _ in m["variants"]])
+    if serves.all():
+        choice = choose(m["stats"], m["usable"], m["n_common"])[a]
     else:
-        choice = choice[a]
+        choice = choose(np.where(serves, m["stats"][:, a], np.inf), m["usable"][:, a] & serves, m["n_common"][a])
     h = hour[rows]
-    in_domain, run_stats = {}, {}
+    run_stats = {}
+    y = _transform(arrays, shape)
     for i, (dom, c, _) in enumerate(m["variants"]):
         sel = np.nonzero(choice == i)[0]
         if sel.size == 0:
@@ -141,17 +146,15 @@ def _score_day(out, rows, a, anchors, arrays, raw, t, hour, value, num_t, den_t,
         params = {key: None if v is None else v[at]
                   for key, v in band_params(fit, shape, settings.sensitivity).items()}
         window, rule, _ = rules[dom]
-        if dom not in in_domain:
-            in_domain[dom] = _transform(arrays, shape, dom)
         this = [value[r]] if shape != "ratio" else [num_t[r], den_t[r]]
         rule_rows = {key: v[a[sel]] for key, v in rule.items() if key not in ("z", "z_own")}
-        recent, every, z_day = _recent([x[a[sel], w - k:] for x in ext], this, rule_rows, in_domain[dom], dom,
-                                       shape, settings.sensitivity, prop[a[sel]], t[r], h[sel], k)
+        recent, every, z_day = _recent([x[a[sel], w - k:] for x in ext], this, rule_rows, y, dom,
+                                       offset[sel], shape, settings.sensitivity, prop[a[sel]], t[r], h[sel], k)
         expected, kappa, volume = _baseline(fit, shape, [x[used] for x in window], recent, every, at, h[sel], k, w,
                                             den_t[r])
         now = Fit(c, fit.period, resid=None, resid_all=None, expected=expected, kappa=kappa,
                   proportion=prop[a[sel]])
-        v = forward(value[r], dom)
+        v = forward(value[r], dom, offset[sel])
         e, lo, hi, sc = band(now, shape, settings.sensitivity, v, num_t[r], den_t[r], params)
         same = _same_phase(raw, t[r], fit.period, training_buckets("hour", settings))
         # an average's first pass does not know its counts (its residuals mix 2-value
@@ -162,21 +165,21 @@ def _score_day(out, rows, a, anchors, arrays, raw, t, hour, value, num_t, den_t,
                 run_stats[dom] = run_variance(rule["z"], rule["z_own"])  # per anchor (runs.py)
             mean, var = run_stats[dom]
             run = run_hours(z_day, h[sel], mean[a[sel]], var[a[sel]], sc, settings.sensitivity)
-        store(out, r, e, lo, hi, sc, volume, c, dom, nonneg[r], record(same, value[r]), run)
+        store(out, r, e, lo, hi, sc, volume, c, dom, nonneg[r], record(same, value[r]), run, offset[sel])
 
 
-def _transform(arrays, shape, dom) -> np.ndarray:
-    """The series in the first pass's scale (core.clean): Anscombe, ratio, or the
-    fraction's domain (domain.py)."""
+def _transform(arrays, shape) -> np.ndarray:
+    """The series in the first pass's scale (core.clean): Anscombe, ratio, or a
+    fraction's value (its domain, whose offset is per window, is applied by _recent)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         if shape == "count":
             return anscombe(arrays[0])
         if shape == "ratio":
             return arrays[0] / arrays[1]
-        return forward(arrays[0], dom)
+        return arrays[0]
 
 
-def _recent(day, this, rule, y, dom, shape, sensitivity, prop, t, h, k) -> tuple[list, list, np.ndarray]:
+def _recent(day, this, rule, y, dom, offset, shape, sensitivity, prop, t, h, k) -> tuple[list, list, np.ndarray]:
     """Per bucket (one row each): the last k buckets of its anchor's window and the day's
     buckets before it (NaN from hour h on), each left out when it is an outlier of the
     first pass's median fit as seen from t (core.clean): the median of the cycle (or
@@ -184,16 +187,18 @@ def _recent(day, this, rule, y, dom, shape, sensitivity, prop, t, h, k) -> tuple
     pass cuts cycles at midnight, so a whole quiet day would never be an outlier.)
     Also the same buckets with the outliers kept (models.level_shift), and the day's
     residuals from that fit in its scales, hours 0..h (`this`: the bucket's own value,
-    or numerator and denominator), for runs (runs.py)."""
+    or numerator and denominator), for runs (runs.py). y: the series in the first pass's
+    scale, a fraction's before its domain (`dom`, with each row's square root `offset`)."""
     if dom != VALUE:
-        day = [forward(day[0], dom)]
-        this = [forward(this[0], dom)]
+        day = [forward(day[0], dom, offset[:, None])]
+        this = [forward(this[0], dom, offset)]
     period = rule["period"]
     block = np.where(period > 1, period, k)
     level = np.empty(t.size)
     for p in np.unique(block):
         sel = block == p
-        level[sel] = nanmedian(sliding_window_view(y, int(p))[t[sel] - p])
+        cycle = sliding_window_view(y, int(p))[t[sel] - p]
+        level[sel] = nanmedian(forward(cycle, dom, offset[sel, None]) if dom != VALUE else cycle)
     j = np.arange(-k, AHEAD)[None, :]
     phase = np.take_along_axis(rule["phase"], np.concatenate([j % period[:, None], (h % period)[:, None]], axis=1),
                                axis=1)
