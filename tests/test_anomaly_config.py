@@ -80,3 +80,24 @@ def test_an_unset_sensitivity_is_the_grains_default_everywhere_it_is_read(tmp_pa
     assert (infos["plain"].strong_score("hour"), infos["plain"].strong_score("day")) == (7.0, 6.0)
     assert infos["set"].strong_score("hour") == 6.0
     assert [shape_of(m[n]) for n in ("plain", "latency", "p95")] == ["count", "average", "average"]
+
+
+def test_a_ratio_of_an_amount_is_judged_as_an_average_over_its_denominator(tmp_path):
+    """Revenue per order is an average order's amount over `orders` orders, not a count
+    of revenue's units (a Poisson band would take 127 of revenue for 127 events, and a
+    price in cents for a hundred times the evidence of one in dollars); a ratio of
+    counts keeps the count-ratio model, inline sides included."""
+    from dagster_project.scoring.inputs import shape_of
+    metrics = {"a/orders.yml": "name: orders\n" + BASE,
+               "a/revenue.yml": "name: revenue\nsource: stg_orders\ntimestamp: ordered_at\naggregation: sum\n"
+                                "expression: amount\n",
+               "a/per_order.yml": "name: per_order\nkind: ratio\nnumerator: revenue\ndenominator: orders\n",
+               "a/refund_rate.yml": "name: refund_rate\nkind: ratio\ndenominator: orders\nnumerator: {source: "
+                                    "stg_orders, timestamp: ordered_at, aggregation: count, filter: refunded}\n",
+               "a/inline_amount.yml": "name: inline_amount\nkind: ratio\ndenominator: orders\nnumerator: {source: "
+                                      "stg_orders, timestamp: ordered_at, aggregation: sum, expression: amount}\n"}
+    _, result = _load(tmp_path, metrics)
+    assert result.ok, [str(i) for i in result.issues]
+    m = result.project.metrics
+    assert [shape_of(m[n], result.project) for n in ("per_order", "refund_rate", "inline_amount")] == \
+        ["amount_ratio", "ratio", "amount_ratio"]

@@ -10,7 +10,7 @@ from .domain import JACOBIAN, LOG, SQRT, VALUE, back, forward, sqrt_offset, take
 from .models import anscombe, band, fit_count, fit_fraction, fit_ratio, is_proportion, ratio_t, selection_stat
 from .seasonality import cycles_with_data, fold, robust_residuals
 from .settings import PERIOD, candidates, level_span, min_cycles
-from .stats import SCALE_EFFICIENCY, nanmean, resolution_floor, robust_center_scale, winsorized_scale
+from .stats import SCALE_EFFICIENCY, nanmean, quantile_skew, resolution_floor, robust_center_scale, winsorized_scale
 
 TIE = 1.01  # a richer seasonality (or a transformed domain) must beat the simpler choice by at least 1%
 
@@ -30,7 +30,7 @@ def score_rows(windows, value, num_t, den_t, shape, grain, settings, min_hist) -
     ok = valid[rows]
     prop = out["proportion"][rows]
     m = fit_variants(win, ok, value[rows], shape, grain, settings, den_t[rows], prop)
-    choice = choose(m["stats"], m["usable"], m["n_common"])
+    choice = choose(m["stats"], m["usable"], m["n_common"], m["skew"], m["season"])
     raw = windows[0][rows] / windows[1][rows] if shape == "ratio" else windows[0][rows]
     for i, (dom, c, _) in enumerate(m["variants"]):
         sel = np.nonzero(choice == i)[0]
@@ -155,18 +155,43 @@ def fit_variants(win, ok, value, shape, grain, settings, den_t, prop, rules=None
                 x = win[0][r] + (offset[r][:, None] if dom == SQRT else 0.0)
                 st = st + JACOBIAN[dom] * nanmean(np.where(used, np.log(np.abs(np.where(used, x, 1.0))), np.nan))
         stats[i, r] = np.where(~np.isnan(st), st, np.inf)
+    # a fraction's domains: how asymmetric each one leaves the residuals (choose)
+    skew = None
+    if len({dom for dom, _, _ in variants}) > 1:
+        skew = np.full((len(variants), n), np.nan)
+        for i, (r, f) in enumerate(fitted):
+            skew[i, r] = np.abs(quantile_skew(np.where(common[r], f.resid, np.nan)))
     return {"variants": variants, "fits": fits, "stats": stats, "n_common": np.count_nonzero(common, axis=1),
-            "usable": np.array([u for _, _, u in variants]), "offset": offset}
+            "usable": np.array([u for _, _, u in variants]), "offset": offset, "skew": skew,
+            "season": np.array([names.index(c) for _, c, _ in variants])}
 
 
-def choose(stats: np.ndarray, usable: np.ndarray, n_common: np.ndarray) -> np.ndarray:
-    """Per row, the index of the chosen variant."""
+def choose(stats: np.ndarray, usable: np.ndarray, n_common: np.ndarray, skew: np.ndarray | None = None,
+           season: np.ndarray | None = None) -> np.ndarray:
+    """Per row, the index of the chosen variant. `skew` (variants x rows, a fraction
+    with several domains): |quantile skewness| of each variant's residuals; `season`:
+    each variant's seasonality (its index in the candidates)."""
     best = stats.min(axis=0)
     # the simplest candidate within the noise of the comparison: one standard error of a
     # log scale estimated from n residuals (so a small window does not pick the luckiest
     # candidate and then trust its understated noise), at least 1%
     tie = np.maximum(np.log(TIE), 1.0 / np.sqrt(2.0 * SCALE_EFFICIENCY * np.maximum(n_common, 1)))
-    choice = np.argmax(stats <= best + tie, axis=0)
+    within = stats <= best + tie
+    choice = np.argmax(within, axis=0)
+    if skew is not None:
+        # Among the domains of that seasonality the spread cannot tell apart, the one that
+        # leaves the residuals most symmetric: the band is symmetric in its domain, and the
+        # robust spread is blind to a long side (a latency's, a price's). Another domain
+        # than the milder one only when clearly more symmetric (by two standard errors
+        # of the skewness, about 1 / sqrt(n) each).
+        cols = np.arange(stats.shape[1])
+        margin = 2.0 / np.sqrt(np.maximum(n_common, 1))
+        peers = within & (season[:, None] == season[choice][None, :]) & ~np.isnan(skew)
+        cand = np.where(peers, skew, np.inf)
+        alt = np.argmin(cand, axis=0)
+        first = skew[choice, cols]
+        better = np.isfinite(cand[alt, cols]) & (cand[alt, cols] < np.where(np.isnan(first), np.inf, first) - margin)
+        choice = np.where(better, alt, choice)
     return np.where(best < np.inf, choice, np.argmax(usable, axis=0))  # no spread to compare: the simplest
 
 

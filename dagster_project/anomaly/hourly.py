@@ -129,10 +129,12 @@ def _score_day(out, rows, a, anchors, arrays, raw, t, hour, value, num_t, den_t,
     serves = {VALUE: np.ones(rows.size, bool), LOG: transformable["positive"][rows],
               SQRT: (transformable["nonneg"][rows] & (offset > 0)) | transformable["positive"][rows]}
     serves = np.array([serves[dom] for dom, _, _ in m["variants"]])
+    skew = m["skew"]
     if serves.all():
-        choice = choose(m["stats"], m["usable"], m["n_common"])[a]
+        choice = choose(m["stats"], m["usable"], m["n_common"], skew, m["season"])[a]
     else:
-        choice = choose(np.where(serves, m["stats"][:, a], np.inf), m["usable"][:, a] & serves, m["n_common"][a])
+        choice = choose(np.where(serves, m["stats"][:, a], np.inf), m["usable"][:, a] & serves, m["n_common"][a],
+                        None if skew is None else np.where(serves, skew[:, a], np.nan), m["season"])
     h = hour[rows]
     run_stats = {}
     y = _transform(arrays, shape)
@@ -287,7 +289,7 @@ def _baseline(fit, shape, window, recent, every, at, h, k, w, den_t):
         level = np.where(c_t > 0, s_t / np.maximum(c_t, 1), np.nan)
     level = np.where(shift, last_median(d), level)
     if shape == "fraction":
-        return level + prof, None, None
+        return level + prof, None, None if fit.volume is None else fit.volume[at]
     wsum = last(np.where(np.isnan(d), np.nan, s_rec))
     cyc = fit.profile_n[at, phase].astype(float) if p > 1 else np.inf
     mu = fit.bias[at] * level * prof

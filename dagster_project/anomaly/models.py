@@ -222,8 +222,11 @@ def fit_fraction(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarra
     level_t, _ = _level_now(d, k)
     shift = level_shift(last_window(d, k)[1], last_window(d_all, k)[1])
     level_t = np.where(shift, median_last(d_all, k), level_t)
+    # an average's volume: the values it averaged over the last k buckets (a ratio of
+    # amounts: its denominator, for min_volume)
+    volume = None if counts is None else nanmedian(np.where(counts[:, w - k:] > 0, counts[:, w - k:], np.nan))
     return Fit(name, period, resid=r, resid_all=r_all, expected=level_t + prof_t, floor=floor, profile=s,
-               counts=counts)
+               counts=counts, volume=volume)
 
 
 def is_proportion(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -369,7 +372,7 @@ def band_params(fit: Fit, shape: str, sensitivity: float) -> dict[str, np.ndarra
         q = t_multiplier(sensitivity, SCALE_EFFICIENCY * nres)
         with np.errstate(invalid="ignore", divide="ignore"):
             z = dev / scale[:, None]
-        up, down = tail_edges(z, sensitivity, q)
+        up, down = tail_edges(z, sensitivity, q, skewed=True)
         return {"up": up, "down": down, "center": center, "scale": scale,
                 "ref": avg.get("ref"), "between": avg.get("between"), "least": avg.get("least")}
     base_all = fit.base if fit.base_all is None else fit.base_all

@@ -147,10 +147,13 @@ def _prepare(job: SeriesJob) -> dict | None:
     num, den = _column(series, "numerator"), _column(series, "denominator")
     excluded = excluded_buckets(ts, grain, job.settings.exclude)
     # an average (an avg or a percentile of `count` values) is a fraction whose noise
-    # shrinks as the count grows
-    shape = "fraction" if job.shape == "average" else job.shape
-    if shape == "ratio":
+    # shrinks as the count grows; so is an amount per unit of a denominator (revenue per
+    # order: an average order's amount over `denominator` orders). Money is not a count:
+    # the Poisson and binomial bands of a ratio would take 127 of revenue for 127 events.
+    shape = "fraction" if job.shape in ("average", "amount_ratio") else job.shape
+    if job.shape in ("ratio", "amount_ratio"):
         num = np.where(np.isnan(num) & (den > 0), value * den, num)
+    if shape == "ratio":
         ok = (den > 0) & ~np.isnan(num) & ~excluded
         train = (np.where(ok, num, np.nan), np.where(ok, den, np.nan))
     else:
@@ -162,11 +165,13 @@ def _prepare(job: SeriesJob) -> dict | None:
             count = _column(series, "count")
             train = (x, np.where(np.isnan(x), np.nan, np.where(count > 0, count, 0.0)))
             den = count
+        elif job.shape == "amount_ratio":  # the denominator's units are the values averaged
+            train = (x, np.where(np.isnan(x), np.nan, np.where(den > 0, den, 0.0)))
     pad = history_needed(grain, job.settings)
     events = _events_per_bucket(value, excluded, pos, training_buckets(grain, job.settings)) \
         if shape == "fraction" else np.full(pos.size, np.nan)
     tail = np.full(AHEAD if grain == "hour" else 0, np.nan)
-    p = {"shape": shape, "ts": ts[pos], "value": value[pos], "num": num[pos], "den": den[pos], "pos": pos + pad, "events": events,
+    p = {"shape": shape, "amount_ratio": job.shape == "amount_ratio", "ts": ts[pos], "value": value[pos], "num": num[pos], "den": den[pos], "pos": pos + pad, "events": events,
          "padded": [np.concatenate([np.full(pad, np.nan), a, tail]) for a in train],
          "provisional": index[pos] >= now_index - job.settle_buckets}
     rows = np.arange(pos.size)
@@ -280,7 +285,10 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
     expected = res["expected"]
     outside = enough & (np.abs(np.nan_to_num(score)) > s)
     side_ok = {"both": np.ones(score.size, bool), "up": score > 0, "down": score < 0}[settings.direction]
-    if shape == "fraction":  # its volume: the non-zero buckets of a sparse window
+    if p["amount_ratio"]:  # a ratio's volume: its expected denominator
+        volume, need = res["volume"], settings.min_volume
+        volume_ok = ~unjudged & ((np.nan_to_num(volume, nan=-np.inf) >= need) if need > 0 else True)
+    elif shape == "fraction":  # its volume: the non-zero buckets of a sparse window
         volume, need = sizes, MIN_SIZES
         volume_ok = ~unjudged
     else:
@@ -297,19 +305,20 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
     # a fraction fitted in its log or square root: robust-mad-log, robust-mad-sqrt
     model = np.array([f"{d}/{z}" if m == VALUE else f"{d}-{m}/{z}" for d, m, z in zip(detector, res["domain"], season)],
                      dtype=object)
-    if shape != "ratio":
+    if shape != "ratio" and not p["amount_ratio"]:
         num = np.full(value.size, np.nan)
         den = np.full(value.size, np.nan)
+    told = "ratio" if p["amount_ratio"] else shape  # a ratio's sentence: "35.8 (143 of 4)"
     reasons = np.empty(value.size, dtype=object)
     head = label + " " if label else ""
     short = np.nonzero(~enough)[0]
-    fmt = {False: text.formatter(shape, False), True: text.formatter(shape, True)}
+    fmt = {False: text.formatter(told, False), True: text.formatter(told, True)}
     for i, v, pr, have, d in zip(short.tolist(), value[short].tolist(), prop[short].tolist(),
                                  res["have"][short].tolist(), den[short].tolist()):
-        if shape == "ratio" and not (d > 0):
+        if told == "ratio" and not (d > 0):
             reasons[i] = f"{head}{fmt[pr](v)}: no denominator to score against"
         else:
-            reasons[i] = text.not_enough(label, shape, pr, v, int(have), min_hist)
+            reasons[i] = text.not_enough(label, told, pr, v, int(have), min_hist)
     rows = np.nonzero(enough)[0]
     # phase and span: only a flagged record mentions them (a cost per row)
     phase, span = np.full(rows.size, "", dtype=object), np.full(rows.size, "", dtype=object)
@@ -318,7 +327,7 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
         phase[j] = text.phase_text(bucket[i], res["seasonality"][i])
         span[j] = text.span_text(int(res["span"][i]), grain)
     reasons[rows] = text.sentences(
-        label=label, shape=shape, min_volume=need, **{k: np.asarray(v)[rows].tolist() for k, v in {
+        label=label, shape=told, min_volume=need, **{k: np.asarray(v)[rows].tolist() for k, v in {
             "proportion": prop, "value": value, "expected": expected, "lower": res["lower"], "upper": res["upper"],
             "flagged": flagged, "outside": outside, "side_ok": side_ok, "volume_ok": volume_ok,
             "volume": volume, "record": res["record"], "numerator": num, "denominator": den, "run": run}.items()},

@@ -19,7 +19,10 @@ from dataclasses import dataclass, replace
 GRAINS = ("hour", "day", "week", "month")
 SEASONALITIES = ("auto", "none", "hour_of_day", "day_of_week", "hour_of_week")
 DIRECTIONS = ("up", "down", "both")
-SHAPES = ("count", "ratio", "fraction", "average")
+# count: a volume; ratio: a count per unit of its denominator; fraction: anything else;
+# average: an avg or percentile of `count` values; amount_ratio: a ratio whose numerator is
+# an amount, not a count (revenue per order): an average over its denominator's units
+SHAPES = ("count", "ratio", "fraction", "average", "amount_ratio")
 
 # buckets per seasonal cycle
 PERIOD = {"none": 1, "hour_of_day": 24, "hour_of_week": 168, "day_of_week": 7}

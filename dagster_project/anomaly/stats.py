@@ -37,6 +37,19 @@ def sorted_rows(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(flat, axis=-1), flat.shape[-1] - np.count_nonzero(np.isnan(flat), axis=-1)
 
 
+def quantile_skew(r: np.ndarray, level: float = 0.1, least: int = 20) -> np.ndarray:
+    """Per row, the quantile skewness (q[1-level] + q[level] - 2 median) / (q[1-level] -
+    q[level]) of the non-NaN values: 0 for a symmetric distribution, towards +1 for a
+    long upper side; NaN for a row with fewer than `least` values."""
+    s, n = sorted_rows(r)
+    rows = np.arange(s.shape[0])
+    m = np.maximum(n - 1, 0)
+    lo, mid, hi = (s[rows, np.floor(p * m).astype(int)] for p in (level, 0.5, 1.0 - level))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        skew = (hi + lo - 2.0 * mid) / (hi - lo)
+    return np.where((n >= least) & (hi > lo), skew, np.nan)
+
+
 def median_sorted(s: np.ndarray, n: np.ndarray) -> np.ndarray:
     """nanmedian of rows sorted by `sorted_rows` (s, n)."""
     if s.shape[1] == 0:
@@ -220,31 +233,52 @@ def solve_dispersion(u2: np.ndarray, base: np.ndarray, slope: np.ndarray, iterat
 
 
 TAIL_LEVEL = 0.025     # each side's tail is measured at its 2.5% quantile (1.96 sd for a normal)
-TAIL_MIN_POINTS = 5    # values beyond it a side needs before its tail is measured
+TAIL_INNER = 0.10      # and at its 10% quantile (1.28 sd): how fast the tail falls off
+TAIL_MIN_POINTS = 5    # values beyond a quantile a side needs before it is measured there
 _Z_TAIL = 1.959963984540054
+_Z_INNER = 1.2815515655446004
 
 
-def tail_edges(z: np.ndarray, sensitivity: float, gaussian: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def tail_edges(z: np.ndarray, sensitivity: float, gaussian: np.ndarray,
+               skewed: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the band edge (in sds) of each side: `gaussian` (the normal / Student-t
-    quantile at the tail probability of `sensitivity`) times how much heavier that side's
-    tail is than a normal one: the side's empirical 2.5% quantile of the window's honest
-    standardised residuals z (first-pass outliers left out) over its normal value 1.96,
-    when above 1. Gaussian noise keeps the normal edge; a series whose ordinary
-    fluctuations are heavy-tailed gets a wider band on that side only. Rows with fewer
-    than TAIL_MIN_POINTS values beyond the quantile (short windows: daily and coarser
-    grains) keep `gaussian`."""
+    quantile at the tail probability of `sensitivity`) where that side's tail is no
+    heavier than a normal one, else widened. The window's honest standardised residuals
+    z (first-pass outliers left out) give each side's 2.5% quantile q2 (1.96 for a
+    normal): the edge is `gaussian` * q2 / 1.96, so a series whose ordinary
+    fluctuations are heavy-tailed gets a wider band on that side only.
+
+    `skewed` (a fraction: its scale, value, square root or log, is chosen for its
+    spread, and its noise can stay skewed, as a price's or a latency's upper side): the
+    edge goes on from q2 at the steeper of q2 / 1.96 and (q2 - q1) / (1.96 - 1.28) per
+    normal sd, q1 being the side's 10% quantile: a tail that falls off slower than a
+    normal one reaches further than its 2.5% quantile alone says. A side with fewer
+    than TAIL_MIN_POINTS values beyond its 2.5% quantile is then measured at its 10%
+    quantile (q1 / 1.28: young windows). (A count's or a ratio's variance function
+    already describes its skew: there a heavier tail is bursts, which are flagged.)
+    With too few values beyond either quantile (short windows: daily and coarser
+    grains) a side keeps `gaussian`."""
     n = np.count_nonzero(~np.isnan(z), axis=1)
-    enough = n * TAIL_LEVEL >= TAIL_MIN_POINTS
+    inner = n * (TAIL_INNER if skewed else TAIL_LEVEL) >= TAIL_MIN_POINTS
+    outer = n * TAIL_LEVEL >= TAIL_MIN_POINTS
     gaussian = np.broadcast_to(np.asarray(gaussian, float), n.shape)
-    if not enough.any():
+    if not inner.any():
         return gaussian.copy(), gaussian.copy()
     edges = []
     for side in (z, -z):
-        s = np.sort(side[enough], axis=1)  # NaN last
-        m = n[enough]
-        at = np.clip(np.floor((1.0 - TAIL_LEVEL) * (m - 1)).astype(int), 0, None)
-        q = np.take_along_axis(s, at[:, None], 1)[:, 0]
+        s = np.sort(side[inner], axis=1)  # NaN last
+        m = n[inner]
+        g = gaussian[inner]
+
+        def quantile(level):
+            at = np.clip(np.floor((1.0 - level) * (m - 1)).astype(int), 0, None)
+            return np.take_along_axis(s, at[:, None], 1)[:, 0]
+
+        q1, q2 = quantile(TAIL_INNER), quantile(TAIL_LEVEL)
+        young = g * np.fmax(q1 / _Z_INNER, 1.0)
+        slope = np.fmax(q2 / _Z_TAIL, (q2 - q1) / (_Z_TAIL - _Z_INNER)) if skewed else q2 / _Z_TAIL
+        grown = np.fmax(q2 + slope * (g - _Z_TAIL), g)
         out = gaussian.copy()
-        out[enough] = gaussian[enough] * np.fmax(q / _Z_TAIL, 1.0)
+        out[inner] = np.where(outer[inner], grown, young)
         edges.append(out)
     return edges[0], edges[1]

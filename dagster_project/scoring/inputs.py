@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..spec.raw import exclude_bounds
-from ..spec.resolved import Metric
+from ..spec.resolved import Metric, MetricsProject
 from ..warehouse.connection import Warehouse
 
 FREQ = {"hour": "h", "day": "D", "week": "W-MON", "month": "MS"}
@@ -22,12 +22,16 @@ COUNT_AGGREGATIONS = ("count", "count_distinct")
 VALUE_COLUMNS = ["value", "count", "numerator", "denominator"]
 
 
-def shape_of(metric: Metric) -> str:
-    """count (Poisson-like volumes), ratio (uses the denominator), average (an avg or a
-    percentile: its rollups carry how many values each bucket is read from) or fraction
-    (the rest)."""
+def shape_of(metric: Metric, project: MetricsProject | None = None) -> str:
+    """count (Poisson-like volumes), ratio (a count per unit of the denominator),
+    amount_ratio (a ratio whose numerator is not a count: revenue per order, judged as an
+    average over the denominator's units; needs `project` to see the numerator), average
+    (an avg or a percentile: its rollups carry how many values each bucket is read from)
+    or fraction (the rest)."""
     if metric.kind == "ratio":
-        return "ratio"
+        top = project.metrics.get(metric.numerator) if project is not None else None
+        counted = top is None or (top.kind == "simple" and top.measure.aggregation in COUNT_AGGREGATIONS)
+        return "ratio" if counted else "amount_ratio"
     if metric.kind == "simple" and metric.measure.aggregation in COUNT_AGGREGATIONS:
         return "count"
     if metric.kind == "simple" and metric.measure.aggregation in ("avg", "percentile"):

@@ -61,7 +61,7 @@ def score(wh: Warehouse, project: MetricsProject, grain: str, start: dt.datetime
     summary.skipped_by_metric = {k: v for k, v in inputs.skipped.items() if v}
     summary.slices_skipped = sum(inputs.skipped.values())
     settle = getattr(project.config.settle_lookback, grain)
-    jobs = [SeriesJob(series=s.frame, shape=shape_of(s.metric), grain=grain, settings=settings[s.metric.name],
+    jobs = [SeriesJob(series=s.frame, shape=shape_of(s.metric, project), grain=grain, settings=settings[s.metric.name],
                       score_from=start, score_until=end, now=now, settle_buckets=settle,
                       label=s.metric.name + (f" [{s.dimension}={s.dimension_value}]" if s.dimension else ""))
             for s in inputs.series]
