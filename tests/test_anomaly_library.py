@@ -597,6 +597,11 @@ def test_a_ratio_of_amounts_is_an_average_whatever_the_money_unit():
     assert len(set(planted) & found) >= 4, sorted(set(planted) & found)
     assert quiet not in found
     assert dollars.denominator.notna().all() and dollars.numerator.notna().all()
+    # min_volume applies to the expected denominator, as for any ratio
+    quiet_volume = score(f, shape="amount_ratio", grain="hour", first=24 * 42,
+                         settings=DetectorSettings(min_volume=1000))
+    assert not quiet_volume.is_anomaly.any()
+    assert quiet_volume.reason.str.contains("below min_volume").any()
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
