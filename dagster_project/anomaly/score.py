@@ -13,7 +13,9 @@ much older history is supplied. Per bucket (core.py):
 3. each candidate seasonality (several for `auto`, see settings.candidates), and for a
    positive fraction the value, its log and its square root (domain.py), is fitted (models.py);
 4. the candidate with the smallest spread of honest (out-of-sample) residuals on the
-   buckets every candidate scored wins, the simplest within the noise of the comparison;
+   buckets every candidate scored wins, the simplest within the noise of the comparison
+   (of a fraction's domains within that noise, the one leaving the residuals most
+   symmetric: core.choose);
 5. the band, score and flag; then the sentence (reason.py).
 
 Hours (hourly.py) run steps 2-4 and the noise part of 5 once per UTC day, on the window
