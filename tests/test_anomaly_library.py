@@ -625,6 +625,24 @@ def test_an_average_of_skewed_values_is_not_flagged_for_its_ordinary_large_ones(
     assert planted in found
     assert len(found - {planted}) <= 2, sorted(found - {planted})
 
+
+@pytest.mark.parametrize("seed", [2, 5])
+def test_a_series_with_an_exponential_tail_is_judged_against_it(seed):
+    """The slowest of 8 requests an hour (a maximum: its upper tail falls off
+    exponentially, slower than a normal one). Its 2.5% quantile alone, stretched as a
+    normal tail would be, put the edge short of its ordinary slow hours (1 or 2 flags
+    in 4 weeks); the 10% and 2.5% quantiles together show the tail's shape
+    (stats.tail_edges), and a hung request (3 s) is still flagged."""
+    rng = np.random.default_rng(seed)
+    x = rng.gamma(4.0, 60.0, size=(24 * 70, 8)).max(axis=1)
+    planted = 24 * 68 + 12
+    x[planted] = 3000.0
+    f = frame(x, grain="hour")
+    out = score(f, shape="fraction", grain="hour", first=24 * 42)
+    found = flagged_positions(f, out)
+    assert planted in found
+    assert found == {planted}, sorted(found - {planted})
+
 def test_merge_incidents():
     ts = pd.to_datetime(["2024-01-01 01:00", "2024-01-01 02:00", "2024-01-01 03:00", "2024-01-01 07:00"])
     merged = merge_incidents(pd.DataFrame({"bucket_start": ts, "is_anomaly": [True, True, True, True]}), "hour")

@@ -3,6 +3,8 @@ and warning-free. Every function reduces each row on its own, so a row's result 
 depend on which other rows share the batch."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 MAD_TO_SD = 1.482602218505602      # 1 / Phi^-1(3/4): MAD of a normal sample -> its sd
@@ -237,6 +239,9 @@ TAIL_INNER = 0.10      # and at its 10% quantile (1.28 sd): how fast the tail fa
 TAIL_MIN_POINTS = 5    # values beyond a quantile a side needs before it is measured there
 _Z_TAIL = 1.959963984540054
 _Z_INNER = 1.2815515655446004
+# q2 / q1 of a normal side, and of an exponential one (a Laplace's: ln(1/0.05) / ln(1/0.2))
+_RATIO_NORMAL = _Z_TAIL / _Z_INNER
+_RATIO_EXPONENTIAL = math.log(20.0) / math.log(5.0)
 
 
 def tail_edges(z: np.ndarray, sensitivity: float, gaussian: np.ndarray,
@@ -249,10 +254,14 @@ def tail_edges(z: np.ndarray, sensitivity: float, gaussian: np.ndarray,
     fluctuations are heavy-tailed gets a wider band on that side only.
 
     `skewed` (a fraction: its scale, value, square root or log, is chosen for its
-    spread, and its noise can stay skewed, as a price's or a latency's upper side): the
-    edge goes on from q2 at the steeper of q2 / 1.96 and (q2 - q1) / (1.96 - 1.28) per
-    normal sd, q1 being the side's 10% quantile: a tail that falls off slower than a
-    normal one reaches further than its 2.5% quantile alone says. A side with fewer
+    spread, and its noise can stay skewed, as a price's or a latency's upper side, or
+    the 95th percentile of a few latencies): the side's 10% quantile q1 tells how fast
+    the tail falls off. The edge goes on from q2 at the steeper of q2 / 1.96 and (q2 -
+    q1) / (1.96 - 1.28) per normal sd (a normal tail), or, as q2 / q1 goes from a
+    normal's 1.53 to an exponential's 1.86, towards an exponential tail's edge, q2 +
+    (q2 - q1) / ln 4 * ln(2.5% / the edge's tail probability): such a tail reaches
+    much further than its 2.5% quantile alone says (4.7 sds at 3.5 rather than 3.5 for
+    the same 2.5% quantile). A side with fewer
     than TAIL_MIN_POINTS values beyond its 2.5% quantile is then measured at its 10%
     quantile (q1 / 1.28: young windows). (A count's or a ratio's variance function
     already describes its skew: there a heavier tail is bursts, which are flagged.)
@@ -277,7 +286,15 @@ def tail_edges(z: np.ndarray, sensitivity: float, gaussian: np.ndarray,
         q1, q2 = quantile(TAIL_INNER), quantile(TAIL_LEVEL)
         young = g * np.fmax(q1 / _Z_INNER, 1.0)
         slope = np.fmax(q2 / _Z_TAIL, (q2 - q1) / (_Z_TAIL - _Z_INNER)) if skewed else q2 / _Z_TAIL
-        grown = np.fmax(q2 + slope * (g - _Z_TAIL), g)
+        grown = q2 + slope * (g - _Z_TAIL)
+        if skewed:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                w = np.clip((q2 / q1 - _RATIO_NORMAL) / (_RATIO_EXPONENTIAL - _RATIO_NORMAL), 0.0, 1.0)
+            w = np.where(q1 > 0, w, 0.0)
+            # the edge's tail probability, its distance inflated as the Student-t's is
+            far = math.log(TAIL_LEVEL / (0.5 * math.erfc(sensitivity / math.sqrt(2.0)))) * g / sensitivity
+            grown = (1.0 - w) * grown + w * (q2 + (q2 - q1) / math.log(TAIL_INNER / TAIL_LEVEL) * far)
+        grown = np.fmax(grown, g)
         out = gaussian.copy()
         out[inner] = np.where(outer[inner], grown, young)
         edges.append(out)
