@@ -11,7 +11,8 @@ much older history is supplied. Per bucket (core.py):
    supports (2+ cycles); buckets beyond `sensitivity` robust sds are the window's own
    outliers (past incidents) and are left out of the fit;
 3. each candidate seasonality (several for `auto`, see settings.candidates), and for a
-   positive fraction the value, its log and its square root (domain.py), is fitted (models.py);
+   fraction the value, its square root (values >= 0) and its log (values > 0)
+   (domain.py), is fitted (models.py);
 4. the candidate with the smallest spread of honest (out-of-sample) residuals on the
    buckets every candidate scored wins, the simplest within the noise of the comparison
    (of a fraction's domains within that noise, the one leaving the residuals most
@@ -173,7 +174,8 @@ def _prepare(job: SeriesJob) -> dict | None:
     events = _events_per_bucket(value, excluded, pos, training_buckets(grain, job.settings)) \
         if shape == "fraction" else np.full(pos.size, np.nan)
     tail = np.full(AHEAD if grain == "hour" else 0, np.nan)
-    p = {"shape": shape, "amount_ratio": job.shape == "amount_ratio", "ts": ts[pos], "value": value[pos], "num": num[pos], "den": den[pos], "pos": pos + pad, "events": events,
+    p = {"shape": shape, "amount_ratio": job.shape == "amount_ratio", "ts": ts[pos], "value": value[pos],
+         "num": num[pos], "den": den[pos], "pos": pos + pad, "events": events,
          "padded": [np.concatenate([np.full(pad, np.nan), a, tail]) for a in train],
          "provisional": index[pos] >= now_index - job.settle_buckets}
     rows = np.arange(pos.size)

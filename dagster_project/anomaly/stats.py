@@ -260,13 +260,13 @@ def tail_edges(z: np.ndarray, sensitivity: float, gaussian: np.ndarray,
     q1) / (1.96 - 1.28) per normal sd (a normal tail), or, as q2 / q1 goes from a
     normal's 1.53 to an exponential's 1.86, towards an exponential tail's edge, q2 +
     (q2 - q1) / ln 4 * ln(2.5% / the edge's tail probability): such a tail reaches
-    much further than its 2.5% quantile alone says (4.7 sds at 3.5 rather than 3.5 for
-    the same 2.5% quantile). A side with fewer
-    than TAIL_MIN_POINTS values beyond its 2.5% quantile is then measured at its 10%
-    quantile (q1 / 1.28: young windows). (A count's or a ratio's variance function
-    already describes its skew: there a heavier tail is bursts, which are flagged.)
-    With too few values beyond either quantile (short windows: daily and coarser
-    grains) a side keeps `gaussian`."""
+    much further than its 2.5% quantile alone says (at sensitivity 3.5, an exponential
+    side whose 2.5% quantile is a normal's 1.96 gets an edge of 5.0 sds, not 3.5). A
+    side with fewer than TAIL_MIN_POINTS values beyond its 2.5% quantile is then
+    measured at its 10% quantile (q1 / 1.28: young windows). (A count's or a ratio's
+    variance function already describes its skew: there a heavier tail is bursts, which
+    are flagged.) With too few values beyond either quantile (short windows: daily and
+    coarser grains) a side keeps `gaussian`."""
     n = np.count_nonzero(~np.isnan(z), axis=1)
     inner = n * (TAIL_INNER if skewed else TAIL_LEVEL) >= TAIL_MIN_POINTS
     outer = n * TAIL_LEVEL >= TAIL_MIN_POINTS
