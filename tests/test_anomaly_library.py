@@ -643,6 +643,25 @@ def test_a_series_with_an_exponential_tail_is_judged_against_it(seed):
     assert planted in found
     assert found == {planted}, sorted(found - {planted})
 
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_gauge_on_a_few_levels_is_not_flagged_for_switching_between_them(seed):
+    """An idle machine's CPU: most hours at one level, the others at three nearby ones.
+    The MAD sees only the main level (more than half the hours) and is almost 0; one
+    Huber step from it stayed within 3 MADs, and every switch to another level was
+    flagged (about 100 hours in 4 weeks). The Huber scale's fixed point spans the
+    switches; a real jump (the CPU at 20%) is still flagged."""
+    rng = np.random.default_rng(seed)
+    n = 24 * 70
+    x = rng.choice([0.078, 0.083, 0.084, 0.089], p=[0.2, 0.55, 0.15, 0.1], size=n) + rng.normal(0, 0.0002, n)
+    planted = 24 * 68 + 12
+    x[planted] = 0.2
+    f = frame(x, grain="hour")
+    out = score(f, shape="fraction", grain="hour", first=24 * 42)
+    found = flagged_positions(f, out)
+    assert planted in found
+    assert len(found - {planted}) <= 2, sorted(found - {planted})
+
 def test_merge_incidents():
     ts = pd.to_datetime(["2024-01-01 01:00", "2024-01-01 02:00", "2024-01-01 03:00", "2024-01-01 07:00"])
     merged = merge_incidents(pd.DataFrame({"bucket_start": ts, "is_anomaly": [True, True, True, True]}), "hour")
