@@ -44,6 +44,18 @@ def flagged_positions(f, out) -> set[int]:
     return set(f["bucket_start"].searchsorted(out.loc[out.is_anomaly, "bucket_start"]).tolist())
 
 
+PLANTED_HOUR = 24 * 68 + 12  # noon, ten weeks in
+
+
+def hourly_flags_with_planted(x, planted_value, shape="fraction") -> set[int]:
+    """An hourly series with `planted_value` at PLANTED_HOUR, its last 4 weeks scored:
+    the flagged positions."""
+    x = np.array(x, float)
+    x[PLANTED_HOUR] = planted_value
+    f = frame(x, grain="hour")
+    return flagged_positions(f, score(f, shape=shape, grain="hour", first=24 * 42))
+
+
 def daily_counts(seed, n=120, level=800.0, weekly=True):
     rng = np.random.default_rng(seed)
     rate = level * (WEEKLY[np.arange(n) % 7] if weekly else np.ones(n))
@@ -634,14 +646,9 @@ def test_a_series_with_an_exponential_tail_is_judged_against_it(seed):
     in 4 weeks); the 10% and 2.5% quantiles together show the tail's shape
     (stats.tail_edges), and a hung request (3 s) is still flagged."""
     rng = np.random.default_rng(seed)
-    x = rng.gamma(4.0, 60.0, size=(24 * 70, 8)).max(axis=1)
-    planted = 24 * 68 + 12
-    x[planted] = 3000.0
-    f = frame(x, grain="hour")
-    out = score(f, shape="fraction", grain="hour", first=24 * 42)
-    found = flagged_positions(f, out)
-    assert planted in found
-    assert found == {planted}, sorted(found - {planted})
+    found = hourly_flags_with_planted(rng.gamma(4.0, 60.0, size=(24 * 70, 8)).max(axis=1), 3000.0)
+    assert PLANTED_HOUR in found
+    assert found == {PLANTED_HOUR}, sorted(found - {PLANTED_HOUR})
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -654,13 +661,10 @@ def test_a_gauge_on_a_few_levels_is_not_flagged_for_switching_between_them(seed)
     rng = np.random.default_rng(seed)
     n = 24 * 70
     x = rng.choice([0.078, 0.083, 0.084, 0.089], p=[0.2, 0.55, 0.15, 0.1], size=n) + rng.normal(0, 0.0002, n)
-    planted = 24 * 68 + 12
-    x[planted] = 0.2
-    f = frame(x, grain="hour")
-    out = score(f, shape="fraction", grain="hour", first=24 * 42)
-    found = flagged_positions(f, out)
-    assert planted in found
-    assert len(found - {planted}) <= 2, sorted(found - {planted})
+    found = hourly_flags_with_planted(x, 0.2)
+    assert PLANTED_HOUR in found
+    assert len(found - {PLANTED_HOUR}) <= 2, sorted(found - {PLANTED_HOUR})
+
 
 def test_merge_incidents():
     ts = pd.to_datetime(["2024-01-01 01:00", "2024-01-01 02:00", "2024-01-01 03:00", "2024-01-01 07:00"])
