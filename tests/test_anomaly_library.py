@@ -574,8 +574,6 @@ def test_a_sum_over_few_events_with_empty_hours_is_fitted_in_its_square_root(see
     assert planted in found
     # 4 weeks of hours: ~0.3 chance flags when calibrated (the value's scale: 1 or 2 here)
     assert len(found - {planted}) <= 1, sorted(found - {planted})
-    scored = out[out["expected"].notna()]
-    assert (scored["lower"] >= 0).all()
     # each row still depends only on its past: scored in pieces, the same rows
     end = f.bucket_start.iloc[-1].to_pydatetime() + dt.timedelta(hours=1)
     pieces = pd.concat([score(f, shape="fraction", grain="hour", first=a, last=b, now=end)
@@ -587,15 +585,18 @@ def test_a_ratio_of_amounts_is_an_average_whatever_the_money_unit():
     """Revenue per order (shape amount_ratio): the average order over `denominator`
     orders. The same orders priced in cents give the same flags and scores as in
     dollars; six hours whose orders are worth twice as much are found (the count-ratio
-    model found 1 of them), a quiet hour's one order of three times the usual is not."""
+    model found 1 of them), a quiet hour's one order of three times the usual is not.
+    min_volume is the expected denominator at the bucket's hour of the day: 5 silences
+    a single 3,000 order at 2 a.m. (about 2 orders expected) and not noon's hours."""
     rng = np.random.default_rng(11)
     h = np.arange(24 * 70)
     orders = rng.poisson(1.0 + 12.0 * np.sin(np.pi * (h % 24) / 24) ** 2)
     revenue = np.array([rng.lognormal(3.4, 0.6, size=k).sum() for k in orders])
     planted = np.arange(24 * 66 + 10, 24 * 66 + 16)
     revenue[planted] *= 2.0
-    quiet = 24 * 64 + 2
+    quiet, huge = 24 * 64 + 2, 24 * 65 + 2
     orders[quiet], revenue[quiet] = 1, 3 * np.exp(3.4)
+    orders[huge], revenue[huge] = 1, 3000.0
     value = np.where(orders > 0, revenue / np.maximum(orders, 1), np.nan)
     outs = []
     for unit in (1.0, 100.0):
@@ -607,13 +608,13 @@ def test_a_ratio_of_amounts_is_an_average_whatever_the_money_unit():
     f = frame(value, grain="hour", numerator=revenue, denominator=orders)
     found = flagged_positions(f, dollars)
     assert len(set(planted) & found) >= 4, sorted(set(planted) & found)
-    assert quiet not in found
-    assert dollars.denominator.notna().all() and dollars.numerator.notna().all()
+    assert quiet not in found and huge in found
     # min_volume applies to the expected denominator, as for any ratio
-    quiet_volume = score(f, shape="amount_ratio", grain="hour", first=24 * 42,
-                         settings=DetectorSettings(min_volume=1000))
-    assert not quiet_volume.is_anomaly.any()
-    assert quiet_volume.reason.str.contains("below min_volume").any()
+    out = score(f, shape="amount_ratio", grain="hour", first=24 * 42, settings=DetectorSettings(min_volume=5))
+    silenced = flagged_positions(f, out)
+    assert huge not in silenced and len(set(planted) & silenced) >= 4
+    row = out[out.bucket_start == f.bucket_start.iloc[huge]].iloc[0]
+    assert "below min_volume 5" in row.reason and row.denominator == 1 and row.numerator == 3000.0
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -13,6 +13,7 @@ from .settings import PERIOD, candidates, level_span, min_cycles
 from .stats import SCALE_EFFICIENCY, nanmean, quantile_skew, resolution_floor, robust_center_scale, winsorized_scale
 
 TIE = 1.01  # a richer seasonality (or a transformed domain) must beat the simpler choice by at least 1%
+VOLUME_PERIOD = {"hour": PERIOD["hour_of_day"], "day": PERIOD["day_of_week"]}  # an average's count's cycle
 
 
 def score_rows(windows, value, num_t, den_t, shape, grain, settings, min_hist) -> dict[str, np.ndarray]:
@@ -136,7 +137,7 @@ def fit_variants(win, ok, value, shape, grain, settings, den_t, prop, rules=None
                 f = fit_count(w[0][r], c, PERIOD[c], k, full[0][r])
             elif shape == "fraction":
                 f = fit_fraction(w[0][r], c, PERIOD[c], k, full[0][r], floor[r],
-                                 win[1][r] if len(win) > 1 else None)
+                                 win[1][r] if len(win) > 1 else None, VOLUME_PERIOD.get(grain, 1))
             else:
                 f = fit_ratio(w[0][r], w[1][r], c, PERIOD[c], k, den_t[r], prop[r], full[0][r], full[1][r])
             variants.append((dom, c, usable))
@@ -190,7 +191,8 @@ def choose(stats: np.ndarray, usable: np.ndarray, n_common: np.ndarray, skew: np
         cand = np.where(peers, skew, np.inf)
         alt = np.argmin(cand, axis=0)
         first = skew[choice, cols]
-        better = np.isfinite(cand[alt, cols]) & (cand[alt, cols] < np.where(np.isnan(first), np.inf, first) - margin)
+        # (a chosen variant whose skewness is undefined, most residuals tied, is kept)
+        better = np.isfinite(cand[alt, cols]) & (cand[alt, cols] < first - margin)
         choice = np.where(better, alt, choice)
     return np.where(best < np.inf, choice, np.argmax(usable, axis=0))  # no spread to compare: the simplest
 

@@ -288,8 +288,9 @@ def _baseline(fit, shape, window, recent, every, at, h, k, w, den_t):
     with np.errstate(invalid="ignore", divide="ignore"):
         level = np.where(c_t > 0, s_t / np.maximum(c_t, 1), np.nan)
     level = np.where(shift, last_median(d), level)
-    if shape == "fraction":
-        return level + prof, None, None if fit.volume is None else fit.volume[at]
+    if shape == "fraction":  # an average's volume: its phase's median count (models.fit_fraction)
+        volume = None if fit.volume_phase is None else fit.volume_phase[at, h % fit.volume_phase.shape[1]]
+        return level + prof, None, volume
     wsum = last(np.where(np.isnan(d), np.nan, s_rec))
     cyc = fit.profile_n[at, phase].astype(float) if p > 1 else np.inf
     mu = fit.bias[at] * level * prof

@@ -48,11 +48,10 @@ import numpy as np
 
 from .seasonality import additive_profile, fold, multiplicative_profile, spread, unfold, weighted_profile
 from .stats import (SCALE_EFFICIENCY, last_window, nanmedian, nansum, nansum_count, previous_window,
-                    robust_center_scale, solve_dispersion, t_multiplier, tail_edges,
+                    robust_center_scale, solve_dispersion, spread_start, t_multiplier, tail_edges,
                     winsorized_scale)
 
 SCORE_CAP = 1e6
-HUBER_STEPS = 20  # at most, towards the fraction's noise scale's fixed point (stats.winsorized_scale)
 DETECTOR = {"count": "poisson-nb", "fraction": "robust-mad", "ratio": "beta-binomial"}
 RATE_DETECTOR = "poisson-rate"
 
@@ -76,6 +75,7 @@ class Fit:
     profile_n: np.ndarray | None = None  # (n, P) cycles (count) / denominator (ratio) behind each phase
     bias: np.ndarray | None = None     # (n,) the bias term (count: a factor, ratio: added)
     counts: np.ndarray | None = None   # (n, W) fraction: the values each bucket averages (None: unweighted)
+    volume_phase: np.ndarray | None = None  # (n, P) fraction with counts: the median count per phase
 
     def rows(self, idx: np.ndarray) -> "Fit":
         return Fit(self.name, self.period, **{k: (None if v is None else v[idx]) for k, v in self.__dict__.items()
@@ -206,7 +206,7 @@ def fit_count(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarray) 
 
 
 def fit_fraction(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarray, floor: np.ndarray,
-                 counts: np.ndarray | None = None) -> Fit:
+                 counts: np.ndarray | None = None, volume_period: int = 1) -> Fit:
     n, w = x.shape
     s = None
     if period > 1:
@@ -223,11 +223,20 @@ def fit_fraction(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarra
     level_t, _ = _level_now(d, k)
     shift = level_shift(last_window(d, k)[1], last_window(d_all, k)[1])
     level_t = np.where(shift, median_last(d_all, k), level_t)
-    # an average's volume: the values it averaged over the last k buckets (a ratio of
-    # amounts: its denominator, for min_volume)
-    volume = None if counts is None else nanmedian(np.where(counts[:, w - k:] > 0, counts[:, w - k:], np.nan))
+    # an average's volume, the values it averages (a ratio of amounts: its expected
+    # denominator, for min_volume): the median count of the buckets at t's place in the
+    # grain's cycle (`volume_period`: an hour of the day, a day of the week; the count
+    # has its cycle even when the average has none), else of the last k
+    volume = volume_phase = None
+    if counts is not None:
+        known = np.where(counts > 0, counts, np.nan)
+        if volume_period > 1:
+            volume_phase = nanmedian(fold(known, volume_period), 1)
+            volume = volume_phase[:, 0]
+        else:
+            volume = nanmedian(known[:, w - k:])
     return Fit(name, period, resid=r, resid_all=r_all, expected=level_t + prof_t, floor=floor, profile=s,
-               counts=counts, volume=volume)
+               counts=counts, volume=volume, volume_phase=volume_phase)
 
 
 def is_proportion(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -369,10 +378,9 @@ def band_params(fit: Fit, shape: str, sensitivity: float) -> dict[str, np.ndarra
             g = np.sqrt(_average_variance(fit.counts, avg))
             dev_all, dev = dev_all / g, dev / g
             _, scale, nres = robust_center_scale(dev_all, fit.floor)
-        # the Huber scale's fixed point, not one step from the MAD: a gauge that sits on a
-        # few levels has a MAD of almost 0, and one step keeps its band within 3 MADs, so
-        # every switch between its levels was flagged (a held-out CPU series: 87 of 230 hours)
-        scale = np.fmax(winsorized_scale(dev_all, scale, HUBER_STEPS), fit.floor)
+        # one step from the MAD or, for a gauge on a few levels whose MAD is almost 0, from
+        # the 80% quantile of the deviations (stats.spread_start)
+        scale = np.fmax(winsorized_scale(dev_all, spread_start(dev_all, scale)), fit.floor)
         q = t_multiplier(sensitivity, SCALE_EFFICIENCY * nres)
         with np.errstate(invalid="ignore", divide="ignore"):
             z = dev / scale[:, None]

@@ -198,19 +198,31 @@ def winsorized_scale(r: np.ndarray, start: np.ndarray, iterations: int = 1) -> n
     """Per row, the one-step winsorised sd: s^2 = mean(min(r^2, (C s0)^2)) / E[min(z^2, C^2)]
     for a standard normal z (Huber, C = WINSOR), s0 = `start` (a robust first guess such
     as the MAD): nearly as efficient as the sample variance, and one outlier moves it by
-    at most C^2 s0^2 / n. r: residuals about their centre. `iterations` > 1 repeats the
-    step towards its fixed point (stopping early once no row moves by 0.01%): a MAD that
-    collapsed on a series living on a few levels (a quantised gauge switching between
-    them) grows to the spread of the switches instead of staying within 3 MADs."""
+    at most C^2 s0^2 / n. r: residuals about their centre."""
     r2 = r * r
     s2 = np.maximum(start, 1e-300) ** 2
     for _ in range(iterations):
-        step = np.fmax(nanmean(np.minimum(r2, WINSOR ** 2 * s2[:, None])) / WINSOR_MOMENT, 1e-300)
-        moved = np.abs(step - s2) > 2e-4 * s2
-        s2 = step
-        if not moved.any():
-            break
+        s2 = np.fmax(nanmean(np.minimum(r2, WINSOR ** 2 * s2[:, None])) / WINSOR_MOMENT, 1e-300)
     return np.sqrt(s2)
+
+
+_Z_80 = 1.2815515655446004  # the 80% quantile of |z| for a standard normal z
+
+
+def spread_start(r: np.ndarray, mad_scale: np.ndarray) -> np.ndarray:
+    """Per row, a first guess of the sd for winsorized_scale: the MAD's (`mad_scale`),
+    unless the 80% quantile of |r| over its normal value 1.28 is more than twice it.
+    Both are the sd for normal noise. The MAD sees only the middle half, and a gauge
+    that sits on one level more than half the time (an idle CPU switching between a few
+    nearby levels) has a MAD of almost 0: one step from it stays within 3 MADs and every
+    switch is flagged. The 80% quantile spans the switches. Past incidents among the
+    values (up to a fifth of them) move the 80% quantile less than twofold, so they
+    keep the MAD's start (r: residuals about their centre)."""
+    s, n = sorted_rows(np.abs(r))
+    at = np.clip(np.floor(0.8 * (n - 1)).astype(int), 0, None)
+    q80 = np.take_along_axis(s, at[:, None], 1)[:, 0] if s.shape[1] else np.full(n.shape, np.nan)
+    wide = np.where(n > 0, q80 / _Z_80, np.nan)
+    return np.where(wide > 2.0 * mad_scale, wide, mad_scale)
 
 
 def solve_dispersion(u2: np.ndarray, base: np.ndarray, slope: np.ndarray, iterations: int = 14) -> np.ndarray:
@@ -254,8 +266,8 @@ _RATIO_EXPONENTIAL = math.log(20.0) / math.log(5.0)
 def tail_edges(z: np.ndarray, sensitivity: float, gaussian: np.ndarray,
                skewed: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the band edge (in sds) of each side: `gaussian` (the normal / Student-t
-    quantile at the tail probability of `sensitivity`) where that side's tail is no
-    heavier than a normal one, else widened. The window's honest standardised residuals
+    quantile at the tail probability of `sensitivity`), widened on a side whose tail is
+    heavier than a normal one. The window's honest standardised residuals
     z (first-pass outliers left out) give each side's 2.5% quantile q2 (1.96 for a
     normal): the edge is `gaussian` * q2 / 1.96, so a series whose ordinary
     fluctuations are heavy-tailed gets a wider band on that side only.
@@ -270,12 +282,14 @@ def tail_edges(z: np.ndarray, sensitivity: float, gaussian: np.ndarray,
     much further than its 2.5% quantile alone says (at sensitivity 3.5, an exponential
     side whose 2.5% quantile is a normal's 1.96 gets an edge of 5.0 sds, not 3.5). A
     side with fewer than TAIL_MIN_POINTS values beyond its 2.5% quantile is then
-    measured at its 10% quantile (q1 / 1.28: young windows). (A count's or a ratio's
-    variance function already describes its skew: there a heavier tail is bursts, which
-    are flagged.) With too few values beyond either quantile (short windows: daily and
-    coarser grains) a side keeps `gaussian`."""
+    measured at its 10% quantile if twice as many lie beyond that (q1 / 1.28: young
+    hourly windows, 100 to 199 values). (A count's or a ratio's variance function
+    already describes its skew: there a heavier tail is bursts, which are flagged.)
+    Normal noise keeps about the normal edge: the slopes are estimates and the steeper
+    one is kept, so on average a few percent wider. With too few values beyond either
+    quantile (short windows: daily and coarser grains) a side keeps `gaussian`."""
     n = np.count_nonzero(~np.isnan(z), axis=1)
-    inner = n * (TAIL_INNER if skewed else TAIL_LEVEL) >= TAIL_MIN_POINTS
+    inner = n * (TAIL_INNER if skewed else TAIL_LEVEL) >= (2 * TAIL_MIN_POINTS if skewed else TAIL_MIN_POINTS)
     outer = n * TAIL_LEVEL >= TAIL_MIN_POINTS
     gaussian = np.broadcast_to(np.asarray(gaussian, float), n.shape)
     if not inner.any():
@@ -297,7 +311,9 @@ def tail_edges(z: np.ndarray, sensitivity: float, gaussian: np.ndarray,
         if skewed:
             with np.errstate(invalid="ignore", divide="ignore"):
                 w = np.clip((q2 / q1 - _RATIO_NORMAL) / (_RATIO_EXPONENTIAL - _RATIO_NORMAL), 0.0, 1.0)
-            w = np.where(q1 > 0, w, 0.0)
+            # a side whose 10% quantile is under half a normal sd sits mostly at the centre
+            # (a gauge on a few levels): its q2 / q1 says nothing of an exponential tail
+            w = np.where(q1 > 0.5, w, 0.0)
             # the edge's tail probability, its distance inflated as the Student-t's is
             far = math.log(TAIL_LEVEL / (0.5 * math.erfc(sensitivity / math.sqrt(2.0)))) * g / sensitivity
             grown = (1.0 - w) * grown + w * (q2 + (q2 - q1) / math.log(TAIL_INNER / TAIL_LEVEL) * far)
