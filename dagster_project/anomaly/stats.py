@@ -44,12 +44,17 @@ def quantile_skew(r: np.ndarray, level: float = 0.1, least: int = 20) -> np.ndar
     q[level]) of the non-NaN values: 0 for a symmetric distribution, towards +1 for a
     long upper side; NaN for a row with fewer than `least` values."""
     s, n = sorted_rows(r)
-    rows = np.arange(s.shape[0])
-    m = np.maximum(n - 1, 0)
-    lo, mid, hi = (s[rows, np.floor(p * m).astype(int)] for p in (level, 0.5, 1.0 - level))
+    lo, mid, hi = (quantile_sorted(s, n, p) for p in (level, 0.5, 1.0 - level))
     with np.errstate(invalid="ignore", divide="ignore"):
         skew = (hi + lo - 2.0 * mid) / (hi - lo)
     return np.where((n >= least) & (hi > lo), skew, np.nan)
+
+
+def quantile_sorted(s: np.ndarray, n: np.ndarray, level: float) -> np.ndarray:
+    """Per row of rows sorted by `sorted_rows` (s, n values each), the value at position
+    floor(level * (n - 1)): the empirical `level` quantile, no interpolation."""
+    at = np.clip(np.floor(level * (n - 1)).astype(int), 0, None)
+    return np.take_along_axis(s, at[:, None], 1)[:, 0]
 
 
 def median_sorted(s: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -219,8 +224,7 @@ def spread_start(r: np.ndarray, mad_scale: np.ndarray) -> np.ndarray:
     values (up to a fifth of them) move the 80% quantile less than twofold, so they
     keep the MAD's start (r: residuals about their centre)."""
     s, n = sorted_rows(np.abs(r))
-    at = np.clip(np.floor(0.8 * (n - 1)).astype(int), 0, None)
-    q80 = np.take_along_axis(s, at[:, None], 1)[:, 0] if s.shape[1] else np.full(n.shape, np.nan)
+    q80 = quantile_sorted(s, n, 0.8) if s.shape[1] else np.full(n.shape, np.nan)
     wide = np.where(n > 0, q80 / _Z_80, np.nan)
     return np.where(wide > 2.0 * mad_scale, wide, mad_scale)
 
@@ -299,12 +303,7 @@ def tail_edges(z: np.ndarray, sensitivity: float, gaussian: np.ndarray,
         s = np.sort(side[inner], axis=1)  # NaN last
         m = n[inner]
         g = gaussian[inner]
-
-        def quantile(level):
-            at = np.clip(np.floor((1.0 - level) * (m - 1)).astype(int), 0, None)
-            return np.take_along_axis(s, at[:, None], 1)[:, 0]
-
-        q1, q2 = quantile(TAIL_INNER), quantile(TAIL_LEVEL)
+        q1, q2 = (quantile_sorted(s, m, 1.0 - level) for level in (TAIL_INNER, TAIL_LEVEL))
         young = g * np.fmax(q1 / _Z_INNER, 1.0)
         slope = np.fmax(q2 / _Z_TAIL, (q2 - q1) / (_Z_TAIL - _Z_INNER)) if skewed else q2 / _Z_TAIL
         grown = q2 + slope * (g - _Z_TAIL)
