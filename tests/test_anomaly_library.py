@@ -784,3 +784,24 @@ def test_an_averages_row_depends_only_on_its_past_and_an_unknown_count_is_judged
     unknown = score(g, shape="average", grain="hour", first=busy, last=busy)
     width = lambda o: float(o.upper.iloc[0] - o.lower.iloc[0])  # noqa: E731
     assert width(unknown) > 3 * width(known)  # judged as an average of 2 values, not 60
+
+
+@pytest.mark.parametrize("shape", ["fraction", "count"])
+def test_a_young_series_does_not_learn_a_step_in_its_first_week_as_a_weekly_pattern(shape):
+    """A series 10 days old that stepped down for good on day 5 (a network gauge after a
+    change): from day 10.5 half of a second week has data, but each hour of the week
+    ahead was seen once, on the old level. An hour-of-week profile read off that one
+    cycle carried the step as a "weekly pattern" and expected the old level back: every
+    hour from day 10.5 flagged for a day and a half (held-out NAB ec2_network_in_257a54).
+    A profile must have seen the phases it serves in two cycles."""
+    rng = np.random.default_rng(11)
+    h = np.arange(24 * 14)
+    # a pattern of its own for every hour of the week, which the overlap of the two
+    # cycles shows (hour of week is the better fit there)
+    level = np.where(h < 24 * 5 + 16, 750.0, 220.0) * (1 + rng.normal(0, 0.1, 168))[h % 168]
+    x = rng.poisson(level).astype(float) if shape == "count" else level * (1 + rng.normal(0, 0.005, h.size))
+    f = frame(x, grain="hour")
+    out = score(f, shape=shape, grain="hour", first=24 * 7)
+    found = flagged_positions(f, out)
+    assert not found, sorted(found)
+    assert out.expected.max() < 1.5 * 220, out.loc[out.expected.idxmax()]

@@ -8,7 +8,7 @@ import numpy as np
 
 from .domain import JACOBIAN, LOG, SQRT, VALUE, back, forward, sqrt_offset, takes
 from .models import anscombe, band, fit_count, fit_fraction, fit_ratio, is_proportion, ratio_t, selection_stat
-from .seasonality import cycles_with_data, fold, robust_residuals
+from .seasonality import fold, holds_cycles, robust_residuals
 from .settings import PERIOD, candidates, level_span, min_cycles
 from .stats import SCALE_EFFICIENCY, nanmean, quantile_skew, resolution_floor, robust_center_scale, winsorized_scale
 
@@ -87,19 +87,20 @@ def record(same: np.ndarray, value: np.ndarray) -> np.ndarray:
     return np.where(lowest, "lowest", np.where(highest, "highest", ""))
 
 
-def fit_variants(win, ok, value, shape, grain, settings, den_t, prop, rules=None) -> dict:
+def fit_variants(win, ok, value, shape, grain, settings, den_t, prop, rules=None, ahead: int = 1) -> dict:
     """Steps 2-4 for a batch of windows: first pass, each candidate fit (seasonality x
     domain) and its selection statistic. `value`: the scored values, which a square root
     or log domain must take (None: not checked here, hourly.py checks per bucket).
     `rules` (a dict): receives per domain the cleaned windows, the first pass's rule and
-    the resolution floor, for hourly.py. Also returns per row the square root's offset
+    the resolution floor, for hourly.py. `ahead`: the buckets after the window the fits
+    serve (hourly.py: a day), each of whose phases a seasonal profile must have seen in
+    two cycles (seasonality.holds_cycles). Also returns per row the square root's offset
     (domain.sqrt_offset; 0 when unused)."""
     n = ok.shape[0]
     k = level_span(grain, settings)
     names = candidates(grain, settings)
     need = min_cycles(settings)
-    avail = {c: (cycles_with_data(ok, PERIOD[c]) >= need) if PERIOD[c] > 1 else np.ones(n, bool)
-             for c in names}
+    avail = {c: holds_cycles(ok, PERIOD[c], need, ahead) if PERIOD[c] > 1 else np.ones(n, bool) for c in names}
     if "none" not in avail:  # an explicit seasonality without enough cycles yet falls back to none
         avail["none"] = ~np.any([avail[c] for c in names], axis=0)
         names = names + ("none",)
@@ -123,7 +124,7 @@ def fit_variants(win, ok, value, shape, grain, settings, den_t, prop, rules=None
         full = [forward(np.where(ok, win[0], 1.0), dom, shift) + np.where(ok, 0.0, np.nan)] if dom != VALUE else win
         floor = resolution_floor(full[0]) if shape == "fraction" else 1.0
         rule = {} if rules is not None else None
-        w = clean(full, shape, settings.sensitivity, names, ok, k, prop, floor, rule)
+        w = clean(full, shape, settings.sensitivity, names, ok, k, prop, floor, rule, ahead)
         if rules is not None:
             rules[dom] = (w, rule, floor)
         for c in names:
@@ -197,9 +198,10 @@ def choose(stats: np.ndarray, usable: np.ndarray, n_common: np.ndarray, skew: np
     return np.where(best < np.inf, choice, np.argmax(usable, axis=0))  # no spread to compare: the simplest
 
 
-def clean(win, shape, sensitivity, names, ok, k, prop, floor, rule=None):
+def clean(win, shape, sensitivity, names, ok, k, prop, floor, rule=None, ahead: int = 1):
     """The first pass: leave out each window's own outliers (NaN), judged by a median fit
-    of the richest seasonality with 2+ cycles (else blocks of the level span). `floor`:
+    of the richest seasonality with 2+ cycles for the phases ahead (seasonality.
+    holds_cycles; else blocks of the level span). `floor`:
     the smallest scale (1 in the variance-stabilised scales: Poisson or binomial noise
     cannot be smaller; the data's resolution for fractions). `rule` (a dict): receives
     per row the period, the median fit's continuation, centre and scale, and the window's
@@ -209,7 +211,7 @@ def clean(win, shape, sensitivity, names, ok, k, prop, floor, rule=None):
     seasonal = [c for c in names if PERIOD[c] > 1]
     period = np.ones(n, int)
     for c in sorted(seasonal, key=lambda c: PERIOD[c]):
-        enough = cycles_with_data(ok, PERIOD[c]) >= 2
+        enough = holds_cycles(ok, PERIOD[c], 2, ahead)
         period = np.where(enough, PERIOD[c], period)
     if shape == "ratio":
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -123,7 +123,7 @@ def _score_day(out, rows, a, anchors, arrays, raw, t, hour, value, num_t, den_t,
     prop = np.zeros(anchors.size, bool)
     prop[a] = prop_a[rows]
     rules: dict = {}
-    m = fit_variants(win, ok, None, shape, "hour", settings, np.ones(anchors.size), prop, rules)
+    m = fit_variants(win, ok, None, shape, "hour", settings, np.ones(anchors.size), prop, rules, AHEAD + 1)
     offset = m["offset"][a]
     # per bucket, the variants whose domain takes the day so far and the scored value
     serves = {VALUE: np.ones(rows.size, bool), LOG: transformable["positive"][rows],

@@ -47,6 +47,20 @@ def cycles_with_data(valid: np.ndarray, period: int) -> np.ndarray:
     return (per >= max(1.0, period / 2)).sum(axis=1)
 
 
+def holds_cycles(valid: np.ndarray, period: int, need: int, ahead: int = 1) -> np.ndarray:
+    """Per row, can a profile of `period` serve the next `ahead` buckets after the window?
+    `need` cycles with at least half their buckets (cycles_with_data), and each of the
+    phases served that has a value in the window has one in `need` cycles: a young
+    series' first, partial cycle would otherwise give those phases a profile read off
+    one cycle, with no leave-one-out residual to show how wrong it can be (a level
+    shift inside the last cycle becomes a "weekly pattern")."""
+    if period == 1:
+        return valid.sum(axis=1) >= need
+    seen = fold(valid.astype(float), period)[:, :, :min(ahead, period)].sum(axis=1)
+    fewest = np.where(seen >= 1, seen, np.inf).min(axis=1)
+    return (cycles_with_data(valid, period) >= need) & (fewest >= need)
+
+
 _BOUNDED = 1e300  # values below it in size: no sum or difference of a window's values overflows
 _PASSES = 6  # alternating passes for a window with gaps (a complete grid is exact after one)
 
