@@ -31,7 +31,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .core import choose, empty_rows, fit_variants, record, score_rows, store
 from .domain import LOG, SQRT, VALUE, forward
-from .models import Fit, anscombe, band, band_params, inside_proportion, level_shift, ratio_t
+from .models import Fit, anscombe, anscombe_inv, band_params, band_recovery, inside_proportion, level_shift, ratio_t
 from .runs import run_hours, run_variance
 from .seasonality import cycles_with_data, fold, spread
 from .settings import PERIOD, candidates, level_span, min_cycles, training_buckets
@@ -150,14 +150,14 @@ def _score_day(out, rows, a, anchors, arrays, raw, t, hour, value, num_t, den_t,
         window, rule, _ = rules[dom]
         this = [value[r]] if shape != "ratio" else [num_t[r], den_t[r]]
         rule_rows = {key: v[a[sel]] for key, v in rule.items() if key not in ("z", "z_own")}
-        recent, every, z_day = _recent([x[a[sel], w - k:] for x in ext], this, rule_rows, y, dom,
+        recent, every, z_day, ref = _recent([x[a[sel], w - k:] for x in ext], this, rule_rows, y, dom,
                                        offset[sel], shape, settings.sensitivity, prop[a[sel]], t[r], h[sel], k)
-        expected, kappa, volume = _baseline(fit, shape, [x[used] for x in window], recent, every, at, h[sel], k, w,
-                                            den_t[r])
+        expected, kappa, volume, recovered = _baseline(fit, shape, [x[used] for x in window], recent, every, at,
+                                                       h[sel], k, w, den_t[r])
         now = Fit(c, fit.period, resid=None, resid_all=None, expected=expected, kappa=kappa,
-                  proportion=prop[a[sel]])
+                  proportion=prop[a[sel]], recovered=recovered)
         v = forward(value[r], dom, offset[sel])
-        e, lo, hi, sc = band(now, shape, settings.sensitivity, v, num_t[r], den_t[r], params)
+        e, lo, hi, sc, recovery = band_recovery(now, shape, settings.sensitivity, v, num_t[r], den_t[r], params)
         same = _same_phase(raw, t[r], fit.period, training_buckets("hour", settings))
         # an average's first pass does not know its counts (its residuals mix 2-value
         # nights with 60-value noons): no runs
@@ -166,7 +166,12 @@ def _score_day(out, rows, a, anchors, arrays, raw, t, hour, value, num_t, den_t,
             if dom not in run_stats:
                 run_stats[dom] = run_variance(rule["z"], rule["z_own"])  # per anchor (runs.py)
             mean, var = run_stats[dom]
-            run = run_hours(z_day, h[sel], mean[a[sel]], var[a[sel]], sc, settings.sensitivity)
+            # the run's residuals are from the first pass as seen from t: when its fit at t
+            # lies outside the band (the last cycle was a day-long incident: the hours
+            # after it stand out from it), or the value was judged a recovery, no run
+            stale = ~((ref >= lo) & (ref <= hi))
+            run = np.where(recovery | stale, 0,
+                           run_hours(z_day, h[sel], mean[a[sel]], var[a[sel]], sc, settings.sensitivity))
         store(out, r, e, lo, hi, sc, volume, c, dom, nonneg[r], record(same, value[r]), run, offset[sel])
 
 
@@ -181,7 +186,8 @@ def _transform(arrays, shape) -> np.ndarray:
         return arrays[0]
 
 
-def _recent(day, this, rule, y, dom, offset, shape, sensitivity, prop, t, h, k) -> tuple[list, list, np.ndarray]:
+def _recent(day, this, rule, y, dom, offset, shape, sensitivity, prop, t, h, k) -> tuple[list, list, np.ndarray,
+                                                                                          np.ndarray]:
     """Per bucket (one row each): the last k buckets of its anchor's window and the day's
     buckets before it (NaN from hour h on), each left out when it is an outlier of the
     first pass's median fit as seen from t (core.clean): the median of the cycle (or
@@ -189,7 +195,8 @@ def _recent(day, this, rule, y, dom, offset, shape, sensitivity, prop, t, h, k) 
     pass cuts cycles at midnight, so a whole quiet day would never be an outlier.)
     Also the same buckets with the outliers kept (models.level_shift), and the day's
     residuals from that fit in its scales, hours 0..h (`this`: the bucket's own value,
-    or numerator and denominator), for runs (runs.py). y: the series in the first pass's
+    or numerator and denominator), for runs (runs.py), and that fit at t (in the band's
+    units: a count, a ratio, a fraction in its domain). y: the series in the first pass's
     scale, a fraction's before its domain (`dom`, with each row's square root `offset`)."""
     if dom != VALUE:
         day = [forward(day[0], dom, offset[:, None])]
@@ -200,7 +207,12 @@ def _recent(day, this, rule, y, dom, offset, shape, sensitivity, prop, t, h, k) 
     for p in np.unique(block):
         sel = block == p
         cycle = sliding_window_view(y, int(p))[t[sel] - p]
-        level[sel] = nanmedian(forward(cycle, dom, offset[sel, None]) if dom != VALUE else cycle)
+        cycle = forward(cycle, dom, offset[sel, None]) if dom != VALUE else cycle
+        # the median of the cycle without its phases (seasonality.robust_residuals): a
+        # day-long incident inside it moves it by its share of the cycle, not by the
+        # spread of the daily profile
+        at = (h[sel, None] + np.arange(int(p))[None, :]) % period[sel, None]
+        level[sel] = nanmedian(cycle - np.take_along_axis(rule["phase"][sel], at, axis=1))
     j = np.arange(-k, AHEAD)[None, :]
     phase = np.take_along_axis(rule["phase"], np.concatenate([j % period[:, None], (h % period)[:, None]], axis=1),
                                axis=1)
@@ -222,14 +234,16 @@ def _recent(day, this, rule, y, dom, offset, shape, sensitivity, prop, t, h, k) 
     z_day[:, :AHEAD] = np.where(j[:, k:] < h[:, None], z[:, k:-1], np.nan)
     z_day[rows, h] = z[:, -1]
     before = j < h[:, None]
-    return [np.where(keep, d, np.nan) for d in day], [np.where(before, d, np.nan) for d in day], z_day
+    ref = anscombe_inv(fitted[:, -1]) if shape == "count" else fitted[:, -1]
+    return [np.where(keep, d, np.nan) for d in day], [np.where(before, d, np.nan) for d in day], z_day, ref
 
 
 def _baseline(fit, shape, window, recent, every, at, h, k, w, den_t):
-    """expected, kappa and volume at each bucket (anchor row `at`, hour `h`), as in
-    models.fit_*: the level is the mean of the last k de-seasonalised buckets (`recent`;
-    after a level shift the median of `every`, a ratio the ratio of their sums:
-    models.level_shift), else of the anchor's window and the day so far."""
+    """expected, kappa, volume and the expectation on the level of the level span before
+    the last one (NaN: unknown; models.band) at each bucket (anchor row `at`, hour `h`),
+    as in models.fit_*: the level is the mean of the last k de-seasonalised buckets
+    (`recent`; after a level shift the median of `every`, a ratio the ratio of their
+    sums: models.level_shift), else of the anchor's window and the day so far."""
     p = fit.period
     phase = h % p
     if p > 1:
@@ -251,26 +265,48 @@ def _baseline(fit, shape, window, recent, every, at, h, k, w, den_t):
     def whole(x_win, x_rec):  # sum over the anchor's window and the day so far
         return np.nansum(x_win, axis=1)[at] + np.nansum(x_rec[:, k:], axis=1)
 
+    def span_before(x_win, den_win=None):  # models._level_before: [t-2k, t-k), in the anchor's window
+        lo, hi = w - 2 * k + h, w - k + h
+        both = ~np.isnan(x_win) if den_win is None else ~np.isnan(x_win) & ~np.isnan(den_win)
+        c = prefix_sum(both, axis=1)
+        cnt = c[at, hi] - c[at, lo]
+        s = prefix_sum(np.where(both, x_win, 0.0), axis=1)
+        tot = s[at, hi] - s[at, lo]
+        if den_win is not None:
+            dd = prefix_sum(np.where(both, den_win, 0.0), axis=1)
+            cnt = np.where(dd[at, hi] - dd[at, lo] > 0, cnt, 0)
+            tot = tot / np.where(cnt > 0, dd[at, hi] - dd[at, lo], 1.0)
+        else:
+            tot = tot / np.maximum(cnt, 1)
+        return np.where(cnt >= max(1, k // 2), tot, np.nan)
+
     if shape == "ratio":
         (num, den), (num_w, den_w) = recent, window
         num_e, den_e = every
         shift = level_shift(last(~np.isnan(num) & ~np.isnan(den)), last(~np.isnan(num_e) & ~np.isnan(den_e)))
-        num, den = np.where(shift[:, None], num_e, num), np.where(shift[:, None], den_e, den)
-        adj, adj_w = (num - s_rec * den, num_w - s_win * den_w) if p > 1 else (num, num_w)
-        a_t, d_t = last(adj), last(den)
-        wa, wd = whole(adj_w, adj), whole(den_w, den)
-        use = d_t > 0
+        adj_w = num_w - s_win * den_w if p > 1 else num_w
         sden = fit.profile_n[at, phase] if p > 1 else np.inf
+        top = np.where(fit.proportion[at], 1.0, np.inf)
+
+        def ratio_level(num, den):  # the recent ratio of sums, else the window's and the day's
+            adj = num - s_rec * den if p > 1 else num
+            a_t, d_t, wa, wd = last(adj), last(den), whole(adj_w, adj), whole(den_w, den)
+            use = d_t > 0
+            with np.errstate(invalid="ignore", divide="ignore"):
+                whole_level = np.where(wd > 0, wa / np.where(wd > 0, wd, 1.0), np.nan)
+                return np.where(use, a_t / np.where(use, d_t, 1.0), whole_level), np.where(use, d_t, wd)
+
+        recovered = np.clip(span_before(adj_w, den_w) + prof + fit.bias[at], 0.0, top)
+        num, den = np.where(shift[:, None], num_e, num), np.where(shift[:, None], den_e, den)
+        level, behind = ratio_level(num, den)
         with np.errstate(invalid="ignore", divide="ignore"):
-            whole_level = np.where(wd > 0, wa / np.where(wd > 0, wd, 1.0), np.nan)
-            level = np.where(use, a_t / np.where(use, d_t, 1.0), whole_level)
-            kappa = 1.0 + den_t / np.where(use, d_t, wd) + den_t / sden
-        expected = np.clip(level + prof + fit.bias[at], 0.0, np.where(fit.proportion[at], 1.0, np.inf))
+            kappa = 1.0 + den_t / behind + den_t / sden
+        expected = np.clip(level + prof + fit.bias[at], 0.0, top)
         if p > 1:
             volume = nanmedian(fold(den_w, p), 1)[at, phase]
         else:
             volume = nanmedian(den[rows[:, None], h[:, None] + np.arange(k)[None, :]])
-        return expected, kappa, volume
+        return expected, kappa, volume, recovered
     with np.errstate(invalid="ignore", divide="ignore"):
         if shape == "count":
             d, d_e = (np.where(s_rec > 0, x / s_rec, np.nan) if p > 1 else x for x in (recent[0], every[0]))
@@ -278,25 +314,31 @@ def _baseline(fit, shape, window, recent, every, at, h, k, w, den_t):
         else:
             d, d_e = (x - s_rec if p > 1 else x for x in (recent[0], every[0]))
             d_w = window[0] - s_win if p > 1 else window[0]
+    ok_w = (~np.isnan(d_w)).astype(float)
+
+    def mean_level(d):  # the mean of the last k, else of the anchor's window and the day so far
+        ok = (~np.isnan(d)).astype(float)
+        c_last = last(ok)
+        use = c_last > 0
+        s_t = np.where(use, last(d), whole(d_w, d))
+        c_t = np.where(use, c_last, whole(ok_w, ok))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(c_t > 0, s_t / np.maximum(c_t, 1), np.nan), c_t
+
     shift = level_shift(last(~np.isnan(d)), last(~np.isnan(d_e)))
+    before = span_before(d_w)
     d = np.where(shift[:, None], d_e, d)
-    ok, ok_w = (~np.isnan(d)).astype(float), (~np.isnan(d_w)).astype(float)
-    c_last = last(ok)
-    use = c_last > 0
-    s_t = np.where(use, last(d), whole(d_w, d))
-    c_t = np.where(use, c_last, whole(ok_w, ok))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        level = np.where(c_t > 0, s_t / np.maximum(c_t, 1), np.nan)
+    level, c_t = mean_level(d)
     level = np.where(shift, last_median(d), level)
     if shape == "fraction":  # an average's volume: its phase's median count (models.fit_fraction)
         volume = None if fit.volume_phase is None else fit.volume_phase[at, h % fit.volume_phase.shape[1]]
-        return level + prof, None, volume
+        return level + prof, None, volume, before + prof
     wsum = last(np.where(np.isnan(d), np.nan, s_rec))
     cyc = fit.profile_n[at, phase].astype(float) if p > 1 else np.inf
     mu = fit.bias[at] * level * prof
     with np.errstate(divide="ignore"):
         kappa = 1.0 + np.where(wsum > 0, prof / wsum, 1.0 / np.maximum(c_t, 1)) + 1.0 / cyc
-    return mu, kappa, mu
+    return mu, kappa, mu, fit.bias[at] * before * prof
 
 
 def _same_phase(raw, t, period, w):

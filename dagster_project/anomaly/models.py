@@ -13,7 +13,9 @@ level_span; their median after a level shift: `level_shift`), plus a bias term (
 median residual; the ratio of sums for counts) that absorbs the lag of that mean on a
 trend. Residual j in the window uses the level of the k buckets before j and the
 profile without j's own value: a one-step-ahead forecast error, so comparing candidates
-does not favour the one with more parameters.
+does not favour the one with more parameters. `recovered`: the same baseline on the
+level of the k buckets before the last k; `band` judges a value nearer that one against
+it (a recovery after an incident that lasted a level span is not an anomaly).
 
 Noise, in a variance-stabilised scale T so that one band rule fits all volumes:
 - count: T(x) = 2 sqrt(x + 3/8) (Anscombe), var = kappa * (1 + alpha * mu): Poisson
@@ -42,7 +44,7 @@ exactly when the value is outside [lower, upper]."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -76,6 +78,7 @@ class Fit:
     bias: np.ndarray | None = None     # (n,) the bias term (count: a factor, ratio: added)
     counts: np.ndarray | None = None   # (n, W) fraction: the values each bucket averages (None: unweighted)
     volume_phase: np.ndarray | None = None  # (n, P) fraction with counts: the median count per phase
+    recovered: np.ndarray | None = None  # (n,) the expected value on the previous level span's level (NaN: unknown)
 
     def rows(self, idx: np.ndarray) -> "Fit":
         return Fit(self.name, self.period, **{k: (None if v is None else v[idx]) for k, v in self.__dict__.items()
@@ -154,6 +157,23 @@ def _level_now(d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         return np.where(c > 0, s / np.maximum(c, 1), np.nan), c
 
 
+def _level_before(d: np.ndarray, k: int, den: np.ndarray | None = None) -> np.ndarray:
+    """The level of the level span before the last one (window positions [W-2k, W-k)):
+    the mean of its de-seasonalised values (a ratio: sum of `d` over sum of `den`), NaN
+    with under half of them present. models.band: a value back on it is a recovery."""
+    w = d.shape[1]
+    span = slice(max(0, w - 2 * k), max(0, w - k))
+    s, c = nansum_count(d[:, span], 1)
+    if den is not None:
+        both = ~np.isnan(d[:, span]) & ~np.isnan(den[:, span])
+        c = np.count_nonzero(both, axis=1)
+        s, total = nansum(np.where(both, d[:, span], np.nan), 1), nansum(np.where(both, den[:, span], np.nan), 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where((c >= max(1, k // 2)) & (total > 0), s / np.where(total > 0, total, 1.0), np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(c >= max(1, k // 2), s / np.maximum(c, 1), np.nan)
+
+
 def _profile_terms(period: int, w: int, scnt: np.ndarray | None):
     """1 / (cycles - 1) per window position (the leave-one-out profile's variance share)."""
     if period == 1:
@@ -198,11 +218,13 @@ def fit_count(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarray) 
     level_t, cnt_t = _level_now(d_now, k)
     level_t = np.where(shift, median_last(d_all, k), level_t)
     mu_t = bias * level_t * prof_t
+    recovered = bias * _level_before(d, k) * prof_t
     with np.errstate(divide="ignore"):
         kappa = 1.0 + np.where(wsum_t > 0, prof_t / wsum_t, 1.0 / np.maximum(cnt_t, 1)) + 1.0 / cyc_t
     return Fit(name, period, resid=u / np.sqrt(kres), resid_all=u_all, expected=mu_t, base=kres,
                slope=np.where(np.isnan(u_all), np.nan, level * sloo * bias[:, None]), kappa=kappa, volume=mu_t,
-               profile=s if period > 1 else None, profile_n=scnt if period > 1 else None, bias=bias)
+               profile=s if period > 1 else None, profile_n=scnt if period > 1 else None, bias=bias,
+               recovered=recovered)
 
 
 def fit_fraction(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarray, floor: np.ndarray,
@@ -236,7 +258,8 @@ def fit_fraction(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarra
         else:
             volume = nanmedian(known[:, w - k:])
     return Fit(name, period, resid=r, resid_all=r_all, expected=level_t + prof_t, floor=floor, profile=s,
-               counts=counts, volume=volume, volume_phase=volume_phase)
+               counts=counts, volume=volume, volume_phase=volume_phase,
+               recovered=_level_before(d, k) + prof_t)
 
 
 def is_proportion(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -292,13 +315,14 @@ def fit_ratio(num: np.ndarray, den: np.ndarray, name: str, period: int, k: int,
         level_t = np.where(use, a_t / np.where(use, d_t, 1.0), np.where(wd > 0, wa / np.where(wd > 0, wd, 1.0), np.nan))
         kappa = 1.0 + den_t / np.where(use, d_t, wd) + den_t / sden_t
     mu_t = np.clip(level_t + prof_t + bias, 0.0, np.where(prop, 1.0, np.inf))
+    recovered = np.clip(_level_before(adj, k, den) + prof_t + bias, 0.0, np.where(prop, 1.0, np.inf))
     if period > 1:
         volume = nanmedian(fold(den, period)[:, :, 0])
     else:
         volume = nanmedian(den[:, max(0, w - k):])
     return Fit(name, period, resid=z / np.sqrt(kres), resid_all=z_all, expected=mu_t, base=kres,
                slope=np.broadcast_to(den, num.shape), kappa=kappa, volume=volume, proportion=prop,
-               base_all=kres_all, slope_all=den_all, profile=s, profile_n=sden, bias=bias)
+               base_all=kres_all, slope_all=den_all, profile=s, profile_n=sden, bias=bias, recovered=recovered)
 
 
 # ---- choosing and banding -------------------------------------------------------------
@@ -318,8 +342,34 @@ def band(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, num_t: np.
     """expected, lower, upper, score for the rows of `fit` (value, num_t, den_t: the
     observation at t). Each side's edge, in sds, is the larger of the Student-t quantile
     and the tail estimate of that side (see `tail_edges`). `params`: `band_params` of
-    the window, when it was computed once for several buckets (hourly.py)."""
+    the window, when it was computed once for several buckets (hourly.py).
+
+    A value back on the level of the level span before the last one is a recovery, not
+    an anomaly: a row with `fit.recovered` (that level's expectation) gets the band of
+    whichever of the two expectations the value is nearer (in band widths). After a
+    day-long incident the recent level is the incident's, and the hours after it would
+    be flagged against it; a new level that lasts is still judged against itself, and
+    a spike or a drop is far from both."""
+    return band_recovery(fit, shape, sensitivity, value, num_t, den_t, params)[:4]
+
+
+def band_recovery(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, num_t: np.ndarray, den_t: np.ndarray,
+                  params: dict | None = None):
+    """`band`, and per row whether the value was judged a recovery (nearer the level
+    span before the last one: hourly.py makes no run of it)."""
     p = band_params(fit, shape, sensitivity) if params is None else params
+    now = _band(fit, shape, sensitivity, value, num_t, den_t, p)
+    alt = fit.recovered
+    if alt is None or not np.isfinite(alt).any():
+        return (*now, np.zeros(np.shape(now[3]), bool))
+    before = _band(replace(fit, expected=np.where(np.isfinite(alt), alt, fit.expected)), shape, sensitivity, value,
+                   num_t, den_t, p)
+    nearer = np.abs(before[3]) < np.abs(now[3])
+    return (*(np.where(nearer, b, a) for a, b in zip(now, before)), nearer)
+
+
+def _band(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, num_t: np.ndarray, den_t: np.ndarray,
+          p: dict):
     up, down = p["up"], p["down"]
     if shape == "fraction":
         scale = p["scale"]
@@ -481,5 +531,5 @@ def _cap(score: np.ndarray) -> np.ndarray:
     return np.clip(np.nan_to_num(score, nan=0.0, posinf=SCORE_CAP, neginf=-SCORE_CAP), -SCORE_CAP, SCORE_CAP)
 
 
-__all__ = ["Fit", "fit_count", "fit_fraction", "fit_ratio", "band", "band_params", "selection_stat", "is_proportion",
-           "anscombe", "ratio_t"]
+__all__ = ["Fit", "fit_count", "fit_fraction", "fit_ratio", "band", "band_params", "band_recovery", "selection_stat",
+           "is_proportion", "anscombe", "ratio_t"]
