@@ -842,3 +842,33 @@ def test_the_days_right_after_a_week_long_drop_are_a_recovery_at_the_day_grain(s
     found = flagged_positions(f, score(f, first=90))
     assert {start, start + 1} <= found, sorted(found)
     assert not {start + 7, start + 8} & found, sorted(found)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_drop_on_a_trend_is_not_taken_for_a_recovery(seed):
+    """A daily count growing 0.5% a day, one day 5% under its trend: flagged. The level
+    of the span before the last one sits on the trend's past, not on the window's long-
+    run level, so it is no recovery's reference (models.band_recovery); without that
+    guard the drop scored -2.7 against it and went unflagged (review of e66fc61)."""
+    rng = np.random.default_rng(seed)
+    rate = 20000 * 1.005 ** np.arange(121)
+    x = rng.poisson(rate).astype(float)
+    x[120] = np.round(0.95 * rate[120])
+    f = frame(x)
+    assert flagged_positions(f, score(f, first=120)) == {120}
+
+
+@pytest.mark.parametrize("seed", [1, 3])
+def test_a_second_mild_dip_two_days_after_the_first_is_still_found(seed):
+    """Orders at 40% for a day, twice, two days apart: each hour only about 2 sds low,
+    so the first pass keeps the first dip, and the span before the second one is the
+    first dip. That span is no recovery's reference (it is off the long-run level), so
+    the second dip is judged as before: found as runs of hours (runs.py)."""
+    rng, rate = hourly_orders(seed)
+    x = rng.poisson(rate).astype(float)
+    day = 24 * 58
+    x[day - 48:day - 24] = rng.poisson(0.4 * rate[day - 48:day - 24])
+    x[day:day + 24] = rng.poisson(0.4 * rate[day:day + 24])
+    f = frame(x, grain="hour")
+    found = flagged_positions(f, score(f, shape="count", grain="hour", first=day, last=day + 23))
+    assert len(found) >= 4, sorted(found)

@@ -7,16 +7,18 @@ the history before it (`history_needed` covers the anchor's window), so scoring 
 pieces, in batches or with more history gives the same rows.
 
 The last `level_span` buckets, today's included, enter the level unless the first
-pass's median fit, as seen from t (the cycle ending at t, as core.clean cuts it), calls
+pass's median fit, as seen from t (the cycle ending at t without its phases), calls
 them outliers: a past hour of an incident does not move the level, a quiet weekend
 does; when nearly all of them are outliers, their median is the new level
 (models.level_shift). The same fit's residuals of the day so far make runs (runs.py).
 
 Buckets the anchor does not serve take the per-bucket path (core.score_rows):
 a training window under two weeks, an anchor short of the minimum history or of two
-cycles of the richest candidate seasonality (a young series, where a fit cut at
-midnight and one cut at t differ most), or a ratio whose window stopped being a
-proportion today. Windows are cut to the whole weeks that hold data (`_width`): a
+cycles (at least half full) of the richest candidate seasonality (a young series, where
+a fit cut at midnight and one cut at t differ most), or a ratio whose window stopped being a
+proportion today. An anchor that has two such cycles but saw an hour of the day ahead
+in one of them only does without that seasonality for the day (core.fit_variants,
+seasonality.holds_cycles). Windows are cut to the whole weeks that hold data (`_width`): a
 young series' windows are mostly empty.
 
 Where this differs from the per-bucket fit, by design (rows still depend only on the
@@ -31,7 +33,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .core import choose, empty_rows, fit_variants, record, score_rows, store
 from .domain import LOG, SQRT, VALUE, forward
-from .models import Fit, anscombe, anscombe_inv, band_params, band_recovery, inside_proportion, level_shift, ratio_t
+from .models import (Fit, anscombe, anscombe_inv, band_params, band_recovery, inside_proportion, level_shift, ratio_t,
+                     ratio_t_inv)
 from .runs import run_hours, run_variance
 from .seasonality import cycles_with_data, fold, spread
 from .settings import PERIOD, candidates, level_span, min_cycles, training_buckets
@@ -152,10 +155,10 @@ def _score_day(out, rows, a, anchors, arrays, raw, t, hour, value, num_t, den_t,
         rule_rows = {key: v[a[sel]] for key, v in rule.items() if key not in ("z", "z_own")}
         recent, every, z_day, ref = _recent([x[a[sel], w - k:] for x in ext], this, rule_rows, y, dom,
                                        offset[sel], shape, settings.sensitivity, prop[a[sel]], t[r], h[sel], k)
-        expected, kappa, volume, recovered = _baseline(fit, shape, [x[used] for x in window], recent, every, at,
-                                                       h[sel], k, w, den_t[r])
+        expected, kappa, volume, recovered, longrun = _baseline(fit, shape, [x[used] for x in window], recent, every,
+                                                                at, h[sel], k, w, den_t[r])
         now = Fit(c, fit.period, resid=None, resid_all=None, expected=expected, kappa=kappa,
-                  proportion=prop[a[sel]], recovered=recovered)
+                  proportion=prop[a[sel]], recovered=recovered, longrun=longrun)
         v = forward(value[r], dom, offset[sel])
         e, lo, hi, sc, recovery = band_recovery(now, shape, settings.sensitivity, v, num_t[r], den_t[r], params)
         same = _same_phase(raw, t[r], fit.period, training_buckets("hour", settings))
@@ -234,15 +237,25 @@ def _recent(day, this, rule, y, dom, offset, shape, sensitivity, prop, t, h, k) 
     z_day[:, :AHEAD] = np.where(j[:, k:] < h[:, None], z[:, k:-1], np.nan)
     z_day[rows, h] = z[:, -1]
     before = j < h[:, None]
-    ref = anscombe_inv(fitted[:, -1]) if shape == "count" else fitted[:, -1]
+    # that fit's prediction at t (its residuals centre on rule["center"], in its scale)
+    at_t, centre = fitted[:, -1], rule["center"]
+    if shape == "count":
+        ref = anscombe_inv(anscombe(at_t) + centre)
+    elif shape == "ratio":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            den_now = this[1]
+            ref = ratio_t_inv(ratio_t(at_t * den_now, den_now, prop) + centre, den_now, prop) / den_now
+    else:
+        ref = at_t + centre
     return [np.where(keep, d, np.nan) for d in day], [np.where(before, d, np.nan) for d in day], z_day, ref
 
 
 def _baseline(fit, shape, window, recent, every, at, h, k, w, den_t):
-    """expected, kappa, volume and the expectation on the level of the level span before
-    the last one (NaN: unknown; models.band) at each bucket (anchor row `at`, hour `h`),
-    as in models.fit_*: the level is the mean of the last k de-seasonalised buckets
-    (`recent`; after a level shift the median of `every`, a ratio the ratio of their
+    """expected, kappa, volume, and the expectations on the level of the level span
+    before the last one and on the anchor window's level (NaN: unknown;
+    models.band_recovery) at each bucket (anchor row `at`, hour `h`), as in models.fit_*:
+    the level is the mean of the last k de-seasonalised buckets (`recent`; after a
+    level shift the median of `every`, a ratio the ratio of their
     sums: models.level_shift), else of the anchor's window and the day so far."""
     p = fit.period
     phase = h % p
@@ -280,6 +293,13 @@ def _baseline(fit, shape, window, recent, every, at, h, k, w, den_t):
             tot = tot / np.maximum(cnt, 1)
         return np.where(cnt >= max(1, k // 2), tot, np.nan)
 
+    def window_level(x_win, den_win=None):  # models._level_window: the anchor's whole window
+        both = ~np.isnan(x_win) if den_win is None else ~np.isnan(x_win) & ~np.isnan(den_win)
+        tot = np.where(both, x_win, 0.0).sum(axis=1)
+        cnt = both.sum(axis=1) if den_win is None else np.where(both, den_win, 0.0).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(cnt > 0, tot / np.where(cnt > 0, cnt, 1.0), np.nan)[at]
+
     if shape == "ratio":
         (num, den), (num_w, den_w) = recent, window
         num_e, den_e = every
@@ -297,6 +317,7 @@ def _baseline(fit, shape, window, recent, every, at, h, k, w, den_t):
                 return np.where(use, a_t / np.where(use, d_t, 1.0), whole_level), np.where(use, d_t, wd)
 
         recovered = np.clip(span_before(adj_w, den_w) + prof + fit.bias[at], 0.0, top)
+        longrun = np.clip(window_level(adj_w, den_w) + prof + fit.bias[at], 0.0, top)
         num, den = np.where(shift[:, None], num_e, num), np.where(shift[:, None], den_e, den)
         level, behind = ratio_level(num, den)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -306,7 +327,7 @@ def _baseline(fit, shape, window, recent, every, at, h, k, w, den_t):
             volume = nanmedian(fold(den_w, p), 1)[at, phase]
         else:
             volume = nanmedian(den[rows[:, None], h[:, None] + np.arange(k)[None, :]])
-        return expected, kappa, volume, recovered
+        return expected, kappa, volume, recovered, longrun
     with np.errstate(invalid="ignore", divide="ignore"):
         if shape == "count":
             d, d_e = (np.where(s_rec > 0, x / s_rec, np.nan) if p > 1 else x for x in (recent[0], every[0]))
@@ -332,13 +353,13 @@ def _baseline(fit, shape, window, recent, every, at, h, k, w, den_t):
     level = np.where(shift, last_median(d), level)
     if shape == "fraction":  # an average's volume: its phase's median count (models.fit_fraction)
         volume = None if fit.volume_phase is None else fit.volume_phase[at, h % fit.volume_phase.shape[1]]
-        return level + prof, None, volume, before + prof
+        return level + prof, None, volume, before + prof, window_level(d_w) + prof
     wsum = last(np.where(np.isnan(d), np.nan, s_rec))
     cyc = fit.profile_n[at, phase].astype(float) if p > 1 else np.inf
     mu = fit.bias[at] * level * prof
     with np.errstate(divide="ignore"):
         kappa = 1.0 + np.where(wsum > 0, prof / wsum, 1.0 / np.maximum(c_t, 1)) + 1.0 / cyc
-    return mu, kappa, mu, fit.bias[at] * before * prof
+    return mu, kappa, mu, fit.bias[at] * before * prof, fit.bias[at] * window_level(d_w) * prof
 
 
 def _same_phase(raw, t, period, w):

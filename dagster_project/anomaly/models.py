@@ -79,6 +79,7 @@ class Fit:
     counts: np.ndarray | None = None   # (n, W) fraction: the values each bucket averages (None: unweighted)
     volume_phase: np.ndarray | None = None  # (n, P) fraction with counts: the median count per phase
     recovered: np.ndarray | None = None  # (n,) the expected value on the previous level span's level (NaN: unknown)
+    longrun: np.ndarray | None = None    # (n,) the expected value on the whole window's level (band_recovery)
 
     def rows(self, idx: np.ndarray) -> "Fit":
         return Fit(self.name, self.period, **{k: (None if v is None else v[idx]) for k, v in self.__dict__.items()
@@ -138,7 +139,8 @@ def level_shift(count_kept: np.ndarray, count_all: np.ndarray) -> np.ndarray:
     does not move it; a ratio: the ratio of their sums). Else the level would wait for
     the first pass's median, half a cycle (3.5 days for hour-of-week), and every hour
     until then would be flagged. A shorter outage stays an incident to its end (a
-    longer one becomes the level after a level span: its recovery is then flagged)."""
+    longer one becomes the level after a level span: its recovery is judged against the
+    level before it too, band_recovery)."""
     return (count_all > 0) & (10 * count_kept <= count_all)
 
 
@@ -162,16 +164,27 @@ def _level_before(d: np.ndarray, k: int, den: np.ndarray | None = None) -> np.nd
     the mean of its de-seasonalised values (a ratio: sum of `d` over sum of `den`), NaN
     with under half of them present. models.band: a value back on it is a recovery."""
     w = d.shape[1]
-    span = slice(max(0, w - 2 * k), max(0, w - k))
+    return _level_span(d, slice(max(0, w - 2 * k), max(0, w - k)), max(1, k // 2), den)
+
+
+def _level_span(d: np.ndarray, span: slice, least: int, den: np.ndarray | None = None) -> np.ndarray:
+    """The mean of d over the positions `span` (a ratio: sum of d over sum of den), NaN
+    with under `least` values."""
     s, c = nansum_count(d[:, span], 1)
     if den is not None:
         both = ~np.isnan(d[:, span]) & ~np.isnan(den[:, span])
         c = np.count_nonzero(both, axis=1)
         s, total = nansum(np.where(both, d[:, span], np.nan), 1), nansum(np.where(both, den[:, span], np.nan), 1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where((c >= max(1, k // 2)) & (total > 0), s / np.where(total > 0, total, 1.0), np.nan)
+            return np.where((c >= least) & (total > 0), s / np.where(total > 0, total, 1.0), np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(c >= max(1, k // 2), s / np.maximum(c, 1), np.nan)
+        return np.where(c >= least, s / np.maximum(c, 1), np.nan)
+
+
+def _level_window(d: np.ndarray, den: np.ndarray | None = None) -> np.ndarray:
+    """The whole window's level: the mean of its de-seasonalised values (a ratio: sum of
+    `d` over sum of `den`); NaN without values."""
+    return _level_span(d, slice(0, d.shape[1]), 1, den)
 
 
 def _profile_terms(period: int, w: int, scnt: np.ndarray | None):
@@ -219,12 +232,13 @@ def fit_count(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarray) 
     level_t = np.where(shift, median_last(d_all, k), level_t)
     mu_t = bias * level_t * prof_t
     recovered = bias * _level_before(d, k) * prof_t
+    longrun = bias * _level_window(d) * prof_t
     with np.errstate(divide="ignore"):
         kappa = 1.0 + np.where(wsum_t > 0, prof_t / wsum_t, 1.0 / np.maximum(cnt_t, 1)) + 1.0 / cyc_t
     return Fit(name, period, resid=u / np.sqrt(kres), resid_all=u_all, expected=mu_t, base=kres,
                slope=np.where(np.isnan(u_all), np.nan, level * sloo * bias[:, None]), kappa=kappa, volume=mu_t,
                profile=s if period > 1 else None, profile_n=scnt if period > 1 else None, bias=bias,
-               recovered=recovered)
+               recovered=recovered, longrun=longrun)
 
 
 def fit_fraction(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarray, floor: np.ndarray,
@@ -259,7 +273,7 @@ def fit_fraction(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarra
             volume = nanmedian(known[:, w - k:])
     return Fit(name, period, resid=r, resid_all=r_all, expected=level_t + prof_t, floor=floor, profile=s,
                counts=counts, volume=volume, volume_phase=volume_phase,
-               recovered=_level_before(d, k) + prof_t)
+               recovered=_level_before(d, k) + prof_t, longrun=_level_window(d) + prof_t)
 
 
 def is_proportion(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -316,13 +330,15 @@ def fit_ratio(num: np.ndarray, den: np.ndarray, name: str, period: int, k: int,
         kappa = 1.0 + den_t / np.where(use, d_t, wd) + den_t / sden_t
     mu_t = np.clip(level_t + prof_t + bias, 0.0, np.where(prop, 1.0, np.inf))
     recovered = np.clip(_level_before(adj, k, den) + prof_t + bias, 0.0, np.where(prop, 1.0, np.inf))
+    longrun = np.clip(_level_window(adj, den) + prof_t + bias, 0.0, np.where(prop, 1.0, np.inf))
     if period > 1:
         volume = nanmedian(fold(den, period)[:, :, 0])
     else:
         volume = nanmedian(den[:, max(0, w - k):])
     return Fit(name, period, resid=z / np.sqrt(kres), resid_all=z_all, expected=mu_t, base=kres,
                slope=np.broadcast_to(den, num.shape), kappa=kappa, volume=volume, proportion=prop,
-               base_all=kres_all, slope_all=den_all, profile=s, profile_n=sden, bias=bias, recovered=recovered)
+               base_all=kres_all, slope_all=den_all, profile=s, profile_n=sden, bias=bias, recovered=recovered,
+               longrun=longrun)
 
 
 # ---- choosing and banding -------------------------------------------------------------
@@ -353,6 +369,9 @@ def band(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, num_t: np.
     return band_recovery(fit, shape, sensitivity, value, num_t, den_t, params)[:4]
 
 
+RECOVERY_REF = 0.5  # in score units (the band edge is at sensitivity): the span before looked ordinary
+
+
 def band_recovery(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, num_t: np.ndarray, den_t: np.ndarray,
                   params: dict | None = None):
     """`band`, and per row whether the value was judged a recovery (nearer the level
@@ -360,6 +379,13 @@ def band_recovery(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, n
     p = band_params(fit, shape, sensitivity) if params is None else params
     now = _band(fit, shape, sensitivity, value, num_t, den_t, p)
     alt = fit.recovered
+    if alt is not None and fit.longrun is not None:
+        # the span before is a recovery's reference only where it sat on the window's
+        # long-run level (within RECOVERY_REF of its band): not on a trend's past, nor
+        # on an earlier, milder incident the first pass kept
+        with np.errstate(invalid="ignore"):
+            on = _band(replace(fit, expected=fit.longrun), shape, sensitivity, alt, alt * den_t, den_t, p)[3]
+            alt = np.where(np.isfinite(fit.longrun) & (np.abs(on) <= RECOVERY_REF), alt, np.nan)
     if alt is None or not np.isfinite(alt).any():
         return (*now, np.zeros(np.shape(now[3]), bool))
     before = _band(replace(fit, expected=np.where(np.isfinite(alt), alt, fit.expected)), shape, sensitivity, value,

@@ -11,9 +11,12 @@ bucket's own score is at least RUN_LEAN sds off on the run's side, and its resid
 leans that way too.
 
 The residuals are the first pass's (core.clean: a median fit, the median of the last
-cycle, as seen from the bucket), in its robust scale: a median does not follow an
-incident down, so the hours after one are not a run the other way (the day after the
-orders' bad day, the mean level is low and normal hours look high).
+cycle without its phases, as seen from the bucket), in its robust scale: a median does
+not follow an incident down, so the hours after one are not a run the other way (the
+day after the orders' bad day, the mean level is low and normal hours look high). After
+an incident as long as a cycle that median is the incident's: where the fit's
+prediction at the bucket lies outside the bucket's band, or the bucket is a recovery
+(models.band_recovery), it ends no run (hourly.py).
 
 A sum of c residuals has variance c for independent, unbiased hours; more when a series'
 hours move together (news bursts, traffic) or its median fit is off the same way for
