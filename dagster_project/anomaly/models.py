@@ -362,10 +362,11 @@ def band(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, num_t: np.
 
     A value back on the level of the level span before the last one is a recovery, not
     an anomaly: a row with `fit.recovered` (that level's expectation) gets the band of
-    whichever of the two expectations the value is nearer (in band widths). After a
-    day-long incident the recent level is the incident's, and the hours after it would
-    be flagged against it; a new level that lasts is still judged against itself, and
-    a spike or a drop is far from both."""
+    whichever of the two expectations the value is nearer (in band widths), where that
+    earlier level was ordinary (within RECOVERY_REF of the band on the window's long-run
+    level, `fit.longrun`). After a day-long incident the recent level is the incident's,
+    and the hours after it would be flagged against it; a new level that lasts is still
+    judged against itself, and a spike or a drop is far from both."""
     return band_recovery(fit, shape, sensitivity, value, num_t, den_t, params)[:4]
 
 
