@@ -812,7 +812,7 @@ def test_the_day_after_a_day_long_incident_is_a_recovery_not_an_anomaly(shape, s
     """Orders at 40% for 30 hours (the demo's checkout incident, run late), or a gauge
     stuck for as long: by its end the recent level is the incident's. The hours back to
     normal after it were flagged against that level (or as a run leaning away from it);
-    they are now judged against the level of the span before too (models.band), and
+    they are now judged against the level of the span before too (bands.band), and
     make no run. The incident itself is still flagged from its first hours."""
     rng, rate = hourly_orders(seed, per_day=2400.0)
     day, hours = 24 * 60, 30
@@ -848,7 +848,7 @@ def test_the_days_right_after_a_week_long_drop_are_a_recovery_at_the_day_grain(s
 def test_a_drop_on_a_trend_is_not_taken_for_a_recovery(seed):
     """A daily count growing 0.5% a day, one day 5% under its trend: flagged. The level
     of the span before the last one sits on the trend's past, not on the window's long-
-    run level, so it is no recovery's reference (models.band_recovery); without that
+    run level, so it is no recovery's reference (bands.band_recovery); without that
     guard the drop scored -2.7 against it and went unflagged (review of e66fc61)."""
     rng = np.random.default_rng(seed)
     rate = 20000 * 1.005 ** np.arange(121)

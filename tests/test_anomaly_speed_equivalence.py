@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from dagster_project.anomaly import seasonality, sparse, stats
-from dagster_project.anomaly.models import EXACT_BELOW, exact_lower
+from dagster_project.anomaly.bands import EXACT_BELOW, exact_lower
 
 
 def _nanmedian(a):
@@ -102,7 +102,7 @@ def _weighted_profile(num, den):
 
 def _low_edge(mean: float, ratio: float, edge: float) -> float:
     """One row, plainly: walk the count distribution's cdf (Poisson, or a negative binomial
-    when the variance / mean ratio is above 1) over every count models.exact_lower looks
+    when the variance / mean ratio is above 1) over every count bands.exact_lower looks
     at, keeping the last count still below the normal tail probability of `edge`."""
     if not math.isfinite(mean) or mean >= EXACT_BELOW:
         return math.inf

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from .domain import JACOBIAN, LOG, SQRT, VALUE, back, forward, sqrt_offset, takes
-from .models import anscombe, band, fit_count, fit_fraction, fit_ratio, is_proportion, ratio_t, selection_stat
+from .bands import band
+from .models import anscombe, fit_count, fit_fraction, fit_ratio, is_proportion, ratio_t, selection_stat
 from .seasonality import fold, holds_cycles, robust_residuals
 from .settings import PERIOD, candidates, level_span, min_cycles
 from .stats import SCALE_EFFICIENCY, nanmean, quantile_skew, resolution_floor, robust_center_scale, winsorized_scale

@@ -32,9 +32,9 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .core import choose, empty_rows, fit_variants, record, score_rows, store
+from .bands import band_params, band_recovery
 from .domain import LOG, SQRT, VALUE, forward
-from .models import (Fit, anscombe, anscombe_inv, band_params, band_recovery, inside_proportion, level_shift, ratio_t,
-                     ratio_t_inv)
+from .models import Fit, anscombe, anscombe_inv, inside_proportion, level_shift, ratio_t, ratio_t_inv
 from .runs import run_hours, run_variance
 from .seasonality import cycles_with_data, fold, spread
 from .settings import PERIOD, candidates, level_span, min_cycles, training_buckets
@@ -253,7 +253,7 @@ def _recent(day, this, rule, y, dom, offset, shape, sensitivity, prop, t, h, k) 
 def _baseline(fit, shape, window, recent, every, at, h, k, w, den_t):
     """expected, kappa, volume, and the expectations on the level of the level span
     before the last one and on the anchor window's level (NaN: unknown;
-    models.band_recovery) at each bucket (anchor row `at`, hour `h`), as in models.fit_*:
+    bands.band_recovery) at each bucket (anchor row `at`, hour `h`), as in models.fit_*:
     the level is the mean of the last k de-seasonalised buckets (`recent`; after a
     level shift the median of `every`, a ratio the ratio of their
     sums: models.level_shift), else of the anchor's window and the day so far."""

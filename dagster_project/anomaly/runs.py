@@ -16,7 +16,7 @@ not follow an incident down, so the hours after one are not a run the other way 
 day after the orders' bad day, the mean level is low and normal hours look high). After
 an incident as long as a cycle that median is the incident's: where the fit's
 prediction at the bucket lies outside the bucket's band, or the bucket is a recovery
-(models.band_recovery), it ends no run (hourly.py).
+(bands.band_recovery), it ends no run (hourly.py).
 
 A sum of c residuals has variance c for independent, unbiased hours; more when a series'
 hours move together (news bursts, traffic) or its median fit is off the same way for

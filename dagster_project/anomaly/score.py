@@ -163,7 +163,7 @@ def _prepare(job: SeriesJob) -> dict | None:
         x = np.where(excluded, np.nan, value)
         train = (np.maximum(x, 0.0) if shape == "count" else x,)
         if job.shape == "average":
-            # the counts ride along the values (models.band_params; 0: not known) and, at
+            # the counts ride along the values (bands.band_params; 0: not known) and, at
             # the scored buckets, in the denominator's place
             count = _column(series, "count")
             train = (x, np.where(np.isnan(x), np.nan, np.where(count > 0, count, 0.0)))

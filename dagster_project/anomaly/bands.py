@@ -1,0 +1,224 @@
+"""The band around a fit's expected value, and the score (models.py fits; see its
+docstring for the noise model): `band_params` (the part that depends on the window
+only: each side's edge in sds, the noise scale or overdispersion), `band` and
+`band_recovery` (a value back on the level of the span before the last one is a
+recovery), and the exact low edge of a small count (`exact_lower`)."""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+
+from .models import Fit, anscombe, anscombe_inv, ratio_t, ratio_t_inv
+from .stats import (SCALE_EFFICIENCY, nanmedian, robust_center_scale, solve_dispersion, spread_start, t_multiplier,
+                    tail_edges, winsorized_scale)
+
+SCORE_CAP = 1e6
+def band(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, num_t: np.ndarray, den_t: np.ndarray,
+         params: dict | None = None):
+    """expected, lower, upper, score for the rows of `fit` (value, num_t, den_t: the
+    observation at t). Each side's edge, in sds, is the larger of the Student-t quantile
+    and the tail estimate of that side (see `tail_edges`). `params`: `band_params` of
+    the window, when it was computed once for several buckets (hourly.py).
+
+    A value back on the level of the level span before the last one is a recovery, not
+    an anomaly: a row with `fit.recovered` (that level's expectation) gets the band of
+    whichever of the two expectations the value is nearer (in band widths), where that
+    earlier level was ordinary (within RECOVERY_REF of the band on the window's long-run
+    level, `fit.longrun`). After a day-long incident the recent level is the incident's,
+    and the hours after it would be flagged against it; a new level that lasts is still
+    judged against itself, and a spike or a drop is far from both."""
+    return band_recovery(fit, shape, sensitivity, value, num_t, den_t, params)[:4]
+
+
+RECOVERY_REF = 0.5  # in score units (the band edge is at sensitivity): the span before looked ordinary
+
+
+def band_recovery(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, num_t: np.ndarray, den_t: np.ndarray,
+                  params: dict | None = None):
+    """`band`, and per row whether the value was judged a recovery (nearer the level
+    span before the last one: hourly.py makes no run of it)."""
+    p = band_params(fit, shape, sensitivity) if params is None else params
+    now = _band(fit, shape, sensitivity, value, num_t, den_t, p)
+    alt = fit.recovered
+    if alt is not None and fit.longrun is not None:
+        # the span before is a recovery's reference only where it sat on the window's
+        # long-run level (within RECOVERY_REF of its band): not on a trend's past, nor
+        # on an earlier, milder incident the first pass kept
+        with np.errstate(invalid="ignore"):
+            on = _band(replace(fit, expected=fit.longrun), shape, sensitivity, alt, alt * den_t, den_t, p)[3]
+            alt = np.where(np.isfinite(fit.longrun) & (np.abs(on) <= RECOVERY_REF), alt, np.nan)
+    if alt is None or not np.isfinite(alt).any():
+        return (*now, np.zeros(np.shape(now[3]), bool))
+    before = _band(replace(fit, expected=np.where(np.isfinite(alt), alt, fit.expected)), shape, sensitivity, value,
+                   num_t, den_t, p)
+    nearer = np.abs(before[3]) < np.abs(now[3])
+    return (*(np.where(nearer, b, a) for a, b in zip(now, before)), nearer)
+
+
+def _band(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, num_t: np.ndarray, den_t: np.ndarray,
+          p: dict):
+    up, down = p["up"], p["down"]
+    if shape == "fraction":
+        scale = p["scale"]
+        if p.get("ref") is not None:  # an average: den_t, the values the scored bucket averages
+            scale = scale * np.sqrt(_average_variance(den_t, p))
+        expected = fit.expected + p["center"]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            score = sensitivity * ((value - expected) / (np.where(value > expected, up, down) * scale))
+        return expected, expected - down * scale, expected + up * scale, _cap(score)
+    disp = p["disp"]
+    if shape == "count":
+        load = disp * fit.expected
+        y, yx = anscombe(fit.expected), anscombe(value)
+    else:
+        load = disp * den_t
+        prop = fit.proportion
+        y = ratio_t(fit.expected * den_t, den_t, prop)
+        yx = ratio_t(num_t, den_t, prop)
+    sd = np.sqrt(fit.kappa * (1.0 + load))
+    # a small expected count: the low edge from the count distribution itself (the normal
+    # approximation is too sure there: 0 when 5 are expected happens 0.7% of the time)
+    mean = fit.expected if shape == "count" else fit.expected * den_t
+    ratio = fit.kappa * (1.0 + load) * (1.0 if shape == "count" else np.where(prop, 1.0 - fit.expected, 1.0))
+    if shape == "count":
+        low_count = np.fmin(anscombe_inv(y - down * sd), exact_lower(mean, ratio, down))
+        y_low = np.where(low_count > 0, anscombe(low_count), anscombe(0.0))
+        upper = anscombe_inv(y + up * sd)
+        lower = low_count
+    else:
+        low_count = np.fmin(ratio_t_inv(y - down * sd, den_t, prop), exact_lower(mean, ratio, down))
+        y_low = ratio_t(low_count, den_t, prop)
+        upper = ratio_t_inv(y + up * sd, den_t, prop) / den_t
+        lower = low_count / den_t
+    # score in T units against the side's half-width (the low one ends at the low edge, so a
+    # value on the edge scores exactly -sensitivity and is not flagged)
+    half_down = np.where(y > y_low, y - y_low, down * sd)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        score = sensitivity * ((yx - y) / np.where(yx > y, up * sd, half_down))
+    return fit.expected, lower, upper, _cap(score)
+
+
+def band_params(fit: Fit, shape: str, sensitivity: float) -> dict[str, np.ndarray]:
+    """The part of the band that depends on the window only, per row: each side's edge
+    in sds (up, down), and the noise: centre and scale (fraction) or the overdispersion."""
+    # The noise scale is measured on the honest residuals of every training bucket, the
+    # first pass's outliers included (their residuals come from the cleaned fit): leaving
+    # them out would truncate the distribution and understate the noise; winsorising
+    # bounds what one past incident can add (at most WINSOR^2 / n of the variance). The
+    # tail shape (tail_edges) is read on the cleaned buckets only, so past incidents,
+    # even several, never make the band wider than the series' normal tails.
+    if shape == "fraction":
+        center, scale, nres = robust_center_scale(fit.resid_all, fit.floor)
+        dev_all, dev = fit.resid_all - center[:, None], fit.resid - center[:, None]
+        avg = {} if fit.counts is None else _average_noise(dev_all, fit.counts, fit.floor)
+        if avg:  # the deviations in units of the noise at the window's typical count
+            g = np.sqrt(_average_variance(fit.counts, avg))
+            dev_all, dev = dev_all / g, dev / g
+            _, scale, nres = robust_center_scale(dev_all, fit.floor)
+        # one step from the MAD or, for a gauge on a few levels whose MAD is almost 0, from
+        # the 80% quantile of the deviations (stats.spread_start)
+        scale = np.fmax(winsorized_scale(dev_all, spread_start(dev_all, scale)), fit.floor)
+        q = t_multiplier(sensitivity, SCALE_EFFICIENCY * nres)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = dev / scale[:, None]
+        up, down = tail_edges(z, sensitivity, q, skewed=True)
+        return {"up": up, "down": down, "center": center, "scale": scale,
+                "ref": avg.get("ref"), "between": avg.get("between"), "least": avg.get("least")}
+    base_all = fit.base if fit.base_all is None else fit.base_all
+    slope_all = fit.slope if fit.slope_all is None else fit.slope_all
+    disp = solve_dispersion(fit.resid_all ** 2, base_all, slope_all)
+    nres = np.count_nonzero(~np.isnan(fit.resid_all), axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = np.where(np.isnan(fit.resid), np.nan, fit.resid_all) / np.sqrt(base_all * (1.0 + disp[:, None] * slope_all))
+    # an estimated variance (above the Poisson / binomial floor) is uncertain: Student t
+    q = t_multiplier(sensitivity, np.where(disp > 0, SCALE_EFFICIENCY * nres, np.inf))
+    up, down = tail_edges(z, sensitivity, q)
+    return {"up": up, "down": down, "disp": disp}
+
+
+# The share of an average's noise that does not shrink with its count (day-to-day moves,
+# a product mix), relative to the sampling noise at the window's typical count: tried on
+# this grid (0: pure sampling noise, inf: the count does not matter), kept by likelihood.
+_BETWEEN = (0.0, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, np.inf)
+
+
+def _average_variance(counts: np.ndarray, avg: dict) -> np.ndarray:
+    """An average's noise variance at `counts` (one per row, or per row and position)
+    relative to that at the typical count `ref`: (1/c + a) / (1 + a) with c = count / ref
+    and a the between share; 1 when a is inf. A count not known (0 or NaN) gets the
+    window's smallest (the widest band)."""
+    shape = (-1,) + (1,) * (np.ndim(counts) - 1)
+    ref, a, least = (np.reshape(avg[k], shape) for k in ("ref", "between", "least"))
+    share = np.where(np.isinf(a), 0.0, a)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = np.where(counts > 0, counts, least) / ref
+        g = np.where(np.isinf(a), 1.0, (1.0 / c + share) / (1.0 + share))
+    return np.where(np.isfinite(g) & (g > 0), g, 1.0)
+
+
+def _average_noise(dev: np.ndarray, counts: np.ndarray, floor) -> dict:
+    """Per row, how an average's noise depends on its count: variance s^2 (1/c + a) / (1 +
+    a) at relative count c, the between share `a` from _BETWEEN by the Gaussian profile
+    likelihood of the robust scale (n log s + 1/2 sum log g). Empty when no row has counts."""
+    known = np.where(counts > 0, counts, np.nan)
+    if not np.any(~np.isnan(known)):
+        return {}
+    avg = {"ref": nanmedian(known), "least": np.fmin.reduce(known, axis=1), "between": np.full(dev.shape[0], np.inf)}
+    best = np.full(dev.shape[0], np.inf)
+    present = ~np.isnan(dev)
+    for a in _BETWEEN:
+        avg_a = {**avg, "between": np.full(dev.shape[0], a)}
+        g = _average_variance(counts, avg_a)
+        u = dev / np.sqrt(g)
+        _, s0, n = robust_center_scale(u, floor)
+        s = np.fmax(winsorized_scale(u, s0), floor)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            nll = n * np.log(s) + 0.5 * np.where(present, np.log(g), 0.0).sum(axis=1)
+        better = nll < best - 1e-9
+        best = np.where(better, nll, best)
+        avg["between"] = np.where(better, a, avg["between"])
+    return avg  # a row without counts: g is 1 whatever its share
+
+
+EXACT_BELOW = 40.0  # expected counts below which the low edge comes from the count distribution
+
+
+def exact_lower(mean: np.ndarray, var_ratio: np.ndarray, edge: np.ndarray) -> np.ndarray:
+    """Per row, the low edge of a count with this mean and variance / mean ratio (a
+    negative binomial, Poisson when the ratio is <= 1): k + 1/2 for the largest k whose
+    lower tail probability is below that of `edge` normal sds, 0 when even 0 is not that
+    rare. Rows with mean >= EXACT_BELOW get +inf (left to the normal approximation)."""
+    n = mean.size
+    out = np.full(n, np.inf)
+    rows = np.nonzero(np.isfinite(mean) & (mean < EXACT_BELOW))[0]
+    if rows.size == 0:
+        return out
+    m = np.maximum(mean[rows], 1e-12)
+    alpha = np.maximum(var_ratio[rows] - 1.0, 0.0) / m
+    p = 0.5 * np.array([math.erfc(e / math.sqrt(2.0)) for e in np.broadcast_to(edge, (n,))[rows]])
+    nb = alpha > 1e-9
+    size = np.where(nb, 1.0 / np.where(nb, alpha, 1.0), np.inf)
+    q = np.where(nb, 1.0 / (1.0 + alpha * m), 1.0)
+    below = np.full(rows.size, -1)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+        pmf = np.where(nb, np.exp(size * np.log(q)), np.exp(-m))
+        cdf = pmf.copy()
+        for k in range(int(3 * EXACT_BELOW)):
+            rising = cdf < p
+            if not rising.any():  # the cdf only grows: no row's `below` moves any more
+                break
+            below = np.where(rising, k, below)
+            pmf = pmf * np.where(nb, (k + size) / (k + 1) * (1.0 - q), m / (k + 1))
+            cdf = cdf + pmf
+    out[rows] = np.where(below >= 0, below + 0.5, 0.0)
+    return out
+
+
+def _cap(score: np.ndarray) -> np.ndarray:
+    return np.clip(np.nan_to_num(score, nan=0.0, posinf=SCORE_CAP, neginf=-SCORE_CAP), -SCORE_CAP, SCORE_CAP)
+
+
+
+__all__ = ["band", "band_params", "band_recovery", "exact_lower", "EXACT_BELOW", "SCORE_CAP"]
