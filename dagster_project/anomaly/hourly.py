@@ -15,11 +15,11 @@ does; when nearly all of them are outliers, their median is the new level
 Buckets the anchor does not serve take the per-bucket path (core.score_rows):
 a training window under two weeks, an anchor short of the minimum history or of two
 cycles (at least half full) of the richest candidate seasonality (a young series, where
-a fit cut at midnight and one cut at t differ most), or a ratio whose window stopped being a
-proportion today. An anchor that has two such cycles but saw an hour of the day ahead
-in one of them only does without that seasonality for the day (core.fit_variants,
-seasonality.holds_cycles). Windows are cut to the whole weeks that hold data (`_width`): a
-young series' windows are mostly empty.
+a fit cut at midnight and one cut at t differ most), or a ratio whose window stopped
+being a proportion today. An anchor that has two such cycles but saw an hour of the day
+ahead in one of them only does without that seasonality for the day (core.fit_variants,
+seasonality.holds_cycles). Windows are cut to the whole weeks that hold data (`_width`):
+a young series' windows are mostly empty.
 
 Where this differs from the per-bucket fit, by design (rows still depend only on the
 past): the square root and log domains need the anchor's whole window (up to 23 hours
@@ -31,8 +31,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .core import choose, empty_rows, fit_variants, record, score_rows, store
 from .bands import band_params, band_recovery
+from .core import choose, empty_rows, fit_variants, record, score_rows, store
 from .domain import LOG, SQRT, VALUE, forward
 from .models import Fit, anscombe, anscombe_inv, inside_proportion, level_shift, ratio_t, ratio_t_inv
 from .runs import run_hours, run_variance
@@ -194,7 +194,7 @@ def _recent(day, this, rule, y, dom, offset, shape, sensitivity, prop, t, h, k) 
     """Per bucket (one row each): the last k buckets of its anchor's window and the day's
     buckets before it (NaN from hour h on), each left out when it is an outlier of the
     first pass's median fit as seen from t (core.clean): the median of the cycle (or
-    block) ending at t, plus the anchor's deviation of its phase. (The anchor's own
+    block) ending at t without its phases, plus the anchor's deviation of its phase. (The anchor's own
     pass cuts cycles at midnight, so a whole quiet day would never be an outlier.)
     Also the same buckets with the outliers kept (models.level_shift), and the day's
     residuals from that fit in its scales, hours 0..h (`this`: the bucket's own value,
@@ -255,8 +255,8 @@ def _baseline(fit, shape, window, recent, every, at, h, k, w, den_t):
     before the last one and on the anchor window's level (NaN: unknown;
     bands.band_recovery) at each bucket (anchor row `at`, hour `h`), as in models.fit_*:
     the level is the mean of the last k de-seasonalised buckets (`recent`; after a
-    level shift the median of `every`, a ratio the ratio of their
-    sums: models.level_shift), else of the anchor's window and the day so far."""
+    level shift the median of `every`, a ratio the ratio of their sums:
+    models.level_shift), else of the anchor's window and the day so far."""
     p = fit.period
     phase = h % p
     if p > 1:

@@ -14,8 +14,9 @@ median residual; the ratio of sums for counts) that absorbs the lag of that mean
 trend. Residual j in the window uses the level of the k buckets before j and the
 profile without j's own value: a one-step-ahead forecast error, so comparing candidates
 does not favour the one with more parameters. `recovered`: the same baseline on the
-level of the k buckets before the last k; `bands.band` judges a value nearer that one against
-it (a recovery after an incident that lasted a level span is not an anomaly).
+level of the k buckets before the last k (`longrun`: on the whole window's); bands.band
+judges a value nearer that one against it (a recovery after an incident that lasted a
+level span is not an anomaly).
 
 Noise, in a variance-stabilised scale T so that one band rule fits all volumes:
 - count: T(x) = 2 sqrt(x + 3/8) (Anscombe), var = kappa * (1 + alpha * mu): Poisson
