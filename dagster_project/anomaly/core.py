@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .domain import JACOBIAN, LOG, SQRT, VALUE, back, forward, sqrt_offset, takes
 from .bands import band
+from .domain import JACOBIAN, LOG, SQRT, VALUE, back, forward, sqrt_offset, takes
 from .models import anscombe, fit_count, fit_fraction, fit_ratio, is_proportion, ratio_t, selection_stat
 from .seasonality import fold, holds_cycles, robust_residuals
 from .settings import PERIOD, candidates, level_span, min_cycles
@@ -106,7 +106,8 @@ def fit_variants(win, ok, value, shape, grain, settings, den_t, prop, rules=None
         avail["none"] = ~np.any([avail[c] for c in names], axis=0)
         names = names + ("none",)
     # domains (domain.py): the value itself, for a positive window its log, for one >= 0
-    # its square root (with an offset when it has zeros)
+    # its square root (with an offset when it has zeros); milder first, as on a tie
+    # (choose) the earlier wins
     domains = {VALUE: np.ones(n, bool)}
     offset = np.zeros(n)
     if shape == "fraction":
@@ -201,10 +202,10 @@ def choose(stats: np.ndarray, usable: np.ndarray, n_common: np.ndarray, skew: np
 
 def clean(win, shape, sensitivity, names, ok, k, prop, floor, rule=None, ahead: int = 1):
     """The first pass: leave out each window's own outliers (NaN), judged by a median fit
-    of the richest seasonality with 2+ cycles for the phases ahead (seasonality.
-    holds_cycles; else blocks of the level span). `floor`:
-    the smallest scale (1 in the variance-stabilised scales: Poisson or binomial noise
-    cannot be smaller; the data's resolution for fractions). `rule` (a dict): receives
+    of the richest seasonality with 2+ cycles for the phases ahead
+    (seasonality.holds_cycles; else blocks of the level span). `floor`: the smallest
+    scale (1 in the variance-stabilised scales: Poisson or binomial noise cannot be
+    smaller; the data's resolution for fractions). `rule` (a dict): receives
     per row the period, the median fit's continuation, centre and scale, and the window's
     residuals in scales from the previous cycle's median (z) and from their own
     cycle's (z_own) (hourly.py; runs.py)."""

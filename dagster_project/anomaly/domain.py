@@ -20,8 +20,6 @@ from __future__ import annotations
 import numpy as np
 
 VALUE, SQRT, LOG = "value", "sqrt", "log"
-# milder first: on a tie (core.choose) the earlier wins
-DOMAINS = (VALUE, SQRT, LOG)
 JACOBIAN = {VALUE: 0.0, SQRT: 0.5, LOG: 1.0}
 ANSCOMBE = 0.375
 

@@ -34,7 +34,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .bands import band_params, band_recovery
 from .core import choose, empty_rows, fit_variants, record, score_rows, store
 from .domain import LOG, SQRT, VALUE, forward
-from .models import Fit, anscombe, anscombe_inv, inside_proportion, level_shift, ratio_t, ratio_t_inv
+from .models import Fit, anscombe, anscombe_inv, inside_proportion, level_shift, ratio_t, ratio_t_inv, window_level
 from .runs import run_hours, run_variance
 from .seasonality import cycles_with_data, fold, spread
 from .settings import PERIOD, candidates, level_span, min_cycles, training_buckets
@@ -293,13 +293,6 @@ def _baseline(fit, shape, window, recent, every, at, h, k, w, den_t):
             tot = tot / np.maximum(cnt, 1)
         return np.where(cnt >= max(1, k // 2), tot, np.nan)
 
-    def window_level(x_win, den_win=None):  # models._level_window: the anchor's whole window
-        both = ~np.isnan(x_win) if den_win is None else ~np.isnan(x_win) & ~np.isnan(den_win)
-        tot = np.where(both, x_win, 0.0).sum(axis=1)
-        cnt = both.sum(axis=1) if den_win is None else np.where(both, den_win, 0.0).sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(cnt > 0, tot / np.where(cnt > 0, cnt, 1.0), np.nan)[at]
-
     if shape == "ratio":
         (num, den), (num_w, den_w) = recent, window
         num_e, den_e = every
@@ -317,7 +310,7 @@ def _baseline(fit, shape, window, recent, every, at, h, k, w, den_t):
                 return np.where(use, a_t / np.where(use, d_t, 1.0), whole_level), np.where(use, d_t, wd)
 
         recovered = np.clip(span_before(adj_w, den_w) + prof + fit.bias[at], 0.0, top)
-        longrun = np.clip(window_level(adj_w, den_w) + prof + fit.bias[at], 0.0, top)
+        longrun = np.clip(window_level(adj_w, den_w)[at] + prof + fit.bias[at], 0.0, top)
         num, den = np.where(shift[:, None], num_e, num), np.where(shift[:, None], den_e, den)
         level, behind = ratio_level(num, den)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -353,13 +346,13 @@ def _baseline(fit, shape, window, recent, every, at, h, k, w, den_t):
     level = np.where(shift, last_median(d), level)
     if shape == "fraction":  # an average's volume: its phase's median count (models.fit_fraction)
         volume = None if fit.volume_phase is None else fit.volume_phase[at, h % fit.volume_phase.shape[1]]
-        return level + prof, None, volume, before + prof, window_level(d_w) + prof
+        return level + prof, None, volume, before + prof, window_level(d_w)[at] + prof
     wsum = last(np.where(np.isnan(d), np.nan, s_rec))
     cyc = fit.profile_n[at, phase].astype(float) if p > 1 else np.inf
     mu = fit.bias[at] * level * prof
     with np.errstate(divide="ignore"):
         kappa = 1.0 + np.where(wsum > 0, prof / wsum, 1.0 / np.maximum(c_t, 1)) + 1.0 / cyc
-    return mu, kappa, mu, fit.bias[at] * before * prof, fit.bias[at] * window_level(d_w) * prof
+    return mu, kappa, mu, fit.bias[at] * before * prof, fit.bias[at] * window_level(d_w)[at] * prof
 
 
 def _same_phase(raw, t, period, w):

@@ -179,7 +179,7 @@ def _level_span(d: np.ndarray, span: slice, least: int, den: np.ndarray | None =
         return np.where(c >= least, s / np.maximum(c, 1), np.nan)
 
 
-def _level_window(d: np.ndarray, den: np.ndarray | None = None) -> np.ndarray:
+def window_level(d: np.ndarray, den: np.ndarray | None = None) -> np.ndarray:
     """The whole window's level: the mean of its de-seasonalised values (a ratio: sum of
     `d` over sum of `den`); NaN without values."""
     return _level_span(d, slice(0, d.shape[1]), 1, den)
@@ -230,7 +230,7 @@ def fit_count(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarray) 
     level_t = np.where(shift, median_last(d_all, k), level_t)
     mu_t = bias * level_t * prof_t
     recovered = bias * _level_before(d, k) * prof_t
-    longrun = bias * _level_window(d) * prof_t
+    longrun = bias * window_level(d) * prof_t
     with np.errstate(divide="ignore"):
         kappa = 1.0 + np.where(wsum_t > 0, prof_t / wsum_t, 1.0 / np.maximum(cnt_t, 1)) + 1.0 / cyc_t
     return Fit(name, period, resid=u / np.sqrt(kres), resid_all=u_all, expected=mu_t, base=kres,
@@ -271,7 +271,7 @@ def fit_fraction(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarra
             volume = nanmedian(known[:, w - k:])
     return Fit(name, period, resid=r, resid_all=r_all, expected=level_t + prof_t, floor=floor, profile=s,
                counts=counts, volume=volume, volume_phase=volume_phase,
-               recovered=_level_before(d, k) + prof_t, longrun=_level_window(d) + prof_t)
+               recovered=_level_before(d, k) + prof_t, longrun=window_level(d) + prof_t)
 
 
 def is_proportion(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -328,7 +328,7 @@ def fit_ratio(num: np.ndarray, den: np.ndarray, name: str, period: int, k: int,
         kappa = 1.0 + den_t / np.where(use, d_t, wd) + den_t / sden_t
     mu_t = np.clip(level_t + prof_t + bias, 0.0, np.where(prop, 1.0, np.inf))
     recovered = np.clip(_level_before(adj, k, den) + prof_t + bias, 0.0, np.where(prop, 1.0, np.inf))
-    longrun = np.clip(_level_window(adj, den) + prof_t + bias, 0.0, np.where(prop, 1.0, np.inf))
+    longrun = np.clip(window_level(adj, den) + prof_t + bias, 0.0, np.where(prop, 1.0, np.inf))
     if period > 1:
         volume = nanmedian(fold(den, period)[:, :, 0])
     else:

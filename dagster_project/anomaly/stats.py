@@ -211,9 +211,6 @@ def winsorized_scale(r: np.ndarray, start: np.ndarray, iterations: int = 1) -> n
     return np.sqrt(s2)
 
 
-_Z_80 = 1.2815515655446004  # the 80% quantile of |z| for a standard normal z
-
-
 def spread_start(r: np.ndarray, mad_scale: np.ndarray) -> np.ndarray:
     """Per row, a first guess of the sd for winsorized_scale: the MAD's (`mad_scale`),
     unless the 80% quantile of |r| over its normal value 1.28 is more than twice it.
@@ -225,7 +222,7 @@ def spread_start(r: np.ndarray, mad_scale: np.ndarray) -> np.ndarray:
     keep the MAD's start (r: residuals about their centre)."""
     s, n = sorted_rows(np.abs(r))
     q80 = quantile_sorted(s, n, 0.8) if s.shape[1] else np.full(n.shape, np.nan)
-    wide = np.where(n > 0, q80 / _Z_80, np.nan)
+    wide = np.where(n > 0, q80 / _Z_INNER, np.nan)  # the 80% quantile of |z| is z's 90%: 1.28
     return np.where(wide > 2.0 * mad_scale, wide, mad_scale)
 
 
