@@ -1,8 +1,9 @@
 """The band around a fit's expected value, and the score (models.py fits; see its
 docstring for the noise model): `band_params` (the part that depends on the window
 only: each side's edge in sds, the noise scale or overdispersion), `band` and
-`band_recovery` (a value back on the level of the span before the last one is a
-recovery), and the exact low edge of a small count (`exact_lower`)."""
+`band_recovery` (a value back on the level of the span before the last one, or on the
+level before a longer excursion, is a recovery), and the exact low edge of a small
+count (`exact_lower`)."""
 from __future__ import annotations
 
 import math
@@ -28,11 +29,16 @@ def band(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, num_t: np.
     earlier level was ordinary (within RECOVERY_REF of the band on the window's long-run
     level, `fit.longrun`). After a day-long incident the recent level is the incident's,
     and the hours after it would be flagged against it; a new level that lasts is still
-    judged against itself, and a spike or a drop is far from both."""
+    judged against itself, and a spike or a drop is far from both. After a longer
+    excursion the span before the last one is the excursion's too: a row flagged
+    against the recent level is then judged against the level before the excursion
+    (_before_excursion), the same way."""
     return band_recovery(fit, shape, sensitivity, value, num_t, den_t, params)[:4]
 
 
 RECOVERY_REF = 0.5  # in score units (the band edge is at sensitivity): the span before looked ordinary
+FLAT = 0.25  # a span on an excursion's level: within this share of its depth (or RECOVERY_REF)
+EXCURSION = 1.0  # in score units: the least excursion a recovery is judged from (_before_excursion)
 
 
 def band_recovery(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, num_t: np.ndarray, den_t: np.ndarray,
@@ -49,12 +55,73 @@ def band_recovery(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, n
         with np.errstate(invalid="ignore"):
             on = _band(replace(fit, expected=fit.longrun), shape, sensitivity, alt, alt * den_t, den_t, p)[3]
             alt = np.where(np.isfinite(fit.longrun) & (np.abs(on) <= RECOVERY_REF), alt, np.nan)
+        alt = _before_excursion(fit, shape, sensitivity, now[3], den_t, p, alt)
     if alt is None or not np.isfinite(alt).any():
         return (*now, np.zeros(np.shape(now[3]), bool))
     before = _band(replace(fit, expected=np.where(np.isfinite(alt), alt, fit.expected)), shape, sensitivity, value,
                    num_t, den_t, p)
     nearer = np.abs(before[3]) < np.abs(now[3])
     return (*(np.where(nearer, b, a) for a, b in zip(now, before)), nearer)
+
+
+def _before_excursion(fit: Fit, shape: str, sensitivity: float, score: np.ndarray, den_t: np.ndarray, p: dict,
+                      alt: np.ndarray) -> np.ndarray:
+    """`alt`, and for a row flagged against the recent level (`score`) that has none: the
+    level before an excursion that has lasted longer than a level span. The excursion's
+    level is that of the span right before the last one (or the recent level, when the
+    excursion began in that span), off the long-run level by more than EXCURSION.
+    Walking back over the spans before the last (fit.spans, every value): spans on the
+    excursion's level (within FLAT of its depth, or RECOVERY_REF of its band); at most
+    one span off both it and the ordinary level (the one the excursion began in); then
+    ordinary spans (on the window's level up to their end, fit.prior, the same way):
+    the level of the one nearest it. A trend climbs through the spans, with no such
+    flat stretch and single step: no reference."""
+    levels = fit.spans
+    rows = np.nonzero(np.isnan(alt) & (np.abs(score) > sensitivity) & np.isfinite(fit.longrun))[0]
+    if levels is None or rows.size == 0:
+        return alt
+    sub = fit.rows(rows)
+    pr = {key: None if v is None else v[rows] for key, v in p.items()}
+    den = np.asarray(np.broadcast_to(den_t, alt.shape))[rows]
+    first, usual, recent = levels[rows, 0], sub.longrun, sub.expected
+
+    def score_on(level: np.ndarray, x: np.ndarray) -> np.ndarray:  # x's score on the band around `level`
+        with np.errstate(invalid="ignore"):
+            return _band(replace(sub, expected=level), shape, sensitivity, x, x * den, den, pr)[3]
+
+    # the excursion's level: the span before the last one's, or, when that span is not
+    # off (the excursion began in it), the recent level's; off the long-run level by
+    # EXCURSION (a level is the mean of a span: one bucket's sd is many of its own)
+    with np.errstate(invalid="ignore"):
+        off = np.abs(score_on(usual, first)) > EXCURSION
+        off &= np.sign(first - usual) == np.sign(recent - usual)
+        level = np.where(off, first, recent)
+        depth = np.abs(level - usual)
+
+    def near(ref: np.ndarray, x: np.ndarray) -> np.ndarray:  # x on the level `ref` (NaN: False)
+        with np.errstate(invalid="ignore"):
+            return (np.abs(x - ref) <= FLAT * depth) | (np.abs(score_on(ref, x)) <= RECOVERY_REF)
+
+    with np.errstate(invalid="ignore"):
+        walking = (np.abs(score_on(usual, level)) > EXCURSION) & ~near(usual, recent)
+    began, settled = np.zeros(rows.size, bool), np.zeros(rows.size, bool)
+    found = np.full(rows.size, np.nan)
+    for j in range(levels.shape[1]):
+        x = levels[rows, j]
+        # ordinary: on the window's level without the spans walked over (a long excursion
+        # moves the whole window's)
+        on, ordinary, gap = near(level, x), near(sub.prior[:, j], x), np.isnan(x)  # gap: no values, walked over
+        # the ordinary stretch: its span nearest its window level (the first one may still
+        # hold the excursion's start)
+        settled = (settled | walking | began) & ordinary & ~on
+        with np.errstate(invalid="ignore"):
+            closer = np.isnan(found) | (np.abs(x - sub.prior[:, j]) < np.abs(found - sub.prior[:, j]))
+        found = np.where(settled & closer, x, found)
+        began = (walking & ~on & ~ordinary & ~gap) | (began & gap)
+        walking = walking & (on | gap)
+    out = alt.copy()
+    out[rows] = found
+    return out
 
 
 def _band(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, num_t: np.ndarray, den_t: np.ndarray,

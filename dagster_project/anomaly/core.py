@@ -92,8 +92,8 @@ def fit_variants(win, ok, value, shape, grain, settings, den_t, prop, rules=None
     """Steps 2-4 for a batch of windows: first pass, each candidate fit (seasonality x
     domain) and its selection statistic. `value`: the scored values, which a square root
     or log domain must take (None: not checked here, hourly.py checks per bucket).
-    `rules` (a dict): receives per domain the cleaned windows, the first pass's rule and
-    the resolution floor, for hourly.py. `ahead`: the buckets after the window the fits
+    `rules` (a dict): receives per domain the cleaned windows, the first pass's rule,
+    the resolution floor and the windows with every value, for hourly.py. `ahead`: the buckets after the window the fits
     serve (hourly.py: a day), each of whose phases a seasonal profile must have seen in
     two cycles (seasonality.holds_cycles). Also returns per row the square root's offset
     (domain.sqrt_offset; 0 when unused)."""
@@ -128,7 +128,7 @@ def fit_variants(win, ok, value, shape, grain, settings, den_t, prop, rules=None
         rule = {} if rules is not None else None
         w = clean(full, shape, settings.sensitivity, names, ok, k, prop, floor, rule, ahead)
         if rules is not None:
-            rules[dom] = (w, rule, floor)
+            rules[dom] = (w, rule, floor, full)
         for c in names:
             usable = avail[c] & dom_ok
             if not usable.any():

@@ -34,7 +34,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .bands import band_params, band_recovery
 from .core import choose, empty_rows, fit_variants, record, score_rows, store
 from .domain import LOG, SQRT, VALUE, forward
-from .models import Fit, anscombe, anscombe_inv, inside_proportion, level_shift, ratio_t, ratio_t_inv, window_level
+from .models import (Fit, anscombe, anscombe_inv, inside_proportion, level_shift, ratio_t, ratio_t_inv, spans_before,
+                     window_level)
 from .runs import run_hours, run_variance
 from .seasonality import cycles_with_data, fold, spread
 from .settings import PERIOD, candidates, level_span, min_cycles, training_buckets
@@ -150,15 +151,16 @@ def _score_day(out, rows, a, anchors, arrays, raw, t, hour, value, num_t, den_t,
         fit = m["fits"][(dom, c)].rows(used)
         params = {key: None if v is None else v[at]
                   for key, v in band_params(fit, shape, settings.sensitivity).items()}
-        window, rule, _ = rules[dom]
+        window, rule, _, full = rules[dom]
         this = [value[r]] if shape != "ratio" else [num_t[r], den_t[r]]
         rule_rows = {key: v[a[sel]] for key, v in rule.items() if key not in ("z", "z_own")}
         recent, every, z_day, ref = _recent([x[a[sel], w - k:] for x in ext], this, rule_rows, y, dom,
                                        offset[sel], shape, settings.sensitivity, prop[a[sel]], t[r], h[sel], k)
-        expected, kappa, volume, recovered, longrun = _baseline(fit, shape, [x[used] for x in window], recent, every,
-                                                                at, h[sel], k, w, den_t[r])
+        expected, kappa, volume, recovered, longrun, spans, prior = _baseline(fit, shape, [x[used] for x in window],
+                                                                       [x[used] for x in full], recent, every, at,
+                                                                       h[sel], k, w, den_t[r])
         now = Fit(c, fit.period, resid=None, resid_all=None, expected=expected, kappa=kappa,
-                  proportion=prop[a[sel]], recovered=recovered, longrun=longrun)
+                  proportion=prop[a[sel]], recovered=recovered, longrun=longrun, spans=spans, prior=prior)
         v = forward(value[r], dom, offset[sel])
         e, lo, hi, sc, recovery = band_recovery(now, shape, settings.sensitivity, v, num_t[r], den_t[r], params)
         same = _same_phase(raw, t[r], fit.period, training_buckets("hour", settings))
@@ -250,7 +252,7 @@ def _recent(day, this, rule, y, dom, offset, shape, sensitivity, prop, t, h, k) 
     return [np.where(keep, d, np.nan) for d in day], [np.where(before, d, np.nan) for d in day], z_day, ref
 
 
-def _baseline(fit, shape, window, recent, every, at, h, k, w, den_t):
+def _baseline(fit, shape, window, window_all, recent, every, at, h, k, w, den_t):
     """expected, kappa, volume, and the expectations on the level of the level span
     before the last one and on the anchor window's level (NaN: unknown;
     bands.band_recovery) at each bucket (anchor row `at`, hour `h`), as in models.fit_*:
@@ -278,20 +280,25 @@ def _baseline(fit, shape, window, recent, every, at, h, k, w, den_t):
     def whole(x_win, x_rec):  # sum over the anchor's window and the day so far
         return np.nansum(x_win, axis=1)[at] + np.nansum(x_rec[:, k:], axis=1)
 
-    def span_before(x_win, den_win=None):  # models._level_before: [t-2k, t-k), in the anchor's window
-        lo, hi = w - 2 * k + h, w - k + h
+    def sums(x_win, den_win=None):  # prefix sums of the windows' values present (count, value, denominator)
         both = ~np.isnan(x_win) if den_win is None else ~np.isnan(x_win) & ~np.isnan(den_win)
-        c = prefix_sum(both, axis=1)
-        cnt = c[at, hi] - c[at, lo]
-        s = prefix_sum(np.where(both, x_win, 0.0), axis=1)
-        tot = s[at, hi] - s[at, lo]
-        if den_win is not None:
-            dd = prefix_sum(np.where(both, den_win, 0.0), axis=1)
-            cnt = np.where(dd[at, hi] - dd[at, lo] > 0, cnt, 0)
-            tot = tot / np.where(cnt > 0, dd[at, hi] - dd[at, lo], 1.0)
+        return (prefix_sum(both, axis=1), prefix_sum(np.where(both, x_win, 0.0), axis=1),
+                None if den_win is None else prefix_sum(np.where(both, den_win, 0.0), axis=1))
+
+    def levels_before(prefix, spans=1, from_start=False):  # models._levels_before, in the anchor's window
+        c, s, dd = prefix
+        j = np.arange(spans)[None, :]
+        lo, hi = w - (j + 2) * k + h[:, None], w - (j + 1) * k + h[:, None]
+        lo = np.zeros_like(lo) if from_start else np.maximum(lo, 0)
+        row = at[:, None]
+        cnt = c[row, hi] - c[row, lo]
+        tot = s[row, hi] - s[row, lo]
+        if dd is not None:
+            cnt = np.where(dd[row, hi] - dd[row, lo] > 0, cnt, 0)
+            tot = tot / np.where(cnt > 0, dd[row, hi] - dd[row, lo], 1.0)
         else:
             tot = tot / np.maximum(cnt, 1)
-        return np.where(cnt >= max(1, k // 2), tot, np.nan)
+        return np.where(cnt >= (1 if from_start else max(1, k // 2)), tot, np.nan)
 
     if shape == "ratio":
         (num, den), (num_w, den_w) = recent, window
@@ -309,7 +316,12 @@ def _baseline(fit, shape, window, recent, every, at, h, k, w, den_t):
                 whole_level = np.where(wd > 0, wa / np.where(wd > 0, wd, 1.0), np.nan)
                 return np.where(use, a_t / np.where(use, d_t, 1.0), whole_level), np.where(use, d_t, wd)
 
-        recovered = np.clip(span_before(adj_w, den_w) + prof + fit.bias[at], 0.0, top)
+        cleaned = sums(adj_w, den_w)
+        recovered = np.clip(levels_before(cleaned)[:, 0] + prof + fit.bias[at], 0.0, top)
+        num_a, den_a = window_all
+        adj_a = num_a - s_win * den_a if p > 1 else num_a
+        spans, prior = (np.clip(levels_before(x, spans_before(w, k), start) + prof[:, None] + fit.bias[at][:, None],
+                                0.0, top[:, None]) for x, start in ((sums(adj_a, den_a), False), (cleaned, True)))
         longrun = np.clip(window_level(adj_w, den_w)[at] + prof + fit.bias[at], 0.0, top)
         num, den = np.where(shift[:, None], num_e, num), np.where(shift[:, None], den_e, den)
         level, behind = ratio_level(num, den)
@@ -320,14 +332,14 @@ def _baseline(fit, shape, window, recent, every, at, h, k, w, den_t):
             volume = nanmedian(fold(den_w, p), 1)[at, phase]
         else:
             volume = nanmedian(den[rows[:, None], h[:, None] + np.arange(k)[None, :]])
-        return expected, kappa, volume, recovered, longrun
+        return expected, kappa, volume, recovered, longrun, spans, prior
     with np.errstate(invalid="ignore", divide="ignore"):
         if shape == "count":
             d, d_e = (np.where(s_rec > 0, x / s_rec, np.nan) if p > 1 else x for x in (recent[0], every[0]))
-            d_w = np.where(s_win > 0, window[0] / s_win, np.nan) if p > 1 else window[0]
+            d_w, d_a = (np.where(s_win > 0, x / s_win, np.nan) if p > 1 else x for x in (window[0], window_all[0]))
         else:
             d, d_e = (x - s_rec if p > 1 else x for x in (recent[0], every[0]))
-            d_w = window[0] - s_win if p > 1 else window[0]
+            d_w, d_a = (x - s_win if p > 1 else x for x in (window[0], window_all[0]))
     ok_w = (~np.isnan(d_w)).astype(float)
 
     def mean_level(d):  # the mean of the last k, else of the anchor's window and the day so far
@@ -340,19 +352,24 @@ def _baseline(fit, shape, window, recent, every, at, h, k, w, den_t):
             return np.where(c_t > 0, s_t / np.maximum(c_t, 1), np.nan), c_t
 
     shift = level_shift(last(~np.isnan(d)), last(~np.isnan(d_e)))
-    before = span_before(d_w)
+    cleaned = sums(d_w)
+    before = levels_before(cleaned)[:, 0]
+    spans = levels_before(sums(d_a), spans_before(w, k))
+    prior = levels_before(cleaned, spans_before(w, k), from_start=True)
     d = np.where(shift[:, None], d_e, d)
     level, c_t = mean_level(d)
     level = np.where(shift, last_median(d), level)
     if shape == "fraction":  # an average's volume: its phase's median count (models.fit_fraction)
         volume = None if fit.volume_phase is None else fit.volume_phase[at, h % fit.volume_phase.shape[1]]
-        return level + prof, None, volume, before + prof, window_level(d_w)[at] + prof
+        return (level + prof, None, volume, before + prof, window_level(d_w)[at] + prof, spans + prof[:, None],
+                prior + prof[:, None])
     wsum = last(np.where(np.isnan(d), np.nan, s_rec))
     cyc = fit.profile_n[at, phase].astype(float) if p > 1 else np.inf
     mu = fit.bias[at] * level * prof
     with np.errstate(divide="ignore"):
         kappa = 1.0 + np.where(wsum > 0, prof / wsum, 1.0 / np.maximum(c_t, 1)) + 1.0 / cyc
-    return mu, kappa, mu, fit.bias[at] * before * prof, fit.bias[at] * window_level(d_w)[at] * prof
+    return (mu, kappa, mu, fit.bias[at] * before * prof, fit.bias[at] * window_level(d_w)[at] * prof,
+            fit.bias[at][:, None] * spans * prof[:, None], fit.bias[at][:, None] * prior * prof[:, None])
 
 
 def _same_phase(raw, t, period, w):

@@ -16,7 +16,9 @@ profile without j's own value: a one-step-ahead forecast error, so comparing can
 does not favour the one with more parameters. `recovered`: the same baseline on the
 level of the k buckets before the last k (`longrun`: on the whole window's); bands.band
 judges a value nearer that one against it (a recovery after an incident that lasted a
-level span is not an anomaly).
+level span is not an anomaly). `spans` and `prior`: on the level of each of up to
+MAX_SPANS spans before the last (every value) and of the window up to each one's end,
+from which bands.band_recovery finds the level before a longer excursion.
 
 Noise, in a variance-stabilised scale T so that one band rule fits all volumes:
 - count: T(x) = 2 sqrt(x + 3/8) (Anscombe), var = kappa * (1 + alpha * mu): Poisson
@@ -78,6 +80,8 @@ class Fit:
     volume_phase: np.ndarray | None = None  # (n, P) fraction with counts: the median count per phase
     recovered: np.ndarray | None = None  # (n,) the expected value on the previous level span's level (NaN: unknown)
     longrun: np.ndarray | None = None    # (n,) the expected value on the whole window's level (band_recovery)
+    spans: np.ndarray | None = None      # (n, J) on the level of each span before the last, all values (band_recovery)
+    prior: np.ndarray | None = None      # (n, J) on the window's level up to the end of each of those spans
 
     def rows(self, idx: np.ndarray) -> "Fit":
         return Fit(self.name, self.period, **{k: (None if v is None else v[idx]) for k, v in self.__dict__.items()
@@ -157,12 +161,41 @@ def _level_now(d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         return np.where(c > 0, s / np.maximum(c, 1), np.nan), c
 
 
-def _level_before(d: np.ndarray, k: int, den: np.ndarray | None = None) -> np.ndarray:
-    """The level of the level span before the last one (window positions [W-2k, W-k)):
-    the mean of its de-seasonalised values (a ratio: sum of `d` over sum of `den`), NaN
-    with under half of them present. bands.band: a value back on it is a recovery."""
-    w = d.shape[1]
-    return _level_span(d, slice(max(0, w - 2 * k), max(0, w - k)), max(1, k // 2), den)
+MAX_SPANS = 7  # level spans before the last one whose levels a fit keeps (bands.band_recovery)
+
+
+def spans_before(w: int, k: int) -> int:
+    """How many level spans before the last one a window of w buckets holds (at least
+    the one right before it, partial in a short window), at most MAX_SPANS."""
+    return max(1, min(MAX_SPANS, w // k - 1))
+
+
+def _levels_before(d: np.ndarray, k: int, den: np.ndarray | None = None, spans: int = 1,
+                   from_start: bool = False) -> np.ndarray:
+    """(n, spans): the levels of the level spans before the last one, nearest first
+    (column j: window positions [W-(j+2)k, W-(j+1)k)): the mean of their de-seasonalised
+    values (a ratio: sum of `d` over sum of `den`), NaN with under half of them present.
+    `from_start`: of the window up to each span's end instead ([0, W-(j+1)k)). bands.
+    band_recovery: a value back on the level before an incident is a recovery."""
+    n, w = d.shape
+    if spans == 1 and not from_start:
+        return _level_span(d, slice(max(0, w - 2 * k), max(0, w - k)), max(1, k // 2), den)[:, None]
+    lo = w - (spans + 1) * k  # spans_before: >= 0
+    present = ~np.isnan(d) if den is None else ~np.isnan(d) & ~np.isnan(den)
+
+    def per_span(a):  # sums over each span, nearest first (and, from_start, all before it)
+        b = a[:, lo:w - k].reshape(n, spans, k).sum(axis=2)
+        if from_start:
+            b = np.cumsum(b, axis=1) + a[:, :lo].sum(axis=1)[:, None]
+        return b[:, ::-1]
+
+    total, count = per_span(np.where(present, d, 0.0)), per_span(present.astype(float))
+    if den is not None:
+        count = np.where(per_span(np.where(present, den, 0.0)) > 0, count, 0.0)
+        total = total / np.where(count > 0, per_span(np.where(present, den, 0.0)), 1.0)
+    else:
+        total = total / np.maximum(count, 1.0)
+    return np.where(count >= (1 if from_start else max(1, k // 2)), total, np.nan)
 
 
 def _level_span(d: np.ndarray, span: slice, least: int, den: np.ndarray | None = None) -> np.ndarray:
@@ -229,14 +262,16 @@ def fit_count(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarray) 
     level_t, cnt_t = _level_now(d_now, k)
     level_t = np.where(shift, median_last(d_all, k), level_t)
     mu_t = bias * level_t * prof_t
-    recovered = bias * _level_before(d, k) * prof_t
+    recovered = bias * _levels_before(d, k)[:, 0] * prof_t
+    spans = bias[:, None] * _levels_before(d_all, k, spans=spans_before(w, k)) * prof_t[:, None]
+    prior = bias[:, None] * _levels_before(d, k, spans=spans_before(w, k), from_start=True) * prof_t[:, None]
     longrun = bias * window_level(d) * prof_t
     with np.errstate(divide="ignore"):
         kappa = 1.0 + np.where(wsum_t > 0, prof_t / wsum_t, 1.0 / np.maximum(cnt_t, 1)) + 1.0 / cyc_t
     return Fit(name, period, resid=u / np.sqrt(kres), resid_all=u_all, expected=mu_t, base=kres,
                slope=np.where(np.isnan(u_all), np.nan, level * sloo * bias[:, None]), kappa=kappa, volume=mu_t,
                profile=s if period > 1 else None, profile_n=scnt if period > 1 else None, bias=bias,
-               recovered=recovered, longrun=longrun)
+               recovered=recovered, longrun=longrun, spans=spans, prior=prior)
 
 
 def fit_fraction(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarray, floor: np.ndarray,
@@ -271,7 +306,9 @@ def fit_fraction(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarra
             volume = nanmedian(known[:, w - k:])
     return Fit(name, period, resid=r, resid_all=r_all, expected=level_t + prof_t, floor=floor, profile=s,
                counts=counts, volume=volume, volume_phase=volume_phase,
-               recovered=_level_before(d, k) + prof_t, longrun=window_level(d) + prof_t)
+               recovered=_levels_before(d, k)[:, 0] + prof_t, longrun=window_level(d) + prof_t,
+               spans=_levels_before(d_all, k, spans=spans_before(w, k)) + prof_t[:, None],
+               prior=_levels_before(d, k, spans=spans_before(w, k), from_start=True) + prof_t[:, None])
 
 
 def is_proportion(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -327,7 +364,12 @@ def fit_ratio(num: np.ndarray, den: np.ndarray, name: str, period: int, k: int,
         level_t = np.where(use, a_t / np.where(use, d_t, 1.0), np.where(wd > 0, wa / np.where(wd > 0, wd, 1.0), np.nan))
         kappa = 1.0 + den_t / np.where(use, d_t, wd) + den_t / sden_t
     mu_t = np.clip(level_t + prof_t + bias, 0.0, np.where(prop, 1.0, np.inf))
-    recovered = np.clip(_level_before(adj, k, den) + prof_t + bias, 0.0, np.where(prop, 1.0, np.inf))
+    top = np.where(prop, 1.0, np.inf)
+    recovered = np.clip(_levels_before(adj, k, den)[:, 0] + prof_t + bias, 0.0, top)
+    spans = np.clip(_levels_before(adj_all, k, den_all, spans_before(w, k)) + prof_t[:, None] + bias[:, None], 0.0,
+                    top[:, None])
+    prior = np.clip(_levels_before(adj, k, den, spans_before(w, k), True) + prof_t[:, None] + bias[:, None], 0.0,
+                    top[:, None])
     longrun = np.clip(window_level(adj, den) + prof_t + bias, 0.0, np.where(prop, 1.0, np.inf))
     if period > 1:
         volume = nanmedian(fold(den, period)[:, :, 0])
@@ -336,7 +378,7 @@ def fit_ratio(num: np.ndarray, den: np.ndarray, name: str, period: int, k: int,
     return Fit(name, period, resid=z / np.sqrt(kres), resid_all=z_all, expected=mu_t, base=kres,
                slope=np.broadcast_to(den, num.shape), kappa=kappa, volume=volume, proportion=prop,
                base_all=kres_all, slope_all=den_all, profile=s, profile_n=sden, bias=bias, recovered=recovered,
-               longrun=longrun)
+               longrun=longrun, spans=spans, prior=prior)
 
 
 # ---- choosing and banding -------------------------------------------------------------
