@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .models import Fit, anscombe, anscombe_inv, ratio_t, ratio_t_inv
+from .models import Fit, anscombe, anscombe_inv, ratio_t, ratio_t_inv, walk_reach
 from .stats import (SCALE_EFFICIENCY, nanmedian, robust_center_scale, solve_dispersion, spread_start, t_multiplier,
                     tail_edges, winsorized_scale)
 
@@ -67,15 +67,16 @@ def band_recovery(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, n
 def _before_excursion(fit: Fit, shape: str, sensitivity: float, score: np.ndarray, den_t: np.ndarray, p: dict,
                       alt: np.ndarray) -> np.ndarray:
     """`alt`, and for a row flagged against the recent level (`score`) that has none: the
-    level before an excursion that has lasted longer than a level span. The excursion's
-    level is that of the span right before the last one (or the recent level, when the
-    excursion began in that span), off the long-run level by more than EXCURSION.
-    Walking back over the spans before the last (fit.spans, every value): spans on the
-    excursion's level (within FLAT of its depth, or RECOVERY_REF of its band); at most
-    one span off both it and the ordinary level (the one the excursion began in); then
-    ordinary spans (on the window's level up to their end, fit.prior, the same way):
-    the level of the one nearest it. A trend climbs through the spans, with no such
-    flat stretch and single step: no reference."""
+    level before an excursion that has lasted longer than a level span (hours only:
+    fit.spans is None otherwise). The excursion's level is that of the span right before
+    the last one (or the recent level, when the excursion began in that span), off the
+    long-run level by more than EXCURSION. Walking back over the spans before the last
+    (fit.spans, every value; models.walk_reach of them): spans on the excursion's level,
+    at most one span that is not (the one it began in), then a steady pair: two spans
+    on the usual level (the median of the spans' levels from there back) and on each
+    other; the older one's level is the reference. Each "on" is within FLAT of the
+    excursion's depth from that usual level. A trend drifts from the usual level and
+    from span to span: no steady pair, no reference."""
     levels = fit.spans
     rows = np.nonzero(np.isnan(alt) & (np.abs(score) > sensitivity) & np.isfinite(fit.longrun))[0]
     if levels is None or rows.size == 0:
@@ -96,29 +97,31 @@ def _before_excursion(fit: Fit, shape: str, sensitivity: float, score: np.ndarra
         off = np.abs(score_on(usual, first)) > EXCURSION
         off &= np.sign(first - usual) == np.sign(recent - usual)
         level = np.where(off, first, recent)
-        depth = np.abs(level - usual)
-
-    def near(ref: np.ndarray, x: np.ndarray) -> np.ndarray:  # x on the level `ref` (NaN: False)
-        with np.errstate(invalid="ignore"):
-            return (np.abs(x - ref) <= FLAT * depth) | (np.abs(score_on(ref, x)) <= RECOVERY_REF)
-
-    with np.errstate(invalid="ignore"):
-        walking = (np.abs(score_on(usual, level)) > EXCURSION) & ~near(usual, recent)
-    began, settled = np.zeros(rows.size, bool), np.zeros(rows.size, bool)
+        walking = (np.abs(score_on(usual, level)) > EXCURSION) & (np.abs(recent - usual) > FLAT * np.abs(level - usual))
+        # per span: the excursion's depth from the usual level of the window up to that
+        # span's end (the median of its spans' levels: a long excursion, or a young
+        # series' weekend, moves a mean); on the excursion's level, or ordinary (on that
+        # usual level), within FLAT of that depth
+        spans = levels[rows]
+        reach = walk_reach(spans.shape[1])
+        prior = np.stack([nanmedian(spans[:, j:]) for j in range(reach)], axis=1)
+        spans = spans[:, :reach]
+        tol = FLAT * np.abs(level[:, None] - prior)
+        on = np.abs(spans - level[:, None]) <= tol
+        ordinary = np.abs(spans - prior) <= tol
+    began = np.zeros(rows.size, bool)
     found = np.full(rows.size, np.nan)
-    for j in range(levels.shape[1]):
-        x = levels[rows, j]
-        # ordinary: on the window's level without the spans walked over (a long excursion
-        # moves the whole window's)
-        on, ordinary, gap = near(level, x), near(sub.prior[:, j], x), np.isnan(x)  # gap: no values, walked over
-        # the ordinary stretch: its span nearest its window level (the first one may still
-        # hold the excursion's start)
-        settled = (settled | walking | began) & ordinary & ~on
+    for j in range(reach - 1):
+        x, older = spans[:, j], spans[:, j + 1]
+        gap = np.isnan(x)  # no values: walked over
+        # the level before: an ordinary span, and the one before it ordinary and on its
+        # level (a trend's spans drift from their window's level and from each other)
         with np.errstate(invalid="ignore"):
-            closer = np.isnan(found) | (np.abs(x - sub.prior[:, j]) < np.abs(found - sub.prior[:, j]))
-        found = np.where(settled & closer, x, found)
-        began = (walking & ~on & ~ordinary & ~gap) | (began & gap)
-        walking = walking & (on | gap)
+            steady = ordinary[:, j] & ordinary[:, j + 1] & (np.abs(older - x) <= tol[:, j])
+        # its level: the older of the two (the nearer may still hold the excursion's start)
+        found = np.where((walking | began) & steady & ~on[:, j] & np.isnan(found), older, found)
+        began = (walking & ~on[:, j] & ~steady & ~gap) | (began & gap)
+        walking = walking & (on[:, j] | gap)
     out = alt.copy()
     out[rows] = found
     return out

@@ -99,6 +99,9 @@ def fit_variants(win, ok, value, shape, grain, settings, den_t, prop, rules=None
     (domain.sqrt_offset; 0 when unused)."""
     n = ok.shape[0]
     k = level_span(grain, settings)
+    # the level before an excursion (bands._before_excursion): hours only, whose level
+    # spans (a day) average enough buckets to tell a step from a trend
+    walk = grain == "hour"
     names = candidates(grain, settings)
     need = min_cycles(settings)
     avail = {c: holds_cycles(ok, PERIOD[c], need, ahead) if PERIOD[c] > 1 else np.ones(n, bool) for c in names}
@@ -137,12 +140,12 @@ def fit_variants(win, ok, value, shape, grain, settings, den_t, prop, rules=None
             # reduced on their own, so the same numbers), laid back over all rows
             r = slice(None) if usable.all() else np.nonzero(usable)[0]
             if shape == "count":
-                f = fit_count(w[0][r], c, PERIOD[c], k, full[0][r])
+                f = fit_count(w[0][r], c, PERIOD[c], k, full[0][r], walk)
             elif shape == "fraction":
                 f = fit_fraction(w[0][r], c, PERIOD[c], k, full[0][r], floor[r],
-                                 win[1][r] if len(win) > 1 else None, VOLUME_PERIOD.get(grain, 1))
+                                 win[1][r] if len(win) > 1 else None, VOLUME_PERIOD.get(grain, 1), walk)
             else:
-                f = fit_ratio(w[0][r], w[1][r], c, PERIOD[c], k, den_t[r], prop[r], full[0][r], full[1][r])
+                f = fit_ratio(w[0][r], w[1][r], c, PERIOD[c], k, den_t[r], prop[r], full[0][r], full[1][r], walk)
             variants.append((dom, c, usable))
             fits[(dom, c)] = f if usable.all() else f.widen(r, n)
             fitted.append((r, f))

@@ -156,11 +156,11 @@ def _score_day(out, rows, a, anchors, arrays, raw, t, hour, value, num_t, den_t,
         rule_rows = {key: v[a[sel]] for key, v in rule.items() if key not in ("z", "z_own")}
         recent, every, z_day, ref = _recent([x[a[sel], w - k:] for x in ext], this, rule_rows, y, dom,
                                        offset[sel], shape, settings.sensitivity, prop[a[sel]], t[r], h[sel], k)
-        expected, kappa, volume, recovered, longrun, spans, prior = _baseline(fit, shape, [x[used] for x in window],
+        expected, kappa, volume, recovered, longrun, spans = _baseline(fit, shape, [x[used] for x in window],
                                                                        [x[used] for x in full], recent, every, at,
                                                                        h[sel], k, w, den_t[r])
         now = Fit(c, fit.period, resid=None, resid_all=None, expected=expected, kappa=kappa,
-                  proportion=prop[a[sel]], recovered=recovered, longrun=longrun, spans=spans, prior=prior)
+                  proportion=prop[a[sel]], recovered=recovered, longrun=longrun, spans=spans)
         v = forward(value[r], dom, offset[sel])
         e, lo, hi, sc, recovery = band_recovery(now, shape, settings.sensitivity, v, num_t[r], den_t[r], params)
         same = _same_phase(raw, t[r], fit.period, training_buckets("hour", settings))
@@ -254,8 +254,9 @@ def _recent(day, this, rule, y, dom, offset, shape, sensitivity, prop, t, h, k) 
 
 def _baseline(fit, shape, window, window_all, recent, every, at, h, k, w, den_t):
     """expected, kappa, volume, and the expectations on the level of the level span
-    before the last one and on the anchor window's level (NaN: unknown;
-    bands.band_recovery) at each bucket (anchor row `at`, hour `h`), as in models.fit_*:
+    before the last one, on the anchor window's level, and (n, S) on the level of each
+    span before the last (every value: `window_all`) (NaN: unknown; bands.
+    band_recovery) at each bucket (anchor row `at`, hour `h`), as in models.fit_*:
     the level is the mean of the last k de-seasonalised buckets (`recent`; after a
     level shift the median of `every`, a ratio the ratio of their sums:
     models.level_shift), else of the anchor's window and the day so far."""
@@ -285,11 +286,10 @@ def _baseline(fit, shape, window, window_all, recent, every, at, h, k, w, den_t)
         return (prefix_sum(both, axis=1), prefix_sum(np.where(both, x_win, 0.0), axis=1),
                 None if den_win is None else prefix_sum(np.where(both, den_win, 0.0), axis=1))
 
-    def levels_before(prefix, spans=1, from_start=False):  # models._levels_before, in the anchor's window
+    def levels_before(prefix, spans=1):  # models._levels_before of [t-w, t): positions h .. w+h
         c, s, dd = prefix
         j = np.arange(spans)[None, :]
-        lo, hi = w - (j + 2) * k + h[:, None], w - (j + 1) * k + h[:, None]
-        lo = np.zeros_like(lo) if from_start else np.maximum(lo, 0)
+        lo, hi = np.maximum(w - (j + 2) * k + h[:, None], 0), w - (j + 1) * k + h[:, None]
         row = at[:, None]
         cnt = c[row, hi] - c[row, lo]
         tot = s[row, hi] - s[row, lo]
@@ -298,7 +298,7 @@ def _baseline(fit, shape, window, window_all, recent, every, at, h, k, w, den_t)
             tot = tot / np.where(cnt > 0, dd[row, hi] - dd[row, lo], 1.0)
         else:
             tot = tot / np.maximum(cnt, 1)
-        return np.where(cnt >= (1 if from_start else max(1, k // 2)), tot, np.nan)
+        return np.where(cnt >= max(1, k // 2), tot, np.nan)
 
     if shape == "ratio":
         (num, den), (num_w, den_w) = recent, window
@@ -316,12 +316,11 @@ def _baseline(fit, shape, window, window_all, recent, every, at, h, k, w, den_t)
                 whole_level = np.where(wd > 0, wa / np.where(wd > 0, wd, 1.0), np.nan)
                 return np.where(use, a_t / np.where(use, d_t, 1.0), whole_level), np.where(use, d_t, wd)
 
-        cleaned = sums(adj_w, den_w)
-        recovered = np.clip(levels_before(cleaned)[:, 0] + prof + fit.bias[at], 0.0, top)
+        recovered = np.clip(levels_before(sums(adj_w, den_w))[:, 0] + prof + fit.bias[at], 0.0, top)
         num_a, den_a = window_all
         adj_a = num_a - s_win * den_a if p > 1 else num_a
-        spans, prior = (np.clip(levels_before(x, spans_before(w, k), start) + prof[:, None] + fit.bias[at][:, None],
-                                0.0, top[:, None]) for x, start in ((sums(adj_a, den_a), False), (cleaned, True)))
+        spans = np.clip(levels_before(sums(adj_a, den_a), spans_before(w, k)) + prof[:, None] + fit.bias[at][:, None],
+                        0.0, top[:, None])
         longrun = np.clip(window_level(adj_w, den_w)[at] + prof + fit.bias[at], 0.0, top)
         num, den = np.where(shift[:, None], num_e, num), np.where(shift[:, None], den_e, den)
         level, behind = ratio_level(num, den)
@@ -332,7 +331,7 @@ def _baseline(fit, shape, window, window_all, recent, every, at, h, k, w, den_t)
             volume = nanmedian(fold(den_w, p), 1)[at, phase]
         else:
             volume = nanmedian(den[rows[:, None], h[:, None] + np.arange(k)[None, :]])
-        return expected, kappa, volume, recovered, longrun, spans, prior
+        return expected, kappa, volume, recovered, longrun, spans
     with np.errstate(invalid="ignore", divide="ignore"):
         if shape == "count":
             d, d_e = (np.where(s_rec > 0, x / s_rec, np.nan) if p > 1 else x for x in (recent[0], every[0]))
@@ -352,24 +351,22 @@ def _baseline(fit, shape, window, window_all, recent, every, at, h, k, w, den_t)
             return np.where(c_t > 0, s_t / np.maximum(c_t, 1), np.nan), c_t
 
     shift = level_shift(last(~np.isnan(d)), last(~np.isnan(d_e)))
-    cleaned = sums(d_w)
-    before = levels_before(cleaned)[:, 0]
+    before = levels_before(sums(d_w))[:, 0]
     spans = levels_before(sums(d_a), spans_before(w, k))
-    prior = levels_before(cleaned, spans_before(w, k), from_start=True)
     d = np.where(shift[:, None], d_e, d)
     level, c_t = mean_level(d)
     level = np.where(shift, last_median(d), level)
     if shape == "fraction":  # an average's volume: its phase's median count (models.fit_fraction)
         volume = None if fit.volume_phase is None else fit.volume_phase[at, h % fit.volume_phase.shape[1]]
         return (level + prof, None, volume, before + prof, window_level(d_w)[at] + prof, spans + prof[:, None],
-                prior + prof[:, None])
+)
     wsum = last(np.where(np.isnan(d), np.nan, s_rec))
     cyc = fit.profile_n[at, phase].astype(float) if p > 1 else np.inf
     mu = fit.bias[at] * level * prof
     with np.errstate(divide="ignore"):
         kappa = 1.0 + np.where(wsum > 0, prof / wsum, 1.0 / np.maximum(c_t, 1)) + 1.0 / cyc
     return (mu, kappa, mu, fit.bias[at] * before * prof, fit.bias[at] * window_level(d_w)[at] * prof,
-            fit.bias[at][:, None] * spans * prof[:, None], fit.bias[at][:, None] * prior * prof[:, None])
+            fit.bias[at][:, None] * spans * prof[:, None])
 
 
 def _same_phase(raw, t, period, w):

@@ -16,9 +16,9 @@ profile without j's own value: a one-step-ahead forecast error, so comparing can
 does not favour the one with more parameters. `recovered`: the same baseline on the
 level of the k buckets before the last k (`longrun`: on the whole window's); bands.band
 judges a value nearer that one against it (a recovery after an incident that lasted a
-level span is not an anomaly). `spans` and `prior`: on the level of each of up to
-MAX_SPANS spans before the last (every value) and of the window up to each one's end,
-from which bands.band_recovery finds the level before a longer excursion.
+level span is not an anomaly). `spans` (hours, `walk`): on the level of each whole
+span before the last (every value), from which bands.band_recovery finds the level
+before a longer excursion.
 
 Noise, in a variance-stabilised scale T so that one band rule fits all volumes:
 - count: T(x) = 2 sqrt(x + 3/8) (Anscombe), var = kappa * (1 + alpha * mu): Poisson
@@ -80,8 +80,7 @@ class Fit:
     volume_phase: np.ndarray | None = None  # (n, P) fraction with counts: the median count per phase
     recovered: np.ndarray | None = None  # (n,) the expected value on the previous level span's level (NaN: unknown)
     longrun: np.ndarray | None = None    # (n,) the expected value on the whole window's level (band_recovery)
-    spans: np.ndarray | None = None      # (n, J) on the level of each span before the last, all values (band_recovery)
-    prior: np.ndarray | None = None      # (n, J) on the window's level up to the end of each of those spans
+    spans: np.ndarray | None = None      # (n, S) on the level of each span before the last, every value (walk)
 
     def rows(self, idx: np.ndarray) -> "Fit":
         return Fit(self.name, self.period, **{k: (None if v is None else v[idx]) for k, v in self.__dict__.items()
@@ -161,33 +160,36 @@ def _level_now(d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         return np.where(c > 0, s / np.maximum(c, 1), np.nan), c
 
 
-MAX_SPANS = 7  # level spans before the last one whose levels a fit keeps (bands.band_recovery)
+MAX_SPANS = 7  # level spans before the last one bands.band_recovery walks back over, at most
 
 
 def spans_before(w: int, k: int) -> int:
-    """How many level spans before the last one a window of w buckets holds (at least
-    the one right before it, partial in a short window), at most MAX_SPANS."""
-    return max(1, min(MAX_SPANS, w // k - 1))
+    """The whole level spans before the last one in a window of w buckets (at least
+    one: the one right before it, partial in a short window)."""
+    return max(1, w // k - 1)
 
 
-def _levels_before(d: np.ndarray, k: int, den: np.ndarray | None = None, spans: int = 1,
-                   from_start: bool = False) -> np.ndarray:
+def walk_reach(spans: int) -> int:
+    """Of `spans` level spans before the last one, how many bands.band_recovery walks
+    back over: at most MAX_SPANS, and about half the window (the excursion stays a
+    minority of the window, so the level before it is still the window's usual one)."""
+    return min(MAX_SPANS, spans // 2 + 1)
+
+
+def _levels_before(d: np.ndarray, k: int, den: np.ndarray | None = None, spans: int = 1) -> np.ndarray:
     """(n, spans): the levels of the level spans before the last one, nearest first
     (column j: window positions [W-(j+2)k, W-(j+1)k)): the mean of their de-seasonalised
     values (a ratio: sum of `d` over sum of `den`), NaN with under half of them present.
-    `from_start`: of the window up to each span's end instead ([0, W-(j+1)k)). bands.
-    band_recovery: a value back on the level before an incident is a recovery."""
+    bands.band_recovery: a value back on the level before an incident is a recovery."""
     n, w = d.shape
-    if spans == 1 and not from_start:
-        return _level_span(d, slice(max(0, w - 2 * k), max(0, w - k)), max(1, k // 2), den)[:, None]
-    lo = w - (spans + 1) * k  # spans_before: >= 0
+    lo = w - (spans + 1) * k
+    if lo < 0 or spans == 1:  # (a window shorter than the spans: partial ones)
+        return np.stack([_level_span(d, slice(max(0, w - (j + 2) * k), max(0, w - (j + 1) * k)), max(1, k // 2), den)
+                         for j in range(spans)], axis=1)
     present = ~np.isnan(d) if den is None else ~np.isnan(d) & ~np.isnan(den)
 
-    def per_span(a):  # sums over each span, nearest first (and, from_start, all before it)
-        b = a[:, lo:w - k].reshape(n, spans, k).sum(axis=2)
-        if from_start:
-            b = np.cumsum(b, axis=1) + a[:, :lo].sum(axis=1)[:, None]
-        return b[:, ::-1]
+    def per_span(a):  # sums over each span, nearest first
+        return a[:, lo:w - k].reshape(n, spans, k).sum(axis=2)[:, ::-1]
 
     total, count = per_span(np.where(present, d, 0.0)), per_span(present.astype(float))
     if den is not None:
@@ -195,7 +197,7 @@ def _levels_before(d: np.ndarray, k: int, den: np.ndarray | None = None, spans: 
         total = total / np.where(count > 0, per_span(np.where(present, den, 0.0)), 1.0)
     else:
         total = total / np.maximum(count, 1.0)
-    return np.where(count >= (1 if from_start else max(1, k // 2)), total, np.nan)
+    return np.where(count >= max(1, k // 2), total, np.nan)
 
 
 def _level_span(d: np.ndarray, span: slice, least: int, den: np.ndarray | None = None) -> np.ndarray:
@@ -228,7 +230,7 @@ def _profile_terms(period: int, w: int, scnt: np.ndarray | None):
 
 # ---- fits ---------------------------------------------------------------------------
 
-def fit_count(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarray) -> Fit:
+def fit_count(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarray, walk: bool = False) -> Fit:
     n, w = x.shape
     if period > 1:
         s, loo, scnt = multiplicative_profile(fold(x, period))
@@ -263,19 +265,18 @@ def fit_count(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarray) 
     level_t = np.where(shift, median_last(d_all, k), level_t)
     mu_t = bias * level_t * prof_t
     recovered = bias * _levels_before(d, k)[:, 0] * prof_t
-    spans = bias[:, None] * _levels_before(d_all, k, spans=spans_before(w, k)) * prof_t[:, None]
-    prior = bias[:, None] * _levels_before(d, k, spans=spans_before(w, k), from_start=True) * prof_t[:, None]
+    spans = bias[:, None] * _levels_before(d_all, k, spans=spans_before(w, k)) * prof_t[:, None] if walk else None
     longrun = bias * window_level(d) * prof_t
     with np.errstate(divide="ignore"):
         kappa = 1.0 + np.where(wsum_t > 0, prof_t / wsum_t, 1.0 / np.maximum(cnt_t, 1)) + 1.0 / cyc_t
     return Fit(name, period, resid=u / np.sqrt(kres), resid_all=u_all, expected=mu_t, base=kres,
                slope=np.where(np.isnan(u_all), np.nan, level * sloo * bias[:, None]), kappa=kappa, volume=mu_t,
                profile=s if period > 1 else None, profile_n=scnt if period > 1 else None, bias=bias,
-               recovered=recovered, longrun=longrun, spans=spans, prior=prior)
+               recovered=recovered, longrun=longrun, spans=spans)
 
 
 def fit_fraction(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarray, floor: np.ndarray,
-                 counts: np.ndarray | None = None, volume_period: int = 1) -> Fit:
+                 counts: np.ndarray | None = None, volume_period: int = 1, walk: bool = False) -> Fit:
     n, w = x.shape
     s = None
     if period > 1:
@@ -307,8 +308,7 @@ def fit_fraction(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarra
     return Fit(name, period, resid=r, resid_all=r_all, expected=level_t + prof_t, floor=floor, profile=s,
                counts=counts, volume=volume, volume_phase=volume_phase,
                recovered=_levels_before(d, k)[:, 0] + prof_t, longrun=window_level(d) + prof_t,
-               spans=_levels_before(d_all, k, spans=spans_before(w, k)) + prof_t[:, None],
-               prior=_levels_before(d, k, spans=spans_before(w, k), from_start=True) + prof_t[:, None])
+               spans=_levels_before(d_all, k, spans=spans_before(w, k)) + prof_t[:, None] if walk else None)
 
 
 def is_proportion(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -324,7 +324,7 @@ def inside_proportion(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 def fit_ratio(num: np.ndarray, den: np.ndarray, name: str, period: int, k: int,
-              den_t: np.ndarray, prop: np.ndarray, num_all: np.ndarray, den_all: np.ndarray) -> Fit:
+              den_t: np.ndarray, prop: np.ndarray, num_all: np.ndarray, den_all: np.ndarray, walk: bool = False) -> Fit:
     n, w = num.shape
     s = sden = None
     if period > 1:
@@ -367,9 +367,7 @@ def fit_ratio(num: np.ndarray, den: np.ndarray, name: str, period: int, k: int,
     top = np.where(prop, 1.0, np.inf)
     recovered = np.clip(_levels_before(adj, k, den)[:, 0] + prof_t + bias, 0.0, top)
     spans = np.clip(_levels_before(adj_all, k, den_all, spans_before(w, k)) + prof_t[:, None] + bias[:, None], 0.0,
-                    top[:, None])
-    prior = np.clip(_levels_before(adj, k, den, spans_before(w, k), True) + prof_t[:, None] + bias[:, None], 0.0,
-                    top[:, None])
+                    top[:, None]) if walk else None
     longrun = np.clip(window_level(adj, den) + prof_t + bias, 0.0, np.where(prop, 1.0, np.inf))
     if period > 1:
         volume = nanmedian(fold(den, period)[:, :, 0])
@@ -378,7 +376,7 @@ def fit_ratio(num: np.ndarray, den: np.ndarray, name: str, period: int, k: int,
     return Fit(name, period, resid=z / np.sqrt(kres), resid_all=z_all, expected=mu_t, base=kres,
                slope=np.broadcast_to(den, num.shape), kappa=kappa, volume=volume, proportion=prop,
                base_all=kres_all, slope_all=den_all, profile=s, profile_n=sden, bias=bias, recovered=recovered,
-               longrun=longrun, spans=spans, prior=prior)
+               longrun=longrun, spans=spans)
 
 
 # ---- choosing and banding -------------------------------------------------------------
