@@ -1,5 +1,5 @@
 """False detections on the demo's own metrics, the way a user meets them: `metrics
-demo-data` (90 days, seed 7) and `metrics run` on a fresh copy of the project (DuckDB),
+demo-data` (90 days, seed 7 unless `--seed`) and `metrics run` on a fresh copy of the project (DuckDB),
 then the hour grain's rows of `metric_anomalies`, per metric:
 
 - the planted incidents (demo/generator.py INCIDENTS): flagged rows inside their hours;
@@ -7,7 +7,7 @@ then the hour grain's rows of `metric_anomalies`, per metric:
   incident hours, per 30 days of normal scored hours, for the total and per series (the
   total and every slice scored). Goal (issue 10): at most one per metric per 30 days.
 
-    .venv/bin/python bench/anomaly_demo_metrics.py [--before OLD_CHECKOUT] [--days 90]
+    .venv/bin/python bench/anomaly_demo_metrics.py [--before OLD_CHECKOUT] [--days 90] [--seed 7]
 
 `--before` measures an older checkout (e.g. a `git worktree`) the same way, in the same
 run.
@@ -34,10 +34,10 @@ from dagster_project.demo.generator import INCIDENTS  # noqa: E402
 HERE = Path(__file__).resolve().parents[1]
 
 
-def measure(checkout: Path, days: int, work: Path) -> tuple[pd.DataFrame, dict[str, int]]:
+def measure(checkout: Path, days: int, work: Path, seed: int = 7) -> tuple[pd.DataFrame, dict[str, int]]:
     root = copy_checkout(checkout, work / "project")
     env = env_for(checkout, root, work / "home")
-    metrics(env, "demo-data", "--days", str(days), "--seed", "7")
+    metrics(env, "demo-data", "--days", str(days), "--seed", str(seed))
     metrics(env, "run")
     con = duckdb.connect(str(root / "warehouse" / "metrics.duckdb"), read_only=True)
     first_day = pd.Timestamp(con.execute("select min(ordered_at) from raw.orders").fetchone()[0]).normalize()
@@ -72,18 +72,19 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--before", type=Path, help="an older checkout to measure the same way")
     p.add_argument("--days", type=int, default=90)
+    p.add_argument("--seed", type=int, default=7, help="the demo generator's seed (the README's demo: 7)")
     args = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench_demo_anomalies_"))
     results = {}
     try:
         for label, checkout in (("before", args.before), ("after", HERE)):
             if checkout is not None:
-                results[label] = measure(checkout.resolve(), args.days, work / label)
+                results[label] = measure(checkout.resolve(), args.days, work / label, args.seed)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     labels = list(results)
-    print(f"\n## The demo's metrics at the hour grain ({args.days} days): false detections per 30 days of normal "
-          f"hours\n")
+    print(f"\n## The demo's metrics at the hour grain ({args.days} days, seed {args.seed}): false detections per 30 "
+          f"days of normal hours\n")
     frames = {k: v[0].set_index("metric") for k, v in results.items()}
     metrics_ = sorted(set().union(*(f.index for f in frames.values())))
     rows = []

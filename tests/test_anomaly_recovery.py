@@ -143,10 +143,11 @@ def test_a_drop_on_an_hourly_trend_is_still_found(seed):
 @pytest.mark.parametrize("days_after,flagged", [(4, False), (9, True)])
 def test_a_return_to_the_old_level_after_a_lasting_step_is_a_recovery_for_a_week_only(days_after, flagged):
     """The case a recovery cannot be told apart from (README): hourly orders (about 1,000
-    an hour) that step down 30% for good, then three hours back on the old level. Four days after the step
-    it reads as a recovery from an excursion; nine days after (more than the 7 level
-    spans walked back, models.MAX_SPANS) it is judged against the new level and
-    flagged, as it was before excursions had a reference."""
+    an hour) that step down 30% for good, then three hours back on the old level. Four
+    days after the step it reads as a recovery from an excursion; nine days after (the
+    steady pair before the step no longer fits in the 7 level spans walked back,
+    models.MAX_SPANS) it is judged against the new level and flagged, as it was before
+    excursions had a reference."""
     rng, rate = hourly_orders(0, days=70, per_day=24000.0)
     step = 24 * 55
     lower = rate.copy()
@@ -156,3 +157,20 @@ def test_a_return_to_the_old_level_after_a_lasting_step_is_a_recovery_for_a_week
     f = frame(rng.poisson(lower).astype(float), grain="hour")
     found = flagged_positions(f, score(f, shape="count", grain="hour", first=t, last=t + 2))
     assert found == (set(range(t, t + 3)) if flagged else set()), sorted(found)
+
+
+@pytest.mark.parametrize("per_hour,growth,days,share,seed", [(20, 0.06, 8, 0.6, 809), (100, 0.03, 10, 0.8, 1010)])
+def test_a_drop_on_a_young_hourly_trend_is_still_found(per_hour, growth, days, share, seed):
+    """A week or so of hourly orders growing 3 to 6% a day, four hours under the trend:
+    found. A young series has few level spans, so two of a trend's older days could
+    pass as a steady pair below it; the spans older still, lower again, say it is a
+    trend (the review of f95e743 found these two hidden; they are flagged before the
+    excursion rule too)."""
+    rng = np.random.default_rng(seed)
+    h = np.arange(24 * (days + 1))
+    rate = per_hour * HOURLY[h % 24] / HOURLY.mean() * (1 + growth) ** (h / 24)
+    x = rng.poisson(rate).astype(float)
+    t = 24 * days + 10
+    x[t:t + 4] = rng.poisson(share * rate[t:t + 4])
+    f = frame(x, grain="hour")
+    assert flagged_positions(f, score(f, shape="count", grain="hour", first=t, last=t + 3))

@@ -37,14 +37,15 @@ def band(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, num_t: np.
 
 
 RECOVERY_REF = 0.5  # in score units (the band edge is at sensitivity): the span before looked ordinary
-FLAT = 0.25  # a span on an excursion's level: within this share of its depth (or RECOVERY_REF)
+FLAT = 0.25  # a span on a level (the excursion's, the usual one): within this share of the excursion's depth
 EXCURSION = 1.0  # in score units: the least excursion a recovery is judged from (_before_excursion)
 
 
 def band_recovery(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, num_t: np.ndarray, den_t: np.ndarray,
                   params: dict | None = None):
     """`band`, and per row whether the value was judged a recovery (nearer the level
-    span before the last one: hourly.py makes no run of it)."""
+    span before the last one, or the level before a longer excursion: hourly.py makes
+    no run of it)."""
     p = band_params(fit, shape, sensitivity) if params is None else params
     now = _band(fit, shape, sensitivity, value, num_t, den_t, p)
     alt = fit.recovered
@@ -74,9 +75,10 @@ def _before_excursion(fit: Fit, shape: str, sensitivity: float, score: np.ndarra
     (fit.spans, every value; models.walk_reach of them): spans on the excursion's level,
     at most one span that is not (the one it began in), then a steady pair: two spans
     on the usual level (the median of the spans' levels from there back) and on each
-    other; the older one's level is the reference. Each "on" is within FLAT of the
-    excursion's depth from that usual level. A trend drifts from the usual level and
-    from span to span: no steady pair, no reference."""
+    other, the spans older still not nearer the excursion's side; the older one's
+    level is the reference. Each "on" is within FLAT of the excursion's depth from that
+    usual level. A trend drifts from the usual level and from span to span: no steady
+    pair, no reference."""
     levels = fit.spans
     rows = np.nonzero(np.isnan(alt) & (np.abs(score) > sensitivity) & np.isfinite(fit.longrun))[0]
     if levels is None or rows.size == 0:
@@ -102,22 +104,27 @@ def _before_excursion(fit: Fit, shape: str, sensitivity: float, score: np.ndarra
         # span's end (the median of its spans' levels: a long excursion, or a young
         # series' weekend, moves a mean); on the excursion's level, or ordinary (on that
         # usual level), within FLAT of that depth
-        spans = levels[rows]
-        reach = walk_reach(spans.shape[1])
-        prior = np.stack([nanmedian(spans[:, j:]) for j in range(reach)], axis=1)
-        spans = spans[:, :reach]
+        every = levels[rows]
+        reach = walk_reach(every.shape[1])
+        prior = np.stack([nanmedian(every[:, j:]) for j in range(reach)], axis=1)
+        spans = every[:, :reach]
         tol = FLAT * np.abs(level[:, None] - prior)
         on = np.abs(spans - level[:, None]) <= tol
         ordinary = np.abs(spans - prior) <= tol
+    toward = np.sign(level - usual)
     began = np.zeros(rows.size, bool)
     found = np.full(rows.size, np.nan)
     for j in range(reach - 1):
         x, older = spans[:, j], spans[:, j + 1]
         gap = np.isnan(x)  # no values: walked over
         # the level before: an ordinary span, and the one before it ordinary and on its
-        # level (a trend's spans drift from their window's level and from each other)
+        # level (a trend's spans drift from their window's level and from each other),
+        # the spans older still not lower (after a rise; higher after a fall) by more
+        # than the same: a young series' trend has few spans, some of them a pair
+        rest = nanmedian(every[:, j + 2:]) if every.shape[1] > j + 2 else np.full(rows.size, np.nan)
         with np.errstate(invalid="ignore"):
             steady = ordinary[:, j] & ordinary[:, j + 1] & (np.abs(older - x) <= tol[:, j])
+            steady &= ~(toward * (0.5 * (x + older) - rest) > tol[:, j])
         # its level: the older of the two (the nearer may still hold the excursion's start)
         found = np.where((walking | began) & steady & ~on[:, j] & np.isnan(found), older, found)
         began = (walking & ~on[:, j] & ~steady & ~gap) | (began & gap)

@@ -358,8 +358,7 @@ def _baseline(fit, shape, window, window_all, recent, every, at, h, k, w, den_t)
     level = np.where(shift, last_median(d), level)
     if shape == "fraction":  # an average's volume: its phase's median count (models.fit_fraction)
         volume = None if fit.volume_phase is None else fit.volume_phase[at, h % fit.volume_phase.shape[1]]
-        return (level + prof, None, volume, before + prof, window_level(d_w)[at] + prof, spans + prof[:, None],
-)
+        return level + prof, None, volume, before + prof, window_level(d_w)[at] + prof, spans + prof[:, None]
     wsum = last(np.where(np.isnan(d), np.nan, s_rec))
     cyc = fit.profile_n[at, phase].astype(float) if p > 1 else np.inf
     mu = fit.bias[at] * level * prof
