@@ -99,7 +99,8 @@ def _before_excursion(fit: Fit, shape: str, sensitivity: float, score: np.ndarra
         off = np.abs(score_on(usual, first)) > EXCURSION
         off &= np.sign(first - usual) == np.sign(recent - usual)
         level = np.where(off, first, recent)
-        walking = (np.abs(score_on(usual, level)) > EXCURSION) & (np.abs(recent - usual) > FLAT * np.abs(level - usual))
+        walking = np.abs(score_on(usual, level)) > EXCURSION
+        walking &= np.abs(recent - usual) > FLAT * np.abs(level - usual)
         # per span: the excursion's depth from the usual level of the window up to that
         # span's end (the median of its spans' levels: a long excursion, or a young
         # series' weekend, moves a mean); on the excursion's level, or ordinary (on that

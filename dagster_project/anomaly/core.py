@@ -93,10 +93,10 @@ def fit_variants(win, ok, value, shape, grain, settings, den_t, prop, rules=None
     domain) and its selection statistic. `value`: the scored values, which a square root
     or log domain must take (None: not checked here, hourly.py checks per bucket).
     `rules` (a dict): receives per domain the cleaned windows, the first pass's rule,
-    the resolution floor and the windows with every value, for hourly.py. `ahead`: the buckets after the window the fits
-    serve (hourly.py: a day), each of whose phases a seasonal profile must have seen in
-    two cycles (seasonality.holds_cycles). Also returns per row the square root's offset
-    (domain.sqrt_offset; 0 when unused)."""
+    the resolution floor and the windows with every value, for hourly.py. `ahead`: the
+    buckets after the window the fits serve (hourly.py: a day), each of whose phases a
+    seasonal profile must have seen in two cycles (seasonality.holds_cycles). Also
+    returns per row the square root's offset (domain.sqrt_offset; 0 when unused)."""
     n = ok.shape[0]
     k = level_span(grain, settings)
     # the level before an excursion (bands._before_excursion): hours only, whose level

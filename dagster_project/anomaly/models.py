@@ -193,8 +193,9 @@ def _levels_before(d: np.ndarray, k: int, den: np.ndarray | None = None, spans: 
 
     total, count = per_span(np.where(present, d, 0.0)), per_span(present.astype(float))
     if den is not None:
-        count = np.where(per_span(np.where(present, den, 0.0)) > 0, count, 0.0)
-        total = total / np.where(count > 0, per_span(np.where(present, den, 0.0)), 1.0)
+        under = per_span(np.where(present, den, 0.0))
+        count = np.where(under > 0, count, 0.0)
+        total = total / np.where(count > 0, under, 1.0)
     else:
         total = total / np.maximum(count, 1.0)
     return np.where(count >= max(1, k // 2), total, np.nan)
