@@ -98,9 +98,10 @@ def test_the_days_after_a_multi_day_outage_are_a_recovery(shape, hours, seed):
     """An outage of two to five days: by its end the recent level and the spans before
     it are all the outage's, so the span before the last one is no reference. The
     hours back to normal were flagged against the outage's level (count 54 hours: 23
-    hours over six seeds, 126 hours: 113). Walking back over the outage's spans to the
-    ordinary one before it (bands._before_excursion), they are a recovery; the outage
-    is still flagged from its first hours (five of its first six, at least)."""
+    hours over six seeds, 126 hours: 113). Walking back over the outage's spans to a
+    steady pair on the usual level before it (bands._before_excursion), they are a
+    recovery; the outage is still flagged from its first hours (five of its first six,
+    at least)."""
     day = 24 * 60
     f = frame(outage(shape, seed, hours, day), grain="hour")
     found = flagged_positions(f, score(f, shape=shape, grain="hour", first=day - 24, last=day + hours + 72 - 1))
@@ -112,9 +113,10 @@ def test_the_days_after_a_multi_day_outage_are_a_recovery(shape, hours, seed):
 def test_a_young_series_monday_after_its_weekend_is_not_an_anomaly(seed):
     """An hourly count with quiet weekends (45% of a weekday), first seen on a Tuesday:
     before two weeks it cannot have an hour-of-week profile, so its first weekend is the
-    recent level on Monday. Monday is back on the level of the week before the weekend,
-    which is ordinary (the window's level without the weekend): a recovery, not 100
-    hours "above expected" (they were flagged on both Mondays)."""
+    recent level on Monday. Monday is back on the level of the days before the weekend,
+    which are on the usual level (the median of the days' levels, which the weekend does
+    not move): a recovery, not hours "above expected" (they were flagged on both
+    Mondays)."""
     rng = np.random.default_rng(seed)
     h = np.arange(24 * 21)
     weekday = (h // 24 + 1) % 7  # day 0 is a Tuesday
