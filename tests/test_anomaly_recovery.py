@@ -19,15 +19,8 @@ def test_the_day_after_a_day_long_incident_is_a_recovery_not_an_anomaly(shape, s
     normal after it were flagged against that level (or as a run leaning away from it);
     they are now judged against the level of the span before too (bands.band), and
     make no run. The incident itself is still flagged from its first hours."""
-    rng, rate = hourly_orders(seed, per_day=2400.0)
     day, hours = 24 * 60, 30
-    if shape == "count":
-        x = rng.poisson(rate).astype(float)
-        x[day:day + hours] = rng.poisson(0.4 * rate[day:day + hours])
-    else:
-        x = 50 + 20 * HOURLY[np.arange(rate.size) % 24] + rng.normal(0, 0.5, rate.size)
-        x[day:day + hours] = 45.0 + rng.normal(0, 0.01, hours)
-    f = frame(x, grain="hour")
+    f = frame(outage(shape, seed, hours, day, days=63), grain="hour")
     found = flagged_positions(f, score(f, shape=shape, grain="hour", first=day - 24, last=day + 72 - 1))
     assert set(range(day, day + 6)) <= found, sorted(found)
     assert not {i for i in found if i >= day + hours}, sorted(found)
@@ -79,10 +72,10 @@ def test_a_second_mild_dip_two_days_after_the_first_is_still_found(seed):
     assert len(found) >= 4, sorted(found)
 
 
-def outage(shape: str, seed: int, hours: int, day: int = 24 * 60) -> np.ndarray:
-    """Hourly orders (about 100 an hour) at 40% for `hours` from `day`, or a gauge
-    stuck for as long."""
-    rng, rate = hourly_orders(seed, days=70, per_day=2400.0)
+def outage(shape: str, seed: int, hours: int, day: int = 24 * 60, days: int = 70) -> np.ndarray:
+    """`days` of hourly orders (about 100 an hour) at 40% for `hours` from `day`, or a
+    gauge stuck for as long."""
+    rng, rate = hourly_orders(seed, days=days, per_day=2400.0)
     if shape == "count":
         x = rng.poisson(rate).astype(float)
         x[day:day + hours] = rng.poisson(0.4 * rate[day:day + hours])

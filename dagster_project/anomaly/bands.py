@@ -54,7 +54,7 @@ def band_recovery(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, n
         # long-run level (within RECOVERY_REF of its band): not on a trend's past, nor
         # on an earlier, milder incident the first pass kept
         with np.errstate(invalid="ignore"):
-            on = _band(replace(fit, expected=fit.longrun), shape, sensitivity, alt, alt * den_t, den_t, p)[3]
+            on = _score_on(fit, shape, sensitivity, fit.longrun, alt, den_t, p)
             alt = np.where(np.isfinite(fit.longrun) & (np.abs(on) <= RECOVERY_REF), alt, np.nan)
         alt = _before_excursion(fit, shape, sensitivity, now[3], den_t, p, alt)
     if alt is None or not np.isfinite(alt).any():
@@ -88,9 +88,8 @@ def _before_excursion(fit: Fit, shape: str, sensitivity: float, score: np.ndarra
     den = np.asarray(np.broadcast_to(den_t, alt.shape))[rows]
     first, usual, recent = levels[rows, 0], sub.longrun, sub.expected
 
-    def score_on(level: np.ndarray, x: np.ndarray) -> np.ndarray:  # x's score on the band around `level`
-        with np.errstate(invalid="ignore"):
-            return _band(replace(sub, expected=level), shape, sensitivity, x, x * den, den, pr)[3]
+    def score_on(level: np.ndarray, x: np.ndarray) -> np.ndarray:
+        return _score_on(sub, shape, sensitivity, level, x, den, pr)
 
     # the excursion's level: the span before the last one's, or, when that span is not
     # off (the excursion began in it), the recent level's; off the long-run level by
@@ -133,6 +132,14 @@ def _before_excursion(fit: Fit, shape: str, sensitivity: float, score: np.ndarra
     out = alt.copy()
     out[rows] = found
     return out
+
+
+def _score_on(fit: Fit, shape: str, sensitivity: float, expected: np.ndarray, level: np.ndarray, den_t: np.ndarray,
+              p: dict) -> np.ndarray:
+    """The score a value on `level` gets on the band around `expected` (a ratio: level
+    times den_t over den_t): how far apart two levels are, in band widths."""
+    with np.errstate(invalid="ignore"):
+        return _band(replace(fit, expected=expected), shape, sensitivity, level, level * den_t, den_t, p)[3]
 
 
 def _band(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, num_t: np.ndarray, den_t: np.ndarray,
