@@ -197,6 +197,17 @@ def test_a_history_backfill_pages_nobody(project, servers):
     assert report.counts.get("opened", 0) == 0 and hook.requests == [] and smtp.messages == []
 
 
+def test_the_first_evaluation_reads_every_detection_still_within_open_within(project, servers):
+    # open_within counts from when a detection settled (its bucket's end plus the settle
+    # lookback, 3 days for days), so the read must reach that far back: Nov 12 ended on
+    # Nov 13 and settled on Nov 16, inside the default 5 days before Nov 20 12:00
+    hook, _ = servers
+    score(project, [{"metric": "orders", "day": 12, "is_anomaly": True}], 1, 20)
+    report = evaluate(project)
+    assert report.counts.get("opened", 0) == 1
+    assert [a["bucket_start"][:10] for a in hooked(hook)[0]["json"]["alerts"]] == ["2026-11-12"]
+
+
 def test_a_silence_keeps_the_alert_quiet_until_it_ends(project, servers, tmp_path):
     hook, smtp = servers
     (tmp_path / "alerts.yml").write_text(alerts_yml(hook.url, smtp.port, textwrap.dedent("""\

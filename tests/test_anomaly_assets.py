@@ -96,6 +96,37 @@ def test_every_scored_bucket_is_listed_with_all_and_gaps_are_not_scored(demo, ca
     assert int(scored["n"].iloc[0]) == 0
 
 
+def test_a_slice_no_scored_row_has_is_an_error_not_an_empty_list(demo, capsys):
+    _, args = demo
+    for sliced, words in (("country=XX", "no scored row of `orders` has country = `XX`; known values: BR, DE"),
+                          ("contry=DE", "has a dimension `contry` (did you mean `country`?)")):
+        capsys.readouterr()
+        assert main([*args, "anomalies", "--metric", "orders", "--slice", sliced]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and words in err, err
+    # a slice that is scored but has no detection is an empty list, as before
+    scored = _anomalies(capsys, args, "--metric", "orders", "--slice", "country=DE", "--all")
+    assert scored and all(r["slice"] == {"country": "DE"} for r in scored)
+
+
+def test_backtest_at_the_current_sensitivity_finds_what_the_run_stored(demo, capsys):
+    paths, args = demo
+    capsys.readouterr()
+    assert main([*args, "anomalies", "--backtest", "--metric", "orders", "--grain", "day", "--days", "400",
+                 "--sensitivity", "2", "3", "--sensitivity", "5", "--format", "json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [r["sensitivity"] for r in results] == [2, 3, 5] and [r["current"] for r in results] == [False, True, False]
+    stored = Warehouse("duckdb", paths).frame(
+        "select dimension, dimension_value, bucket_start, is_anomaly from analytics.metric_anomalies "
+        "where metric = 'orders' and grain = 'day'")
+    current = results[1]
+    assert current["buckets_scored"] == len(stored) and current["series"] == stored.groupby(["dimension", "dimension_value"]).ngroups
+    assert current["flagged"] == int(stored.is_anomaly.sum()) > 0
+    flagged = [r["flagged"] for r in results]
+    assert flagged[0] >= flagged[1] >= flagged[2]  # a lower sensitivity flags at least as much
+    assert all(r["incidents"] <= r["flagged"] for r in results)
+
+
 def test_recompute_of_one_day_rescores_exactly_that_day(demo, capsys):
     paths, args = demo
     wh = Warehouse("duckdb", paths)

@@ -41,6 +41,11 @@ CASES = [
     ("ratio_unknown", "name: ratio_unknown\nkind: ratio\nnumerator: downloads\ndenominator: user\n", 4, "unknown metric `user` (did you mean `users`?)"),
     ("derived_bad", "name: derived_bad\nkind: derived\nexpression: \"downloads + lower(users)\"\n", 3, "may only combine metric names"),
     ("missing_expression", f"name: missing_expression\n{BASE}aggregation: sum\n", 4, "needs `expression:`"),
+    # YAML reads these as dates, which Python refuses
+    ("impossible_date", f"name: impossible_date\n{BASE}aggregation: count\nstart: 2026-02-30\n", 5,
+     "invalid value `2026-02-30`: day is out of range for month"),
+    ("impossible_exclude", f"name: impossible_exclude\n{BASE}aggregation: count\nanomaly:\n  exclude:\n"
+     "    - {start: 2026-13-01, end: 2026-12-02, reason: sale}\n", 7, "invalid value `2026-13-01`"),
 ]
 
 
@@ -99,3 +104,36 @@ def test_active_metric_cannot_read_a_draft(tmp_path, capsys, isolated_env):
                                     "r/per_user.yml": "name: per_user\nkind: ratio\nnumerator: downloads\ndenominator: users\n"})
     assert main(["--project-dir", str(paths.root), "validate"]) == 1
     assert "metrics/r/per_user.yml:4: `users` is a draft" in capsys.readouterr().err
+
+
+def test_an_impossible_date_in_config_or_alerts_is_a_file_and_line_not_a_traceback(tmp_path, capsys, isolated_env):
+    paths = make_project(tmp_path / "c", GOOD, config="start: 2026-09-31\n")
+    assert main(["--project-dir", str(paths.root), "validate"]) == 1
+    assert "metrics/_config.yml:1: invalid value `2026-09-31`: day is out of range for month" in capsys.readouterr().err
+    paths = make_project(tmp_path / "a", GOOD)
+    (paths.root / "alerts.yml").write_text("channels:\n  log: {type: log, path: a.log}\nsilences:\n"
+                                           "  - {match: {metric: downloads}, starts: 2026-11-01, ends: 2025-12-32}\n")
+    assert main(["--project-dir", str(paths.root), "validate"]) == 1
+    assert "alerts.yml:4: invalid value `2025-12-32`" in capsys.readouterr().err
+
+
+def test_a_broken_metric_file_is_one_problem_not_also_an_unknown_metric_where_it_is_read(tmp_path, capsys, isolated_env):
+    paths = make_project(tmp_path, {**GOOD, "a/users.yml": GOOD["a/users.yml"] + "anomaly:\n  sensitivty: 4\n",
+                                    "r/per_user.yml": "name: per_user\nkind: ratio\nnumerator: downloads\ndenominator: users\n"})
+    assert main(["--project-dir", str(paths.root), "validate"]) == 1
+    err = capsys.readouterr().err
+    assert "metrics/a/users.yml:7: unknown field `anomaly.sensitivty` (did you mean `sensitivity`?)" in err
+    assert "unknown metric" not in err and "1 problem(s)" in err
+
+
+def test_validate_given_paths_checks_them_and_says_so(tmp_path, capsys, isolated_env, monkeypatch):
+    paths = make_project(tmp_path, {**GOOD, "b/broken.yml": "name: broken\nsource: [unclosed\n"})
+    monkeypatch.chdir(paths.root)
+    args = ["--project-dir", str(paths.root), "validate"]
+    assert main([*args, "metrics/a/nope.yml"]) == 2  # a mistyped path is not "valid"
+    assert "metrics/a/nope.yml: no such file or folder" in capsys.readouterr().err
+    assert main([*args, "models"]) == 2
+    assert "models: no metric file there" in capsys.readouterr().err
+    assert main([*args, "metrics/a/users.yml"]) == 0  # the broken file is another one
+    assert "1 of 3 metric file(s) valid" in capsys.readouterr().out
+    assert main([*args, "metrics/b"]) == 1

@@ -119,11 +119,13 @@ class Evaluator:
         return route.open_within or self.config.open_within or default_open_within(grain, self.settle.get(grain, 0))
 
     def lookback(self, grain: str) -> dt.timedelta:
-        """How far back scored buckets of a grain matter for opening an alert."""
+        """How far back scored buckets of a grain matter for opening an alert: open_within
+        counts from when a detection settled (_step's detected_at: its bucket's end plus
+        the settle lookback), so a bucket that old still opens."""
         routes = [*self.config.routes, *([self.config.default_route] if self.config.default_route else [])]
         spans = [self.open_within(r, grain) for r in routes] or [self.config.open_within or
                                                                  default_open_within(grain, self.settle.get(grain, 0))]
-        return max(spans) + BUCKET[grain]
+        return max(spans) + BUCKET[grain] * (1 + self.settle.get(grain, 0))
 
     # --- state transitions -------------------------------------------------------------
     def evaluate(self, scored: dict[tuple, list[Scored]] | None, states: dict[tuple[str, str], dict],

@@ -27,7 +27,8 @@ def add_parser(sub, with_target, date_type) -> None:
     sp.add_argument("--format", choices=("json", "csv", "table"), default="table")
     sp.add_argument("--backtest", action="store_true",
                     help="replay the detector over --days of stored history for one --metric; writes nothing")
-    sp.add_argument("--sensitivity", type=float, action="append", help="backtest: a sensitivity to try (repeatable)")
+    sp.add_argument("--sensitivity", type=float, nargs="+", action="extend", metavar="S",
+                    help="backtest: the sensitivities to try (`--sensitivity 2.5 3 4`, or the flag repeated)")
     sp.add_argument("--days", type=int, default=90, help="backtest: days of history replayed (default 90)")
     with_target(sp)
     sp.set_defaults(func=cmd_anomalies)
@@ -95,6 +96,8 @@ def _list(args, wh) -> int:
     if not wh.relation_exists(TABLE):
         _err(f"{wh.target}: nothing has been scored yet ({TABLE} does not exist): `metrics run` scores every grain it builds")
         return 2
+    if sliced[0]:
+        _check_scored_slice(wh, args.metric, *sliced)
     rows = []
     for metric in args.metric or [None]:
         columns, found = read_anomalies(wh, metric=metric, grain=args.grain, since=since, until=until,
@@ -104,6 +107,26 @@ def _list(args, wh) -> int:
               reverse=True)
     {"json": _json, "csv": _csv, "table": _table}[args.format](rows, args)
     return 0
+
+
+def _check_scored_slice(wh, metrics: list[str] | None, dimension: str, value: str) -> None:
+    """A slice no scored row has is a typo far more often than a quiet slice (as for
+    `metrics series`): "no anomalies" would hide it."""
+    from ..validation.issues import closest
+    from ..warehouse.anomaly_store import TABLE
+    from ..warehouse.read import _listing
+    marks = ", ".join("?" for _ in metrics or [])
+    _, rows = wh.rows(f"select distinct dimension, dimension_value from {wh.relation(TABLE)} where dimension <> ''"
+                      + (f" and metric in ({marks})" if metrics else ""), list(metrics or []))
+    scored = " of " + ", ".join(f"`{m}`" for m in metrics) if metrics else ""
+    dimensions = {str(d) for d, _ in rows}
+    if dimension not in dimensions:
+        raise ValueError(f"no scored row{scored} has a dimension `{dimension}`{closest(dimension, dimensions)}; "
+                         f"scored dimensions: {_listing(dimensions)}")
+    known = {str(v) for d, v in rows if d == dimension}
+    if value not in known:
+        raise ValueError(f"no scored row{scored} has {dimension} = `{value}`{closest(value, known)}; "
+                         f"known values: {_listing(known)}")
 
 
 def _iso(ts) -> str | None:
@@ -162,6 +185,10 @@ def _backtest(args, wh, project) -> int:
     if args.days < 1:
         _err("--days must be at least 1")
         return 2
+    bad = [s for s in args.sensitivity or [] if not s > 0]
+    if bad:
+        _err(f"--sensitivity must be > 0 (got {bad[0]:g})")
+        return 2
     metric = project.metrics[args.metric[0]]
     grain = args.grain or ("day" if "day" in metric.grains else metric.grains[0])
     now = now_utc()
@@ -171,18 +198,36 @@ def _backtest(args, wh, project) -> int:
     from ..anomaly.settings import at_grain
     configured = detector_settings(metric)
     base = at_grain(configured, grain)
-    sensitivities = args.sensitivity or sorted({base.sensitivity, 2.0, 3.0, 4.0, 5.0})
-    which = "configured" if configured.sensitivity is not None else f"the {grain} grain's default"
-    print(f"backtest of {metric.name} at the {grain} grain over {start:%Y-%m-%d} .. {end:%Y-%m-%d} "
-          f"(sensitivity {base.sensitivity:g}, {which}; nothing is written)")
-    print(f"{'sensitivity':>11}  {'series':>6}  {'buckets scored':>14}  {'flagged':>7}  {'incidents':>9}")
+    sensitivities = list(dict.fromkeys(args.sensitivity or sorted({base.sensitivity, 2.0, 3.0, 4.0, 5.0})))
+    results = []
     for s in sensitivities:
         settings = dataclasses.replace(base, sensitivity=s)
         frame, summary = score(wh, project, grain, start, end, now, metrics=[metric], settings_for=lambda m: settings)
+        if not summary.series_scored:  # the same for every setting: say why before printing nothing useful
+            hint = "metrics run --metric " + metric.name + (" --include-drafts" if metric.status == "draft" else "")
+            _err(f"{wh.target}: no stored {grain} series of `{metric.name}` over {start:%Y-%m-%d} .. {end:%Y-%m-%d} "
+                 f"to replay (build it first: `{hint}`)")
+            return 2
         incidents = 0
         if len(frame):
             flagged = frame[frame.is_anomaly.astype(bool)]
             for _, part in flagged.groupby(["dimension", "dimension_value"]):
                 incidents += len(merge_incidents(part, grain))
-        print(f"{s:>11g}  {summary.series_scored:>6}  {summary.buckets_scored:>14,}  {summary.flagged:>7}  {incidents:>9}")
+        results.append({"metric": metric.name, "grain": grain, "start": _iso(start), "end": _iso(end),
+                        "sensitivity": s, "current": s == base.sensitivity, "series": summary.series_scored,
+                        "buckets_scored": summary.buckets_scored, "flagged": summary.flagged, "incidents": incidents})
+    if args.format == "json":
+        sys.stdout.write(json.dumps(results, indent=1) + "\n")
+    elif args.format == "csv":
+        w = csv.DictWriter(sys.stdout, fieldnames=list(results[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows({**r, "current": "true" if r["current"] else "false"} for r in results)
+    else:
+        which = "configured" if configured.sensitivity is not None else f"the {grain} grain's default"
+        print(f"backtest of {metric.name} at the {grain} grain over [{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M}) "
+              f"(sensitivity {base.sensitivity:g}, {which}; nothing is written)")
+        print(f"{'sensitivity':>11}  {'series':>6}  {'buckets scored':>14}  {'flagged':>7}  {'incidents':>9}")
+        for r in results:
+            print(f"{r['sensitivity']:>11g}  {r['series']:>6}  {r['buckets_scored']:>14,}  {r['flagged']:>7}  "
+                  f"{r['incidents']:>9}")
     return 0

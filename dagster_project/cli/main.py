@@ -36,13 +36,26 @@ def _load(paths: ProjectPaths, only=None):
 
 
 def cmd_validate(args, paths: ProjectPaths) -> int:
+    from ..validation.project import metric_files
     t0 = time.perf_counter()
-    result = _load(paths, only=[Path(p) for p in args.paths] or None)
+    only = [Path(p) for p in args.paths]
+    for p in only:  # a mistyped path must not read as "valid"
+        if not p.exists():
+            _err(f"{p}: no such file or folder")
+            return 2
+        if not metric_files(paths, [p]):
+            _err(f"{p}: no metric file there (metric files are the *.yml files under {paths.relative(paths.metrics_dir)}/)")
+            return 2
+    result = _load(paths, only=only or None)
     if result.issues:
         print(f"{len(result.issues)} problem(s) in {result.files} metric file(s)", file=sys.stderr)
         return 1
     extra = " and alerts.yml" if (paths.root / "alerts.yml").exists() else ""
-    print(f"{result.files} metric file(s){extra} valid ({time.perf_counter() - t0:.2f}s)")
+    if only:  # the other files were read for references only: their problems are not shown
+        print(f"{len(metric_files(paths, only))} of {result.files} metric file(s){extra} valid "
+              f"({time.perf_counter() - t0:.2f}s)")
+    else:
+        print(f"{result.files} metric file(s){extra} valid ({time.perf_counter() - t0:.2f}s)")
     return 0
 
 

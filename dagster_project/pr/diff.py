@@ -333,7 +333,7 @@ def _raw_files(paths: ProjectPaths) -> dict[str, tuple[str, str]]:
         text = f.read_text(encoding="utf-8")
         try:
             data = yaml.safe_load(text)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, ValueError, OverflowError):  # a broken file (validation reports it)
             data = None
         name = data.get("name") if isinstance(data, dict) and isinstance(data.get("name"), str) else f.stem
         out[name] = (paths.relative(f), text)

@@ -42,7 +42,7 @@ def _convert(node: yaml.Node, loader: yaml.SafeLoader, loc: Loc, lines: dict[Loc
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            key = _scalar(key_node, loader, path)
             if not isinstance(key, (str, int, float, bool)) or key is None:
                 raise YamlSyntaxError(path, key_node.start_mark.line + 1, "mapping keys must be plain words")
             if key in out:
@@ -53,7 +53,15 @@ def _convert(node: yaml.Node, loader: yaml.SafeLoader, loc: Loc, lines: dict[Loc
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_convert(item, loader, (*loc, i), lines, path) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+    return _scalar(node, loader, path)
+
+
+def _scalar(node: yaml.Node, loader: yaml.SafeLoader, path: Path) -> Any:
+    # YAML reads 2026-02-30 as a date and Python refuses it: a user's typo, not a crash
+    try:
+        return loader.construct_object(node, deep=True)
+    except (ValueError, OverflowError) as err:
+        raise YamlSyntaxError(path, node.start_mark.line + 1, f"invalid value `{node.value}`: {err}") from None
 
 
 def load_located(path: Path, text: str | None = None) -> LocatedYaml:

@@ -39,8 +39,8 @@ def load_catalog(roots: list[Path], skip: Path | None = None) -> Catalog:
                 continue
             try:
                 doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            except yaml.YAMLError:
-                continue  # dbt itself reports broken property files
+            except (yaml.YAMLError, ValueError, OverflowError):
+                continue  # dbt itself reports broken property files (ValueError: a date like 2026-02-30)
             if not isinstance(doc, dict):
                 continue
             for kind, key in (("model", "models"), ("seed", "seeds")):

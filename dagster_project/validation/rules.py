@@ -30,6 +30,9 @@ class Context:
     files: list[SpecFile]
     catalog: Catalog
     by_name: dict[str, SpecFile] = field(default_factory=dict)
+    # names of metric files that could not be read (their own problem is reported): a
+    # reference to one is not also an "unknown metric"
+    unreadable: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         for f in self.files:
@@ -252,6 +255,8 @@ class References(Rule):
                     out.append(f.issue(("expression",), f"derived `expression` {err}", "sql-fragment"))
             for loc, ref in references(f.spec):
                 target = ctx.by_name.get(ref)
+                if target is None and ref in ctx.unreadable:
+                    continue
                 if target is None:
                     out.append(f.issue(loc, f"unknown metric `{ref}`{closest(ref, ctx.by_name)}", self.name))
                 elif target.spec.status == "archived" and f.spec.status != "archived":

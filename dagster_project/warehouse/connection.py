@@ -65,7 +65,7 @@ def _yaml_cached(path: str, mtime_ns: int, size: int) -> dict:
     import yaml
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+    except (OSError, yaml.YAMLError, ValueError, OverflowError):
         return {}
     return data if isinstance(data, dict) else {}
 

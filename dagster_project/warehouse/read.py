@@ -233,7 +233,7 @@ def accepted_values(paths, relation: str, column: str) -> list[str] | None:
                 continue
             try:
                 doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            except (yaml.YAMLError, OSError):
+            except (yaml.YAMLError, OSError, ValueError, OverflowError):
                 continue  # dbt reports broken property files itself
             if not isinstance(doc, dict):
                 continue
