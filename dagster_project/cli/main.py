@@ -111,9 +111,11 @@ def cmd_list(args, paths: ProjectPaths) -> int:
     if args.format == "json":
         print(json.dumps(metrics, indent=2))
     else:
-        print(f"{'name':32} {'kind':8} {'status':8} {'grains':22} dimensions")
+        print(f"{'name':32} {'kind':8} {'status':8} {'grains':22} {'start':10} {'empty':5} dimensions")
         for m in metrics:
-            print(f"{m['name']:32} {m['kind']:8} {m['status']:8} {','.join(m['grains']):22} {','.join(m['dimensions'])}")
+            empty = "NULL" if m["empty_bucket_value"] is None else f"{m['empty_bucket_value']:g}"
+            print(f"{m['name']:32} {m['kind']:8} {m['status']:8} {','.join(m['grains']):22} {m['start']:10} "
+                  f"{empty:5} {','.join(m['dimensions'])}")
     return 0
 
 
@@ -233,7 +235,9 @@ def _closing_hints(args, paths: ProjectPaths, project) -> list[str]:
         ui = ["open the UI:    DAGSTER_HOME is not set (this run is not in the UI's history); set it, then start the UI:",
               f"                export DAGSTER_HOME={home} && mkdir -p $DAGSTER_HOME{copy}",
               f"                {dagster}"]
-    return [f"read a series:  {series}", *ui]
+    anomalies = f"list anomalies: {metrics} anomalies{target}   (--format json, --all, --metric NAME, --grain hour)"
+    scored = any(m.anomaly.enabled for m in project.metrics.values() if m.status == "active" and m.public)
+    return [f"read a series:  {series}", *([anomalies] if scored else []), *ui]
 
 
 def report_outcome(outcome, what: str) -> bool:
@@ -277,7 +281,8 @@ def cmd_run(args, paths: ProjectPaths) -> int:
     if not report_outcome(outcome, "the build"):
         return 1
     if args.target == "duckdb":
-        print(f"results: {paths.duckdb_path} (schema analytics: metric_series_hour/_day/_week/_month)")
+        print(f"results: {paths.duckdb_path} (schema analytics: metric_series_hour/_day/_week/_month, "
+              "metric_anomalies)")
     for line in _closing_hints(args, paths, result.project):
         print(line)
     return 0

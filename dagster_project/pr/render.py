@@ -27,7 +27,11 @@ def _field(f: FieldChange) -> str:
 
 def _headline(d: ProjectDiff) -> str:
     return (f"{d.count('added')} added, {d.count('changed')} changed, {d.count('removed')} removed, "
-            f"{d.unchanged} unchanged; {sum(1 for m in d.metrics if m.breaking)} change values")
+            f"{d.unchanged} unchanged; {_breaking(sum(1 for m in d.metrics if m.breaking))}")
+
+
+def _breaking(n: int) -> str:
+    return {0: "no values change", 1: "1 metric's values change"}.get(n, f"{n} metrics' values change")
 
 
 def _command(d: ProjectDiff) -> str:
