@@ -189,10 +189,13 @@ def choose(stats: np.ndarray, usable: np.ndarray, n_common: np.ndarray, skew: np
         # Among the domains of that seasonality the spread cannot tell apart, the one that
         # leaves the residuals most symmetric: the band is symmetric in its domain, and the
         # robust spread is blind to a long side (a latency's, a price's). Another domain
-        # than the milder one only when clearly more symmetric (by two standard errors
-        # of the skewness, about 1 / sqrt(n) each).
+        # than the milder one only when clearly more symmetric: by one standard error of
+        # the difference of two domains' skewness on the same residuals, at most about
+        # 1 / sqrt(n) (each one alone has about that error too, but the two move
+        # together; two such errors kept young windows of a skewed series, a price
+        # averaged over few orders, in a scale that hides its long side).
         cols = np.arange(stats.shape[1])
-        margin = 2.0 / np.sqrt(np.maximum(n_common, 1))
+        margin = 1.0 / np.sqrt(np.maximum(n_common, 1))
         peers = within & (season[:, None] == season[choice][None, :]) & ~np.isnan(skew)
         cand = np.where(peers, skew, np.inf)
         alt = np.argmin(cand, axis=0)
