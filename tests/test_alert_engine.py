@@ -132,3 +132,73 @@ def test_an_alert_whose_series_moved_to_another_route_is_resolved_not_orphaned()
     moved = {**METRICS, "orders": MetricInfo("orders", "growth", None, (), (), 3.0)}  # now routed to `growth`
     after = Evaluator(CONFIG, moved, SETTLE, NOW + dt.timedelta(minutes=1)).evaluate(scored, dict(first.states))
     assert after.states[key]["status"] == "resolved" and after.states[(key[0], "growth")]["status"] == "open"
+
+
+SEVERITY = AlertsConfig.model_validate({
+    "channels": {"pager": {"type": "log", "path": "p"}, "chat": {"type": "log", "path": "c"}},
+    "routes": [{"name": "pager", "match": {"severity": "critical"}, "channels": ["pager"], "group_wait": "0s",
+                "group_by": ["severity"]}],
+    "default_route": {"channels": ["chat"], "group_wait": "0s"},
+})
+
+
+def _on(config, scored, states=None, now=NOW, signals=()):
+    return Evaluator(config, METRICS, SETTLE, now).evaluate(scored, dict(states or {}), list(signals))
+
+
+def test_a_weaker_bucket_after_a_critical_one_keeps_the_alert_on_its_route():
+    # a critical detection pages; the next bucket is still flagged, weaker: the episode goes
+    # on on the pager route (it used to resolve there as "moved" and open on the default)
+    first = _on(SEVERITY, series(bucket("orders", 16, flagged=True, score=-9.0)))
+    (key,) = first.states
+    assert key[1] == "pager" and first.states[key]["severity"] == "critical"
+    later = _on(SEVERITY, series(bucket("orders", 16, flagged=True, score=-9.0),
+                                 bucket("orders", 17, flagged=True, score=-4.0)), first.states, NOW + dt.timedelta(hours=1))
+    assert later.counts.get("resolved", 0) == 0 and later.counts.get("opened", 0) == 0
+    assert later.states[key]["status"] == "open" and later.states[key]["severity"] == "critical"
+    assert later.states[key]["bucket_start"] == dt.datetime(2026, 11, 17)  # the newer detection, on the same alert
+
+
+def test_an_escalation_is_sent_at_once_not_at_the_next_repeat():
+    config = AlertsConfig.model_validate({"channels": {"log": {"type": "log", "path": "a"}},
+                                          "default_route": {"channels": ["log"], "group_wait": "0s",
+                                                            "repeat_interval": "4h"}})
+    first = _on(config, series(bucket("orders", 16, flagged=True, score=-4.0)))
+    assert [m["status"] for m in first.messages] == ["firing"]
+    states = dict(first.states)
+    (key,) = states
+    assert states[key]["severity"] == "warning"
+    # an hour later the next bucket is far worse: critical, and said now
+    worse = _on(config, series(bucket("orders", 16, flagged=True, score=-4.0),
+                               bucket("orders", 17, flagged=True, score=-25.0)), states, NOW + dt.timedelta(hours=1))
+    assert worse.states[key]["severity"] == "critical"
+    assert [m["status"] for m in worse.messages] == ["firing"]
+    assert worse.messages[0]["idempotency_key"] != first.messages[0]["idempotency_key"]
+
+
+def test_a_pipeline_alert_whose_route_was_removed_is_resolved_not_orphaned():
+    from dagster_project.alerting.engine import Signal
+    config = AlertsConfig.model_validate({
+        "channels": {"log": {"type": "log", "path": "a"}},
+        "routes": [{"name": "pipeline", "match": {"kind": "freshness"}, "channels": ["log"], "group_wait": "0s"}],
+        "default_route": {"channels": ["log"]}})
+    stale = Signal("freshness", "raw.orders", True, reason="no row for 9h")
+    first = _on(config, None, signals=[stale])
+    (key,) = first.states
+    assert key[1] == "pipeline"
+    renamed = AlertsConfig.model_validate({
+        "channels": {"log": {"type": "log", "path": "a"}},
+        "routes": [{"name": "pipes", "match": {"kind": "freshness"}, "channels": ["log"], "group_wait": "0s"}],
+        "default_route": {"channels": ["log"]}})
+    fresh = Signal("freshness", "raw.orders", False, reason="back to normal")
+    after = _on(renamed, None, first.states, NOW + dt.timedelta(hours=1), [fresh])
+    assert after.states[key]["status"] == "resolved" and "not in alerts.yml" in after.states[key]["resolution"]
+
+
+def test_a_group_with_a_metric_and_a_pipeline_alert_sends_one_message_per_kind():
+    from dagster_project.alerting.engine import Signal
+    critical = bucket("orders", 18, flagged=True, score=-9.0)
+    out = _on(SEVERITY, series(critical), signals=[Signal("freshness", "raw.orders", True, reason="no row for 9h")])
+    # both critical: the pager's group `severity=critical` holds the two
+    assert {(m["route"], m["group_key"]) for m in out.messages} == {("pager", "severity=critical")}, out.messages
+    assert sorted(m["kind"] for m in out.messages) == ["anomaly", "freshness"], out.messages

@@ -99,6 +99,9 @@ BAD = [
     ("silence_order", ALERTS.replace("silences: []", "silences:\n  - {match: {metric: x}, starts: 2026-02-01, ends: 2026-01-01}"), 14,
      "ends must be after starts"),
     ("match_key", ALERTS.replace("match: {tag: kpi}", "match: {tags: kpi}"), 7, "unknown field `routes.0.match.tags` (did you mean `tag`?)"),
+    # 2**n of a day, or now minus 200,000 weeks, overflow Python's dates
+    ("huge_duration", ALERTS.replace("4h", "99999999999d"), 10, "`routes.0.repeat_interval`: Value error, a duration of at most 10 years"),
+    ("zero_repeat", ALERTS.replace("4h", "0s"), 10, "`routes.0.repeat_interval`: Value error, must be more than 0s"),
 ]
 
 
@@ -127,6 +130,14 @@ def test_only_filter_still_reports_alerts_yml(tmp_path, capsys):
                      metrics={**GOOD, "other/users.yml": "name: users\nsource: stg_entity_events\ntimestamp: created_at\naggregation: count\n"})
     code, err = _validate(paths, capsys, str(paths.metrics_dir / "other"))
     assert code == 1 and "alerts.yml:11:" in err
+
+
+def test_the_retry_delay_doubles_up_to_its_cap_for_any_number_of_attempts():
+    from dagster_project.alerting.config import Retry
+    retry = Retry()  # 10 s, doubling, at most 1 h
+    assert [retry.delay(n).total_seconds() for n in (1, 2, 3)] == [10, 20, 40]
+    # a channel down for days: attempt 44 used to overflow (10 s * 2**43) and stop every delivery
+    assert retry.delay(44) == retry.delay(10 ** 6) == dt.timedelta(hours=1)
 
 
 def test_durations_parse():

@@ -23,6 +23,10 @@ _DURATION = re.compile(r"^\s*(?:(\d+)w)?\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m
 _REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$")
 
 
+# far beyond any sensible wait, and far from a datetime's range (now - 200,000 weeks is not a date)
+MAX_DURATION = dt.timedelta(days=10 * 365)
+
+
 def parse_duration(value: object) -> dt.timedelta:
     """`30s`, `15m`, `4h`, `2d`, `1w`, `1h30m`; a bare number is seconds."""
     if isinstance(value, dt.timedelta):
@@ -30,12 +34,17 @@ def parse_duration(value: object) -> dt.timedelta:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if value < 0:
             raise ValueError("a duration cannot be negative")
+        if value > MAX_DURATION.total_seconds():
+            raise ValueError(f"a duration of at most {MAX_DURATION.days // 365} years, got {value!r}")
         return dt.timedelta(seconds=value)
     if isinstance(value, str):
         m = _DURATION.match(value)
         if m and any(m.groups()):
             w, d, h, mi, s = (int(g or 0) for g in m.groups())
-            return dt.timedelta(weeks=w, days=d, hours=h, minutes=mi, seconds=s)
+            seconds = ((((w * 7 + d) * 24 + h) * 60) + mi) * 60 + s
+            if seconds > MAX_DURATION.total_seconds():
+                raise ValueError(f"a duration of at most {MAX_DURATION.days // 365} years, got {value!r}")
+            return dt.timedelta(seconds=seconds)
     raise ValueError(f"not a duration (write e.g. 30s, 15m, 4h, 2d, 1w), got {value!r}")
 
 
@@ -170,6 +179,14 @@ class Route(_Durations):
     open_within: dt.timedelta | None = Field(None, description="Override the top-level open_within for this route.")
     resolve_after: int = Field(1, ge=1, le=100, description="In-band buckets after the last detection that resolve an alert.")
 
+    @field_validator("repeat_interval", "open_within")
+    @classmethod
+    def _positive(cls, value: dt.timedelta | None) -> dt.timedelta | None:
+        # 0s would resend a group on every evaluation, or open nothing at all
+        if value is not None and value <= dt.timedelta(0):
+            raise ValueError("must be more than 0s")
+        return value
+
 
 class DefaultRoute(Route):
     name: str = "default"
@@ -212,13 +229,25 @@ class Retry(_Durations):
 
     def delay(self, attempts: int) -> dt.timedelta:
         """Wait after the `attempts`-th failed attempt (1, 2, ...)."""
-        return min(self.first * (2 ** max(attempts - 1, 0)), self.max)
+        wait = self.first
+        for _ in range(max(attempts - 1, 0)):  # doubled up to the cap: 2**n of a day overflows a timedelta
+            if wait >= self.max or not wait:
+                break
+            wait *= 2
+        return min(wait, self.max)
 
 
 class AlertsConfig(_Durations):
     dagster_url: str = "http://127.0.0.1:3000"
     open_within: dt.timedelta | None = Field(
         None, description="A detection older than this never opens an alert (default per grain: two buckets plus the settle lookback).")
+
+    @field_validator("open_within")
+    @classmethod
+    def _positive(cls, value: dt.timedelta | None) -> dt.timedelta | None:
+        if value is not None and value <= dt.timedelta(0):
+            raise ValueError("must be more than 0s (a detection of any age would open nothing)")
+        return value
     channels: dict[str, Channel] = Field(default_factory=dict)
     routes: list[Route] = Field(default_factory=list)
     default_route: DefaultRoute | None = None

@@ -114,6 +114,7 @@ class Evaluator:
         self.config, self.metrics, self.settle, self.now = config, metrics, settle, now
         self.base = (dagster_url or config.dagster_url).rstrip("/")
         self.out = Outcome()
+        self.escalated: set[tuple[str, str]] = set()  # (alert key, route) of notified alerts now critical
 
     def open_within(self, route: Route, grain: str) -> dt.timedelta:
         return route.open_within or self.config.open_within or default_open_within(grain, self.settle.get(grain, 0))
@@ -138,6 +139,7 @@ class Evaluator:
         resolved_now: list[dict] = []
         seen: set[tuple[str, str]] = set()
         visited: set[str] = set()  # alert keys of the series read this time
+        routed: dict[str, str] = {}  # their severity, which chose their route
         if scored is None:
             for k, s in states.items():
                 metric = self.metrics.get(s["metric"])
@@ -154,7 +156,12 @@ class Evaluator:
             visited.add(key)
             newest = next((r for r in reversed(rows) if r.is_anomaly), None)
             strong = newest is not None and abs(newest.score or 0) >= metric.strong_score(grain)
-            for route in self._routes(metric, grain, dim, dval, "critical" if strong else "warning"):
+            # an episode's severity only rises: a weaker bucket after a critical one must not
+            # move the open alert to another route (and resolve it there) while it holds
+            critical = strong or any(s["severity"] == "critical" for (k, _), s in current.items()
+                                     if k == key and s["status"] in ("open", "silenced"))
+            routed[key] = "critical" if critical else "warning"
+            for route in self._routes(metric, grain, dim, dval, routed[key]):
                 seen.add((key, route.name))
                 before = current.get((key, route.name))
                 after = self._step(before, rows, metric, route, key, grain, dim, dval)
@@ -169,13 +176,17 @@ class Evaluator:
                     resolved_now.append(after)
                 current[k] = self.out.states[k] = after
         for k, s in states.items():
-            if k in seen or s["kind"] != "anomaly" or current[k]["status"] == "resolved":
+            if k in seen or current[k]["status"] == "resolved":
                 continue
-            metric = self.metrics.get(s["metric"])
-            if metric is None or not metric.enabled:
+            if s["kind"] != "anomaly":  # a pipeline alert: resolved by its signal, unless its route is gone
+                if self.config.route(k[1]) is not None:
+                    continue
+                why = f"route {k[1]} is not in alerts.yml any more"
+            elif (metric := self.metrics.get(s["metric"])) is None or not metric.enabled:
                 why = "the metric is no longer scored"
             elif k[0] in visited:  # the series was scored but no longer goes to this route
-                why = "the series goes to another route now (alerts.yml or the metric's alerts: changed)"
+                why = (f"its severity is {routed[k[0]]} now: another route has it" if routed[k[0]] != s["severity"]
+                       else "the series goes to another route now (alerts.yml or the metric's alerts: changed)")
             else:
                 continue
             after = self._resolve(current[k], why)
@@ -240,6 +251,12 @@ class Evaluator:
         changes = []
         routes = self.config.routes_for(labels) if signal.firing else \
             [r for r in (self.config.route(k[1]) for k in current if k[0] == key) if r is not None]
+        if signal.firing:  # a new severity that routes elsewhere: the old route's alert ends
+            names = {r.name for r in routes}
+            for k, before in list(current.items()):
+                if k[0] == key and k[1] not in names and before["status"] != "resolved":
+                    changes.append((k, before, self._resolve(
+                        before, f"its severity is {signal.severity} now: another route has it")))
         for route in routes:
             k = (key, route.name)
             before = current.get(k)
@@ -250,6 +267,8 @@ class Evaluator:
                 continue
             detail = json.dumps(signal.detail, sort_keys=True, default=str)
             if active:
+                if signal.severity == "critical" and before["severity"] != "critical" and before["notified"]:
+                    self.escalated.add(k)
                 state = dict(before, severity=signal.severity, reason=signal.reason, detail=detail)
                 state = self._silence_labels(state, labels)
                 if state != before:
@@ -272,6 +291,10 @@ class Evaluator:
 
     def _detection(self, state: dict, r: Scored, metric: MetricInfo, route: Route) -> None:
         severity = "critical" if abs(r.score or 0) >= metric.strong_score(r.grain) else "warning"
+        if state.get("severity") == "critical":
+            severity = "critical"  # an episode's severity only rises (evaluate)
+        elif severity == "critical" and state.get("notified"):
+            self.escalated.add((state["alert_key"], route.name))  # heard of again now, not at the next repeat
         labels = labels_of(metric, r.grain, r.dimension, r.dimension_value, severity)
         state.update(bucket_start=r.bucket_start, value=r.value, expected=r.expected, lower=r.lower, upper=r.upper,
                      score=r.score, direction=r.direction, reason=r.reason, chart=r.chart_path, severity=severity,
@@ -303,17 +326,19 @@ class Evaluator:
 
     # --- messages -----------------------------------------------------------------------
     def _messages(self, current: dict, resolved_now: list[dict]) -> None:
-        groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+        # a group's message speaks of one kind (a metric's band, a broken pipeline): kinds apart
+        groups: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
         for s in current.values():
             if s["status"] == "open":
-                groups[(s["route"], s["group_key"])].append(s)
-        for (route_name, group), alerts in sorted(groups.items()):
+                groups[(s["route"], s["group_key"], s["kind"])].append(s)
+        for (route_name, group, _), alerts in sorted(groups.items()):
             route = self.config.route(route_name)
             if route is None:
                 continue
             due = any((not a["notified"] and a["opened_at"] + route.group_wait <= self.now)
                       or (a["notified"] and a["last_sent_at"] is not None
-                          and a["last_sent_at"] + route.repeat_interval <= self.now) for a in alerts)
+                          and a["last_sent_at"] + route.repeat_interval <= self.now)
+                      or (a["alert_key"], route_name) in self.escalated for a in alerts)
             if not due:
                 continue
             repeat = all(a["notified"] for a in alerts)
@@ -323,11 +348,11 @@ class Evaluator:
                 sent = dict(a, notified=True, last_sent_at=self.now, sends=a["sends"] + 1, updated_at=self.now)
                 current[(a["alert_key"], route_name)] = self.out.states[(a["alert_key"], route_name)] = sent
             self.out.counts["repeated" if repeat else "notified"] += 1
-        done: dict[tuple[str, str], list[dict]] = defaultdict(list)
+        done: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
         for s in resolved_now:
             if s["notified"]:  # whoever saw it firing hears that it resolved, silence or not
-                done[(s["route"], s["group_key"])].append(s)
-        for (route_name, group), alerts in sorted(done.items()):
+                done[(s["route"], s["group_key"], s["kind"])].append(s)
+        for (route_name, group, _), alerts in sorted(done.items()):
             route = self.config.route(route_name)
             if route is not None:
                 alerts.sort(key=lambda a: a["alert_key"])
