@@ -108,3 +108,33 @@ def test_text_that_gets_past_validation_is_emitted_as_data(tmp_path, monkeypatch
     day = wh.frame("select value from analytics.metric_series_day where metric = 'm' and dimension = '' "
                    "and bucket_start = '2024-03-01'")
     assert day.value.iloc[0] == 1
+
+
+def test_a_folder_name_that_breaks_a_line_is_refused_and_never_starts_sql(tmp_path, capsys):
+    """A path reaches the comment heading every generated model: a line break in a folder
+    name would end that comment and start SQL (`drop table`)."""
+    evil = "x\nselect 1 as a); drop table raw.orders; create view dummy as (--"
+    paths = make_project(tmp_path, {f"growth/{evil}/d.yml": DENOMINATOR})
+    assert main(["--project-dir", str(paths.root), "validate"]) == 1
+    err = capsys.readouterr().err
+    assert "folder `x\\nselect 1 as a); drop table raw.orders; create view dummy as (--` may hold only" in err, err
+    assert all(line.startswith("metrics/") or "problem(s)" in line for line in err.splitlines()), err
+    assert main(["--project-dir", str(paths.root), "compile"]) == 1
+    # and should one get past validation, the header keeps it on its comment line
+    from dagster_project.compiler.sql_text import header
+    lines = header([f"metrics/growth/{evil}/d.yml"]).splitlines()
+    assert all(line.startswith("--") for line in lines), lines
+
+
+def test_a_string_with_a_backslash_is_spelled_for_each_warehouse():
+    """`'ops\\'` is a closed string in DuckDB and Postgres, an unclosed one in ClickHouse,
+    where the backslash escapes the quote (the catalog's owner, a metric's description)."""
+    import chdb
+    import duckdb
+
+    from dagster_project.compiler.sql_text import string
+    rendered = string("ops\\")
+    assert rendered.startswith("{{ metrics_sql(")
+    spelled = json.loads(rendered[len("{{ metrics_sql("):-len(") }}")])
+    assert duckdb.connect().execute(f"select {spelled['duckdb']} as o").fetchone()[0] == "ops\\"
+    assert chdb.query(f"select {spelled['clickhouse']} as o", "CSV").bytes().decode().strip() == '"ops\\"'

@@ -46,6 +46,11 @@ CASES = [
      "invalid value `2026-02-30`: day is out of range for month"),
     ("impossible_exclude", f"name: impossible_exclude\n{BASE}aggregation: count\nanomaly:\n  exclude:\n"
      "    - {start: 2026-13-01, end: 2026-12-02, reason: sale}\n", 7, "invalid value `2026-13-01`"),
+    # inputs that made the readers recurse without end, or raise where they are used
+    ("derived_constant", "name: derived_constant\nkind: derived\nexpression: \"1 + 1\"\n", 3, "names no metric"),
+    ("alias_loop", f"name: alias_loop\n{BASE}aggregation: count\ntags: &a [*a]\n", 5, "nested more than 50 levels deep"),
+    ("deep_filter", f"name: deep_filter\n{BASE}aggregation: count\nfilter: \"" + "(" * 60 + "1 = 1" + ")" * 60 + "\"\n", 5,
+     "nests parentheses more than 50 deep"),
 ]
 
 
@@ -137,3 +142,14 @@ def test_validate_given_paths_checks_them_and_says_so(tmp_path, capsys, isolated
     assert main([*args, "metrics/a/users.yml"]) == 0  # the broken file is another one
     assert "1 of 3 metric file(s) valid" in capsys.readouterr().out
     assert main([*args, "metrics/b"]) == 1
+
+
+def test_a_small_file_whose_aliases_expand_to_millions_of_values_is_refused(tmp_path, capsys, isolated_env):
+    bomb = "name: bomb\nsource: stg_entity_events\ntimestamp: created_at\naggregation: count\ntags:\n"
+    bomb += "  - &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+    for i in range(1, 8):  # 10**8 values once expanded, from under 500 bytes
+        bomb += f"  - &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]\n"
+    paths = make_project(tmp_path, {**GOOD, "b/bomb.yml": bomb})
+    assert main(["--project-dir", str(paths.root), "validate"]) == 1
+    err = capsys.readouterr().err
+    assert "metrics/b/bomb.yml:" in err and "more than 20,000 values" in err, err

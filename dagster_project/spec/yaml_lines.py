@@ -37,7 +37,19 @@ class _Constructor(yaml.SafeLoader):
     pass
 
 
+# A metric file is a few dozen values; aliases can make a tiny file expand to millions
+# (or to itself): past these, it is refused rather than expanded
+MAX_VALUES = 20_000
+MAX_DEPTH = 50
+
+
 def _convert(node: yaml.Node, loader: yaml.SafeLoader, loc: Loc, lines: dict[Loc, int], path: Path) -> Any:
+    if len(loc) > MAX_DEPTH:
+        raise YamlSyntaxError(path, node.start_mark.line + 1, f"nested more than {MAX_DEPTH} levels deep "
+                              "(an alias that contains itself?)")
+    if len(lines) >= MAX_VALUES:
+        raise YamlSyntaxError(path, node.start_mark.line + 1, f"more than {MAX_VALUES:,} values (aliases that "
+                              "expand a small file into a huge one?)")
     lines.setdefault(loc, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
@@ -77,6 +89,8 @@ def load_located(path: Path, text: str | None = None) -> LocatedYaml:
         raise YamlSyntaxError(path, line, f"invalid YAML: {err.problem or err.context}") from None
     except yaml.YAMLError as err:
         raise YamlSyntaxError(path, 1, f"invalid YAML: {err}") from None
+    except RecursionError:  # the YAML reader recurses per level
+        raise YamlSyntaxError(path, 1, f"nested more than {MAX_DEPTH} levels deep") from None
     finally:
         loader.dispose()
     lines: dict[Loc, int] = {}

@@ -14,7 +14,9 @@ class ValidationIssue:
     rule: str = ""
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}"
+        # a path with a line break (a hostile folder name) is still one line
+        shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in self.file)
+        return f"{shown}:{self.line}: {self.message}"
 
 
 def closest(word: str, candidates: Iterable[str]) -> str:

@@ -37,6 +37,7 @@ class LoadResult:
 # file must never reach one as template code (README, "Text is data")
 _TEMPLATE_MARKS = ("{{", "{%", "{#")
 _DOMAIN = re.compile(r"^[A-Za-z0-9_]+$")
+_FOLDER = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def template_issues(rel: str, located: LocatedYaml) -> list[ValidationIssue]:
@@ -81,6 +82,11 @@ def _load_config(paths: ProjectPaths, issues: list[ValidationIssue]) -> ProjectC
     return ProjectConfig()
 
 
+def _shown(name: str) -> str:
+    """A folder name on one line (a line break in it is shown as \\n)."""
+    return name.encode("unicode_escape").decode("ascii")
+
+
 def metric_files(paths: ProjectPaths, only: list[Path] | None = None) -> list[Path]:
     files = sorted(p for p in paths.metrics_dir.rglob("*.y*ml") if not p.name.startswith("_"))
     if only:
@@ -111,8 +117,12 @@ def load_project(paths: ProjectPaths, only: list[Path] | None = None, catalog: C
             continue
         parts = Path(rel).parts
         if len(parts) > 2 and not _DOMAIN.match(parts[1]):
-            issues.append(ValidationIssue(rel, 1, f"domain folder `{parts[1]}` may hold only letters, digits and _ "
-                                          "(it names the Dagster asset group)", "domain"))
+            issues.append(ValidationIssue(rel, 1, f"domain folder `{_shown(parts[1])}` may hold only letters, digits "
+                                          "and _ (it names the Dagster asset group)", "domain"))
+        deeper = [p for p in parts[2:-1] if not _FOLDER.match(p)]
+        if deeper:  # a path reaches generated SQL comments and the catalog: plain names only
+            issues.append(ValidationIssue(rel, 1, f"folder `{_shown(deeper[0])}` may hold only letters, digits, _ "
+                                          "and -", "domain"))
         found = template_issues(rel, located)
         if found:
             issues.extend(found)

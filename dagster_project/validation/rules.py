@@ -253,6 +253,10 @@ class References(Rule):
                     parse_arithmetic(f.spec.expression)
                 except FragmentError as err:
                     out.append(f.issue(("expression",), f"derived `expression` {err}", "sql-fragment"))
+                else:
+                    if not references(f.spec):  # `1 + 1`: a constant has no rows, no grains, no slices
+                        out.append(f.issue(("expression",), "derived `expression` names no metric: combine other "
+                                           "metrics' names, e.g. `revenue - refunds`", self.name))
             for loc, ref in references(f.spec):
                 target = ctx.by_name.get(ref)
                 if target is None and ref in ctx.unreadable:

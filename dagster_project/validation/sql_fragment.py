@@ -57,6 +57,9 @@ class Fragment:
         return self.tree.sql(dialect=dialect)
 
 
+MAX_DEPTH = 50
+
+
 def _parse_single(text: str) -> exp.Expression:
     if not isinstance(text, str) or not text.strip():
         raise FragmentError("is empty; write one SQL expression")
@@ -64,7 +67,11 @@ def _parse_single(text: str) -> exp.Expression:
         tokens = sqlglot.tokenize(text)
     except TokenError as err:
         raise FragmentError(f"cannot be read as SQL ({err})") from None
+    depth = 0
     for tok in tokens:
+        depth += {TokenType.L_PAREN: 1, TokenType.R_PAREN: -1}.get(tok.token_type, 0)
+        if depth > MAX_DEPTH:  # the parser and the SQL writer recurse per level
+            raise FragmentError(f"nests parentheses more than {MAX_DEPTH} deep")
         if tok.token_type == TokenType.SEMICOLON:
             raise FragmentError("contains ';': write a single expression, not statements")
         if tok.comments:
@@ -74,6 +81,8 @@ def _parse_single(text: str) -> exp.Expression:
     except (ParseError, TokenError) as err:
         first = str(err).splitlines()[0]
         raise FragmentError(f"is not valid SQL: {first}") from None
+    except RecursionError:
+        raise FragmentError("is nested too deeply to read") from None
     if len(trees) != 1:
         raise FragmentError("must be exactly one expression")
     return trees[0]
