@@ -296,6 +296,12 @@ def run_workflow(root: Path, base: str, summary: Path) -> list[tuple[str, int, s
     return out
 
 
+def test_the_ci_template_runs_for_every_file_validation_reads():
+    # a renamed route in alerts.yml breaks the metrics that name it: a PR touching only it is checked too
+    paths = yaml.safe_load(WORKFLOW.read_text())[True]["pull_request"]["paths"]  # YAML reads `on:` as True
+    assert {"metrics/**", "models/**", "macros/**", "seeds/**", "alerts.yml"} <= set(paths)
+
+
 def test_the_ci_template_runs_on_a_pull_request(tmp_path):
     assert workflow_commands() == [".venv/bin/metrics validate", ".venv/bin/metrics compile --check",
                                    '.venv/bin/metrics diff --base origin/main --format markdown >> "$GITHUB_STEP_SUMMARY"']

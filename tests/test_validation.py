@@ -46,6 +46,9 @@ CASES = [
      "invalid value `2026-02-30`: day is out of range for month"),
     ("impossible_exclude", f"name: impossible_exclude\n{BASE}aggregation: count\nanomaly:\n  exclude:\n"
      "    - {start: 2026-13-01, end: 2026-12-02, reason: sale}\n", 7, "invalid value `2026-13-01`"),
+    # a number is not a date (it read as seconds after 1970); year 1 planned 1.6 million partitions
+    ("numeric_start", f"name: numeric_start\n{BASE}aggregation: count\nstart: 86400\n", 5, "a date (YYYY-MM-DD), got the number 86400"),
+    ("ancient_start", f"name: ancient_start\n{BASE}aggregation: count\nstart: 0001-01-01\n", 5, "a date from 1970-01-01 to 2199-12-31"),
     # inputs that made the readers recurse without end, or raise where they are used
     ("derived_constant", "name: derived_constant\nkind: derived\nexpression: \"1 + 1\"\n", 3, "names no metric"),
     ("alias_loop", f"name: alias_loop\n{BASE}aggregation: count\ntags: &a [*a]\n", 5, "nested more than 50 levels deep"),
@@ -153,3 +156,22 @@ def test_a_small_file_whose_aliases_expand_to_millions_of_values_is_refused(tmp_
     assert main(["--project-dir", str(paths.root), "validate"]) == 1
     err = capsys.readouterr().err
     assert "metrics/b/bomb.yml:" in err and "more than 20,000 values" in err, err
+
+
+def test_a_filter_on_a_column_named_like_a_generated_one_is_refused(tmp_path, capsys, isolated_env):
+    """The rollup's scan names its own columns bucket_start, event_at, dim_<d> and
+    <x>__measured; a raw column of the same name in a filter would read those instead."""
+    paths = make_project(tmp_path, GOOD)
+    (paths.models_dir / "staging" / "stg_weird.yml").write_text(
+        "version: 2\nmodels:\n  - name: stg_weird\n    columns:\n      - name: created_at\n      - name: country\n"
+        "      - name: dim_country\n      - name: bucket_start\n")
+    (paths.metrics_dir / "b").mkdir()
+    for name, text in (("by_dim", "dim_country = 'DE'"), ("by_bucket", "bucket_start is not null")):
+        (paths.metrics_dir / "b" / f"{name}.yml").write_text(
+            f"name: {name}\nsource: stg_weird\ntimestamp: created_at\naggregation: count\nfilter: \"{text}\"\n")
+    (paths.metrics_dir / "b" / "fine.yml").write_text(
+        "name: fine\nsource: stg_weird\ntimestamp: created_at\naggregation: count\nfilter: \"country = 'DE'\"\n")
+    assert main(["--project-dir", str(paths.root), "validate"]) == 1
+    err = capsys.readouterr().err
+    assert "metrics/b/by_dim.yml:5: `filter` uses column `dim_country`, a name the generated rollup" in err, err
+    assert "metrics/b/by_bucket.yml:5: `filter` uses column `bucket_start`" in err and "fine.yml" not in err, err

@@ -25,6 +25,23 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+# a history from before 1970 or after 2200 is a typo (0001-01-01 plans 1.6 million hour
+# partitions); a number is one too (pydantic would read 86400 as 1970-01-02)
+_FIRST, _LAST = dt.date(1970, 1, 1), dt.date(2200, 1, 1)
+
+
+def _a_day(value: object, timestamps: bool = False) -> object:
+    if isinstance(value, bool) or isinstance(value, (int, float)):
+        raise ValueError(f"a date (YYYY-MM-DD), got the number {value!r}")
+    if isinstance(value, dt.datetime) and not timestamps:
+        raise ValueError("a date (YYYY-MM-DD), not a timestamp")  # a timestamp would silently truncate
+    if isinstance(value, dt.date):
+        day = value.date() if isinstance(value, dt.datetime) else value
+        if not _FIRST <= day < _LAST:
+            raise ValueError(f"a date from {_FIRST} to {_LAST.year - 1}-12-31, got {value}")
+    return value
+
+
 class ExcludeRange(_Frozen):
     """A stretch of history left out of anomaly training (a holiday, a known incident).
     Dates are whole UTC days with `end` included; timestamps are [start, end)."""
@@ -38,8 +55,8 @@ class ExcludeRange(_Frozen):
     def _plain_date(cls, value: object) -> object:
         # a quoted '2026-12-24' means the same whole day as an unquoted one
         if isinstance(value, str) and len(value.strip()) == 10:
-            return dt.date.fromisoformat(value.strip())
-        return value
+            value = dt.date.fromisoformat(value.strip())
+        return _a_day(value, timestamps=True)
 
     @model_validator(mode="after")
     def _ordered(self) -> "ExcludeRange":
@@ -119,10 +136,7 @@ class MetricSpec(_Frozen):
     @field_validator("start", mode="before")
     @classmethod
     def _start_is_a_date(cls, value: object) -> object:
-        # YAML turns 2026-01-01 into a date; a timestamp would silently truncate.
-        if isinstance(value, dt.datetime):
-            raise ValueError("start is a date (YYYY-MM-DD), not a timestamp")
-        return value
+        return _a_day(value)  # YAML turns 2026-01-01 into a date
 
 
 class SettleLookback(_Frozen):
@@ -145,3 +159,8 @@ class ProjectConfig(_Frozen):
     anomaly: AnomalySpec | None = None
     # the example's demo collection asset (raw/*, generated rows): only in the example
     demo: bool = False
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _start_is_a_date(cls, value: object) -> object:
+        return _a_day(value)

@@ -151,13 +151,25 @@ class SourceColumns(Rule):
             if text is None:
                 continue
             try:
-                parse_scalar(text, rel.columns)
+                parsed = parse_scalar(text, rel.columns)
+                if key == "filter":
+                    out += [f.issue((*prefix, key), f"`filter` uses column `{c}`, a name the generated rollup gives its "
+                                    "own columns (bucket_start, event_at, dim_*, *__*): its value would be read instead; "
+                                    "rename the column in the staging model", self.name)
+                            for c in parsed.columns if _generated_name(c)]
             except UnknownColumns as err:
                 out.append(f.issue((*prefix, key), f"`{key}` uses unknown column(s) {', '.join(f'`{c}`' for c in err.names)} of `{m.source}`"
                                    + (closest(err.names[0], rel.columns) if len(err.names) == 1 else ""), self.name))
             except FragmentError as err:
                 out.append(f.issue((*prefix, key), f"`{key}` {err}", "sql-fragment"))
         return out
+
+
+def _generated_name(column: str) -> bool:
+    """The rollup's source scan names its own columns so (compiler/rollup_sql.py,
+    macros/metrics_rollup.sql); a raw filter column of the same name is shadowed."""
+    c = column.lower()
+    return c in ("bucket_start", "event_at") or c.startswith("dim_") or "__" in c
 
 
 _TIME_TYPE = re.compile(
