@@ -64,10 +64,13 @@ def _combined(m: Metric, by_name: dict[str, Metric], grain: str) -> list[str]:
 def render_series(model: SeriesModel, tags: list[str]) -> str:
     grain = model.grain
     by_name = {m.name: m for m in model.metrics}
+    # each rollup's rows of the metrics it computes now: a metric moved to another source
+    # or timestamp column leaves its old rows in the old rollup, which must not show twice
     rollups = "\n    union all\n".join(
         f"    select metric, bucket_start, dimension, dimension_value, value, count, sum,\n"
         f"        cast(null as {{{{ metrics_type('double') }}}}) as numerator, cast(null as {{{{ metrics_type('double') }}}}) as denominator,\n"
-        f"        run_id, computed_at\n    from {{{{ ref({jinja_str(r.name)}) }}}}" for r in model.rollups)
+        f"        run_id, computed_at\n    from {{{{ ref({jinja_str(r.name)}) }}}}\n"
+        f"    where metric in ({', '.join(string(m.name) for m in r.metrics)})" for r in model.rollups)
     # inputs of ratio/derived metrics, in dependency order
     needed: list[Metric] = []
 

@@ -13,11 +13,13 @@ with rollup_rows as (
         cast(null as Nullable(Float64)) as numerator, cast(null as Nullable(Float64)) as denominator,
         run_id, computed_at
     from `analytics`.`rollup_stg_entity_events__by_created_at__day`
+    where metric in ('downloads', 'latest_value', 'p90', 'users')
     union all
     select metric, bucket_start, dimension, dimension_value, value, count, sum,
         cast(null as Nullable(Float64)) as numerator, cast(null as Nullable(Float64)) as denominator,
         run_id, computed_at
     from `analytics`.`rollup_stg_orders__by_ordered_at__day`
+    where metric in ('refunds')
 ),
 
 m__downloads as (
