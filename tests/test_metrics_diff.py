@@ -19,6 +19,7 @@ from dagster_project.cli.main import main
 from dagster_project.paths import REPO_ROOT, ProjectPaths
 from dagster_project.pr.diff import diff_against
 from dagster_project.pr.render import markdown, text
+from dagster_project.validation.project import load_project
 
 from .conftest import make_project
 
@@ -223,8 +224,37 @@ def test_a_base_that_does_not_validate_is_reported_and_compared_file_by_file(rep
     assert "warning: HEAD: metrics/commerce/orders.yml:" in captured.err
     out = json.loads(captured.out)
     assert out["base_issues"] and "does not validate" in out["notes"][0]
-    assert {m["name"]: m["impact"] for m in out["metrics"]} == {"orders": "breaking", "revenue": "breaking"}
-    assert out["backfill_plan"]["metrics"] == ["orders", "revenue"]
+    # the two changed files, and the ratio and derived metrics that read them
+    readers = {n for n, m in load_project(paths).project.metrics.items() if m.public and {"orders", "revenue"} & set(m.inputs)}
+    assert readers == {"average_order_value", "net_revenue"}
+    assert {m["name"]: m["impact"] for m in out["metrics"]} == dict.fromkeys(["orders", "revenue", *readers], "breaking")
+    assert out["backfill_plan"]["metrics"] == sorted(["orders", "revenue", *readers])
+    reasons = {m["name"]: m["reasons"] for m in out["metrics"]}
+    assert "reads a metric whose file changed" in reasons["net_revenue"][0]
+
+
+def test_a_staging_model_change_is_noted_with_the_metrics_it_feeds(repo, capsys):
+    paths, _ = repo
+    sql = paths.models_dir / "staging" / "stg_orders.sql"
+    sql.write_text(sql.read_text().rstrip() + "\nwhere amount > 100\n")
+    result = diff_against(paths, "HEAD", now=NOW)
+    over = sorted(m.name for m in load_project(paths).project.public() if m.measure and m.measure.source == "stg_orders")
+    (note,) = [n for n in result.notes if "stg_orders" in n]
+    assert "model `stg_orders` changed (its SQL)" in note and all(f"`{m}`" in note for m in over), note
+    assert "metrics run --metric" in note
+
+
+def test_a_base_that_does_not_validate_still_sees_a_config_change(repo, capsys):
+    paths, _ = repo
+    edit(paths, "commerce/orders.yml", "aggregation: count", "aggregation: countt")
+    commit(paths.root, "broken")
+    edit(paths, "commerce/orders.yml", "aggregation: countt", "aggregation: count")
+    config = paths.metrics_dir / "_config.yml"
+    config.write_text(config.read_text().replace("start: 2026-09-01", "start: 2026-06-01"))  # every metric starts earlier
+    assert main(["--project-dir", str(paths.root), "diff", "--base", "HEAD", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    active = {m.name for m in load_project(paths).project.public() if m.status == "active" and m.start.isoformat() == "2026-06-01"}
+    assert active <= {m["name"] for m in out["metrics"] if m["impact"] == "breaking"}, out["metrics"]
 
 
 def test_a_base_before_the_project_existed(tmp_path):

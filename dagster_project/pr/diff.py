@@ -312,6 +312,7 @@ def diff_projects(base_paths: ProjectPaths, base_project: MetricsProject, head_p
     if macros_digest(base_paths.root / "macros") != macros_digest(head_paths.root / "macros"):
         notes.append("macros/ changed: every rollup model's code version changes, so Dagster shows their partitions "
                      "as stale; values change only where the macro change alters the SQL")
+    notes += _model_notes(base_paths, head_paths, head_project)
     for attr in ("settle_lookback", "demo"):
         a, b = getattr(base_project.config, attr), getattr(head_project.config, attr)
         if a != b:
@@ -322,6 +323,24 @@ def diff_projects(base_paths: ProjectPaths, base_project: MetricsProject, head_p
     plan = build_backfill_plan(head_project, to_build, now, drafts)
     unchanged = len(set(old_public) & set(new_public)) - sum(1 for d in metrics if d.change == "changed")
     return ProjectDiff(base, metrics, unchanged, dict(sorted(sql_diff.items())), plan, notes)
+
+
+def _model_notes(base_paths: ProjectPaths, head_paths: ProjectPaths, head: MetricsProject) -> list[str]:
+    """A hand-written dbt model (staging) whose SQL changed: the metrics over it may change
+    values, which comparing the metric definitions cannot see."""
+    def models(paths: ProjectPaths) -> dict[str, bytes]:
+        root, generated = paths.models_dir, paths.generated_dir
+        return {p.stem: p.read_bytes() for p in sorted(root.rglob("*.sql")) if generated not in p.parents}
+
+    before, after = models(base_paths), models(head_paths)
+    notes = []
+    for name in sorted(n for n in set(before) | set(after) if before.get(n) != after.get(n)):
+        over = sorted(m.name for m in head.public() if m.measure is not None and m.measure.source == name)
+        reading = f"the values of {', '.join(f'`{m}`' for m in over)} may change" if over else "no metric reads it"
+        notes.append(f"model `{name}` changed ({'added' if name not in before else 'removed' if name not in after else 'its SQL'}): "
+                     f"{reading}; this plan does not recompute them: if their history changes, rebuild it "
+                     f"(`metrics run --metric NAME --start DAY`)")
+    return notes
 
 
 # ---------------------------------------------------------------------------- entry point
@@ -346,15 +365,32 @@ def _file_level(base_paths: ProjectPaths, head_paths: ProjectPaths, head: Metric
     changed is taken as breaking (a backfill never hurts, a missed one would)."""
     old, new = _raw_files(base_paths), _raw_files(head_paths)
     public = {m.name: m for m in head.public()}
+
+    def text(path: Path) -> str | None:
+        return path.read_text(encoding="utf-8") if path.exists() else None
+
+    # _config.yml's defaults (start, grains) reach every metric that does not set its own
+    config_changed = text(base_paths.config_file) != text(head_paths.config_file)
+    edited = {n for n in new if n in public and (n not in old or old[n][1] != new[n][1] or config_changed)}
+    memo: dict[str, bool] = {}
+
+    def reads_edited(name: str) -> bool:  # a ratio or derived metric over an edited one
+        if name not in memo:
+            memo[name] = False
+            memo[name] = any(i in edited or reads_edited(i) for i in head.metrics[name].inputs)
+        return memo[name]
+
     diffs = []
     for name in sorted(set(old) | set(new)):
         if name not in new:
             diffs.append(MetricDiff(name, "removed", "removed", "?", "?", old[name][0]))
-        elif name in public and (name not in old or old[name][1] != new[name][1]):
+        elif name in public and (name in edited or reads_edited(name)):
             m = public[name]
             impact = ("new" if name not in old else "breaking") if m.status != "archived" else "archived"
+            why = ("its file changed" if old.get(name, (None, None))[1] != new[name][1]
+                   else "_config.yml changed" if config_changed else "it reads a metric whose file changed")
             d = MetricDiff(name, "added" if name not in old else "changed", impact, m.kind, m.status, m.path,
-                           reasons=[] if name not in old else ["the base does not validate: taken as breaking"],
+                           reasons=[] if name not in old else [f"the base does not validate and {why}: taken as breaking"],
                            start=m.start.isoformat(), grains=list(m.grains))
             d.models = sorted(_models(head, name))
             diffs.append(d)
