@@ -37,7 +37,7 @@ METRICS = {
                             "dimensions: [entity_type, entity_id]\n",
     "events/active_users.yml": cases.METRICS["events/active_users.yml"],
     "orders/revenue.yml": cases.METRICS["orders/revenue.yml"],
-    "orders/orders.yml": cases.METRICS["orders/orders.yml"],
+    "orders/orders.yml": cases.METRICS["orders/orders.yml"] + "grains: [hour, day, week, month]\n",
     "orders/aov.yml": cases.METRICS["orders/aov.yml"],
 }
 METRICS_NAMES = ["downloads", "active_users", "revenue", "orders", "aov"]
@@ -109,7 +109,7 @@ def test_health_and_catalog(served):
     health = c.get("/health").json()
     assert health["ok"] and health["target"] == "duckdb"
     assert set(health["newest_materialization"]) == {"hour", "day", "week", "month", "anomalies", "alerts"}
-    assert health["newest_materialization"]["day"] and health["newest_materialization"]["hour"] is None
+    assert health["newest_materialization"]["day"] and health["newest_materialization"]["hour"]
     catalog = {m["name"]: m for m in c.get("/metrics").json()}
     assert set(catalog) == {"downloads", "active_users", "revenue", "orders", "aov"}
     d = catalog["downloads"]
@@ -139,6 +139,15 @@ def test_series_days_shorthand(served):
     # METRICS_NOW is 2024-03-10: the five days up to and including today
     assert [r["bucket_start"][:10] for r in rows] == [f"2024-03-{d:02d}" for d in range(6, 11)]
     assert rows[-1]["complete"] is False and rows[0]["value"] == 0.0  # 2024-03-06 is the empty day
+
+
+def test_an_hour_series_without_a_window_gets_the_hour_grains_longest_default(served):
+    # the default 180 days is over the 93 an hour answer may cover: it used to be a 400
+    got = served["client"].get("/metrics/orders/series?grain=hour")
+    assert got.status_code == 200, got.text
+    rows = got.json()
+    assert rows and rows[-1]["bucket_start"] == "2024-03-10T12:00:00Z"  # through now (METRICS_NOW)
+    assert rows == _cli_series(served["env"], "orders", "--grain", "hour", "--start", "2023-12-09")
 
 
 def test_summary(served):
@@ -174,7 +183,7 @@ def test_totals_per_entity(served):
 
 @pytest.mark.parametrize("url,status,message", [
     ("/metrics/downloadz/series", 404, "unknown metric `downloadz` (did you mean `downloads`"),
-    ("/metrics/orders/series?grain=hour", 400, "has no `hour` grain"),
+    ("/metrics/revenue/series?grain=hour", 400, "has no `hour` grain"),
     ("/metrics/orders/series?slice=planet=mars", 400, "no dimension `planet`"),
     ("/metrics/orders/series?slice=country", 400, "DIMENSION=VALUE"),
     ("/metrics/orders/series?slice=country=Mars", 400, "no day row of `orders` has country = `Mars`"),
@@ -192,6 +201,8 @@ def test_totals_per_entity(served):
     ("/metrics/active_users/totals?dimension=entity_type&values=model", 400, "not a count or sum"),
     ("/anomalies?metric=nope", 404, "unknown metric"),
     ("/anomalies?since=soon", 422, "date"),
+    ("/anomalies?limit=0", 422, "limit"),
+    ("/anomalies?limit=20000", 422, "limit"),
     ("/metrics/orders/series?start=0001-01-01", 400, "a date between 1900-01-01"),
     ("/metrics/orders/series?grain=week&end=0001-01-09", 400, "a date between"),
     ("/anomalies?since=0001-01-01", 400, "a date between"),

@@ -49,6 +49,9 @@ CASES = [
     # a number is not a date (it read as seconds after 1970); year 1 planned 1.6 million partitions
     ("numeric_start", f"name: numeric_start\n{BASE}aggregation: count\nstart: 86400\n", 5, "a date (YYYY-MM-DD), got the number 86400"),
     ("ancient_start", f"name: ancient_start\n{BASE}aggregation: count\nstart: 0001-01-01\n", 5, "a date from 1970-01-01 to 2199-12-31"),
+    # a number is true to DuckDB: a filter must be a condition
+    ("value_filter", f"name: value_filter\n{BASE}aggregation: count\nfilter: \"metric_value + 1\"\n", 5,
+     "is a value, not a condition (`metric_value + 1`)"),
     # inputs that made the readers recurse without end, or raise where they are used
     ("derived_constant", "name: derived_constant\nkind: derived\nexpression: \"1 + 1\"\n", 3, "names no metric"),
     ("alias_loop", f"name: alias_loop\n{BASE}aggregation: count\ntags: &a [*a]\n", 5, "nested more than 50 levels deep"),
@@ -175,3 +178,13 @@ def test_a_filter_on_a_column_named_like_a_generated_one_is_refused(tmp_path, ca
     err = capsys.readouterr().err
     assert "metrics/b/by_dim.yml:5: `filter` uses column `dim_country`, a name the generated rollup" in err, err
     assert "metrics/b/by_bucket.yml:5: `filter` uses column `bucket_start`" in err and "fine.yml" not in err, err
+
+
+def test_a_column_written_in_another_case_is_compiled_as_the_sources_lowercase_name():
+    """Validation reads `COUNTRY` and `"Country"` as the column `country`; ClickHouse (and
+    Postgres, quoted) would not find them as written."""
+    from dagster_project.validation.sql_fragment import parse_scalar
+    columns = {"country": None, "amount": None}
+    for text in ("COUNTRY = 'DE'", '"Country" = \'DE\'', "Country = 'DE'"):
+        assert parse_scalar(text, columns).tree.sql(dialect="clickhouse") == "country = 'DE'", text
+    assert parse_scalar("amount > 1", columns).tree.sql() == "amount > 1"

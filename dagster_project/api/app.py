@@ -106,7 +106,7 @@ def create_app(paths: ProjectPaths, target: str, refresh_seconds: float = 1.0) -
     @app.get("/metrics/{name}/series")
     def series(request: Request, name: str, grain: str | None = None, start: dt.date | None = None,
                end: dt.date | None = None, slice_: str | None = Query(None, alias="slice"),
-               days: int | None = Query(None, description=f"window length when start is not given (default 180, at most {MAX_DAYS})")):
+               days: int | None = Query(None, description=f"window length when start is not given (default 180, 93 for hours; at most {MAX_DAYS})")):
         def compute(wh):
             metric = metric_named(name)
             g = grain or ("day" if "day" in metric.grains else metric.grains[0])
@@ -116,8 +116,8 @@ def create_app(paths: ProjectPaths, target: str, refresh_seconds: float = 1.0) -
                 raise BadRequest(f"days must be between 1 and {MAX_DAYS}, got {days}")
             _check_dates(start=start, end=end)
             lo, hi = start, end
-            if lo is None:
-                lo = (hi or now_utc().date() + dt.timedelta(days=1)) - dt.timedelta(days=days or 180)
+            if lo is None:  # the default window fits the grain's limit (93 days of hours)
+                lo = (hi or now_utc().date() + dt.timedelta(days=1)) - dt.timedelta(days=days or min(180, MAX_SPAN[g]))
             if hi is not None and lo >= hi:
                 raise BadRequest(f"start ({lo}) must be before end ({hi})")
             span = ((hi or now_utc().date() + dt.timedelta(days=1)) - lo).days
@@ -154,13 +154,14 @@ def create_app(paths: ProjectPaths, target: str, refresh_seconds: float = 1.0) -
         return answer(request, compute)
 
     @app.get("/anomalies")
-    def anomalies(request: Request, since: dt.date | None = None, metric: str | None = None):
+    def anomalies(request: Request, since: dt.date | None = None, metric: str | None = None,
+                  limit: int = Query(1000, ge=1, le=10_000, description="at most this many, newest first")):
         def compute(wh):
             if metric is not None:
                 metric_named(metric)
             _check_dates(since=since)
             lo = dt.datetime.combine(since, dt.time()) if since else None
-            return queries.anomalies(wh, metric, lo)
+            return queries.anomalies(wh, metric, lo, limit)
         return answer(request, compute)
 
     @app.get("/alerts")

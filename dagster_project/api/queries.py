@@ -179,7 +179,7 @@ def all_totals(wh: Warehouse, metric, dimension: str, end: dt.datetime, limit: i
 
 def anomalies(wh: Warehouse, metric: str | None, since: dt.datetime | None, limit: int = 1000) -> list[dict]:
     from ..warehouse.anomaly_store import read_anomalies
-    cols, rows = read_anomalies(wh, metric=metric, since=since, flagged_only=True)
+    cols, rows = read_anomalies(wh, metric=metric, since=since, flagged_only=True, limit=limit)
     keep = ("metric", "grain", "bucket_start", "dimension", "dimension_value", "value", "expected", "lower",
             "upper", "score", "direction", "provisional", "model", "reason", "computed_at")
     out = []

@@ -125,7 +125,7 @@ def write(wh: Warehouse, grain: str, frame: pd.DataFrame, summary: WindowSummary
     frame["computed_at"] = pd.Timestamp(computed_at)
     for c in ("is_anomaly", "provisional"):
         frame[c] = frame[c].astype(bool)
-    return replace_window(wh, grain, summary.start, summary.end, frame[NAMES], metrics=metrics)
+    return replace_window(wh, grain, summary.start, summary.end, frame[NAMES], metrics=metrics, restamp=True)
 
 
 def _incidents(flagged: pd.DataFrame, grain: str) -> list[pd.DataFrame]:

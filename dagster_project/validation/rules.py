@@ -12,7 +12,7 @@ from ..spec.raw import InlineMeasure, MetricSpec
 from ..spec.yaml_lines import LocatedYaml, Loc
 from .catalog import Catalog
 from .issues import ValidationIssue, closest
-from .sql_fragment import FragmentError, UnknownColumns, parse_arithmetic, parse_scalar
+from .sql_fragment import FragmentError, UnknownColumns, check_condition, parse_arithmetic, parse_scalar
 
 
 @dataclass
@@ -153,6 +153,7 @@ class SourceColumns(Rule):
             try:
                 parsed = parse_scalar(text, rel.columns)
                 if key == "filter":
+                    check_condition(parsed)
                     out += [f.issue((*prefix, key), f"`filter` uses column `{c}`, a name the generated rollup gives its "
                                     "own columns (bucket_start, event_at, dim_*, *__*): its value would be read instead; "
                                     "rename the column in the staging model", self.name)

@@ -113,7 +113,29 @@ def parse_scalar(text: str, columns: dict[str, object] | None = None) -> Fragmen
         unknown = [c for c in fragment.columns if c not in columns]
         if unknown:
             raise UnknownColumns(unknown)
+        # the source's columns are named in lowercase (dbt YAML): `COUNTRY` and `"Country"` mean
+        # `country`, and are written so (ClickHouse's identifiers, and Postgres's quoted ones,
+        # are case-sensitive)
+        fragment = Fragment(text, tree.transform(
+            lambda n: exp.column(n.name.lower()) if isinstance(n, exp.Column)
+            and (n.name != n.name.lower() or n.this.args.get("quoted")) else n))
     return fragment
+
+
+# arithmetic, text and numbers: values, not conditions (DuckDB reads a number as true)
+_NOT_A_CONDITION = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.Neg, exp.DPipe, exp.Literal, exp.Cast,
+                    exp.BitwiseAnd, exp.BitwiseOr, exp.BitwiseXor)
+
+
+def check_condition(fragment: Fragment) -> None:
+    """A filter is a condition: true or false per row (`amount > 100`, `refunded`)."""
+    tree = fragment.tree
+    while isinstance(tree, exp.Paren):
+        tree = tree.this
+    if isinstance(tree, exp.Cast) and tree.to.is_type("boolean"):
+        return
+    if isinstance(tree, _NOT_A_CONDITION) and not isinstance(tree, exp.Boolean):
+        raise FragmentError(f"is a value, not a condition (`{tree.sql()}`): compare it, e.g. `{tree.sql()} > 0`")
 
 
 class UnknownColumns(FragmentError):

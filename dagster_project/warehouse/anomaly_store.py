@@ -54,7 +54,7 @@ def _only(metrics: list[str], placeholder: str) -> str:
 
 
 def replace_window(wh: Warehouse, grain: str, start: dt.datetime, end: dt.datetime, frame: "pd.DataFrame",
-                   metrics: list[str] | None = None) -> int:
+                   metrics: list[str] | None = None, restamp: bool = False) -> int:
     """Replace the rows of `grain` with bucket_start in [start, end) (of `metrics` only,
     when given) by `frame` (columns NAMES), holding the warehouse's writer lock. Returns
     the rows written."""
@@ -64,6 +64,14 @@ def replace_window(wh: Warehouse, grain: str, start: dt.datetime, end: dt.dateti
         return 0
     only = list(metrics or [])
     with wh.lock(), wh.connect() as con:
+        if len(frame) and restamp:
+            # stamped once the lock is held: alert evaluation reads "new scoring" as a
+            # computed_at past its cursor, and a window scored before an evaluation but
+            # written after it would otherwise carry a time the cursor has already passed
+            import pandas as pd
+
+            from .read import now_utc
+            frame = frame.assign(computed_at=pd.Timestamp(now_utc()))
         try:
             if wh.target == "duckdb":
                 con.execute(f"create schema if not exists {schema}")
@@ -104,7 +112,7 @@ def replace_window(wh: Warehouse, grain: str, start: dt.datetime, end: dt.dateti
 def read_anomalies(wh: Warehouse, *, metric: str | None = None, grain: str | None = None,
                    since: dt.datetime | None = None, until: dt.datetime | None = None,
                    dimension: str | None = None, dimension_value: str | None = None,
-                   flagged_only: bool = True) -> tuple[list[str], list[tuple]]:
+                   flagged_only: bool = True, limit: int | None = None) -> tuple[list[str], list[tuple]]:
     """Rows of metric_anomalies (newest bucket first), every filter bound as a parameter.
     ([], []) when nothing has been scored yet."""
     if not wh.relation_exists(TABLE):
@@ -125,5 +133,6 @@ def read_anomalies(wh: Warehouse, *, metric: str | None = None, grain: str | Non
         where.append("is_anomaly")
     sql = (f"select {', '.join(map(_quoted, NAMES))} from {wh.relation(TABLE)}"
            + (f" where {' and '.join(where)}" if where else "")
-           + " order by bucket_start desc, metric, grain, dimension, dimension_value")
+           + " order by bucket_start desc, metric, grain, dimension, dimension_value"
+           + (f" limit {int(limit)}" if limit is not None else ""))
     return wh.rows(sql, params)
