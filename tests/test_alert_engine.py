@@ -202,3 +202,17 @@ def test_a_group_with_a_metric_and_a_pipeline_alert_sends_one_message_per_kind()
     # both critical: the pager's group `severity=critical` holds the two
     assert {(m["route"], m["group_key"]) for m in out.messages} == {("pager", "severity=critical")}, out.messages
     assert sorted(m["kind"] for m in out.messages) == ["anomaly", "freshness"], out.messages
+
+
+def test_a_month_detection_ages_by_the_calendar_not_by_31_days():
+    # February 2026 ended on March 1 and settled a month later (month lookback 1), on
+    # April 1; open_within for months is 3 x 31 days. Counted in 31-day months, it settled
+    # on April 4 and opened three days past its open_within
+    config = AlertsConfig.model_validate({"channels": {"log": {"type": "log", "path": "a"}},
+                                          "default_route": {"channels": ["log"]}})
+    feb = Scored("orders", "month", "", "", dt.datetime(2026, 2, 1), 10.0, 100.0, 80.0, 120.0, 8.0, True, "down",
+                 False, "orders low")
+    limit = dt.datetime(2026, 4, 1) + dt.timedelta(days=93)
+    opened = Evaluator(config, METRICS, SETTLE, limit).evaluate(series(feb), {})
+    later = Evaluator(config, METRICS, SETTLE, limit + dt.timedelta(days=1)).evaluate(series(feb), {})
+    assert len(opened.states) == 1 and later.states == {}

@@ -22,6 +22,7 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from ..grains import add_grain
 from .config import BUCKET, AlertsConfig, Route, default_open_within
 
 
@@ -203,8 +204,7 @@ class Evaluator:
               grain: str, dim: str, dval: str) -> dict | None:
         strong = metric.strong_score(grain)
         newest_ok = self.now - self.open_within(route, grain)
-        width = BUCKET[grain]
-        settle = width * self.settle.get(grain, 0)
+        settle = self.settle.get(grain, 0)
 
         def opens(r: Scored) -> bool:
             return r.is_anomaly and (not r.provisional or abs(r.score or 0) >= strong)
@@ -212,7 +212,8 @@ class Evaluator:
         def detected_at(r: Scored) -> dt.datetime:
             # a provisional detection exists from its bucket's end, a settled one from
             # when the bucket left the settle lookback: that is the age open_within limits
-            return r.bucket_start + width + (dt.timedelta(0) if r.provisional else settle)
+            # (calendar months: February's end is 28 or 29 days after its start)
+            return add_grain(r.bucket_start, grain, 1 + (0 if r.provisional else settle))
 
         if s is None or s["status"] == "resolved":
             fresh = [r for r in rows if opens(r) and detected_at(r) >= newest_ok

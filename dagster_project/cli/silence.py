@@ -46,7 +46,8 @@ def parse_timestamp(text: str) -> dt.datetime:
         value = dt.datetime.fromisoformat(text.strip())
     except ValueError:
         raise UserError(f"`{text}` is not a timestamp (write 2026-12-27T00:00Z, 2026-12-27T00:00:00Z or 2026-12-27; UTC)") from None
-    return value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+    value = value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+    return value.replace(microsecond=0)  # alerts.yml holds whole seconds
 
 
 def parse_match(items: list[str]) -> dict[str, str | list[str]]:
