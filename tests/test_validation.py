@@ -52,6 +52,8 @@ CASES = [
     # a number is true to DuckDB: a filter must be a condition
     ("value_filter", f"name: value_filter\n{BASE}aggregation: count\nfilter: \"metric_value + 1\"\n", 5,
      "is a value, not a condition (`metric_value + 1`)"),
+    ("text_sum", f"name: text_sum\n{BASE}aggregation: sum\nexpression: \"cast(metric_value as varchar)\"\n", 5,
+     "sum needs a number; the expression is cast to varchar"),
     # inputs that made the readers recurse without end, or raise where they are used
     ("derived_constant", "name: derived_constant\nkind: derived\nexpression: \"1 + 1\"\n", 3, "names no metric"),
     ("alias_loop", f"name: alias_loop\n{BASE}aggregation: count\ntags: &a [*a]\n", 5, "nested more than 50 levels deep"),

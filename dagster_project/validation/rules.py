@@ -229,7 +229,22 @@ class ColumnTypes(Rule):
             if declared and is_string_type(declared):
                 out.append(f.issue((*prefix, "expression"), f"{m.aggregation} needs a numeric column; `{column}` is {declared} in "
                                    f"{rel.declared_in} (count and count_distinct accept any column)", self.name))
+            cast = _top_cast(m.expression)
+            if cast is not None and (is_string_type(cast) or cast in ("boolean", "bool")):
+                out.append(f.issue((*prefix, "expression"), f"{m.aggregation} needs a number; the expression is cast to {cast} "
+                                   "(count and count_distinct accept any value)", self.name))
         return out
+
+
+def _top_cast(text: str) -> str | None:
+    """The type an expression is cast to at its top (`cast(x as varchar)`), lowercase."""
+    try:
+        tree = parse_scalar(text).tree
+    except FragmentError:
+        return None
+    while isinstance(tree, exp.Paren):
+        tree = tree.this
+    return tree.to.sql().lower() if isinstance(tree, exp.Cast) else None
 
 
 def _bare_column(text: str) -> str | None:
