@@ -216,3 +216,21 @@ def test_a_month_detection_ages_by_the_calendar_not_by_31_days():
     opened = Evaluator(config, METRICS, SETTLE, limit).evaluate(series(feb), {})
     later = Evaluator(config, METRICS, SETTLE, limit + dt.timedelta(days=1)).evaluate(series(feb), {})
     assert len(opened.states) == 1 and later.states == {}
+
+
+def test_a_critical_alert_that_moves_route_stays_critical_there():
+    # the pager route is renamed while a critical alert is open and the next bucket is
+    # weaker: the new route's alert holds the episode's severity, and stays put after
+    first = _on(SEVERITY, series(bucket("orders", 16, flagged=True, score=-9.0)))
+    renamed = AlertsConfig.model_validate({
+        "channels": {"pager": {"type": "log", "path": "p"}, "chat": {"type": "log", "path": "c"}},
+        "routes": [{"name": "pager2", "match": {"severity": "critical"}, "channels": ["pager"], "group_wait": "0s"}],
+        "default_route": {"channels": ["chat"], "group_wait": "0s"}})
+    rows = series(bucket("orders", 16, flagged=True, score=-9.0), bucket("orders", 17, flagged=True, score=-4.0))
+    moved = _on(renamed, rows, first.states, NOW + dt.timedelta(hours=1))
+    (key,) = {k[0] for k in moved.states}
+    assert moved.states[(key, "pager")]["status"] == "resolved"
+    assert moved.states[(key, "pager2")]["status"] == "open" and moved.states[(key, "pager2")]["severity"] == "critical"
+    states = {**first.states, **moved.states}
+    after = _on(renamed, rows, states, NOW + dt.timedelta(hours=2))
+    assert after.counts.get("opened", 0) == 0 and after.counts.get("resolved", 0) == 0, after.lines

@@ -241,6 +241,8 @@ def test_a_staging_model_change_is_noted_with_the_metrics_it_feeds(repo, capsys)
     over = sorted(m.name for m in load_project(paths).project.public() if m.measure and m.measure.source == "stg_orders")
     (note,) = [n for n in result.notes if "stg_orders" in n]
     assert "model `stg_orders` changed (its SQL)" in note and all(f"`{m}`" in note for m in over), note
+    # and the ratio and derived metrics over them
+    assert "`average_order_value`" in note and "`net_revenue`" in note, note
     assert "metrics run --metric" in note
 
 

@@ -141,6 +141,8 @@ class Evaluator:
         seen: set[tuple[str, str]] = set()
         visited: set[str] = set()  # alert keys of the series read this time
         routed: dict[str, str] = {}  # their severity, which chose their route
+        held_critical = {k for (k, _), s in states.items() if s["status"] in ("open", "silenced")
+                         and s["severity"] == "critical"}
         if scored is None:
             for k, s in states.items():
                 metric = self.metrics.get(s["metric"])
@@ -159,13 +161,11 @@ class Evaluator:
             strong = newest is not None and abs(newest.score or 0) >= metric.strong_score(grain)
             # an episode's severity only rises: a weaker bucket after a critical one must not
             # move the open alert to another route (and resolve it there) while it holds
-            critical = strong or any(s["severity"] == "critical" for (k, _), s in current.items()
-                                     if k == key and s["status"] in ("open", "silenced"))
-            routed[key] = "critical" if critical else "warning"
+            routed[key] = "critical" if strong or key in held_critical else "warning"
             for route in self._routes(metric, grain, dim, dval, routed[key]):
                 seen.add((key, route.name))
                 before = current.get((key, route.name))
-                after = self._step(before, rows, metric, route, key, grain, dim, dval)
+                after = self._step(before, rows, metric, route, key, grain, dim, dval, routed[key])
                 if after is not None and after is not before:
                     if after["status"] == "resolved" and before and before["status"] != "resolved":
                         resolved_now.append(after)
@@ -201,7 +201,9 @@ class Evaluator:
         return self.config.routes_for(labels, metric.routes)
 
     def _step(self, s: dict | None, rows: list[Scored], metric: MetricInfo, route: Route, key: str,
-              grain: str, dim: str, dval: str) -> dict | None:
+              grain: str, dim: str, dval: str, severity: str = "warning") -> dict | None:
+        """One alert of one route. `severity`: the series' (held) severity, which chose the
+        route; an alert opened under it starts there."""
         strong = metric.strong_score(grain)
         newest_ok = self.now - self.open_within(route, grain)
         settle = self.settle.get(grain, 0)
@@ -221,7 +223,8 @@ class Evaluator:
             if not fresh:
                 return s
             det = fresh[-1]
-            state = {"alert_key": key, "route": route.name, "kind": "anomaly", "metric": metric.name, "grain": grain,
+            state = {"alert_key": key, "route": route.name, "kind": "anomaly", "severity": severity,
+                     "metric": metric.name, "grain": grain,
                      "dimension": dim, "dimension_value": dval, "status": "open",
                      "episode": (s["episode"] + 1) if s else 1, "sends": 0, "notified": False,
                      "opened_at": self.now, "last_sent_at": None, "resolved_at": None, "since": fresh[0].bucket_start,
@@ -256,8 +259,10 @@ class Evaluator:
             names = {r.name for r in routes}
             for k, before in list(current.items()):
                 if k[0] == key and k[1] not in names and before["status"] != "resolved":
-                    changes.append((k, before, self._resolve(
-                        before, f"its severity is {signal.severity} now: another route has it")))
+                    why = (f"its severity is {signal.severity} now: another route has it"
+                           if before["severity"] != signal.severity
+                           else "it goes to another route now (alerts.yml changed)")
+                    changes.append((k, before, self._resolve(before, why)))
         for route in routes:
             k = (key, route.name)
             before = current.get(k)

@@ -116,5 +116,5 @@ def evaluate_once(paths: ProjectPaths, target: str, project: MetricsProject, now
             report.delivery = deliver(wh, config, paths.root, lambda: now, lock_timeout=lock_timeout,
                                       budget_seconds=deliver_budget)
         except WarehouseError as err:  # the evaluation is committed: its messages wait in the outbox
-            report.notes.append(f"delivery waits for the next evaluation: {err}")
+            report.lines.append(f"delivery waits for the next evaluation: {err}")
     return report

@@ -332,10 +332,15 @@ def _model_notes(base_paths: ProjectPaths, head_paths: ProjectPaths, head: Metri
         root, generated = paths.models_dir, paths.generated_dir
         return {p.stem: p.read_bytes() for p in sorted(root.rglob("*.sql")) if generated not in p.parents}
 
+    def reads(metric, source: str) -> bool:  # directly, or through a ratio's or derived metric's inputs
+        if metric.measure is not None:
+            return metric.measure.source == source
+        return any(reads(head.metrics[i], source) for i in metric.inputs)
+
     before, after = models(base_paths), models(head_paths)
     notes = []
     for name in sorted(n for n in set(before) | set(after) if before.get(n) != after.get(n)):
-        over = sorted(m.name for m in head.public() if m.measure is not None and m.measure.source == name)
+        over = sorted(m.name for m in head.public() if m.status != "archived" and reads(m, name))
         reading = f"the values of {', '.join(f'`{m}`' for m in over)} may change" if over else "no metric reads it"
         notes.append(f"model `{name}` changed ({'added' if name not in before else 'removed' if name not in after else 'its SQL'}): "
                      f"{reading}; this plan does not recompute them: if their history changes, rebuild it "
@@ -399,6 +404,7 @@ def _file_level(base_paths: ProjectPaths, head_paths: ProjectPaths, head: Metric
     unchanged = len(set(old) & set(new)) - sum(1 for d in diffs if d.change == "changed")
     notes = [f"the base ({base.ref}) does not validate ({len(issues)} problem(s)): metrics are compared file by file, "
              "every changed file is taken as breaking, and no SQL diff is shown"]
+    notes += _model_notes(base_paths, head_paths, head)
     return ProjectDiff(base, diffs, unchanged, {}, plan, notes, issues)
 
 

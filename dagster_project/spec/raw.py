@@ -33,6 +33,12 @@ _FIRST, _LAST = dt.date(1970, 1, 1), dt.date(2200, 1, 1)
 def _a_day(value: object, timestamps: bool = False) -> object:
     if isinstance(value, bool) or isinstance(value, (int, float)):
         raise ValueError(f"a date (YYYY-MM-DD), got the number {value!r}")
+    if isinstance(value, str):  # quoted: read as YAML would read it unquoted, then checked the same
+        text = value.strip()
+        try:
+            value = dt.date.fromisoformat(text) if len(text) == 10 else dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"a date (YYYY-MM-DD){' or a timestamp' if timestamps else ''}, got {value!r}") from None
     if isinstance(value, dt.datetime) and not timestamps:
         raise ValueError("a date (YYYY-MM-DD), not a timestamp")  # a timestamp would silently truncate
     if isinstance(value, dt.date):

@@ -37,9 +37,10 @@ class _Constructor(yaml.SafeLoader):
     pass
 
 
-# A metric file is a few dozen values; aliases can make a tiny file expand to millions
-# (or to itself): past these, it is refused rather than expanded
-MAX_VALUES = 20_000
+# A metric file is a few dozen values, alerts.yml some thousands (a silence is five);
+# aliases can make a tiny file expand to millions (or to itself): past these, it is
+# refused rather than expanded
+MAX_VALUES = 200_000
 MAX_DEPTH = 50
 
 
@@ -48,8 +49,8 @@ def _convert(node: yaml.Node, loader: yaml.SafeLoader, loc: Loc, lines: dict[Loc
         raise YamlSyntaxError(path, node.start_mark.line + 1, f"nested more than {MAX_DEPTH} levels deep "
                               "(an alias that contains itself?)")
     if len(lines) >= MAX_VALUES:
-        raise YamlSyntaxError(path, node.start_mark.line + 1, f"more than {MAX_VALUES:,} values (aliases that "
-                              "expand a small file into a huge one?)")
+        raise YamlSyntaxError(path, node.start_mark.line + 1, f"more than {MAX_VALUES:,} values (a huge file, or "
+                              "aliases that expand a small one)")
     lines.setdefault(loc, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}

@@ -102,11 +102,11 @@ def load_project(paths: ProjectPaths, only: list[Path] | None = None, catalog: C
     config = _load_config(paths, issues)
     catalog = catalog or load_catalog([paths.models_dir, paths.seeds_dir], skip=paths.generated_dir)
     spec_files: list[SpecFile] = []
-    unreadable: set[str] = set()
+    unreadable: dict[str, str] = {}
     all_files = metric_files(paths)
     for path in all_files:
         rel = paths.relative(path)
-        unreadable.add(path.stem)  # until its spec is read
+        unreadable[path.stem] = rel  # until its spec is read
         try:
             located = load_located(path)
         except YamlSyntaxError as err:
@@ -128,19 +128,20 @@ def load_project(paths: ProjectPaths, only: list[Path] | None = None, catalog: C
             issues.extend(found)
             continue
         if isinstance(located.data.get("name"), str):
-            unreadable.add(located.data["name"])
+            unreadable[located.data["name"]] = rel
         try:
             spec_files.append(SpecFile(rel, located, MetricSpec.model_validate(located.data)))
         except ValidationError as err:
             issues.extend(_pydantic_issues(rel, located, err, MetricSpec))
             continue
-        unreadable.discard(path.stem)
-        unreadable.discard(spec_files[-1].spec.name)
+        unreadable.pop(path.stem, None)
+        unreadable.pop(spec_files[-1].spec.name, None)
     alerts, alert_issues = load_alerts(paths)
     issues.extend(alert_issues)
     if not alert_issues:
         issues.extend(route_issues(paths, alerts, spec_files))
-    ctx = Context(spec_files, catalog, unreadable=frozenset(unreadable - {f.spec.name for f in spec_files}))
+    valid = {f.spec.name for f in spec_files}
+    ctx = Context(spec_files, catalog, unreadable={n: r for n, r in unreadable.items() if n not in valid})
     for rule in RULES:
         issues.extend(rule.check(ctx))
     project = None

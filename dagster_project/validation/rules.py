@@ -30,9 +30,9 @@ class Context:
     files: list[SpecFile]
     catalog: Catalog
     by_name: dict[str, SpecFile] = field(default_factory=dict)
-    # names of metric files that could not be read (their own problem is reported): a
-    # reference to one is not also an "unknown metric"
-    unreadable: frozenset[str] = frozenset()
+    # metric files that could not be read (their own problem is reported), name -> path: a
+    # reference to one is not an "unknown metric", but it cannot be built either
+    unreadable: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for f in self.files:
@@ -126,12 +126,27 @@ class SourceColumns(Rule):
 
     def check(self, ctx):
         out = []
+        # per rollup (source and timestamp column): the names its scan gives its own columns
+        self._generated: dict[tuple, set[str]] = {}
+        for f in ctx.files:
+            for prefix, m in measures(f.spec):
+                if m.source and m.timestamp:
+                    names = self._generated.setdefault((m.source, m.timestamp.lower()), {"bucket_start", "event_at"})
+                    names |= {f"dim_{d.lower()}" for d in f.spec.dimensions or []}
+                    names.add(f.spec.name[:40] + "__")  # <metric>__measured and its aggregates' columns
         for f in ctx.files:
             for prefix, m in measures(f.spec):
                 if prefix:  # an inline ratio side: its shape is checked here
                     out += _measure_shape(f, prefix, m)
                 out += self._measure(ctx, f, prefix, m, (f.spec.dimensions or []) if not prefix else [])
         return out
+
+    def _clashes(self, m, column: str) -> bool:
+        """A raw filter column named as the rollup's scan names one of its own
+        (compiler/rollup_sql.py, macros/metrics_rollup.sql): its value would be read instead."""
+        names = self._generated.get((m.source, (m.timestamp or "").lower()), set())
+        c = column.lower()
+        return c in names or any(c.startswith(n) for n in names if n.endswith("__"))
 
     def _measure(self, ctx, f, prefix, m, dimensions):
         rel = ctx.catalog.get(m.source)
@@ -154,23 +169,16 @@ class SourceColumns(Rule):
                 parsed = parse_scalar(text, rel.columns)
                 if key == "filter":
                     check_condition(parsed)
-                    out += [f.issue((*prefix, key), f"`filter` uses column `{c}`, a name the generated rollup gives its "
-                                    "own columns (bucket_start, event_at, dim_*, *__*): its value would be read instead; "
-                                    "rename the column in the staging model", self.name)
-                            for c in parsed.columns if _generated_name(c)]
+                    out += [f.issue((*prefix, key), f"`filter` uses column `{c}`, a name the generated rollup gives one of "
+                                    "its own columns (bucket_start, event_at, dim_<dimension>, <metric>__...): its value "
+                                    "would be read instead; rename the column in the staging model", self.name)
+                            for c in parsed.columns if self._clashes(m, c)]
             except UnknownColumns as err:
                 out.append(f.issue((*prefix, key), f"`{key}` uses unknown column(s) {', '.join(f'`{c}`' for c in err.names)} of `{m.source}`"
                                    + (closest(err.names[0], rel.columns) if len(err.names) == 1 else ""), self.name))
             except FragmentError as err:
                 out.append(f.issue((*prefix, key), f"`{key}` {err}", "sql-fragment"))
         return out
-
-
-def _generated_name(column: str) -> bool:
-    """The rollup's source scan names its own columns so (compiler/rollup_sql.py,
-    macros/metrics_rollup.sql); a raw filter column of the same name is shadowed."""
-    c = column.lower()
-    return c in ("bucket_start", "event_at") or c.startswith("dim_") or "__" in c
 
 
 _TIME_TYPE = re.compile(
@@ -288,6 +296,7 @@ class References(Rule):
             for loc, ref in references(f.spec):
                 target = ctx.by_name.get(ref)
                 if target is None and ref in ctx.unreadable:
+                    out.append(f.issue(loc, f"`{ref}` cannot be read: see the problem in {ctx.unreadable[ref]}", self.name))
                     continue
                 if target is None:
                     out.append(f.issue(loc, f"unknown metric `{ref}`{closest(ref, ctx.by_name)}", self.name))

@@ -116,9 +116,10 @@ def parse_scalar(text: str, columns: dict[str, object] | None = None) -> Fragmen
         # the source's columns are named in lowercase (dbt YAML): `COUNTRY` and `"Country"` mean
         # `country`, and are written so (ClickHouse's identifiers, and Postgres's quoted ones,
         # are case-sensitive)
+        # (a quoted name stays quoted: `"user"` and `"order"` are keywords unquoted)
         fragment = Fragment(text, tree.transform(
-            lambda n: exp.column(n.name.lower()) if isinstance(n, exp.Column)
-            and (n.name != n.name.lower() or n.this.args.get("quoted")) else n))
+            lambda n: exp.column(exp.to_identifier(n.name.lower(), quoted=bool(n.this.args.get("quoted"))))
+            if isinstance(n, exp.Column) and n.name != n.name.lower() else n))
     return fragment
 
 
