@@ -69,6 +69,10 @@ def test_draft_metrics_are_built_only_on_demand(demo, capsys):
     capsys.readouterr()
     assert main([*args, "series", "dataset_likes", "--grain", "day", "--start", "2026-09-01", "--end", "2026-09-05", "--format", "json"]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 4
+    # the window starts on a Tuesday: the week it overlaps is built too, as for active metrics
+    assert main([*args, "series", "dataset_likes", "--grain", "week", "--format", "json"]) == 0
+    weeks = json.loads(capsys.readouterr().out)
+    assert [w["bucket_start"] for w in weeks] == ["2026-08-31T00:00:00Z"] and weeks[0]["value"] > 0, weeks
 
 
 def _runs(root, model: str) -> dict:

@@ -283,3 +283,33 @@ def test_run_from_a_wednesday_recomputes_its_week_and_month(tmp_path):
         assert not after.duplicated(["metric", "bucket_start", "dimension", "dimension_value"]).any()
         want = cases.expected(raw, grain)["downloads"][(pd.Timestamp(bucket), "", "")]
         assert as_dict(series_table(wh, grain), "downloads")[(pd.Timestamp(bucket), "", "")] == want, grain
+
+
+def test_only_owners_dagster_accepts_reach_dagster():
+    """`metrics validate` takes any owner text; Dagster refuses to load definitions whose
+    asset owners are not emails by its own rule (a TLD of 2 to 7 letters, no `'`)."""
+    from dagster import AssetSpec
+
+    from dagster_project.defs.translator import MetricsTranslator
+    owners = ["analytics@corp.internal", "o'brien@example.com", "data-platform", "ok@example.com", "team@x.io"]
+    props = {"meta": {"metrics": {"kind": "rollup", "metrics": [{"owner": o, "domain": "d"} for o in owners]}}}
+    kept = MetricsTranslator().get_owners(props)
+    assert kept == ["ok@example.com", "team@x.io"]
+    AssetSpec("x", owners=kept)  # Dagster takes them
+    for refused in set(owners) - set(kept):
+        with pytest.raises(Exception):
+            AssetSpec("x", owners=[refused])
+
+
+def test_a_scheduled_run_rewrites_the_bucket_the_last_tick_saw_in_progress_even_without_lookback():
+    """settle_lookback 0 still rewrites the bucket in progress at the previous tick once it
+    has closed: yesterday's 23:00 hour at 00:05, yesterday at the 00:10 day tick."""
+    from dagster_project.defs.automation import lookback_keys
+    from dagster_project.defs.partitions import partitions_for
+    utc = dt.timezone.utc
+    hours = partitions_for("hour", dt.date(2026, 1, 1))
+    days = partitions_for("day", dt.date(2026, 1, 1))
+    assert lookback_keys(hours, dt.datetime(2026, 3, 10, 0, 5, tzinfo=utc), "hour", 0) == ["2026-03-09", "2026-03-10"]
+    assert lookback_keys(days, dt.datetime(2026, 3, 10, 0, 10, tzinfo=utc), "day", 0) == ["2026-03-09", "2026-03-10"]
+    # mid-day, the previous hour is today's: one partition
+    assert lookback_keys(hours, dt.datetime(2026, 3, 10, 12, 5, tzinfo=utc), "hour", 0) == ["2026-03-10"]

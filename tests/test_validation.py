@@ -205,3 +205,17 @@ def test_a_column_written_in_another_case_is_compiled_as_the_sources_lowercase_n
         assert parse_scalar('"Country" = \'DE\'', columns).tree.sql(dialect=dialect) == '"country" = \'DE\''
         assert parse_scalar('"user" = \'a\'', columns).tree.sql(dialect=dialect) == '"user" = \'a\''
     assert parse_scalar("amount > 1", columns).tree.sql() == "amount > 1"
+
+
+@pytest.mark.parametrize("args,words", [
+    (["series", "orders", "--grain", "week", "--start", "0001-01-01"], "a date from 1970-01-01 to 2199-12-31"),
+    (["series", "orders", "--grain", "day", "--end", "9999-12-31"], "a date from 1970-01-01 to 2199-12-31"),
+    (["demo-data", "--days", "0"], "from 1 to 3,660"),
+    (["demo-data", "--days", "1000000000"], "from 1 to 3,660"),
+    (["demo-data", "--events-per-day", "-1"], "from 1 to 10,000,000"),
+])
+def test_out_of_range_dates_and_counts_are_argument_errors_not_tracebacks(tmp_path, capsys, isolated_env, args, words):
+    paths = make_project(tmp_path, GOOD)
+    with pytest.raises(SystemExit) as stop:
+        main(["--project-dir", str(paths.root), *args])
+    assert stop.value.code == 2 and words in capsys.readouterr().err

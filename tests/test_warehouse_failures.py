@@ -89,3 +89,18 @@ def test_postgres_going_away_mid_run_keeps_rows(tmp_path, target, capsys):
     assert re.search(r"error: metric poisoned_events \(metrics/[a-z]+/poisoned_events.yml\): postgres: rollup_stg_poisoned__by_created_at__hour: .*(terminat|closed the connection)", err, re.I), err
     after = wh.frame(f"select * from {rel} order by metric, bucket_start, dimension, dimension_value")
     pd.testing.assert_frame_equal(after, before)
+
+
+def test_raw_rows_land_in_their_columns_whatever_the_frames_column_order(tmp_path, monkeypatch):
+    """A loader's frame need not list columns in the table's order (DuckDB inserted by
+    position: a country landed in user_id)."""
+    import datetime as dt
+    monkeypatch.setenv("METRICS_DUCKDB_PATH", str(tmp_path / "w.duckdb"))
+    wh = Warehouse("duckdb", make_project(tmp_path / "p", {}))
+    day = dt.datetime(2026, 9, 1)
+    first = pd.DataFrame({"country": ["FR"], "user_id": ["u0"], "ts": [day]})
+    wh.replace_rows("t", first, "ts", day, day + dt.timedelta(days=1))
+    later = pd.DataFrame({"user_id": ["u1"], "ts": [day + dt.timedelta(days=1)], "country": ["DE"]})
+    wh.replace_rows("t", later, "ts", day + dt.timedelta(days=1), day + dt.timedelta(days=2))
+    rows = wh.frame("select country, user_id from raw.t order by ts")
+    assert rows.values.tolist() == [["FR", "u0"], ["DE", "u1"]]

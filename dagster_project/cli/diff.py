@@ -92,6 +92,10 @@ def cmd_backfill(args, paths) -> int:
         return 1
     from ..defs.runner import run_window
     print(f"backfilling {', '.join(plan.metrics)} on {args.target} from {plan.start}", flush=True)
-    outcome = run_window(paths, args.target, plan.start, None, project, metrics=plan.metrics)
+    try:
+        outcome = run_window(paths, args.target, plan.start, None, project, metrics=plan.metrics)
+    except WarehouseError as err:  # e.g. the writer lock timed out between two jobs
+        _err(f"{err}; the backfill stopped (an unfinished window is unchanged)")
+        return 1
     from .main import report_outcome
     return 0 if report_outcome(outcome, "the backfill") else 1

@@ -18,9 +18,24 @@ from ..warehouse.connection import TARGETS, Warehouse, WarehouseError, default_t
 
 def _date(text: str) -> dt.date:
     try:
-        return dt.date.fromisoformat(text)
+        day = dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"`{text}` is not a date (YYYY-MM-DD, UTC)") from None
+    if not dt.date(1970, 1, 1) <= day < dt.date(2200, 1, 1):  # as metric files' dates (year 9999 has no next bucket)
+        raise argparse.ArgumentTypeError(f"`{text}`: a date from 1970-01-01 to 2199-12-31")
+    return day
+
+
+def _count(low: int, high: int):
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"`{text}` is not a whole number") from None
+        if not low <= n <= high:
+            raise argparse.ArgumentTypeError(f"`{text}`: from {low:,} to {high:,}")
+        return n
+    return parse
 
 
 def _err(msg: str) -> None:
@@ -271,13 +286,17 @@ def cmd_run(args, paths: ProjectPaths) -> int:
     span = f"{args.start or 'each metric start'} .. {args.end or 'now'}"
     print(f"[3/3] running the rollup asset jobs on {args.target} for {span}", flush=True)
     from ..defs.runner import run_window
-    outcome = run_window(paths, args.target, args.start, args.end, result.project, metrics=args.metric)
-    if outcome.ok and args.include_drafts:
-        print("      draft metrics (dbt, on demand) ...", flush=True)
-        from ..defs.runner import run_drafts
-        drafts = run_drafts(paths, args.target, args.start, args.end)
-        outcome.ok = drafts.ok
-        outcome.failures += [f"{args.target}: {f}" for f in drafts.failures]
+    try:
+        outcome = run_window(paths, args.target, args.start, args.end, result.project, metrics=args.metric)
+        if outcome.ok and args.include_drafts:
+            print("      draft metrics (dbt, on demand) ...", flush=True)
+            from ..defs.runner import run_drafts
+            drafts = run_drafts(paths, args.target, args.start, args.end)
+            outcome.ok = drafts.ok
+            outcome.failures += [f"{args.target}: {f}" for f in drafts.failures]
+    except WarehouseError as err:  # e.g. the writer lock timed out between two jobs
+        _err(f"{err}; the run stopped (each window is replaced in one transaction: an unfinished one is unchanged)")
+        return 1
     if not report_outcome(outcome, "the build"):
         return 1
     if args.target == "duckdb":
@@ -319,10 +338,10 @@ def build_parser() -> argparse.ArgumentParser:
     with_target(sp)
     sp.set_defaults(func=cmd_series)
     sp = sub.add_parser("demo-data", help="write deterministic demo events into the warehouse (schema raw)")
-    sp.add_argument("--days", type=int, default=90)
+    sp.add_argument("--days", type=_count(1, 3660), default=90)
     sp.add_argument("--seed", type=int, default=7)
     sp.add_argument("--end", type=_date, help="day after the last demo day (default: tomorrow, UTC)")
-    sp.add_argument("--events-per-day", type=int, default=6_000)
+    sp.add_argument("--events-per-day", type=_count(1, 10_000_000), default=6_000)
     with_target(sp)
     sp.set_defaults(func=cmd_demo_data)
     sp = sub.add_parser("run", help="the main job: validate, compile and build the rollups for a window")

@@ -101,6 +101,19 @@ def run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt.
         resources.metrics_dbt_project.cache_clear()
 
 
+def metric_selection(job, graph, project: MetricsProject, tags_wanted: set[str]) -> list:
+    """The assets of `job` a `--metric` run executes: those tagged with a wanted metric,
+    and the anomaly scoring of what their rollups carry, even when the named metric's own
+    detection is off (an anomaly asset is tagged with the metrics it scores only)."""
+    from .translator import metric_tag
+    keys = list(job.asset_layer.executable_asset_keys)
+    selection = [k for k in keys if tags_wanted & set(graph.get(k).tags)]
+    rebuilt = {t for k in selection if k.path[-1].startswith("rollup_") for t in graph.get(k).tags}
+    fed = {metric_tag(n) for n in fed_by(project, {n for n in project.metrics if metric_tag(n) in rebuilt})}
+    return selection + [k for k in keys if k not in selection and k.path[-1].startswith("anomalies_")
+                        and fed & set(graph.get(k).tags)]
+
+
 def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt.date | None, project: MetricsProject,
                 metrics: list[str] | None, progress: Callable[[str], None], instance: DagsterInstance) -> RunOutcome:
     from . import resources
@@ -123,9 +136,7 @@ def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt
         job = defs.resolve_job_def(job_name)
         selection = None
         if tags_wanted is not None and job_name != STAGING_JOB:
-            graph = defs.resolve_asset_graph()
-            selection = [k for k in job.asset_layer.executable_asset_keys
-                         if tags_wanted & set(graph.get(k).tags)]
+            selection = metric_selection(job, defs.resolve_asset_graph(), project, tags_wanted)
             if not selection:
                 return True
         keys = selection if selection is not None else list(job.asset_layer.executable_asset_keys)
@@ -219,6 +230,17 @@ def _partition_count(job, tags: dict | None) -> int:
 def run_drafts(paths: ProjectPaths, target: str, start: dt.date | None, end: dt.date | None) -> DbtOutcome:
     """`metrics run --include-drafts`: the draft models (dbt, on demand, outside Dagster),
     holding the warehouse's writer lock like every other dbt invocation that writes."""
+    from ..grains import ceil_to_grain, floor_to_grain
+    run_id = f"cli-drafts-{uuid.uuid4().hex[:8]}"
+    outcome = DbtOutcome(ok=True)
     with warehouse_lock(target, paths, on_wait=_stderr):
-        return run_dbt(paths, target, ["build", "--select", "+tag:metrics_draft", "--exclude", "tag:staging"],
-                       window=(start, end), run_id=f"cli-drafts-{uuid.uuid4().hex[:8]}", quiet=True)
+        for grain in GRAINS:
+            # every bucket of the grain the window overlaps, as the active jobs' partitions
+            # (dbt's window keeps only whole buckets: a Wednesday start built no week)
+            window = (None if start is None else floor_to_grain(start, grain).date(),
+                      None if end is None else ceil_to_grain(end, grain).date())
+            done = run_dbt(paths, target, ["build", "--select", f"+tag:metrics_draft,tag:grain_{grain}", "--exclude",
+                                           "tag:staging"], window=window, run_id=run_id, quiet=True)
+            outcome.ok = outcome.ok and done.ok
+            outcome.failures += done.failures
+    return outcome

@@ -80,7 +80,7 @@ def replace_window(wh: Warehouse, grain: str, start: dt.datetime, end: dt.dateti
                 con.execute("begin transaction")
                 con.execute(f"delete from {wh.relation(TABLE)} where grain = ? and bucket_start >= ? and bucket_start < ?"
                             + _only(only, "?"), [grain, start, end, *only])
-                con.execute(f"insert into {wh.relation(TABLE)} select * from incoming_anomalies")
+                con.execute(f"insert into {wh.relation(TABLE)} by name select * from incoming_anomalies")
                 con.execute("commit")
                 con.unregister("incoming_anomalies")
             elif wh.target == "clickhouse":

@@ -247,7 +247,7 @@ class Warehouse:
                 con.execute("begin transaction")
                 con.execute(f"create table if not exists {full} as select * from incoming where false")
                 con.execute(f"delete from {full} where {time_column} >= ? and {time_column} < ?", [start, end])
-                con.execute(f"insert into {full} select * from incoming")
+                con.execute(f"insert into {full} by name select * from incoming")  # by name, not position
                 con.execute("commit")
                 con.unregister("incoming")
             elif self.target == "clickhouse":
