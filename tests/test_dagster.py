@@ -311,5 +311,8 @@ def test_a_scheduled_run_rewrites_the_bucket_the_last_tick_saw_in_progress_even_
     days = partitions_for("day", dt.date(2026, 1, 1))
     assert lookback_keys(hours, dt.datetime(2026, 3, 10, 0, 5, tzinfo=utc), "hour", 0) == ["2026-03-09", "2026-03-10"]
     assert lookback_keys(days, dt.datetime(2026, 3, 10, 0, 10, tzinfo=utc), "day", 0) == ["2026-03-09", "2026-03-10"]
-    # mid-day, the previous hour is today's: one partition
+    # mid-day, the previous tick's bucket is today's: one partition (not yesterday all day long)
     assert lookback_keys(hours, dt.datetime(2026, 3, 10, 12, 5, tzinfo=utc), "hour", 0) == ["2026-03-10"]
+    assert lookback_keys(days, dt.datetime(2026, 3, 10, 12, 10, tzinfo=utc), "day", 0) == ["2026-03-10"]
+    # a lookback goes further back, as before
+    assert lookback_keys(days, dt.datetime(2026, 3, 10, 12, 10, tzinfo=utc), "day", 3)[0] == "2026-03-07"

@@ -37,9 +37,9 @@ def lookback_keys(partitions_def, now: dt.datetime, grain: str, lookback: int) -
     partitioned by day, so an hourly tick rewrites today (and yesterday while the
     lookback reaches back into it)."""
     keys = partitions_def.get_partition_keys(current_time=now)
-    # at least one: the bucket that was in progress at the last tick closed since, and is
+    # and the bucket in progress at the previous (hourly) tick, which has closed since: it is
     # rewritten once whole (settle_lookback 0 left it as that tick saw it)
-    since = now - BUCKET[grain] * max(lookback, 1)
+    since = min(now - BUCKET[grain] * lookback, now - dt.timedelta(hours=1))
     since = since.replace(minute=0, second=0, microsecond=0)
     return [k for k in keys if partitions_def.time_window_for_partition_key(k).end > since]
 

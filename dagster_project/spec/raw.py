@@ -4,6 +4,7 @@ meaning (does the source exist, is the expression safe) is checked in validation
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -28,6 +29,7 @@ class _Frozen(BaseModel):
 # a history from before 1970 or after 2200 is a typo (0001-01-01 plans 1.6 million hour
 # partitions); a number is one too (pydantic would read 86400 as 1970-01-02)
 _FIRST, _LAST = dt.date(1970, 1, 1), dt.date(2200, 1, 1)
+_DAY_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
 
 
 def _a_day(value: object, timestamps: bool = False) -> object:
@@ -36,6 +38,8 @@ def _a_day(value: object, timestamps: bool = False) -> object:
     if isinstance(value, str):  # quoted: read as YAML would read it unquoted, then checked the same
         text = value.strip()
         try:
+            if not _DAY_TEXT.match(text):  # fromisoformat also reads 2026-W01-3 and 20260901
+                raise ValueError
             value = dt.date.fromisoformat(text) if len(text) == 10 else dt.datetime.fromisoformat(text)
         except ValueError:
             raise ValueError(f"a date (YYYY-MM-DD){' or a timestamp' if timestamps else ''}, got {value!r}") from None

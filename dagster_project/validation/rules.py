@@ -127,28 +127,28 @@ class SourceColumns(Rule):
     def check(self, ctx):
         out = []
         # per rollup (source and timestamp column): the names its scan gives its own columns
-        self._generated: dict[tuple, set[str]] = {}
+        # (compiler/rollup_sql.py, macros/metrics_rollup*.sql): a raw filter column of the
+        # same name would be shadowed by them
+        generated: dict[tuple, set[str]] = {}
         for f in ctx.files:
             for prefix, m in measures(f.spec):
                 if m.source and m.timestamp:
-                    names = self._generated.setdefault((m.source, m.timestamp.lower()), {"bucket_start", "event_at"})
-                    names |= {f"dim_{d.lower()}" for d in f.spec.dimensions or []}
+                    names = generated.setdefault((m.source, m.timestamp.lower()), {"bucket_start", "event_at"})
+                    dims = [d.lower() for d in f.spec.dimensions or []]
+                    aliases = {f"dim_{d}" if re.fullmatch(r"[a-z0-9_]{1,40}", d) else None for d in dims}
+                    if None in aliases:  # an odd name is numbered instead
+                        aliases = (aliases - {None}) | {f"dim_{n}" for n in range(1, 100)}
+                    names |= aliases | {f"g_{a}" for a in aliases}
                     names.add(f.spec.name[:40] + "__")  # <metric>__measured and its aggregates' columns
         for f in ctx.files:
             for prefix, m in measures(f.spec):
                 if prefix:  # an inline ratio side: its shape is checked here
                     out += _measure_shape(f, prefix, m)
-                out += self._measure(ctx, f, prefix, m, (f.spec.dimensions or []) if not prefix else [])
+                clash = generated.get((m.source, (m.timestamp or "").lower()), set())
+                out += self._measure(ctx, f, prefix, m, (f.spec.dimensions or []) if not prefix else [], clash)
         return out
 
-    def _clashes(self, m, column: str) -> bool:
-        """A raw filter column named as the rollup's scan names one of its own
-        (compiler/rollup_sql.py, macros/metrics_rollup.sql): its value would be read instead."""
-        names = self._generated.get((m.source, (m.timestamp or "").lower()), set())
-        c = column.lower()
-        return c in names or any(c.startswith(n) for n in names if n.endswith("__"))
-
-    def _measure(self, ctx, f, prefix, m, dimensions):
+    def _measure(self, ctx, f, prefix, m, dimensions, generated: set[str]):
         rel = ctx.catalog.get(m.source)
         if rel is None:
             return [f.issue((*prefix, "source"), f"unknown source `{m.source}`{closest(m.source, ctx.catalog.relations)}: "
@@ -172,13 +172,18 @@ class SourceColumns(Rule):
                     out += [f.issue((*prefix, key), f"`filter` uses column `{c}`, a name the generated rollup gives one of "
                                     "its own columns (bucket_start, event_at, dim_<dimension>, <metric>__...): its value "
                                     "would be read instead; rename the column in the staging model", self.name)
-                            for c in parsed.columns if self._clashes(m, c)]
+                            for c in parsed.columns if _clashes(generated, c)]
             except UnknownColumns as err:
                 out.append(f.issue((*prefix, key), f"`{key}` uses unknown column(s) {', '.join(f'`{c}`' for c in err.names)} of `{m.source}`"
                                    + (closest(err.names[0], rel.columns) if len(err.names) == 1 else ""), self.name))
             except FragmentError as err:
                 out.append(f.issue((*prefix, key), f"`{key}` {err}", "sql-fragment"))
         return out
+
+
+def _clashes(generated: set[str], column: str) -> bool:
+    c = column.lower()
+    return c in generated or any(c.startswith(n) for n in generated if n.endswith("__"))
 
 
 _TIME_TYPE = re.compile(
