@@ -63,9 +63,7 @@ class ExcludeRange(_Frozen):
     @field_validator("start", "end", mode="before")
     @classmethod
     def _plain_date(cls, value: object) -> object:
-        # a quoted '2026-12-24' means the same whole day as an unquoted one
-        if isinstance(value, str) and len(value.strip()) == 10:
-            value = dt.date.fromisoformat(value.strip())
+        # a quoted '2026-12-24' means the same whole day as an unquoted one (_a_day reads it)
         return _a_day(value, timestamps=True)
 
     @model_validator(mode="after")
