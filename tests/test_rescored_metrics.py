@@ -45,7 +45,8 @@ def test_a_metric_run_scores_its_rollups_neighbours_when_its_own_detection_is_of
     resources.parse_manifest(paths)
     defs = build_definitions()
     job = defs.resolve_job_def("rollups_day_job")
-    chosen = {k.path[-1] for k in metric_selection(job, defs.resolve_asset_graph(), project,
-                                                   {metric_tag(n) for n in wanted_metrics(project, ["orders"])})}
+    selection, _ = metric_selection(job, defs.resolve_asset_graph(), project,
+                                    {metric_tag(n) for n in wanted_metrics(project, ["orders"])})
+    chosen = {k.path[-1] for k in selection}
     assert "anomalies_day" in chosen and any(c.startswith("rollup_stg_orders") for c in chosen), chosen
     assert not any(c.startswith("rollup_stg_entity_events") for c in chosen), chosen

@@ -21,8 +21,9 @@ def _date(text: str) -> dt.date:
         day = dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"`{text}` is not a date (YYYY-MM-DD, UTC)") from None
-    if not dt.date(1970, 1, 1) <= day < dt.date(2200, 1, 1):  # as metric files' dates (year 9999 has no next bucket)
-        raise argparse.ArgumentTypeError(f"`{text}`: a date from 1970-01-01 to 2199-12-31")
+    from ..spec.raw import EARLIEST_DAY, LATEST_DAY  # as metric files' dates (year 9999 has no next bucket)
+    if not EARLIEST_DAY <= day <= LATEST_DAY:
+        raise argparse.ArgumentTypeError(f"`{text}`: a date from {EARLIEST_DAY} to {LATEST_DAY}")
     return day
 
 

@@ -101,17 +101,21 @@ def run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt.
         resources.metrics_dbt_project.cache_clear()
 
 
-def metric_selection(job, graph, project: MetricsProject, tags_wanted: set[str]) -> list:
-    """The assets of `job` a `--metric` run executes: those tagged with a wanted metric,
-    and the anomaly scoring of what their rollups carry, even when the named metric's own
-    detection is off (an anomaly asset is tagged with the metrics it scores only)."""
+def metric_selection(job, graph, project: MetricsProject, tags_wanted: set[str]) -> tuple[list, set[str]]:
+    """What a `--metric` run executes of `job`: the assets tagged with a wanted metric, and
+    the anomaly scoring of what their rollups carry, even when the named metric's own
+    detection is off (an anomaly asset is tagged with the metrics it scores only); and the
+    metrics to re-score: those rollups' metrics, the wanted ones, and every metric computed
+    from them (the other metrics' rows stay)."""
     from .translator import metric_tag
     keys = list(job.asset_layer.executable_asset_keys)
     selection = [k for k in keys if tags_wanted & set(graph.get(k).tags)]
     rebuilt = {t for k in selection if k.path[-1].startswith("rollup_") for t in graph.get(k).tags}
     fed = {metric_tag(n) for n in fed_by(project, {n for n in project.metrics if metric_tag(n) in rebuilt})}
-    return selection + [k for k in keys if k not in selection and k.path[-1].startswith("anomalies_")
-                        and fed & set(graph.get(k).tags)]
+    selection += [k for k in keys if k not in selection and k.path[-1].startswith("anomalies_")
+                  and fed & set(graph.get(k).tags)]
+    scored = fed_by(project, {n for n in project.metrics if metric_tag(n) in rebuilt or metric_tag(n) in tags_wanted})
+    return selection, scored
 
 
 def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt.date | None, project: MetricsProject,
@@ -136,7 +140,7 @@ def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt
         job = defs.resolve_job_def(job_name)
         selection = None
         if tags_wanted is not None and job_name != STAGING_JOB:
-            selection = metric_selection(job, defs.resolve_asset_graph(), project, tags_wanted)
+            selection, scored = metric_selection(job, defs.resolve_asset_graph(), project, tags_wanted)
             if not selection:
                 return True
         keys = selection if selection is not None else list(job.asset_layer.executable_asset_keys)
@@ -144,11 +148,7 @@ def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt
         records = f", recording {len(keys) * partitions:,} partition materializations" if partitions > 1 else ""
         scores = any(k.path[-1].startswith("anomalies_") for k in keys)
         if selection is not None and scores:
-            # re-score what this run's rollup tables feed; the other metrics' rows stay
-            graph = defs.resolve_asset_graph()
-            rebuilt = {t for k in selection if k.path[-1].startswith("rollup_") for t in graph.get(k).tags}
-            carried = {n for n in project.metrics if metric_tag(n) in rebuilt or metric_tag(n) in tags_wanted}
-            tags = {**(tags or {}), SCORED_METRICS_TAG: ",".join(sorted(fed_by(project, carried)))}
+            tags = {**(tags or {}), SCORED_METRICS_TAG: ",".join(sorted(scored))}
         progress(f"      {label}: {len(keys)} assets x {partitions} partition(s): dbt{', anomaly scoring' if scores else ''}"
                  f"{records} ...")
         dbt_seconds: list[float] = []

@@ -28,7 +28,7 @@ class _Frozen(BaseModel):
 
 # a history from before 1970 or after 2200 is a typo (0001-01-01 plans 1.6 million hour
 # partitions); a number is one too (pydantic would read 86400 as 1970-01-02)
-_FIRST, _LAST = dt.date(1970, 1, 1), dt.date(2200, 1, 1)
+EARLIEST_DAY, LATEST_DAY = dt.date(1970, 1, 1), dt.date(2199, 12, 31)
 _DAY_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
 
 
@@ -47,8 +47,8 @@ def _a_day(value: object, timestamps: bool = False) -> object:
         raise ValueError("a date (YYYY-MM-DD), not a timestamp")  # a timestamp would silently truncate
     if isinstance(value, dt.date):
         day = value.date() if isinstance(value, dt.datetime) else value
-        if not _FIRST <= day < _LAST:
-            raise ValueError(f"a date from {_FIRST} to {_LAST.year - 1}-12-31, got {value}")
+        if not EARLIEST_DAY <= day <= LATEST_DAY:
+            raise ValueError(f"a date from {EARLIEST_DAY} to {LATEST_DAY}, got {value}")
     return value
 
 
