@@ -219,3 +219,19 @@ def test_out_of_range_dates_and_counts_are_argument_errors_not_tracebacks(tmp_pa
     with pytest.raises(SystemExit) as stop:
         main(["--project-dir", str(paths.root), *args])
     assert stop.value.code == 2 and words in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args,words", [
+    (["anomalies", "--backtest", "--metric", "downloads", "--sensitivity", "1e308"], "at most 20"),
+    (["anomalies", "--backtest", "--metric", "downloads", "--sensitivity", "inf"], "at most 20"),
+    (["anomalies", "--backtest", "--metric", "downloads", "--days", "3000000"], "--days must be between 1 and 36,525"),
+    (["anomalies", "--backtest", "--metric", "downloads", "--since", "2026-01-01"], "--since lists stored rows"),
+    (["anomalies", "--backtest", "--metric", "downloads", "--slice", "total"], "--slice lists stored rows"),
+    (["anomalies", "--days", "5"], "--days is for --backtest"),
+    (["anomalies", "--slice", "=DE"], "names no dimension"),
+])
+def test_anomalies_arguments_out_of_range_or_ignored_are_one_line_errors(tmp_path, capsys, isolated_env, args, words):
+    paths = make_project(tmp_path, GOOD)
+    assert main(["--project-dir", str(paths.root), *args]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err and err.count("\n") == 1

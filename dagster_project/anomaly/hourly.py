@@ -325,8 +325,8 @@ def _baseline(fit, shape, window, window_all, recent, every, at, h, k, w, den_t)
         num, den = np.where(shift[:, None], num_e, num), np.where(shift[:, None], den_e, den)
         level, behind = ratio_level(num, den)
         with np.errstate(invalid="ignore", divide="ignore"):
-            kappa = 1.0 + den_t / behind + den_t / sden
-        expected = np.clip(level + prof + fit.bias[at], 0.0, top)
+            kappa = 1.0 + den_t / behind + den_t / np.where(sden > 0, sden, den_t)  # (models.fit_ratio)
+        expected = np.clip(level + prof + fit.bias_t[at], 0.0, top)
         if p > 1:
             volume = nanmedian(fold(den_w, p), 1)[at, phase]
         else:
@@ -361,9 +361,9 @@ def _baseline(fit, shape, window, window_all, recent, every, at, h, k, w, den_t)
         return level + prof, None, volume, before + prof, window_level(d_w)[at] + prof, spans + prof[:, None]
     wsum = last(np.where(np.isnan(d), np.nan, s_rec))
     cyc = fit.profile_n[at, phase].astype(float) if p > 1 else np.inf
-    mu = fit.bias[at] * level * prof
-    with np.errstate(divide="ignore"):
-        kappa = 1.0 + np.where(wsum > 0, prof / wsum, 1.0 / np.maximum(c_t, 1)) + 1.0 / cyc
+    mu = fit.bias_t[at] * level * prof
+    kappa = 1.0 + np.where(wsum > 0, prof / np.where(wsum > 0, wsum, 1.0), 1.0 / np.maximum(c_t, 1)) \
+        + 1.0 / np.maximum(cyc, 1.0)  # (models.fit_count)
     return (mu, kappa, mu, fit.bias[at] * before * prof, fit.bias[at] * window_level(d_w)[at] * prof,
             fit.bias[at][:, None] * spans * prof[:, None])
 

@@ -51,7 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .seasonality import additive_profile, fold, multiplicative_profile, spread, unfold, weighted_profile
-from .stats import (last_window, nanmedian, nansum, nansum_count, previous_window, robust_center_scale,
+from .stats import (MAD_TO_SD, last_window, nanmedian, nansum, nansum_count, previous_window, robust_center_scale,
                     winsorized_scale)
 
 DETECTOR = {"count": "poisson-nb", "fraction": "robust-mad", "ratio": "beta-binomial"}
@@ -75,7 +75,8 @@ class Fit:
     slope_all: np.ndarray | None = None
     profile: np.ndarray | None = None  # (n, P) per-phase profile, column 0 = t's phase (period > 1)
     profile_n: np.ndarray | None = None  # (n, P) cycles (count) / denominator (ratio) behind each phase
-    bias: np.ndarray | None = None     # (n,) the bias term (count: a factor, ratio: added)
+    bias: np.ndarray | None = None     # (n,) the bias term (count: a factor, ratio: added) of the window
+    bias_t: np.ndarray | None = None   # (n,) ... of the baseline at t (_steady)
     counts: np.ndarray | None = None   # (n, W) fraction: the values each bucket averages (None: unweighted)
     volume_phase: np.ndarray | None = None  # (n, P) fraction with counts: the median count per phase
     recovered: np.ndarray | None = None  # (n,) the expected value on the previous level span's level (NaN: unknown)
@@ -231,6 +232,22 @@ def _profile_terms(period: int, w: int, scnt: np.ndarray | None):
 
 # ---- fits ---------------------------------------------------------------------------
 
+STEADY_SDS = 10.0  # _steady: beyond this many robust sds (at least Poisson's 1) a residual is a step's
+
+
+def _steady(u: np.ndarray) -> np.ndarray:
+    """The window positions whose forecast residual `u` (variance-stabilised, before the
+    bias) is within STEADY_SDS robust sds of the window's usual one. The bias term
+    absorbs a trailing level's lag on a trend, as the ratio of sums of the values and
+    their forecasts; after a step (a series that starts from zeros: a launch) the few
+    buckets just past it, forecast from levels before it, would make it a factor of 2 or
+    3, and every expectation for weeks would lie above anything the series did."""
+    center = nanmedian(u)
+    dev = np.abs(u - center[:, None])
+    scale = np.fmax(np.nan_to_num(nanmedian(dev) * MAD_TO_SD, nan=0.0), 1.0)
+    return dev <= STEADY_SDS * scale[:, None]
+
+
 def fit_count(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarray, walk: bool = False) -> Fit:
     n, w = x.shape
     if period > 1:
@@ -255,7 +272,13 @@ def fit_count(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarray, 
     ok = ~np.isnan(x) & np.isfinite(mu)
     xs = nansum(np.where(ok, x, np.nan), 1)
     ms = nansum(np.where(ok, mu, np.nan), 1)
-    bias = np.where(ms > 0, xs / np.where(ms > 0, ms, 1.0), 1.0)
+    bias = np.where(ms > 0, xs / np.where(ms > 0, ms, 1.0), 1.0)  # the window's residuals
+    # the baseline at t: from the buckets a trailing level forecast as well as usual, not
+    # the few just after a step (_steady)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        steady = ok & _steady(anscombe(x) - anscombe(mu))
+    xs, ms = nansum(np.where(steady, x, np.nan), 1), nansum(np.where(steady, mu, np.nan), 1)
+    bias_t = np.where(ms > 0, xs / np.where(ms > 0, ms, 1.0), 1.0)
     mu = mu * bias[:, None]
     u_all = anscombe(x_all) - anscombe(mu)
     mu = np.where(ok, mu, np.nan)
@@ -264,15 +287,16 @@ def fit_count(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarray, 
     u = anscombe(x) - anscombe(mu)
     level_t, cnt_t = _level_now(d_now, k)
     level_t = np.where(shift, median_last(d_all, k), level_t)
-    mu_t = bias * level_t * prof_t
+    mu_t = bias_t * level_t * prof_t
     recovered = bias * _levels_before(d, k)[:, 0] * prof_t
     spans = bias[:, None] * _levels_before(d_all, k, spans=spans_before(w, k)) * prof_t[:, None] if walk else None
     longrun = bias * window_level(d) * prof_t
-    with np.errstate(divide="ignore"):
-        kappa = 1.0 + np.where(wsum_t > 0, prof_t / wsum_t, 1.0 / np.maximum(cnt_t, 1)) + 1.0 / cyc_t
+    # (a phase no cycle has seen above 0 has the default profile 1: as uncertain as one cycle's)
+    kappa = 1.0 + np.where(wsum_t > 0, prof_t / np.where(wsum_t > 0, wsum_t, 1.0), 1.0 / np.maximum(cnt_t, 1)) \
+        + 1.0 / np.maximum(cyc_t, 1.0)
     return Fit(name, period, resid=u / np.sqrt(kres), resid_all=u_all, expected=mu_t, base=kres,
                slope=np.where(np.isnan(u_all), np.nan, level * sloo * bias[:, None]), kappa=kappa, volume=mu_t,
-               profile=s if period > 1 else None, profile_n=scnt if period > 1 else None, bias=bias,
+               profile=s if period > 1 else None, profile_n=scnt if period > 1 else None, bias=bias, bias_t=bias_t,
                recovered=recovered, longrun=longrun, spans=spans)
 
 
@@ -346,8 +370,12 @@ def fit_ratio(num: np.ndarray, den: np.ndarray, name: str, period: int, k: int,
     rs = nansum(np.where(ok, num - mu * den, np.nan), 1)
     ds = nansum(np.where(ok, den, np.nan), 1)
     bias = np.where(ds > 0, rs / np.where(ds > 0, ds, 1.0), 0.0)
-    mu = np.clip(mu + bias[:, None], 0.0, hi)
     p2 = np.broadcast_to(prop[:, None], num.shape)
+    with np.errstate(invalid="ignore", divide="ignore"):  # the baseline at t's (fit_count)
+        steady = ok & _steady(ratio_t(num, den, p2) - ratio_t(mu * den, den, p2))
+    rs, ds = nansum(np.where(steady, num - mu * den, np.nan), 1), nansum(np.where(steady, den, np.nan), 1)
+    bias_t = np.where(ds > 0, rs / np.where(ds > 0, ds, 1.0), 0.0)
+    mu = np.clip(mu + bias[:, None], 0.0, hi)
     z_all = ratio_t(num_all, den_all, p2) - ratio_t(mu * den_all, den_all, p2)
     mu = np.where(ok, mu, np.nan)
     z = ratio_t(num, den, p2) - ratio_t(mu * den, den, p2)
@@ -363,8 +391,10 @@ def fit_ratio(num: np.ndarray, den: np.ndarray, name: str, period: int, k: int,
     use = d_t > 0
     with np.errstate(invalid="ignore", divide="ignore"):
         level_t = np.where(use, a_t / np.where(use, d_t, 1.0), np.where(wd > 0, wa / np.where(wd > 0, wd, 1.0), np.nan))
-        kappa = 1.0 + den_t / np.where(use, d_t, wd) + den_t / sden_t
-    mu_t = np.clip(level_t + prof_t + bias, 0.0, np.where(prop, 1.0, np.inf))
+        # (a phase with no denominator in any cycle has the default profile 0: as uncertain
+        # as a profile read off today's denominator alone)
+        kappa = 1.0 + den_t / np.where(use, d_t, wd) + den_t / np.where(sden_t > 0, sden_t, den_t)
+    mu_t = np.clip(level_t + prof_t + bias_t, 0.0, np.where(prop, 1.0, np.inf))
     top = np.where(prop, 1.0, np.inf)
     recovered = np.clip(_levels_before(adj, k, den)[:, 0] + prof_t + bias, 0.0, top)
     spans = np.clip(_levels_before(adj_all, k, den_all, spans_before(w, k)) + prof_t[:, None] + bias[:, None], 0.0,
@@ -376,7 +406,8 @@ def fit_ratio(num: np.ndarray, den: np.ndarray, name: str, period: int, k: int,
         volume = nanmedian(den[:, max(0, w - k):])
     return Fit(name, period, resid=z / np.sqrt(kres), resid_all=z_all, expected=mu_t, base=kres,
                slope=np.broadcast_to(den, num.shape), kappa=kappa, volume=volume, proportion=prop,
-               base_all=kres_all, slope_all=den_all, profile=s, profile_n=sden, bias=bias, recovered=recovered,
+               base_all=kres_all, slope_all=den_all, profile=s, profile_n=sden, bias=bias, bias_t=bias_t,
+               recovered=recovered,
                longrun=longrun, spans=spans)
 
 

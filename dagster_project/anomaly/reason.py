@@ -43,7 +43,7 @@ def _count(x: float) -> str:
 def _significant(x: float) -> str:
     if isinstance(x, float) and x != x:
         return "?"
-    if abs(x) >= 1000:
+    if abs(x) >= 999.5:  # (999.7 to 3 significant digits is 1,000, not 1e+03)
         return f"{x:,.0f}"
     text = f"{x:.3g}"
     return text if "e" not in text else f"{x:.3e}"
@@ -124,7 +124,7 @@ def sentences(*, label: str, shape: str, min_volume: float, proportion: Sequence
 def _verdict(text, shape, value, expected, flagged, outside, side_ok, volume_ok, volume, min_volume, record,
              phase, span) -> str:
     if flagged:
-        if record:
+        if record and (record == "highest") == (value > expected):  # (a record on the flagged side only)
             where = f" for {phase}" if phase else ""
             return f"{text}, {record}{where} in {span}"
         return f"{text}, {_relative(value, expected)}"

@@ -148,6 +148,14 @@ def _prepare(job: SeriesJob) -> dict | None:
     if pos.size == 0:
         return None
     num, den = _column(series, "numerator"), _column(series, "denominator")
+    # a count (and a ratio's counts) below 0 is not data a count model can judge: refused,
+    # not clipped into "within the expected range"
+    # (a denominator below 0, e.g. a net sum, is not scored: score_rows needs one above 0)
+    counted = {"count": [("value", value)], "ratio": [("numerator", num)]}.get(job.shape, [])
+    for name, column in counted:
+        if (column < 0).any():
+            raise ValueError(f"{job.label or 'series'}: a {job.shape} series cannot have a negative {name} "
+                             f"({column[column < 0][0]:g})")
     excluded = excluded_buckets(ts, grain, job.settings.exclude)
     # an average (an avg or a percentile of `count` values) is a fraction whose noise
     # shrinks as the count grows; so is an amount per unit of a denominator (revenue per
@@ -285,8 +293,11 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
             # an event's size has no seasonality, and a record of its phase would mislead
             res["domain"][rows[ok]], res["seasonality"][rows[ok]], res["record"][rows[ok]] = VALUE, "none", ""
             sparse[rows[ok]], unjudged[rows[~ok]], sizes[rows] = True, True, band["sizes"]
-    score, enough = res["score"], res["enough"]
     expected = res["expected"]
+    # a bucket with its history whose recent window is too sparse for any fit (a gauge read
+    # every few hours: no level span holds half its buckets) has no band: not scored
+    unfitted = res["enough"] & np.isnan(expected) & ~unjudged
+    score, enough = res["score"], res["enough"] & ~unfitted
     outside = enough & (np.abs(np.nan_to_num(score)) > s)
     side_ok = {"both": np.ones(score.size, bool), "up": score > 0, "down": score < 0}[settings.direction]
     if p["amount_ratio"]:  # a ratio's volume: its expected denominator
@@ -295,8 +306,9 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
     elif shape == "fraction":  # its volume: the non-zero buckets of a sparse window
         volume, need = sizes, MIN_SIZES
         volume_ok = ~unjudged
-    else:
-        volume, need = res["volume"], settings.min_volume
+    else:  # a count's volume is the expected count shown (the recent level's or a recovery's)
+        volume, need = (np.where(np.isnan(expected), res["volume"], expected) if shape == "count" else res["volume"],
+                        settings.min_volume)
         volume_ok = (np.nan_to_num(volume, nan=-np.inf) >= need) if need > 0 else np.ones(score.size, bool)
     # or, at the hour grain, the end of a run of hours that together are outside (runs.py)
     run = np.where(enough & ~sparse & ~unjudged, res["run"], 0)
@@ -321,6 +333,8 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
                                  res["have"][short].tolist(), den[short].tolist()):
         if told == "ratio" and not (d > 0):
             reasons[i] = f"{head}{fmt[pr](v)}: no denominator to score against"
+        elif unfitted[i]:
+            reasons[i] = f"{head}{fmt[pr](v)}: not scored, too few recent values to fit a baseline"
         else:
             reasons[i] = text.not_enough(label, told, pr, v, int(have), min_hist)
     rows = np.nonzero(enough)[0]

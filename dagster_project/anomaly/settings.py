@@ -14,6 +14,7 @@ value fitted to a data set:
 from __future__ import annotations
 
 import datetime as dt
+import numbers
 from dataclasses import dataclass, replace
 
 GRAINS = ("hour", "day", "week", "month")
@@ -55,6 +56,11 @@ _DEFAULT_SENSITIVITY = {"hour": 3.5, "day": 3.0, "week": 3.0, "month": 3.0}
 MIN_EVENTS = 1.0
 
 
+# The widest band a setting may ask for (the metric files' limit too): beyond it nothing
+# is ever flagged, and the tail probability underflows.
+MAX_SENSITIVITY = 20.0
+
+
 @dataclass(frozen=True)
 class DetectorSettings:
     sensitivity: float | None = None  # band edge at +-sensitivity (robust standard deviations / equivalent tail probability); None = per-grain default (default_sensitivity)
@@ -65,16 +71,18 @@ class DetectorSettings:
     exclude: tuple[tuple[dt.datetime, dt.datetime], ...] = ()   # [start, end) naive-UTC ranges left out of training
 
     def __post_init__(self) -> None:
-        if self.sensitivity is not None and not self.sensitivity > 0:
-            raise ValueError(f"sensitivity must be > 0, got {self.sensitivity!r}")
+        if self.sensitivity is not None and not 0 < self.sensitivity <= MAX_SENSITIVITY:
+            raise ValueError(f"sensitivity must be > 0 and at most {MAX_SENSITIVITY:g}, got {self.sensitivity!r}")
         if self.direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
         if self.seasonality not in SEASONALITIES:
             raise ValueError(f"seasonality must be one of {SEASONALITIES}, got {self.seasonality!r}")
-        if self.min_volume < 0:
-            raise ValueError(f"min_volume must be >= 0, got {self.min_volume!r}")
-        if self.training_buckets is not None and self.training_buckets < 4:
-            raise ValueError(f"training_buckets must be >= 4, got {self.training_buckets!r}")
+        if not 0 <= self.min_volume < float("inf"):
+            raise ValueError(f"min_volume must be a number >= 0, got {self.min_volume!r}")
+        if self.training_buckets is not None and not (isinstance(self.training_buckets, numbers.Integral)
+                                                      and not isinstance(self.training_buckets, bool)
+                                                      and self.training_buckets >= 4):
+            raise ValueError(f"training_buckets must be a whole number >= 4, got {self.training_buckets!r}")
 
 
 def _check_grain(grain: str) -> None:

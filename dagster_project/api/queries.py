@@ -8,7 +8,7 @@ from ..cli.format import series_rows
 from ..compiler.plan import rollup_name
 from ..grains import GRAINS, add_grain, floor_to_grain
 from ..warehouse.connection import Warehouse, WarehouseError
-from ..warehouse.read import NotBuiltError, series_records
+from ..warehouse.read import NotBuiltError, _num, series_records
 
 ADDITIVE = ("count", "sum")  # trailing totals are sums of day values: only these add up
 WINDOW_DAYS = {"day": 1, "week": 7, "month": 30, "year": 365}
@@ -185,7 +185,8 @@ def anomalies(wh: Warehouse, metric: str | None, since: dt.datetime | None, limi
     out = []
     for row in rows[:limit]:
         r = dict(zip(cols, row))
-        out.append({k: (iso(r[k]) if isinstance(r[k], dt.datetime) else r[k]) for k in keep})
+        out.append({k: (iso(r[k]) if isinstance(r[k], dt.datetime) else _num(r[k]) if isinstance(r[k], float)
+                        else r[k]) for k in keep})
     return out
 
 

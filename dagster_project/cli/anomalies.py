@@ -11,6 +11,9 @@ import sys
 
 from ..grains import GRAINS, add_grain, floor_to_grain
 
+BACKTEST_DAYS = 90
+MAX_BACKTEST_DAYS = 36_525  # a century: further back than any metric's start
+
 FIELDS = ["metric", "grain", "bucket_start", "slice", "dimension", "dimension_value", "value", "expected", "lower",
           "upper", "score", "is_anomaly", "direction", "provisional", "numerator", "denominator", "model", "reason",
           "chart_path", "run_id", "computed_at"]
@@ -29,7 +32,7 @@ def add_parser(sub, with_target, date_type) -> None:
                     help="replay the detector over --days of stored history for one --metric; writes nothing")
     sp.add_argument("--sensitivity", type=float, nargs="+", action="extend", metavar="S",
                     help="backtest: the sensitivities to try (`--sensitivity 2.5 3 4`, or the flag repeated)")
-    sp.add_argument("--days", type=int, default=90, help="backtest: days of history replayed (default 90)")
+    sp.add_argument("--days", type=int, help=f"backtest: days of history replayed (default {BACKTEST_DAYS})")
     with_target(sp)
     sp.set_defaults(func=cmd_anomalies)
 
@@ -60,6 +63,9 @@ def _slice(text: str | None) -> tuple[str | None, str | None] | None:
         _err(f"--slice takes DIMENSION=VALUE (or `total`), got `{text}`")
         return None
     dimension, value = text.split("=", 1)
+    if not dimension.strip():
+        _err(f"--slice takes DIMENSION=VALUE (or `total`): `{text}` names no dimension")
+        return None
     return dimension, value
 
 
@@ -85,9 +91,10 @@ def cmd_anomalies(args, paths) -> int:
 
 def _list(args, wh) -> int:
     from ..warehouse.anomaly_store import TABLE, read_anomalies
-    if args.sensitivity:
-        _err("--sensitivity is for --backtest")
-        return 2
+    for flag, given in (("--sensitivity", args.sensitivity), ("--days", args.days is not None)):
+        if given:
+            _err(f"{flag} is for --backtest")
+            return 2
     sliced = _slice(args.slice)
     if sliced is None:
         return 2
@@ -176,25 +183,32 @@ def _table(rows: list[dict], args) -> None:
 
 def _backtest(args, wh, project) -> int:
     from ..anomaly import merge_incidents
+    from ..anomaly.settings import MAX_SENSITIVITY
     from ..scoring.inputs import detector_settings
     from ..scoring.window import score
     from ..warehouse.read import now_utc
     if not args.metric or len(args.metric) != 1:
         _err("--backtest takes exactly one --metric")
         return 2
-    if args.days < 1:
-        _err("--days must be at least 1")
+    listing = [flag for flag, given in (("--slice", args.slice is not None), ("--since", args.since is not None),
+                                        ("--until", args.until is not None), ("--all", args.all)) if given]
+    if listing:  # a backtest replays every slice over --days: these would be ignored
+        _err(f"{listing[0]} lists stored rows; --backtest replays --days of history for every slice")
         return 2
-    bad = [s for s in args.sensitivity or [] if not s > 0]
+    days = BACKTEST_DAYS if args.days is None else args.days
+    if not 1 <= days <= MAX_BACKTEST_DAYS:
+        _err(f"--days must be between 1 and {MAX_BACKTEST_DAYS:,} (got {days:,})")
+        return 2
+    bad = [s for s in args.sensitivity or [] if not 0 < s <= MAX_SENSITIVITY]
     if bad:
-        _err(f"--sensitivity must be > 0 (got {bad[0]:g})")
+        _err(f"--sensitivity must be > 0 and at most {MAX_SENSITIVITY:g} (got {bad[0]:g})")
         return 2
     metric = project.metrics[args.metric[0]]
     grain = args.grain or ("day" if "day" in metric.grains else metric.grains[0])
     now = now_utc()
     end = floor_to_grain(now.date(), grain) if grain != "hour" else now.replace(minute=0, second=0, microsecond=0)
     end = add_grain(end, grain)  # the bucket in progress is never scored anyway
-    start = max(floor_to_grain((now - dt.timedelta(days=args.days)).date(), grain), floor_to_grain(metric.start, grain))
+    start = max(floor_to_grain((now - dt.timedelta(days=days)).date(), grain), floor_to_grain(metric.start, grain))
     from ..anomaly.settings import at_grain
     configured = detector_settings(metric)
     base = at_grain(configured, grain)

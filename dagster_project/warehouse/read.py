@@ -280,4 +280,4 @@ def _num(v):
         f = float(v)
     except (TypeError, ValueError):
         return None
-    return None if math.isnan(f) else f
+    return f if math.isfinite(f) else None  # (JSON has no NaN or Infinity)

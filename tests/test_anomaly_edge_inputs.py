@@ -1,0 +1,129 @@
+"""dagster_project.anomaly on inputs at the edges: a series that starts from zeros (a
+launch), a phase no cycle has seen, a gauge read every few hours, out-of-range settings,
+negative counts. The real library, no mocks; each expectation is what the input means,
+not a number the detector printed."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from dagster_project.anomaly import DetectorSettings
+from dagster_project.anomaly.reason import number, sentence
+from dagster_project.warehouse.read import _num
+from tests.test_anomaly_library import frame, score
+
+
+def _band_holds(out, sensitivity) -> None:
+    """Every scored row has a finite band and |score| > sensitivity exactly outside it;
+    a row without a band has no score and is not flagged."""
+    banded = out.score.notna()
+    for c in ("expected", "lower", "upper"):
+        assert np.isfinite(out.loc[banded, c].to_numpy(float)).all(), c
+    outside = (out.value < out.lower) | (out.value > out.upper)
+    assert ((out.score.abs() > sensitivity) == outside)[banded].all()
+    assert not out.is_anomaly[~banded].any()
+    assert not out.reason.str.contains(r"\?").any()
+
+
+@pytest.mark.parametrize("seasonality", ["day_of_week", "auto"])
+def test_a_launch_after_weeks_of_zeros_is_flagged_against_a_finite_band(seasonality):
+    x = np.zeros(70)
+    x[56:] = 3000.0
+    out = score(frame(x), settings=DetectorSettings(seasonality=seasonality))
+    _band_holds(out, 3.0)
+    first = out.iloc[0]  # position 56: the launch
+    assert first.value == 3000 and first.is_anomaly and first.direction == "up"
+
+
+def test_after_a_launch_the_new_level_is_not_flagged_as_a_drop():
+    x = np.zeros(80)
+    x[40:] = 3000.0
+    x[44] = 3100.0
+    out = score(frame(x), first=44)
+    _band_holds(out, 3.0)
+    # the level is 3,000: an expectation far above anything the series did is a
+    # trailing level's lag read as a trend
+    assert out.expected.max() <= 1.25 * 3100
+    assert not (out.is_anomaly & (out.direction == "down")).any()
+
+
+def test_a_ratio_on_a_weekday_the_denominator_never_had_is_still_judged():
+    rng = np.random.default_rng(3)
+    n = 70
+    weekday = (np.arange(n) % 7) < 5  # START is a Monday
+    den = np.where(weekday, rng.poisson(500, n), 0).astype(float)
+    num = rng.binomial(den.astype(int), 0.1).astype(float)
+    den[-1], num[-1] = 500.0, 400.0  # a Sunday with traffic, and 80% instead of 10%
+    value = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+    out = score(frame(value, numerator=num, denominator=den), shape="ratio",
+                settings=DetectorSettings(seasonality="day_of_week"))
+    _band_holds(out, 3.0)
+    last = out.iloc[-1]
+    assert last.upper < 0.5 and last.is_anomaly and last.direction == "up"
+
+
+@pytest.mark.parametrize("every", [5, 9])
+def test_a_gauge_read_every_few_hours_has_a_band_or_says_it_is_not_scored(every):
+    rng = np.random.default_rng(1)
+    v = np.full(24 * 40, np.nan)
+    v[::every] = 950 + rng.normal(0, 5, v[::every].size)
+    v[-1] = 5000.0
+    out = score(frame(v, grain="hour"), shape="fraction", grain="hour", first=24 * 10)
+    _band_holds(out, 3.5)
+    unscored = out[out.score.isna()]
+    assert unscored.reason.str.contains("not scored|not enough history").all()
+
+
+def test_min_volume_is_judged_on_the_expected_count_the_row_shows():
+    c = np.random.default_rng(5).poisson(40, 60).astype(float)
+    c[-1] = 200.0
+    out = score(frame(c), settings=DetectorSettings(min_volume=40))
+    last = out.iloc[-1]
+    # shown expected 40 or more: the volume rule does not apply; under: it does
+    assert last.is_anomaly == (last.expected >= 40)
+    assert ("below min_volume" in last.reason) == (last.expected < 40)
+
+
+def test_a_record_is_only_quoted_on_the_side_of_the_flag():
+    words = dict(label="m", shape="count", proportion=False, lower=7700.0, upper=8300.0, flagged=True,
+                 outside=True, side_ok=True, volume_ok=True, volume=8000.0, min_volume=0.0, phase="",
+                 span="6 weeks", numerator=float("nan"), denominator=float("nan"))
+    below = sentence(value=3100.0, expected=8000.0, record="highest", **words)
+    assert "highest" not in below and "below expected" in below
+    above = sentence(value=9100.0, expected=8000.0, record="highest", **words)
+    assert "highest in 6 weeks" in above
+
+
+@pytest.mark.parametrize("x, text", [(999.7, "1,000"), (-999.6, "-1,000"), (999.4, "999"), (12.345, "12.3")])
+def test_numbers_near_a_thousand_are_not_in_exponent_form(x, text):
+    assert number(x, "fraction") == text
+
+
+@pytest.mark.parametrize("kwargs", [dict(sensitivity=1e308), dict(sensitivity=math.inf), dict(sensitivity=20.5),
+                                    dict(min_volume=math.nan), dict(min_volume=math.inf),
+                                    dict(training_buckets=10.5), dict(training_buckets=True)])
+def test_settings_out_of_range_are_refused(kwargs):
+    with pytest.raises(ValueError):
+        DetectorSettings(**kwargs)
+
+
+def test_the_widest_allowed_sensitivity_scores():
+    out = score(frame(np.random.default_rng(2).poisson(50, 70).astype(float)),
+                settings=DetectorSettings(sensitivity=20))
+    assert not out.is_anomaly.any() and out.score.notna().all()
+
+
+@pytest.mark.parametrize("shape", ["count", "ratio"])
+def test_a_negative_count_is_refused_not_read_as_ordinary(shape):
+    x = np.random.default_rng(4).poisson(50, 70).astype(float)
+    x[-1] = -200.0
+    f = frame(x, numerator=x if shape == "ratio" else None, denominator=np.full(70, 100.0) if shape == "ratio" else None)
+    with pytest.raises(ValueError, match="negative"):
+        score(f, shape=shape)
+
+
+@pytest.mark.parametrize("x", [math.inf, -math.inf, math.nan])
+def test_numbers_json_cannot_carry_are_null(x):
+    assert _num(x) is None
