@@ -4,12 +4,14 @@ negative counts. The real library, no mocks; each expectation is what the input 
 not a number the detector printed."""
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from dagster_project.anomaly import DetectorSettings
+from dagster_project.anomaly import DetectorSettings, score_series
 from dagster_project.anomaly.reason import number, sentence
 from dagster_project.warehouse.read import _num
 from tests.test_anomaly_library import frame, score
@@ -47,6 +49,28 @@ def test_after_a_launch_the_new_level_is_not_flagged_as_a_drop():
     # trailing level's lag read as a trend
     assert out.expected.max() <= 1.25 * 3100
     assert not (out.is_anomaly & (out.direction == "down")).any()
+
+
+@pytest.mark.parametrize("level", [30, 200, 3000])
+def test_a_noisy_launch_at_any_volume_is_judged_on_what_came_after(level):
+    for seed in range(3):
+        x = np.random.default_rng(seed).poisson(level, 100).astype(float)
+        x[:40] = 0
+        out = score(frame(x), first=41)
+        _band_holds(out, 3.0)
+        assert not out.is_anomaly.any(), out[out.is_anomaly].reason.tolist()
+        assert out.expected.max() <= 1.5 * level
+
+
+def test_an_hourly_launch_with_a_daily_cycle_is_not_flagged_at_night():
+    rng = np.random.default_rng(0)
+    hours = np.arange(24 * 42)
+    shape = 0.5 + np.sin(np.pi * (hours % 24) / 24) ** 2
+    x = rng.poisson(200 * shape).astype(float)
+    x[:24 * 21] = 0
+    out = score(frame(x, grain="hour"), shape="count", grain="hour", first=24 * 22)  # from the day after the launch
+    _band_holds(out, 3.5)
+    assert out.is_anomaly.sum() <= 1  # of 480 hours; before: 49 (27 of them drops)
 
 
 def test_a_ratio_on_a_weekday_the_denominator_never_had_is_still_judged():
@@ -127,3 +151,14 @@ def test_a_negative_count_is_refused_not_read_as_ordinary(shape):
 @pytest.mark.parametrize("x", [math.inf, -math.inf, math.nan])
 def test_numbers_json_cannot_carry_are_null(x):
     assert _num(x) is None
+
+
+def test_an_unscored_row_names_the_seasonality_of_its_grain():
+    """hour_of_week written for a metric, read at the week grain, is none there."""
+    f = frame(np.full(6, 10.0), grain="day")
+    f = f.assign(bucket_start=pd.date_range("2024-01-01", periods=6, freq="W-MON"))
+    out = score_series(f, shape="count", grain="week", settings=DetectorSettings(seasonality="hour_of_week"),
+                       score_from=dt.datetime(2024, 1, 1), score_until=dt.datetime(2025, 1, 1),
+                       now=dt.datetime(2025, 1, 1), settle_buckets=0)
+    assert out.reason.str.contains("not enough history").all()
+    assert (out.model == "poisson-nb/none").all()

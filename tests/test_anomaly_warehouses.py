@@ -109,3 +109,20 @@ def test_rescoring_some_metrics_keeps_the_others_rows(scored, target):
     assert len(runs) == len(before)
     assert {key[0] for key, run in runs.items() if run == "run-3"} == {"orders", "revenue"}
     assert all((run == "run-3") == (key[0] in ("orders", "revenue") and key[1] >= lo) for key, run in runs.items())
+
+
+def test_a_whole_rescore_leaves_the_rows_it_is_told_to_keep(scored, target):
+    """`keep`: the drafts `metrics run --include-drafts` scored survive the next scoring
+    of every active metric of the window."""
+    wh, project, _ = scored
+    before = {(r[0], r[1], r[2], r[3]) for r in _rows(wh)}
+    lo = WINDOW[1] - dt.timedelta(days=2)
+    everyone = [m for m in project.metrics.values() if m.public and "day" in m.grains and m.status == "active"]
+    without = [m for m in everyone if m.name != "orders"]
+    frame, summary = score(wh, project, "day", lo, WINDOW[1], NOW, metrics=without)
+    write(wh, "day", frame, summary, "run-4", NOW, keep=["orders"])
+    columns, rows = read_anomalies(wh, grain="day", flagged_only=False)
+    runs = {(d["metric"], d["bucket_start"], d["dimension"], d["dimension_value"]): d["run_id"]
+            for d in (dict(zip(columns, r)) for r in rows)}
+    assert set(runs) == before  # orders' rows kept, every other metric's replaced
+    assert all((run == "run-4") == (key[0] != "orders" and key[1] >= lo) for key, run in runs.items())

@@ -115,6 +115,26 @@ def test_ratio_dimension_must_be_shared(tmp_path, capsys, isolated_env):
     assert "metrics/r/per_user.yml:5: dimension `entity_type` is not shared by all inputs" in capsys.readouterr().err
 
 
+def test_shared_dimension_and_grain_problems_are_listed_with_the_others(tmp_path, capsys, isolated_env):
+    """The checks that need resolved metrics run on the sound part of a project that has
+    other problems: validate lists every problem at once."""
+    paths = make_project(tmp_path, {
+        **GOOD,
+        "r/per_user.yml": "name: per_user\nkind: ratio\nnumerator: downloads\ndenominator: users\ndimensions: [entity_type]\n",
+        "r/weekly.yml": "name: weekly\ngrains: [week]\n" + BASE + "aggregation: count\n",
+        "r/daily_share.yml": "name: daily_share\nkind: ratio\nnumerator: downloads\ndenominator: weekly\ngrains: [day]\n",
+        "x/broken.yml": "name: broken\n" + BASE + "aggregation: count\nfilter: \"no_such_column = 1\"\n",
+        "x/on_broken.yml": "name: on_broken\nkind: ratio\nnumerator: broken\ndenominator: users\ndimensions: [nope]\n",
+    })
+    assert main(["--project-dir", str(paths.root), "validate"]) == 1
+    err = capsys.readouterr().err
+    assert "metrics/x/broken.yml:5:" in err
+    assert "metrics/r/per_user.yml:5: dimension `entity_type` is not shared by all inputs" in err
+    assert "metrics/r/daily_share.yml:5: no grain is shared" in err
+    # a metric reading a broken one is not resolved (its input's problem comes first)
+    assert "on_broken.yml:5: dimension" not in err
+
+
 def test_active_metric_cannot_read_a_draft(tmp_path, capsys, isolated_env):
     paths = make_project(tmp_path, {**GOOD, "a/users.yml": GOOD["a/users.yml"] + "status: draft\n",
                                     "r/per_user.yml": "name: per_user\nkind: ratio\nnumerator: downloads\ndenominator: users\n"})
@@ -235,3 +255,71 @@ def test_anomalies_arguments_out_of_range_or_ignored_are_one_line_errors(tmp_pat
     assert main(["--project-dir", str(paths.root), *args]) == 2
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("where", ["metrics/b/latin.yml", "metrics/_config.yml", "alerts.yml"])
+def test_a_file_that_is_not_utf8_is_a_file_line_error(tmp_path, capsys, isolated_env, where):
+    paths = make_project(tmp_path, GOOD)
+    target = paths.root / where
+    target.parent.mkdir(parents=True, exist_ok=True)
+    before = target.read_bytes() if target.exists() else b""
+    name = "name: latin\n" + BASE + "aggregation: count\n" if where.endswith("latin.yml") else ""
+    target.write_bytes(before + name.encode() + "description: caf\u00e9\n".encode("latin-1"))
+    line = (before + name.encode()).count(b"\n") + 1
+    assert main(["--project-dir", str(paths.root), "validate"]) == 1
+    err = capsys.readouterr().err
+    assert f"{where}:{line}: not UTF-8 text (byte 0xe9)" in err and "Traceback" not in err
+
+
+def test_a_source_model_outside_staging_is_refused_not_left_unbuilt(tmp_path, capsys, isolated_env):
+    """`metrics run` builds the staging models (tagged in dbt_project.yml) and seeds: a model
+    declared elsewhere validated, then failed the build ("table does not exist")."""
+    paths = make_project(tmp_path, {"a/on_review.yml": "name: on_review\nsource: stg_review\ntimestamp: created_at\n"
+                                                       "aggregation: count\n"})
+    review = paths.root / "models" / "review"
+    review.mkdir(parents=True)
+    (review / "stg_review.sql").write_text("select * from {{ ref('stg_entity_events') }}\n")
+    (review / "_review.yml").write_text("version: 2\nmodels:\n  - name: stg_review\n    columns:\n"
+                                        "      - name: created_at\n        data_type: timestamp\n")
+    assert main(["--project-dir", str(paths.root), "validate"]) == 1
+    err = capsys.readouterr().err
+    assert "metrics/a/on_review.yml:2: source `stg_review` is declared in models/review/_review.yml" in err
+    assert "models/staging/" in err
+    staging = paths.root / "models" / "staging"
+    (review / "stg_review.sql").rename(staging / "stg_review.sql")
+    (review / "_review.yml").rename(staging / "_review.yml")
+    assert main(["--project-dir", str(paths.root), "validate"]) == 0
+
+
+@pytest.mark.parametrize("fields,words", [
+    ("aggregation: count\nfilter: \"amount = 'abc'\"\n",
+     "`filter`: `amount` is double: no warehouse compares it with the text 'abc'"),
+    ("aggregation: count\nfilter: \"country in ('DE', 2)\"\n",
+     "`filter`: `country` is varchar: Postgres refuses to compare it with the number 2"),
+    ("aggregation: sum\nexpression: \"case when country = 1 then amount end\"\n", "`expression`: `country` is varchar"),
+    ("aggregation: min\nexpression: ordered_at\n", "min needs a numeric column; `ordered_at` is timestamp"),
+])
+def test_a_type_the_warehouse_refuses_is_a_file_line_error(tmp_path, capsys, isolated_env, fields, words):
+    """Before: validate passed, then the build of every metric on the source failed
+    ("Could not convert string 'abc' to DOUBLE"), naming none."""
+    paths = make_project(tmp_path, {"a/typed.yml": "name: typed\nsource: stg_orders\ntimestamp: ordered_at\n" + fields})
+    assert main(["--project-dir", str(paths.root), "validate"]) == 1
+    err = capsys.readouterr().err
+    assert "metrics/a/typed.yml:" in err and words in err, err
+
+
+def test_comparisons_the_warehouses_take_stay_valid(tmp_path, capsys, isolated_env):
+    paths = make_project(tmp_path, {"a/typed.yml": "name: typed\nsource: stg_orders\ntimestamp: ordered_at\n"
+                                    "aggregation: sum\nexpression: \"case when amount > -3 then amount end\"\n"
+                                    "filter: \"country in ('DE', 'FR') and amount <> '12.5' and ordered_at >= "
+                                    "'2026-1-1' and ordered_at < '2030-01-01 00:00:00 UTC' and not refunded\"\n"})
+    assert main(["--project-dir", str(paths.root), "validate"]) == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content", [b"models: [\n", b"models:\n  - name: stg_x\n    description: caf\xe9\n"])
+def test_an_unknown_source_names_the_dbt_yaml_files_that_could_not_be_read(tmp_path, capsys, isolated_env, content):
+    paths = make_project(tmp_path, {"a/on_x.yml": "name: on_x\nsource: stg_x\ntimestamp: created_at\naggregation: count\n"})
+    (paths.root / "models" / "staging" / "_x.yml").write_bytes(content)
+    assert main(["--project-dir", str(paths.root), "validate"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown source `stg_x`" in err and "models/staging/_x.yml could not be read" in err

@@ -8,6 +8,7 @@ import numpy as np
 
 from .bands import band
 from .domain import JACOBIAN, LOG, SQRT, VALUE, back, forward, sqrt_offset, takes
+from .launch import before_launch
 from .models import anscombe, fit_count, fit_fraction, fit_ratio, is_proportion, ratio_t, selection_stat
 from .seasonality import fold, holds_cycles, robust_residuals
 from .settings import PERIOD, candidates, level_span, min_cycles
@@ -99,6 +100,10 @@ def fit_variants(win, ok, value, shape, grain, settings, den_t, prop, rules=None
     returns per row the square root's offset (domain.sqrt_offset; 0 when unused)."""
     n = ok.shape[0]
     k = level_span(grain, settings)
+    if shape == "count":  # a launch's zeros are not the series' past (launch.py)
+        pre = before_launch(win[0], k)
+        if pre.any():
+            win, ok = [np.where(pre, np.nan, win[0])], ok & ~pre
     # the level before an excursion (bands._before_excursion): hours only, whose level
     # spans (a day) average enough buckets to tell a step from a trend
     walk = grain == "hour"

@@ -39,7 +39,8 @@ from .core import empty_rows, score_rows
 from .hourly import AHEAD, score_hourly
 from .domain import VALUE
 from .models import DETECTOR, RATE_DETECTOR
-from .settings import MIN_EVENTS, at_grain, SHAPES, DetectorSettings, history_needed, min_history, training_buckets
+from .settings import (MIN_EVENTS, SHAPES, DetectorSettings, at_grain, candidates, history_needed, min_history,
+                       training_buckets)
 from .sparse import DETECTOR as SPARSE_DETECTOR, MIN_SIZES, sparse_rows
 from .stats import prefix_sum
 
@@ -317,7 +318,9 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
     prop = res["proportion"]
     detector = np.where((shape == "ratio") & ~prop, RATE_DETECTOR, DETECTOR[shape])
     detector = np.where(sparse, SPARSE_DETECTOR, detector)
-    season = np.where(res["seasonality"] == "", settings.seasonality, res["seasonality"])
+    # an unscored row names the configured seasonality as read at this grain (auto: auto)
+    configured = settings.seasonality if settings.seasonality == "auto" else candidates(grain, settings)[0]
+    season = np.where(res["seasonality"] == "", configured, res["seasonality"])
     # a fraction fitted in its log or square root: robust-mad-log, robust-mad-sqrt
     model = np.array([f"{d}/{z}" if m == VALUE else f"{d}-{m}/{z}" for d, m, z in zip(detector, res["domain"], season)],
                      dtype=object)

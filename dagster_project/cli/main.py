@@ -292,7 +292,7 @@ def cmd_run(args, paths: ProjectPaths) -> int:
         if outcome.ok and args.include_drafts:
             print("      draft metrics (dbt, on demand) ...", flush=True)
             from ..defs.runner import run_drafts
-            drafts = run_drafts(paths, args.target, args.start, args.end)
+            drafts = run_drafts(paths, args.target, args.start, args.end, result.project)
             outcome.ok = drafts.ok
             outcome.failures += [f"{args.target}: {f}" for f in drafts.failures]
     except WarehouseError as err:  # e.g. the writer lock timed out between two jobs

@@ -13,6 +13,7 @@ import sys
 import yaml
 
 from ..alerting.names import ALERTS_FILE, MATCH_KEYS
+from ..spec.yaml_lines import YamlSyntaxError, read_utf8
 from ..validation.issues import closest
 
 _NEW_FILE = ("# Alert channels, routes and silences: see README.md, \"Alerts configuration\".\n"
@@ -136,7 +137,10 @@ def _add(args, paths) -> int:
         raise UserError(f"--until {_stamp(ends)} must be after the start {_stamp(starts)}")
     created_by = args.created_by or _user()
     path = alerts_path(paths)
-    old_text = path.read_text(encoding="utf-8") if path.exists() else ""
+    try:
+        old_text = read_utf8(path) if path.exists() else ""
+    except YamlSyntaxError as err:
+        raise UserError(f"{ALERTS_FILE}:{err.line}: {err.message}") from None
     before, issues = load_alerts(paths, old_text) if old_text else (None, [])
     if issues:
         for issue in issues:

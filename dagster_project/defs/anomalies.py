@@ -112,7 +112,8 @@ def anomaly_asset(grain: str, partitions_def, project: MetricsProject, condition
         frame, summary = score(wh, project, grain, start, end, now_utc(), metrics=metrics)
         written = write(wh, grain, frame, summary, context.run.run_id, now_utc(),
                         chart_root=project_paths().warehouse_dir / "anomaly_charts",
-                        metrics=None if names is None else [m.name for m in metrics])
+                        metrics=None if names is None else [m.name for m in metrics],
+                        keep=[m.name for m in scored_metrics(project, grain, status="draft")])
         context.log.info(f"{grain} {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}: {summary.series_scored} series, "
                          f"{summary.buckets_scored} buckets scored, {summary.flagged} flagged")
         metadata = {

@@ -227,9 +227,12 @@ def _partition_count(job, tags: dict | None) -> int:
     return keys.index(last) - keys.index(first) + 1 if first in keys and last in keys else 1
 
 
-def run_drafts(paths: ProjectPaths, target: str, start: dt.date | None, end: dt.date | None) -> DbtOutcome:
+def run_drafts(paths: ProjectPaths, target: str, start: dt.date | None, end: dt.date | None,
+               project: MetricsProject | None = None) -> DbtOutcome:
     """`metrics run --include-drafts`: the draft models (dbt, on demand, outside Dagster),
-    holding the warehouse's writer lock like every other dbt invocation that writes."""
+    holding the warehouse's writer lock like every other dbt invocation that writes; then,
+    with `project`, the anomaly scoring of the drafts whose file enables it (a draft
+    never alerts: alerting reads active metrics only)."""
     from ..grains import ceil_to_grain, floor_to_grain
     run_id = f"cli-drafts-{uuid.uuid4().hex[:8]}"
     outcome = DbtOutcome(ok=True)
@@ -243,4 +246,29 @@ def run_drafts(paths: ProjectPaths, target: str, start: dt.date | None, end: dt.
                                            "tag:staging"], window=window, run_id=run_id, quiet=True)
             outcome.ok = outcome.ok and done.ok
             outcome.failures += done.failures
+            if done.ok and project is not None:
+                _score_drafts(paths, target, project, grain, window, run_id)
     return outcome
+
+
+def _score_drafts(paths: ProjectPaths, target: str, project: MetricsProject, grain: str,
+                  window: tuple[dt.date | None, dt.date | None], run_id: str) -> None:
+    """Score the window's buckets of the drafts of `grain` with detection enabled (the
+    active metrics' anomalies_<grain> asset does the same for them)."""
+    from ..grains import add_grain, floor_to_grain
+    from ..scoring.window import score, scored_metrics, write
+    from ..warehouse.connection import Warehouse
+    from ..warehouse.read import now_utc
+    drafts = scored_metrics(project, grain, status="draft")
+    if not drafts:
+        return
+    now = now_utc()
+    lo = (dt.datetime.combine(window[0], dt.time()) if window[0] is not None
+          else floor_to_grain(min(m.start for m in drafts), grain))
+    hi = (dt.datetime.combine(window[1], dt.time()) if window[1] is not None
+          else add_grain(floor_to_grain(now.date(), grain) if grain != "hour" else now.replace(minute=0, second=0,
+                                                                                               microsecond=0), grain))
+    wh = Warehouse(target, paths)
+    frame, summary = score(wh, project, grain, lo, hi, now, metrics=drafts)
+    write(wh, grain, frame, summary, run_id, now_utc(), chart_root=paths.warehouse_dir / "anomaly_charts",
+          metrics=[m.name for m in drafts])

@@ -1,6 +1,7 @@
 """How generated dbt models appear in Dagster: grouped by metric domain, owned by the
 metrics' owners, tagged per metric so one metric's assets can be selected, with the
 source YAML paths and the generated SQL in the metadata."""
+import hashlib
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -20,7 +21,12 @@ def _metrics_meta(props: Mapping[str, Any]) -> dict:
 
 
 def metric_tag(name: str) -> str:
-    return f"metric_{name}"
+    """`metric_<name>`. A Dagster tag key has at most 63 characters and a metric name up
+    to 60: a name over 56 keeps its first 47 characters and a hash of the whole."""
+    tag = f"metric_{name}"
+    if len(tag) <= 63:
+        return tag
+    return f"metric_{name[:47]}_{hashlib.sha1(name.encode()).hexdigest()[:8]}"
 
 
 class MetricsTranslator(DagsterDbtTranslator):

@@ -354,7 +354,7 @@ def _raw_files(paths: ProjectPaths) -> dict[str, tuple[str, str]]:
     """name -> (relative path, file text) of every metric file, read as plain YAML."""
     out = {}
     for f in metric_files(paths):
-        text = f.read_text(encoding="utf-8")
+        text = f.read_text(encoding="utf-8", errors="replace")  # (a file that is not UTF-8: validation says so)
         try:
             data = yaml.safe_load(text)
         except (yaml.YAMLError, ValueError, OverflowError):  # a broken file (validation reports it)
@@ -372,7 +372,7 @@ def _file_level(base_paths: ProjectPaths, head_paths: ProjectPaths, head: Metric
     public = {m.name: m for m in head.public()}
 
     def text(path: Path) -> str | None:
-        return path.read_text(encoding="utf-8") if path.exists() else None
+        return path.read_text(encoding="utf-8", errors="replace") if path.exists() else None
 
     # _config.yml's defaults (start, grains) reach every metric that does not set its own
     config_changed = text(base_paths.config_file) != text(head_paths.config_file)

@@ -16,6 +16,7 @@ import pandas as pd
 from ..spec.raw import exclude_bounds
 from ..spec.resolved import Metric, MetricsProject
 from ..warehouse.connection import Warehouse
+from ..warehouse.read import series_relation
 
 FREQ = {"hour": "h", "day": "D", "week": "W-MON", "month": "MS"}
 COUNT_AGGREGATIONS = ("count", "count_distinct")
@@ -66,13 +67,15 @@ def read_inputs(wh: Warehouse, grain: str, metrics: list[Metric], lo: dt.datetim
     `max_slices` slices: those with the most volume over the range."""
     if not metrics:
         return GrainInputs([], {})
-    names = [m.name for m in metrics]
-    marks = ", ".join("?" for _ in names)
-    rows = wh.frame(
+    by_relation: dict[str, list[str]] = {}  # drafts have their own series view
+    for m in metrics:
+        by_relation.setdefault(series_relation(m, grain), []).append(m.name)
+    parts = [wh.frame(
         f"select metric, bucket_start, dimension, dimension_value, value, count, numerator, denominator "
-        f"from {wh.relation(f'metric_series_{grain}')} "
-        f"where metric in ({marks}) and bucket_start >= ? and bucket_start < ?",
-        [*names, lo, hi])
+        f"from {wh.relation(relation)} "
+        f"where metric in ({', '.join('?' for _ in names)}) and bucket_start >= ? and bucket_start < ?",
+        [*names, lo, hi]) for relation, names in sorted(by_relation.items())]
+    rows = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
     rows["bucket_start"] = pd.to_datetime(rows["bucket_start"])
     for c in VALUE_COLUMNS:
         rows[c] = pd.to_numeric(rows[c], errors="coerce").astype(float)

@@ -37,10 +37,12 @@ class WindowSummary:
     parts: list = field(default_factory=list, repr=False)
 
 
-def scored_metrics(project: MetricsProject, grain: str, names: set[str] | None = None) -> list[Metric]:
-    """Active, public metrics of this grain whose anomaly detection is enabled."""
+def scored_metrics(project: MetricsProject, grain: str, names: set[str] | None = None,
+                   status: str = "active") -> list[Metric]:
+    """Public metrics of this grain and status (drafts: `metrics run --include-drafts`)
+    whose anomaly detection is enabled."""
     return sorted((m for m in project.metrics.values()
-                   if m.status == "active" and m.public and grain in m.grains and m.anomaly.enabled
+                   if m.status == status and m.public and grain in m.grains and m.anomaly.enabled
                    and (names is None or m.name in names)), key=lambda m: m.name)
 
 
@@ -93,9 +95,11 @@ def score(wh: Warehouse, project: MetricsProject, grain: str, start: dt.datetime
 
 
 def write(wh: Warehouse, grain: str, frame: pd.DataFrame, summary: WindowSummary, run_id: str,
-          computed_at: dt.datetime, chart_root=None, metrics: list[str] | None = None) -> int:
+          computed_at: dt.datetime, chart_root=None, metrics: list[str] | None = None,
+          keep: list[str] | None = None) -> int:
     """Draw the flagged buckets' charts (when chart_root is given) and replace the window
-    (its rows of `metrics` only, when given: a re-score of some metrics)."""
+    (its rows of `metrics` only, when given: a re-score of some metrics; else of every
+    metric but `keep`: the drafts `metrics run --include-drafts` scored)."""
     frame = frame.copy()
     paths: dict[tuple, str] = {}
     if chart_root is not None and len(frame):
@@ -125,7 +129,8 @@ def write(wh: Warehouse, grain: str, frame: pd.DataFrame, summary: WindowSummary
     frame["computed_at"] = pd.Timestamp(computed_at)
     for c in ("is_anomaly", "provisional"):
         frame[c] = frame[c].astype(bool)
-    return replace_window(wh, grain, summary.start, summary.end, frame[NAMES], metrics=metrics, restamp=True)
+    return replace_window(wh, grain, summary.start, summary.end, frame[NAMES], metrics=metrics, restamp=True,
+                          keep=keep)
 
 
 def _incidents(flagged: pd.DataFrame, grain: str) -> list[pd.DataFrame]:

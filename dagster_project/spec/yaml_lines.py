@@ -77,10 +77,22 @@ def _scalar(node: yaml.Node, loader: yaml.SafeLoader, path: Path) -> Any:
         raise YamlSyntaxError(path, node.start_mark.line + 1, f"invalid value `{node.value}`: {err}") from None
 
 
+def read_utf8(path: Path) -> str:
+    """The file's text; a file that is not UTF-8 (saved as Latin-1, say) is a
+    YamlSyntaxError at the line of its first bad byte, not a traceback."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise YamlSyntaxError(path, line, f"not UTF-8 text (byte 0x{data[err.start]:02x}): save the file as "
+                                          f"UTF-8") from None
+
+
 def load_located(path: Path, text: str | None = None) -> LocatedYaml:
     """Parse one YAML document, keeping line numbers. Raises YamlSyntaxError."""
     if text is None:
-        text = path.read_text(encoding="utf-8")
+        text = read_utf8(path)
     loader = _Constructor(text)
     try:
         node = loader.get_single_node()

@@ -22,6 +22,9 @@ class Relation:
 @dataclass
 class Catalog:
     relations: dict[str, Relation] = field(default_factory=dict)
+    # dbt YAML files that could not be read (dbt reports them too), path -> why: a
+    # relation declared in one is "unknown", and the message says where it may be
+    unreadable: dict[str, str] = field(default_factory=dict)
 
     def get(self, name: str) -> Relation | None:
         return self.relations.get(name)
@@ -39,8 +42,11 @@ def load_catalog(roots: list[Path], skip: Path | None = None) -> Catalog:
                 continue
             try:
                 doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            except (yaml.YAMLError, ValueError, OverflowError):
-                continue  # dbt itself reports broken property files (ValueError: a date like 2026-02-30)
+            except (yaml.YAMLError, ValueError, OverflowError) as err:
+                # (ValueError: a date like 2026-02-30, or a file that is not UTF-8)
+                why = "not UTF-8 text" if isinstance(err, UnicodeDecodeError) else "invalid YAML"
+                catalog.unreadable[path.relative_to(root.parent).as_posix()] = why
+                continue
             if not isinstance(doc, dict):
                 continue
             for kind, key in (("model", "models"), ("seed", "seeds")):

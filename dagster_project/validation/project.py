@@ -147,10 +147,39 @@ def load_project(paths: ProjectPaths, only: list[Path] | None = None, catalog: C
     project = None
     if not issues:
         project = _resolve(paths, config, ctx, issues, alerts)
+    else:
+        issues.extend(_sound_part_issues(paths, config, ctx, issues, alerts))
     if only:
         shown = {paths.relative(p) for p in metric_files(paths, only)}
         issues = [i for i in issues if i.file in shown or not i.file.startswith("metrics/")]
     return LoadResult(project if not issues else None, sorted(set(issues)), len(all_files), alerts)
+
+
+def _sound_part_issues(paths: ProjectPaths, config: ProjectConfig, ctx: Context, issues: list[ValidationIssue],
+                       alerts: AlertsConfig) -> list[ValidationIssue]:
+    """The checks that need resolved metrics (dimensions and grains an input shares), for
+    the metrics whose files, and their inputs' files, have no problem: validate prints
+    every problem at once, not these only after the others are fixed. Nothing when
+    `_config.yml` has a problem (its defaults reach every metric)."""
+    bad = {i.file for i in issues}
+    if paths.relative(paths.config_file) in bad:
+        return []
+    sound: dict[str, bool] = {}
+
+    def is_sound(name: str, seen: frozenset = frozenset()) -> bool:
+        if name not in sound:
+            f = ctx.by_name.get(name)
+            sound[name] = (f is not None and f.rel not in bad and name not in seen
+                           and all(is_sound(r, seen | {name}) for _, r in references(f.spec)))
+        return sound[name]
+
+    part = Context([f for f in ctx.files if is_sound(f.spec.name)], ctx.catalog)
+    found: list[ValidationIssue] = []
+    try:
+        _resolve(paths, config, part, found, alerts)
+    except Exception:  # noqa: BLE001 (a best effort on a project already reported broken)
+        return []
+    return found
 
 
 def _measure(m: MetricSpec | InlineMeasure, columns) -> Measure:

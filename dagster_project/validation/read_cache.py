@@ -19,7 +19,8 @@ from pathlib import Path
 from ..paths import ProjectPaths
 
 VERSION = 1
-_CODE = [Path(__file__).resolve().parent / name for name in ("project.py", "catalog.py", "rules.py", "read_cache.py")] + \
+_CODE = [Path(__file__).resolve().parent / name for name in ("project.py", "catalog.py", "rules.py", "column_types.py",
+                                                                     "read_cache.py")] + \
     [Path(__file__).resolve().parent.parent / "spec" / name for name in ("raw.py", "resolved.py")]
 
 

@@ -11,6 +11,7 @@ from sqlglot import exp
 from ..spec.raw import InlineMeasure, MetricSpec
 from ..spec.yaml_lines import LocatedYaml, Loc
 from .catalog import Catalog
+from .column_types import comparison_problems, is_string_type, is_time_type
 from .issues import ValidationIssue, closest
 from .sql_fragment import FragmentError, UnknownColumns, check_condition, parse_arithmetic, parse_scalar
 
@@ -151,8 +152,14 @@ class SourceColumns(Rule):
     def _measure(self, ctx, f, prefix, m, dimensions, generated: set[str]):
         rel = ctx.catalog.get(m.source)
         if rel is None:
+            broken = "".join(f"; {p} could not be read ({why})" for p, why in sorted(ctx.catalog.unreadable.items()))
             return [f.issue((*prefix, "source"), f"unknown source `{m.source}`{closest(m.source, ctx.catalog.relations)}: "
-                            "declare the model or seed (with its columns) in a dbt YAML file under models/ or seeds/", self.name)]
+                            "declare the model or seed (with its columns) in a dbt YAML file under models/staging/ or "
+                            f"seeds/{broken}", self.name)]
+        if not _built_by_run(rel):
+            return [f.issue((*prefix, "source"), f"source `{m.source}` is declared in {rel.declared_in}: `metrics run` "
+                            "builds the staging models (models/staging/, tagged `staging` in dbt_project.yml) and the "
+                            "seeds; move the model and its YAML under models/staging/", self.name)]
         out = []
         if m.timestamp and m.timestamp.lower() not in rel.columns:
             out.append(f.issue((*prefix, "timestamp"), f"`{m.source}` has no column `{m.timestamp}`{closest(m.timestamp, rel.columns)} ({rel.declared_in})", self.name))
@@ -186,37 +193,16 @@ def _clashes(generated: set[str], column: str) -> bool:
     return c in generated or any(c.startswith(n) for n in generated if n.endswith("__"))
 
 
-_TIME_TYPE = re.compile(
-    r"(timestamp(\(\d+\))?(tz|_s|_ms|_us|_ns)?( with(out)? time zone)?"
-    r"|datetime(64)?(\(.*\))?|date(32)?)")
-_STRING_TYPE = re.compile(
-    r"(varchar|text|string|char|character|character varying|bpchar|fixedstring|nvarchar|nchar|bool|boolean)(\(.*\))?")
 # aggregations whose result is the rollup's double `value`: they need a number
 _NUMERIC_AGGREGATIONS = ("sum", "avg", "percentile", "min", "max", "latest")
 
 
-def _base_type(declared: str) -> str:
-    """`Nullable(LowCardinality(String))` -> `string`; lowercase, single spaces, no wrappers."""
-    t = " ".join(declared.lower().split()).replace(" (", "(")
-    while True:
-        m = re.fullmatch(r"(nullable|lowcardinality)\((.*)\)", t)
-        if not m:
-            return t
-        t = m.group(2).strip()
-
-
-def is_time_type(declared: str) -> bool:
-    return _TIME_TYPE.fullmatch(_base_type(declared)) is not None
-
-
-def is_string_type(declared: str) -> bool:
-    return _STRING_TYPE.fullmatch(_base_type(declared)) is not None
-
-
 class ColumnTypes(Rule):
     """Where the dbt YAML declares a column's `data_type`: the `timestamp:` column is a
-    time type, and sum/avg/percentile/min/max/latest do not aggregate a bare string or
-    boolean column (the rollup's value is a double). Undeclared types are left to the build."""
+    time type, sum/avg/percentile/min/max/latest do not aggregate a bare string, boolean
+    or time column (the rollup's value is a double), and a filter or expression compares a
+    column only with literals of a type it can take (column_types.py). Undeclared types
+    are left to the build."""
 
     name = "column-types"
 
@@ -239,13 +225,21 @@ class ColumnTypes(Rule):
         if m.aggregation in _NUMERIC_AGGREGATIONS and m.expression:
             column = _bare_column(m.expression)
             declared = rel.columns.get(column) if column else None
-            if declared and is_string_type(declared):
+            if declared and (is_string_type(declared) or is_time_type(declared)):
                 out.append(f.issue((*prefix, "expression"), f"{m.aggregation} needs a numeric column; `{column}` is {declared} in "
                                    f"{rel.declared_in} (count and count_distinct accept any column)", self.name))
             cast = _top_cast(m.expression)
             if cast is not None and (is_string_type(cast) or cast in ("boolean", "bool")):
                 out.append(f.issue((*prefix, "expression"), f"{m.aggregation} needs a number; the expression is cast to {cast} "
                                    "(count and count_distinct accept any value)", self.name))
+        for key in ("expression", "filter"):
+            text = getattr(m, key)
+            try:
+                tree = parse_scalar(text, rel.columns).tree if text else None
+            except FragmentError:
+                continue  # SourceColumns reports it
+            out += [f.issue((*prefix, key), f"`{key}`: {p} ({rel.declared_in})", self.name)
+                    for p in ([] if tree is None else comparison_problems(tree, rel.columns))]
         return out
 
 
@@ -337,3 +331,9 @@ class NoCycles(Rule):
 
 
 RULES: tuple[Rule, ...] = (FileNameMatchesName(), UniqueNames(), KindFields(), SourceColumns(), ColumnTypes(), References(), NoCycles())
+
+
+def _built_by_run(rel) -> bool:
+    """A seed, or a model declared under models/staging/ (the folder dbt_project.yml tags
+    `staging`: the staging job builds those before the rollups)."""
+    return rel.kind == "seed" or rel.declared_in.startswith("models/staging/")

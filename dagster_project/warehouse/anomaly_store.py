@@ -48,21 +48,25 @@ def create_sql(wh: Warehouse) -> str:
     return f"create table if not exists {wh.relation(TABLE)} ({cols})"
 
 
-def _only(metrics: list[str], placeholder: str) -> str:
-    """` and metric in (?, ?)`: the metrics a partial re-score replaces (bound parameters)."""
-    return f" and metric in ({', '.join([placeholder] * len(metrics))})" if metrics else ""
+def _only(metrics: list[str], placeholder: str, keep: list[str] = ()) -> str:
+    """` and metric in (?, ?)`: the metrics a partial re-score replaces, or ` and metric
+    not in (?)`: those a whole re-score leaves (bound parameters)."""
+    if metrics:
+        return f" and metric in ({', '.join([placeholder] * len(metrics))})"
+    return f" and metric not in ({', '.join([placeholder] * len(keep))})" if keep else ""
 
 
 def replace_window(wh: Warehouse, grain: str, start: dt.datetime, end: dt.datetime, frame: "pd.DataFrame",
-                   metrics: list[str] | None = None, restamp: bool = False) -> int:
+                   metrics: list[str] | None = None, restamp: bool = False, keep: list[str] | None = None) -> int:
     """Replace the rows of `grain` with bucket_start in [start, end) (of `metrics` only,
-    when given) by `frame` (columns NAMES), holding the warehouse's writer lock. Returns
-    the rows written."""
+    when given; else of every metric but `keep`'s) by `frame` (columns NAMES), holding the
+    warehouse's writer lock. Returns the rows written."""
     frame = frame[NAMES]
     schema = wh.schema
     if metrics is not None and not metrics:
         return 0
     only = list(metrics or [])
+    kept = [] if only else list(keep or [])
     with wh.lock(), wh.connect() as con:
         if len(frame) and restamp:
             # stamped once the lock is held: alert evaluation reads "new scoring" as a
@@ -79,7 +83,7 @@ def replace_window(wh: Warehouse, grain: str, start: dt.datetime, end: dt.dateti
                 con.register("incoming_anomalies", frame)
                 con.execute("begin transaction")
                 con.execute(f"delete from {wh.relation(TABLE)} where grain = ? and bucket_start >= ? and bucket_start < ?"
-                            + _only(only, "?"), [grain, start, end, *only])
+                            + _only(only, "?", kept), [grain, start, end, *only, *kept])
                 con.execute(f"insert into {wh.relation(TABLE)} by name select * from incoming_anomalies")
                 con.execute("commit")
                 con.unregister("incoming_anomalies")
@@ -88,7 +92,8 @@ def replace_window(wh: Warehouse, grain: str, start: dt.datetime, end: dt.dateti
                 con.command(create_sql(wh))
                 con.command(f"delete from {wh.relation(TABLE)} where grain = {_ch_literal(grain)} "
                             f"and bucket_start >= {_ch_literal(start)} and bucket_start < {_ch_literal(end)}"
-                            + (f" and metric in ({', '.join(_ch_literal(m) for m in only)})" if only else ""))
+                            + (f" and metric in ({', '.join(_ch_literal(m) for m in only)})" if only else "")
+                            + (f" and metric not in ({', '.join(_ch_literal(m) for m in kept)})" if kept else ""))
                 if len(frame):
                     con.insert_df(wh.relation(TABLE), frame)
             else:
@@ -96,7 +101,7 @@ def replace_window(wh: Warehouse, grain: str, start: dt.datetime, end: dt.dateti
                 cur.execute(f"create schema if not exists {schema}")
                 cur.execute(create_sql(wh))
                 cur.execute(f"delete from {wh.relation(TABLE)} where grain = %s and bucket_start >= %s and bucket_start < %s"
-                            + _only(only, "%s"), [grain, start, end, *only])
+                            + _only(only, "%s", kept), [grain, start, end, *only, *kept])
                 buf = io.StringIO()
                 frame.to_csv(buf, index=False, header=False, na_rep="\\N", date_format="%Y-%m-%d %H:%M:%S.%f")
                 buf.seek(0)

@@ -1,0 +1,107 @@
+"""Declared column types (the dbt YAML's `data_type`): which are time, text or number
+types, and the comparisons the warehouses refuse at build time: a number column
+compared with a text that is no number (`amount = 'abc'`: all three), a text column
+with a number (`country = 1`: Postgres always, ClickHouse on a value that is no
+number; a metric builds on every warehouse). The build fails the whole rollup of the source over them, naming no
+metric; validation names the file and line. Time literals are left to the build: each
+warehouse reads its own forms ('2026-1-1', 'epoch', '... UTC'). Undeclared types too."""
+from __future__ import annotations
+
+import re
+
+from sqlglot import exp
+
+_TIME_TYPE = re.compile(
+    r"(timestamp(\(\d+\))?(tz|_s|_ms|_us|_ns)?( with(out)? time zone)?"
+    r"|datetime(64)?(\(.*\))?|date(32)?)")
+_TEXT_TYPE = re.compile(r"(varchar|text|string|char|character|character varying|bpchar|fixedstring|nvarchar|nchar)"
+                        r"(\(.*\))?")
+_BOOL_TYPE = re.compile(r"bool|boolean")
+_NUMBER_TYPE = re.compile(
+    r"(tiny|small|medium|big|huge)?int(eger)?|u?int\d+|decimal\d*(\(.*\))?|numeric(\(.*\))?"
+    r"|double( precision)?|float\d*|real|number(\(.*\))?")
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
+
+
+def _base(declared: str) -> str:
+    """`Nullable(LowCardinality(String))` -> `string`; lowercase, single spaces, no wrappers."""
+    t = " ".join(declared.lower().split()).replace(" (", "(")
+    while True:
+        m = re.fullmatch(r"(nullable|lowcardinality)\((.*)\)", t)
+        if not m:
+            return t
+        t = m.group(2)
+
+
+def is_time_type(declared: str) -> bool:
+    return _TIME_TYPE.fullmatch(_base(declared)) is not None
+
+
+def is_string_type(declared: str) -> bool:
+    """Text or boolean: not a number a rollup's double `value` can hold."""
+    t = _base(declared)
+    return _TEXT_TYPE.fullmatch(t) is not None or _BOOL_TYPE.fullmatch(t) is not None
+
+
+def _kind(declared: str | None) -> str | None:
+    if not declared:
+        return None
+    t = _base(declared)
+    for kind, pattern in (("number", _NUMBER_TYPE), ("time", _TIME_TYPE), ("text", _TEXT_TYPE)):
+        if pattern.fullmatch(t):
+            return kind
+    return None
+
+
+def _literal(node: exp.Expression) -> tuple[str, str] | None:
+    """('text', value) or ('number', text) for a literal (a negated number too)."""
+    if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal) and not node.this.is_string:
+        return "number", "-" + node.this.this
+    if isinstance(node, exp.Literal):
+        return ("text" if node.is_string else "number"), node.this
+    return None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _problem(column: str, declared: str, kind: str, literal: tuple[str, str]) -> str | None:
+    lit_kind, value = literal
+    if kind == "number" and lit_kind == "text" and not _is_number(value):
+        return f"`{column}` is {declared}: no warehouse compares it with the text '{value}' (the build fails)"
+    if kind == "text" and lit_kind == "number":
+        return (f"`{column}` is {declared}: Postgres refuses to compare it with the number {value}, and ClickHouse "
+                f"fails on a value that is no number (DuckDB casts it): quote it, '{value}'")
+    return None
+
+
+def comparison_problems(tree: exp.Expression, columns: dict[str, str | None]) -> list[str]:
+    """One message per comparison of a declared column with a literal of a type it cannot take."""
+    out: list[str] = []
+
+    def check(col: exp.Expression, other: exp.Expression) -> None:
+        if not isinstance(col, exp.Column):
+            return
+        declared = columns.get(col.name.lower())
+        kind, literal = _kind(declared), _literal(other)
+        if kind is None or literal is None:
+            return
+        problem = _problem(col.name.lower(), declared, kind, literal)
+        if problem and problem not in out:
+            out.append(problem)
+
+    for node in tree.find_all(*_COMPARISONS):
+        check(node.this, node.expression)
+        check(node.expression, node.this)
+    for node in tree.find_all(exp.In):
+        for item in node.expressions:
+            check(node.this, item)
+    for node in tree.find_all(exp.Between):
+        check(node.this, node.args.get("low"))
+        check(node.this, node.args.get("high"))
+    return out
