@@ -38,6 +38,7 @@ from .models import (Fit, anscombe, anscombe_inv, inside_proportion, level_shift
                      window_level)
 from .runs import run_hours, run_variance
 from .seasonality import cycles_with_data, fold, spread
+from .launch import launch_start
 from .settings import PERIOD, candidates, level_span, min_cycles, training_buckets
 from .stats import nanmedian, prefix_sum
 
@@ -55,15 +56,20 @@ def score_hourly(arrays, t, hour, value, num_t, den_t, shape, settings, min_hist
     valid = ~np.isnan(arrays[-1])
     raw = arrays[0] / arrays[1] if shape == "ratio" else arrays[0]
     cv = prefix_sum(valid)
-    out = empty_rows(n, cv[t] - cv[t - w], min_hist)
     day = t - hour
+    have, have_day = cv[t] - cv[t - w], cv[day] - cv[day - w]
+    if shape in ("count", "fraction"):  # a launched window's history starts at its launch (launch.py)
+        k = level_span("hour", settings)
+        start, start_day = (launch_start(arrays[0], at, w, k, shape == "count") for at in (t, day))
+        have, have_day = cv[t] - cv[start], cv[day] - cv[start_day]
+    out = empty_rows(n, have, min_hist)
     prop_t = prop_a = np.zeros(n, bool)
     if shape == "ratio":
         out["enough"] &= (den_t > 0) & ~np.isnan(num_t)
         co = prefix_sum(valid & ~inside_proportion(arrays[0], arrays[1]))
         prop_t, prop_a = co[t] - co[t - w] == 0, co[day] - co[day - w] == 0
         out["proportion"] = prop_t
-    direct = out["enough"] & (cv[day] - cv[day - w] >= min_hist) & (prop_t == prop_a) & (w >= MIN_ANCHORED)
+    direct = out["enough"] & (have_day >= min_hist) & (prop_t == prop_a) & (w >= MIN_ANCHORED)
     # a young anchor (not yet 2 cycles of the richest candidate) differs most from the
     # per-bucket fit, whose cycles end at t: those buckets take the per-bucket path
     # (an explicit seasonality the window cannot hold twice: fit_variants falls back to none)

@@ -39,8 +39,9 @@ from .core import empty_rows, score_rows
 from .hourly import AHEAD, score_hourly
 from .domain import VALUE
 from .models import DETECTOR, RATE_DETECTOR
-from .settings import (MIN_EVENTS, SHAPES, DetectorSettings, at_grain, candidates, history_needed, min_history,
-                       training_buckets)
+from .launch import launch_start
+from .settings import (MIN_EVENTS, SHAPES, DetectorSettings, at_grain, candidates, history_needed, level_span,
+                       min_history, training_buckets)
 from .sparse import DETECTOR as SPARSE_DETECTOR, MIN_SIZES, sparse_rows
 from .stats import prefix_sum
 
@@ -180,13 +181,16 @@ def _prepare(job: SeriesJob) -> dict | None:
         elif job.shape == "amount_ratio":  # the denominator's units are the values averaged
             train = (x, np.where(np.isnan(x), np.nan, np.where(den > 0, den, 0.0)))
     pad = history_needed(grain, job.settings)
-    events = _events_per_bucket(value, excluded, pos, training_buckets(grain, job.settings)) \
-        if shape == "fraction" else np.full(pos.size, np.nan)
+    width = training_buckets(grain, job.settings)
     tail = np.full(AHEAD if grain == "hour" else 0, np.nan)
+    padded = [np.concatenate([np.full(pad, np.nan), a, tail]) for a in train]
+    # each window's first training bucket: its own start, or a launch's (launch.py)
+    lo = launch_start(padded[0], pos + pad, width, level_span(grain, job.settings), count=False) - pad \
+        if shape == "fraction" else pos - width
+    events = _events_per_bucket(value, excluded, pos, lo) if shape == "fraction" else np.full(pos.size, np.nan)
     p = {"shape": shape, "amount_ratio": job.shape == "amount_ratio", "ts": ts[pos], "value": value[pos],
-         "num": num[pos], "den": den[pos], "pos": pos + pad, "events": events,
-         "padded": [np.concatenate([np.full(pad, np.nan), a, tail]) for a in train],
-         "provisional": index[pos] >= now_index - job.settle_buckets}
+         "num": num[pos], "den": den[pos], "pos": pos + pad, "lo": lo + pad, "events": events,
+         "padded": padded, "provisional": index[pos] >= now_index - job.settle_buckets}
     rows = np.arange(pos.size)
     if shape == "fraction":
         rows = _judge_sparse(p, job.settings, training_buckets(grain, job.settings), min_history(grain, job.settings))
@@ -204,7 +208,7 @@ def _judge_sparse(p: dict, settings: DetectorSettings, width: int, min_hist: int
     sizes. The fit would be discarded there, so it skips those buckets: returns the
     buckets to fit. `p["have"]`: training values per bucket (core.empty_rows)."""
     cv = prefix_sum(~np.isnan(p["padded"][0]))
-    p["have"] = cv[p["pos"]] - cv[p["pos"] - width]
+    p["have"] = cv[p["pos"]] - cv[p["lo"]]
     rows = np.nonzero((p["have"] >= min_hist) & (p["events"] < MIN_EVENTS))[0]
     band = sparse_rows(p["padded"][0], p["pos"][rows], p["value"][rows], width, settings.sensitivity,
                        _CHUNK_CELLS // width + 1)
@@ -224,13 +228,13 @@ def _scatter(p: dict, fitted: dict | None, min_hist: int) -> dict:
     return out
 
 
-def _events_per_bucket(value, excluded, pos, width) -> np.ndarray:
+def _events_per_bucket(value, excluded, pos, lo) -> np.ndarray:
     """A fraction's volume at each scored bucket: the events (non-zero buckets) its training
-    window holds per bucket, estimated from the share z of zero buckets among those with
-    a value as a Poisson rate, -ln(z) (inf without zeros, NaN without values)."""
+    window [lo, pos) holds per bucket, estimated from the share z of zero buckets among
+    those with a value as a Poisson rate, -ln(z) (inf without zeros, NaN without values)."""
     have = ~np.isnan(value) & ~excluded
     cz, cn = prefix_sum(have & (value == 0)), prefix_sum(have)
-    lo = np.maximum(pos - width, 0)
+    lo = np.maximum(lo, 0)
     n = cn[pos] - cn[lo]
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n > 0, -np.log((cz[pos] - cz[lo]) / np.maximum(n, 1)), np.nan)
