@@ -22,6 +22,7 @@ from dagster import DagsterInstance, Failure
 from ..paths import ProjectPaths
 from ..spec.raw import GRAINS
 from ..spec.resolved import MetricsProject
+from ..warehouse.connection import WarehouseError
 from ..warehouse.dbt_runner import DbtOutcome, environ, run_dbt
 from ..warehouse.lock import warehouse_lock
 from .partitions import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, range_tags
@@ -247,7 +248,13 @@ def run_drafts(paths: ProjectPaths, target: str, start: dt.date | None, end: dt.
             outcome.ok = outcome.ok and done.ok
             outcome.failures += done.failures
             if done.ok and project is not None:
-                _score_drafts(paths, target, project, grain, window, run_id)
+                try:
+                    _score_drafts(paths, target, project, grain, window, run_id)
+                except WarehouseError:
+                    raise  # the CLI says the run stopped
+                except Exception as err:  # a bug or bad data: the build stands, the scoring failed
+                    outcome.ok = False
+                    outcome.failures.append(f"anomaly scoring of the {grain} drafts: {type(err).__name__}: {err}")
     return outcome
 
 
