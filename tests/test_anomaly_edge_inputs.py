@@ -180,3 +180,29 @@ def test_an_unscored_row_names_the_seasonality_of_its_grain():
                        now=dt.datetime(2025, 1, 1), settle_buckets=0)
     assert out.reason.str.contains("not enough history").all()
     assert (out.model == "poisson-nb/none").all()
+
+
+def test_a_mostly_zero_sum_takes_two_ordinary_events_in_an_hour_but_not_a_tenfold_one():
+    """Large orders per hour (a few a day, similar sizes): an hour with two or three of
+    them is ordinary under a Poisson count of events; before, 89 of 135 were flagged
+    (five seeds)."""
+    rng = np.random.default_rng(0)
+    n = 24 * 60
+    events = rng.poisson(0.3, n)
+    x = np.array([rng.lognormal(4.8, 0.15, c).sum() for c in events])
+    x[-10] = 10 * np.exp(4.8)  # one order ten times a usual one
+    out = score(frame(x, grain="hour"), shape="fraction", grain="hour", first=24 * 30)
+    several = events[24 * 30:] >= 2
+    flagged = out.is_anomaly.to_numpy()
+    assert several.sum() >= 15 and flagged[several].sum() <= 1
+    assert flagged[-10] and out.model.iloc[-10] == "event-size/none"
+
+
+def test_events_on_a_schedule_adding_up_in_one_bucket_are_flagged():
+    """One event per non-zero bucket, every 8 hours: two in one bucket is the anomaly
+    (a Poisson count would call it ordinary)."""
+    x = np.zeros(24 * 40)
+    x[::8] = 3.3
+    x[-5] = 6.6
+    out = score(frame(x, grain="hour"), shape="fraction", grain="hour", first=24 * 30)
+    assert out.is_anomaly.iloc[-5] and out.is_anomaly.sum() == 1

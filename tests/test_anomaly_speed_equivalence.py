@@ -123,6 +123,34 @@ def _low_edge(mean: float, ratio: float, edge: float) -> float:
     return below + 0.5 if below >= 0 else 0.0
 
 
+def _events_at_tail(window, sensitivity, usual):
+    """Row by row, the Poisson tail summed term by term: the largest n >= 1 with
+    P(N >= n | N >= 1) above the normal tail, where the window holds at least half the
+    Poisson share of buckets of 1.5 usual sizes; else 1."""
+    import math
+
+    def sf(k, rate):  # P(N > k)
+        return 1.0 - sum(math.exp(-rate) * rate ** j / math.factorial(j) for j in range(k + 1))
+
+    tail = 0.5 * math.erfc(sensitivity / math.sqrt(2.0))
+    out = np.ones(window.shape[0])
+    for i, row in enumerate(window):
+        row = row[~np.isnan(row)]
+        if row.size == 0:
+            continue
+        rate = -math.log(max(float(np.mean(row == 0)), 1e-12))
+        nonzero = sf(0, rate)
+        if not nonzero > 0:
+            continue
+        several = sf(1, rate) / nonzero
+        if np.sum(np.abs(row) >= 1.5 * usual[i]) < 0.5 * np.sum(row != 0) * several:
+            continue
+        for n in range(2, 30):
+            if sf(n - 1, rate) / nonzero > tail:
+                out[i] = n
+    return out
+
+
 def _event_band(window, value, sensitivity):
     nonzero = ~np.isnan(window) & (window != 0)
     sizes = nonzero.sum(axis=1)
@@ -131,6 +159,7 @@ def _event_band(window, value, sensitivity):
         mid = _nanmedian(logs)
         mad = _nanmedian(np.abs(logs - mid[:, None]))
         edge = np.exp(mid + sensitivity * stats.MAD_TO_SD * np.maximum(mad, 0.05))
+        edge = edge + (_events_at_tail(window, sensitivity, np.exp(mid)) - 1) * np.exp(mid)
         negatives = (np.nan_to_num(window, nan=0.0) < 0).any(axis=1)
         lower = np.where(negatives, -edge, 0.0)
         score = np.where((value < 0) & ~negatives, -sensitivity * (1.0 + np.abs(value) / edge),

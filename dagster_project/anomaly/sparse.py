@@ -3,10 +3,13 @@ country, a few a day) is a list of events, not a series. The robust fit's spread
 collapses on its zeros, so every event would be flagged. For such a bucket (its
 training window holds under MIN_EVENTS non-zero buckets per bucket) the band is the size
 of a usual event instead: a zero is always normal, a bucket is flagged when its size is
-beyond `sensitivity` robust sds of the log sizes of the window's non-zero buckets
-(a refund ten times any usual one, a burst of spikes adding up). Under MIN_SIZES
-non-zero buckets there is nothing to judge the size by: never flagged."""
+beyond `sensitivity` robust sds of the log sizes of the window's non-zero buckets, plus
+the usual events a Poisson count per bucket adds at that tail (_events_at_tail: a
+refund ten times any usual one is flagged, two ordinary ones in an hour are not).
+Under MIN_SIZES non-zero buckets there is nothing to judge the size by: never flagged."""
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -31,6 +34,11 @@ def event_band(window: np.ndarray, value: np.ndarray, sensitivity: float) -> dic
         mid, mad = sorted_median_mad(*sorted_rows(logs))
         # a floor: identical sizes (one price refunded) still leave room for their noise
         edge = np.exp(mid + sensitivity * MAD_TO_SD * np.maximum(mad, 0.05))
+        # a bucket holds a Poisson number of events (rate from the share of zeros): as
+        # many usual events as are that likely at the band's tail probability add up,
+        # where the window shows such buckets (events on a schedule, one per bucket,
+        # never add up: two at once is their anomaly)
+        edge = edge + (_events_at_tail(window, sensitivity, np.exp(mid)) - 1) * np.exp(mid)
         lower = np.where(negatives, -edge, 0.0)
         # below 0 where the window never was: beyond the band by the value's size
         # value / edge first: exactly 1 on the edge, so |score| > sensitivity exactly outside
@@ -41,6 +49,35 @@ def event_band(window: np.ndarray, value: np.ndarray, sensitivity: float) -> dic
     nan = np.full(value.shape, np.nan)
     return {"expected": np.where(ok, expected, nan), "lower": np.where(ok, lower, nan),
             "upper": np.where(ok, edge, nan), "score": np.where(ok, score, nan), "sizes": sizes}
+
+
+def _events_at_tail(window: np.ndarray, sensitivity: float, usual: np.ndarray) -> np.ndarray:
+    """Per row: the most events a non-zero bucket holds with a probability above the
+    normal tail beyond `sensitivity` (Poisson, the rate -ln(share of zero buckets)): 1
+    when a second event is rarer than that, 2 or 3 at a few events a day. Also 1 where
+    the window's non-zero buckets of at least 1.5 `usual` sizes are fewer than half the
+    Poisson count of buckets with two events or more."""
+    valid = ~np.isnan(window)
+    zeros = np.count_nonzero(valid & (window == 0), axis=1)
+    share = zeros / np.maximum(np.count_nonzero(valid, axis=1), 1)
+    rate = -np.log(np.clip(share, 1e-12, 1.0))
+    tail = 0.5 * math.erfc(sensitivity / math.sqrt(2.0))
+    nonzero = -np.expm1(-rate)  # P(N >= 1)
+    with np.errstate(invalid="ignore"):
+        big = np.count_nonzero(valid & (np.abs(window) >= 1.5 * usual[:, None]), axis=1)
+    seen = big >= 0.5 * (np.count_nonzero(valid & (window != 0), axis=1)
+                         * (nonzero - np.exp(-rate) * rate) / np.maximum(nonzero, 1e-300))
+    k = np.ones(rate.shape)
+    pmf = np.exp(-rate) * rate  # P(N = 1)
+    beyond = nonzero - pmf      # P(N >= 2)
+    for n in range(2, 30):
+        more = beyond / np.maximum(nonzero, 1e-300) > tail  # P(N >= n | N >= 1) above the tail
+        if not more.any():
+            break
+        k = np.where(more, n, k)
+        pmf = pmf * rate / n
+        beyond = beyond - pmf
+    return np.where(seen, k, 1.0)
 
 
 def sparse_rows(padded: np.ndarray, pos: np.ndarray, value: np.ndarray, width: int, sensitivity: float,
