@@ -117,10 +117,13 @@ def test_backtest_at_the_current_sensitivity_finds_what_the_run_stored(demo, cap
     results = json.loads(capsys.readouterr().out)
     assert [r["sensitivity"] for r in results] == [2, 3, 5] and [r["current"] for r in results] == [False, True, False]
     stored = Warehouse("duckdb", paths).frame(
-        "select dimension, dimension_value, bucket_start, is_anomaly from analytics.metric_anomalies "
+        "select dimension, dimension_value, bucket_start, is_anomaly, score from analytics.metric_anomalies "
         "where metric = 'orders' and grain = 'day'")
     current = results[1]
-    assert current["buckets_scored"] == len(stored) and current["series"] == stored.groupby(["dimension", "dimension_value"]).ngroups
+    # scored: the rows with a score; unscored: those without enough history
+    assert current["buckets_scored"] == int(stored.score.notna().sum()) > 0
+    assert current["buckets_scored"] + current["buckets_unscored"] == len(stored)
+    assert current["series"] == stored.groupby(["dimension", "dimension_value"]).ngroups
     assert current["flagged"] == int(stored.is_anomaly.sum()) > 0
     flagged = [r["flagged"] for r in results]
     assert flagged[0] >= flagged[1] >= flagged[2]  # a lower sensitivity flags at least as much

@@ -22,7 +22,7 @@ METRICS = {
 }
 
 
-def test_an_enabled_draft_is_scored_with_include_drafts_and_never_alerts(tmp_path):
+def test_an_enabled_draft_is_scored_with_include_drafts_and_never_alerts(tmp_path, capsys):
     paths = make_project(tmp_path, METRICS, (REPO_ROOT / "metrics" / "_config.yml").read_text())
     args = ["--project-dir", str(tmp_path)]
     assert main([*args, "demo-data", "--days", "3", "--end", "2026-09-04", "--events-per-day", "1500"]) == 0
@@ -35,6 +35,9 @@ def test_an_enabled_draft_is_scored_with_include_drafts_and_never_alerts(tmp_pat
 
     before = scored()
     assert before[("orders_live", "day")] == 3 and not any(m.startswith("draft") for m, _ in before)
+    capsys.readouterr()
+    assert main([*args, "anomalies", "--backtest", "--metric", "draft_scored"]) == 2  # its view is not built yet
+    assert "build it first: `metrics run --metric draft_scored --include-drafts`" in capsys.readouterr().err
     assert main([*args, "run", "--start", "2026-09-01", "--end", "2026-09-04", "--include-drafts"]) == 0
     after = scored()
     # every day of the window, as the active metric's (too young: "not enough history" rows)

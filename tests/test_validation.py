@@ -249,6 +249,7 @@ def test_out_of_range_dates_and_counts_are_argument_errors_not_tracebacks(tmp_pa
     (["anomalies", "--backtest", "--metric", "downloads", "--slice", "total"], "--slice lists stored rows"),
     (["anomalies", "--days", "5"], "--days is for --backtest"),
     (["anomalies", "--slice", "=DE"], "names no dimension"),
+    (["anomalies", "--backtest", "--metric", "downloads"], "run `metrics run` first"),
 ])
 def test_anomalies_arguments_out_of_range_or_ignored_are_one_line_errors(tmp_path, capsys, isolated_env, args, words):
     paths = make_project(tmp_path, GOOD)
@@ -323,3 +324,27 @@ def test_an_unknown_source_names_the_dbt_yaml_files_that_could_not_be_read(tmp_p
     assert main(["--project-dir", str(paths.root), "validate"]) == 1
     err = capsys.readouterr().err
     assert "unknown source `stg_x`" in err and "models/staging/_x.yml could not be read" in err
+
+
+@pytest.mark.parametrize("filter_, words", [
+    ("country", "`country` is varchar, not a condition"),
+    ("amount", "`amount` is double, not a condition"),
+    ("coalesce(amount, 0)", "is a value, not a condition"),
+    ("case when amount > 1 then 1 else 0 end", "is a value, not a condition"),
+    ("ordered_at > 5", "DuckDB and Postgres refuse to compare it with the number 5"),
+])
+def test_a_filter_that_is_no_condition_is_refused(tmp_path, capsys, isolated_env, filter_, words):
+    """Before: validate passed; DuckDB then failed the source's build (`country`: could
+    not convert 'IN' to BOOL) or read a number as true, and Postgres refused it."""
+    paths = make_project(tmp_path, {"a/f.yml": "name: f\nsource: stg_orders\ntimestamp: ordered_at\n"
+                                    f"aggregation: count\nfilter: \"{filter_}\"\n"})
+    assert main(["--project-dir", str(paths.root), "validate"]) == 1
+    err = capsys.readouterr().err
+    assert "metrics/a/f.yml:5:" in err and words in err, err
+
+
+def test_conditions_stay_valid(tmp_path, capsys, isolated_env):
+    paths = make_project(tmp_path, {"a/f.yml": "name: f\nsource: stg_orders\ntimestamp: ordered_at\naggregation: count\n"
+                                    "filter: \"refunded or (case when amount > 1 then true else false end) or "
+                                    "lower(country) = 'de' or amount is null\"\n"})
+    assert main(["--project-dir", str(paths.root), "validate"]) == 0, capsys.readouterr().err

@@ -186,7 +186,7 @@ def _backtest(args, wh, project) -> int:
     from ..anomaly.settings import MAX_SENSITIVITY
     from ..scoring.inputs import detector_settings
     from ..scoring.window import score
-    from ..warehouse.read import now_utc
+    from ..warehouse.read import now_utc, series_relation
     if not args.metric or len(args.metric) != 1:
         _err("--backtest takes exactly one --metric")
         return 2
@@ -214,14 +214,20 @@ def _backtest(args, wh, project) -> int:
     base = at_grain(configured, grain)
     sensitivities = list(dict.fromkeys(args.sensitivity or sorted({base.sensitivity, 2.0, 3.0, 4.0, 5.0})))
     results = []
+    hint = "metrics run --metric " + metric.name + (" --include-drafts" if metric.status == "draft" else "")
+    missing = f"{wh.target}: no stored {grain} series of `{metric.name}` over {start:%Y-%m-%d} .. {end:%Y-%m-%d} " \
+              f"to replay (build it first: `{hint}`)"
+    if not wh.relation_exists(series_relation(metric, grain)):  # a draft never built
+        _err(missing)
+        return 2
     for s in sensitivities:
         settings = dataclasses.replace(base, sensitivity=s)
         frame, summary = score(wh, project, grain, start, end, now, metrics=[metric], settings_for=lambda m: settings)
         if not summary.series_scored:  # the same for every setting: say why before printing nothing useful
-            hint = "metrics run --metric " + metric.name + (" --include-drafts" if metric.status == "draft" else "")
-            _err(f"{wh.target}: no stored {grain} series of `{metric.name}` over {start:%Y-%m-%d} .. {end:%Y-%m-%d} "
-                 f"to replay (build it first: `{hint}`)")
+            _err(missing)
             return 2
+        # a bucket without enough history (or a baseline) has no score: it could not be flagged
+        judged = int(frame.score.notna().sum()) if len(frame) else 0
         incidents = 0
         if len(frame):
             flagged = frame[frame.is_anomaly.astype(bool)]
@@ -229,7 +235,8 @@ def _backtest(args, wh, project) -> int:
                 incidents += len(merge_incidents(part, grain))
         results.append({"metric": metric.name, "grain": grain, "start": _iso(start), "end": _iso(end),
                         "sensitivity": s, "current": s == base.sensitivity, "series": summary.series_scored,
-                        "buckets_scored": summary.buckets_scored, "flagged": summary.flagged, "incidents": incidents})
+                        "buckets_scored": judged, "buckets_unscored": summary.buckets_scored - judged,
+                        "flagged": summary.flagged, "incidents": incidents})
     if args.format == "json":
         sys.stdout.write(json.dumps(results, indent=1) + "\n")
     elif args.format == "csv":
@@ -240,8 +247,12 @@ def _backtest(args, wh, project) -> int:
         which = "configured" if configured.sensitivity is not None else f"the {grain} grain's default"
         print(f"backtest of {metric.name} at the {grain} grain over [{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M}) "
               f"(sensitivity {base.sensitivity:g}, {which}; nothing is written)")
-        print(f"{'sensitivity':>11}  {'series':>6}  {'buckets scored':>14}  {'flagged':>7}  {'incidents':>9}")
+        print(f"{'sensitivity':>12}  {'series':>6}  {'buckets scored':>14}  {'unscored':>8}  {'flagged':>7}  "
+              f"{'incidents':>9}")
         for r in results:
-            print(f"{r['sensitivity']:>11g}  {r['series']:>6}  {r['buckets_scored']:>14,}  {r['flagged']:>7}  "
-                  f"{r['incidents']:>9}")
+            mark = "*" if r["current"] else " "
+            print(f"{r['sensitivity']:>11g}{mark}  {r['series']:>6}  {r['buckets_scored']:>14,}  "
+                  f"{r['buckets_unscored']:>8,}  {r['flagged']:>7}  {r['incidents']:>9}")
+        print("* the sensitivity the metric uses now; unscored: buckets without enough history (or too few recent "
+              "values) to score")
     return 0

@@ -2,7 +2,8 @@
 types, and the comparisons the warehouses refuse at build time: a number column
 compared with a text that is no number (`amount = 'abc'`: all three), a text column
 with a number (`country = 1`: Postgres always, ClickHouse on a value that is no
-number; a metric builds on every warehouse). The build fails the whole rollup of the source over them, naming no
+number; a metric builds on every warehouse), a time column with a number (DuckDB and
+Postgres). The build fails the whole rollup of the source over them, naming no
 metric; validation names the file and line. Time literals are left to the build: each
 warehouse reads its own forms ('2026-1-1', 'epoch', '... UTC'). Undeclared types too."""
 from __future__ import annotations
@@ -35,6 +36,10 @@ def _base(declared: str) -> str:
 
 def is_time_type(declared: str) -> bool:
     return _TIME_TYPE.fullmatch(_base(declared)) is not None
+
+
+def is_bool_type(declared: str) -> bool:
+    return _BOOL_TYPE.fullmatch(_base(declared)) is not None
 
 
 def is_string_type(declared: str) -> bool:
@@ -74,6 +79,9 @@ def _problem(column: str, declared: str, kind: str, literal: tuple[str, str]) ->
     lit_kind, value = literal
     if kind == "number" and lit_kind == "text" and not _is_number(value):
         return f"`{column}` is {declared}: no warehouse compares it with the text '{value}' (the build fails)"
+    if kind == "time" and lit_kind == "number":
+        return (f"`{column}` is {declared}: DuckDB and Postgres refuse to compare it with the number {value} "
+                f"(write a date or timestamp in quotes, e.g. '2026-01-31')")
     if kind == "text" and lit_kind == "number":
         return (f"`{column}` is {declared}: Postgres refuses to compare it with the number {value}, and ClickHouse "
                 f"fails on a value that is no number (DuckDB casts it): quote it, '{value}'")

@@ -175,7 +175,7 @@ class SourceColumns(Rule):
             try:
                 parsed = parse_scalar(text, rel.columns)
                 if key == "filter":
-                    check_condition(parsed)
+                    check_condition(parsed, rel.columns)
                     out += [f.issue((*prefix, key), f"`filter` uses column `{c}`, a name the generated rollup gives one of "
                                     "its own columns (bucket_start, event_at, dim_<dimension>, <metric>__...): its value "
                                     "would be read instead; rename the column in the staging model", self.name)

@@ -10,6 +10,8 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import TokenType
 
+from .column_types import is_bool_type
+
 DIALECTS = ("duckdb", "postgres", "clickhouse")
 
 # Node types a scalar expression may contain. Anything else (subqueries, aggregates,
@@ -128,15 +130,35 @@ _NOT_A_CONDITION = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.Neg, exp.DP
                     exp.BitwiseAnd, exp.BitwiseOr, exp.BitwiseXor)
 
 
-def check_condition(fragment: Fragment) -> None:
-    """A filter is a condition: true or false per row (`amount > 100`, `refunded`)."""
+# functions whose result is a number or a text, never true or false
+_VALUE_FUNCTIONS = (exp.Abs, exp.Round, exp.Floor, exp.Ceil, exp.Lower, exp.Upper, exp.Length, exp.Substring,
+                    exp.Concat, exp.Trim, exp.Coalesce)
+_PREDICATES = (exp.Predicate, exp.Connector, exp.Not, exp.Boolean, exp.In, exp.Between, exp.Exists)
+
+
+def check_condition(fragment: Fragment, columns: dict[str, str | None] | None = None) -> None:
+    """A filter is a condition: true or false per row (`amount > 100`, `refunded`). A
+    value is refused (DuckDB reads a number as true, Postgres refuses it, a text fails
+    the build): arithmetic, a literal, a value function (`coalesce(amount, 0)`), a
+    `case` whose branches are values, a bare column whose declared type (`columns`) is
+    not boolean."""
     tree = fragment.tree
     while isinstance(tree, exp.Paren):
         tree = tree.this
     if isinstance(tree, exp.Cast) and tree.to.is_type("boolean"):
         return
-    if isinstance(tree, _NOT_A_CONDITION) and not isinstance(tree, exp.Boolean):
+    value = isinstance(tree, _NOT_A_CONDITION + _VALUE_FUNCTIONS) and not isinstance(tree, exp.Boolean)
+    if isinstance(tree, (exp.Case, exp.If)):
+        branches = [i.args.get("true") for i in tree.args.get("ifs") or []] + [tree.args.get("default")] \
+            if isinstance(tree, exp.Case) else [tree.args.get("true"), tree.args.get("false")]
+        value = any(b is not None and not isinstance(b, _PREDICATES) for b in branches)
+    if value:
         raise FragmentError(f"is a value, not a condition (`{tree.sql()}`): compare it, e.g. `{tree.sql()} > 0`")
+    if isinstance(tree, exp.Column) and columns:
+        declared = columns.get(tree.name.lower())
+        if declared and not is_bool_type(declared):
+            raise FragmentError(f"`{tree.name}` is {declared}, not a condition: compare it, e.g. "
+                                f"`{tree.name} is not null`")
 
 
 class UnknownColumns(FragmentError):
