@@ -250,6 +250,7 @@ def test_out_of_range_dates_and_counts_are_argument_errors_not_tracebacks(tmp_pa
     (["anomalies", "--days", "5"], "--days is for --backtest"),
     (["anomalies", "--slice", "=DE"], "names no dimension"),
     (["anomalies", "--backtest", "--metric", "downloads"], "run `metrics run` first"),
+    (["anomalies", "--slice", "entity_type=model", "--slice", "entity_type=dataset"], "--slice takes one slice"),
 ])
 def test_anomalies_arguments_out_of_range_or_ignored_are_one_line_errors(tmp_path, capsys, isolated_env, args, words):
     paths = make_project(tmp_path, GOOD)

@@ -34,11 +34,11 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .bands import band_params, band_recovery
 from .core import choose, empty_rows, fit_variants, record, score_rows, store
 from .domain import LOG, SQRT, VALUE, forward
+from .launch import launch_start
 from .models import (Fit, anscombe, anscombe_inv, inside_proportion, level_shift, ratio_t, ratio_t_inv, spans_before,
                      window_level)
 from .runs import run_hours, run_variance
 from .seasonality import cycles_with_data, fold, spread
-from .launch import launch_start
 from .settings import PERIOD, candidates, level_span, min_cycles, training_buckets
 from .stats import nanmedian, prefix_sum
 

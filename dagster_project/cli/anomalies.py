@@ -25,7 +25,8 @@ def add_parser(sub, with_target, date_type) -> None:
     sp.add_argument("--grain", choices=GRAINS)
     sp.add_argument("--since", type=date_type, help="first day (UTC, inclusive)")
     sp.add_argument("--until", type=date_type, help="end day (UTC, exclusive)")
-    sp.add_argument("--slice", metavar="DIMENSION=VALUE", help="one slice (`total` for the total only)")
+    sp.add_argument("--slice", metavar="DIMENSION=VALUE", action="append",
+                    help="one slice (`total` for the total only)")
     sp.add_argument("--all", action="store_true", help="every scored bucket, not only the flagged ones")
     sp.add_argument("--format", choices=("json", "csv", "table"), default="table")
     sp.add_argument("--backtest", action="store_true",
@@ -72,6 +73,10 @@ def _slice(text: str | None) -> tuple[str | None, str | None] | None:
 def cmd_anomalies(args, paths) -> int:
     from ..validation.project import load_project
     from ..warehouse.connection import Warehouse, WarehouseError
+    if args.slice and len(args.slice) > 1:  # (the last one would silently win)
+        _err(f"--slice takes one slice; given {len(args.slice)}: {', '.join(args.slice)}")
+        return 2
+    args.slice = args.slice[0] if args.slice else None
     result = load_project(paths)
     for issue in result.issues:
         print(issue, file=sys.stderr)
