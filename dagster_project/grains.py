@@ -17,6 +17,11 @@ def floor_to_grain(day: dt.date, grain: str) -> dt.datetime:
     return ts
 
 
+def bucket_of(ts: dt.datetime, grain: str) -> dt.datetime:
+    """The start of the bucket of `grain` that holds `ts` (the bucket in progress, for now)."""
+    return ts.replace(minute=0, second=0, microsecond=0) if grain == "hour" else floor_to_grain(ts.date(), grain)
+
+
 def add_grain(ts: dt.datetime, grain: str, n: int = 1) -> dt.datetime:
     if grain == "hour":
         return ts + dt.timedelta(hours=n)

@@ -8,7 +8,7 @@ import numpy as np
 
 from .bands import band
 from .domain import JACOBIAN, LOG, SQRT, VALUE, back, forward, sqrt_offset, takes
-from .launch import before_launch
+from .launch import since_launch
 from .models import anscombe, fit_count, fit_fraction, fit_ratio, is_proportion, ratio_t, selection_stat
 from .seasonality import fold, holds_cycles, robust_residuals
 from .settings import PERIOD, candidates, level_span, min_cycles
@@ -20,10 +20,7 @@ VOLUME_PERIOD = {"hour": PERIOD["hour_of_day"], "day": PERIOD["day_of_week"]}  #
 
 def score_rows(windows, value, num_t, den_t, shape, grain, settings, min_hist) -> dict[str, np.ndarray]:
     n = value.size
-    if shape in ("count", "fraction"):  # a launched window's history starts at its launch (launch.py)
-        pre = before_launch(windows[0], level_span(grain, settings), shape == "count")
-        if pre.any():
-            windows = [np.where(pre, np.nan, a) for a in windows]
+    windows = since_launch(windows, shape, level_span(grain, settings))
     valid = ~np.isnan(windows[-1])
     have = valid.sum(axis=1)
     out = empty_rows(n, have, min_hist)
@@ -104,10 +101,6 @@ def fit_variants(win, ok, value, shape, grain, settings, den_t, prop, rules=None
     returns per row the square root's offset (domain.sqrt_offset; 0 when unused)."""
     n = ok.shape[0]
     k = level_span(grain, settings)
-    if shape in ("count", "fraction"):  # a launch's zeros are not the series' past (launch.py)
-        pre = before_launch(win[0], k, shape == "count")
-        if pre.any():
-            win, ok = [np.where(pre, np.nan, a) for a in win], ok & ~pre
     # the level before an excursion (bands._before_excursion): hours only, whose level
     # spans (a day) average enough buckets to tell a step from a trend
     walk = grain == "hour"

@@ -34,7 +34,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .bands import band_params, band_recovery
 from .core import choose, empty_rows, fit_variants, record, score_rows, store
 from .domain import LOG, SQRT, VALUE, forward
-from .launch import launch_start
+from .launch import launch_start, since_launch
 from .models import (Fit, anscombe, anscombe_inv, inside_proportion, level_shift, ratio_t, ratio_t_inv, spans_before,
                      window_level)
 from .runs import run_hours, run_variance
@@ -128,7 +128,7 @@ def _score_day(out, rows, a, anchors, arrays, raw, t, hour, value, num_t, den_t,
     their anchor)."""
     k = level_span("hour", settings)
     ext = [sliding_window_view(x, w + AHEAD)[anchors - w] for x in arrays]
-    win = [e[:, :w] for e in ext]
+    win = since_launch([e[:, :w] for e in ext], shape, k)
     ok = ~np.isnan(win[-1])
     prop = np.zeros(anchors.size, bool)
     prop[a] = prop_a[rows]

@@ -47,6 +47,15 @@ def before_launch(x: np.ndarray, k: int, count: bool = True) -> np.ndarray:
     return launched[:, None] & before
 
 
+def since_launch(windows: list[np.ndarray], shape: str, k: int) -> list[np.ndarray]:
+    """The training windows (count or fraction: their first array is the value) with the
+    positions before a launch left out (NaN); other shapes unchanged."""
+    if shape not in ("count", "fraction"):
+        return windows
+    pre = before_launch(windows[0], k, shape == "count")
+    return [np.where(pre, np.nan, a) for a in windows] if pre.any() else windows
+
+
 def launch_start(x: np.ndarray, t: np.ndarray, w: int, k: int, count: bool = True) -> np.ndarray:
     """Per scored position t of the 1-D series x (its window [t - w, t)): the launch's
     position when the window launched (before_launch's rule), else t - w."""

@@ -9,7 +9,7 @@ import datetime as dt
 import json
 import sys
 
-from ..grains import GRAINS, add_grain, floor_to_grain
+from ..grains import GRAINS, add_grain, bucket_of, floor_to_grain
 
 BACKTEST_DAYS = 90
 MAX_BACKTEST_DAYS = 36_525  # a century: further back than any metric's start
@@ -211,8 +211,7 @@ def _backtest(args, wh, project) -> int:
     metric = project.metrics[args.metric[0]]
     grain = args.grain or ("day" if "day" in metric.grains else metric.grains[0])
     now = now_utc()
-    end = floor_to_grain(now.date(), grain) if grain != "hour" else now.replace(minute=0, second=0, microsecond=0)
-    end = add_grain(end, grain)  # the bucket in progress is never scored anyway
+    end = add_grain(bucket_of(now, grain), grain)  # the bucket in progress is never scored anyway
     start = max(floor_to_grain((now - dt.timedelta(days=days)).date(), grain), floor_to_grain(metric.start, grain))
     from ..anomaly.settings import at_grain
     configured = detector_settings(metric)

@@ -262,7 +262,7 @@ def _score_drafts(paths: ProjectPaths, target: str, project: MetricsProject, gra
                   window: tuple[dt.date | None, dt.date | None], run_id: str) -> None:
     """Score the window's buckets of the drafts of `grain` with detection enabled (the
     active metrics' anomalies_<grain> asset does the same for them)."""
-    from ..grains import add_grain, floor_to_grain
+    from ..grains import add_grain, bucket_of, floor_to_grain
     from ..scoring.window import score, scored_metrics, write
     from ..warehouse.connection import Warehouse
     from ..warehouse.read import now_utc
@@ -272,9 +272,7 @@ def _score_drafts(paths: ProjectPaths, target: str, project: MetricsProject, gra
     now = now_utc()
     lo = (dt.datetime.combine(window[0], dt.time()) if window[0] is not None
           else floor_to_grain(min(m.start for m in drafts), grain))
-    hi = (dt.datetime.combine(window[1], dt.time()) if window[1] is not None
-          else add_grain(floor_to_grain(now.date(), grain) if grain != "hour" else now.replace(minute=0, second=0,
-                                                                                               microsecond=0), grain))
+    hi = dt.datetime.combine(window[1], dt.time()) if window[1] is not None else add_grain(bucket_of(now, grain), grain)
     wh = Warehouse(target, paths)
     frame, summary = score(wh, project, grain, lo, hi, now, metrics=drafts)
     write(wh, grain, frame, summary, run_id, now_utc(), chart_root=paths.warehouse_dir / "anomaly_charts",

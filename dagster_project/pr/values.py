@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from ..compiler.writer import compile_project
-from ..grains import ceil_to_grain, floor_to_grain
+from ..grains import bucket_of, ceil_to_grain
 from ..paths import ProjectPaths
 from ..spec.resolved import MetricsProject
 from ..validation.project import load_project
@@ -263,7 +263,7 @@ def _compare_metric(wh: Warehouse, schemas: dict, old, new, impact: str, report:
     for grain in [g for g in new.grains if g in old.grains]:
         a = _read(wh, schemas["old"], series_relation(old, grain), old.name, grain, report.start, report.end)
         b = _read(wh, schemas["new"], series_relation(new, grain), new.name, grain, report.start, report.end)
-        current = now.replace(minute=0, second=0, microsecond=0) if grain == "hour" else floor_to_grain(now.date(), grain)
+        current = bucket_of(now, grain)
         _densify(a, b, old.fill, new.fill)
         out.grains.append(compare_grain(grain, a, b, current))
     for g in new.grains:
