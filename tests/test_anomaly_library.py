@@ -165,7 +165,9 @@ def test_hourly_series_with_daily_and_weekly_seasonality():
     x[drop:drop + 4] = rng.poisson(rate[drop:drop + 4] * 0.25)
     f = frame(x, grain="hour")
     out = score(f, grain="hour", first=24 * 59)  # the last 11 days (two weekends) of 10 weeks
-    assert out["model"].eq("poisson-nb/hour_of_week").all()
+    # the rate is an hourly shape times a weekday's level: exactly hour_and_weekday (24 + 7
+    # values; hour_of_week reads the same cycle off 168, each from one value per week)
+    assert out["model"].eq("poisson-nb/hour_and_weekday").all()
     planted = set(range(drop, drop + 4))
     flagged = flagged_positions(f, out)
     assert planted <= flagged

@@ -51,8 +51,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .seasonality import additive_profile, fold, multiplicative_profile, spread, unfold, weighted_profile
+from .settings import TWO_WAY
 from .stats import (MAD_TO_SD, last_window, nanmedian, nansum, nansum_count, previous_window, robust_center_scale,
                     winsorized_scale)
+from .weekday import additive_two_way, multiplicative_two_way, weighted_two_way
 
 DETECTOR = {"count": "poisson-nb", "fraction": "robust-mad", "ratio": "beta-binomial"}
 RATE_DETECTOR = "poisson-rate"
@@ -251,7 +253,7 @@ def _steady(u: np.ndarray) -> np.ndarray:
 def fit_count(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarray, walk: bool = False) -> Fit:
     n, w = x.shape
     if period > 1:
-        s, loo, scnt = multiplicative_profile(fold(x, period))
+        s, loo, scnt = (multiplicative_two_way if name in TWO_WAY else multiplicative_profile)(fold(x, period))
         sfull = spread(s, w // period, w)
         sloo = unfold(loo, w)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -305,7 +307,7 @@ def fit_fraction(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarra
     n, w = x.shape
     s = None
     if period > 1:
-        s, loo, _ = additive_profile(fold(x, period))
+        s, loo, _ = (additive_two_way if name in TWO_WAY else additive_profile)(fold(x, period))
         sloo = unfold(loo, w)
         d = x - spread(s, w // period, w)
         prof_t = s[:, 0]
@@ -353,7 +355,8 @@ def fit_ratio(num: np.ndarray, den: np.ndarray, name: str, period: int, k: int,
     n, w = num.shape
     s = sden = None
     if period > 1:
-        s, loo, sden, loo_den = weighted_profile(fold(num, period), fold(den, period))
+        s, loo, sden, loo_den = (weighted_two_way if name in TWO_WAY else weighted_profile)(fold(num, period),
+                                                                                            fold(den, period))
         sloo = unfold(loo, w)
         prof_den = unfold(loo_den, w)
         adj = num - spread(s, w // period, w) * den

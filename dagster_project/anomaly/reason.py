@@ -52,7 +52,7 @@ def _significant(x: float) -> str:
 def phase_text(bucket: np.datetime64, seasonality: str) -> str:
     """The bucket's place in its cycle: 'a Tuesday 14:00', '14:00', 'a Tuesday', ''."""
     ts = bucket.astype("datetime64[m]").item()
-    if seasonality == "hour_of_week":
+    if seasonality in ("hour_of_week", "hour_and_weekday"):  # (the record compares the same hour of the week)
         return f"a {WEEKDAYS[ts.weekday()]} {ts:%H:%M}"
     if seasonality == "hour_of_day":
         return f"{ts:%H:%M}"

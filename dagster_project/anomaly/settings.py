@@ -18,7 +18,7 @@ import numbers
 from dataclasses import dataclass, replace
 
 GRAINS = ("hour", "day", "week", "month")
-SEASONALITIES = ("auto", "none", "hour_of_day", "day_of_week", "hour_of_week")
+SEASONALITIES = ("auto", "none", "hour_of_day", "day_of_week", "hour_and_weekday", "hour_of_week")
 DIRECTIONS = ("up", "down", "both")
 # count: a volume; ratio: a count per unit of its denominator; fraction: anything else;
 # average: an avg or percentile of `count` values; amount_ratio: a ratio whose numerator is
@@ -26,21 +26,23 @@ DIRECTIONS = ("up", "down", "both")
 SHAPES = ("count", "ratio", "fraction", "average", "amount_ratio")
 
 # buckets per seasonal cycle
-PERIOD = {"none": 1, "hour_of_day": 24, "hour_of_week": 168, "day_of_week": 7}
+PERIOD = {"none": 1, "hour_of_day": 24, "hour_and_weekday": 168, "hour_of_week": 168, "day_of_week": 7}
+# read over a week's cycle as two parts, an hour-of-day shape and a level per weekday (weekday.py)
+TWO_WAY = frozenset({"hour_and_weekday"})
 
 _DEFAULT_TRAINING = {"hour": 1344, "day": 56, "week": 26, "month": 24}
 _LEVEL_SPAN = {"hour": 24, "day": 7, "week": 4, "month": 3}
 _MIN_HISTORY = {"hour": 72, "day": 21, "week": 12, "month": 12}
 # seasonal candidates `auto` compares, simplest first
-_AUTO = {"hour": ("none", "hour_of_day", "hour_of_week"), "day": ("none", "day_of_week"),
+_AUTO = {"hour": ("none", "hour_of_day", "hour_and_weekday", "hour_of_week"), "day": ("none", "day_of_week"),
          "week": ("none",), "month": ("none",)}
 # an explicit seasonality written for one grain, read at another (one anomaly spec serves
 # every grain of a metric): the weekly cycle stays weekly, a daily cycle vanishes above hours
 _AT_GRAIN = {
     "hour": {"day_of_week": "hour_of_week"},
-    "day": {"hour_of_week": "day_of_week", "hour_of_day": "none"},
-    "week": {"hour_of_week": "none", "hour_of_day": "none", "day_of_week": "none"},
-    "month": {"hour_of_week": "none", "hour_of_day": "none", "day_of_week": "none"},
+    "day": {"hour_of_week": "day_of_week", "hour_and_weekday": "day_of_week", "hour_of_day": "none"},
+    "week": {"hour_of_week": "none", "hour_and_weekday": "none", "hour_of_day": "none", "day_of_week": "none"},
+    "month": {"hour_of_week": "none", "hour_and_weekday": "none", "hour_of_day": "none", "day_of_week": "none"},
 }
 
 
@@ -66,7 +68,7 @@ class DetectorSettings:
     sensitivity: float | None = None  # band edge at +-sensitivity (robust standard deviations / equivalent tail probability); None = per-grain default (default_sensitivity)
     direction: str = "both"           # "up" | "down" | "both": which side may be flagged
     min_volume: float = 0.0           # a bucket whose EXPECTED volume is below this is never flagged (count, or a ratio's denominator; a fraction has its own rule: sparse.py)
-    seasonality: str = "auto"         # "auto" | "none" | "hour_of_day" | "day_of_week" | "hour_of_week"
+    seasonality: str = "auto"         # one of SEASONALITIES
     training_buckets: int | None = None   # None = per-grain default (default_training_buckets)
     exclude: tuple[tuple[dt.datetime, dt.datetime], ...] = ()   # [start, end) naive-UTC ranges left out of training
 

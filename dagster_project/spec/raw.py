@@ -91,7 +91,8 @@ class AnomalySpec(_Frozen):
     sensitivity: float | None = Field(None, gt=0, le=20, allow_inf_nan=False, description="Band edge in robust standard deviations (or the same tail probability); default per grain: hour 3.5, day, week and month 3.0.")
     direction: Literal["up", "down", "both"] = "both"
     min_volume: float = Field(0, ge=0, allow_inf_nan=False, description="A bucket whose expected volume (count, or a ratio's denominator) is below this is never flagged.")
-    seasonality: Literal["auto", "none", "hour_of_day", "day_of_week", "hour_of_week"] = "auto"
+    seasonality: Literal["auto", "none", "hour_of_day", "day_of_week", "hour_and_weekday", "hour_of_week"] = Field(
+        "auto", description="The cycle of the baseline: auto compares them; hour_and_weekday is an hour-of-day shape with a level per day of the week (hour grain).")
     training_buckets: int | None = Field(None, ge=4, le=10_000, description="Past buckets that train the baseline (default per grain: hour 1344 = 8 weeks, day 56, week 26, month 24).")
     exclude: list[ExcludeRange] = Field(default_factory=list, description="Ranges left out of training.")
     max_slices: int = Field(50, ge=0, le=10_000, description="Slices scored per metric and grain: the total plus the slices with the most volume.")
