@@ -9,10 +9,15 @@ from typing import Any
 from dagster import AssetSpec, AutomationCondition, MetadataValue
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
-# the addresses Dagster accepts as asset owners (dagster._core.utils.is_valid_email): any
-# other owner text (a team name, `ops@corp.internal`) stays in the metric's metadata and
-# alerts, but is not handed to Dagster, which refuses to load definitions over it
+# the owners Dagster accepts on an asset (dagster._core.definitions.utils.is_valid_owner):
+# an address by its email rule, or `team:<name>`; any other owner text (a bare team name,
+# `ops@corp.internal`) stays in the metric's metadata and alerts, but is not handed to
+# Dagster, which refuses to load definitions over it
 _EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Z|a-z]{2,7}\b")
+
+
+def dagster_owner(owner: str) -> bool:
+    return bool(_EMAIL.fullmatch(owner)) or (owner.startswith("team:") and len(owner) > len("team:"))
 
 
 def _metrics_meta(props: Mapping[str, Any]) -> dict:
@@ -63,7 +68,7 @@ class MetricsTranslator(DagsterDbtTranslator):
     def get_owners(self, dbt_resource_props: Mapping[str, Any]):
         meta = _metrics_meta(dbt_resource_props)
         owners = sorted({m.get("owner") for m in meta.get("metrics", []) if isinstance(m, dict) and m.get("owner")})
-        return [o for o in owners if _EMAIL.fullmatch(o)]
+        return [o for o in owners if dagster_owner(o)]
 
     def get_tags(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, str]:
         tags = dict(super().get_tags(dbt_resource_props))
