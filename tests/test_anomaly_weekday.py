@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 
 from dagster_project.anomaly import DetectorSettings
+from dagster_project.anomaly.models import fit_count
 from dagster_project.anomaly.reason import phase_text
+from dagster_project.anomaly.seasonality import additive_profile
 from dagster_project.anomaly.settings import candidates
 from dagster_project.anomaly.weekday import additive_two_way, multiplicative_two_way, weighted_two_way
 from tests.test_anomaly_library import frame, score
@@ -62,6 +64,79 @@ def test_the_additive_profile_is_the_least_squares_fit(gaps):
         assert np.isfinite(loo).all()
 
 
+def test_the_leave_one_out_profile_is_the_profile_read_without_the_value():
+    """The honest residuals `auto` compares come from the profile without the bucket's own
+    value: close to a refit with that value removed, and off the in-sample profile by
+    the value's own share."""
+    rng = np.random.default_rng(5)
+    level, day, hour, present = _grid(rng, 1, 3, 0.0)
+    y = level[:, :, None, None] + day[:, None, :, None] + hour[:, None, None, :] + rng.normal(0, 1, present.shape)
+    y = y.reshape(1, 3, 168)
+    s, loo, _ = additive_two_way(y)
+    for c, p in [(0, 5), (1, 77), (2, 160), (2, 0)]:
+        gone = y.copy()
+        gone[0, c, p] = np.nan
+        refit, _, _ = additive_two_way(gone)
+        # (a profile is known up to a constant the cycle levels share: compared centred)
+        without, held_out = refit[0, p] - refit[0].mean(), loo[0, c, p] - s[0].mean()
+        own = abs(loo[0, c, p] - s[0, p])
+        assert own > 0.005  # the value's own pull is left out
+        assert abs(held_out - without) < 0.2 * own, (c, p)
+
+
+def test_two_weeks_read_a_weekly_cycle_better_than_an_hour_of_week_profile():
+    """What hour_and_weekday is for: from two cycles, each of its phases stands on a whole
+    hour and a whole weekday, where hour_of_week's stands on two values."""
+    rng = np.random.default_rng(6)
+    level, day, hour, present = _grid(rng, 20, 2, 0.0)
+    truth = (day[:, :, None] + hour[:, None, :]).reshape(20, 168)
+    y = (level[:, :, None, None] + day[:, None, :, None] + hour[:, None, None, :]
+         + rng.normal(0, 3, present.shape)).reshape(20, 2, 168)
+    two_way, _, _ = additive_two_way(y)
+    one_cycle, _, _ = additive_profile(y)
+
+    def err(s):
+        return np.abs((s - s.mean(axis=1, keepdims=True)) - (truth - truth.mean(axis=1, keepdims=True))).mean()
+
+    # (about 0.43 in theory: sqrt(1/14 + 1/48) against sqrt(1/2))
+    assert err(two_way) < 0.6 * err(one_cycle), (err(two_way), err(one_cycle))
+
+
+@pytest.mark.parametrize("hour", [0, 7, 12, 20, 23])
+def test_the_weekdays_are_calendar_days_whatever_the_hour_of_the_window_end(hour):
+    """A window ending at t (the per-bucket path) starts its fold at t's hour: its weekdays
+    are still the calendar's. On a rate that is exactly an hourly shape times a weekday's
+    level, the forecast at t is the rate (before: Friday 20:00's weekday read off Friday
+    20:00 to Saturday 19:00, mostly Saturday: 22 for 52)."""
+    weekday = np.array([1.0, 1.05, 1.05, 1.0, 0.95, 0.3, 0.3])
+    h = np.arange(168 * 4)  # from a Monday 00:00
+    rate = 100 * DAILY[h % 24] * weekday[(h // 24) % 7]
+    t = 168 * 3 + 4 * 24 + hour  # a Friday
+    x = rate[t - 336:t][None, :]
+    fit = fit_count(x, "hour_and_weekday", 168, 24, x, hour0=np.array([hour]))
+    assert fit.expected[0] == pytest.approx(rate[t], rel=1e-6)
+
+
+def test_a_young_series_scored_per_bucket_from_midday_expects_the_rate():
+    """A series that starts on a Thursday at noon: on its 15th day the anchor at midnight
+    lacks the minimum history of an explicit weekly seasonality, so the hours from noon
+    are fitted per bucket, on windows ending at each hour (before: expected at half the
+    rate on Friday evening, and ordinary hours flagged)."""
+    weekday = np.array([1.0, 1.05, 1.05, 1.0, 0.95, 0.35, 0.3])
+    start = pd.Timestamp("2024-01-04 12:00")
+    ts = pd.date_range(start, periods=24 * 17, freq="h")
+    rate = 200 * DAILY[ts.hour] * weekday[ts.day_of_week]
+    x = np.random.default_rng(0).poisson(rate).astype(float)
+    f = frame(x, grain="hour", start=start)
+    out = score(f, grain="hour", settings=DetectorSettings(seasonality="hour_and_weekday"), first=24 * 15 - 12)
+    out = out[out.score.notna()]
+    assert len(out) >= 36
+    pos = f.bucket_start.searchsorted(out.bucket_start)
+    ratio = out.expected.to_numpy() / rate[pos]
+    assert np.all(np.abs(ratio - 1) < 0.15), np.round(ratio, 2)
+    assert not out.is_anomaly.any()
+
+
 def test_the_multiplicative_and_weighted_profiles_recover_the_generating_one():
     rng = np.random.default_rng(4)
     level, _, _, present = _grid(rng, 3, 4, 0.1)
@@ -81,6 +156,12 @@ def test_the_multiplicative_and_weighted_profiles_recover_the_generating_one():
     # without its own denominator a present bucket's profile stands on less
     own = present.reshape(3, 4, 168)
     assert (sden > 0).all() and (loo_den[own] < np.broadcast_to(sden[:, None, :], own.shape)[own]).all()
+    # a complete grid whose denominators do not split into cycle x weekday x hour is exact
+    # too (ratios of sums need more than one pass there)
+    den = rng.integers(1, 400, (1, 4, 7, 24)).astype(float)
+    num = (0.01 * level[:1, :, None, None] + rate[None, None]) * den
+    s, _, _, _ = weighted_two_way(num.reshape(1, 4, 168), den.reshape(1, 4, 168))
+    np.testing.assert_allclose(s[0] - s[0].mean(), rate.ravel() - rate.mean(), atol=1e-8)
 
 
 def _young_hourly(seed: int, weeks: int, level: float, net: bool) -> np.ndarray:

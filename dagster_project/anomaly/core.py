@@ -18,7 +18,8 @@ TIE = 1.01  # a richer seasonality (or a transformed domain) must beat the simpl
 VOLUME_PERIOD = {"hour": PERIOD["hour_of_day"], "day": PERIOD["day_of_week"]}  # an average's count's cycle
 
 
-def score_rows(windows, value, num_t, den_t, shape, grain, settings, min_hist) -> dict[str, np.ndarray]:
+def score_rows(windows, value, num_t, den_t, shape, grain, settings, min_hist, hour0=None) -> dict[str, np.ndarray]:
+    """`hour0`: each window's scored bucket's hour of the UTC day (hours; None: midnight)."""
     n = value.size
     windows = since_launch(windows, shape, level_span(grain, settings))
     valid = ~np.isnan(windows[-1])
@@ -33,7 +34,8 @@ def score_rows(windows, value, num_t, den_t, shape, grain, settings, min_hist) -
     win = [w[rows] for w in windows]
     ok = valid[rows]
     prop = out["proportion"][rows]
-    m = fit_variants(win, ok, value[rows], shape, grain, settings, den_t[rows], prop)
+    m = fit_variants(win, ok, value[rows], shape, grain, settings, den_t[rows], prop,
+                     hour0=None if hour0 is None else hour0[rows])
     choice = choose(m["stats"], m["usable"], m["n_common"], m["skew"], m["season"])
     raw = windows[0][rows] / windows[1][rows] if shape == "ratio" else windows[0][rows]
     for i, (dom, c, _) in enumerate(m["variants"]):
@@ -90,7 +92,7 @@ def record(same: np.ndarray, value: np.ndarray) -> np.ndarray:
     return np.where(lowest, "lowest", np.where(highest, "highest", ""))
 
 
-def fit_variants(win, ok, value, shape, grain, settings, den_t, prop, rules=None, ahead: int = 1) -> dict:
+def fit_variants(win, ok, value, shape, grain, settings, den_t, prop, rules=None, ahead: int = 1, hour0=None) -> dict:
     """Steps 2-4 for a batch of windows: first pass, each candidate fit (seasonality x
     domain) and its selection statistic. `value`: the scored values, which a square root
     or log domain must take (None: not checked here, hourly.py checks per bucket).
@@ -98,7 +100,9 @@ def fit_variants(win, ok, value, shape, grain, settings, den_t, prop, rules=None
     the resolution floor and the windows with every value, for hourly.py. `ahead`: the
     buckets after the window the fits serve (hourly.py: a day), each of whose phases a
     seasonal profile must have seen in two cycles (seasonality.holds_cycles). Also
-    returns per row the square root's offset (domain.sqrt_offset; 0 when unused)."""
+    returns per row the square root's offset (domain.sqrt_offset; 0 when unused). `hour0`: the
+    hour of the UTC day at each window's end (hour_and_weekday's weekdays are calendar days;
+    None: midnight)."""
     n = ok.shape[0]
     k = level_span(grain, settings)
     # the level before an excursion (bands._before_excursion): hours only, whose level
@@ -141,13 +145,14 @@ def fit_variants(win, ok, value, shape, grain, settings, den_t, prop, rules=None
             # fitted on the rows it can serve only (the others never read it; rows are
             # reduced on their own, so the same numbers), laid back over all rows
             r = slice(None) if usable.all() else np.nonzero(usable)[0]
+            h0 = None if hour0 is None else np.asarray(hour0)[r]
             if shape == "count":
-                f = fit_count(w[0][r], c, PERIOD[c], k, full[0][r], walk)
+                f = fit_count(w[0][r], c, PERIOD[c], k, full[0][r], walk, h0)
             elif shape == "fraction":
                 f = fit_fraction(w[0][r], c, PERIOD[c], k, full[0][r], floor[r],
-                                 win[1][r] if len(win) > 1 else None, VOLUME_PERIOD.get(grain, 1), walk)
+                                 win[1][r] if len(win) > 1 else None, VOLUME_PERIOD.get(grain, 1), walk, h0)
             else:
-                f = fit_ratio(w[0][r], w[1][r], c, PERIOD[c], k, den_t[r], prop[r], full[0][r], full[1][r], walk)
+                f = fit_ratio(w[0][r], w[1][r], c, PERIOD[c], k, den_t[r], prop[r], full[0][r], full[1][r], walk, h0)
             variants.append((dom, c, usable))
             fits[(dom, c)] = f if usable.all() else f.widen(r, n)
             fitted.append((r, f))

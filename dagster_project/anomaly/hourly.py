@@ -87,7 +87,7 @@ def score_hourly(arrays, t, hour, value, num_t, den_t, shape, settings, min_hist
         for lo in range(0, group.size, step):
             r = group[lo:lo + step]
             res = score_rows([sliding_window_view(a, wd)[t[r] - wd] for a in arrays], value[r], num_t[r], den_t[r],
-                             shape, "hour", settings, min_hist)
+                             shape, "hour", settings, min_hist, hour[r])
             for key, v in res.items():
                 out[key][r] = v
     rows = np.nonzero(direct)[0]

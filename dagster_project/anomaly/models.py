@@ -250,10 +250,12 @@ def _steady(u: np.ndarray) -> np.ndarray:
     return dev <= STEADY_SDS * scale[:, None]
 
 
-def fit_count(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarray, walk: bool = False) -> Fit:
+def fit_count(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarray, walk: bool = False,
+              hour0: np.ndarray | None = None) -> Fit:
     n, w = x.shape
     if period > 1:
-        s, loo, scnt = (multiplicative_two_way if name in TWO_WAY else multiplicative_profile)(fold(x, period))
+        s, loo, scnt = multiplicative_two_way(fold(x, period), hour0) if name in TWO_WAY else \
+            multiplicative_profile(fold(x, period))
         sfull = spread(s, w // period, w)
         sloo = unfold(loo, w)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -303,11 +305,12 @@ def fit_count(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarray, 
 
 
 def fit_fraction(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarray, floor: np.ndarray,
-                 counts: np.ndarray | None = None, volume_period: int = 1, walk: bool = False) -> Fit:
+                 counts: np.ndarray | None = None, volume_period: int = 1, walk: bool = False,
+                 hour0: np.ndarray | None = None) -> Fit:
     n, w = x.shape
     s = None
     if period > 1:
-        s, loo, _ = (additive_two_way if name in TWO_WAY else additive_profile)(fold(x, period))
+        s, loo, _ = additive_two_way(fold(x, period), hour0) if name in TWO_WAY else additive_profile(fold(x, period))
         sloo = unfold(loo, w)
         d = x - spread(s, w // period, w)
         prof_t = s[:, 0]
@@ -351,12 +354,13 @@ def inside_proportion(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 def fit_ratio(num: np.ndarray, den: np.ndarray, name: str, period: int, k: int,
-              den_t: np.ndarray, prop: np.ndarray, num_all: np.ndarray, den_all: np.ndarray, walk: bool = False) -> Fit:
+              den_t: np.ndarray, prop: np.ndarray, num_all: np.ndarray, den_all: np.ndarray, walk: bool = False,
+              hour0: np.ndarray | None = None) -> Fit:
     n, w = num.shape
     s = sden = None
     if period > 1:
-        s, loo, sden, loo_den = (weighted_two_way if name in TWO_WAY else weighted_profile)(fold(num, period),
-                                                                                            fold(den, period))
+        s, loo, sden, loo_den = weighted_two_way(fold(num, period), fold(den, period), hour0) if name in TWO_WAY \
+            else weighted_profile(fold(num, period), fold(den, period))
         sloo = unfold(loo, w)
         prof_den = unfold(loo_den, w)
         adj = num - spread(s, w // period, w) * den

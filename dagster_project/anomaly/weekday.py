@@ -8,13 +8,16 @@ an hour-of-day profile then carries Sunday's level into Monday morning through t
 trailing day's mean, and Monday's first hours look like spikes. Here each hour of the day
 is read off every day of every week, and each weekday's level off all its hours.
 
-Each function takes the (n, C, 168) grid `seasonality.fold` gives for a week (column 0 is
-t's phase, so column p is t's hour + p of t's weekday + p // 24, modulo the week) and
-returns what its one-cycle counterpart in seasonality.py returns, with the same
-conventions (alternating passes, refined only for rows with gaps; leave-one-out
-profiles): the fits in models.py use either. The count behind a phase (what a phase's
-profile was read from) is an effective one: the profile's variance share is 1 / count for
-one cycle's profile, here 1 / (hour's values) + 1 / (weekday's values)."""
+Each function takes the (n, C, 168) grid `seasonality.fold` gives for a week (column 0
+is t's phase, so column p is p hours after t, modulo the week) and `hour0`, each row's
+hour of the UTC day at t (None: 0, a window that ends at midnight, as hourly.py's
+anchors): the weekdays are calendar days, so each row's columns are rolled to start at
+t's midnight and the results rolled back. Each returns what its one-cycle counterpart in
+seasonality.py returns, with the same conventions (alternating passes; leave-one-out
+profiles): the fits in models.py use either. The values behind a phase (what its profile
+was read from) are an effective count e: one cycle's profile has a leave-one-out variance
+share 1 / (cycles - 1), here 1 / (e - 1) = 1 / (hour's values - 1) + 1 / (weekday's
+values - 1); for a ratio, an effective denominator, 1 / e = 1 / (hour's) + 1 / (weekday's)."""
 from __future__ import annotations
 
 import numpy as np
@@ -30,6 +33,23 @@ def _split(y: np.ndarray) -> np.ndarray:
     if p != DAYS * HOURS:
         raise ValueError(f"hour_and_weekday folds a week of hours (168 phases), got {p}")
     return y.reshape(n, c, DAYS, HOURS)
+
+
+def _to_days(y: np.ndarray, hour0: np.ndarray | None) -> np.ndarray:
+    """Roll each row's phases so column q is hour q % 24 of day q // 24 from t's day:
+    rolled[q] = y[(q - hour0) % 168]. Within a cycle this only reorders its values."""
+    if hour0 is None:
+        return y
+    at = (np.arange(DAYS * HOURS)[None, :] - np.asarray(hour0, int)[:, None]) % (DAYS * HOURS)
+    return np.take_along_axis(y, at.reshape(at.shape[0], *([1] * (y.ndim - 2)), -1), axis=-1)
+
+
+def _from_days(a: np.ndarray, hour0: np.ndarray | None) -> np.ndarray:
+    """_to_days undone on a result per phase, (n, 168) or (n, C, 168)."""
+    if hour0 is None:
+        return a
+    at = (np.arange(DAYS * HOURS)[None, :] + np.asarray(hour0, int)[:, None]) % (DAYS * HOURS)
+    return np.take_along_axis(a, at.reshape(at.shape[0], *([1] * (a.ndim - 2)), -1), axis=-1)
 
 
 def _gaps(g: np.ndarray) -> np.ndarray:
@@ -51,11 +71,11 @@ def _effective(n_hour: np.ndarray, n_day: np.ndarray, minus: float) -> np.ndarra
     return eff.reshape(eff.shape[0], DAYS * HOURS)
 
 
-def additive_two_way(y: np.ndarray):
+def additive_two_way(y: np.ndarray, hour0: np.ndarray | None = None):
     """Fractions: y = L_c + D[weekday] + H[hour] + noise. Returns S (n, 168), the
     leave-one-out profile (n, C, 168) and the effective values behind each phase (n, 168)
-    (seasonality.additive_profile)."""
-    g = _split(y)
+    (seasonality.additive_profile). A complete grid is exact after one pass."""
+    g = _split(_to_days(y, hour0))
     n, c = g.shape[:2]
     gaps = _gaps(g)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -82,13 +102,14 @@ def additive_two_way(y: np.ndarray):
         s = day[:, :, None] + hour[:, None, :]
         loo = np.where(np.isnan(g), s[:, None], loo_hour + loo_day)
         loo = np.where((n_hour[:, None, None, :] >= 2) & (n_day[:, None, :, None] >= 2), loo, np.nan)
-    return s.reshape(n, -1), loo.reshape(n, c, -1), _effective(n_hour, n_day, 1.0)
+    return (_from_days(s.reshape(n, -1), hour0), _from_days(loo.reshape(n, c, -1), hour0),
+            _from_days(_effective(n_hour, n_day, 1.0), hour0))
 
 
-def multiplicative_two_way(y: np.ndarray):
+def multiplicative_two_way(y: np.ndarray, hour0: np.ndarray | None = None):
     """Counts: y = L_c * D[weekday] * H[hour], D and H of mean 1 (seasonality.
     multiplicative_profile: means of ratios; an hour always 0 gets H = 0)."""
-    g = _split(y)
+    g = _split(_to_days(y, hour0))
     n, c = g.shape[:2]
     gaps = _gaps(g)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -122,17 +143,20 @@ def multiplicative_two_way(y: np.ndarray):
                            (s_day[:, None, :, None] - r_day) / (n_day[:, None, :, None] - 1))
         s = day[:, :, None] * hour[:, None, :]
         loo = np.where((n_hour[:, None, None, :] >= 2) & (n_day[:, None, :, None] >= 2), loo_hour * loo_day, np.nan)
-    return s.reshape(n, -1), loo.reshape(n, c, -1), _effective(n_hour, n_day, 1.0)
+    return (_from_days(s.reshape(n, -1), hour0), _from_days(loo.reshape(n, c, -1), hour0),
+            _from_days(_effective(n_hour, n_day, 1.0), hour0))
 
 
-def weighted_two_way(num: np.ndarray, den: np.ndarray):
+def weighted_two_way(num: np.ndarray, den: np.ndarray, hour0: np.ndarray | None = None):
     """Ratios: num = (L_c + D[weekday] + H[hour]) * den + noise, each part a ratio of
     sums (seasonality.weighted_profile). Returns S, the leave-one-out profile, and the
     effective denominator behind each phase (n, 168) and each leave-one-out value (n, C,
-    168): 1 / that is 1 / (hour's denominator) + 1 / (weekday's)."""
-    gn, gd = _split(num), _split(den)
+    168): 1 / that is 1 / (hour's denominator) + 1 / (weekday's). Weighted means are
+    exact after one pass only when the denominators split into cycle x weekday x hour:
+    every row takes _PASSES."""
+    gn, gd = _split(_to_days(num, hour0)), _split(_to_days(den, hour0))
     n, c = gn.shape[:2]
-    gaps = _gaps(gn)
+    gaps = np.ones(n, bool)
     present = ~np.isnan(gn) & ~np.isnan(gd)
     gd0 = np.where(present, gd, 0.0)
 
@@ -169,7 +193,8 @@ def weighted_two_way(num: np.ndarray, den: np.ndarray):
         loo = loo_hour + loo_day
         sden = _effective(d_hour, d_day, 0.0)
         loo_den = np.where((lo_h > 0) & (lo_d > 0), 1.0 / (1.0 / lo_h + 1.0 / lo_d), 0.0)
-    return s.reshape(n, -1), loo.reshape(n, c, -1), sden, loo_den.reshape(n, c, -1)
+    return (_from_days(s.reshape(n, -1), hour0), _from_days(loo.reshape(n, c, -1), hour0), _from_days(sden, hour0),
+            _from_days(loo_den.reshape(n, c, -1), hour0))
 
 
 __all__ = ["additive_two_way", "multiplicative_two_way", "weighted_two_way"]
