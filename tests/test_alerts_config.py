@@ -218,11 +218,12 @@ def test_silence_add_user_mistakes_change_nothing(tmp_path, capsys, args, words)
 
 
 def test_silence_add_refuses_an_invalid_alerts_yml(tmp_path, capsys):
+    """Exit 2, as for every mistake README lists for `silence add` (it was 1)."""
     paths = _project(tmp_path, ALERTS.replace("[audit-log]", "[audit]"))
     before = _digest(paths)
     capsys.readouterr()
     assert main(["--project-dir", str(paths.root), "silence", "add", "--match", "metric=x", "--until", "2099-01-01",
-                 "--comment", "c"]) == 1
+                 "--comment", "c"]) == 2
     assert "alerts.yml:11:" in capsys.readouterr().err and _digest(paths) == before
 
 

@@ -80,6 +80,21 @@ def test_run_unknown_metric_is_one_line_before_anything_runs(tmp_path):
     assert not (root / "warehouse").exists()
 
 
+def test_serve_refuses_a_port_it_cannot_listen_on_before_saying_it_serves(tmp_path):
+    """--port 99999 served on 34463 (the OS takes it modulo 65536) while printing 99999; a
+    port in use printed "serving on ..." and then uvicorn's error."""
+    import socket
+    _, args = _fresh(tmp_path)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as stop:
+        main([*args, "serve", "--port", "99999"])
+    assert stop.value.code == 2 and "a port is from 1 to 65535" in err.getvalue()
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        code, out, err_text = _main(*args, "serve", "--port", str(port))
+    assert code == 2 and f"error: cannot serve on 127.0.0.1:{port}" in err_text and "serving" not in out
+
+
 def test_run_draft_without_include_drafts_says_so(tmp_path):
     root, args = _fresh(tmp_path)
     code, out, err = _main(*args, "run", "--metric", "a_draft")

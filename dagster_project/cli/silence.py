@@ -146,7 +146,7 @@ def _add(args, paths) -> int:
         for issue in issues:
             print(issue, file=sys.stderr)
         print(f"error: {ALERTS_FILE} has {len(issues)} problem(s): fix them first; nothing written", file=sys.stderr)
-        return 1
+        return 2  # a mistake in the file, like every other refusal here (README)
     pairs = render_entry(match, starts, ends, args.comment, created_by)
     new_text = insert_silence(old_text or _NEW_FILE, pairs)
     after, issues = load_alerts(paths, new_text)
