@@ -206,3 +206,25 @@ def test_events_on_a_schedule_adding_up_in_one_bucket_are_flagged():
     x[-5] = 6.6
     out = score(frame(x, grain="hour"), shape="fraction", grain="hour", first=24 * 30)
     assert out.is_anomaly.iloc[-5] and out.is_anomaly.sum() == 1
+
+
+@pytest.mark.parametrize("launch", [False, True])
+def test_a_sparse_hourly_count_is_expected_at_its_own_rate(launch):
+    """A count of 0.25 an hour (mostly zeros, at most 2 or 3) in a young window with gaps,
+    or after weeks of zeros (a launch). A cycle's level was the mean of y / profile: a
+    phase with a tiny profile and one event blew it up over the passes, and with it the
+    profile: an hour expected at 73 (up to 53,000 after a launch) and ordinary zeros
+    flagged as drops (97 over 30 seeds). Now the level is the cycle's sum over its
+    profile's sum."""
+    flagged, worst = 0, 0.0
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        days = 40 if launch else 21
+        x = rng.poisson(0.25, 24 * days).astype(float)
+        if launch:
+            x[:24 * 19] = 0.0
+        out = score(frame(x, grain="hour"), grain="hour", first=24 * (19 if launch else 7))
+        flagged += int(out.is_anomaly.sum())
+        worst = max(worst, float(out.expected.max()))
+    assert flagged == 0
+    assert worst < 10, worst

@@ -117,7 +117,7 @@ def multiplicative_profile(y: np.ndarray):
             ssum, scnt = nansum_count(ratio, 1)
             s_new = np.where(scnt > 0, ssum / np.maximum(scnt, 1), 1.0)
             s = s_new if i == 0 else np.where(gaps, s_new, s)
-            level = np.where(gaps, _mean(np.where(s[:, None, :] > 0, y / s[:, None, :], np.nan), 2), level)
+            level = np.where(gaps, multiplicative_level(y, s[:, None, :], 2), level)
         ratio = np.where(level[:, :, None] > 0, y / level[:, :, None], np.nan)
         ssum, scnt = nansum_count(ratio, 1)
         loo = np.where(np.isnan(ratio), s[:, None, :], (ssum[:, None, :] - ratio) / (scnt[:, None, :] - 1))
@@ -176,6 +176,18 @@ def robust_residuals(y: np.ndarray, period: int, block: int, rule: bool = False)
     before = np.concatenate([np.full((n, 1), np.nan), level[:, :-1]], axis=1)
     lagged = unfold(g - before[:, :, None] - phase[:, None, :], w)
     return r, level[:, -1], phase, lagged
+
+
+def multiplicative_level(y: np.ndarray, s: np.ndarray, axis) -> np.ndarray:
+    """A cycle's level under a multiplicative profile: its sum over the profile's sum at
+    the phases it has values (not the mean of y / S: a sparse count's phase with a tiny S
+    and one event made that ratio, and the next pass's profile, explode: an expected 73
+    for a series of mean 0.35). NaN for a cycle without values or whose phases are all 0."""
+    present = ~np.isnan(y)
+    den = np.where(present, np.broadcast_to(s, y.shape), 0.0).sum(axis=axis)
+    num = np.where(present, y, 0.0).sum(axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
 def _mean(a: np.ndarray, axis: int, nan: np.ndarray | None = None, count: np.ndarray | None = None) -> np.ndarray:

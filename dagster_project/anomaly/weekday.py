@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .seasonality import multiplicative_level
 from .stats import nansum_count
 
 DAYS, HOURS = 7, 24
@@ -129,8 +130,7 @@ def multiplicative_two_way(y: np.ndarray, hour0: np.ndarray | None = None):
             d_mean = d_new.mean(axis=1, keepdims=True)
             day = np.where(upd[:, None], d_new / np.where(d_mean > 0, d_mean, 1.0), day)
             h_keep = hour if i == 0 else np.where(upd[:, None], hour, h_keep)
-            both = day[:, None, :, None] * h_keep[:, None, None, :]
-            lv = _mean(np.where(both > 0, g / both, np.nan), (2, 3))[0]
+            lv = multiplicative_level(g, day[:, None, :, None] * h_keep[:, None, None, :], (2, 3))
             level = np.where(upd[:, None], lv, level)
         hour = h_keep
         r_hour = ratio(level[:, :, None, None] * day[:, None, :, None])
