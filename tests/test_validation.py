@@ -59,6 +59,9 @@ CASES = [
      "sum needs a number; the expression is cast to varchar"),
     # inputs that made the readers recurse without end, or raise where they are used
     ("derived_constant", "name: derived_constant\nkind: derived\nexpression: \"1 + 1\"\n", 3, "names no metric"),
+    # a number beyond a double became inf, an empty bucket nan: `cast(nan as double)` failed every build
+    ("derived_huge", "name: derived_huge\nkind: derived\nexpression: \"downloads * 1e400\"\n", 3,
+     "`1e400` is beyond the range of a double"),
     ("alias_loop", f"name: alias_loop\n{BASE}aggregation: count\ntags: &a [*a]\n", 5, "nested more than 50 levels deep"),
     ("deep_filter", f"name: deep_filter\n{BASE}aggregation: count\nfilter: \"" + "(" * 60 + "1 = 1" + ")" * 60 + "\"\n", 5,
      "nests parentheses more than 50 deep"),

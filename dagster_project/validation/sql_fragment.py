@@ -3,6 +3,8 @@ when they are one scalar expression over the source's columns. The compiler rend
 parsed tree for each warehouse; the text the user wrote never reaches SQL as-is."""
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 import sqlglot
@@ -177,6 +179,10 @@ def parse_arithmetic(text: str) -> Fragment:
             )
         if isinstance(node, exp.Column) and node.table:
             raise FragmentError(f"`{node.sql()}`: refer to metrics by bare name")
+        # a number no double holds (1e400) became inf, and an empty bucket's value nan:
+        # `cast(nan as double)` in the generated SQL failed every metric's build
+        if isinstance(node, exp.Literal) and not math.isfinite(float(node.this)):
+            raise FragmentError(f"`{node.this}` is beyond the range of a double")
     return Fragment(text, tree)
 
 
