@@ -10,6 +10,7 @@
         Unset: from the metric's start to now.
     METRICS_NOW  overrides the current time (tests); the bucket containing now is the
         last one built, so no future bucket is ever written as empty.
+    A value with an offset is read as the same instant in UTC.
 -#}
 {% macro metrics_window(grain, series_start) %}
   {%- set dt = modules.datetime -%}
@@ -20,18 +21,17 @@
         'end': env_var('METRICS_WINDOW_END', ''),
         'now': env_var('METRICS_NOW', '')}) -%}
   {%- endif -%}
-  {%- set now = dt.datetime.fromisoformat(raw.now) if raw.now else dt.datetime.utcnow() -%}
-  {%- set now = now.replace(tzinfo=none) -%}
+  {%- set now = metrics_naive_utc(dt.datetime.fromisoformat(raw.now)) if raw.now else dt.datetime.utcnow() -%}
   {%- set first = metrics_floor_ts(dt.datetime.fromisoformat(series_start), grain) -%}
   {%- set last = metrics_add_grain(metrics_floor_ts(now, grain), grain) -%}
   {%- set start = first -%}
   {%- set end = last -%}
   {%- if raw.start -%}
-    {%- set s = metrics_ceil_ts(dt.datetime.fromisoformat(raw.start).replace(tzinfo=none), grain) -%}
+    {%- set s = metrics_ceil_ts(metrics_naive_utc(dt.datetime.fromisoformat(raw.start)), grain) -%}
     {%- set start = [s, first] | max -%}
   {%- endif -%}
   {%- if raw.end -%}
-    {%- set e = metrics_ceil_ts(dt.datetime.fromisoformat(raw.end).replace(tzinfo=none), grain) -%}
+    {%- set e = metrics_ceil_ts(metrics_naive_utc(dt.datetime.fromisoformat(raw.end)), grain) -%}
     {%- set end = [e, last] | min -%}
   {%- endif -%}
   {%- if end < start -%}{%- set end = start -%}{%- endif -%}
@@ -39,6 +39,13 @@
       'start': start.strftime('%Y-%m-%d %H:%M:%S'),
       'end': end.strftime('%Y-%m-%d %H:%M:%S'),
       'windowed': (raw.start or raw.end) | length > 0}) }}
+{% endmacro %}
+
+{#- a timestamp with an offset as the same instant in naive UTC (dropping the offset moved
+    `METRICS_NOW=...T20:30:00-05:00` five hours from what the Python side reads) -#}
+{% macro metrics_naive_utc(ts) %}
+  {%- if ts.tzinfo is none -%}{{ return(ts) }}{%- endif -%}
+  {{ return((ts - ts.utcoffset()).replace(tzinfo=none)) }}
 {% endmacro %}
 
 {% macro metrics_floor_ts(ts, grain) %}

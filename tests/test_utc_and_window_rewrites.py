@@ -291,6 +291,26 @@ def test_a_window_rewrite_inserts_only_rows_inside_the_window(built):
         _execute(wh, f"drop table if exists {wh.relation('rollup_leaky')}")
 
 
+def test_metrics_now_with_an_offset_is_the_same_instant_for_the_build(built, monkeypatch):
+    """METRICS_NOW=2024-03-05T20:30:00-05:00 is 2024-03-06 01:30 UTC, as the Python side
+    reads it: the build's bucket in progress is 01:00 on the 6th (the macro dropped the
+    offset and stopped at 20:00 on the 5th, so `metrics series` called hours complete
+    that the build never rewrote)."""
+    paths, wh, _ = built
+    monkeypatch.setenv("METRICS_NOW", "2024-03-05T20:30:00-05:00")
+    model = "rollup_stg_tz_events__by_happened_at__hour"
+    out = run_dbt(paths, wh.target, ["run", "--select", model], window=(dt.date(2024, 3, 5), dt.date(2024, 3, 8)),
+                  run_id="offset-now", quiet=True)
+    assert out.ok, out.failures
+    rows = wh.frame(f"select bucket_start, run_id from {wh.relation(model)} where metric = 'tz_count' "
+                    "and dimension = '' order by bucket_start")
+    rows["bucket_start"] = pd.to_datetime(rows["bucket_start"])
+    rewritten = rows[rows.run_id == "offset-now"].bucket_start
+    assert rewritten.min() == pd.Timestamp("2024-03-05 00:00") and rewritten.max() == pd.Timestamp("2024-03-06 01:00")
+    # the buckets after now keep the rows of the run that wrote them
+    assert not rows[(rows.bucket_start > pd.Timestamp("2024-03-06 01:00")) & (rows.run_id == "offset-now")].size
+
+
 def _execute(wh: Warehouse, sql: str) -> None:
     with wh.connect() as con:
         if wh.target == "clickhouse":
