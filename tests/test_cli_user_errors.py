@@ -258,7 +258,8 @@ def _counts(wh: Warehouse) -> dict[tuple[str, str], int]:
     else:
         sql = "select table_name as name from information_schema.tables where table_schema = 'analytics' and table_type = 'BASE TABLE'"
     out = {}
-    for table in (n for n in wh.frame(sql)["name"] if n.startswith("rollup_") and not n.endswith(("__staged", "__scratch"))):
+    for table in (n for n in wh.frame(sql)["name"]
+                  if n == "metric_anomalies" or n.startswith("rollup_") and not n.endswith(("__staged", "__scratch"))):
         df = wh.frame(f"select metric, count(*) as n from {wh.relation(table)} group by metric")
         out.update({(table, str(m)): int(n) for m, n in zip(df.metric, df.n)})
     return out
@@ -270,9 +271,19 @@ def test_prune_lists_then_deletes_only_rows_of_removed_metrics(target, tmp_path_
     wh = Warehouse(target, paths)
     load_raw(wh, generate_range(dt.date(2026, 9, 1), dt.date(2026, 9, 3), events_per_day=200))
     compile_and_build(paths, target, (dt.date(2026, 9, 1), dt.date(2026, 9, 3)))
+    # scored rows of two metrics, one of them about to be removed: `metrics anomalies` listed
+    # a removed metric's detections and called it unknown when asked for it
+    from dagster_project.warehouse.anomaly_store import NAMES, replace_window
+    scored = pd.DataFrame([{c: None for c in NAMES} | {
+        "metric": m, "grain": "day", "bucket_start": pd.Timestamp(f"2026-09-0{d}"), "dimension": "",
+        "dimension_value": "", "value": 1.0, "is_anomaly": False, "provisional": False, "model": "poisson-nb/none",
+        "reason": "r", "run_id": "t", "computed_at": pd.Timestamp("2026-09-03")} for m in ("likes", "downloads")
+        for d in (1, 2)])
+    replace_window(wh, "day", dt.datetime(2026, 9, 1), dt.datetime(2026, 9, 3), scored)
     before = _counts(wh)
+    assert before[("metric_anomalies", "likes")] == 2
     tables = sorted({t for t, _ in before})
-    assert len(tables) == 2 and all((t, "likes") in before for t in tables)
+    assert len(tables) == 3 and all((t, "likes") in before for t in tables)
     assert any(m == "per_user__denominator" for _, m in before)
     (root / "metrics" / "growth" / "likes.yml").unlink()  # removed
     views = root / "metrics" / "growth" / "views.yml"

@@ -1,25 +1,30 @@
-"""`metrics prune [--apply]`: rows in the rollup tables of metrics the project no longer
-defines (a metric file deleted or renamed). dbt never deletes them: the rollup
-materialization rewrites only the windows of the metrics its model still computes."""
+"""`metrics prune [--apply]`: rows in the rollup tables, and in `metric_anomalies`, of
+metrics the project no longer defines (a metric file deleted or renamed). dbt never
+deletes them: the rollup materialization rewrites only the windows of the metrics its
+model still computes, and a scoring run replaces only the rows of metrics it scores
+(`metrics anomalies` listed a removed metric's detections it then called unknown)."""
 from __future__ import annotations
 
 import sys
 
 from ..paths import ProjectPaths
+from ..warehouse.anomaly_store import TABLE as ANOMALIES
 from ..warehouse.connection import Warehouse, WarehouseError
 
 # scratch tables the rollup materializations leave behind when a run dies half-way
 _SCRATCH_SUFFIXES = ("__staged", "__scratch", "__dbt_tmp", "__dbt_backup")
 
 
-def rollup_tables(wh: Warehouse) -> list[str]:
-    """The rollup tables (relations named rollup_* that are tables) in the dbt schema."""
+def rollup_tables(wh: Warehouse, anomalies: bool = False) -> list[str]:
+    """The rollup tables (relations named rollup_* that are tables) in the dbt schema;
+    `anomalies`: and metric_anomalies, when it exists."""
     if wh.target == "clickhouse":
         sql = "select name from system.tables where database = ? and engine not like '%View'"
     else:
         sql = "select table_name as name from information_schema.tables where table_schema = ? and table_type = 'BASE TABLE'"
     names = [str(n) for n in wh.frame(sql, [wh.schema])["name"]]
-    return sorted(n for n in names if n.startswith("rollup_") and not n.endswith(_SCRATCH_SUFFIXES))
+    rollups = sorted(n for n in names if n.startswith("rollup_") and not n.endswith(_SCRATCH_SUFFIXES))
+    return rollups + ([ANOMALIES] if anomalies and ANOMALIES in names else [])
 
 
 def cmd_prune(args, paths: ProjectPaths) -> int:
@@ -38,7 +43,7 @@ def cmd_prune(args, paths: ProjectPaths) -> int:
     keep = built | (set() if args.include_archived else archived)
     wh = Warehouse(args.target, paths)
     try:
-        tables = rollup_tables(wh)
+        tables = rollup_tables(wh, anomalies=True)
         found: list[tuple[str, str, int]] = []  # (table, metric, rows)
         kept: list[tuple[str, str, int]] = []
         for table in tables:
@@ -50,7 +55,8 @@ def cmd_prune(args, paths: ProjectPaths) -> int:
                 elif row[1] in archived:
                     kept.append(row)
         if not found:
-            print(f"{args.target}: nothing to prune: every metric in the {len(tables)} rollup table(s) is defined")
+            print(f"{args.target}: nothing to prune: every metric in the {len(tables)} rollup and anomaly table(s) "
+                  "is defined")
         for table, metric, n in found:
             print(f"{wh.relation(table)}: {metric}: {n:,} row(s) of a metric no longer defined")
         for table, metric, n in kept:
