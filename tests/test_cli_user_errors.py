@@ -95,6 +95,28 @@ def test_serve_refuses_a_port_it_cannot_listen_on_before_saying_it_serves(tmp_pa
     assert code == 2 and f"error: cannot serve on 127.0.0.1:{port}" in err_text and "serving" not in out
 
 
+def test_a_metric_starting_later_is_built_from_its_own_start(tmp_path, monkeypatch):
+    """`metrics run --metric X` ran from the project's earliest start (rewriting X's source
+    from there) and, for an X starting in the future, built nothing while `metrics series
+    X` kept saying to run that same command."""
+    root, args = _fresh(tmp_path)
+    (root / "metrics" / "growth" / "later.yml").write_text(
+        "name: later\nsource: stg_entity_events\ntimestamp: created_at\naggregation: count\nstart: 2026-09-02\n")
+    (root / "metrics" / "growth" / "future.yml").write_text(
+        "name: future\nsource: stg_entity_events\ntimestamp: created_at\naggregation: count\nstart: 2099-01-01\n")
+    monkeypatch.setenv("METRICS_NOW", NOW)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    assert main([*args, "demo-data", "--days", "4", "--end", "2026-09-04", "--events-per-day", "300"]) == 0
+    code, out, err = _main(*args, "run", "--metric", "later", "--end", "2026-09-04")
+    assert code == 0, err
+    assert "day rollups, partitions 2026-09-02 .. 2026-09-03" in out, out
+    code, out, err = _main(*args, "run", "--metric", "future")
+    assert code == 0, err
+    assert "future: starts 2099-01-01: no bucket to build yet" in out and "rollups, partitions" not in out
+    code, out, err = _main(*args, "series", "future", "--grain", "day")
+    assert code == 2 and "`future` starts 2099-01-01: it has no bucket yet" in err, err
+
+
 def test_run_draft_without_include_drafts_says_so(tmp_path):
     root, args = _fresh(tmp_path)
     code, out, err = _main(*args, "run", "--metric", "a_draft")

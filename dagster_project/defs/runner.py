@@ -136,6 +136,13 @@ def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt
     now = dt.datetime.now(dt.timezone.utc)
     outcome = RunOutcome()
     tags_wanted = {metric_tag(n) for n in wanted_metrics(project, metrics)} if metrics else None
+    if metrics and start is None:
+        # from the chosen metrics' own start (and their inputs'), as `--start`'s default says:
+        # not the project's earliest, which rewrote their sources' whole history
+        start = min(project.metrics[n].start for n in wanted_metrics(project, metrics))
+        if start > now.date():
+            progress(f"      {', '.join(metrics)}: starts {start}: no bucket to build yet")
+            return outcome
 
     def execute(job_name: str, label: str, tags: dict | None = None) -> bool:
         job = defs.resolve_job_def(job_name)

@@ -157,6 +157,8 @@ def _leaves(metric: Metric, project: MetricsProject | None) -> list[Metric]:
 
 
 def _check_built(wh: Warehouse, metric: Metric, grain: str, project: MetricsProject | None) -> None:
+    if metric.start > now_utc().date():  # (`metrics run --metric` builds nothing of it yet)
+        raise ValueError(f"{wh.target}: `{metric.name}` starts {metric.start}: it has no bucket yet")
     for leaf in _leaves(metric, project):
         rel = _relation(wh, leaf, grain)
         _, n = wh.rows(f"select count(*) as n from {wh.relation(rel)} where metric = ? and dimension = ''", [leaf.name])
