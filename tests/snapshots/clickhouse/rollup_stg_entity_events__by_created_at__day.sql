@@ -4,15 +4,15 @@
 --   metrics/s/p90.yml
 --   metrics/s/users.yml
 
--- macros/ digest c4c96ae29a7a: a changed macro changes this file, so Dagster marks its partitions stale
+-- macros/ digest 319ebdc6b580: a changed macro changes this file, so Dagster marks its partitions stale
 
 with source_rows as (
     -- one scan of the source: the rows of the window's buckets
     select
         toStartOfDay(toTimeZone(created_at, 'UTC')) as bucket_start,
         created_at as event_at,
-        entity_type as dim_entity_type,
-        user_id as dim_user_id,
+        ifNull(toString(entity_type), '(null)') as dim_entity_type,
+        ifNull(toString(user_id), '(null)') as dim_user_id,
         metric_value as latest_value__measured,
         user_id as users__measured,
         metric_type
