@@ -156,12 +156,11 @@ def weighted_two_way(num: np.ndarray, den: np.ndarray, hour0: np.ndarray | None 
     every row takes _PASSES."""
     gn, gd = _split(_to_days(num, hour0)), _split(_to_days(den, hour0))
     n, c = gn.shape[:2]
-    gaps = np.ones(n, bool)
     present = ~np.isnan(gn) & ~np.isnan(gd)
     gd0 = np.where(present, gd, 0.0)
 
     def wmean(x, axis):
-        """sum of x * den over sum of den (x: a residual ratio per bucket, as num - fit * den)"""
+        """x's sum over the denominator's (x: a residual num - fit * den; present buckets)"""
         s = np.where(present, x, 0.0).sum(axis=axis)
         w = gd0.sum(axis=axis)
         return np.where(w > 0, s / np.where(w > 0, w, 1.0), 0.0), s, w
@@ -169,23 +168,18 @@ def weighted_two_way(num: np.ndarray, den: np.ndarray, hour0: np.ndarray | None 
     with np.errstate(invalid="ignore", divide="ignore"):
         level = wmean(gn, (2, 3))[0]
         day = np.zeros((n, DAYS))
-        for i in range(_PASSES if gaps.any() else 1):
-            upd = gaps if i else np.ones(n, bool)
+        for _ in range(_PASSES):
             hour = wmean(gn - (level[:, :, None, None] + day[:, None, :, None]) * gd, (1, 2))[0]
             d_new = wmean(gn - (level[:, :, None, None] + hour[:, None, None, :]) * gd, (1, 3))[0]
             wd = gd0.sum(axis=(1, 3))
             d_new = d_new - (d_new * wd).sum(axis=1, keepdims=True) / np.where(wd.sum(axis=1, keepdims=True) > 0,
                                                                                  wd.sum(axis=1, keepdims=True), 1.0)
-            day = np.where(upd[:, None], d_new, day)
-            h_keep = hour if i == 0 else np.where(upd[:, None], hour, h_keep)
-            lv = wmean(gn - (day[:, None, :, None] + h_keep[:, None, None, :]) * gd, (2, 3))[0]
-            level = np.where(upd[:, None], lv, level)
-        hour = h_keep
+            day = d_new
+            level = wmean(gn - (day[:, None, :, None] + hour[:, None, None, :]) * gd, (2, 3))[0]
         r_hour = np.where(present, gn - (level[:, :, None, None] + day[:, None, :, None]) * gd, 0.0)
         r_day = np.where(present, gn - (level[:, :, None, None] + hour[:, None, None, :]) * gd, 0.0)
         _, s_hour, d_hour = wmean(r_hour, (1, 2))
         _, s_day, d_day = wmean(r_day, (1, 3))
-        s_hour, s_day = r_hour.sum(axis=(1, 2)), r_day.sum(axis=(1, 3))
         lo_h, lo_d = d_hour[:, None, None, :] - gd0, d_day[:, None, :, None] - gd0
         loo_hour = np.where(lo_h > 0, (s_hour[:, None, None, :] - r_hour) / lo_h, np.nan)
         loo_day = np.where(lo_d > 0, (s_day[:, None, :, None] - r_day) / lo_d, np.nan)
