@@ -105,9 +105,10 @@ def additive_profile(y: np.ndarray):
 
 
 def multiplicative_profile(y: np.ndarray):
-    """Counts: S[p] = mean over cycles of y / cycle mean (mean 1 over phases); the
-    cycle mean being the mean of y / S (refined for rows with gaps, as above). Phases
-    always 0 get S = 0."""
+    """Counts: S[p] = mean over cycles of y / cycle level (mean 1 over phases); the
+    cycle level being the cycle's mean, refined for rows with gaps (as above) as its sum
+    over the sum of S at its phases with values (multiplicative_level). Phases always 0
+    get S = 0."""
     passes = _passes(y)
     with np.errstate(invalid="ignore", divide="ignore"):
         level = _mean(y, 2)
