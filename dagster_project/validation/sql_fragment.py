@@ -4,7 +4,6 @@ parsed tree for each warehouse; the text the user wrote never reaches SQL as-is.
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 
 import sqlglot
