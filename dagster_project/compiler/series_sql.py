@@ -20,14 +20,19 @@ def _fill(m: Metric) -> str:
 
 
 def _combined(m: Metric, by_name: dict[str, Metric], grain: str) -> list[str]:
-    """CTEs for a ratio or derived metric: its keys (every slice bucket any input has),
-    then its value from each input's value there (an absent input counts as empty)."""
+    """CTEs for a ratio or derived metric: its keys (every slice bucket any input has, in
+    the buckets all inputs were built for), then its value from each input's value there
+    (an input without a row in the slice counts as empty)."""
     inputs = [by_name[n] for n in m.inputs]
     dims = ", ".join(["''"] + [string(d) for d in m.dimensions])
     first = _ts(floor_to_grain(m.start, grain))
-    keys = "\n    union distinct\n".join(
-        f"    select bucket_start, dimension, dimension_value from {_cte(i.name)}\n"
-        f"    where dimension in ({dims}) and bucket_start >= {first}" for i in inputs)
+    keys = "\n        union distinct\n".join(
+        f"        select bucket_start, dimension, dimension_value from {_cte(i.name)}\n"
+        f"        where dimension in ({dims}) and bucket_start >= {first}" for i in inputs)
+    # only buckets every input was built for (its total row is stored dense over them): an
+    # input never built there is a gap, not its empty value
+    built = "\n      and ".join(f"bucket_start in (select bucket_start from {_cte(n)} where dimension = '')"
+                                for n in dict.fromkeys(i.name for i in inputs))
     joins, values = [], []
     for n, i in enumerate(inputs, start=1):
         joins.append(f"    left join {_cte(i.name)} as i{n}\n        on i{n}.bucket_start = k.bucket_start and i{n}.dimension = k.dimension"
@@ -41,7 +46,8 @@ def _combined(m: Metric, by_name: dict[str, Metric], grain: str) -> list[str]:
         mapping = {i.name: f"in_{n}" for n, i in enumerate(inputs, start=1)}
         value, num, den = fragment(m.formula.tree, column_map=mapping, guard_div=True), "null", "null"
     return [
-        f"k__{m.name} as (\n{keys}\n)",
+        f"k__{m.name} as (\n    select bucket_start, dimension, dimension_value from (\n{keys}\n    ) as input_keys\n"
+        f"    where {built}\n)",
         f"""{_cte(m.name)} as (
     select {string(m.name)} as metric, bucket_start, dimension, dimension_value,
         cast({value} as {{{{ metrics_type('double') }}}}) as value,
@@ -69,7 +75,7 @@ def render_series(model: SeriesModel, tags: list[str]) -> str:
     rollups = "\n    union all\n".join(
         f"    select metric, bucket_start, dimension, dimension_value, value, count, sum,\n"
         f"        cast(null as {{{{ metrics_type('double') }}}}) as numerator, cast(null as {{{{ metrics_type('double') }}}}) as denominator,\n"
-        f"        run_id, computed_at\n    from {{{{ ref({jinja_str(r.name)}) }}}}\n"
+        f"        run_id, computed_at\n    from {{{{ metrics_rollup_or_empty(ref({jinja_str(r.name)})) }}}} as source_rollup\n"
         f"    where metric in ({', '.join(string(m.name) for m in r.metrics)})" for r in model.rollups)
     # inputs of ratio/derived metrics, in dependency order
     needed: list[Metric] = []

@@ -23,19 +23,19 @@ with rollup_rows as (
     select metric, bucket_start, dimension, dimension_value, value, count, sum,
         cast(null as {{ metrics_type('double') }}) as numerator, cast(null as {{ metrics_type('double') }}) as denominator,
         run_id, computed_at
-    from {{ ref("rollup_stg_entity_events__by_created_at__month") }}
+    from {{ metrics_rollup_or_empty(ref("rollup_stg_entity_events__by_created_at__month")) }} as source_rollup
     where metric in ('active_users', 'downloads_per_active_user__denominator', 'model_downloads', 'reactions_net')
     union all
     select metric, bucket_start, dimension, dimension_value, value, count, sum,
         cast(null as {{ metrics_type('double') }}) as numerator, cast(null as {{ metrics_type('double') }}) as denominator,
         run_id, computed_at
-    from {{ ref("rollup_stg_follower_snapshots__by_observed_at__month") }}
+    from {{ metrics_rollup_or_empty(ref("rollup_stg_follower_snapshots__by_observed_at__month")) }} as source_rollup
     where metric in ('follower_count')
     union all
     select metric, bucket_start, dimension, dimension_value, value, count, sum,
         cast(null as {{ metrics_type('double') }}) as numerator, cast(null as {{ metrics_type('double') }}) as denominator,
         run_id, computed_at
-    from {{ ref("rollup_stg_orders__by_ordered_at__month") }}
+    from {{ metrics_rollup_or_empty(ref("rollup_stg_orders__by_ordered_at__month")) }} as source_rollup
     where metric in ('avg_order_latency_ms', 'max_order_amount', 'orders', 'p95_order_latency_ms', 'refunds', 'revenue')
 ),
 
@@ -48,11 +48,15 @@ m__orders as (
 ),
 
 k__average_order_value as (
-    select bucket_start, dimension, dimension_value from m__revenue
-    where dimension in ('', 'country') and bucket_start >= {{ metrics_timestamp("2026-09-01 00:00:00") }}
-    union distinct
-    select bucket_start, dimension, dimension_value from m__orders
-    where dimension in ('', 'country') and bucket_start >= {{ metrics_timestamp("2026-09-01 00:00:00") }}
+    select bucket_start, dimension, dimension_value from (
+        select bucket_start, dimension, dimension_value from m__revenue
+        where dimension in ('', 'country') and bucket_start >= {{ metrics_timestamp("2026-09-01 00:00:00") }}
+        union distinct
+        select bucket_start, dimension, dimension_value from m__orders
+        where dimension in ('', 'country') and bucket_start >= {{ metrics_timestamp("2026-09-01 00:00:00") }}
+    ) as input_keys
+    where bucket_start in (select bucket_start from m__revenue where dimension = '')
+      and bucket_start in (select bucket_start from m__orders where dimension = '')
 ),
 
 m__average_order_value as (
@@ -85,11 +89,15 @@ m__downloads_per_active_user__denominator as (
 ),
 
 k__downloads_per_active_user as (
-    select bucket_start, dimension, dimension_value from m__model_downloads
-    where dimension in ('', 'entity_type') and bucket_start >= {{ metrics_timestamp("2026-09-01 00:00:00") }}
-    union distinct
-    select bucket_start, dimension, dimension_value from m__downloads_per_active_user__denominator
-    where dimension in ('', 'entity_type') and bucket_start >= {{ metrics_timestamp("2026-09-01 00:00:00") }}
+    select bucket_start, dimension, dimension_value from (
+        select bucket_start, dimension, dimension_value from m__model_downloads
+        where dimension in ('', 'entity_type') and bucket_start >= {{ metrics_timestamp("2026-09-01 00:00:00") }}
+        union distinct
+        select bucket_start, dimension, dimension_value from m__downloads_per_active_user__denominator
+        where dimension in ('', 'entity_type') and bucket_start >= {{ metrics_timestamp("2026-09-01 00:00:00") }}
+    ) as input_keys
+    where bucket_start in (select bucket_start from m__model_downloads where dimension = '')
+      and bucket_start in (select bucket_start from m__downloads_per_active_user__denominator where dimension = '')
 ),
 
 m__downloads_per_active_user as (
@@ -118,11 +126,15 @@ m__refunds as (
 ),
 
 k__net_revenue as (
-    select bucket_start, dimension, dimension_value from m__refunds
-    where dimension in ('', 'country') and bucket_start >= {{ metrics_timestamp("2026-09-01 00:00:00") }}
-    union distinct
-    select bucket_start, dimension, dimension_value from m__revenue
-    where dimension in ('', 'country') and bucket_start >= {{ metrics_timestamp("2026-09-01 00:00:00") }}
+    select bucket_start, dimension, dimension_value from (
+        select bucket_start, dimension, dimension_value from m__refunds
+        where dimension in ('', 'country') and bucket_start >= {{ metrics_timestamp("2026-09-01 00:00:00") }}
+        union distinct
+        select bucket_start, dimension, dimension_value from m__revenue
+        where dimension in ('', 'country') and bucket_start >= {{ metrics_timestamp("2026-09-01 00:00:00") }}
+    ) as input_keys
+    where bucket_start in (select bucket_start from m__refunds where dimension = '')
+      and bucket_start in (select bucket_start from m__revenue where dimension = '')
 ),
 
 m__net_revenue as (
