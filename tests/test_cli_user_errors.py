@@ -327,3 +327,35 @@ def test_prune_lists_then_deletes_only_rows_of_removed_metrics(target, tmp_path_
     assert _counts(wh) == {k: n for k, n in before.items() if k[1] != "likes"}
     code, out, _ = _main(*args)
     assert code == 0 and "nothing to prune" in out
+
+
+def test_a_combined_metric_is_a_gap_where_an_input_was_never_built(tmp_path, monkeypatch):
+    """A derived or ratio metric read an input's bucket that was never built as the input's
+    empty value: orders - downloads was the orders alone on a day only the orders' source
+    was built for. A bucket is built when its total row is stored (rollups store it dense)."""
+    root, args = _fresh(tmp_path)
+    (root / "metrics" / "growth" / "orders_n.yml").write_text(
+        "name: orders_n\nsource: stg_orders\ntimestamp: ordered_at\naggregation: count\n")
+    (root / "metrics" / "growth" / "orders_less_downloads.yml").write_text(
+        "name: orders_less_downloads\nkind: derived\nexpression: \"orders_n - downloads\"\n")
+    (root / "metrics" / "growth" / "orders_per_download.yml").write_text(
+        "name: orders_per_download\nkind: ratio\nnumerator: orders_n\ndenominator: downloads\n")
+    monkeypatch.setenv("METRICS_NOW", NOW)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    assert main([*args, "demo-data", "--days", "4", "--end", "2026-09-04", "--events-per-day", "300"]) == 0
+    code, out, err = _main(*args, "run", "--metric", "orders_n", "--end", "2026-09-03")
+    assert code == 0, err
+    code, out, err = _main(*args, "run", "--metric", "orders_less_downloads", "--metric", "orders_per_download",
+                           "--start", "2026-09-01", "--end", "2026-09-03")
+    assert code == 0, err
+    wh = Warehouse("duckdb", ProjectPaths(root))
+    rows = wh.frame("select metric, bucket_start, value from analytics.metric_series_day where dimension = '' "
+                    "and metric in ('orders_n', 'downloads', 'orders_less_downloads', 'orders_per_download')")
+    got = {(r.metric, pd.Timestamp(r.bucket_start).strftime("%Y-%m-%d")): r.value for r in rows.itertuples()}
+    # the orders' source holds 08-31 (the project's start); the downloads' only 09-01 and 09-02
+    assert ("orders_n", "2026-08-31") in got and ("downloads", "2026-08-31") not in got, got
+    for metric in ("orders_less_downloads", "orders_per_download"):
+        assert (metric, "2026-08-31") not in got, (metric, got)
+    for day in ("2026-09-01", "2026-09-02"):
+        assert got[("orders_less_downloads", day)] == got[("orders_n", day)] - got[("downloads", day)]
+        assert got[("orders_per_download", day)] == pytest.approx(got[("orders_n", day)] / got[("downloads", day)])
