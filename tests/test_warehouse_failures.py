@@ -48,6 +48,10 @@ def test_rejected_query_names_target_and_model_and_keeps_rows(tmp_path, target, 
     assert re.search(rf"error: metric active_users \(metrics/events/active_users.yml\), metric downloads \(metrics/events/downloads.yml\): "
                      rf"{target}: rollup_stg_entity_events__by_created_at__(hour|day|week|month): .*ghost_column", err, re.I), err
     assert "rows of windows that did not finish are unchanged" in err
+    # the error once, as that line: Dagster's console printed it twice more before, with
+    # its stack trace (kept in the failed run's events, which the last line names)
+    assert "Stack Trace" not in err and "STEP_FAILURE" not in err and "Traceback" not in err, err
+    assert re.search(r"the failed Dagster run [0-9a-f-]{36}, with the stack trace: ", err), err
     pd.testing.assert_frame_equal(_snapshot(wh), before)
 
 

@@ -262,6 +262,10 @@ def report_outcome(outcome, what: str) -> bool:
         for f in outcome.failures:
             _err(f)
         _err(f"{what} failed; rows of windows that did not finish are unchanged")
+        if getattr(outcome, "failed_run", None):
+            kept = "in the Dagster UI's history" if os.environ.get("DAGSTER_HOME") else \
+                "not kept: DAGSTER_HOME is not set (set it to keep runs for the UI)"
+            _err(f"the failed Dagster run {outcome.failed_run}, with the stack trace: {kept}")
         return False
     print(f"done: {len(outcome.run_ids)} Dagster run(s): {', '.join(outcome.run_ids)}")
     return True

@@ -28,7 +28,9 @@ from ..warehouse.lock import warehouse_lock
 from .partitions import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, range_tags
 from .step_times import DBT_SECONDS, SCORING_SECONDS
 # the CLI prints its own progress; Dagster's console log only for warnings and errors
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# a failed step's error reaches the user once, as a line (RunOutcome.failures); Dagster's
+# console would print it first with its stack trace, which stays in the run's events
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 @dataclass
@@ -36,6 +38,7 @@ class RunOutcome:
     ok: bool = True
     failures: list[str] = field(default_factory=list)
     run_ids: list[str] = field(default_factory=list)
+    failed_run: str | None = None  # the Dagster run that failed: its events hold the stack trace
     # per job: (label, wall seconds, seconds dbt itself ran, seconds anomaly scoring ran)
     timings: list[tuple[str, float, float, float]] = field(default_factory=list)
 
@@ -181,6 +184,7 @@ def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt
         outcome.run_ids.append(result.run_id)
         if not result.success:
             outcome.ok = False
+            outcome.failed_run = result.run_id
             for event in result.all_events:
                 if event.event_type_value == "STEP_FAILURE":
                     info = event.event_specific_data.error
