@@ -299,6 +299,18 @@ def test_a_delivery_killed_between_send_and_record_is_sent_again_with_the_same_k
     assert outbox and all(r["delivered_at"] is not None for r in outbox)  # every message arrived
 
 
+def test_evaluate_json_gives_every_count_even_zero(project, servers, monkeypatch, capsys):
+    """`alerts evaluate --format json` listed only what happened ({"opened": 1}): a reader
+    had to guess the other keys."""
+    from dagster_project.cli.main import main
+    monkeypatch.setenv("METRICS_NOW", NOW.isoformat())
+    score(project, [{"metric": "orders", "day": 19, "is_anomaly": True}], 19, 20)
+    assert main(["--project-dir", str(project.root), "alerts", "evaluate", "--no-deliver", "--format", "json"]) == 0
+    counts = json.loads(capsys.readouterr().out)["counts"]
+    assert counts == {"opened": 1, "notified": 1, "repeated": 0, "resolved": 0, "silenced": 0, "unsilenced": 0,
+                      "messages": counts["messages"]} and counts["messages"] >= 1, counts
+
+
 def test_the_sensor_evaluates_once_per_tick_and_moves_its_cursor(project, servers, monkeypatch, tmp_path):
     from dagster import DagsterInstance, build_sensor_context
 

@@ -22,6 +22,10 @@ SCORED_COLUMNS = ("metric", "grain", "dimension", "dimension_value", "bucket_sta
                   "upper", "score", "is_anomaly", "direction", "provisional", "reason", "chart_path")
 
 
+# what an evaluation counts (engine.Outcome.counts)
+COUNTS = ("opened", "notified", "repeated", "resolved", "silenced", "unsilenced", "messages")
+
+
 @dataclass
 class EvaluationReport:
     counts: dict[str, int] = field(default_factory=dict)
@@ -31,6 +35,10 @@ class EvaluationReport:
     cursor: dt.datetime | None = None
     open_alerts: int = 0
     notes: list[str] = field(default_factory=list)  # freshness declarations that could not be checked
+
+    def all_counts(self) -> dict[str, int]:
+        """Every count, 0 for what did not happen (JSON readers need not guess the keys)."""
+        return {k: self.counts.get(k, 0) for k in COUNTS} | {k: v for k, v in self.counts.items() if k not in COUNTS}
 
     def summary(self) -> str:
         c = self.counts

@@ -118,7 +118,7 @@ def cmd_evaluate(args, paths) -> int:
         _err(str(err))
         return 1
     if args.format == "json":
-        print(json.dumps({"counts": report.counts, "lines": report.lines, "delivered": report.delivery.delivered,
+        print(json.dumps({"counts": report.all_counts(), "lines": report.lines, "delivered": report.delivery.delivered,
                           "failed": report.delivery.failed, "waiting": report.delivery.waiting,
                           "open": report.open_alerts, "new_scoring": report.new_scoring}, indent=1))
     else:
