@@ -95,7 +95,7 @@ def test_values_of_a_breaking_and_a_non_breaking_change(repo, target, capsys):
         assert (t["buckets"], t["differing"]) == want[:2], grain
         assert t["max_change"] == pytest.approx(want[2], rel=1e-9) and t["mean_change"] == pytest.approx(want[3], rel=1e-9)
         assert grains[grain]["differing"] >= t["differing"] > 0 and grains[grain]["buckets"] > t["buckets"]
-    assert grains["day"]["in_progress"] == "2024-03-12 00:00:00"
+    assert grains["day"]["in_progress"] == "2024-03-12T00:00:00Z"  # ISO 8601 UTC, as every JSON timestamp
     # the week holding NOW starts inside the window; no month does
     assert grains["week"]["total"]["buckets"] == 1 and grains["month"]["buckets"] == 0
     example = grains["day"]["examples"][0]
@@ -185,5 +185,5 @@ def test_compare_grain_counts_nulls_and_one_sided_values():
     assert g.all.max_change == pytest.approx(0.2) and g.all.mean_change == pytest.approx(0.1)  # b1 total, slice
     assert (g.total.buckets, g.total.differing) == (3, 2) and g.total.mean_change == pytest.approx(0.2)
     assert [e["slice"] for e in g.examples] == ["total", "total"] and g.examples[0]["old"] == 10.0
-    assert g.examples[1] == {"bucket": "2024-03-11 00:00:00", "slice": "total", "old": None, "new": 5.0,
+    assert g.examples[1] == {"bucket": "2024-03-11T00:00:00Z", "slice": "total", "old": None, "new": 5.0,
                              "in_progress": False}

@@ -186,7 +186,8 @@ def _values_head(v) -> str:
 
 def _example(e: dict) -> str:
     mark = " (in progress)" if e["in_progress"] else ""
-    return f"{e['bucket']}{mark} {e['slice']}: {_num(e['old'])} -> {_num(e['new'])}"
+    bucket = e["bucket"].replace("T", " ").removesuffix("Z")  # ISO 8601 UTC in JSON, as text reads it
+    return f"{bucket}{mark} {e['slice']}: {_num(e['old'])} -> {_num(e['new'])}"
 
 
 def _examples(m, n: int = 3) -> list[tuple[str, dict]]:

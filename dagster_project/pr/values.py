@@ -90,6 +90,11 @@ class ValuesReport:
 
 # ---------------------------------------------------------------------------- comparing
 
+def _iso(ts: dt.datetime) -> str:
+    """A bucket start (naive UTC) as JSON gives every timestamp: ISO 8601 with Z."""
+    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _rel(old, new) -> float | None:
     return None if old is None or new is None or old == 0 else abs(new - old) / abs(old)
 
@@ -115,9 +120,9 @@ def compare_grain(grain: str, old: dict, new: dict, in_progress: dt.datetime) ->
     # examples: measurable changes first, the total before slices, the largest first
     rel = {k: _rel(old.get(k), new.get(k)) for k in diff}
     diff.sort(key=lambda k: (rel[k] is None, k[1] != "", -(rel[k] or 0.0)))
-    examples = [{"bucket": k[0].isoformat(sep=" "), "slice": f"{k[1]}={k[2]}" if k[1] else "total",
+    examples = [{"bucket": _iso(k[0]), "slice": f"{k[1]}={k[2]}" if k[1] else "total",
                  "old": old.get(k), "new": new.get(k), "in_progress": k[0] == in_progress} for k in diff[:EXAMPLES]]
-    return GrainValues(grain, _stats(keys, old, new), _stats(total, old, new), in_progress.isoformat(sep=" "), examples)
+    return GrainValues(grain, _stats(keys, old, new), _stats(total, old, new), _iso(in_progress), examples)
 
 
 # ---------------------------------------------------------------------------- building
