@@ -228,3 +228,16 @@ def test_a_sparse_hourly_count_is_expected_at_its_own_rate(launch):
         worst = max(worst, float(out.expected.max()))
     assert flagged == 0
     assert worst < 10, worst
+
+
+def test_an_unscored_ratio_above_one_is_not_shown_as_a_percentage():
+    """A young ratio series (no history to score against) took every value for a
+    proportion: 143 downloads by 4 users read "3575%: not enough history"."""
+    num, den = np.array([143.0, 120.0, 150.0]), np.array([4.0, 4.0, 5.0])
+    out = score(frame(num / den, numerator=num, denominator=den), shape="ratio", first=0)
+    assert out.reason.str.contains("not enough history").all(), out.reason.tolist()
+    assert not out.reason.str.contains("%").any() and out.reason.iloc[0].startswith("m 35.8"), out.reason.tolist()
+    # a proportion stays a percentage
+    num = np.array([1.0, 2.0, 1.0])
+    out = score(frame(num / den, numerator=num, denominator=den), shape="ratio", first=0)
+    assert out.reason.iloc[0].startswith("m 25%"), out.reason.tolist()

@@ -38,7 +38,7 @@ from .buckets import as_ns, excluded_buckets, grain_index
 from .core import empty_rows, score_rows
 from .hourly import AHEAD, score_hourly
 from .domain import VALUE
-from .models import DETECTOR, RATE_DETECTOR
+from .models import DETECTOR, RATE_DETECTOR, inside_proportion
 from .launch import launch_start
 from .settings import (MIN_EVENTS, SHAPES, DetectorSettings, at_grain, candidates, history_needed, level_span,
                        min_history, training_buckets)
@@ -336,7 +336,9 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
     head = label + " " if label else ""
     short = np.nonzero(~enough)[0]
     fmt = {False: text.formatter(told, False), True: text.formatter(told, True)}
-    for i, v, pr, have, d in zip(short.tolist(), value[short].tolist(), prop[short].tolist(),
+    # a window with no value yet reads as a proportion: the bucket itself must be one
+    shown_prop = prop[short] & inside_proportion(num[short], den[short])
+    for i, v, pr, have, d in zip(short.tolist(), value[short].tolist(), shown_prop.tolist(),
                                  res["have"][short].tolist(), den[short].tolist()):
         if told == "ratio" and not (d > 0):
             reasons[i] = f"{head}{fmt[pr](v)}: no denominator to score against"
