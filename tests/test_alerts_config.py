@@ -102,6 +102,11 @@ BAD = [
     # 2**n of a day, or now minus 200,000 weeks, overflow Python's dates
     ("huge_duration", ALERTS.replace("4h", "99999999999d"), 10, "`routes.0.repeat_interval`: Value error, a duration of at most 10 years"),
     ("zero_repeat", ALERTS.replace("4h", "0s"), 10, "`routes.0.repeat_interval`: Value error, must be more than 0s"),
+    # a label with a few values: one outside them matches nothing, ever
+    ("match_grain", ALERTS.replace("match: {tag: kpi}", "match: {tag: kpi, grain: [day, dya]}"), 7,
+     "`routes.0.match.grain`: Value error, `dya` matches no grain (one of: hour, day, week, month)"),
+    ("silence_severity", ALERTS.replace("silences: []", "silences:\n  - {match: {severity: crit}, starts: 2026-01-01, ends: 2026-02-01}"), 14,
+     "`silences.0.match.severity`: Value error, `crit` matches no severity (one of: warning, critical)"),
 ]
 
 
@@ -203,6 +208,7 @@ def test_silence_add_creates_alerts_yml(tmp_path, capsys):
     (["--match", "metric=x", "--until", "2099-13-01"], "is not a timestamp"),
     (["--match", "metric=x", "--until", "2020-01-01"], "is in the past"),
     (["--match", "metric=x", "--from", "2099-02-01", "--until", "2099-01-01"], "must be after the start"),
+    (["--match", "kind=anomly"], "--match kind: `anomly` matches no kind (one of: anomaly, freshness, run_failure)"),
 ])
 def test_silence_add_user_mistakes_change_nothing(tmp_path, capsys, args, words):
     paths = _project(tmp_path)
@@ -215,6 +221,20 @@ def test_silence_add_user_mistakes_change_nothing(tmp_path, capsys, args, words)
     err = capsys.readouterr().err
     assert words in err and "nothing written" in err and "Traceback" not in err, err
     assert _digest(paths) == before
+
+
+def test_silence_add_warns_of_a_domain_owner_or_tag_no_metric_has(tmp_path, capsys):
+    """A silence on a misspelt domain, owner or tag silences nothing; only a misspelt metric
+    was named. A warning, written anyway: the value may belong to a metric still to come."""
+    paths = _project(tmp_path)
+    capsys.readouterr()
+    assert main(["--project-dir", str(paths.root), "silence", "add", "--match", "domain=grwoth", "--match", "tag=kpi",
+                 "--match", "owner=nobody@example.com", "--until", "2099-01-01", "--comment", "c"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: domain `grwoth` matches no domain of this project (did you mean `growth`?)" in err, err
+    assert "warning: owner `nobody@example.com` matches no owner of this project" in err, err
+    assert "tag" not in err  # downloads has the tag kpi
+    assert [s.match.domain for s in load_alerts(paths)[0].silences] == ["grwoth"]
 
 
 def test_silence_add_refuses_an_invalid_alerts_yml(tmp_path, capsys):

@@ -155,6 +155,16 @@ class Match(_Frozen):
     kind: str | list[str] | None = None
     source: str | list[str] | None = None
 
+    @field_validator("grain", "severity", "kind")
+    @classmethod
+    def _can_match(cls, value: str | list[str] | None, info) -> str | list[str] | None:
+        # these labels take a few values only: one outside them would match nothing, ever
+        known = {"grain": GRAINS, "severity": SEVERITIES, "kind": KINDS}[info.field_name]
+        for want in [] if value is None else value if isinstance(value, list) else [value]:
+            if not any(fnmatch.fnmatchcase(k, want) for k in known):
+                raise ValueError(f"`{want}` matches no {info.field_name} (one of: {', '.join(known)})")
+        return value
+
     def matches(self, labels: dict[str, object]) -> bool:
         for key in MATCH_KEYS:
             want = getattr(self, key)

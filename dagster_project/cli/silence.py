@@ -61,7 +61,16 @@ def parse_match(items: list[str]) -> dict[str, str | list[str]]:
         if key not in MATCH_KEYS:
             raise UserError(f"--match: unknown key `{key}`{closest(key, MATCH_KEYS)}; keys: {', '.join(MATCH_KEYS)}")
         out.setdefault(key, []).append(value)
-    return {k: v[0] if len(v) == 1 else v for k, v in out.items()}
+    match = {k: v[0] if len(v) == 1 else v for k, v in out.items()}
+    from pydantic import ValidationError
+
+    from ..alerting.config import Match
+    try:
+        Match.model_validate(match)
+    except ValidationError as err:  # a grain, severity or kind that can never match
+        first = err.errors()[0]
+        raise UserError(f"--match {first['loc'][0]}: {first['msg'].removeprefix('Value error, ')}") from None
+    return match
 
 
 def _stamp(value: dt.datetime) -> str:
@@ -175,16 +184,26 @@ def _user() -> str | None:
 
 
 def _warn_unknown_metrics(paths, match: dict) -> None:
-    """A silence on a misspelt metric silences nothing: say so (a warning, the name may
-    be a metric still to come)."""
-    from ..validation.project import metric_files
-    wanted = match.get("metric")
-    if wanted is None:
+    """A silence on a misspelt metric, domain, owner or tag silences nothing: say so (a
+    warning: the value may be a metric still to come)."""
+    from ..validation.project import load_project, metric_files
+    wanted = {k: match[k] for k in ("metric", "domain", "owner", "tag") if k in match}
+    if not wanted:
         return
-    names = [p.stem for p in metric_files(paths)]
-    for pattern in wanted if isinstance(wanted, list) else [wanted]:
-        if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
-            print(f"warning: metric `{pattern}` matches no metric of this project{closest(pattern, names)}", file=sys.stderr)
+    known = {"metric": [p.stem for p in metric_files(paths)]}
+    if set(wanted) - {"metric"}:
+        project = load_project(paths).project  # None with problems: only the names are checked
+        if project is not None:
+            metrics = list(project.metrics.values())
+            known |= {"domain": sorted({m.domain for m in metrics}), "owner": sorted({m.owner for m in metrics if m.owner}),
+                      "tag": sorted({t for m in metrics for t in m.tags})}
+    for key, value in wanted.items():
+        if key not in known:
+            continue
+        for pattern in value if isinstance(value, list) else [value]:
+            if not any(fnmatch.fnmatchcase(n, pattern) for n in known[key]):
+                print(f"warning: {key} `{pattern}` matches no {key} of this project{closest(pattern, known[key])}",
+                      file=sys.stderr)
 
 
 def cmd_silence_list(args, paths) -> int:
