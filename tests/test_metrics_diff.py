@@ -140,6 +140,8 @@ def test_changes_are_classified_and_planned(repo):
 
     # text and Markdown say the same
     shown = text(result)
+    # the five breaking ones: a new metric and an activated draft have no built values to change
+    assert "1 added, 9 changed, 1 removed, 4 unchanged; 5 metrics' values change" in shown, shown
     assert "changed  model_downloads" in shown and "filter: metric_type = 'Download' -> metric_type = 'Like'  [breaking]" in shown
     assert "hour   day        2026-08-01  2026-10-15          76" in shown
     md = markdown(result)

@@ -27,10 +27,12 @@ def _field(f: FieldChange) -> str:
 
 def _headline(d: ProjectDiff) -> str:
     return (f"{d.count('added')} added, {d.count('changed')} changed, {d.count('removed')} removed, "
-            f"{d.unchanged} unchanged; {_breaking(sum(1 for m in d.metrics if m.breaking))}")
+            f"{d.unchanged} unchanged; {_breaking(sum(1 for m in d.metrics if m.impact == 'breaking'))}")
 
 
 def _breaking(n: int) -> str:
+    # the metrics whose built values change: a new or newly active one has none yet (its
+    # build is in the backfill plan)
     return {0: "no values change", 1: "1 metric's values change"}.get(n, f"{n} metrics' values change")
 
 
