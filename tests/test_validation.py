@@ -352,3 +352,22 @@ def test_conditions_stay_valid(tmp_path, capsys, isolated_env):
                                     "filter: \"refunded or (case when amount > 1 then true else false end) or "
                                     "lower(country) = 'de' or amount is null\"\n"})
     assert main(["--project-dir", str(paths.root), "validate"]) == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("side,words", [
+    ("{source: stg_entity_events, timestamp: created_at, aggregation: count_distinct, expresion: user_id}",
+     "unknown field `denominator.expresion` (did you mean `expression`?)"),
+    ("{source: stg_entity_events, timestamp: created_at, aggregation: count_distinc, expression: user_id}",
+     "`denominator.aggregation`: Input should be"),
+    ("5", "`denominator`: a metric name or an inline measure ({aggregation, expression, source, timestamp}) (got 5)"),
+])
+def test_a_mistake_in_a_ratio_side_is_one_problem(tmp_path, capsys, isolated_env, side, words):
+    """A side is a metric name or an inline measure: a typo inside an inline side was also
+    reported as "Input should be a valid string" (the name's branch), a number twice."""
+    paths = make_project(tmp_path / "p", {**GOOD, "r/per_user.yml":
+                                          f"name: per_user\nkind: ratio\nnumerator: downloads\ndenominator: {side}\n"})
+    capsys.readouterr()
+    assert main(["--project-dir", str(paths.root), "validate"]) == 1
+    err = capsys.readouterr().err
+    problems = [line for line in err.splitlines() if line.startswith("metrics/r/per_user.yml:")]
+    assert problems == [f"metrics/r/per_user.yml:4: {problems[0].split(': ', 1)[1]}"] and words in problems[0], err

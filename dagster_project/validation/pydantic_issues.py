@@ -19,6 +19,10 @@ _TAGS = ("str", "InlineMeasure", "function-after[_start_is_a_date(), date]")
 def pydantic_issues(rel: str, located: LocatedYaml, err: ValidationError, model) -> list[ValidationIssue]:
     out = []
     for e in err.errors():
+        if e["type"] == "string_type" and "str" in e["loc"] and isinstance(e.get("input"), dict):
+            continue  # a mapping was written (an inline ratio side): its own errors say what is wrong
+        if e["type"] == "model_type" and "InlineMeasure" in e["loc"]:
+            continue  # neither a name nor a mapping: the `str` member's error says it once (below)
         loc = _written(located.data, tuple(p for p in e["loc"] if not (isinstance(p, str) and p in _TAGS)))
         field = ".".join(str(p) for p in loc) or "file"
         if e["type"] == "extra_forbidden":
@@ -32,6 +36,10 @@ def pydantic_issues(rel: str, located: LocatedYaml, err: ValidationError, model)
             key = str(e["ctx"]["discriminator"]).strip("'")
             msg = f"`{field}.{key}`: `{e['ctx']['tag']}` is not one of {e['ctx']['expected_tags']}"
             loc = (*loc, key)
+        elif e["type"] == "string_type" and "str" in e["loc"] and _inline_side(model, e["loc"]):
+            given = e.get("input")
+            shown = f" (got {given!r})" if isinstance(given, (str, int, float, bool)) else ""
+            msg = f"`{field}`: a metric name or an inline measure ({{aggregation, expression, source, timestamp}}){shown}"
         else:
             given = e.get("input")
             secret = bool(loc) and str(loc[-1]) in ("secret", "password")  # never echo a secret
@@ -39,6 +47,13 @@ def pydantic_issues(rel: str, located: LocatedYaml, err: ValidationError, model)
             msg = f"`{field}`: {e['msg']}{shown}"
         out.append(ValidationIssue(rel, located.line_of(loc), msg, "schema"))
     return out
+
+
+def _inline_side(model, loc: tuple) -> bool:
+    """Whether the field at `loc` takes a metric name or an inline measure (a ratio side)."""
+    field = loc[0] if loc and isinstance(loc[0], str) else None
+    annotation = model.model_fields[field].annotation if field in getattr(model, "model_fields", {}) else None
+    return any(getattr(m, "__name__", "") == "InlineMeasure" for m in _expand(annotation))
 
 
 def _written(data, loc: tuple) -> tuple:
