@@ -359,3 +359,10 @@ def test_a_combined_metric_is_a_gap_where_an_input_was_never_built(tmp_path, mon
     for day in ("2026-09-01", "2026-09-02"):
         assert got[("orders_less_downloads", day)] == got[("orders_n", day)] - got[("downloads", day)]
         assert got[("orders_per_download", day)] == pytest.approx(got[("orders_n", day)] / got[("downloads", day)])
+    # archived, it is recombined from its inputs' rows at read time: by the same rule
+    path = root / "metrics" / "growth" / "orders_less_downloads.yml"
+    path.write_text(path.read_text() + "status: archived\n")
+    code, out, err = _main(*args, "series", "orders_less_downloads", "--grain", "day", "--format", "json")
+    assert code == 0, err
+    read = {r["bucket_start"][:10]: r["value"] for r in json.loads(out)}
+    assert read == {day: got[("orders_less_downloads", day)] for day in ("2026-09-01", "2026-09-02")}, read

@@ -125,8 +125,10 @@ def _stored(wh: Warehouse, metric: Metric, grain: str, lo: dt.datetime, hi: dt.d
         inputs = [project.metrics[name] for name in metric.inputs]
         parts = [_stored(wh, i, grain, lo, hi, dimension, dimension_value, project) for i in inputs]
         out = {}
-        for b in sorted(set().union(*parts)):
-            values = [p.get(b, i.fill) for p, i in zip(parts, inputs)]
+        # each part is dense over its input's built buckets: a bucket some input was never
+        # built for is a gap (not that input's empty value), as in the series views
+        for b in sorted(set(parts[0]).intersection(*parts[1:])):
+            values = [p[b] for p in parts]
             if metric.kind == "ratio":
                 out[b] = None if values[0] is None or not values[1] else values[0] / values[1]
             else:
