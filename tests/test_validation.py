@@ -371,3 +371,23 @@ def test_a_mistake_in_a_ratio_side_is_one_problem(tmp_path, capsys, isolated_env
     err = capsys.readouterr().err
     problems = [line for line in err.splitlines() if line.startswith("metrics/r/per_user.yml:")]
     assert problems == [f"metrics/r/per_user.yml:4: {problems[0].split(': ', 1)[1]}"] and words in problems[0], err
+
+
+def test_a_bad_field_does_not_hide_a_bad_column_in_the_same_file(tmp_path, capsys, isolated_env):
+    """A schema problem stopped the file's checks against its source: the unknown column
+    and dimension were reported only in the next run, after the grain was fixed."""
+    paths = make_project(tmp_path / "p", {**GOOD, "a/staged.yml": (
+        f"name: staged\n{BASE}aggregation: count\nfilter: \"nosuchcol = 1\"\ndimensions: [nope]\n"
+        "grains: [day, dya]\nanomaly: {sensitivity: -1}\n")})
+    capsys.readouterr()
+    assert main(["--project-dir", str(paths.root), "validate"]) == 1
+    err = capsys.readouterr().err
+    problems = sorted(line for line in err.splitlines() if line.startswith("metrics/a/staged.yml:"))
+    assert [p.split(":")[1] for p in problems] == ["5", "6", "7", "8"], err
+    assert "`filter` uses unknown column(s) `nosuchcol`" in problems[0] and "dimension `nope`" in problems[1], err
+    # a problem in the measure's shape (here `aggregation`) leaves nothing sound to check
+    (paths.metrics_dir / "a" / "staged.yml").write_text(f"name: staged\n{BASE}aggregation: cnt\nfilter: \"nosuchcol = 1\"\n")
+    assert main(["--project-dir", str(paths.root), "validate"]) == 1
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if line.startswith("metrics/a/staged.yml:")] == [
+        next(line for line in err.splitlines() if "`aggregation`" in line)], err

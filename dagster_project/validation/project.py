@@ -17,7 +17,7 @@ from ..spec.yaml_lines import LocatedYaml, YamlSyntaxError, load_located
 from .catalog import Catalog, load_catalog
 from .issues import ValidationIssue
 from .pydantic_issues import pydantic_issues as _pydantic_issues
-from .rules import RULES, Context, SpecFile, references
+from .rules import COLUMN_RULES, RULES, Context, SpecFile, references
 from .sql_fragment import evaluate_arithmetic, parse_arithmetic, parse_scalar
 
 
@@ -102,6 +102,7 @@ def load_project(paths: ProjectPaths, only: list[Path] | None = None, catalog: C
     config = _load_config(paths, issues)
     catalog = catalog or load_catalog([paths.models_dir, paths.seeds_dir], skip=paths.generated_dir)
     spec_files: list[SpecFile] = []
+    partial_files: list[SpecFile] = []  # files with a schema problem, read without its fields
     unreadable: dict[str, str] = {}
     all_files = metric_files(paths)
     for path in all_files:
@@ -133,6 +134,9 @@ def load_project(paths: ProjectPaths, only: list[Path] | None = None, catalog: C
             spec_files.append(SpecFile(rel, located, MetricSpec.model_validate(located.data)))
         except ValidationError as err:
             issues.extend(_pydantic_issues(rel, located, err, MetricSpec))
+            partial = _without_bad_fields(rel, located, err)
+            if partial is not None:
+                partial_files.append(partial)
             continue
         unreadable.pop(path.stem, None)
         unreadable.pop(spec_files[-1].spec.name, None)
@@ -144,6 +148,9 @@ def load_project(paths: ProjectPaths, only: list[Path] | None = None, catalog: C
     ctx = Context(spec_files, catalog, unreadable={n: r for n, r in unreadable.items() if n not in valid})
     for rule in RULES:
         issues.extend(rule.check(ctx))
+    partial = Context(partial_files, catalog)
+    for rule in COLUMN_RULES:  # the same run reports a bad column next to a bad field
+        issues.extend(rule.check(partial))
     project = None
     if not issues:
         project = _resolve(paths, config, ctx, issues, alerts)
@@ -153,6 +160,26 @@ def load_project(paths: ProjectPaths, only: list[Path] | None = None, catalog: C
         shown = {paths.relative(p) for p in metric_files(paths, only)}
         issues = [i for i in issues if i.file in shown or not i.file.startswith("metrics/")]
     return LoadResult(project if not issues else None, sorted(set(issues)), len(all_files), alerts)
+
+
+# fields whose problem says nothing about the source's columns: without them, the rest of
+# the file is still checked against its source (a misspelt grain and an unknown column are
+# reported in one run, not one after the other is fixed)
+_DROPPABLE = frozenset({"description", "owner", "status", "grains", "start", "anomaly", "tags", "alerts", "fill",
+                        "percentile", "dimensions", "filter", "expression"})
+
+
+def _without_bad_fields(rel: str, located: LocatedYaml, err: ValidationError) -> SpecFile | None:
+    """The file read without the top-level fields pydantic refused, when those fields
+    leave its measure's shape (kind, source, timestamp, aggregation, sides) intact."""
+    bad = {e["loc"][0] for e in err.errors() if e["loc"]}
+    if not bad or not bad <= _DROPPABLE:
+        return None
+    try:
+        spec = MetricSpec.model_validate({k: v for k, v in located.data.items() if k not in bad})
+    except ValidationError:
+        return None
+    return SpecFile(rel, located, spec)
 
 
 def _sound_part_issues(paths: ProjectPaths, config: ProjectConfig, ctx: Context, issues: list[ValidationIssue],

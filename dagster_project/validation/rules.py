@@ -331,6 +331,8 @@ class NoCycles(Rule):
 
 
 RULES: tuple[Rule, ...] = (FileNameMatchesName(), UniqueNames(), KindFields(), SourceColumns(), ColumnTypes(), References(), NoCycles())
+# what a file with a schema problem is still checked by (project.py: read without its bad fields)
+COLUMN_RULES: tuple[Rule, ...] = (SourceColumns(), ColumnTypes())
 
 
 def _built_by_run(rel) -> bool:
