@@ -70,6 +70,18 @@ def _fresh(tmp_path) -> tuple[Path, tuple[str, str]]:
     return root, ("--project-dir", str(root))
 
 
+def _fresh_with_demo_data(tmp_path, monkeypatch, metrics: dict[str, str]) -> tuple[Path, tuple[str, str]]:
+    """A fresh project with these metrics added (name -> the file after `name:`) and four
+    demo days written, at NOW."""
+    root, args = _fresh(tmp_path)
+    for name, body in metrics.items():
+        (root / "metrics" / "growth" / f"{name}.yml").write_text(f"name: {name}\n{body}")
+    monkeypatch.setenv("METRICS_NOW", NOW)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    assert main([*args, "demo-data", "--days", "4", "--end", "2026-09-04", "--events-per-day", "300"]) == 0
+    return root, args
+
+
 def test_run_unknown_metric_is_one_line_before_anything_runs(tmp_path):
     root, args = _fresh(tmp_path)
     code, out, err = _main(*args, "run", "--metric", "downlods")
@@ -99,14 +111,9 @@ def test_a_metric_starting_later_is_built_from_its_own_start(tmp_path, monkeypat
     """`metrics run --metric X` ran from the project's earliest start (rewriting X's source
     from there) and, for an X starting in the future, built nothing while `metrics series
     X` kept saying to run that same command."""
-    root, args = _fresh(tmp_path)
-    (root / "metrics" / "growth" / "later.yml").write_text(
-        "name: later\nsource: stg_entity_events\ntimestamp: created_at\naggregation: count\nstart: 2026-09-02\n")
-    (root / "metrics" / "growth" / "future.yml").write_text(
-        "name: future\nsource: stg_entity_events\ntimestamp: created_at\naggregation: count\nstart: 2099-01-01\n")
-    monkeypatch.setenv("METRICS_NOW", NOW)
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    assert main([*args, "demo-data", "--days", "4", "--end", "2026-09-04", "--events-per-day", "300"]) == 0
+    root, args = _fresh_with_demo_data(tmp_path, monkeypatch, {
+        "later": "source: stg_entity_events\ntimestamp: created_at\naggregation: count\nstart: 2026-09-02\n",
+        "future": "source: stg_entity_events\ntimestamp: created_at\naggregation: count\nstart: 2099-01-01\n"})
     code, out, err = _main(*args, "run", "--metric", "later", "--end", "2026-09-04")
     assert code == 0, err
     assert "day rollups, partitions 2026-09-02 .. 2026-09-03" in out, out
@@ -333,16 +340,10 @@ def test_a_combined_metric_is_a_gap_where_an_input_was_never_built(tmp_path, mon
     """A derived or ratio metric read an input's bucket that was never built as the input's
     empty value: orders - downloads was the orders alone on a day only the orders' source
     was built for. A bucket is built when its total row is stored (rollups store it dense)."""
-    root, args = _fresh(tmp_path)
-    (root / "metrics" / "growth" / "orders_n.yml").write_text(
-        "name: orders_n\nsource: stg_orders\ntimestamp: ordered_at\naggregation: count\n")
-    (root / "metrics" / "growth" / "orders_less_downloads.yml").write_text(
-        "name: orders_less_downloads\nkind: derived\nexpression: \"orders_n - downloads\"\n")
-    (root / "metrics" / "growth" / "orders_per_download.yml").write_text(
-        "name: orders_per_download\nkind: ratio\nnumerator: orders_n\ndenominator: downloads\n")
-    monkeypatch.setenv("METRICS_NOW", NOW)
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    assert main([*args, "demo-data", "--days", "4", "--end", "2026-09-04", "--events-per-day", "300"]) == 0
+    root, args = _fresh_with_demo_data(tmp_path, monkeypatch, {
+        "orders_n": "source: stg_orders\ntimestamp: ordered_at\naggregation: count\n",
+        "orders_less_downloads": "kind: derived\nexpression: \"orders_n - downloads\"\n",
+        "orders_per_download": "kind: ratio\nnumerator: orders_n\ndenominator: downloads\n"})
     code, out, err = _main(*args, "run", "--metric", "orders_n", "--end", "2026-09-03")
     assert code == 0, err
     code, out, err = _main(*args, "run", "--metric", "orders_less_downloads", "--metric", "orders_per_download",
