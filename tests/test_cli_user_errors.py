@@ -335,35 +335,3 @@ def test_prune_lists_then_deletes_only_rows_of_removed_metrics(target, tmp_path_
     code, out, _ = _main(*args)
     assert code == 0 and "nothing to prune" in out
 
-
-def test_a_combined_metric_is_a_gap_where_an_input_was_never_built(tmp_path, monkeypatch):
-    """A derived or ratio metric read an input's bucket that was never built as the input's
-    empty value: orders - downloads was the orders alone on a day only the orders' source
-    was built for. A bucket is built when its total row is stored (rollups store it dense)."""
-    root, args = _fresh_with_demo_data(tmp_path, monkeypatch, {
-        "orders_n": "source: stg_orders\ntimestamp: ordered_at\naggregation: count\n",
-        "orders_less_downloads": "kind: derived\nexpression: \"orders_n - downloads\"\n",
-        "orders_per_download": "kind: ratio\nnumerator: orders_n\ndenominator: downloads\n"})
-    code, out, err = _main(*args, "run", "--metric", "orders_n", "--end", "2026-09-03")
-    assert code == 0, err
-    code, out, err = _main(*args, "run", "--metric", "orders_less_downloads", "--metric", "orders_per_download",
-                           "--start", "2026-09-01", "--end", "2026-09-03")
-    assert code == 0, err
-    wh = Warehouse("duckdb", ProjectPaths(root))
-    rows = wh.frame("select metric, bucket_start, value from analytics.metric_series_day where dimension = '' "
-                    "and metric in ('orders_n', 'downloads', 'orders_less_downloads', 'orders_per_download')")
-    got = {(r.metric, pd.Timestamp(r.bucket_start).strftime("%Y-%m-%d")): r.value for r in rows.itertuples()}
-    # the orders' source holds 08-31 (the project's start); the downloads' only 09-01 and 09-02
-    assert ("orders_n", "2026-08-31") in got and ("downloads", "2026-08-31") not in got, got
-    for metric in ("orders_less_downloads", "orders_per_download"):
-        assert (metric, "2026-08-31") not in got, (metric, got)
-    for day in ("2026-09-01", "2026-09-02"):
-        assert got[("orders_less_downloads", day)] == got[("orders_n", day)] - got[("downloads", day)]
-        assert got[("orders_per_download", day)] == pytest.approx(got[("orders_n", day)] / got[("downloads", day)])
-    # archived, it is recombined from its inputs' rows at read time: by the same rule
-    path = root / "metrics" / "growth" / "orders_less_downloads.yml"
-    path.write_text(path.read_text() + "status: archived\n")
-    code, out, err = _main(*args, "series", "orders_less_downloads", "--grain", "day", "--format", "json")
-    assert code == 0, err
-    read = {r["bucket_start"][:10]: r["value"] for r in json.loads(out)}
-    assert read == {day: got[("orders_less_downloads", day)] for day in ("2026-09-01", "2026-09-02")}, read

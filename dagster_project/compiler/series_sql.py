@@ -75,7 +75,7 @@ def render_series(model: SeriesModel, tags: list[str]) -> str:
     rollups = "\n    union all\n".join(
         f"    select metric, bucket_start, dimension, dimension_value, value, count, sum,\n"
         f"        cast(null as {{{{ metrics_type('double') }}}}) as numerator, cast(null as {{{{ metrics_type('double') }}}}) as denominator,\n"
-        f"        run_id, computed_at\n    from {{{{ metrics_rollup_or_empty(ref({jinja_str(r.name)})) }}}} as source_rollup\n"
+        f"        run_id, computed_at\n    from {{{{ metrics_rollup_relation(ref({jinja_str(r.name)})) }}}}\n"
         f"    where metric in ({', '.join(string(m.name) for m in r.metrics)})" for r in model.rollups)
     # inputs of ratio/derived metrics, in dependency order
     needed: list[Metric] = []

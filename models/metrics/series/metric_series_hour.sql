@@ -22,19 +22,19 @@ with rollup_rows as (
     select metric, bucket_start, dimension, dimension_value, value, count, sum,
         cast(null as {{ metrics_type('double') }}) as numerator, cast(null as {{ metrics_type('double') }}) as denominator,
         run_id, computed_at
-    from {{ metrics_rollup_or_empty(ref("rollup_stg_entity_events__by_created_at__hour")) }} as source_rollup
+    from {{ metrics_rollup_relation(ref("rollup_stg_entity_events__by_created_at__hour")) }}
     where metric in ('active_users', 'downloads_per_active_user__denominator', 'model_downloads', 'reactions_net')
     union all
     select metric, bucket_start, dimension, dimension_value, value, count, sum,
         cast(null as {{ metrics_type('double') }}) as numerator, cast(null as {{ metrics_type('double') }}) as denominator,
         run_id, computed_at
-    from {{ metrics_rollup_or_empty(ref("rollup_stg_follower_snapshots__by_observed_at__hour")) }} as source_rollup
+    from {{ metrics_rollup_relation(ref("rollup_stg_follower_snapshots__by_observed_at__hour")) }}
     where metric in ('follower_count')
     union all
     select metric, bucket_start, dimension, dimension_value, value, count, sum,
         cast(null as {{ metrics_type('double') }}) as numerator, cast(null as {{ metrics_type('double') }}) as denominator,
         run_id, computed_at
-    from {{ metrics_rollup_or_empty(ref("rollup_stg_orders__by_ordered_at__hour")) }} as source_rollup
+    from {{ metrics_rollup_relation(ref("rollup_stg_orders__by_ordered_at__hour")) }}
     where metric in ('avg_order_latency_ms', 'orders', 'p95_order_latency_ms', 'refunds', 'revenue')
 ),
 

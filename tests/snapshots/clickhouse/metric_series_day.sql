@@ -12,31 +12,13 @@ with rollup_rows as (
     select metric, bucket_start, dimension, dimension_value, value, count, sum,
         cast(null as Nullable(Float64)) as numerator, cast(null as Nullable(Float64)) as denominator,
         run_id, computed_at
-    from (select cast('' as String) as metric,
-        toDateTime64('1970-01-01 00:00:00', 6, 'UTC') as bucket_start,
-        cast('' as String) as dimension,
-        cast('' as String) as dimension_value,
-        cast(null as Nullable(Float64)) as value,
-        cast(null as Nullable(Int64)) as count,
-        cast(null as Nullable(Float64)) as sum,
-        cast('snapshot' as String) as run_id,
-        now64(6, 'UTC') as computed_at
-     where 1 = 0) as source_rollup
+    from `analytics`.`rollup_stg_entity_events__by_created_at__day`
     where metric in ('downloads', 'latest_value', 'p90', 'users')
     union all
     select metric, bucket_start, dimension, dimension_value, value, count, sum,
         cast(null as Nullable(Float64)) as numerator, cast(null as Nullable(Float64)) as denominator,
         run_id, computed_at
-    from (select cast('' as String) as metric,
-        toDateTime64('1970-01-01 00:00:00', 6, 'UTC') as bucket_start,
-        cast('' as String) as dimension,
-        cast('' as String) as dimension_value,
-        cast(null as Nullable(Float64)) as value,
-        cast(null as Nullable(Int64)) as count,
-        cast(null as Nullable(Float64)) as sum,
-        cast('snapshot' as String) as run_id,
-        now64(6, 'UTC') as computed_at
-     where 1 = 0) as source_rollup
+    from `analytics`.`rollup_stg_orders__by_ordered_at__day`
     where metric in ('refunds')
 ),
 

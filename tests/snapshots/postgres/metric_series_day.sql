@@ -12,31 +12,13 @@ with rollup_rows as (
     select metric, bucket_start, dimension, dimension_value, value, count, sum,
         cast(null as double precision) as numerator, cast(null as double precision) as denominator,
         run_id, computed_at
-    from (select cast('' as varchar) as metric,
-        cast('1970-01-01 00:00:00' as timestamp) as bucket_start,
-        cast('' as varchar) as dimension,
-        cast('' as varchar) as dimension_value,
-        cast(null as double precision) as value,
-        cast(null as bigint) as count,
-        cast(null as double precision) as sum,
-        cast('snapshot' as varchar) as run_id,
-        cast(now() at time zone 'UTC' as timestamp) as computed_at
-     where 1 = 0) as source_rollup
+    from "<database>"."analytics"."rollup_stg_entity_events__by_created_at__day"
     where metric in ('downloads', 'latest_value', 'p90', 'users')
     union all
     select metric, bucket_start, dimension, dimension_value, value, count, sum,
         cast(null as double precision) as numerator, cast(null as double precision) as denominator,
         run_id, computed_at
-    from (select cast('' as varchar) as metric,
-        cast('1970-01-01 00:00:00' as timestamp) as bucket_start,
-        cast('' as varchar) as dimension,
-        cast('' as varchar) as dimension_value,
-        cast(null as double precision) as value,
-        cast(null as bigint) as count,
-        cast(null as double precision) as sum,
-        cast('snapshot' as varchar) as run_id,
-        cast(now() at time zone 'UTC' as timestamp) as computed_at
-     where 1 = 0) as source_rollup
+    from "<database>"."analytics"."rollup_stg_orders__by_ordered_at__day"
     where metric in ('refunds')
 ),
 
