@@ -263,8 +263,12 @@ def report_outcome(outcome, what: str) -> bool:
             _err(f)
         _err(f"{what} failed; rows of windows that did not finish are unchanged")
         if getattr(outcome, "failed_run", None):
-            kept = "in the Dagster UI's history" if os.environ.get("DAGSTER_HOME") else \
-                "not kept: DAGSTER_HOME is not set (set it to keep runs for the UI)"
+            if os.environ.get("DAGSTER_HOME"):
+                kept = "in the Dagster UI's history"
+            elif outcome.trace_file is not None:
+                kept = f"{outcome.trace_file} (DAGSTER_HOME is not set: the run is not in the UI's history)"
+            else:
+                kept = "not kept (DAGSTER_HOME is not set)"
             _err(f"the failed Dagster run {outcome.failed_run}, with the stack trace: {kept}")
         return False
     print(f"done: {len(outcome.run_ids)} Dagster run(s): {', '.join(outcome.run_ids)}")

@@ -21,7 +21,7 @@ from ..spec.resolved import MetricsProject
 from ..warehouse.connection import Warehouse, WarehouseError, default_target
 from .partitions import partitions_for
 from .resources import project_paths
-from .rollup_assets import warehouse_pool
+from .rollup_assets import lock_waiting, warehouse_pool
 
 RAW_TABLES = tuple(TIME_COLUMNS)
 DEMO_SEED = 7
@@ -63,7 +63,7 @@ def collection_assets(partitions_def: DailyPartitionsDefinition, first_day: dt.d
         wh = Warehouse(default_target(), project_paths())
         start, end = dt.datetime(day.year, day.month, day.day), dt.datetime(day.year, day.month, day.day) + dt.timedelta(days=1)
         try:
-            with wh.lock(on_wait=context.log.warning):
+            with wh.lock(on_wait=lock_waiting(context)):
                 for table, frame in frames.items():
                     wh.replace_rows(table, frame, TIME_COLUMNS[table], start, end)
         except WarehouseError as err:

@@ -1,5 +1,8 @@
 """dbt assets: staging (unpartitioned), one partitioned @dbt_assets per grain, and the
 metric catalog (unpartitioned, after the series views of every grain)."""
+import sys
+from collections.abc import Callable
+
 from dagster import (
     AssetExecutionContext,
     AutomationCondition,
@@ -73,12 +76,22 @@ def _prefix(text: str) -> str:
     return f"{text}: " if text else ""
 
 
+def lock_waiting(context) -> Callable[[str], None]:
+    """Says a step waits for the warehouse in its log and on stderr: `metrics run` shows
+    Dagster's console only for critical events (each error reaches the user once, from
+    the runner), and a wait may last minutes."""
+    def say(message: str) -> None:
+        context.log.warning(message)
+        print(f"      {message}", file=sys.stderr, flush=True)
+    return say
+
+
 def run_dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, env: dict[str, str]):
     """One `dbt build` of this step's models, holding the warehouse's writer lock (runs
     over overlapping windows serialize; the pool only covers runs of one Dagster instance)."""
     target = default_target()
     try:
-        with warehouse_lock(target, project_paths(), on_wait=context.log.warning), environ(env):
+        with warehouse_lock(target, project_paths(), on_wait=lock_waiting(context)), environ(env):
             invocation = dbt.cli(["build"], context=context, raise_on_error=False)
             yield from invocation.stream()
         DBT_SECONDS.report(_dbt_seconds(invocation))

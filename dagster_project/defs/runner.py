@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from dagster import DagsterInstance, Failure
 
@@ -39,6 +40,7 @@ class RunOutcome:
     failures: list[str] = field(default_factory=list)
     run_ids: list[str] = field(default_factory=list)
     failed_run: str | None = None  # the Dagster run that failed: its events hold the stack trace
+    trace_file: Path | None = None  # where the stack trace was kept when the instance is ephemeral
     # per job: (label, wall seconds, seconds dbt itself ran, seconds anomaly scoring ran)
     timings: list[tuple[str, float, float, float]] = field(default_factory=list)
 
@@ -185,17 +187,10 @@ def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt
         if not result.success:
             outcome.ok = False
             outcome.failed_run = result.run_id
-            for event in result.all_events:
-                if event.event_type_value == "STEP_FAILURE":
-                    info = event.event_specific_data.error
-                    text = []
-                    while info is not None:  # after retries, the Failure is further down
-                        text += (info.message or "").strip().splitlines()
-                        info = info.cause
-                    failure = next((line.split("Failure: ", 1)[1] for line in text if "Failure: " in line), None)
-                    first = failure or (text[0] if text else "step failed")
-                    # a Failure's description is "<target>: <model>: <message>; ..."
-                    outcome.failures += [part.strip() for part in first.split(";") if part.strip()]
+            lines, trace = failure_lines(result.all_events)
+            outcome.failures += lines
+            if not os.environ.get("DAGSTER_HOME"):  # an ephemeral instance: its events go with it
+                outcome.trace_file = _keep_trace(paths, result.run_id, trace)
             return False
         return True
 
@@ -227,6 +222,59 @@ def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt
     elif execute(CATALOG_JOB, "metric catalog"):
         staging_state.record_built(wh, manifest, "catalog")
     return outcome
+
+
+# events of a failed run that carry an error (a step's, a resource's start-up, the run's)
+_ERROR_EVENTS = ("STEP_FAILURE", "RESOURCE_INIT_FAILURE", "RUN_FAILURE")
+
+
+def failure_lines(events) -> tuple[list[str], str]:
+    """A failed run's errors as the lines to print (a Failure's description, "<target>:
+    <model>: <message>; ...", split at `;`; else the first line of the root cause; with
+    how many retries the step had) and the full text with stack traces, to keep."""
+    retries: dict[str, int] = {}
+    lines: list[str] = []
+    traces: list[str] = []
+    for event in events:
+        if event.event_type_value == "STEP_UP_FOR_RETRY":
+            retries[event.step_key] = retries.get(event.step_key, 0) + 1
+        if event.event_type_value not in _ERROR_EVENTS:
+            continue
+        info = getattr(event.event_specific_data, "error", None)
+        if info is None:
+            continue
+        traces.append(f"{event.event_type_value} {event.step_key or ''}\n{info.to_string()}")
+        if event.event_type_value == "RUN_FAILURE" and lines:
+            continue  # the steps' own errors said it
+        chain: list[list[str]] = []  # each error's lines, outermost first (a retry's wrapper, ...)
+        while info is not None:
+            chain.append((info.message or "").strip().splitlines())
+            info = info.cause
+        text = [line for msgs in chain for line in msgs]
+        failure = next((line.split("Failure: ", 1)[1] for line in text if "Failure: " in line), None)
+        # else the root cause: "Exceeded max_retries of 3" says less than the error retried
+        root = next((msgs[0] for msgs in reversed(chain) if msgs), None)
+        first = failure or root or "step failed"
+        parts = [part.strip() for part in first.split(";") if part.strip()]
+        n = retries.get(event.step_key or "", 0)
+        if n and parts:
+            parts[-1] += f" (after {n} retr{'y' if n == 1 else 'ies'})"
+        lines += parts
+    return lines, "\n\n".join(traces)
+
+
+def _keep_trace(paths: ProjectPaths, run_id: str, trace: str) -> Path | None:
+    """The failed run's errors with their stack traces, under warehouse/failed_runs/."""
+    if not trace:
+        return None
+    try:
+        folder = paths.warehouse_dir / "failed_runs"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{run_id}.txt"
+        path.write_text(trace, encoding="utf-8")
+        return path
+    except OSError:  # a read-only folder: the printed error is all there is
+        return None
 
 
 def _partition_count(job, tags: dict | None) -> int:
