@@ -155,15 +155,18 @@ class Match(_Frozen):
     kind: str | list[str] | None = None
     source: str | list[str] | None = None
 
-    @field_validator("grain", "severity", "kind")
-    @classmethod
-    def _can_match(cls, value: str | list[str] | None, info) -> str | list[str] | None:
-        # these labels take a few values only: one outside them would match nothing, ever
-        known = {"grain": GRAINS, "severity": SEVERITIES, "kind": KINDS}[info.field_name]
-        for want in [] if value is None else value if isinstance(value, list) else [value]:
-            if not any(fnmatch.fnmatchcase(k, want) for k in known):
-                raise ValueError(f"`{want}` matches no {info.field_name} (one of: {', '.join(known)})")
-        return value
+    def never_matching(self) -> str | None:
+        """Why the match can never be true, or None: a grain, severity or kind (labels of a
+        few values only) that fits none of theirs, or a key given an empty list."""
+        for key in MATCH_KEYS:
+            value = getattr(self, key)
+            if value == []:
+                return f"`{key}`: an empty list matches nothing"
+            known = {"grain": GRAINS, "severity": SEVERITIES, "kind": KINDS}.get(key)
+            for want in [] if value is None or known is None else value if isinstance(value, list) else [value]:
+                if not any(fnmatch.fnmatchcase(k, want) for k in known):
+                    return f"`{key}`: `{want}` matches no {key} (one of: {', '.join(known)})"
+        return None
 
     def matches(self, labels: dict[str, object]) -> bool:
         for key in MATCH_KEYS:
@@ -188,6 +191,16 @@ class Route(_Durations):
     repeat_interval: dt.timedelta = Field(dt.timedelta(hours=4), description="Resend a group that still fires at most this often.")
     open_within: dt.timedelta | None = Field(None, description="Override the top-level open_within for this route.")
     resolve_after: int = Field(1, ge=1, le=100, description="In-band buckets after the last detection that resolve an alert.")
+
+    @field_validator("match")
+    @classmethod
+    def _can_match(cls, value: Match) -> Match:
+        # a route that can never match is a mistake that only shows when alerts go elsewhere
+        # (a silence that cannot match is harmless: `metrics silence add` refuses one)
+        why = value.never_matching()
+        if why:
+            raise ValueError(why)
+        return value
 
     @field_validator("repeat_interval", "open_within")
     @classmethod

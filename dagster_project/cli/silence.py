@@ -62,14 +62,10 @@ def parse_match(items: list[str]) -> dict[str, str | list[str]]:
             raise UserError(f"--match: unknown key `{key}`{closest(key, MATCH_KEYS)}; keys: {', '.join(MATCH_KEYS)}")
         out.setdefault(key, []).append(value)
     match = {k: v[0] if len(v) == 1 else v for k, v in out.items()}
-    from pydantic import ValidationError
-
     from ..alerting.config import Match
-    try:
-        Match.model_validate(match)
-    except ValidationError as err:  # a grain, severity or kind that can never match
-        first = err.errors()[0]
-        raise UserError(f"--match {first['loc'][0]}: {first['msg'].removeprefix('Value error, ')}") from None
+    why = Match.model_validate(match).never_matching()  # a grain, severity or kind none fits
+    if why:
+        raise UserError(f"--match {why}")
     return match
 
 
@@ -193,7 +189,11 @@ def _warn_unknown_metrics(paths, match: dict) -> None:
     known = {"metric": [p.stem for p in metric_files(paths)]}
     if set(wanted) - {"metric"}:
         project = load_project(paths).project  # None with problems: only the names are checked
-        if project is not None:
+        if project is None:
+            unchecked = ", ".join(k for k in wanted if k != "metric")
+            print(f"note: the metric files have problems (metrics validate): {unchecked} not checked against them",
+                  file=sys.stderr)
+        else:
             metrics = list(project.metrics.values())
             known |= {"domain": sorted({m.domain for m in metrics}), "owner": sorted({m.owner for m in metrics if m.owner}),
                       "tag": sorted({t for m in metrics for t in m.tags})}

@@ -19,7 +19,8 @@ _TAGS = ("str", "InlineMeasure", "function-after[_start_is_a_date(), date]")
 def pydantic_issues(rel: str, located: LocatedYaml, err: ValidationError, model) -> list[ValidationIssue]:
     out = []
     for e in err.errors():
-        if e["type"] == "string_type" and "str" in e["loc"] and isinstance(e.get("input"), dict):
+        if (e["type"] == "string_type" and "str" in e["loc"] and isinstance(e.get("input"), dict)
+                and _inline_side(model, e["loc"])):
             continue  # a mapping was written (an inline ratio side): its own errors say what is wrong
         if e["type"] == "model_type" and "InlineMeasure" in e["loc"]:
             continue  # neither a name nor a mapping: the `str` member's error says it once (below)
