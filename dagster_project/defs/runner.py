@@ -11,6 +11,7 @@ dbt_project/target with any other run of this project."""
 import datetime as dt
 import json
 import os
+import re
 import sys
 import time
 import uuid
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dagster import DagsterInstance, Failure
+from dagster import DagsterEventType, DagsterInstance, Failure
 
 from ..paths import ProjectPaths
 from ..spec.raw import GRAINS
@@ -225,7 +226,12 @@ def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt
 
 
 # events of a failed run that carry an error (a step's, a resource's start-up, the run's)
-_ERROR_EVENTS = ("STEP_FAILURE", "RESOURCE_INIT_FAILURE", "RUN_FAILURE")
+_ERROR_EVENTS = (DagsterEventType.STEP_FAILURE.value, DagsterEventType.RESOURCE_INIT_FAILURE.value,
+                 DagsterEventType.RUN_FAILURE.value)  # the last one's value is PIPELINE_FAILURE
+# an error class the project raises with a message written for the user (its class says
+# nothing more); any other root cause is shown as `ClassName: message`
+_USER_WORDED = ("WarehouseError", "WarehouseLockTimeout")
+_QUALIFIED = re.compile(r"^(?:[A-Za-z_][\w]*\.)+([A-Za-z_]\w*): ")
 
 
 def failure_lines(events) -> tuple[list[str], str]:
@@ -236,24 +242,25 @@ def failure_lines(events) -> tuple[list[str], str]:
     lines: list[str] = []
     traces: list[str] = []
     for event in events:
-        if event.event_type_value == "STEP_UP_FOR_RETRY":
+        if event.event_type_value == DagsterEventType.STEP_UP_FOR_RETRY.value:
             retries[event.step_key] = retries.get(event.step_key, 0) + 1
         if event.event_type_value not in _ERROR_EVENTS:
             continue
         info = getattr(event.event_specific_data, "error", None)
-        if info is None:
-            continue
+        if info is None or (event.event_type_value == DagsterEventType.RUN_FAILURE.value and lines):
+            continue  # the steps' own errors said it (the run's repeats the first of them)
         traces.append(f"{event.event_type_value} {event.step_key or ''}\n{info.to_string()}")
-        if event.event_type_value == "RUN_FAILURE" and lines:
-            continue  # the steps' own errors said it
-        chain: list[list[str]] = []  # each error's lines, outermost first (a retry's wrapper, ...)
+        # each error's lines and class, outermost first (a retry's wrapper, ...)
+        chain: list[tuple[list[str], str]] = []
         while info is not None:
-            chain.append((info.message or "").strip().splitlines())
+            chain.append(((info.message or "").strip().splitlines(), info.cls_name or ""))
             info = info.cause
-        text = [line for msgs in chain for line in msgs]
+        text = [line for msgs, _ in chain for line in msgs]
         failure = next((line.split("Failure: ", 1)[1] for line in text if "Failure: " in line), None)
         # else the root cause: "Exceeded max_retries of 3" says less than the error retried
-        root = next((msgs[0] for msgs in reversed(chain) if msgs), None)
+        root, cls = next(((msgs[0], c) for msgs, c in reversed(chain) if msgs), (None, ""))
+        if root is not None:
+            root = root.split(": ", 1)[1] if cls in _USER_WORDED and ": " in root else _QUALIFIED.sub(r"\1: ", root)
         first = failure or root or "step failed"
         parts = [part.strip() for part in first.split(";") if part.strip()]
         n = retries.get(event.step_key or "", 0)
