@@ -103,10 +103,10 @@ BAD = [
     ("huge_duration", ALERTS.replace("4h", "99999999999d"), 10, "`routes.0.repeat_interval`: Value error, a duration of at most 10 years"),
     ("zero_repeat", ALERTS.replace("4h", "0s"), 10, "`routes.0.repeat_interval`: Value error, must be more than 0s"),
     # a label with a few values: one outside them matches nothing, ever
-    ("match_grain", ALERTS.replace("match: {tag: kpi}", "match: {tag: kpi, grain: [day, dya]}"), 7,
-     "`routes.0.match`: Value error, `grain`: `dya` matches no grain (one of: hour, day, week, month)"),
+    ("match_grain", ALERTS.replace("match: {tag: kpi}", "match:\n      tag: kpi\n      grain: [day, dya]"), 9,
+     "`routes.0.match.grain`: Value error, `dya` matches no grain (one of: hour, day, week, month)"),
     ("match_empty", ALERTS.replace("match: {tag: kpi}", "match: {tag: []}"), 7,
-     "`routes.0.match`: Value error, `tag`: an empty list matches nothing"),
+     "`routes.0.match.tag`: Value error, an empty list matches nothing"),
 ]
 
 
@@ -208,7 +208,7 @@ def test_silence_add_creates_alerts_yml(tmp_path, capsys):
     (["--match", "metric=x", "--until", "2099-13-01"], "is not a timestamp"),
     (["--match", "metric=x", "--until", "2020-01-01"], "is in the past"),
     (["--match", "metric=x", "--from", "2099-02-01", "--until", "2099-01-01"], "must be after the start"),
-    (["--match", "kind=anomly"], "--match `kind`: `anomly` matches no kind (one of: anomaly, freshness, run_failure)"),
+    (["--match", "kind=anomly"], "--match kind: `anomly` matches no kind (one of: anomaly, freshness, run_failure)"),
 ])
 def test_silence_add_user_mistakes_change_nothing(tmp_path, capsys, args, words):
     paths = _project(tmp_path)
@@ -240,7 +240,7 @@ def test_silence_add_warns_of_a_domain_owner_or_tag_no_metric_has(tmp_path, caps
     assert main(["--project-dir", str(paths.root), "silence", "add", "--match", "domain=comerce",
                  "--until", "2099-01-01", "--comment", "c"]) == 0
     err = capsys.readouterr().err
-    assert "note: the metric files have problems (metrics validate): domain not checked against them" in err, err
+    assert "note: the project does not validate (metrics validate): domain not checked against its metrics" in err, err
 
 
 def test_a_silence_written_before_that_can_never_match_still_loads(tmp_path, capsys):

@@ -143,6 +143,18 @@ class LogChannel(_Channel):
 Channel = Annotated[Union[SlackChannel, WebhookChannel, EmailChannel, LogChannel], Field(discriminator="type")]
 
 
+def never_matching(key: str, value: str | list[str] | None) -> str | None:
+    """Why a match key's value can never fit, or None: an empty list, or a grain,
+    severity or kind (labels of a few values only) that fits none of theirs."""
+    if value == []:
+        return "an empty list matches nothing"
+    known = {"grain": GRAINS, "severity": SEVERITIES, "kind": KINDS}.get(key)
+    for want in [] if value is None or known is None else value if isinstance(value, list) else [value]:
+        if not any(fnmatch.fnmatchcase(k, want) for k in known):
+            return f"`{want}` matches no {key} (one of: {', '.join(known)})"
+    return None
+
+
 class Match(_Frozen):
     """Every key given must match; a value may be a list (any of) and may use `*` globs."""
 
@@ -155,17 +167,12 @@ class Match(_Frozen):
     kind: str | list[str] | None = None
     source: str | list[str] | None = None
 
-    def never_matching(self) -> str | None:
-        """Why the match can never be true, or None: a grain, severity or kind (labels of a
-        few values only) that fits none of theirs, or a key given an empty list."""
+    def never_matching(self) -> tuple[str, str] | None:
+        """(key, why) for the first key that can never match, or None (never_matching)."""
         for key in MATCH_KEYS:
-            value = getattr(self, key)
-            if value == []:
-                return f"`{key}`: an empty list matches nothing"
-            known = {"grain": GRAINS, "severity": SEVERITIES, "kind": KINDS}.get(key)
-            for want in [] if value is None or known is None else value if isinstance(value, list) else [value]:
-                if not any(fnmatch.fnmatchcase(k, want) for k in known):
-                    return f"`{key}`: `{want}` matches no {key} (one of: {', '.join(known)})"
+            why = never_matching(key, getattr(self, key))
+            if why:
+                return key, why
         return None
 
     def matches(self, labels: dict[str, object]) -> bool:
@@ -181,9 +188,22 @@ class Match(_Frozen):
         return True
 
 
+class RouteMatch(Match):
+    """A route's match: a key that can never fit is an error at its line (a silence's may
+    stay: it is harmless, and `metrics silence add` refuses one)."""
+
+    @field_validator(*MATCH_KEYS)
+    @classmethod
+    def _can_match(cls, value: str | list[str] | None, info) -> str | list[str] | None:
+        why = never_matching(info.field_name, value)
+        if why:
+            raise ValueError(why)
+        return value
+
+
 class Route(_Durations):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    match: Match = Field(default_factory=Match)
+    match: RouteMatch = Field(default_factory=RouteMatch)
     channels: list[str] = Field(min_length=1)
     group_by: list[Literal["metric", "grain", "slice", "domain", "owner", "kind", "severity", "source"]] = \
         Field(default_factory=lambda: ["metric"])
@@ -191,16 +211,6 @@ class Route(_Durations):
     repeat_interval: dt.timedelta = Field(dt.timedelta(hours=4), description="Resend a group that still fires at most this often.")
     open_within: dt.timedelta | None = Field(None, description="Override the top-level open_within for this route.")
     resolve_after: int = Field(1, ge=1, le=100, description="In-band buckets after the last detection that resolve an alert.")
-
-    @field_validator("match")
-    @classmethod
-    def _can_match(cls, value: Match) -> Match:
-        # a route that can never match is a mistake that only shows when alerts go elsewhere
-        # (a silence that cannot match is harmless: `metrics silence add` refuses one)
-        why = value.never_matching()
-        if why:
-            raise ValueError(why)
-        return value
 
     @field_validator("repeat_interval", "open_within")
     @classmethod

@@ -63,9 +63,9 @@ def parse_match(items: list[str]) -> dict[str, str | list[str]]:
         out.setdefault(key, []).append(value)
     match = {k: v[0] if len(v) == 1 else v for k, v in out.items()}
     from ..alerting.config import Match
-    why = Match.model_validate(match).never_matching()  # a grain, severity or kind none fits
-    if why:
-        raise UserError(f"--match {why}")
+    never = Match.model_validate(match).never_matching()  # a grain, severity or kind none fits
+    if never:
+        raise UserError(f"--match {never[0]}: {never[1]}")
     return match
 
 
@@ -191,7 +191,7 @@ def _warn_unknown_metrics(paths, match: dict) -> None:
         project = load_project(paths).project  # None with problems: only the names are checked
         if project is None:
             unchecked = ", ".join(k for k in wanted if k != "metric")
-            print(f"note: the metric files have problems (metrics validate): {unchecked} not checked against them",
+            print(f"note: the project does not validate (metrics validate): {unchecked} not checked against its metrics",
                   file=sys.stderr)
         else:
             metrics = list(project.metrics.values())
