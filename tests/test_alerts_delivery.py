@@ -309,6 +309,9 @@ def test_evaluate_json_gives_every_count_even_zero(project, servers, monkeypatch
     counts = json.loads(capsys.readouterr().out)["counts"]
     assert counts == {"opened": 1, "notified": 1, "repeated": 0, "resolved": 0, "silenced": 0, "unsilenced": 0,
                       "messages": counts["messages"]} and counts["messages"] >= 1, counts
+    # --format given before the subcommand: the subcommand's own default overwrote it (a table)
+    assert main(["--project-dir", str(project.root), "alerts", "--format", "json", "evaluate", "--no-deliver"]) == 0
+    assert json.loads(capsys.readouterr().out)["counts"]["opened"] == 0  # nothing new: the alert is open
 
 
 def test_the_sensor_evaluates_once_per_tick_and_moves_its_cursor(project, servers, monkeypatch, tmp_path):

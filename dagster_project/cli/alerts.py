@@ -3,6 +3,7 @@
 `metric_alerts_sensor` tick, headless (cron, CI, tests)."""
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import sys
@@ -23,14 +24,22 @@ def add_parser(sub, with_target) -> None:
     inner = sp.add_subparsers(dest="alerts_command")
     ev = inner.add_parser("evaluate", help="evaluate alerts once and deliver due messages (the sensor's work)")
     ev.add_argument("--no-deliver", action="store_true", help="write state and outbox, send nothing")
-    ev.add_argument("--format", choices=("table", "json"), default="table")
-    with_target(ev)
+    _shared(ev, with_target)
     ev.set_defaults(func=cmd_evaluate)
     ob = inner.add_parser("outbox", help="list alert messages (pending: not delivered yet; failed: last attempt failed)")
     ob.add_argument("--status", choices=("pending", "failed", "delivered"))
-    ob.add_argument("--format", choices=("table", "json"), default="table")
-    with_target(ob)
+    _shared(ob, with_target)
     ob.set_defaults(func=cmd_outbox)
+
+
+def _shared(sp, with_target) -> None:
+    """--format and --target on a subcommand too, without a default of their own: a
+    subparser's default would overwrite what was given before the subcommand
+    (`metrics alerts --format json evaluate` printed the table)."""
+    sp.add_argument("--format", choices=("table", "json"), default=argparse.SUPPRESS)
+    with_target(sp)
+    target = next(a for a in sp._actions if a.dest == "target")
+    target.default = argparse.SUPPRESS
 
 
 def _err(msg: str) -> None:
