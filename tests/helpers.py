@@ -1,11 +1,15 @@
-"""Test helpers: load raw frames, build with real dbt, read tables, compare numbers."""
+"""Test helpers: load raw frames, build with real dbt, read tables, compare numbers, run
+the CLI in process."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
 import math
 
 import pandas as pd
 
+from dagster_project.cli.main import main
 from dagster_project.compiler.writer import compile_project
 from dagster_project.demo.generator import TIME_COLUMNS
 from dagster_project.paths import ProjectPaths
@@ -14,6 +18,14 @@ from dagster_project.warehouse.connection import Warehouse
 from dagster_project.warehouse.dbt_runner import run_dbt
 
 ALL_TIME = (dt.datetime(2000, 1, 1), dt.datetime(2100, 1, 1))
+
+
+def run_main(*argv: str) -> tuple[int, str, str]:
+    """`metrics ARGV` in process: exit code, stdout, stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
 
 
 def load_raw(wh: Warehouse, raw: dict[str, pd.DataFrame]) -> None:

@@ -24,7 +24,7 @@ from dagster_project.paths import ProjectPaths
 from dagster_project.warehouse.connection import Warehouse
 
 from .conftest import make_project
-from .helpers import compile_and_build, load_raw
+from .helpers import compile_and_build, load_raw, run_main as _main
 
 pytestmark = pytest.mark.dbt
 
@@ -41,12 +41,6 @@ METRICS = {
                            "timestamp: created_at, aggregation: count_distinct, expression: user_id}\n",
 }
 
-
-def _main(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")

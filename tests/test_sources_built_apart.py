@@ -7,8 +7,6 @@ in it. Checked against the rollup rows themselves (the oracle of test_rollups co
 those with pandas)."""
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 
 import pandas as pd
@@ -18,6 +16,7 @@ from dagster_project.cli.main import main
 from dagster_project.warehouse.connection import Warehouse
 
 from .conftest import make_project
+from .helpers import run_main as _main
 
 pytestmark = pytest.mark.dbt
 
@@ -35,12 +34,6 @@ METRICS = {
                                       "denominator: orders_n\n",
 }
 
-
-def _main(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
 
 
 def _totals(wh: Warehouse, relation: str) -> dict[tuple[str, str], float | None]:

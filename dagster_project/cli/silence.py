@@ -163,7 +163,7 @@ def _add(args, paths) -> int:
             print(f"{issue} (in the edited text)", file=sys.stderr)
         raise UserError(f"could not add the silence to {ALERTS_FILE} automatically; add it by hand:\n"
                         + "\n".join(f"  {'- ' if i == 0 else '  '}{k}: {v}" for i, (k, v) in enumerate(pairs)))
-    _warn_unknown_metrics(paths, match)
+    _warn_unmatched(paths, match)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(new_text, encoding="utf-8")
     tmp.replace(path)  # atomic: a reader never sees half a file
@@ -179,7 +179,7 @@ def _user() -> str | None:
         return None
 
 
-def _warn_unknown_metrics(paths, match: dict) -> None:
+def _warn_unmatched(paths, match: dict) -> None:
     """A silence on a misspelt metric, domain, owner or tag silences nothing: say so (a
     warning: the value may be a metric still to come)."""
     from ..validation.project import load_project, metric_files
