@@ -64,7 +64,8 @@ def env_references(text: str) -> list[str]:
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # strict: `starttls: "no"` or `resolve_after: true` is a mistake, not a value (int still fits a float)
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
 class _Durations(_Frozen):
@@ -132,7 +133,7 @@ class EmailChannel(_Channel):
     starttls: bool = False
     timeout_seconds: float = Field(10, gt=0, le=300)
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, strict=True)
 
 
 class LogChannel(_Channel):
@@ -236,8 +237,9 @@ class DefaultRoute(Route):
 
 class Silence(_Frozen):
     match: Match
-    starts: dt.datetime
-    ends: dt.datetime
+    # a timestamp is text in YAML when quoted or written with a `Z`: parsed, not refused
+    starts: dt.datetime = Field(strict=False)
+    ends: dt.datetime = Field(strict=False)
     comment: str | None = None
     created_by: str | None = None
 

@@ -23,7 +23,8 @@ NAME_PATTERN = r"^[a-z](?:[a-z0-9]|_[a-z0-9])*_?$"
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # strict: `sensitivity: true` or `max_slices: "5"` is a mistake, not 1 and 5 (int still fits a float)
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
 # a history from before 1970 or after 2200 is a typo (0001-01-01 plans 1.6 million hour

@@ -2,6 +2,7 @@
 point at `metrics/growth/x.yml:7` instead of at the file."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ def _convert(node: yaml.Node, loader: yaml.SafeLoader, loc: Loc, lines: dict[Loc
         raise YamlSyntaxError(path, node.start_mark.line + 1, f"more than {MAX_VALUES:,} values (a huge file, or "
                               "aliases that expand a small one)")
     lines.setdefault(loc, node.start_mark.line + 1)
+    _plain_tag(node, path)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
@@ -69,12 +71,37 @@ def _convert(node: yaml.Node, loader: yaml.SafeLoader, loc: Loc, lines: dict[Loc
     return _scalar(node, loader, path)
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "timestamp", "map", "seq")}
+
+
+def _plain_tag(node: yaml.Node, path: Path) -> None:
+    """Only YAML's plain types: `!!binary` would carry text no check reads (its bytes
+    decode to anything, `{{ ... }}` included), `!!set`, `!!python/...` or a custom tag a
+    type the spec has no use for."""
+    if node.tag in _PLAIN_TAGS:
+        return
+    line = node.start_mark.line + 1
+    if node.tag == "tag:yaml.org,2002:merge":
+        raise YamlSyntaxError(path, line, "YAML merge keys (`<<`) are not supported: write the keys out")
+    tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+    raise YamlSyntaxError(path, line, f"the tag `{tag}` is not supported: write a plain value (text, a number, "
+                                      "true/false, a date, a list or a mapping)")
+
+
 def _scalar(node: yaml.Node, loader: yaml.SafeLoader, path: Path) -> Any:
+    _plain_tag(node, path)
     # YAML reads 2026-02-30 as a date and Python refuses it: a user's typo, not a crash
     try:
-        return loader.construct_object(node, deep=True)
+        value = loader.construct_object(node, deep=True)
     except (ValueError, OverflowError) as err:
         raise YamlSyntaxError(path, node.start_mark.line + 1, f"invalid value `{node.value}`: {err}") from None
+    # an escape (`"\0"`, `"\e"`) puts in a value the control characters the reader refuses
+    bad = _CONTROL.search(value) if isinstance(value, str) else None
+    if bad:
+        raise YamlSyntaxError(path, node.start_mark.line + 1,
+                              f"control character U+{ord(bad.group()):04X} is not allowed in a value: remove it")
+    return value
 
 
 def read_utf8(path: Path) -> str:
@@ -93,7 +120,12 @@ def load_located(path: Path, text: str | None = None) -> LocatedYaml:
     """Parse one YAML document, keeping line numbers. Raises YamlSyntaxError."""
     if text is None:
         text = read_utf8(path)
-    loader = _Constructor(text)
+    try:
+        loader = _Constructor(text)
+    except yaml.reader.ReaderError as err:  # a control character (NUL, BEL, ESC ...), even in a comment
+        line = text[:err.position].count("\n") + 1
+        raise YamlSyntaxError(path, line, f"control character U+{err.character:04X} is not allowed in YAML: "
+                                          "remove it") from None
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as err:
