@@ -113,3 +113,46 @@ def comparison_problems(tree: exp.Expression, columns: dict[str, str | None]) ->
         check(node.this, node.args.get("low"))
         check(node.this, node.args.get("high"))
     return out
+
+
+_TEXT_FUNCTIONS = (exp.Lower, exp.Upper, exp.Concat, exp.Substring, exp.Trim, exp.DPipe)
+_NUMBER_FUNCTIONS = (exp.Length, exp.Extract, exp.Round, exp.Floor, exp.Ceil, exp.Sqrt, exp.Ln, exp.Exp, exp.Pow,
+                     exp.Sign, exp.Abs, exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.Neg)
+_CONDITIONS = (*_COMPARISONS, exp.And, exp.Or, exp.Not, exp.Is, exp.In, exp.Between, exp.Like, exp.ILike, exp.Boolean)
+
+
+def _declared_kind(declared: str | None) -> str | None:
+    if declared and is_bool_type(declared):
+        return "boolean"
+    return _kind(declared)
+
+
+def value_kind(tree: exp.Expression, columns: dict[str, str | None]) -> str | None:
+    """What an expression's value is, as far as the declared types tell: 'number',
+    'text', 'boolean', 'time', or None (not known: left to the build). A `case`,
+    `coalesce` or `if` is its branches' kind when the known ones agree."""
+    while isinstance(tree, exp.Paren):
+        tree = tree.this
+    if isinstance(tree, exp.Literal):
+        return "text" if tree.is_string else "number"
+    if isinstance(tree, exp.Column):
+        return _declared_kind(columns.get(tree.name.lower()))
+    if isinstance(tree, (exp.Cast, exp.TryCast)):
+        return _declared_kind(tree.to.sql())
+    if isinstance(tree, _TEXT_FUNCTIONS):
+        return "text"
+    if isinstance(tree, _NUMBER_FUNCTIONS):
+        return "number"
+    if isinstance(tree, _CONDITIONS):
+        return "boolean"
+    branches: list[exp.Expression] = []
+    if isinstance(tree, exp.Case):
+        branches = [i.args.get("true") for i in tree.args.get("ifs") or []] + [tree.args.get("default")]
+    elif isinstance(tree, exp.If):
+        branches = [tree.args.get("true"), tree.args.get("false")]
+    elif isinstance(tree, (exp.Coalesce, exp.Greatest, exp.Least)):
+        branches = [tree.this, *(tree.expressions or [])]
+    elif isinstance(tree, exp.Nullif):
+        branches = [tree.this]
+    kinds = {value_kind(b, columns) for b in branches if b is not None} - {None}
+    return kinds.pop() if len(kinds) == 1 else None

@@ -11,7 +11,7 @@ from sqlglot import exp
 from ..spec.raw import InlineMeasure, MetricSpec
 from ..spec.yaml_lines import LocatedYaml, Loc
 from .catalog import Catalog
-from .column_types import comparison_problems, is_string_type, is_time_type
+from .column_types import comparison_problems, is_string_type, is_time_type, value_kind
 from .issues import ValidationIssue, closest
 from .sql_fragment import FragmentError, UnknownColumns, check_condition, parse_arithmetic, parse_scalar
 
@@ -232,6 +232,16 @@ class ColumnTypes(Rule):
             if cast is not None and (is_string_type(cast) or cast in ("boolean", "bool")):
                 out.append(f.issue((*prefix, "expression"), f"{m.aggregation} needs a number; the expression is cast to {cast} "
                                    "(count and count_distinct accept any value)", self.name))
+            elif not (declared and (is_string_type(declared) or is_time_type(declared))):
+                # `lower(country)`, `'abc'`, a `case` of texts: the build would fail the whole source
+                try:
+                    kind = value_kind(parse_scalar(m.expression, rel.columns).tree, rel.columns)
+                except FragmentError:
+                    kind = None  # SourceColumns reports it
+                if kind in ("text", "boolean", "time"):
+                    out.append(f.issue((*prefix, "expression"), f"{m.aggregation} needs a number; `{m.expression}` is "
+                                       f"{'a ' + kind if kind == 'time' else kind} (from the types declared in "
+                                       f"{rel.declared_in}; count and count_distinct accept any value)", self.name))
         for key in ("expression", "filter"):
             text = getattr(m, key)
             try:

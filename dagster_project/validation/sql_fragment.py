@@ -88,7 +88,22 @@ def _parse_single(text: str) -> exp.Expression:
         raise FragmentError("is nested too deeply to read") from None
     if len(trees) != 1:
         raise FragmentError("must be exactly one expression")
+    if _tree_depth(trees[0]) > MAX_TREE_DEPTH:
+        raise FragmentError(f"chains more than {MAX_TREE_DEPTH} operators or calls in one expression: the warehouses "
+                            "refuse expressions that deep (DuckDB and ClickHouse at 1,000 levels); simplify it")
     return trees[0]
+
+
+MAX_TREE_DEPTH = 250  # `a + a + ... + a` nests one level per operator, without parentheses
+
+
+def _tree_depth(tree: exp.Expression) -> int:
+    deepest, stack = 0, [(tree, 1)]
+    while stack:  # not recursive: the tree may be deeper than Python's recursion limit
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in node.iter_expressions())
+    return deepest
 
 
 def parse_scalar(text: str, columns: dict[str, object] | None = None) -> Fragment:
