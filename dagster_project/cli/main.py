@@ -52,7 +52,7 @@ def _load(paths: ProjectPaths, only=None):
 
 
 def cmd_validate(args, paths: ProjectPaths) -> int:
-    from ..validation.project import metric_files
+    from ..validation.project import METRIC_FILES, metric_files
     t0 = time.perf_counter()
     only = [Path(p) for p in args.paths]
     for p in only:  # a mistyped path must not read as "valid"
@@ -60,13 +60,14 @@ def cmd_validate(args, paths: ProjectPaths) -> int:
             _err(f"{p}: no such file or folder")
             return 2
         if not metric_files(paths, [p]):
-            _err(f"{p}: no metric file there (metric files are the *.yml files under {paths.relative(paths.metrics_dir)}/)")
+            _err(f"{p}: no metric file there (metric files are "
+                 f"{METRIC_FILES.format(dir=paths.relative(paths.metrics_dir))})")
             return 2
     result = _load(paths, only=only or None)
-    if result.issues:
-        print(f"{len(result.issues)} problem(s) in {result.files} metric file(s)", file=sys.stderr)
-        return 1
     extra = " and alerts.yml" if (paths.root / "alerts.yml").exists() else ""
+    if result.issues:
+        print(f"{len(result.issues)} problem(s) in {result.files} metric file(s){extra}", file=sys.stderr)
+        return 1
     if only:  # the other files were read for references only: their problems are not shown
         print(f"{len(metric_files(paths, only))} of {result.files} metric file(s){extra} valid "
               f"({time.perf_counter() - t0:.2f}s)")

@@ -87,8 +87,16 @@ def _shown(name: str) -> str:
     return name.encode("unicode_escape").decode("ascii")
 
 
+METRIC_FILES = "the *.yml and *.yaml files under {dir}/ (not `_config.yml`, not a name starting with `_` or `.`, " \
+               "not in a folder starting with `.`)"
+
+
 def metric_files(paths: ProjectPaths, only: list[Path] | None = None) -> list[Path]:
-    files = sorted(p for p in paths.metrics_dir.rglob("*.y*ml") if not p.name.startswith("_"))
+    """Every metric file: `_config.yml` and other `_` files are not metrics; hidden files
+    and folders (an editor's `.#orders.yml`, a `.archive/`) are not read."""
+    files = sorted(p for p in paths.metrics_dir.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file()
+                   and not p.name.startswith(("_", "."))
+                   and not any(part.startswith(".") for part in p.relative_to(paths.metrics_dir).parts))
     if only:
         wanted = [Path(p).resolve() for p in only]
         files = [f for f in files if any(f.resolve() == w or w in f.resolve().parents for w in wanted)]
