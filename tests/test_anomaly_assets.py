@@ -130,6 +130,50 @@ def test_backtest_at_the_current_sensitivity_finds_what_the_run_stored(demo, cap
     assert all(r["incidents"] <= r["flagged"] for r in results)
 
 
+def test_backtest_replays_the_last_days_and_refuses_a_metric_not_started(demo, capsys):
+    paths, args = demo
+    capsys.readouterr()
+    # --days 1 at the hour grain: the 24 complete hours before now (from 00:00 of the day
+    # before, it replayed 31 on a morning); the window ends at the bucket in progress
+    assert main([*args, "anomalies", "--backtest", "--metric", "orders", "--grain", "hour", "--days", "1",
+                 "--sensitivity", "3.5", "--format", "json"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    assert (result["start"], result["end"]) == (f"{END - dt.timedelta(days=1)}T00:00:00Z", f"{END}T00:00:00Z")
+    assert result["buckets_scored"] + result["buckets_unscored"] == 24 * result["series"]
+    # a metric whose start is still ahead has nothing to replay: an error, not a reversed window
+    orders = paths.metrics_dir / "commerce" / "orders.yml"
+    text = orders.read_text()
+    try:
+        orders.write_text(text.rstrip("\n") + f"\nstart: {END + dt.timedelta(days=30)}\n")
+        assert main([*args, "anomalies", "--backtest", "--metric", "orders"]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and "no complete day bucket to replay yet" in err, err
+    finally:
+        orders.write_text(text)
+
+
+def test_listing_survives_a_broken_metric_file_and_lists_a_repeated_metric_once(demo, capsys):
+    paths, args = demo
+    once = _anomalies(capsys, args, "--metric", "orders", "--all")
+    assert _anomalies(capsys, args, "--metric", "orders", "--metric", "orders", "--all") == once
+    broken = paths.metrics_dir / "commerce" / "half_edited.yml"
+    try:
+        broken.write_text("name: [\n")
+        # the stored rows do not need the files: listed, with a warning
+        capsys.readouterr()
+        assert main([*args, "anomalies", "--metric", "orders", "--all", "--format", "json"]) == 0
+        out, err = capsys.readouterr()
+        assert json.loads(out) == once and "1 problem(s) in the metric files" in err
+        # a name no stored row has is still an error
+        assert main([*args, "anomalies", "--metric", "ordres"]) == 2
+        assert "no scored row of a metric `ordres` (did you mean `orders`?)" in capsys.readouterr().err
+        # a backtest scores with the files: it needs them valid
+        assert main([*args, "anomalies", "--backtest", "--metric", "orders"]) == 1
+        assert "half_edited.yml:" in capsys.readouterr().err
+    finally:
+        broken.unlink()
+
+
 def test_recompute_of_one_day_rescores_exactly_that_day(demo, capsys):
     paths, args = demo
     wh = Warehouse("duckdb", paths)

@@ -57,12 +57,37 @@ CASES = [
      "is a value, not a condition (`metric_value + 1`)"),
     ("text_sum", f"name: text_sum\n{BASE}aggregation: sum\nexpression: \"cast(metric_value as varchar)\"\n", 5,
      "sum needs a number; the expression is cast to varchar"),
+    # a text-valued expression passed and the build then failed every metric of the source
+    ("text_function_avg", f"name: text_function_avg\n{BASE}aggregation: avg\nexpression: \"lower(entity_type)\"\n", 5,
+     "avg needs a number; `lower(entity_type)` is text"),
+    ("text_case_sum", f"name: text_case_sum\n{BASE}aggregation: sum\n"
+     "expression: \"case when metric_value > 0 then 'a' else 'b' end\"\n", 5, "is text"),
+    ("condition_sum", f"name: condition_sum\n{BASE}aggregation: sum\nexpression: \"metric_value > 0\"\n", 5,
+     "sum needs a number; `metric_value > 0` is boolean"),
     # inputs that made the readers recurse without end, or raise where they are used
     ("derived_constant", "name: derived_constant\nkind: derived\nexpression: \"1 + 1\"\n", 3, "names no metric"),
     # a number beyond a double became inf, an empty bucket nan: `cast(nan as double)` failed every build
     ("derived_huge", "name: derived_huge\nkind: derived\nexpression: \"downloads * 1e400\"\n", 3,
      "`1e400` is beyond the range of a double"),
     ("alias_loop", f"name: alias_loop\n{BASE}aggregation: count\ntags: &a [*a]\n", 5, "nested more than 50 levels deep"),
+    # a control character crashed every command with a traceback, even in a comment
+    ("control_character", f"name: control_character\n{BASE}aggregation: count\n# \x07\n", 5,
+     "control character U+0007 is not allowed"),
+    ("escaped_control", f"name: escaped_control\n{BASE}aggregation: count\ndescription: \"x\\e[31m\"\n", 5,
+     "control character U+001B is not allowed in a value"),
+    # !!binary decoded to `{{ execute }}`, past the template check
+    ("binary_tag", f"name: binary_tag\n{BASE}aggregation: count\ndescription: !!binary e3sgZXhlY3V0ZSB9fQ==\n", 5,
+     "the tag `!!binary` is not supported"),
+    ("merge_key", f"name: merge_key\n{BASE}aggregation: count\nanomaly:\n  <<: {{sensitivity: 4}}\n", 6,
+     "YAML merge keys (`<<`) are not supported"),
+    # lax types read `true` as 1 and "5" as 5: a typo made the metric far noisier
+    ("bool_sensitivity", f"name: bool_sensitivity\n{BASE}aggregation: count\nanomaly: {{sensitivity: true}}\n", 5,
+     "`anomaly.sensitivity`: Input should be a valid number"),
+    ("text_max_slices", f"name: text_max_slices\n{BASE}aggregation: count\nanomaly:\n  max_slices: '5'\n", 6,
+     "`anomaly.max_slices`: Input should be a valid integer"),
+    # no parentheses, but 1,100 levels: DuckDB refused it and the source's whole build failed
+    ("long_chain", f"name: long_chain\n{BASE}aggregation: sum\nexpression: \"" + " + ".join(["metric_value"] * 1100) + "\"\n",
+     5, "chains more than 250 operators or calls"),
     ("deep_filter", f"name: deep_filter\n{BASE}aggregation: count\nfilter: \"" + "(" * 60 + "1 = 1" + ")" * 60 + "\"\n", 5,
      "nests parentheses more than 50 deep"),
 ]

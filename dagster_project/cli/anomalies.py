@@ -77,24 +77,29 @@ def cmd_anomalies(args, paths) -> int:
         _err(f"--slice takes one slice; given {len(args.slice)}: {', '.join(args.slice)}")
         return 2
     args.slice = args.slice[0] if args.slice else None
+    args.metric = list(dict.fromkeys(args.metric)) if args.metric else None  # a repeated name lists its rows once
     result = load_project(paths)
-    for issue in result.issues:
-        print(issue, file=sys.stderr)
-    if result.issues:
+    if result.issues and not args.backtest:
+        # the stored rows do not depend on the files: a half-edited tree must not hide them
+        print(f"warning: {len(result.issues)} problem(s) in the metric files (`metrics validate` lists them); "
+              "listing the stored rows anyway", file=sys.stderr)
+    elif result.issues:
+        for issue in result.issues:
+            print(issue, file=sys.stderr)
         return 1
-    if not _check_metrics(args, result.project):
+    if result.project is not None and not _check_metrics(args, result.project):
         return 2
     wh = Warehouse(args.target, paths)
     try:
         if args.backtest:
             return _backtest(args, wh, result.project)
-        return _list(args, wh)
+        return _list(args, wh, checked=result.project is not None)
     except (ValueError, WarehouseError) as err:
         _err(str(err))
         return 2
 
 
-def _list(args, wh) -> int:
+def _list(args, wh, checked: bool = True) -> int:
     from ..warehouse.anomaly_store import TABLE, read_anomalies
     for flag, given in (("--sensitivity", args.sensitivity), ("--days", args.days is not None)):
         if given:
@@ -108,6 +113,8 @@ def _list(args, wh) -> int:
     if not wh.relation_exists(TABLE):
         _err(f"{wh.target}: nothing has been scored yet ({TABLE} does not exist): `metrics run` scores every grain it builds")
         return 2
+    if not checked and args.metric:  # the files could not be read: the names are checked against the stored rows
+        _check_scored_metrics(wh, args.metric)
     if sliced[0]:
         _check_scored_slice(wh, args.metric, *sliced)
     rows = []
@@ -119,6 +126,16 @@ def _list(args, wh) -> int:
               reverse=True)
     {"json": _json, "csv": _csv, "table": _table}[args.format](rows, args)
     return 0
+
+
+def _check_scored_metrics(wh, metrics: list[str]) -> None:
+    from ..validation.issues import closest
+    from ..warehouse.anomaly_store import TABLE
+    _, rows = wh.rows(f"select distinct metric from {wh.relation(TABLE)}")
+    scored = {str(m) for (m,) in rows}
+    for name in metrics:
+        if name not in scored:
+            raise ValueError(f"no scored row of a metric `{name}`{closest(name, scored)}")
 
 
 def _check_scored_slice(wh, metrics: list[str] | None, dimension: str, value: str) -> None:
@@ -171,8 +188,9 @@ def _csv(rows: list[dict], args) -> None:
 
 def _table(rows: list[dict], args) -> None:
     if not rows:
-        what = "scored buckets" if args.all else "anomalies"
-        print(f"no {what} (scored by the anomalies_<grain> assets of `metrics run`; --all lists every scored bucket)")
+        hint = "" if args.all else "; --all lists every scored bucket"
+        print(f"no {'scored buckets' if args.all else 'anomalies'} (scored by the anomalies_<grain> assets of "
+              f"`metrics run`{hint})")
         return
     header = ["bucket_start", "metric", "grain", "slice", "score", "flag", "reason"]
     body = [[r["bucket_start"], r["metric"], r["grain"],
@@ -211,8 +229,12 @@ def _backtest(args, wh, project) -> int:
     metric = project.metrics[args.metric[0]]
     grain = args.grain or ("day" if "day" in metric.grains else metric.grains[0])
     now = now_utc()
-    end = add_grain(bucket_of(now, grain), grain)  # the bucket in progress is never scored anyway
-    start = max(floor_to_grain((now - dt.timedelta(days=days)).date(), grain), floor_to_grain(metric.start, grain))
+    end = bucket_of(now, grain)  # the bucket in progress is never scored
+    first = floor_to_grain(metric.start, grain)
+    if first >= end:
+        _err(f"`{metric.name}` starts on {metric.start:%Y-%m-%d}: no complete {grain} bucket to replay yet")
+        return 2
+    start = max(bucket_of(now - dt.timedelta(days=days), grain), first)
     from ..anomaly.settings import at_grain
     configured = detector_settings(metric)
     base = at_grain(configured, grain)
@@ -255,8 +277,8 @@ def _backtest(args, wh, project) -> int:
               f"{'incidents':>9}")
         for r in results:
             mark = "*" if r["current"] else " "
-            print(f"{r['sensitivity']:>11g}{mark}  {r['series']:>6}  {r['buckets_scored']:>14,}  "
-                  f"{r['buckets_unscored']:>8,}  {r['flagged']:>7}  {r['incidents']:>9}")
-        print("* the sensitivity the metric uses now; unscored: buckets without enough history (or too few recent "
-              "values) to score")
+            print(f"{r['sensitivity']:>11g}{mark}  {r['series']:>6,}  {r['buckets_scored']:>14,}  "
+                  f"{r['buckets_unscored']:>8,}  {r['flagged']:>7,}  {r['incidents']:>9,}")
+        current = "* the sensitivity the metric uses now; " if any(r["current"] for r in results) else ""
+        print(f"{current}unscored: buckets without enough history (or too few recent values) to score")
     return 0
