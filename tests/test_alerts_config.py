@@ -85,9 +85,9 @@ BAD = [
     ("unknown_field", ALERTS.replace("    group_wait", "    group_wiat"), 9, "unknown field `routes.0.group_wiat` (did you mean `group_wait`?)"),
     ("channel_field", ALERTS.replace("url:", "ulr:"), 3, "unknown field `channels.growth-slack.ulr` (did you mean `url`?)"),
     ("channel_type", ALERTS.replace("type: slack", "type: slak"), 3, "`channels.growth-slack.type`: `slak` is not one of"),
-    ("duration", ALERTS.replace("4h", "4 hours"), 10, "`routes.0.repeat_interval`: Value error, not a duration"),
+    ("duration", ALERTS.replace("4h", "4 hours"), 10, "`routes.0.repeat_interval`: not a duration"),
     ("env_reference", ALERTS.replace('"${SLACK_WEBHOOK_URL}"', '"${SLACK_WEBHOOK_URL"'), 3,
-     "`channels.growth-slack.url`: Value error, a `$` must start an environment reference"),
+     "`channels.growth-slack.url`: a `$` must start an environment reference"),
     ("unknown_channel", ALERTS.replace("channels: [growth-slack]", "channels: [growth-slak]"), 8,
      "`routes[0].channels[0]`: unknown channel `growth-slak` (did you mean `growth-slack`?)"),
     ("unknown_default_channel", ALERTS.replace("[audit-log]", "[audit]"), 11,
@@ -100,13 +100,13 @@ BAD = [
      "ends must be after starts"),
     ("match_key", ALERTS.replace("match: {tag: kpi}", "match: {tags: kpi}"), 7, "unknown field `routes.0.match.tags` (did you mean `tag`?)"),
     # 2**n of a day, or now minus 200,000 weeks, overflow Python's dates
-    ("huge_duration", ALERTS.replace("4h", "99999999999d"), 10, "`routes.0.repeat_interval`: Value error, a duration of at most 10 years"),
-    ("zero_repeat", ALERTS.replace("4h", "0s"), 10, "`routes.0.repeat_interval`: Value error, must be more than 0s"),
+    ("huge_duration", ALERTS.replace("4h", "99999999999d"), 10, "`routes.0.repeat_interval`: a duration of at most 10 years"),
+    ("zero_repeat", ALERTS.replace("4h", "0s"), 10, "`routes.0.repeat_interval`: must be more than 0s"),
     # a label with a few values: one outside them matches nothing, ever
     ("match_grain", ALERTS.replace("match: {tag: kpi}", "match:\n      tag: kpi\n      grain: [day, dya]"), 9,
-     "`routes.0.match.grain`: Value error, `dya` matches no grain (one of: hour, day, week, month)"),
+     "`routes.0.match.grain`: `dya` matches no grain (one of: hour, day, week, month)"),
     ("match_empty", ALERTS.replace("match: {tag: kpi}", "match: {tag: []}"), 7,
-     "`routes.0.match.tag`: Value error, an empty list matches nothing"),
+     "`routes.0.match.tag`: an empty list matches nothing"),
 ]
 
 

@@ -416,3 +416,18 @@ def test_a_bad_field_does_not_hide_a_bad_column_in_the_same_file(tmp_path, capsy
     err = capsys.readouterr().err
     assert [line for line in err.splitlines() if line.startswith("metrics/a/staged.yml:")] == [
         next(line for line in err.splitlines() if "`aggregation`" in line)], err
+
+
+def test_a_key_written_twice_does_not_hide_the_other_problems_of_the_file(tmp_path, capsys, isolated_env):
+    """A duplicate key stopped the file at the YAML stage: its other problems were
+    reported one run later."""
+    paths = make_project(tmp_path / "p", {**GOOD, "a/twice.yml": (
+        f"name: twice\n{BASE}aggregation: count\nanomaly:\n  sensitivity: 3\n  sensitivity: 4\n  max_slices: -2\n"
+        "  exclude: [{start: 2026-12-05, end: 2026-12-01}]\n")})
+    capsys.readouterr()
+    assert main(["--project-dir", str(paths.root), "validate"]) == 1
+    err = capsys.readouterr().err
+    problems = sorted(line for line in err.splitlines() if line.startswith("metrics/a/twice.yml:"))
+    assert [p.split(":")[1] for p in problems] == ["7", "8", "9"], err
+    assert "key 'sensitivity' appears twice (first on line 6)" in problems[0], err
+    assert "`anomaly.max_slices`" in problems[1] and "end must be after start" in problems[2], err

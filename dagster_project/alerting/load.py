@@ -31,11 +31,12 @@ def load_alerts(paths: ProjectPaths, text: str | None = None) -> tuple[AlertsCon
         return AlertsConfig(), []
     if not isinstance(located.data, dict):
         return AlertsConfig(), [ValidationIssue(rel, 1, "alerts.yml is a mapping of fields (channels:, routes:, ...)", "yaml")]
+    duplicates = [ValidationIssue(rel, line, message, "yaml") for line, message in located.duplicates]
     try:
         config = AlertsConfig.model_validate(located.data)
     except ValidationError as err:
-        return AlertsConfig(), pydantic_issues(rel, located, err, AlertsConfig)
-    issues = _cross_issues(rel, located, config)
+        return AlertsConfig(), duplicates + pydantic_issues(rel, located, err, AlertsConfig)
+    issues = duplicates + _cross_issues(rel, located, config)
     return (AlertsConfig(), issues) if issues else (config, [])
 
 

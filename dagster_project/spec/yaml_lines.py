@@ -23,6 +23,9 @@ class LocatedYaml:
     path: Path
     data: Any
     lines: dict[Loc, int] = field(default_factory=dict)
+    # (line, message) of each key written twice: the first value is kept and the rest of
+    # the file is still checked, so one run reports every problem
+    duplicates: list[tuple[int, str]] = field(default_factory=list)
 
     def line_of(self, loc: Loc) -> int:
         """The line of `loc`, or of its nearest located parent (1 for the file)."""
@@ -45,7 +48,8 @@ MAX_VALUES = 200_000
 MAX_DEPTH = 50
 
 
-def _convert(node: yaml.Node, loader: yaml.SafeLoader, loc: Loc, lines: dict[Loc, int], path: Path) -> Any:
+def _convert(node: yaml.Node, loader: yaml.SafeLoader, loc: Loc, lines: dict[Loc, int], path: Path,
+             duplicates: list[tuple[int, str]]) -> Any:
     if len(loc) > MAX_DEPTH:
         raise YamlSyntaxError(path, node.start_mark.line + 1, f"nested more than {MAX_DEPTH} levels deep "
                               "(an alias that contains itself?)")
@@ -60,14 +64,16 @@ def _convert(node: yaml.Node, loader: yaml.SafeLoader, loc: Loc, lines: dict[Loc
             key = _scalar(key_node, loader, path)
             if not isinstance(key, (str, int, float, bool)) or key is None:
                 raise YamlSyntaxError(path, key_node.start_mark.line + 1, "mapping keys must be plain words")
-            if key in out:
-                raise YamlSyntaxError(path, key_node.start_mark.line + 1, f"key '{key}' appears twice")
             key_loc = (*loc, key)
+            if key in out:
+                duplicates.append((key_node.start_mark.line + 1,
+                                   f"key '{key}' appears twice (first on line {lines[key_loc]}): remove one"))
+                continue
             lines[key_loc] = key_node.start_mark.line + 1
-            out[key] = _convert(value_node, loader, key_loc, lines, path)
+            out[key] = _convert(value_node, loader, key_loc, lines, path, duplicates)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_convert(item, loader, (*loc, i), lines, path) for i, item in enumerate(node.value)]
+        return [_convert(item, loader, (*loc, i), lines, path, duplicates) for i, item in enumerate(node.value)]
     return _scalar(node, loader, path)
 
 
@@ -142,9 +148,10 @@ def load_located(path: Path, text: str | None = None) -> LocatedYaml:
     if node is None:
         return LocatedYaml(path, None, {(): 1})
     loader = _Constructor("")
+    duplicates: list[tuple[int, str]] = []
     try:
-        data = _convert(node, loader, (), lines, path)
+        data = _convert(node, loader, (), lines, path, duplicates)
     except yaml.constructor.ConstructorError as err:
         mark = err.problem_mark
         raise YamlSyntaxError(path, (mark.line + 1) if mark else 1, f"invalid YAML: {err.problem}") from None
-    return LocatedYaml(path, data, lines)
+    return LocatedYaml(path, data, lines, duplicates)

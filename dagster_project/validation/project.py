@@ -70,6 +70,7 @@ def _load_config(paths: ProjectPaths, issues: list[ValidationIssue]) -> ProjectC
     rel = paths.relative(paths.config_file)
     try:
         located = load_located(paths.config_file)
+        issues.extend(ValidationIssue(rel, line, message, "yaml") for line, message in located.duplicates)
         found = template_issues(rel, located)
         if found:
             issues.extend(found)
@@ -121,6 +122,7 @@ def load_project(paths: ProjectPaths, only: list[Path] | None = None, catalog: C
         except YamlSyntaxError as err:
             issues.append(ValidationIssue(rel, err.line, err.message, "yaml"))
             continue
+        issues.extend(ValidationIssue(rel, line, message, "yaml") for line, message in located.duplicates)
         if not isinstance(located.data, dict):
             issues.append(ValidationIssue(rel, 1, "a metric file is a mapping of fields (name:, source:, ...)", "yaml"))
             continue

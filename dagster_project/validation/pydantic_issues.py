@@ -4,6 +4,7 @@ that are no key of the file: they are dropped so the message and line name what 
 author wrote."""
 from __future__ import annotations
 
+import re
 import types
 import typing
 
@@ -44,10 +45,20 @@ def pydantic_issues(rel: str, located: LocatedYaml, err: ValidationError, model)
         else:
             given = e.get("input")
             secret = bool(loc) and str(loc[-1]) in ("secret", "password")  # never echo a secret
-            shown = f" (got {given!r})" if isinstance(given, (str, int, float, bool)) and not secret else ""
-            msg = f"`{field}`: {e['msg']}{shown}"
+            text = _plain(e["msg"])
+            # a validator's own message that already shows the value ("..., got 'tomorrow'") says it once
+            shown = f" (got {given!r})" if (isinstance(given, (str, int, float, bool)) and not secret
+                                            and f"got {given!r}" not in text) else ""
+            msg = f"`{field}`: {text}{shown}"
         out.append(ValidationIssue(rel, located.line_of(loc), msg, "schema"))
     return out
+
+
+def _plain(message: str) -> str:
+    """pydantic's message without its class names ("a valid dictionary or instance of
+    AnomalySpec" -> "a mapping of fields") or its "Value error, " prefix."""
+    message = re.sub(r"a valid dictionary or instance of \w+", "a mapping of fields (key: value lines)", message)
+    return message.removeprefix("Value error, ")
 
 
 def _inline_side(model, loc: tuple) -> bool:
