@@ -190,29 +190,38 @@ def test_totals_per_entity(served):
     ("/metrics/orders/series?start=2024-03-05&end=2024-03-01", 400, "must be before end"),
     ("/metrics/orders/series?days=731", 400, "between 1 and 730"),
     ("/metrics/orders/series?days=0", 400, "between 1 and 730"),
-    ("/metrics/orders/series?start=yesterday", 422, "date"),
+    ("/metrics/orders/series?start=yesterday", 400, "start: a date YYYY-MM-DD (UTC), got `yesterday`"),
     ("/metrics/orders/summary/x", 404, "Not Found"),
     ("/metrics/nope/summary", 404, "unknown metric"),
     ("/metrics/downloads/totals?dimension=country&values=1", 400, "no dimension `country`"),
-    ("/metrics/downloads/totals?dimension=entity_id", 422, "values"),
+    ("/metrics/downloads/totals?dimension=entity_id", 400, "values: Field required"),
     ("/metrics/downloads/totals?dimension=entity_id&values=a,,b", 400, "non-empty"),
     ("/metrics/downloads/totals?dimension=entity_id&values=" + ",".join(map(str, range(1001))), 400, "at most 1000"),
     ("/metrics/downloads/totals?dimension=entity_id&values=e1&windows=day,decade", 400, "windows"),
     ("/metrics/active_users/totals?dimension=entity_type&values=model", 400, "not a count or sum"),
     ("/anomalies?metric=nope", 404, "unknown metric"),
-    ("/anomalies?since=soon", 422, "date"),
-    ("/anomalies?limit=0", 422, "limit"),
-    ("/anomalies?limit=20000", 422, "limit"),
-    ("/metrics/orders/series?start=0001-01-01", 400, "a date between 1900-01-01"),
+    ("/anomalies?since=soon", 400, "since: a date YYYY-MM-DD (UTC), got `soon`"),
+    ("/anomalies?limit=0", 400, "limit: Input should be greater than or equal to 1 (got '0')"),
+    ("/anomalies?limit=20000", 400, "limit"),
+    ("/metrics/orders/series?start=0001-01-01", 400, "a date between 1970-01-01 and 2199-12-31"),
+    # an offset or an epoch was read as another day, silently (metrics series refuses both)
+    ("/metrics/orders/series?start=2024-02-20T00:00:00%2B02:00&end=2024-02-22", 400, "start: a date YYYY-MM-DD"),
+    ("/metrics/orders/series?start=1708387200&end=2024-02-22", 400, "start: a date YYYY-MM-DD"),
+    ("/anomalies?since=2024-02-20T05:00:00", 400, "since: a date YYYY-MM-DD"),
+    # a repeated parameter (the last one won) or an empty one (the default) is refused
+    ("/metrics/orders/series?slice=country=DE&slice=country=FR", 400, "parameter `slice` is given more than once"),
+    ("/metrics/orders/series?grain=", 400, "parameter `grain` is empty"),
+    ("/metrics/orders/series?days=abc", 400, "days: Input should be a valid integer"),
     ("/metrics/orders/series?grain=week&end=0001-01-09", 400, "a date between"),
     ("/anomalies?since=0001-01-01", 400, "a date between"),
     ("/alerts?status=burning", 400, "status: one of open, resolved, silenced"),
-    ("/metrics/orders/series?start=1900-01-01&end=2024-03-01", 400, "at most 3660 days per day series"),
+    ("/metrics/orders/series?start=1970-01-01&end=2024-03-01", 400, "at most 3660 days per day series"),
 ])
 def test_bad_parameters_get_a_4xx_with_a_message(served, url, status, message):
     got = served["client"].get(url)
     assert got.status_code == status, got.text
-    assert message in json.dumps(got.json()), got.text
+    # one shape for every refusal: {"detail": "<text>"} (FastAPI's own were lists of objects)
+    assert isinstance(got.json()["detail"], str) and message in got.json()["detail"], got.text
 
 
 def test_injection_attempts_are_data(served):
@@ -251,6 +260,40 @@ def test_bearer_token(served):
     assert httpx.get(f"{base}health").status_code == 401
     assert httpx.get(f"{base}metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert httpx.get(f"{base}openapi.json", headers={"Authorization": f"Bearer {TOKEN}"}).json()["paths"]
+    # the scheme is case-insensitive (RFC 9110): `bearer` was refused
+    assert httpx.get(f"{base}health", headers={"Authorization": f"bearer {TOKEN}"}).status_code == 200
+    assert httpx.get(f"{base}health", headers={"Authorization": f"Basic {TOKEN}"}).status_code == 401
+
+
+def test_a_metric_not_built_yet_has_no_totals(served):
+    """A new metric on a built source read 0 in every window: its source's rollup table
+    exists (the other metrics'), its rows do not."""
+    c, paths = served["client"], served["paths"]
+    new = paths.metrics_dir / "orders" / "big_orders.yml"
+    new.write_text("name: big_orders\nsource: stg_orders\ntimestamp: ordered_at\naggregation: count\n"
+                   "filter: \"amount > 100\"\ndimensions: [country]\n")
+    try:
+        for _ in range(50):  # the server reads the metric files again when one changed
+            got = c.get("/metrics/big_orders/totals?dimension=country&values=DE")
+            if got.status_code != 404 or "unknown metric" not in got.text:
+                break
+            time.sleep(0.2)
+        assert got.status_code == 404 and "has not been built at the day grain" in got.json()["detail"], got.text
+        summary = c.get("/metrics/big_orders/summary").json()
+        assert summary["totals"] is None and summary["totals_note"] == "not built yet", summary
+        assert all(g == {"error": "not built yet"} for g in summary["grains"].values()), summary
+        # a built metric of the same source still has its totals
+        assert c.get("/metrics/orders/totals?dimension=country&values=DE").json()["rows"][0]["totals"]["all"] > 0
+    finally:
+        new.unlink()
+
+
+def test_head_answers_like_get_without_a_body(served):
+    c = served["client"]
+    got, head = c.get("/metrics/orders/series?grain=week"), c.head("/metrics/orders/series?grain=week")
+    assert head.status_code == 200 and not head.content  # it was 405
+    assert head.headers["etag"] == got.headers["etag"] and head.headers["content-type"] == got.headers["content-type"]
+    assert c.head("/metrics/nope/series").status_code == 404
 
 
 def test_etag_and_304(served):
@@ -262,6 +305,9 @@ def test_etag_and_304(served):
     other = c.get("/metrics/orders/series?grain=month")
     assert other.headers["etag"] != etag
     assert c.get("/metrics/orders/series?grain=week", headers={"If-None-Match": '"stale"'}).json() == first.json()
+    # If-None-Match compares weakly and takes a list or `*` (a proxy that compresses adds W/)
+    for header in (f"W/{etag}", f'"stale", {etag}', "*"):
+        assert c.get("/metrics/orders/series?grain=week", headers={"If-None-Match": header}).status_code == 304, header
 
 
 def test_dashboard_serves_the_catalog_pages_with_live_data(served):

@@ -12,10 +12,14 @@ import os
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 
+import re
+
 from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from ..paths import ProjectPaths
+from ..spec.raw import EARLIEST_DAY, LATEST_DAY
 from ..warehouse.connection import WarehouseError
 from ..warehouse.read import NotBuiltError, now_utc
 from . import dashboard as dashboard_pages
@@ -27,7 +31,7 @@ MAX_VALUES = 1000
 MAX_DAYS = 730
 MAX_SPAN = {"hour": 93, "day": 3660, "week": 3660, "month": 36600}  # days one series answer may cover
 ALERT_STATUSES = ("open", "resolved", "silenced")
-DATE_RANGE = (dt.date(1900, 1, 1), dt.date(2999, 12, 31))  # bucket arithmetic stays inside datetime's years
+DATE_RANGE = (EARLIEST_DAY, LATEST_DAY)  # as `metrics series` and the metric files take them
 
 
 def create_app(paths: ProjectPaths, target: str, refresh_seconds: float = 1.0) -> FastAPI:
@@ -44,14 +48,35 @@ def create_app(paths: ProjectPaths, target: str, refresh_seconds: float = 1.0) -
                   description="Series, summaries and per-entity totals from the metric rollups (read-only).")
     app.state.serve = state
 
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameter(_request: Request, err: RequestValidationError):
+        # one error shape for every refusal: {"detail": "<one line>"}
+        first = err.errors()[0] if err.errors() else {}
+        where = [str(p) for p in first.get("loc", ()) if p not in ("query", "path")]
+        given = first.get("input")
+        shown = f" (got {given!r})" if isinstance(given, (str, int, float)) else ""
+        return _error(400, f"{'.'.join(where) or 'request'}: {first.get('msg', 'invalid')}{shown}")
+
     @app.middleware("http")
-    async def bearer(request: Request, call_next):
+    async def guard(request: Request, call_next):
         if token is not None:
-            given = request.headers.get("authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            scheme, _, given = request.headers.get("authorization", "").strip().partition(" ")
+            # the scheme's case does not matter (RFC 9110); the token is compared in constant time
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
                 return JSONResponse({"detail": "missing or wrong bearer token (METRICS_API_TOKEN)"}, status_code=401,
                                     headers={"WWW-Authenticate": "Bearer"})
+        seen: set[str] = set()
+        for key, value in request.query_params.multi_items():
+            if key in seen:  # the last one silently won
+                return _error(400, f"parameter `{key}` is given more than once")
+            if value == "":  # `grain=` silently meant the default
+                return _error(400, f"parameter `{key}` is empty")
+            seen.add(key)
         return await call_next(request)
+
+    def get(path: str, **kwargs):
+        """A GET route that answers HEAD too (a health checker's; the server sends no body)."""
+        return app.api_route(path, methods=["GET", "HEAD"], **kwargs)
 
     def answer(request: Request, compute: Callable, cache: bool = True, media_type: str = "application/json") -> Response:
         """Run `compute(wh)` on a reader; the ETag/304/cache protocol; errors as 4xx/503."""
@@ -59,7 +84,7 @@ def create_app(paths: ProjectPaths, target: str, refresh_seconds: float = 1.0) -
         try:
             with state.reader() as (wh, marker):
                 etag = etag_for(marker, *key)
-                if cache and request.headers.get("if-none-match") == etag:
+                if cache and _matches(request.headers.get("if-none-match"), etag):
                     return Response(status_code=304, headers={"ETag": etag})
                 body = state.cached(key, etag) if cache else None
                 if body is None:
@@ -69,7 +94,7 @@ def create_app(paths: ProjectPaths, target: str, refresh_seconds: float = 1.0) -
                         state.remember(key, etag, body)
                     else:  # uncached (history): the ETag is the body's
                         etag = etag_for(body.decode(), *key)
-                        if request.headers.get("if-none-match") == etag:
+                        if _matches(request.headers.get("if-none-match"), etag):
                             return Response(status_code=304, headers={"ETag": etag})
         except BadRequest as err:
             return _error(err.status, str(err))
@@ -89,23 +114,25 @@ def create_app(paths: ProjectPaths, target: str, refresh_seconds: float = 1.0) -
             raise BadRequest(f"unknown metric `{name}`{closest(name, [m.name for m in project.public()])}", 404)
         return metric
 
-    @app.get("/health")
+    @get("/health")
     def health(request: Request):
         def compute(wh):
             return {"ok": True, "target": target, "newest_materialization": state.marker(wh),
                     "snapshot": _snapshot_info(state)}
         return answer(request, compute, cache=False)
 
-    @app.get("/metrics")
+    @get("/metrics")
     def catalog(request: Request):
         def compute(wh):
             project, now = state.project(), now_utc()
             return [queries.catalog_entry(wh, project, m, now) for m in project.public() if m.status != "archived"]
         return answer(request, compute)
 
-    @app.get("/metrics/{name}/series")
-    def series(request: Request, name: str, grain: str | None = None, start: dt.date | None = None,
-               end: dt.date | None = None, slice_: str | None = Query(None, alias="slice"),
+    @get("/metrics/{name}/series")
+    def series(request: Request, name: str, grain: str | None = None,
+               start: str | None = Query(None, description="first day, YYYY-MM-DD (UTC)"),
+               end: str | None = Query(None, description="end day, YYYY-MM-DD (UTC, exclusive)"),
+               slice_: str | None = Query(None, alias="slice"),
                days: int | None = Query(None, description=f"window length when start is not given (default 180, 93 for hours; at most {MAX_DAYS})")):
         def compute(wh):
             metric = metric_named(name)
@@ -114,8 +141,7 @@ def create_app(paths: ProjectPaths, target: str, refresh_seconds: float = 1.0) -
                 raise BadRequest(f"`{name}` has no `{g}` grain (its grains: {', '.join(metric.grains)})")
             if days is not None and not 1 <= days <= MAX_DAYS:
                 raise BadRequest(f"days must be between 1 and {MAX_DAYS}, got {days}")
-            _check_dates(start=start, end=end)
-            lo, hi = start, end
+            lo, hi = _day("start", start), _day("end", end)
             if lo is None:  # the default window fits the grain's limit (93 days of hours)
                 lo = (hi or now_utc().date() + dt.timedelta(days=1)) - dt.timedelta(days=days or min(180, MAX_SPAN[g]))
             if hi is not None and lo >= hi:
@@ -126,11 +152,11 @@ def create_app(paths: ProjectPaths, target: str, refresh_seconds: float = 1.0) -
             return queries.series(wh, state.project(), metric, g, lo, hi, _slice(metric, slice_), now_utc())
         return answer(request, compute)
 
-    @app.get("/metrics/{name}/summary")
+    @get("/metrics/{name}/summary")
     def summary(request: Request, name: str):
         return answer(request, lambda wh: queries.summary(wh, state.project(), metric_named(name), now_utc()))
 
-    @app.get("/metrics/{name}/totals")
+    @get("/metrics/{name}/totals")
     def totals(request: Request, name: str, dimension: str, values: str,
                windows: str = ",".join(queries.WINDOWS)):
         def compute(wh):
@@ -153,18 +179,19 @@ def create_app(paths: ProjectPaths, target: str, refresh_seconds: float = 1.0) -
                                                 list(dict.fromkeys(items)), wins, now)}
         return answer(request, compute)
 
-    @app.get("/anomalies")
-    def anomalies(request: Request, since: dt.date | None = None, metric: str | None = None,
+    @get("/anomalies")
+    def anomalies(request: Request, since: str | None = Query(None, description="first day, YYYY-MM-DD (UTC)"),
+                  metric: str | None = None,
                   limit: int = Query(1000, ge=1, le=10_000, description="at most this many, newest first")):
         def compute(wh):
             if metric is not None:
                 metric_named(metric)
-            _check_dates(since=since)
-            lo = dt.datetime.combine(since, dt.time()) if since else None
+            day = _day("since", since)
+            lo = dt.datetime.combine(day, dt.time()) if day else None
             return queries.anomalies(wh, metric, lo, limit)
         return answer(request, compute)
 
-    @app.get("/alerts")
+    @get("/alerts")
     def alerts(request: Request, status: str | None = None):
         def compute(wh):
             if status is not None and status not in ALERT_STATUSES:
@@ -172,13 +199,13 @@ def create_app(paths: ProjectPaths, target: str, refresh_seconds: float = 1.0) -
             return queries.alerts(wh, status)
         return answer(request, compute)
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    @app.get("/index.html", response_class=HTMLResponse, include_in_schema=False)  # the pages' "back" link
+    @get("/", response_class=HTMLResponse, include_in_schema=False)
+    @get("/index.html", response_class=HTMLResponse, include_in_schema=False)  # the pages' "back" link
     def dashboard(request: Request):
         return answer(request, lambda wh: dashboard_pages.index_page(wh, state.project(), target),
                       media_type="text/html")
 
-    @app.get("/metric/{name}.html", response_class=HTMLResponse, include_in_schema=False)
+    @get("/metric/{name}.html", response_class=HTMLResponse, include_in_schema=False)
     def dashboard_metric(request: Request, name: str):
         from ..compiler.writer import render_files
         try:
@@ -190,7 +217,7 @@ def create_app(paths: ProjectPaths, target: str, refresh_seconds: float = 1.0) -
         return answer(request, lambda wh: dashboard_pages.metric_page(  # SQL rendered only on a cache miss
             wh, project, metric, paths, dagster_url, render_files(project, paths.root / "macros")), media_type="text/html")
 
-    @app.get("/history")
+    @get("/history")
     def history(request: Request, limit: int = Query(50, ge=1, le=500)):
         try:  # the Dagster instance, not the warehouse: no snapshot needed
             body = queries.history(limit)
@@ -212,10 +239,31 @@ def _slice(metric, text: str | None) -> dict:
     return {k: v}
 
 
-def _check_dates(**dates) -> None:
-    for key, day in dates.items():
-        if day is not None and not DATE_RANGE[0] <= day <= DATE_RANGE[1]:
-            raise BadRequest(f"{key}: a date between {DATE_RANGE[0]} and {DATE_RANGE[1]}, got {day}")
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _day(key: str, text: str | None) -> dt.date | None:
+    """A day as `metrics series` takes it: YYYY-MM-DD (UTC). A timestamp's offset or an
+    epoch number would otherwise be read as some other day, silently."""
+    if text is None:
+        return None
+    try:
+        day = dt.date.fromisoformat(text) if _DAY.fullmatch(text) else None
+    except ValueError:
+        day = None
+    if day is None:
+        raise BadRequest(f"{key}: a date YYYY-MM-DD (UTC), got `{text[:40]}`")
+    if not DATE_RANGE[0] <= day <= DATE_RANGE[1]:
+        raise BadRequest(f"{key}: a date between {DATE_RANGE[0]} and {DATE_RANGE[1]}, got {day}")
+    return day
+
+
+def _matches(header: str | None, etag: str) -> bool:
+    """If-None-Match: `*`, or a list of tags compared weakly (a proxy's `W/` prefix too)."""
+    if not header:
+        return False
+    tags = [t.strip() for t in header.split(",")]
+    return "*" in tags or any(t.removeprefix("W/") == etag for t in tags)
 
 
 def _error(status: int, message: str) -> JSONResponse:

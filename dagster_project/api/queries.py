@@ -102,9 +102,13 @@ def summary(wh: Warehouse, project, metric, now: dt.datetime) -> dict:
                          "change_pct": None if last is None else last["change_pct"]}
     out = {"metric": metric.name, "grains": grains, "totals": None, "totals_note": None}
     if _additive(metric) and "day" in metric.grains:
-        rows = totals(wh, metric, "", [""], list(WINDOWS), now)
-        out["totals"] = rows[0]["totals"] if rows else None
-        out["totals_window_end"] = iso(window_end(now))
+        try:
+            rows = totals(wh, metric, "", [""], list(WINDOWS), now)
+        except NotBuiltError:
+            out["totals_note"] = "not built yet"
+        else:
+            out["totals"] = rows[0]["totals"] if rows else None
+            out["totals_window_end"] = iso(window_end(now))
     else:
         out["totals_note"] = "trailing totals are sums of daily values: only count and sum metrics with a day grain have them"
     return out
@@ -130,6 +134,11 @@ def _day_table(wh: Warehouse, metric) -> str:
                         "draft" if metric.status == "draft" else "active")
     if not wh.relation_exists(table):
         raise NotBuiltError(f"{wh.target}: `{metric.name}` has not been built at the day grain", ["run"])
+    # the source's table exists for its other metrics: this one's totals are no zeros before it is built
+    _, rows = wh.rows(f"select 1 from {wh.relation(table)} where metric = ? and dimension = '' limit 1", [metric.name])
+    if not rows:
+        raise NotBuiltError(f"{wh.target}: `{metric.name}` has not been built at the day grain "
+                            f"({table} holds none of its rows)", ["run", "--metric", metric.name])
     return table
 
 
