@@ -86,6 +86,17 @@ def test_run_unknown_metric_is_one_line_before_anything_runs(tmp_path):
     assert not (root / "warehouse").exists()
 
 
+def test_docs_into_a_path_it_cannot_write_is_one_line(tmp_path):
+    """A file in the way of --out, or a folder that cannot be made, was a traceback."""
+    root, args = _fresh(tmp_path)
+    (tmp_path / "a_file").write_text("x")
+    for out, words in ((tmp_path / "a_file", "(a file, not a folder)"),
+                       (tmp_path / "a_file" / "below", "cannot write the catalog there")):
+        code, _, err = _main(*args, "docs", "--out", str(out))
+        assert code == 2 and err.startswith(f"error: --out {out}: ") and words in err and "Traceback" not in err, err
+    assert (tmp_path / "a_file").read_text() == "x"
+
+
 def test_serve_refuses_a_port_it_cannot_listen_on_before_saying_it_serves(tmp_path):
     """--port 99999 served on 34463 (the OS takes it modulo 65536) while printing 99999; a
     port in use printed "serving on ..." and then uvicorn's error."""

@@ -27,7 +27,18 @@ def cmd_docs(args, paths) -> int:
         print(f"error: {len(result.issues)} problem(s): no catalog written", file=sys.stderr)
         return 1
     out = (args.out or paths.dbt_project_dir / "target" / "metrics_catalog").resolve()
-    built = build_catalog(paths, result.project, out, args.target, args.dagster_url)
+    try:  # a file in the way, a folder that cannot be made: said before any work
+        if out.exists() and not out.is_dir():
+            raise NotADirectoryError(0, "a file, not a folder")
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        print(f"error: --out {out}: cannot write the catalog there ({err.strerror or err})", file=sys.stderr)
+        return 2
+    try:
+        built = build_catalog(paths, result.project, out, args.target, args.dagster_url)
+    except OSError as err:  # a full disk, a page path that is a folder ...
+        print(f"error: writing the catalog under {out}: {err.strerror or err} ({err.filename or out})", file=sys.stderr)
+        return 1
     for w in built.warnings:
         print(f"warning: {w}", file=sys.stderr)
     print(f"wrote {len(built.pages)} pages ({built.built} of {len(built.pages) - 1} metrics with numbers) to {out} "
