@@ -235,6 +235,28 @@ def test_a_base_that_does_not_validate_is_reported_and_compared_file_by_file(rep
     assert "reads a metric whose file changed" in reasons["net_revenue"][0]
 
 
+def test_parentheses_a_swapped_equality_and_a_one_value_in_are_no_change_of_values(repo):
+    """`(metric_type = 'Download')` was breaking and planned a rebuild of every grain."""
+    paths, _ = repo
+    edit(paths, "growth/model_downloads.yml", "metric_type = 'Download'", "('Download' = metric_type)")
+    edit(paths, "growth/dataset_likes.yml", "metric_type = 'Like' and entity_type = 'dataset'",
+         "(metric_type in ('Like')) and ((entity_type = 'dataset'))")
+    edit(paths, "engagement/reactions_net.yml", "metric_type in ('ReactionLike', 'ReactionHeart')",
+         "(metric_type in ('ReactionLike', 'ReactionHeart'))")
+    result = diff_against(paths, "main", now=NOW)
+    got = by_name(result)
+    assert {n: (m.change, m.impact) for n, m in got.items()} == {
+        n: ("changed", "non-breaking") for n in ("model_downloads", "dataset_likes", "reactions_net")}
+    assert all(f.note == "same SQL once parsed" for m in got.values() for f in m.fields)
+    assert result.plan.grains == []
+    # what does change values still does: precedence, operands, the other side of a comparison
+    for old, new in (("('Download' = metric_type)", "'Like' = metric_type"),
+                     ("('Download' = metric_type)", "metric_type <> 'Download'")):
+        edit(paths, "growth/model_downloads.yml", old, new)
+        assert by_name(diff_against(paths, "main", now=NOW))["model_downloads"].impact == "breaking", new
+        edit(paths, "growth/model_downloads.yml", new, old)
+
+
 def test_a_staging_model_change_is_noted_with_the_metrics_it_feeds(repo, capsys):
     paths, _ = repo
     sql = paths.models_dir / "staging" / "stg_orders.sql"

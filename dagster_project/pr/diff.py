@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from sqlglot import exp
 
 from ..compiler.plan import build_plan
 from ..compiler.writer import macros_digest, render_files
@@ -117,9 +118,27 @@ def _plain(value: Any) -> Any:
 
 # ---------------------------------------------------------------------------- comparing
 
-def _sql(fragment) -> str | None:
-    """A fragment as parsed SQL: reformatting (`a+b` vs `a + b`) is not a change of values."""
-    return None if fragment is None else fragment.tree.sql()
+def _sql(fragment):
+    """A fragment as a canonical parsed tree: reformatting (`a+b` vs `a + b`), redundant
+    parentheses (the tree holds the precedence), `'x' = col` for `col = 'x'` and a
+    one-value `in` are not changes of values. Trees compare by structure."""
+    if fragment is None:
+        return None
+
+    def plain(node):
+        while isinstance(node, exp.Paren):
+            node = node.this
+        if isinstance(node, exp.In) and len(node.expressions) == 1 and not node.args.get("query"):
+            node = exp.EQ(this=node.this, expression=node.expressions[0])
+        return node
+
+    def ordered(node):  # = and <> read the same either way round
+        if isinstance(node, (exp.EQ, exp.NEQ)):
+            a, b = sorted((node.this, node.expression), key=lambda x: x.sql())
+            return type(node)(this=a, expression=b)
+        return node
+
+    return plain(fragment.tree.copy()).transform(plain).transform(ordered)
 
 
 def _text(fragment) -> str | None:
