@@ -189,7 +189,7 @@ def test_non_breaking_change_plans_nothing_and_the_cli_formats(repo, capsys):
     args = ["--project-dir", str(paths.root), "diff", "--base", "main"]
     assert main([*args, "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["summary"] == {"added": 0, "removed": 0, "changed": 1, "unchanged": 13, "breaking": 0}
+    assert out["summary"] == {"added": 0, "removed": 0, "changed": 1, "unchanged": 13, "breaking": 0, "notes": 0}
     assert out["metrics"][0]["fields"] == [{"field": "description", "old": "Orders placed.", "new": "Every order.",
                                             "breaking": False}]
     assert out["backfill_plan"]["grains"] == [] and out["sql_diff"] == {}
@@ -268,6 +268,14 @@ def test_a_staging_model_change_is_noted_with_the_metrics_it_feeds(repo, capsys)
     # and the ratio and derived metrics over them
     assert "`average_order_value`" in note and "`net_revenue`" in note, note
     assert "metrics run --metric" in note
+    # the headline does not say "no values change" above that note
+    paths_args = ["--project-dir", str(paths.root), "diff", "--base", "HEAD"]
+    capsys.readouterr()
+    assert main(paths_args) == 0
+    head = capsys.readouterr().out.splitlines()[1]
+    assert "no values change" not in head and "the notes name what else may change values" in head, head
+    assert main([*paths_args, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["summary"]["notes"] == 1
 
 
 def test_a_base_that_does_not_validate_still_sees_a_config_change(repo, capsys):

@@ -101,7 +101,7 @@ class ProjectDiff:
         return {"base": {"ref": self.base.ref, "commit": self.base.commit, "subject": self.base.subject},
                 "summary": {"added": self.count("added"), "removed": self.count("removed"),
                             "changed": self.count("changed"), "unchanged": self.unchanged,
-                            "breaking": sum(1 for m in self.metrics if m.breaking)},
+                            "breaking": sum(1 for m in self.metrics if m.breaking), "notes": len(self.notes)},
                 "metrics": [m.as_dict() for m in self.metrics], "backfill_plan": self.plan.as_dict(),
                 "sql_diff": self.sql_diff, "notes": self.notes, "base_issues": self.base_issues}
 

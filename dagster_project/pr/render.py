@@ -26,14 +26,18 @@ def _field(f: FieldChange) -> str:
 
 
 def _headline(d: ProjectDiff) -> str:
+    n = sum(1 for m in d.metrics if m.impact == "breaking")
+    # a changed staging model or macro changes values no metric file says: never "no values change"
+    tail = "; the notes name what else may change values" if d.notes else ""
     return (f"{d.count('added')} added, {d.count('changed')} changed, {d.count('removed')} removed, "
-            f"{d.unchanged} unchanged; {_breaking(sum(1 for m in d.metrics if m.impact == 'breaking'))}")
+            f"{d.unchanged} unchanged; {_breaking(n, bool(d.notes))}{tail}")
 
 
-def _breaking(n: int) -> str:
+def _breaking(n: int, notes: bool = False) -> str:
     # the metrics whose built values change: a new or newly active one has none yet (its
     # build is in the backfill plan)
-    return {0: "no values change", 1: "1 metric's values change"}.get(n, f"{n} metrics' values change")
+    none = "no metric definition changes values" if notes else "no values change"
+    return {0: none, 1: "1 metric's values change"}.get(n, f"{n} metrics' values change")
 
 
 def _command(d: ProjectDiff) -> str:
