@@ -107,6 +107,8 @@ def test_changes_are_classified_and_planned(repo):
         "avg_order_latency_ms": ("changed", "breaking"),
     }
     assert result.unchanged == 14 - 1 - 9  # 14 metrics at the base, 1 removed, 9 changed
+    shown = text(result)  # each impact's label once ("removed: removed: its rows stay ...")
+    assert "         removed: its rows stay in the rollup tables" in shown and "removed: removed:" not in shown
     fields = {n: {f.field: f.breaking for f in m.fields} for n, m in got.items()}
     assert fields["model_downloads"] == {"filter": True}
     assert got["downloads_per_active_user"].reasons == ["input `model_downloads` changes values"]

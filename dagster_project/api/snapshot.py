@@ -183,6 +183,8 @@ class SnapshotManager:
         """The current snapshot, kept open until the block ends even if a newer one arrives."""
         with self._guard:
             snap = self.current
+            if snap is None and not self.source.exists():  # not a busy run: nothing was ever built
+                raise WarehouseError(f"{self.target}: no warehouse at {self.source}: run `metrics run` first")
             if snap is None:
                 raise WarehouseError(f"{self.target}: no snapshot of the warehouse yet (a run may hold it): try again")
             snap.users += 1

@@ -31,8 +31,8 @@ IMPACTS = {
     "activated": "draft -> active: built into the active rollups from its start",
     "reactivated": "archived -> active: rebuilt from its start",
     "deactivated": "active -> draft: leaves the active series; built only with --include-drafts",
-    "archived": "archived: not built any more; its history stays readable",
-    "removed": "removed: its rows stay in the rollup tables (`metrics prune` lists them)",
+    "archived": "not built any more; its history stays readable",
+    "removed": "its rows stay in the rollup tables (`metrics prune` lists them)",
 }
 BACKFILLED = {"new", "breaking", "activated", "reactivated"}
 

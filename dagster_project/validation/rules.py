@@ -310,7 +310,7 @@ class References(Rule):
                 if target is None:
                     out.append(f.issue(loc, f"unknown metric `{ref}`{closest(ref, ctx.by_name)}", self.name))
                 elif target.spec.status == "archived" and f.spec.status != "archived":
-                    out.append(f.issue(loc, f"`{ref}` is archived: a {f.spec.status} metric cannot read it", self.name))
+                    out.append(f.issue(loc, f"`{ref}` is archived: {'an' if f.spec.status == 'active' else 'a'} {f.spec.status} metric cannot read it", self.name))
                 elif target.spec.status == "draft" and f.spec.status == "active":
                     out.append(f.issue(loc, f"`{ref}` is a draft: make it active first, or make this metric a draft too", self.name))
         return out
