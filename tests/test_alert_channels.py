@@ -34,7 +34,7 @@ def anomaly_payload(**over) -> dict:
              "value": 1234.5, "expected": 1000.0, "lower": 900.0, "upper": 1100.25, "score": 4.2,
              "direction": "up", "reason": "orders 1,234.5 is above the band", "owner": "growth@example.com",
              "link": "http://127.0.0.1:3000/assets/orders", "chart": "charts/orders.png",
-             "since": "2026-11-19T00:00:00Z", "severity": "warning", "kind": "anomaly"}
+             "since": "2026-11-19T00:00:00Z", "severity": "warning", "kind": "anomaly", "band_edge": 3.0}
     payload = {"idempotency_key": "k-0123abcd", "status": "firing", "route": "growth", "group": "metric=orders",
                "kind": "anomaly", "alerts": [alert, {**alert, "slice": "country=FR", "value": 0.04213,
                                                      "expected": 0.05, "lower": 0.045, "upper": 0.055,
@@ -168,18 +168,30 @@ def test_slack_message(receiver, monkeypatch, tmp_path):
     assert header["type"] == "header" and "FIRING" in header["text"]["text"] and "growth" in header["text"]["text"]
     text = first["text"]["text"]
     assert first["text"]["type"] == "mrkdwn"
-    for fact in ("orders", "country=US", "1,234.5 vs expected 1,000 (band 900..1,100.2)", "4.2 band widths above",
+    for fact in ("orders", "country=US", "1,234.5 vs expected 1,000 (band 900..1,100.2)", "score 4.2 above expected (flagged beyond 3)",
                  "2026-11-19 00:00 UTC", "growth@example.com", "<http://127.0.0.1:3000/assets/orders|open in Dagster>",
                  "is above the band"):
         assert fact in text, fact
     assert "0.0421 vs expected 0.05 (band 0.045..0.055)" in second["text"]["text"]
-    assert "3.3 band widths below" in second["text"]["text"]
+    assert "score 3.3 below expected (flagged beyond 3)" in second["text"]["text"]
     assert context["type"] == "context" and "k-0123abcd" in context["elements"][0]["text"]
 
     send("growth-slack", channel, anomaly_payload(status="resolved"), tmp_path)
     resolved = receiver.accepted[1]["json"]
     assert resolved["blocks"][0]["text"]["text"].startswith("RESOLVED")
     assert resolved["text"].startswith("RESOLVED")
+
+
+def test_slack_text_fallback_is_escaped_like_the_blocks(receiver, tmp_path):
+    """A raw dimension value reached the top-level `text` verbatim: `<!channel>` pings a
+    whole channel from a notification, a `<url|label>` is a disguised link."""
+    payload = anomaly_payload()
+    payload["alerts"][0]["slice"] = "country=<!channel> <https://evil.example|click here>"
+    send("growth-slack", SlackChannel(type="slack", url=receiver.url), payload, tmp_path)
+    body = receiver.accepted[0]["json"]
+    for part in (body["text"], body["blocks"][1]["text"]["text"]):
+        assert "<!channel>" not in part and "<https://evil.example" not in part
+        assert "&lt;!channel&gt; &lt;https://evil.example|click here&gt;" in part, part
 
 
 @pytest.mark.parametrize("payload, wording", [(FRESHNESS, "Source stopped delivering rows"),
@@ -216,7 +228,8 @@ def test_email_with_html_and_chart(tmp_path, monkeypatch):
     assert msg["From"] == "metrics@example.com"
     text = msg.get_body(("plain",)).get_content()
     html = msg.get_body(("html",)).get_content()
-    for fact in ("country=US", "1,234.5 vs expected 1,000", "4.2 band widths above", "growth@example.com"):
+    for fact in ("country=US", "1,234.5 vs expected 1,000", "score 4.2 above expected (flagged beyond 3)",
+                 "growth@example.com"):
         assert fact in text and fact in html, fact
     assert "<table" in html and 'href="http://127.0.0.1:3000/assets/orders"' in html
     [png] = list(msg.iter_attachments())

@@ -234,3 +234,24 @@ def test_a_critical_alert_that_moves_route_stays_critical_there():
     states = {**first.states, **moved.states}
     after = _on(renamed, rows, states, NOW + dt.timedelta(hours=2))
     assert after.counts.get("opened", 0) == 0 and after.counts.get("resolved", 0) == 0, after.lines
+
+
+def test_a_silence_added_while_a_failed_run_alert_is_open_holds_it_without_a_new_signal():
+    """A failed job sends no new signal until it runs again: a silence added meanwhile was
+    never applied, and the alert kept repeating."""
+    from dagster_project.alerting.engine import Signal
+    base = {"channels": {"log": {"type": "log", "path": "a"}},
+            "default_route": {"channels": ["log"], "group_wait": "0s", "repeat_interval": "1h"}}
+    failed = Signal("run_failure", "rollups_day_job", True, "critical", "run 1 failed", NOW, {}, {"grain": "day"})
+    first = _on(AlertsConfig.model_validate(base), None, signals=[failed])
+    assert [m["status"] for m in first.messages] == ["firing"]
+    silenced = AlertsConfig.model_validate({**base, "silences": [
+        {"match": {"kind": "run_failure", "grain": "day"}, "starts": "2026-11-20T12:10:00Z",
+         "ends": "2026-11-21T12:00:00Z", "comment": "maintenance"}]})
+    later = _on(silenced, None, first.states, NOW + dt.timedelta(hours=2))
+    (state,) = later.states.values()
+    assert state["status"] == "silenced" and state["silence"] == "maintenance" and later.messages == []
+    # the silence ends: the alert is open again and repeats
+    after = _on(silenced, None, later.states, NOW + dt.timedelta(days=1, hours=1))
+    (state,) = after.states.values()
+    assert state["status"] == "open" and [m["status"] for m in after.messages] == ["firing"]

@@ -107,6 +107,21 @@ BAD = [
      "`routes.0.match.grain`: `dya` matches no grain (one of: hour, day, week, month)"),
     ("match_empty", ALERTS.replace("match: {tag: kpi}", "match: {tag: []}"), 7,
      "`routes.0.match.tag`: an empty list matches nothing"),
+    # passed, then every evaluation failed on the outbox's key (nothing delivered on any route)
+    ("channel_twice", ALERTS.replace("channels: [growth-slack]", "channels: [growth-slack, audit-log, growth-slack]"),
+     8, "`routes.0.channels`: `growth-slack` is listed more than once"),
+    # a log file is written under the project root only
+    ("log_outside", ALERTS.replace("path: warehouse/alerts.log", "path: ../../elsewhere/alerts.log"), 4,
+     "`channels.audit-log.path`: must stay inside the project"),
+    # credentials written in clear: a Slack webhook URL is one, so is an Authorization header
+    ("slack_url_in_clear", ALERTS.replace('"${SLACK_WEBHOOK_URL}"', '"https://hooks.slack.com/services/T0/B0/XYZ"'), 3,
+     "`channels.growth-slack.url`: a Slack webhook URL is a secret"),
+    ("auth_header_in_clear", ALERTS.replace("  audit-log: {type: log, path: warehouse/alerts.log}",
+                                            "  audit-log: {type: log, path: warehouse/alerts.log}\n  hook: {type: webhook, "
+                                            "url: \"http://h/x\", headers: {Authorization: \"Bearer sk_live_1\"}}"), 5,
+     "header `Authorization` carries a credential"),
+    ("log_absolute", ALERTS.replace("path: warehouse/alerts.log", "path: /tmp/alerts.log"), 4,
+     "`channels.audit-log.path`: must stay inside the project"),
 ]
 
 

@@ -299,6 +299,57 @@ def test_a_delivery_killed_between_send_and_record_is_sent_again_with_the_same_k
     assert outbox and all(r["delivered_at"] is not None for r in outbox)  # every message arrived
 
 
+def test_two_evaluations_at_once_send_each_message_once(project, servers, tmp_path):
+    """Delivery runs after the writer lock is released: a second evaluation sent the whole
+    outbox again while the first was still sending it (every message twice)."""
+    hook, smtp = servers
+    hook.delay(1.0)
+    score(project, [{"metric": "orders", "day": 19, "is_anomaly": True},
+                    {"metric": "downloads", "day": 19, "is_anomaly": True}], 19, 20)
+    env = {**os.environ, "METRICS_NOW": NOW.isoformat(), "HOOK_SECRET": SECRET}
+    cmd = [sys.executable, "-m", "dagster_project.cli.main", "--project-dir", str(tmp_path), "alerts", "evaluate"]
+    first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: hook.requests, timeout=60)  # the first is sending (each request takes a second)
+    second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert first.wait(timeout=120) == 0 and second.returncode == 0, (first.stderr.read(), second.stderr)
+    assert "another evaluation is delivering the outbox" in second.stdout + second.stderr
+    outbox = read_table(Warehouse("duckdb", project), OUTBOX)
+    assert outbox and all(r["delivered_at"] is not None and r["attempts"] == 1 for r in outbox)
+    sent = [(r["path"], r["headers"].get("Idempotency-Key")) for r in hook.requests]
+    assert len(sent) == len(set(sent)) == sum(1 for r in outbox if r["channel"] in ("hook", "chat")), sent
+    assert len(smtp.messages) == sum(1 for r in outbox if r["channel"] == "mail")
+
+
+def test_a_message_that_cannot_be_made_does_not_hold_the_channel(project, servers):
+    """A line break in a raw dimension value reached an email Subject (a group of two
+    metrics is named by its key): ValueError, retried forever, and every later mail waited
+    behind it."""
+    from dagster_project.alerting import render
+    from dagster_project.warehouse.alert_store import commit
+    hook, smtp = servers
+    group = "slice=country=DE\r\nBcc: someone@example.com"
+    payload = {"status": "firing", "route": "growth", "group": group, "kind": "anomaly",
+               "alerts": [{"metric": m, "grain": "day", "slice": "country=DE\r\nBcc: someone@example.com"}
+                          for m in ("orders", "revenue")]}
+    line = render.subject(payload)
+    assert "\r" not in line and "\n" not in line and "DE Bcc: someone@example.com" in line, line
+    # a message that can never be made (here: an unreadable payload) ahead of a good one
+    wh = Warehouse("duckdb", project)
+    commit(wh, [], [{"idempotency_key": "poison", "channel": "hook", "route": "commerce", "group_key": "g",
+                     "status": "firing", "kind": "anomaly", "payload": "{not json", "seq": 0, "attempts": 0,
+                     "created_at": NOW - dt.timedelta(days=1), "version": 1}], None)
+    score(project, [{"metric": "orders", "day": 20, "is_anomaly": True}], 20, 21)
+    later = NOW + dt.timedelta(days=1)
+    evaluate(project, later)
+    rows = {r["idempotency_key"]: r for r in read_table(wh, OUTBOX, "channel = ?", ["hook"])}
+    assert rows["poison"]["delivered_at"] is None and rows["poison"]["last_error"].startswith("unsendable: ")
+    assert [r["json"]["status"] for r in hooked(hook)] == ["firing"]  # the good one went out
+    # not due yet, it still does not hold the channel's next message
+    score(project, [{"metric": "orders", "day": 20, "is_anomaly": True}, {"metric": "orders", "day": 21}], 20, 22)
+    evaluate(project, later + dt.timedelta(seconds=1))
+    assert [r["json"]["status"] for r in hooked(hook)] == ["firing", "resolved"]
+
+
 def test_evaluate_json_gives_every_count_even_zero(project, servers, monkeypatch, capsys):
     """`alerts evaluate --format json` listed only what happened ({"opened": 1}): a reader
     had to guess the other keys."""

@@ -86,6 +86,8 @@ def test_a_stale_or_missing_source_alerts_as_a_broken_pipeline_and_resolves(tmp_
     stale, missing = bodies["raw.entity_events"], bodies["raw.orders"]
     assert stale["kind"] == "freshness" and stale["status"] == "firing"
     assert stale["alerts"][0]["severity"] == "warning"  # 10 h: past warn_after (3 h), within error_after (12 h)
+    # the allowance shown is the one passed (it was the 12 h of error_after beside "allowed 3 h")
+    assert stale["alerts"][0]["allowance"] == 3 * 3600 and "(allowed 3 h;" in stale["alerts"][0]["reason"]
     assert stale["alerts"][0]["last_row_at"] == "2026-11-20T02:00:00Z" and "no new rows" in stale["alerts"][0]["reason"]
     assert missing["alerts"][0]["severity"] == "critical" and "does not exist" in missing["alerts"][0]["reason"]
 
@@ -189,7 +191,8 @@ def test_a_run_signal_that_cannot_be_evaluated_waits_for_the_next_evaluation(tmp
     resources.project_paths.cache_clear()
     Warehouse("duckdb", paths).execute("create schema if not exists analytics")
     signal = run_failure_signal("rollups_day_job", "r-123", "2024-03-05",
-                                "dbt failed: cannot reach https://loader:hunter2@example.com/x", True, NOW)
+                                "dbt failed: cannot reach https://loader:hunter2@example.com/x "
+                                "(Authorization: Bearer sk_live_0123456789)", True, NOW)
     monkeypatch.setattr(alert_defs, "LOCK_WAIT_SECONDS", 0.5)
 
     class Log:
@@ -213,5 +216,6 @@ def test_a_run_signal_that_cannot_be_evaluated_waits_for_the_next_evaluation(tmp
     (alert,) = message["json"]["alerts"]
     assert message["json"]["kind"] == "run_failure" and alert["run_id"] == "r-123"
     assert "hunter2" not in json.dumps(message["json"]) and "***@example.com" in alert["error"]
+    assert "sk_live" not in json.dumps(message["json"]) and "Bearer ***" in alert["error"]
     assert queue_path(paths).read_text() == ""  # taken once
     resources.project_paths.cache_clear()

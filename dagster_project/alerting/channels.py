@@ -28,12 +28,18 @@ from pathlib import Path
 from typing import Callable
 
 from . import render
-from .config import EmailChannel, LogChannel, SlackChannel, WebhookChannel
+from .config import EmailChannel, LogChannel, SlackChannel, WebhookChannel, path_inside_project
 from .secrets import MissingSecret, redact, resolve
 
 
 class DeliveryError(RuntimeError):
-    """A message was not delivered; the message names the channel, never a secret."""
+    """A message was not delivered; the message names the channel, never a secret.
+    `unsendable`: the message itself could not be made (not an outage): retrying the
+    channel's later messages behind it would hold them forever."""
+
+    def __init__(self, message: str, unsendable: bool = False):
+        super().__init__(message)
+        self.unsendable = unsendable
 
 
 class _Failure(Exception):
@@ -70,8 +76,11 @@ def send(name: str, channel, payload: dict, root: Path) -> None:
         else:  # a library's message may quote part of a secret (a URL path): only the type then
             text = f"{type(err).__name__}: {err}" if not secrets.values else type(err).__name__
         text = " ".join(redact(text, secrets.values).split()) or type(err).__name__
+        # transport failures (_Failure: refused, timed out, 5xx; OSError) are outages; any other
+        # error is in making this one message
+        unsendable = not isinstance(err, (_Failure, MissingSecret, OSError))
         # `from None`: the original exception may carry the resolved URL or request
-        raise DeliveryError(f"{kind} {name}: {text}") from None
+        raise DeliveryError(f"{kind} {name}: {text}", unsendable) from None
 
 
 def body_bytes(payload: dict) -> bytes:
@@ -197,7 +206,11 @@ def _email(name: str, channel: EmailChannel, payload: dict, root: Path, secret: 
 
 
 def _log(name: str, channel: LogChannel, payload: dict, root: Path, secret: _Secrets) -> None:
-    path = root / secret(channel.path)
+    written = secret(channel.path)
+    if not path_inside_project(written):
+        raise _Failure(f"log path `{channel.path}` resolves outside the project (a path relative to its root, "
+                       "without `..`)")
+    path = root / written
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {**payload, "channel": name,
               "logged_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")}

@@ -90,6 +90,9 @@ class _Channel(_Frozen):
         return value
 
 
+_CREDENTIAL_HEADERS = {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-auth-token", "cookie"}
+
+
 def _reference_only(value: str | None, field: str) -> str | None:
     """A secret is written as a `${ENV_VAR}` reference, never as the secret itself."""
     if value is not None and not re.fullmatch(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}", value.strip()):
@@ -103,6 +106,15 @@ class SlackChannel(_Channel):
     url: str = Field(description="Incoming-webhook URL, usually `${SLACK_WEBHOOK_URL}`.")
     timeout_seconds: float = Field(10, gt=0, le=300)
 
+    @field_validator("url")
+    @classmethod
+    def _slack_url(cls, value: str) -> str:
+        # a Slack incoming-webhook URL is its own credential: whoever reads it can post
+        if "hooks.slack.com" in value.lower() and "${" not in value:
+            raise ValueError("a Slack webhook URL is a secret: write it as an environment reference like "
+                             "${SLACK_WEBHOOK_URL}, never in alerts.yml")
+        return value
+
 
 class WebhookChannel(_Channel):
     type: Literal["webhook"]
@@ -115,6 +127,16 @@ class WebhookChannel(_Channel):
     @classmethod
     def _secret(cls, value: str | None) -> str | None:
         return _reference_only(value, "secret")
+
+    @field_validator("headers")
+    @classmethod
+    def _credential_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        # credentials travel in these headers: a reference, never the value itself
+        for name, text in value.items():
+            if name.lower() in _CREDENTIAL_HEADERS and "${" not in text:
+                raise ValueError(f"header `{name}` carries a credential: write it with an environment reference "
+                                 f"like `Bearer ${{API_TOKEN}}`, never in alerts.yml")
+        return value
 
 
 class EmailChannel(_Channel):
@@ -139,6 +161,21 @@ class EmailChannel(_Channel):
 class LogChannel(_Channel):
     type: Literal["log"]
     path: str = Field(description="JSON lines file, relative to the project root.")
+
+    @field_validator("path")
+    @classmethod
+    def _inside(cls, value: str) -> str:
+        # alerts.yml is reviewed as project configuration: it writes under the project only
+        # (a `${VAR}` path is checked when it is resolved, at send time)
+        if "${" not in value and not path_inside_project(value):
+            raise ValueError("must stay inside the project: a path relative to the project root, without `..`")
+        return value
+
+
+def path_inside_project(text: str) -> bool:
+    from pathlib import PurePath
+    p = PurePath(text)
+    return bool(text.strip()) and not p.is_absolute() and ".." not in p.parts
 
 
 Channel = Annotated[Union[SlackChannel, WebhookChannel, EmailChannel, LogChannel], Field(discriminator="type")]
@@ -212,6 +249,15 @@ class Route(_Durations):
     repeat_interval: dt.timedelta = Field(dt.timedelta(hours=4), description="Resend a group that still fires at most this often.")
     open_within: dt.timedelta | None = Field(None, description="Override the top-level open_within for this route.")
     resolve_after: int = Field(1, ge=1, le=100, description="In-band buckets after the last detection that resolve an alert.")
+
+    @field_validator("channels", "group_by")
+    @classmethod
+    def _once_each(cls, value: list[str]) -> list[str]:
+        # a channel twice made two outbox rows with one key: every evaluation then failed
+        twice = sorted({v for v in value if value.count(v) > 1})
+        if twice:
+            raise ValueError(f"`{twice[0]}` is listed more than once")
+        return value
 
     @field_validator("repeat_interval", "open_within")
     @classmethod

@@ -1,7 +1,8 @@
 """Deliver the outbox: every undelivered message whose retry time has come, per channel
 in the order the messages were written. A failure stops that channel for this pass (a
 later message never overtakes an earlier one) and schedules the retry with exponential
-backoff (`retry:` in alerts.yml). Each attempt is recorded right after it, so a process
+backoff (`retry:` in alerts.yml); a message that cannot be made at all (an error that is
+no outage) is retried on its backoff without holding the channel's later messages. Each attempt is recorded right after it, so a process
 killed between sending and recording sends the same message, with the same idempotency
 key, on the next pass: receivers drop the repeat."""
 from __future__ import annotations
@@ -43,28 +44,37 @@ def deliver(wh: Warehouse, config: AlertsConfig, root: Path, now: Callable[[], d
         if budget_seconds is not None and time.monotonic() - started > budget_seconds:
             report.waiting += 1
             continue
+        unsendable = (row["last_error"] or "").startswith(UNSENDABLE)
         if name in blocked or (row["next_attempt_at"] is not None and row["next_attempt_at"] > now()):
-            blocked.add(name)
+            if not unsendable:  # (an unsendable message waits for its retry without holding the others)
+                blocked.add(name)
             report.waiting += 1
             continue
         channel = config.channels.get(name)
-        error = None
+        error, unsendable = None, False
         try:
             if channel is None:
                 raise DeliveryError(f"channel {name} is not in alerts.yml any more")
             send(name, channel, json.loads(row["payload"]), root)
         except DeliveryError as err:
-            error = str(err)
+            error, unsendable = str(err), err.unsendable
         except Exception as err:  # a channel bug must not stop the other channels
-            error = f"{name}: {type(err).__name__}: {err}"
+            error, unsendable = f"{name}: {type(err).__name__}: {err}", True
         attempts = int(row["attempts"] or 0) + 1
         at = now()
         if error is None:
             row.update(attempts=attempts, delivered_at=at, last_error=None, next_attempt_at=None)
             report.delivered.append(f"{name} {row['idempotency_key']}")
         else:
+            error = (UNSENDABLE if unsendable else "") + error
             row.update(attempts=attempts, last_error=error[:500], next_attempt_at=at + config.retry.delay(attempts))
             report.failed.append(f"{name} {row['idempotency_key']}: {error}")
-            blocked.add(name)
+            if not unsendable:  # an outage: the later messages wait behind this one, in order
+                blocked.add(name)
         record_delivery(wh, [row], lock_timeout=lock_timeout)
     return report
+
+
+# the last_error of a message that could not be made (not an outage): it is retried on its
+# backoff, and the channel's later messages are not held behind it
+UNSENDABLE = "unsendable: "

@@ -105,6 +105,12 @@ def labels_of(metric: MetricInfo, grain: str, dimension: str, value: str, severi
             "grain": grain, "severity": severity, "kind": kind, "slice": slice_text(dimension, value)}
 
 
+def _pipeline_labels(state: dict) -> dict:
+    """The route labels a pipeline alert's signal had (Evaluator._signal), from its state."""
+    return {"kind": state["kind"], "source": state["metric"] if state["kind"] == "freshness" else None,
+            "severity": state["severity"], "metric": None, **({"grain": state["grain"]} if state["grain"] else {})}
+
+
 def group_key(route: Route, labels: dict) -> str:
     return ",".join(f"{g}={labels.get(g) or ''}" for g in route.group_by) or "all"
 
@@ -181,6 +187,11 @@ class Evaluator:
                 continue
             if s["kind"] != "anomaly":  # a pipeline alert: resolved by its signal, unless its route is gone
                 if self.config.route(k[1]) is not None:
+                    # no signal may come for a while (a failed job until it runs again): a
+                    # silence added or ended meanwhile still applies (idempotent otherwise)
+                    after = self._silence_labels(dict(current[k]), _pipeline_labels(current[k]))
+                    if after != current[k]:
+                        current[k] = self.out.states[k] = after
                     continue
                 why = f"route {k[1]} is not in alerts.yml any more"
             elif (metric := self.metrics.get(s["metric"])) is None or not metric.enabled:
@@ -387,7 +398,9 @@ class Evaluator:
                 "lower": a["lower"], "upper": a["upper"], "score": a["score"], "direction": a["direction"],
                 "reason": a["reason"], "owner": metric.owner if metric else None,
                 "link": f"{self.base}/assets/anomalies_{a['grain']}", "chart": a["chart"], "since": _iso(a["since"]),
-                "severity": a["severity"], "kind": a["kind"]}
+                "severity": a["severity"], "kind": a["kind"],
+                # the score's flag threshold: |score| beyond it is outside the band
+                "band_edge": metric.strong_score(a["grain"]) / 2 if metric and a["kind"] == "anomaly" else None}
         if a["status"] == "resolved":
             item["resolved_because"] = a.get("resolution")
         if a["kind"] != "anomaly":

@@ -14,7 +14,7 @@ from ..spec.resolved import MetricsProject
 from ..warehouse.alert_store import STATE, commit, read_cursor, read_table
 from ..warehouse.anomaly_store import TABLE as ANOMALIES
 from ..warehouse.connection import Warehouse
-from .delivery import DeliveryReport, deliver
+from .delivery import DeliveryReport, deliver, pending
 from .engine import Evaluator, MetricInfo, Scored, Signal
 from .pipeline import dequeue, freshness_signals, queued
 
@@ -120,9 +120,19 @@ def evaluate_once(paths: ProjectPaths, target: str, project: MetricsProject, now
         report.notes = notes
     if send:  # outside the lock: a slow channel must not hold up a run; each record takes it briefly
         from ..warehouse.connection import WarehouseError
+        from ..warehouse.lock import WarehouseLockTimeout
         try:
-            report.delivery = deliver(wh, config, paths.root, lambda: now, lock_timeout=lock_timeout,
-                                      budget_seconds=deliver_budget)
+            # one deliverer at a time: two evaluations would both send what is pending
+            with warehouse_lock(target, paths, on_wait=lambda _m: None, timeout=0, role="delivery"):
+                report.delivery = deliver(wh, config, paths.root, lambda: now, lock_timeout=lock_timeout,
+                                          budget_seconds=deliver_budget)
+        except WarehouseLockTimeout:
+            try:
+                report.delivery.waiting = len(pending(wh))
+            except WarehouseError:
+                pass
+            report.lines.append("another evaluation is delivering the outbox: what is due is sent by it "
+                                "or by the next evaluation")
         except WarehouseError as err:  # the evaluation is committed: its messages wait in the outbox
             report.lines.append(f"delivery waits for the next evaluation: {err}")
     return report

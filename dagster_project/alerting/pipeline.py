@@ -131,6 +131,7 @@ def freshness_signals(wh: Warehouse, paths: ProjectPaths, now: dt.datetime,
         late_warn = rule.warn_after is not None and (age is None or age > rule.warn_after)
         if late_error or late_warn:
             limit = rule.error_after if late_error else rule.warn_after
+            detail["allowance"] = limit.total_seconds()  # the allowance passed: a warning's, not the error's
             if newest is None:
                 reason = f"{rule.source} has no rows"
             else:
@@ -144,13 +145,15 @@ def freshness_signals(wh: Warehouse, paths: ProjectPaths, now: dt.datetime,
     return signals, notes
 
 
-_CREDENTIALS = re.compile(r"(://)[^/@\s]+@|((?:token|key|secret|password|passwd|pwd)=)[^&\s]+", re.IGNORECASE)
+_CREDENTIALS = re.compile(r"(://)[^/@\s]+@|((?:token|key|secret|password|passwd|pwd)=)[^&\s]+"
+                          r"|((?:bearer|basic|token)\s+)[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)
 
 
 def _masked(text: str) -> str:
-    """An error line without URL credentials or token-like parameters (it goes to alert
-    channels, `alert_state` and the read API)."""
-    return _CREDENTIALS.sub(lambda m: (m.group(1) + "***@") if m.group(1) else (m.group(2) + "***"), text)
+    """An error line without URL credentials, token-like parameters or an Authorization
+    header's credential (it goes to alert channels, `alert_state` and the read API)."""
+    return _CREDENTIALS.sub(lambda m: (m.group(1) + "***@") if m.group(1) else
+                            ((m.group(2) or m.group(3)) + "***"), text)
 
 
 def run_failure_signal(job: str, run_id: str, partition: str | None, error: str | None, failed: bool,

@@ -5,6 +5,8 @@ alerts (freshness, run failure) say loudly that the pipeline is broken, so they 
 read as a quiet metric."""
 from __future__ import annotations
 
+import re
+
 import datetime as dt
 import html
 import math
@@ -87,7 +89,10 @@ def unusual(alert: dict) -> str | None:
     if not isinstance(score, (int, float)) or isinstance(score, bool) or math.isnan(score):
         return None
     side = {"up": "above", "down": "below"}.get(alert.get("direction") or "", "above" if score >= 0 else "below")
-    return f"{abs(score):.1f} band widths {side}"
+    # the score is in robust sds, flagged beyond the sensitivity: 4.3 is just outside a 3.5 band
+    edge = alert.get("band_edge")
+    beyond = f" (flagged beyond {edge:g})" if isinstance(edge, (int, float)) and not isinstance(edge, bool) else ""
+    return f"score {abs(score):.1f} {side} expected{beyond}"
 
 
 def facts(alert: dict, kind: str) -> list[tuple[str, str]]:
@@ -122,7 +127,9 @@ def subject(payload: dict) -> str:
     if kind != "anomaly":
         what = f"{headline(payload)} ({what})"
     count = f"{len(alerts)} alert{'s' if len(alerts) != 1 else ''}"
-    return f"[{'RESOLVED' if resolved(payload) else 'FIRING'}] {what} {count} — route {payload.get('route')}"
+    line = f"[{'RESOLVED' if resolved(payload) else 'FIRING'}] {what} {count} — route {payload.get('route')}"
+    # a dimension value from the raw data may hold a line break: a header is one line
+    return " ".join(re.sub(r"[\x00-\x1f\x7f]", " ", line).split())
 
 
 def text_line(alert: dict, kind: str) -> str:
@@ -188,5 +195,6 @@ def slack(payload: dict) -> dict:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"… and {len(alerts) - 45} more"}})
     blocks.append({"type": "context", "elements": [
         {"type": "mrkdwn", "text": f"idempotency key `{_mrkdwn(payload.get('idempotency_key'))}`"}]})
-    text = "\n".join([header, *(text_line(a, kind) for a in alerts)])
+    # the fallback (notifications, old clients) is mrkdwn too: `<!channel>` in a value would ping
+    text = "\n".join(_mrkdwn(line) for line in [header, *(text_line(a, kind) for a in alerts)])
     return {"text": text, "blocks": blocks}

@@ -70,16 +70,19 @@ def _pg_key(dbname: str, schema: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _describe(target: str, paths: ProjectPaths) -> tuple[tuple, str]:
-    """(identity, what the messages call it) of the lock for a target."""
+def _describe(target: str, paths: ProjectPaths, role: str = "writer") -> tuple[tuple, str]:
+    """(identity, what the messages call it) of the lock for a target. `role` "delivery":
+    the alert outbox's deliverer, a lock of its own (delivery runs outside the writer's)."""
+    suffix, label = ("", "") if role == "writer" else (f".{role}", f"the {role} lock of ")
     if target == "duckdb":
-        return ("file", str(Path(str(paths.duckdb_path) + ".lock").resolve())), paths.relative(paths.duckdb_path)
+        return ("file", str(Path(f"{paths.duckdb_path}{suffix}.lock").resolve())), label + paths.relative(paths.duckdb_path)
     if target == "clickhouse":
-        return ("file", str(Path(str(paths.chdb_path) + ".lock").resolve())), paths.relative(paths.chdb_path)
+        return ("file", str(Path(f"{paths.chdb_path}{suffix}.lock").resolve())), label + paths.relative(paths.chdb_path)
     if target == "postgres":
         s = pg_settings()
         schema = profile_schema(paths, "postgres")
-        return ("postgres", s["host"], s["port"], s["dbname"], schema), f"postgres {s['dbname']}.{schema}"
+        return (("postgres", s["host"], s["port"], s["dbname"], schema + suffix),
+                f"{label}postgres {s['dbname']}.{schema}")
     raise WarehouseError(f"unknown target `{target}`")
 
 
@@ -165,11 +168,12 @@ def _timeout(target: str, label: str, timeout: float) -> WarehouseLockTimeout:
 
 @contextmanager
 def warehouse_lock(target: str, paths: ProjectPaths, on_wait: Callable[[str], None] | None = None,
-                   timeout: float | None = None) -> Iterator[None]:
-    """Hold the warehouse's writer lock for the block (see the module docstring)."""
+                   timeout: float | None = None, role: str = "writer") -> Iterator[None]:
+    """Hold the warehouse's writer lock for the block (see the module docstring); `role`
+    "delivery": the alert deliverer's lock instead."""
     on_wait = on_wait or to_stderr
     timeout = lock_timeout() if timeout is None else timeout
-    identity, label = _describe(target, paths)
+    identity, label = _describe(target, paths, role)
     key = (os.getpid(), *identity)  # a forked child never inherits a parent's hold
     with _REGISTRY_GUARD:
         held = _REGISTRY.setdefault(key, _Held())
