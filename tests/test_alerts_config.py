@@ -293,6 +293,21 @@ def test_silence_add_through_the_installed_script(tmp_path):
     assert done.returncode == 0, done.stderr
 
 
+def test_silence_adds_at_once_keep_every_silence(tmp_path):
+    """Each read alerts.yml, added its entry and replaced the file: of two at once, one
+    silence was lost while both said "added"."""
+    import subprocess
+    import sys
+    paths = _project(tmp_path)
+    cmds = [[sys.executable, "-m", "dagster_project.cli.main", "--project-dir", str(paths.root), "silence", "add",
+             "--match", f"metric=m{i}", "--until", "2099-01-01T00:00Z", "--comment", f"c{i}"] for i in range(6)]
+    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in cmds]
+    for p in procs:
+        assert p.wait(timeout=120) == 0, p.stderr.read()
+    config, issues = load_alerts(paths)
+    assert issues == [] and sorted(s.comment for s in config.silences) == [f"c{i}" for i in range(6)]
+
+
 def test_committed_alerts_schema_is_current_and_check_covers_it(tmp_path, capsys):
     assert (REPO_ROOT / "docs" / "alerts.schema.json").read_text() == render_alerts_schema()
     schema = json.loads(render_alerts_schema())

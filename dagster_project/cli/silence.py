@@ -3,6 +3,7 @@ source of truth), so `add` edits its text: the new entry goes at the end of the
 `silences:` list and every other line, comments included, stays as it was."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fnmatch
 import getpass
@@ -130,8 +131,7 @@ def cmd_silence_add(args, paths) -> int:
 
 
 def _add(args, paths) -> int:
-    from ..alerting.config import Silence
-    from ..alerting.load import alerts_path, load_alerts
+    from ..alerting.load import alerts_path
     match = parse_match(args.match)
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
     starts = parse_timestamp(args.from_) if args.from_ else now
@@ -142,6 +142,26 @@ def _add(args, paths) -> int:
         raise UserError(f"--until {_stamp(ends)} must be after the start {_stamp(starts)}")
     created_by = args.created_by or _user()
     path = alerts_path(paths)
+    with _edit_lock(path):  # two `silence add` at once: each reads the other's entry
+        return _add_locked(args, paths, path, match, starts, ends, created_by)
+
+
+@contextlib.contextmanager
+def _edit_lock(path):
+    """An OS lock on `.alerts.yml.lock` next to the file for one read-modify-replace."""
+    import fcntl
+    lock = path.with_name(f".{path.name}.lock")
+    with open(lock, "a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _add_locked(args, paths, path, match, starts, ends, created_by) -> int:
+    from ..alerting.config import Silence
+    from ..alerting.load import load_alerts
     try:
         old_text = read_utf8(path) if path.exists() else ""
     except YamlSyntaxError as err:
