@@ -299,6 +299,20 @@ def test_a_delivery_killed_between_send_and_record_is_sent_again_with_the_same_k
     assert outbox and all(r["delivered_at"] is not None for r in outbox)  # every message arrived
 
 
+def test_a_detection_already_back_in_band_resolves_at_the_next_evaluation_without_new_scoring(project, servers):
+    """Opened on a detection whose next bucket was already in band, the alert fired, then
+    repeated every repeat_interval until some later scoring happened to come."""
+    hook, _ = servers
+    score(project, [{"metric": "orders", "day": 18, "is_anomaly": True}, {"metric": "orders", "day": 19}], 18, 20)
+    first = evaluate(project)
+    assert first.counts["opened"] == 1 and [r["json"]["status"] for r in hooked(hook)] == ["firing"]
+    later = evaluate(project, NOW + dt.timedelta(hours=1))  # nothing scored since
+    assert not later.new_scoring and later.counts["resolved"] == 1
+    assert [r["json"]["status"] for r in hooked(hook)] == ["firing", "resolved"]
+    evaluate(project, NOW + dt.timedelta(hours=5))  # past repeat_interval: nothing more
+    assert [r["json"]["status"] for r in hooked(hook)] == ["firing", "resolved"]
+
+
 def test_two_evaluations_at_once_send_each_message_once(project, servers, tmp_path):
     """Delivery runs after the writer lock is released: a second evaluation sent the whole
     outbox again while the first was still sending it (every message twice)."""

@@ -140,7 +140,8 @@ class Evaluator:
                  signals: list[Signal] = ()) -> Outcome:
         """`scored`: (metric, grain, dimension, dimension_value) -> rows sorted by bucket,
         or None when nothing was scored since the last evaluation (then only the timers
-        run: silences, group waits, repeats); `states`: (alert_key, route) -> the current
+        run: silences, group waits, repeats; a series left out has only its timers run);
+        `states`: (alert_key, route) -> the current
         alert_state row."""
         current = dict(states)
         resolved_now: list[dict] = []
@@ -149,14 +150,15 @@ class Evaluator:
         routed: dict[str, str] = {}  # their severity, which chose their route
         held_critical = {k for (k, _), s in states.items() if s["status"] in ("open", "silenced")
                          and s["severity"] == "critical"}
-        if scored is None:
-            for k, s in states.items():
-                metric = self.metrics.get(s["metric"])
-                if s["kind"] == "anomaly" and s["status"] in ("open", "silenced") and metric is not None and metric.enabled:
-                    seen.add(k)
-                    after = self._silence(dict(s), metric)
-                    if after != s:
-                        current[k] = self.out.states[k] = after
+        for k, s in states.items():  # the timers of alerts whose series was not read this time
+            metric = self.metrics.get(s["metric"])
+            series = (s["metric"], s["grain"], s["dimension"] or "", s["dimension_value"] or "")
+            if s["kind"] == "anomaly" and s["status"] in ("open", "silenced") and metric is not None and metric.enabled \
+                    and (scored is None or series not in scored):
+                seen.add(k)
+                after = self._silence(dict(s), metric)
+                if after != s:
+                    current[k] = self.out.states[k] = after
         for (metric_name, grain, dim, dval), rows in (scored or {}).items():
             metric = self.metrics.get(metric_name)
             if metric is None or not metric.enabled:

@@ -83,6 +83,21 @@ def read_scored(wh: Warehouse, since: dict[str, dt.datetime]) -> dict[tuple, lis
     return out
 
 
+def _notified_series(wh: Warehouse, states: dict) -> dict[tuple, list[Scored]] | None:
+    """Without new scoring, the rows of the series whose open alert was notified: one
+    opened on a detection whose later buckets were already in band resolves at the next
+    evaluation (it repeated until the next scoring); an alert not notified yet keeps
+    its first message (group_wait), then resolves the same way."""
+    open_ = {(s["metric"], s["grain"], s["dimension"] or "", s["dimension_value"] or ""): s["bucket_start"]
+             for s in states.values() if s["kind"] == "anomaly" and s["status"] == "open" and s["notified"]}
+    if not open_:
+        return None
+    since: dict[str, dt.datetime] = {}
+    for (_, grain, _, _), bucket in open_.items():
+        since[grain] = min(since.get(grain, bucket), bucket)
+    return {k: rows for k, rows in read_scored(wh, since).items() if k in open_} or None
+
+
 def evaluate_once(paths: ProjectPaths, target: str, project: MetricsProject, now: dt.datetime,
                   lock_timeout: float | None = None, send: bool = True,
                   signals: list[Signal] = (), deliver_budget: float | None = None) -> EvaluationReport:
@@ -105,6 +120,8 @@ def evaluate_once(paths: ProjectPaths, target: str, project: MetricsProject, now
                     if s["kind"] == "anomaly" and s["status"] != "resolved" and s["grain"] in since:
                         since[s["grain"]] = min(since[s["grain"]], s["bucket_start"])
                 scored = read_scored(wh, since)
+            else:
+                scored = _notified_series(wh, states)
             fresh, notes = freshness_signals(wh, paths, now)
         waiting = queued(paths)  # run signals an earlier evaluation could not take
         outcome = engine.evaluate(scored, states, [*fresh, *waiting, *signals])
