@@ -125,6 +125,24 @@ BAD = [
 ]
 
 
+def test_every_alerts_yml_problem_in_one_run_at_its_line(tmp_path, capsys):
+    """The route checks (unknown channel, a route name twice) came only after the field
+    errors were fixed, and a bad channel name was reported at `channels:`."""
+    text = (ALERTS.replace("  audit-log: {type: log, path: warehouse/alerts.log}",
+                           "  audit-log: {type: log, path: warehouse/alerts.log}\n  bad name: {type: log, path: a.log}")
+            .replace("    repeat_interval: 4h\n", "    repeat_interval: 4 hours\n  - name: growth-slack\n"
+                     "    channels: [nope]\n"))
+    paths = _project(tmp_path, text)
+    code, err = _validate(paths, capsys)
+    assert code == 1
+    lines = [line.removeprefix("alerts.yml:") for line in err.splitlines() if line.startswith("alerts.yml:")]
+    assert len(lines) == 4, err
+    assert lines[0].startswith("5: `channels`: channel name `bad name`"), err
+    assert lines[1].startswith("11: `routes.0.repeat_interval`: not a duration"), err
+    assert lines[2].startswith("12: route `growth-slack` is already defined at line 7"), err
+    assert lines[3].startswith("13: `routes[1].channels[0]`: unknown channel `nope`"), err
+
+
 @pytest.mark.parametrize("name,text,line,words", BAD, ids=[b[0] for b in BAD])
 def test_alerts_yml_problems_have_file_and_line(tmp_path, capsys, name, text, line, words):
     paths = _project(tmp_path, text)

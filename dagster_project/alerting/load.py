@@ -3,6 +3,8 @@ of them at once. `${VAR}` references are checked for syntax only (a PR check has
 secrets); they are resolved at send time."""
 from __future__ import annotations
 
+import re
+
 from pydantic import ValidationError
 
 from ..paths import ProjectPaths
@@ -32,37 +34,54 @@ def load_alerts(paths: ProjectPaths, text: str | None = None) -> tuple[AlertsCon
     if not isinstance(located.data, dict):
         return AlertsConfig(), [ValidationIssue(rel, 1, "alerts.yml is a mapping of fields (channels:, routes:, ...)", "yaml")]
     duplicates = [ValidationIssue(rel, line, message, "yaml") for line, message in located.duplicates]
+    # the cross checks read the written data: reported with the field errors, in one run
+    cross = _cross_issues(rel, located, located.data)
     try:
-        config = AlertsConfig.model_validate(located.data)
+        config = AlertsConfig.model_validate(located.data, context={"names_checked": True})
     except ValidationError as err:
-        return AlertsConfig(), duplicates + pydantic_issues(rel, located, err, AlertsConfig)
-    issues = duplicates + _cross_issues(rel, located, config)
+        found = pydantic_issues(rel, located, err, AlertsConfig)
+        return AlertsConfig(), duplicates + sorted(set(found) | set(cross), key=lambda i: (i.line, i.message))
+    issues = duplicates + cross
     return (AlertsConfig(), issues) if issues else (config, [])
 
 
-def _cross_issues(rel: str, located: LocatedYaml, config: AlertsConfig) -> list[ValidationIssue]:
-    """What one model cannot see: channel names used by routes, route names."""
+def _cross_issues(rel: str, located: LocatedYaml, data: dict) -> list[ValidationIssue]:
+    """What one model cannot see: channel names used by routes, route names; read from the
+    written data, so a field error elsewhere does not hide them."""
     out: list[ValidationIssue] = []
 
     def issue(loc, message: str, rule: str) -> None:
         out.append(ValidationIssue(rel, located.line_of(loc), message, rule))
 
-    routes = [(("routes", i), r) for i, r in enumerate(config.routes)]
-    if config.default_route is not None:
-        routes.append((("default_route",), config.default_route))
+    channels = data.get("channels") if isinstance(data.get("channels"), dict) else {}
+    for name in channels:
+        if not re.match(r"^[A-Za-z0-9_.-]+$", str(name)):  # at the name's own line
+            issue(("channels", name), f"`channels`: channel name `{name}` may hold only letters, digits, `_`, `.` "
+                  "and `-`", "alerts")
+    written = data.get("routes") if isinstance(data.get("routes"), list) else []
+    routes = [(("routes", i), r) for i, r in enumerate(written) if isinstance(r, dict)]
+    if isinstance(data.get("default_route"), dict):
+        routes.append((("default_route",), data["default_route"]))
     for loc, route in routes:
-        for j, name in enumerate(route.channels):
-            if name not in config.channels:
-                known = ", ".join(config.channels) or "none defined"
+        used = route.get("channels") if isinstance(route.get("channels"), list) else []
+        for j, name in enumerate(used):
+            if isinstance(name, str) and channels and name not in channels:
+                known = ", ".join(map(str, channels))
                 issue((*loc, "channels", j), f"`{_dotted(loc)}.channels[{j}]`: unknown channel `{name}`"
-                      f"{closest(name, config.channels)} (channels: {known})", "alerts")
+                      f"{closest(name, [str(c) for c in channels])} (channels: {known})", "alerts")
+            elif isinstance(name, str) and not channels:
+                issue((*loc, "channels", j), f"`{_dotted(loc)}.channels[{j}]`: unknown channel `{name}` "
+                      "(channels: none defined)", "alerts")
     seen: dict[str, int] = {}
-    for i, route in enumerate(config.routes):
+    for i, route in enumerate(written):
+        name = route.get("name") if isinstance(route, dict) else None
+        if not isinstance(name, str):
+            continue
         line = located.line_of(("routes", i, "name"))
-        if route.name in seen:
-            issue(("routes", i, "name"), f"route `{route.name}` is already defined at line {seen[route.name]}", "alerts")
-        seen.setdefault(route.name, line)
-        if route.name == "default" and config.default_route is not None:
+        if name in seen:
+            issue(("routes", i, "name"), f"route `{name}` is already defined at line {seen[name]}", "alerts")
+        seen.setdefault(name, line)
+        if name == "default" and data.get("default_route") is not None:
             issue(("routes", i, "name"), "route name `default` is taken by `default_route:`: rename this route", "alerts")
     return out
 
