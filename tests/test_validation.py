@@ -431,3 +431,25 @@ def test_a_key_written_twice_does_not_hide_the_other_problems_of_the_file(tmp_pa
     assert [p.split(":")[1] for p in problems] == ["7", "8", "9"], err
     assert "key 'sensitivity' appears twice (first on line 6)" in problems[0], err
     assert "`anomaly.max_slices`" in problems[1] and "end must be after start" in problems[2], err
+
+
+def test_an_accepted_value_with_a_lone_quote_is_reported_and_a_doubled_one_is_read_as_stored(tmp_path, capsys,
+                                                                                              isolated_env):
+    """dbt pastes accepted values into SQL as written: `customer's request` passed validate
+    and the staging build failed; written `customer''s request` (the build's spelling),
+    the slice `customer's request` was refused as "not an accepted value"."""
+    from dagster_project.warehouse.read import accepted_values
+    paths = make_project(tmp_path / "p", GOOD)
+    yml = paths.models_dir / "staging" / "_staging__models.yml"
+    original = yml.read_text()
+    yml.write_text(original.replace("[model, dataset, space, collection, paper]",
+                                    "[model, dataset, space, collection, \"paper's\"]"))
+    capsys.readouterr()
+    assert main(["--project-dir", str(paths.root), "validate"]) == 1
+    err = capsys.readouterr().err
+    assert "models/staging/_staging__models.yml:15: stg_entity_events.entity_type: accepted value `paper's` holds a `'`" \
+        in err and "`paper''s`" in err, err
+    yml.write_text(original.replace("[model, dataset, space, collection, paper]",
+                                    "[model, dataset, space, collection, \"paper''s\"]"))
+    assert main(["--project-dir", str(paths.root), "validate"]) == 0
+    assert accepted_values(paths, "stg_entity_events", "entity_type")[-1] == "paper's"

@@ -2,6 +2,7 @@
 declare models and seeds (the same `columns:` lists dbt documents). No warehouse needed."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,8 @@ class Catalog:
     # dbt YAML files that could not be read (dbt reports them too), path -> why: a
     # relation declared in one is "unknown", and the message says where it may be
     unreadable: dict[str, str] = field(default_factory=dict)
+    # (file, line, message) of declarations that break the build: validate reports them
+    problems: list[tuple[str, int, str]] = field(default_factory=list)
 
     def get(self, name: str) -> Relation | None:
         return self.relations.get(name)
@@ -41,7 +44,8 @@ def load_catalog(roots: list[Path], skip: Path | None = None) -> Catalog:
             if skip is not None and skip in path.parents:
                 continue
             try:
-                doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+                text = path.read_text(encoding="utf-8")
+                doc = yaml.safe_load(text) or {}
             except (yaml.YAMLError, ValueError, OverflowError) as err:
                 # (ValueError: a date like 2026-02-30, or a file that is not UTF-8)
                 why = "not UTF-8 text" if isinstance(err, UnicodeDecodeError) else "invalid YAML"
@@ -58,6 +62,8 @@ def load_catalog(roots: list[Path], skip: Path | None = None) -> Catalog:
                         for c in entry.get("columns") or []
                         if isinstance(c, dict) and "name" in c
                     }
+                    for c in entry.get("columns") or []:
+                        _check_accepted(catalog, path.relative_to(root.parent).as_posix(), text, entry, c)
                     catalog.relations[str(entry["name"])] = Relation(
                         str(entry["name"]), kind, columns, path.relative_to(root.parent).as_posix(),
                         frozenset(str(c["name"]).lower() for c in entry.get("columns") or [] if _categorical(c)),
@@ -72,3 +78,30 @@ def _categorical(column) -> bool:
         return True
     tests = (column.get("data_tests") or []) + (column.get("tests") or [])
     return any(t == "accepted_values" or (isinstance(t, dict) and "accepted_values" in t) for t in tests)
+
+
+def accepted_spec(column) -> dict | None:
+    """A column's `accepted_values` test arguments (either form), or None."""
+    if not isinstance(column, dict):
+        return None
+    for test in (column.get("data_tests") or []) + (column.get("tests") or []):
+        spec = test.get("accepted_values") if isinstance(test, dict) else None
+        if isinstance(spec, dict):
+            return {**spec, **(spec.get("arguments") or {})}
+    return None
+
+
+def _check_accepted(catalog: Catalog, rel: str, text: str, entry: dict, column) -> None:
+    """dbt's accepted_values test pastes each value between quotes into SQL as written: a
+    value with a lone `'` ends the literal and the staging build fails on it."""
+    spec = accepted_spec(column)
+    if spec is None or spec.get("quote", True) is False:
+        return
+    for value in spec.get("values") or []:
+        if isinstance(value, str) and re.search(r"(?<!')'(?!')", value.replace("''", "")):
+            at = text.find(value)
+            line = text[:at].count("\n") + 1 if at >= 0 else 1
+            catalog.problems.append((rel, line, f"{entry['name']}.{column.get('name')}: accepted value `{value}` holds "
+                                               f"a `'`: dbt pastes it into SQL as written and the build fails; write it "
+                                               f"doubled, `{value.replace(chr(39), chr(39) * 2)}` (it still means "
+                                               f"`{value}`)"))

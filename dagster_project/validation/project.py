@@ -110,6 +110,7 @@ def load_project(paths: ProjectPaths, only: list[Path] | None = None, catalog: C
     issues: list[ValidationIssue] = []
     config = _load_config(paths, issues)
     catalog = catalog or load_catalog([paths.models_dir, paths.seeds_dir], skip=paths.generated_dir)
+    issues.extend(ValidationIssue(rel, line, message, "dbt-yaml") for rel, line, message in catalog.problems)
     spec_files: list[SpecFile] = []
     partial_files: list[SpecFile] = []  # files with a schema problem, read without its fields
     unreadable: dict[str, str] = {}

@@ -228,7 +228,8 @@ def _listing(values, limit: int = 30) -> str:
 def accepted_values(paths, relation: str, column: str) -> list[str] | None:
     """The values of `relation`.`column`'s accepted_values test in the dbt YAML under
     models/ and seeds/ (either the `values:` or the newer `arguments: {values:}` form),
-    or None when it declares none."""
+    as the warehouse stores them, or None when it declares none."""
+    from ..validation.catalog import accepted_spec
     for root in (paths.models_dir, paths.seeds_dir):
         if not root.is_dir():
             continue
@@ -247,12 +248,12 @@ def accepted_values(paths, relation: str, column: str) -> list[str] | None:
                 for col in entry.get("columns") or []:
                     if not isinstance(col, dict) or str(col.get("name", "")).lower() != column.lower():
                         continue
-                    for test in (col.get("data_tests") or []) + (col.get("tests") or []):
-                        spec = test.get("accepted_values") if isinstance(test, dict) else None
-                        if isinstance(spec, dict):
-                            values = (spec.get("arguments") or {}).get("values", spec.get("values"))
-                            if values:
-                                return [str(v) for v in values]
+                    spec = accepted_spec(col)
+                    if spec is not None and spec.get("values"):
+                        if spec.get("quote", True) is False:  # SQL expressions, not values: nothing to compare
+                            return None
+                        # quoted into SQL as written: `customer''s request` is the value `customer's request`
+                        return [str(v).replace("''", "'") for v in spec["values"]]
     return None
 
 
