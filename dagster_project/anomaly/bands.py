@@ -150,6 +150,13 @@ def _band(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, num_t: np
         if p.get("ref") is not None:  # an average: den_t, the values the scored bucket averages
             scale = scale * np.sqrt(_average_variance(den_t, p))
         expected = fit.expected + p["center"]
+        if fit.value_range is not None:
+            # a level plus a profile of few cycles, plus the residuals' centre, can land beyond
+            # every value the window holds (a gauge of 40..900 expected at -100 on a Monday,
+            # shown as 0): no history backs that, the expectation stays within the range
+            lo, hi = fit.value_range[:, 0], fit.value_range[:, 1]
+            with np.errstate(invalid="ignore"):
+                expected = np.where(np.isnan(lo) | np.isnan(expected), expected, np.clip(expected, lo, hi))
         with np.errstate(invalid="ignore", divide="ignore"):
             score = sensitivity * ((value - expected) / (np.where(value > expected, up, down) * scale))
         return expected, expected - down * scale, expected + up * scale, _cap(score)

@@ -84,6 +84,8 @@ class Fit:
     recovered: np.ndarray | None = None  # (n,) the expected value on the previous level span's level (NaN: unknown)
     longrun: np.ndarray | None = None    # (n,) the expected value on the whole window's level (band_recovery)
     spans: np.ndarray | None = None      # (n, S) on the level of each span before the last, every value (walk)
+    # (n, 2) fraction: the lowest and highest training value (T units): the expectation's bounds
+    value_range: np.ndarray | None = None
 
     def rows(self, idx: np.ndarray) -> "Fit":
         return Fit(self.name, self.period, **{k: (None if v is None else v[idx]) for k, v in self.__dict__.items()
@@ -335,8 +337,10 @@ def fit_fraction(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarra
             volume = volume_phase[:, 0]
         else:
             volume = nanmedian(known[:, w - k:])
+    with np.errstate(invalid="ignore"):
+        value_range = np.stack([np.fmin.reduce(x_all, axis=1), np.fmax.reduce(x_all, axis=1)], axis=1)
     return Fit(name, period, resid=r, resid_all=r_all, expected=level_t + prof_t, floor=floor, profile=s,
-               counts=counts, volume=volume, volume_phase=volume_phase,
+               counts=counts, volume=volume, volume_phase=volume_phase, value_range=value_range,
                recovered=_levels_before(d, k)[:, 0] + prof_t, longrun=window_level(d) + prof_t,
                spans=_levels_before(d_all, k, spans=spans_before(w, k)) + prof_t[:, None] if walk else None)
 
