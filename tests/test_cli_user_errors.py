@@ -122,6 +122,16 @@ def test_a_metric_starting_later_is_built_from_its_own_start(tmp_path, monkeypat
     code, out, err = _main(*args, "run", "--metric", "later", "--end", "2026-09-04")
     assert code == 0, err
     assert "day rollups, partitions 2026-09-02 .. 2026-09-03" in out, out
+    # a later start, before the next run: the first bucket shown has no previous value (it
+    # read the hidden 09-02 row the earlier start had built)
+    later = root / "metrics" / "growth" / "later.yml"
+    later.write_text(later.read_text().replace("start: 2026-09-02", "start: 2026-09-03"))
+    code, out, err = _main(*args, "series", "later", "--grain", "day", "--format", "json")
+    assert code == 0, err
+    first = json.loads(out)[0]
+    assert first["bucket_start"] == "2026-09-03T00:00:00Z" and first["value"] > 0, first
+    assert first["previous_value"] is None and first["change_pct"] is None, first
+    later.write_text(later.read_text().replace("start: 2026-09-03", "start: 2026-09-02"))
     code, out, err = _main(*args, "run", "--metric", "future")
     assert code == 0, err
     assert "future: starts 2099-01-01: no bucket to build yet" in out and "rollups, partitions" not in out

@@ -80,8 +80,11 @@ def series_records(wh: Warehouse, metric: Metric, grain: str, start: dt.date | N
         raise ValueError(f"`{metric.name}` has no dimension `{dimension}` (its dimensions: {', '.join(metric.dimensions) or 'none'})")
     now = now or now_utc()
     accepted = _check_accepted(wh, metric, dimension, str(dimension_value), project) if dimension else set()
-    lo = ceil_to_grain(start, grain) if start else floor_to_grain(metric.start, grain)
-    fetch_lo = add_grain(lo, grain, -1)
+    # nothing before the metric's first bucket, even rows an earlier `start` left until the
+    # next run rebuilds the metric: its first bucket has no previous value
+    first = floor_to_grain(metric.start, grain)
+    lo = max(ceil_to_grain(start, grain), first) if start else first
+    fetch_lo = max(add_grain(lo, grain, -1), first)
     hi = ceil_to_grain(end, grain) if end else dt.datetime(9999, 1, 1)
     with wh.reading():
         stored = _stored(wh, metric, grain, fetch_lo, hi, dimension, str(dimension_value), project)
