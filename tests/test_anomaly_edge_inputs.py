@@ -241,3 +241,45 @@ def test_an_unscored_ratio_above_one_is_not_shown_as_a_percentage():
     num = np.array([1.0, 2.0, 1.0])
     out = score(frame(num / den, numerator=num, denominator=den), shape="ratio", first=0)
     assert out.reason.iloc[0].startswith("m 25%"), out.reason.tolist()
+
+
+def test_a_slice_is_scored_from_its_first_row_whatever_the_run_window(tmp_path, monkeypatch):
+    """A slice whose first row is on day 20 was scored as zeros from the window's first
+    day in a run over the whole history, and not at all in a run over days 5-10 (no row
+    of it there): metric_anomalies depended on which runs had happened."""
+    import duckdb
+
+    from dagster_project.scoring.window import score as score_window
+    from dagster_project.validation.project import load_project
+    from dagster_project.warehouse.connection import Warehouse
+    from tests.conftest import make_project
+    monkeypatch.setenv("METRICS_DUCKDB_PATH", str(tmp_path / "metrics.duckdb"))
+    paths = make_project(tmp_path / "p", {"growth/downloads.yml": (
+        "name: downloads\nsource: stg_entity_events\ntimestamp: created_at\naggregation: count\n"
+        "dimensions: [entity_type]\ngrains: [day]\nstart: 2026-01-01\n")})
+    project = load_project(paths).project
+    wh = Warehouse("duckdb", paths)
+    day0 = dt.datetime(2026, 1, 1)
+    rng = np.random.default_rng(3)
+    rows = [("downloads", day0 + dt.timedelta(days=d), "", "", float(v), float(v))
+            for d, v in enumerate(rng.poisson(200, 40))]
+    rows += [("downloads", day0 + dt.timedelta(days=d), "entity_type", "model", float(v), float(v))
+             for d, v in zip(range(20, 40), rng.poisson(50, 20))]
+    con = duckdb.connect(str(tmp_path / "metrics.duckdb"))
+    con.execute(f"create schema if not exists {wh.schema}")
+    con.execute(f"create table {wh.relation('metric_series_day')} (metric varchar, bucket_start timestamp, "
+                "dimension varchar, dimension_value varchar, value double, count double, numerator double, "
+                "denominator double)")
+    con.executemany(f"insert into {wh.relation('metric_series_day')} values (?, ?, ?, ?, ?, ?, null, null)", rows)
+    con.close()
+    now = day0 + dt.timedelta(days=41)
+    full, _ = score_window(wh, project, "day", day0, day0 + dt.timedelta(days=40), now)
+    model = full[full.dimension_value == "model"]
+    assert len(model) == 20 and pd.to_datetime(model.bucket_start).min() == day0 + dt.timedelta(days=20)
+    for lo, hi in ((5, 10), (15, 25), (30, 40)):  # a windowed run writes what the full run wrote there
+        part, _ = score_window(wh, project, "day", day0 + dt.timedelta(days=lo), day0 + dt.timedelta(days=hi), now)
+        inside = full[(pd.to_datetime(full.bucket_start) >= day0 + dt.timedelta(days=lo))
+                      & (pd.to_datetime(full.bucket_start) < day0 + dt.timedelta(days=hi))]
+        key = ["dimension_value", "bucket_start"]
+        pd.testing.assert_frame_equal(part.sort_values(key).reset_index(drop=True)[key + ["value", "score"]],
+                                      inside.sort_values(key).reset_index(drop=True)[key + ["value", "score"]])
