@@ -143,6 +143,28 @@ def test_ratio_dimension_must_be_shared(tmp_path, capsys, isolated_env):
     assert "metrics/r/per_user.yml:5: dimension `entity_type` is not shared by all inputs" in capsys.readouterr().err
 
 
+def test_an_inline_ratio_side_takes_the_ratios_grains_and_is_named_as_written(tmp_path, capsys, isolated_env):
+    """The inline side had every grain (an hour rollup nobody reads was built), and a
+    dimension it lacked was reported as "not shared by (.., per_order__denominator);
+    shared: none" while `user_id` was shared."""
+    from dagster_project.validation.project import load_project
+    metrics = {**GOOD,
+               "r/dl.yml": "name: dl\n" + BASE + "aggregation: count\ndimensions: [entity_type, user_id]\n"
+                           "grains: [day, week]\n",
+               "r/per_order.yml": "name: per_order\nkind: ratio\nnumerator: dl\n"
+                                  "denominator: {source: stg_orders, timestamp: ordered_at, aggregation: count}\n"}
+    paths = make_project(tmp_path, metrics)
+    project = load_project(paths).project
+    assert project.metrics["per_order__denominator"].grains == ("day", "week") == project.metrics["per_order"].grains
+    assert project.metrics["per_order"].dimensions == ("user_id",)
+    (paths.metrics_dir / "r" / "per_order.yml").write_text(metrics["r/per_order.yml"] + "dimensions: [entity_type]\n")
+    capsys.readouterr()
+    assert main(["--project-dir", str(paths.root), "validate"]) == 1
+    err = capsys.readouterr().err
+    assert ("metrics/r/per_order.yml:5: dimension `entity_type` is not shared by all inputs: the inline denominator "
+            "(stg_orders) has no `entity_type`; shared: user_id") in err, err
+
+
 def test_shared_dimension_and_grain_problems_are_listed_with_the_others(tmp_path, capsys, isolated_env):
     """The checks that need resolved metrics run on the sound part of a project that has
     other problems: validate lists every problem at once."""

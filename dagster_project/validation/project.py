@@ -280,8 +280,10 @@ def _resolve(paths: ProjectPaths, config: ProjectConfig, ctx: Context, issues: l
                         continue
                     columns = ctx.catalog.get(value.source).columns
                     dims = tuple(d.lower() for d in (s.dimensions or (named[0].dimensions if named else ())) if d.lower() in columns)
+                    # the grains the ratio can have: an hour rollup of its inline side nobody reads is waste
+                    side_grains = tuple(g for g in own_grains if all(g in n.grains for n in named))
                     hidden = Metric(
-                        name=f"{name}__{side}", kind="simple", grains=own_grains, start=s.start or config.start,
+                        name=f"{name}__{side}", kind="simple", grains=side_grains or own_grains, start=s.start or config.start,
                         dimensions=dims, measure=_measure(value, columns),
                         fill=0.0 if value.aggregation in ZERO_FILLED else None, public=False, **common(f))
                     resolved[hidden.name] = hidden
@@ -293,9 +295,23 @@ def _resolve(paths: ProjectPaths, config: ProjectConfig, ctx: Context, issues: l
                 fill = evaluate_arithmetic(formula.tree, {m.name: m.fill for m in inputs})
             shared = [d for d in inputs[0].dimensions if all(d in m.dimensions for m in inputs[1:])]
             dims = tuple(d.lower() for d in s.dimensions) if s.dimensions is not None else tuple(shared)
-            for i, d in enumerate(dims):
-                if d not in shared:
-                    issues.append(f.issue(("dimensions", i), f"dimension `{d}` is not shared by all inputs ({', '.join(m.name for m in inputs)}); shared: {shared or 'none'}", "dimensions"))
+            if any(d not in shared for d in dims):
+                # what each input could be broken down by: an inline side by its source's columns
+                def could(m: Metric) -> set[str]:
+                    return set(m.dimensions) if m.public else set(ctx.catalog.get(m.measure.source).columns)
+
+                def shown(m: Metric) -> str:
+                    return m.name if m.public else f"the inline {m.name.rsplit('__', 1)[1]} ({m.measure.source})"
+
+                possible = [d for d in (inputs[0].dimensions if inputs[0].public else sorted(could(inputs[0])))
+                            if all(d in could(m) for m in inputs)]
+                for i, d in enumerate(dims):
+                    if d not in shared:
+                        lacking = ", ".join(shown(m) for m in inputs if d not in could(m)) or \
+                            ", ".join(shown(m) for m in inputs if d not in m.dimensions)
+                        issues.append(f.issue(("dimensions", i), f"dimension `{d}` is not shared by all inputs: "
+                                              f"{lacking} has no `{d}`; shared: {', '.join(possible) or 'none'}",
+                                              "dimensions"))
             grains = tuple(g for g in own_grains if all(g in m.grains for m in inputs))
             if not grains:
                 issues.append(f.issue(("grains",) if s.grains else ("name",), "no grain is shared by this metric and all its inputs", "grains"))
