@@ -130,13 +130,9 @@ def _dense(part: dict[str, np.ndarray], spine: pd.DatetimeIndex, built: np.ndarr
         frame[c] = np.full(len(spine), np.nan)
         frame[c][at[rows]] = part[c][rows]
     if not is_total and metric.fill is not None:
-        # a built bucket without a row of this slice had no rows: the empty value, from the
-        # slice's first row on (before it the slice did not exist yet: nothing to score, as
-        # a run whose window holds none of its rows finds nothing to score either)
+        # a built bucket without a row of this slice had no rows: the empty value
         missing = np.isnan(frame["value"]) & built
         missing[at[rows]] = False
-        if rows.any():
-            missing[: at[rows].min()] = False
         frame["value"][missing] = metric.fill
         if shape_of(metric) == "count":
             frame["count"][missing] = 0.0
