@@ -94,15 +94,20 @@ def _parse_single(text: str) -> exp.Expression:
     return trees[0]
 
 
-MAX_TREE_DEPTH = 250  # `a + a + ... + a` nests one level per operator, without parentheses
+# `a + a + ... + a` nests one level per operator, without parentheses; the warehouses stop
+# at 1,000 (DuckDB, ClickHouse), and the rollup wraps the expression a few levels deeper
+MAX_TREE_DEPTH = 500
 
 
 def _tree_depth(tree: exp.Expression) -> int:
+    """Nesting depth; a chain of `and` or of `or` counts once (the warehouses read it as
+    one list: a filter of 600 `x = '..' or` terms builds)."""
     deepest, stack = 0, [(tree, 1)]
     while stack:  # not recursive: the tree may be deeper than Python's recursion limit
         node, depth = stack.pop()
         deepest = max(deepest, depth)
-        stack.extend((child, depth + 1) for child in node.iter_expressions())
+        stack.extend((child, depth if isinstance(node, exp.Connector) and type(child) is type(node) else depth + 1)
+                     for child in node.iter_expressions())
     return deepest
 
 
