@@ -364,6 +364,21 @@ def test_a_message_that_cannot_be_made_does_not_hold_the_channel(project, server
     assert [r["json"]["status"] for r in hooked(hook)] == ["firing", "resolved"]
 
 
+def test_a_busy_warehouse_while_recording_is_not_called_another_deliverer(project, servers, monkeypatch):
+    """A writer-lock timeout while recording a delivery was reported as "another evaluation
+    is delivering the outbox" (the same exception as a busy delivery lock)."""
+    from dagster_project.alerting import delivery
+    from dagster_project.warehouse.lock import WarehouseLockTimeout
+
+    def busy(*_a, **_k):
+        raise WarehouseLockTimeout("duckdb: another run held warehouse/metrics.duckdb for more than 0 s")
+    monkeypatch.setattr(delivery, "record_delivery", busy)
+    score(project, [{"metric": "orders", "day": 19, "is_anomaly": True}], 19, 20)
+    report = evaluate(project)
+    assert any(line.startswith("delivery waits for the next evaluation: duckdb: another run held") for line in report.lines)
+    assert not any("another evaluation is delivering" in line for line in report.lines), report.lines
+
+
 def test_evaluate_json_gives_every_count_even_zero(project, servers, monkeypatch, capsys):
     """`alerts evaluate --format json` listed only what happened ({"opened": 1}): a reader
     had to guess the other keys."""

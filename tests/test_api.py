@@ -290,6 +290,9 @@ def test_a_metric_not_built_yet_has_no_totals(served):
 
 def test_head_answers_like_get_without_a_body(served):
     c = served["client"]
+    # one operation per route in the schema (HEAD doubled every operationId)
+    ids = [op["operationId"] for path in c.get("/openapi.json").json()["paths"].values() for op in path.values()]
+    assert ids and len(ids) == len(set(ids)), ids
     got, head = c.get("/metrics/orders/series?grain=week"), c.head("/metrics/orders/series?grain=week")
     assert head.status_code == 200 and not head.content  # it was 405
     assert head.headers["etag"] == got.headers["etag"] and head.headers["content-type"] == got.headers["content-type"]
@@ -308,6 +311,9 @@ def test_etag_and_304(served):
     # If-None-Match compares weakly and takes a list or `*` (a proxy that compresses adds W/)
     for header in (f"W/{etag}", f'"stale", {etag}', "*"):
         assert c.get("/metrics/orders/series?grain=week", headers={"If-None-Match": header}).status_code == 304, header
+    # `*` matches only what exists: a refused request keeps its error (it was a 304)
+    assert c.get("/metrics/nope/series", headers={"If-None-Match": "*"}).status_code == 404
+    assert c.get("/metrics/orders/series?grain=bogus", headers={"If-None-Match": "*"}).status_code == 400
 
 
 def test_dashboard_serves_the_catalog_pages_with_live_data(served):

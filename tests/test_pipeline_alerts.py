@@ -219,3 +219,16 @@ def test_a_run_signal_that_cannot_be_evaluated_waits_for_the_next_evaluation(tmp
     assert "sk_live" not in json.dumps(message["json"]) and "Bearer ***" in alert["error"]
     assert queue_path(paths).read_text() == ""  # taken once
     resources.project_paths.cache_clear()
+
+
+def test_masking_hides_credentials_not_ordinary_words():
+    """`basic constraints`, `token placeholder`: the first masking of Bearer tokens ate the
+    word after any "basic" or "token" in a run's error."""
+    from dagster_project.alerting.pipeline import _masked
+    assert _masked("ssl: basic constraints extension missing") == "ssl: basic constraints extension missing"
+    assert _masked("syntax error at or near token placeholder") == "syntax error at or near token placeholder"
+    assert _masked("HTTP 401 basic authentication required") == "HTTP 401 basic authentication required"
+    assert _masked("(Authorization: Bearer sk_live_0123456789)") == "(Authorization: Bearer ***)"
+    assert _masked("Proxy-Authorization: Basic dXNlcjpwYXNz") == "Proxy-Authorization: Basic ***"
+    assert _masked("curl -H bearer eyJhbGciOiJIUzI1NiJ9.e30.sig") == "curl -H bearer ***"
+    assert _masked("https://loader:hunter2@example.com/x?token=abc") == "https://***@example.com/x?token=***"

@@ -484,3 +484,17 @@ def test_a_long_list_of_or_terms_is_no_deep_expression(tmp_path, capsys, isolate
     paths = make_project(tmp_path, {**GOOD, "a/many.yml": f"name: many\n{BASE}aggregation: count\nfilter: \"{terms}\"\n"})
     capsys.readouterr()
     assert main(["--project-dir", str(paths.root), "validate"]) == 0, capsys.readouterr().err
+
+
+def test_a_number_in_exponent_form_is_a_number(tmp_path, capsys, isolated_env):
+    """YAML 1.1 reads `1e3` as text: with strict types `min_volume: 1e3` was refused (and a
+    quoted number is still text, refused)."""
+    from dagster_project.validation.project import load_project
+    paths = make_project(tmp_path, {**GOOD, "a/expo.yml": f"name: expo\n{BASE}aggregation: count\n"
+                                                          "anomaly: {min_volume: 1e3, sensitivity: 3.5E0}\n"})
+    project = load_project(paths).project
+    assert project.metrics["expo"].anomaly.min_volume == 1000.0 and project.metrics["expo"].anomaly.sensitivity == 3.5
+    (paths.metrics_dir / "a" / "expo.yml").write_text(f"name: expo\n{BASE}aggregation: count\nanomaly: {{min_volume: '1e3'}}\n")
+    capsys.readouterr()
+    assert main(["--project-dir", str(paths.root), "validate"]) == 1
+    assert "`anomaly.min_volume`: Input should be a valid number" in capsys.readouterr().err

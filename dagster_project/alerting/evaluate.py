@@ -72,6 +72,10 @@ def read_scored(wh: Warehouse, since: dict[str, dt.datetime]) -> dict[tuple, lis
         return {}
     where = " or ".join("(grain = ? and bucket_start >= ?)" for _ in since)
     params = [v for g, t in sorted(since.items()) for v in (g, t)]
+    return _scored_rows(wh, where, params)
+
+
+def _scored_rows(wh: Warehouse, where: str, params: list) -> dict[tuple, list[Scored]]:
     cols = ", ".join(f'"{c}"' for c in SCORED_COLUMNS)
     _, rows = wh.rows(f"select {cols} from {wh.relation(ANOMALIES)} where {where} "
                       f"order by metric, grain, dimension, dimension_value, bucket_start", params)
@@ -88,14 +92,18 @@ def _notified_series(wh: Warehouse, states: dict) -> dict[tuple, list[Scored]] |
     opened on a detection whose later buckets were already in band resolves at the next
     evaluation (it repeated until the next scoring); an alert not notified yet keeps
     its first message (group_wait), then resolves the same way."""
-    open_ = {(s["metric"], s["grain"], s["dimension"] or "", s["dimension_value"] or ""): s["bucket_start"]
-             for s in states.values() if s["kind"] == "anomaly" and s["status"] == "open" and s["notified"]}
-    if not open_:
+    open_: dict[tuple, dt.datetime] = {}
+    for s in states.values():
+        if s["kind"] == "anomaly" and s["status"] == "open" and s["notified"]:
+            key = (s["metric"], s["grain"], s["dimension"] or "", s["dimension_value"] or "")
+            open_[key] = min(open_.get(key, s["bucket_start"]), s["bucket_start"])
+    if not open_ or not wh.relation_exists(ANOMALIES):
         return None
-    since: dict[str, dt.datetime] = {}
-    for (_, grain, _, _), bucket in open_.items():
-        since[grain] = min(since.get(grain, bucket), bucket)
-    return {k: rows for k, rows in read_scored(wh, since).items() if k in open_} or None
+    # those series only, from their detection on: a tick stays a small read
+    where = " or ".join("(metric = ? and grain = ? and dimension = ? and dimension_value = ? and bucket_start >= ?)"
+                        for _ in open_)
+    params = [v for k, bucket in sorted(open_.items()) for v in (*k, bucket)]
+    return _scored_rows(wh, where, params) or None
 
 
 def evaluate_once(paths: ProjectPaths, target: str, project: MetricsProject, now: dt.datetime,
@@ -138,18 +146,21 @@ def evaluate_once(paths: ProjectPaths, target: str, project: MetricsProject, now
     if send:  # outside the lock: a slow channel must not hold up a run; each record takes it briefly
         from ..warehouse.connection import WarehouseError
         from ..warehouse.lock import WarehouseLockTimeout
+        delivering = False
         try:
             # one deliverer at a time: two evaluations would both send what is pending
             with warehouse_lock(target, paths, on_wait=lambda _m: None, timeout=0, role="delivery"):
+                delivering = True
                 report.delivery = deliver(wh, config, paths.root, lambda: now, lock_timeout=lock_timeout,
                                           budget_seconds=deliver_budget)
-        except WarehouseLockTimeout:
-            try:
-                report.delivery.waiting = len(pending(wh))
-            except WarehouseError:
-                pass
-            report.lines.append("another evaluation is delivering the outbox: what is due is sent by it "
-                                "or by the next evaluation")
         except WarehouseError as err:  # the evaluation is committed: its messages wait in the outbox
-            report.lines.append(f"delivery waits for the next evaluation: {err}")
+            if isinstance(err, WarehouseLockTimeout) and not delivering:  # (not a record's writer lock)
+                try:
+                    report.delivery.waiting = len(pending(wh))
+                except WarehouseError:
+                    pass
+                report.lines.append("another evaluation is delivering the outbox: what is due is sent by it "
+                                    "or by the next evaluation")
+            else:
+                report.lines.append(f"delivery waits for the next evaluation: {err}")
     return report

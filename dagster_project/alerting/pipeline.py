@@ -145,15 +145,18 @@ def freshness_signals(wh: Warehouse, paths: ProjectPaths, now: dt.datetime,
     return signals, notes
 
 
+# an Authorization header's credential, or a token-like string after `Bearer` (not the
+# words after "basic" or "token" in an ordinary message)
 _CREDENTIALS = re.compile(r"(://)[^/@\s]+@|((?:token|key|secret|password|passwd|pwd)=)[^&\s]+"
-                          r"|((?:bearer|basic|token)\s+)[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)
+                          r"|((?:authorization|proxy-authorization)\s*[:=]\s*(?:bearer|basic|token|digest)?\s*)[^\s,;)]+"
+                          r"|(\bbearer\s+)(?=[A-Za-z0-9._~+/=-]*[0-9_])[A-Za-z0-9._~+/=-]{12,}", re.IGNORECASE)
 
 
 def _masked(text: str) -> str:
     """An error line without URL credentials, token-like parameters or an Authorization
     header's credential (it goes to alert channels, `alert_state` and the read API)."""
     return _CREDENTIALS.sub(lambda m: (m.group(1) + "***@") if m.group(1) else
-                            ((m.group(2) or m.group(3)) + "***"), text)
+                            ((m.group(2) or m.group(3) or m.group(4)) + "***"), text)
 
 
 def run_failure_signal(job: str, run_id: str, partition: str | None, error: str | None, failed: bool,

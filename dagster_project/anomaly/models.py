@@ -84,7 +84,8 @@ class Fit:
     recovered: np.ndarray | None = None  # (n,) the expected value on the previous level span's level (NaN: unknown)
     longrun: np.ndarray | None = None    # (n,) the expected value on the whole window's level (band_recovery)
     spans: np.ndarray | None = None      # (n, S) on the level of each span before the last, every value (walk)
-    # (n, 2) fraction: the lowest and highest training value (T units): the expectation's bounds
+    # (n, 2) fraction: the lowest and highest training value (T units): the expectation's
+    # bounds (per-bucket fits only: an hour's level comes from hours after its day's window)
     value_range: np.ndarray | None = None
 
     def rows(self, idx: np.ndarray) -> "Fit":

@@ -75,8 +75,12 @@ def create_app(paths: ProjectPaths, target: str, refresh_seconds: float = 1.0) -
         return await call_next(request)
 
     def get(path: str, **kwargs):
-        """A GET route that answers HEAD too (a health checker's; the server sends no body)."""
-        return app.api_route(path, methods=["GET", "HEAD"], **kwargs)
+        """A GET route that answers HEAD too (a health checker's; the server sends no body).
+        HEAD stays out of the OpenAPI schema: one operation (and operationId) per route."""
+        def register(endpoint):
+            app.add_api_route(path, endpoint, methods=["HEAD"], **{**kwargs, "include_in_schema": False})
+            return app.get(path, **kwargs)(endpoint)
+        return register
 
     def answer(request: Request, compute: Callable, cache: bool = True, media_type: str = "application/json") -> Response:
         """Run `compute(wh)` on a reader; the ETag/304/cache protocol; errors as 4xx/503."""
@@ -96,6 +100,8 @@ def create_app(paths: ProjectPaths, target: str, refresh_seconds: float = 1.0) -
                         etag = etag_for(body.decode(), *key)
                         if _matches(request.headers.get("if-none-match"), etag):
                             return Response(status_code=304, headers={"ETag": etag})
+                if _star(request.headers.get("if-none-match")):  # `*`: once the resource exists
+                    return Response(status_code=304, headers={"ETag": etag})
         except BadRequest as err:
             return _error(err.status, str(err))
         except NotBuiltError as err:
@@ -259,11 +265,15 @@ def _day(key: str, text: str | None) -> dt.date | None:
 
 
 def _matches(header: str | None, etag: str) -> bool:
-    """If-None-Match: `*`, or a list of tags compared weakly (a proxy's `W/` prefix too)."""
+    """If-None-Match: a list of tags compared weakly (a proxy's `W/` prefix too). `*` is
+    `_star`: it matches only a resource that exists, known once the answer is computed."""
     if not header:
         return False
-    tags = [t.strip() for t in header.split(",")]
-    return "*" in tags or any(t.removeprefix("W/") == etag for t in tags)
+    return any(t.strip().removeprefix("W/") == etag for t in header.split(","))
+
+
+def _star(header: str | None) -> bool:
+    return bool(header) and header.strip() == "*"
 
 
 def _error(status: int, message: str) -> JSONResponse:

@@ -77,6 +77,7 @@ def _convert(node: yaml.Node, loader: yaml.SafeLoader, loc: Loc, lines: dict[Loc
     return _scalar(node, loader, path)
 
 
+_EXPONENT = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)[eE][-+]?\d+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "timestamp", "map", "seq")}
 
@@ -102,6 +103,10 @@ def _scalar(node: yaml.Node, loader: yaml.SafeLoader, path: Path) -> Any:
         value = loader.construct_object(node, deep=True)
     except (ValueError, OverflowError) as err:
         raise YamlSyntaxError(path, node.start_mark.line + 1, f"invalid value `{node.value}`: {err}") from None
+    # YAML 1.1 reads `1e3` and `1.5e3` (no dot, or no exponent sign) as text; 1.2 and every
+    # reader of the file mean a number: a plain (unquoted) one is a float here too
+    if isinstance(value, str) and node.style is None and _EXPONENT.fullmatch(value):
+        return float(value)
     # an escape (`"\0"`, `"\e"`) puts in a value the control characters the reader refuses
     bad = _CONTROL.search(value) if isinstance(value, str) else None
     if bad:
