@@ -2,9 +2,10 @@
 in the order the messages were written. A failure stops that channel for this pass (a
 later message never overtakes an earlier one) and schedules the retry with exponential
 backoff (`retry:` in alerts.yml); a message that cannot be made at all (an error that is
-no outage) is retried on its backoff without holding the channel's later messages. Each attempt is recorded right after it, so a process
-killed between sending and recording sends the same message, with the same idempotency
-key, on the next pass: receivers drop the repeat."""
+no outage) is retried on its backoff without holding the channel's later messages. Each
+attempt is recorded right after it, so a process killed between sending and recording
+sends the same message, with the same idempotency key, on the next pass: receivers drop
+the repeat."""
 from __future__ import annotations
 
 import datetime as dt
