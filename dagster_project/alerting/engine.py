@@ -105,10 +105,11 @@ def labels_of(metric: MetricInfo, grain: str, dimension: str, value: str, severi
             "grain": grain, "severity": severity, "kind": kind, "slice": slice_text(dimension, value)}
 
 
-def _pipeline_labels(state: dict) -> dict:
-    """The route labels a pipeline alert's signal had (Evaluator._signal), from its state."""
-    return {"kind": state["kind"], "source": state["metric"] if state["kind"] == "freshness" else None,
-            "severity": state["severity"], "metric": None, **({"grain": state["grain"]} if state["grain"] else {})}
+def _pipeline_labels(kind: str, subject: str, severity: str, extra: dict) -> dict:
+    """The route labels of a pipeline alert: from its signal, or (silences between
+    signals) from its state, whose `metric` holds the subject and `grain` the extra label."""
+    return {"kind": kind, "source": subject if kind == "freshness" else None, "severity": severity, "metric": None,
+            **extra}
 
 
 def group_key(route: Route, labels: dict) -> str:
@@ -191,7 +192,10 @@ class Evaluator:
                 if self.config.route(k[1]) is not None:
                     # no signal may come for a while (a failed job until it runs again): a
                     # silence added or ended meanwhile still applies (idempotent otherwise)
-                    after = self._silence_labels(dict(current[k]), _pipeline_labels(current[k]))
+                    c = current[k]
+                    labels = _pipeline_labels(c["kind"], c["metric"], c["severity"],
+                                              {"grain": c["grain"]} if c["grain"] else {})
+                    after = self._silence_labels(dict(c), labels)
                     if after != current[k]:
                         current[k] = self.out.states[k] = after
                     continue
@@ -263,8 +267,7 @@ class Evaluator:
     def _signal(self, signal: Signal, current: dict) -> list[tuple[tuple[str, str], dict | None, dict]]:
         """Open, update or resolve the alerts of one pipeline signal (one per route)."""
         key = f"{signal.kind}:{signal.subject}"
-        labels = {"kind": signal.kind, "source": signal.subject if signal.kind == "freshness" else None,
-                  "severity": signal.severity, "metric": None, **signal.labels}
+        labels = _pipeline_labels(signal.kind, signal.subject, signal.severity, signal.labels)
         changes = []
         routes = self.config.routes_for(labels) if signal.firing else \
             [r for r in (self.config.route(k[1]) for k in current if k[0] == key) if r is not None]
