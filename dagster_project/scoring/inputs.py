@@ -4,7 +4,15 @@ its buckets, from the `metric_series_<grain>` view (one query per grain).
 Densified by the rule every reader uses (warehouse/read.py): the total is stored for
 every built bucket; a slice bucket with no row is the metric's empty value (0 for
 count-shaped metrics, a gap otherwise); a bucket that was never built is a gap (NaN),
-never 0."""
+never 0.
+
+A slice exists from its first row until a training window after its last one: it is
+scored only at buckets with a row of its own among the `history_needed` buckets up to
+them (`alive`). Before it appeared a slice is not a series of zeros, and a slice gone
+for longer than a training window is gone; and since a bucket's row depends on no
+bucket older than that, it is the same whichever window a run scores (a slice first
+seen late in a long window, or only far before a short one, is not scored there by
+either run)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -54,6 +62,7 @@ class SliceSeries:
     dimension: str  # '' for the total
     dimension_value: str
     frame: pd.DataFrame  # bucket_start, value, count, numerator, denominator (dense)
+    observed: np.ndarray | None = None  # a slice's: per frame row, True where it has a row of its own
 
 
 @dataclass
@@ -102,9 +111,20 @@ def read_inputs(wh: Warehouse, grain: str, metrics: list[Metric], lo: dt.datetim
         at = slices.groupby(["dimension", "dimension_value"], sort=False).indices
         columns = _columns(slices)
         for key in keep:
-            out.append(SliceSeries(m, key[0], key[1], _dense({c: v[at[key]] for c, v in columns.items()}, spine, built,
-                                                             m, is_total=False)))
+            part = {c: v[at[key]] for c, v in columns.items()}
+            at_spine = spine.get_indexer(part["bucket_start"])
+            observed = np.zeros(len(spine), bool)
+            observed[at_spine[at_spine >= 0]] = True
+            out.append(SliceSeries(m, key[0], key[1], _dense(part, spine, built, m, is_total=False), observed))
     return GrainInputs(out, skipped)
+
+
+def alive(observed: np.ndarray, history: int) -> np.ndarray:
+    """Per bucket: the slice has a row of its own at it or in the `history` buckets
+    before it."""
+    seen = np.concatenate([[0], np.cumsum(observed)])
+    at = np.arange(observed.size)
+    return seen[at + 1] - seen[np.maximum(at - history, 0)] > 0
 
 
 def _columns(part: pd.DataFrame) -> dict[str, np.ndarray]:
