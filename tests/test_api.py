@@ -288,6 +288,49 @@ def test_a_metric_not_built_yet_has_no_totals(served):
         new.unlink()
 
 
+def test_a_warehouse_nothing_was_built_in_answers_not_built_everywhere(tmp_path):
+    """Before the first run no series view exists: a series or summary was a 400 (a bad
+    request) while totals said 404 for the same state; now every route says not built."""
+    root = tmp_path / "fresh"
+    env = {**os.environ, "METRICS_PROJECT_DIR": str(root), "METRICS_NOW": NOW}
+    env.pop("DAGSTER_HOME", None)
+    env.pop("METRICS_DUCKDB_PATH", None)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("METRICS_PROJECT_DIR", str(root))
+        mp.delenv("METRICS_DUCKDB_PATH", raising=False)
+        load_raw(Warehouse("duckdb", make_project(root, METRICS, CONFIG)), cases.make_raw())  # loaded, never run
+    with serving([], env, root) as c:
+        for url in ("/metrics/orders/series", "/metrics/orders/series?grain=hour",
+                    "/metrics/orders/totals?dimension=country&values=DE"):
+            got = c.get(url)
+            assert got.status_code == 404 and "built" in got.json()["detail"], (url, got.text)
+        assert "metrics run" in c.get("/metrics/orders/series").json()["detail"]
+        summary = c.get("/metrics/orders/summary")
+        assert summary.status_code == 200, summary.text
+        assert all(g == {"error": "not built yet"} for g in summary.json()["grains"].values()), summary.text
+        assert c.get("/metrics/nope/series").status_code == 404  # still: an unknown metric
+        assert c.get("/metrics").status_code == 200 and c.get("/anomalies").json() == []
+
+
+def test_the_catalog_lists_an_archived_metric_as_the_dashboard_does(served):
+    """GET /metrics left archived metrics out while `GET /` (the catalog pages) and
+    their series routes serve them: an archived metric is listed with its status."""
+    c, paths = served["client"], served["paths"]
+    old = paths.metrics_dir / "orders" / "old_orders.yml"
+    old.write_text("name: old_orders\nsource: stg_orders\ntimestamp: ordered_at\naggregation: count\n"
+                   "status: archived\n")
+    try:
+        for _ in range(50):  # the server reads the metric files again when one changed
+            listed = {m["name"]: m for m in c.get("/metrics").json()}
+            if "old_orders" in listed:
+                break
+            time.sleep(0.2)
+        assert listed["old_orders"]["status"] == "archived", listed.keys()
+        assert 'href="metric/old_orders.html"' in c.get("/").text
+    finally:
+        old.unlink()
+
+
 def test_head_answers_like_get_without_a_body(served):
     c = served["client"]
     # one operation per route in the schema (HEAD doubled every operationId)

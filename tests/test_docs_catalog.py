@@ -150,7 +150,8 @@ def test_every_page_works_offline_and_every_metric_has_a_page(catalog):
         assert not [a for t, a in elements.found if t in ("script", "link", "img") and (a.get("src") or a.get("href"))]
         if m.status == "active":
             assert _classes(elements, "svg", "chart"), m.name  # built by the run
-    assert "has not been built yet" in (out / "metric" / "dataset_likes.html").read_text()  # a draft: `run` skips it
+    # a draft: `run` skips it
+    assert "not built yet (metrics run --include-drafts)" in (out / "metric" / "dataset_likes.html").read_text()
     listing = json.loads((out / "catalog.json").read_text())
     assert [x["name"] for x in listing] == [m.name for m in project.public()]
 

@@ -131,7 +131,7 @@ def create_app(paths: ProjectPaths, target: str, refresh_seconds: float = 1.0) -
     def catalog(request: Request):
         def compute(wh):
             project, now = state.project(), now_utc()
-            return [queries.catalog_entry(wh, project, m, now) for m in project.public() if m.status != "archived"]
+            return [queries.catalog_entry(wh, project, m, now) for m in project.public()]
         return answer(request, compute)
 
     @get("/metrics/{name}/series")

@@ -121,8 +121,8 @@ def gather(wh: Warehouse | None, project: MetricsProject, metric: Metric, now: d
             g.total = series_records(wh, metric, grain, start=lo_day, project=project, now=now)
             g.slices = _slices(wh, metric, grain, lo, g.total)
             g.anomalies = _anomalies(wh, metric, grain, lo)
-        except NotBuiltError:
-            g.error = "not built yet"
+        except NotBuiltError as err:
+            g.error = f"not built yet (metrics {' '.join(err.run_args)})"
         except (ValueError, WarehouseError) as err:
             g.error = str(err).splitlines()[0]
     page = MetricPage(metric, grains)

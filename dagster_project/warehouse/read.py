@@ -35,7 +35,8 @@ def now_utc() -> dt.datetime:
 
 
 class NotBuiltError(ValueError):
-    """The series relation exists but holds no rows of the metric at that grain."""
+    """The metric has no rows at that grain yet: its series relation does not exist, or
+    holds none of them."""
 
     def __init__(self, message: str, run_args: list[str]):
         super().__init__(message)
@@ -275,9 +276,10 @@ def _relation(wh: Warehouse, metric: Metric, grain: str) -> str:
                          f"({rollup_name(source, ts, grain)} does not exist)")
     name = series_relation(metric, grain)
     if not wh.relation_exists(name):
-        hint = " --include-drafts" if metric.status == "draft" else ""
-        raise ValueError(f"{wh.target}: {name} has not been built yet: run `metrics run{hint}` over a window "
-                         f"that holds at least one whole {grain}")
+        run_args = ["run", *(["--include-drafts"] if metric.status == "draft" else []),
+                    *(["--target", wh.target] if wh.target != "duckdb" else [])]
+        raise NotBuiltError(f"{wh.target}: {name} has not been built yet: run `metrics {' '.join(run_args)}` over a "
+                            f"window that holds at least one whole {grain}", run_args)
     return name
 
 
