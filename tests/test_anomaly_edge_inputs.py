@@ -118,6 +118,20 @@ def test_a_gauge_read_every_few_hours_has_a_band_or_says_it_is_not_scored(every)
     assert unscored.reason.str.contains("not scored|not enough history").all()
 
 
+@pytest.mark.parametrize("every", [5, 13])
+def test_a_mostly_zero_gauge_read_every_few_hours_is_not_scored_without_a_band(every):
+    """Zeros read every few hours with two events: too few events to judge a size by, and
+    no fit of the sparse readings. Rows read "0 vs expected ? (?..?), within the expected
+    range" with a score of 0."""
+    v = np.full(24 * 50, np.nan)
+    v[::every] = 0.0
+    v[every * 20] = v[every * 60] = 120.0
+    out = score(frame(v, grain="hour"), shape="fraction", grain="hour", first=24 * 10)
+    _band_holds(out, 3.5)
+    unscored = out[out.score.isna()]
+    assert len(unscored) and unscored.reason.str.contains("too sparse to judge|not enough history").all()
+
+
 def test_min_volume_is_judged_on_the_expected_count_the_row_shows():
     c = np.random.default_rng(5).poisson(40, 60).astype(float)
     c[-1] = 200.0

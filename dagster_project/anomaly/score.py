@@ -300,8 +300,9 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
             sparse[rows[ok]], unjudged[rows[~ok]], sizes[rows] = True, True, band["sizes"]
     expected = res["expected"]
     # a bucket with its history whose recent window is too sparse for any fit (a gauge read
-    # every few hours: no level span holds half its buckets) has no band: not scored
-    unfitted = res["enough"] & np.isnan(expected) & ~unjudged
+    # every few hours: no level span holds half its buckets) has no band: not scored; nor
+    # has one of a mostly-zero window with too few events to judge their size by
+    unfitted = res["enough"] & np.isnan(expected)
     score, enough = res["score"], res["enough"] & ~unfitted
     outside = enough & (np.abs(np.nan_to_num(score)) > s)
     side_ok = {"both": np.ones(score.size, bool), "up": score > 0, "down": score < 0}[settings.direction]
@@ -342,6 +343,9 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
                                  res["have"][short].tolist(), den[short].tolist()):
         if told == "ratio" and not (d > 0):
             reasons[i] = f"{head}{fmt[pr](v)}: no denominator to score against"
+        elif unfitted[i] and unjudged[i]:
+            reasons[i] = (f"{head}{fmt[pr](v)}: not scored, its window is mostly zeros with only {sizes[i]:.0f} "
+                          f"non-zero buckets, under {MIN_SIZES}: too sparse to judge")
         elif unfitted[i]:
             reasons[i] = f"{head}{fmt[pr](v)}: not scored, too few recent values to fit a baseline"
         else:
