@@ -25,6 +25,7 @@ def _band_holds(out, sensitivity) -> None:
         assert np.isfinite(out.loc[banded, c].to_numpy(float)).all(), c
     outside = (out.value < out.lower) | (out.value > out.upper)
     assert ((out.score.abs() > sensitivity) == outside)[banded].all()
+    assert ((out.lower <= out.expected) & (out.expected <= out.upper))[banded].all()
     assert not out.is_anomaly[~banded].any()
     assert not out.reason.str.contains(r"\?").any()
 
@@ -130,6 +131,24 @@ def test_a_mostly_zero_gauge_read_every_few_hours_is_not_scored_without_a_band(e
     _band_holds(out, 3.5)
     unscored = out[out.score.isna()]
     assert len(unscored) and unscored.reason.str.contains("too sparse to judge|not enough history").all()
+
+
+def test_a_phase_at_zero_after_the_level_falls_is_not_expected_below_zero():
+    """Sundays at 0 among weekdays at 900, then every weekday at 40: the new level plus
+    the Sunday's offset lands below 0 (in square-root units). The Sunday's 0 was flagged
+    as a rise against a band whose upper edge was below its lower one (0..-108)."""
+    rng = np.random.default_rng(3)
+    idx = pd.date_range("2024-01-01", periods=24 * 7 * 5, freq="h")  # a Monday
+    sunday = idx.day_of_week == 6
+    level = np.where(idx >= pd.Timestamp("2024-01-27"), 40.0, 900.0)  # falls on a Saturday
+    v = np.where(sunday, 0.0, np.abs(level + rng.normal(0, 0.005 * level, idx.size)))
+    out = score(frame(v, grain="hour"), shape="fraction", grain="hour", first=24 * 21)
+    _band_holds(out, 3.5)
+    sundays = out[out.bucket_start.dt.day_of_week == 6]
+    assert len(sundays) == 48 and sundays.score.notna().all()
+    assert not sundays.is_anomaly.any(), sundays[sundays.is_anomaly][["bucket_start", "reason"]].head(3)
+    # the fall itself is still a drop
+    assert out[(out.bucket_start >= "2024-01-27") & (out.bucket_start < "2024-01-28")].is_anomaly.any()
 
 
 def test_min_volume_is_judged_on_the_expected_count_the_row_shows():

@@ -165,8 +165,17 @@ def _score_day(out, rows, a, anchors, arrays, raw, t, hour, value, num_t, den_t,
         expected, kappa, volume, recovered, longrun, spans = _baseline(fit, shape, [x[used] for x in window],
                                                                        [x[used] for x in full], recent, every, at,
                                                                        h[sel], k, w, den_t[r])
+        # a fraction with no value below 0 is not expected below 0: a new level plus a
+        # phase's offset can land there (Sundays at 0 among weekdays at 900, then every day
+        # at 40: a Sunday expected at -23 square-root units, its 0 flagged as a rise). Hours
+        # are not held to the window's whole range (an hour's level comes from hours after
+        # its anchor's window). The log domain holds no 0 (NaN: no floor)
+        floor = None
+        if shape == "fraction":
+            zero = np.where(nonneg[r], forward(np.zeros(r.size), dom, offset[sel]), np.nan)
+            floor = np.stack([zero, np.full(r.size, np.inf)], axis=1)
         now = Fit(c, fit.period, resid=None, resid_all=None, expected=expected, kappa=kappa,
-                  proportion=prop[a[sel]], recovered=recovered, longrun=longrun, spans=spans)
+                  proportion=prop[a[sel]], recovered=recovered, longrun=longrun, spans=spans, value_range=floor)
         v = forward(value[r], dom, offset[sel])
         e, lo, hi, sc, recovery = band_recovery(now, shape, settings.sensitivity, v, num_t[r], den_t[r], params)
         same = _same_phase(raw, t[r], fit.period, training_buckets("hour", settings))
