@@ -151,6 +151,37 @@ def test_a_phase_at_zero_after_the_level_falls_is_not_expected_below_zero():
     assert out[(out.bucket_start >= "2024-01-27") & (out.bucket_start < "2024-01-28")].is_anomaly.any()
 
 
+def test_a_proportion_above_one_is_beyond_its_band():
+    """Refunds of a few orders, never more than the orders, then 30 of 7: the band stops
+    at 100% and the value was scored as if it were 100% (1.8, within a sensitivity of 6)."""
+    rng = np.random.default_rng(0)
+    den = rng.poisson(8, 90).astype(float)
+    num = rng.binomial(den.astype(int), 0.9).astype(float)
+    den[-1], num[-1] = 7, 30
+    out = score(frame(num / den, numerator=num, denominator=den), shape="ratio",
+                settings=DetectorSettings(sensitivity=6.0))
+    _band_holds(out, 6.0)
+    last = out.iloc[-1]
+    assert last.upper <= 1.0 < last.value and last.is_anomaly and last.direction == "up"
+
+
+def test_a_ratio_whose_recent_buckets_were_outliers_still_knows_its_volume():
+    """A ratio that falls from 73% to 15% and stays there: while the fall's buckets fill
+    the recent level span, the fit left them all out and the expected denominator was
+    unknown: min_volume then held the flag, and the reason read "expected volume ?"."""
+    rng = np.random.default_rng(2)
+    den = rng.poisson(600_000, 70).astype(float)
+    share = np.where(np.arange(70) < 60, 0.735, 0.147)
+    num = rng.binomial(den.astype(int), share).astype(float)
+    num[62] = np.nan  # a day without its numerator
+    out = score(frame(num / den, numerator=num, denominator=den), shape="ratio",
+                settings=DetectorSettings(min_volume=5.0))
+    _band_holds(out, 3.0)
+    fall = out[out.bucket_start >= frame(num).bucket_start.iloc[60]]
+    outside = (fall.value < fall.lower) & fall.score.notna()
+    assert outside.any() and fall.is_anomaly[outside].all(), fall[["bucket_start", "reason"]].to_string()
+
+
 def test_min_volume_is_judged_on_the_expected_count_the_row_shows():
     c = np.random.default_rng(5).poisson(40, 60).astype(float)
     c[-1] = 200.0

@@ -189,6 +189,10 @@ def _band(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, num_t: np
     half_down = np.where(y > y_low, y - y_low, down * sd)
     with np.errstate(invalid="ignore", divide="ignore"):
         score = sensitivity * ((yx - y) / np.where(yx > y, up * sd, half_down))
+    if shape != "count":
+        # a proportion's scale stops at 1 (so does its band): a bucket above it (30 of 7)
+        # is beyond any band, not scored as if it were 1
+        score = np.where(prop & (num_t > den_t), np.inf, score)
     return fit.expected, lower, upper, _cap(score)
 
 

@@ -43,7 +43,7 @@ from .launch import launch_start
 from .settings import (MIN_EVENTS, SHAPES, DetectorSettings, at_grain, candidates, history_needed, level_span,
                        min_history, training_buckets)
 from .sparse import DETECTOR as SPARSE_DETECTOR, MIN_SIZES, sparse_rows
-from .stats import prefix_sum
+from .stats import nanmedian, prefix_sum
 
 COLUMNS = ["bucket_start", "value", "expected", "lower", "upper", "score", "is_anomaly", "direction",
            "provisional", "numerator", "denominator", "model", "reason"]
@@ -307,14 +307,14 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
     outside = enough & (np.abs(np.nan_to_num(score)) > s)
     side_ok = {"both": np.ones(score.size, bool), "up": score > 0, "down": score < 0}[settings.direction]
     if p["amount_ratio"]:  # a ratio's volume: its expected denominator
-        volume, need = res["volume"], settings.min_volume
+        volume, need = _denominator_volume(p, res, grain, settings), settings.min_volume
         volume_ok = ~unjudged & ((np.nan_to_num(volume, nan=-np.inf) >= need) if need > 0 else True)
     elif shape == "fraction":  # its volume: the non-zero buckets of a sparse window
         volume, need = sizes, MIN_SIZES
         volume_ok = ~unjudged
     else:  # a count's volume is the expected count shown (the recent level's or a recovery's)
-        volume, need = (np.where(np.isnan(expected), res["volume"], expected) if shape == "count" else res["volume"],
-                        settings.min_volume)
+        volume, need = (np.where(np.isnan(expected), res["volume"], expected) if shape == "count"
+                        else _denominator_volume(p, res, grain, settings), settings.min_volume)
         volume_ok = (np.nan_to_num(volume, nan=-np.inf) >= need) if need > 0 else np.ones(score.size, bool)
     # or, at the hour grain, the end of a run of hours that together are outside (runs.py)
     run = np.where(enough & ~sparse & ~unjudged, res["run"], 0)
@@ -368,6 +368,19 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
         "score": np.where(enough, score, np.nan), "is_anomaly": flagged, "direction": direction.astype(object),
         "provisional": provisional, "numerator": num, "denominator": den, "model": model,
         "reason": reasons}
+
+
+def _denominator_volume(p: dict, res: dict, grain: str, settings: DetectorSettings) -> np.ndarray:
+    """A ratio's expected denominator: the fit's, else (the fit has none: its recent
+    buckets were all left out of training as outliers of the ratio, after the numerator
+    fell, or no cycle of the window has a value at t's phase) the median denominator of
+    the last level span of buckets before t."""
+    volume = res["volume"].copy()
+    missing = np.flatnonzero(np.isnan(volume))
+    if missing.size:
+        k = level_span(grain, settings)
+        volume[missing] = nanmedian(sliding_window_view(p["padded"][1], k)[p["pos"][missing] - k])
+    return volume
 
 
 def empty_result() -> pd.DataFrame:
