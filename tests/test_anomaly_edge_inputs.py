@@ -182,6 +182,23 @@ def test_a_ratio_whose_recent_buckets_were_outliers_still_knows_its_volume():
     assert outside.any() and fall.is_anomaly[outside].all(), fall[["bucket_start", "reason"]].to_string()
 
 
+def test_a_ratio_back_after_days_without_a_denominator_expects_no_volume():
+    """Orders stop (denominator 0 for days), then no refund of 5 orders: the expected
+    volume is the recent denominators', 0, under min_volume; it read "expected volume ?"."""
+    rng = np.random.default_rng(6)
+    den = rng.poisson(40, 24 * 20).astype(float)
+    den[-60:-1] = 0.0
+    num = rng.binomial(den.astype(int), 0.7).astype(float)
+    num[-1], den[-1] = 0, 5
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f = frame(np.where(den > 0, num / den, np.nan), grain="hour", numerator=num, denominator=den)
+    settings = DetectorSettings(min_volume=5.0, sensitivity=1.0, seasonality="none")
+    out = score(f, shape="ratio", grain="hour", settings=settings, first=24 * 14)
+    _band_holds(out, 1.0)
+    last = out.iloc[-1]
+    assert last.value < last.lower and not last.is_anomaly and "expected volume 0 is below min_volume 5" in last.reason
+
+
 def test_min_volume_is_judged_on_the_expected_count_the_row_shows():
     c = np.random.default_rng(5).poisson(40, 60).astype(float)
     c[-1] = 200.0

@@ -137,6 +137,9 @@ def _verdict(text, shape, value, expected, flagged, outside, side_ok, volume_ok,
     if not volume_ok and shape == "fraction":
         return (f"{text}, {side} the band but its window is mostly zeros with only {volume:.0f} non-zero "
                 f"buckets, under {min_volume:.0f}: too sparse to judge")
+    if not volume_ok and not volume == volume:  # NaN: no recent bucket has a volume
+        return (f"{text}, {side} the band but no recent bucket shows its volume "
+                f"(min_volume {number(min_volume, 'count')})")
     if not volume_ok:
         return (f"{text}, {side} the band but the expected volume {number(volume, 'count')} "
                 f"is below min_volume {number(min_volume, 'count')}")

@@ -184,13 +184,15 @@ def _prepare(job: SeriesJob) -> dict | None:
     width = training_buckets(grain, job.settings)
     tail = np.full(AHEAD if grain == "hour" else 0, np.nan)
     padded = [np.concatenate([np.full(pad, np.nan), a, tail]) for a in train]
+    # a ratio's denominators as stored, 0 included (training holds only those above 0)
+    den_stored = np.concatenate([np.full(pad, np.nan), den, tail]) if job.shape in ("ratio", "amount_ratio") else None
     # each window's first training bucket: its own start, or a launch's (launch.py)
     lo = launch_start(padded[0], pos + pad, width, level_span(grain, job.settings), count=False) - pad \
         if shape == "fraction" else pos - width
     events = _events_per_bucket(value, excluded, pos, lo) if shape == "fraction" else np.full(pos.size, np.nan)
     p = {"shape": shape, "amount_ratio": job.shape == "amount_ratio", "ts": ts[pos], "value": value[pos],
          "num": num[pos], "den": den[pos], "pos": pos + pad, "lo": lo + pad, "events": events,
-         "padded": padded, "provisional": index[pos] >= now_index - job.settle_buckets}
+         "padded": padded, "den_stored": den_stored, "provisional": index[pos] >= now_index - job.settle_buckets}
     rows = np.arange(pos.size)
     if shape == "fraction":
         rows = _judge_sparse(p, job.settings, training_buckets(grain, job.settings), min_history(grain, job.settings))
@@ -373,13 +375,13 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
 def _denominator_volume(p: dict, res: dict, grain: str, settings: DetectorSettings) -> np.ndarray:
     """A ratio's expected denominator: the fit's, else (the fit has none: its recent
     buckets were all left out of training as outliers of the ratio, after the numerator
-    fell, or no cycle of the window has a value at t's phase) the median denominator of
-    the last level span of buckets before t."""
+    fell, or no cycle of the window has a value at t's phase, or the denominators were 0)
+    the median stored denominator of the last level span of buckets before t."""
     volume = res["volume"].copy()
     missing = np.flatnonzero(np.isnan(volume))
     if missing.size:
         k = level_span(grain, settings)
-        volume[missing] = nanmedian(sliding_window_view(p["padded"][1], k)[p["pos"][missing] - k])
+        volume[missing] = nanmedian(sliding_window_view(p["den_stored"], k)[p["pos"][missing] - k])
     return volume
 
 
