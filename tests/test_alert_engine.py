@@ -58,6 +58,15 @@ def test_an_old_detection_opens_nothing_and_a_weak_provisional_one_neither():
     assert len(strong.states) == 1
 
 
+def test_a_detection_scored_provisional_opens_once_its_bucket_has_left_the_settle_lookback():
+    """The day schedule rewrites a day last at D+3 23:10, while it is still provisional;
+    nothing scores it after that. Its stored flag stayed provisional, so a detection
+    between 1 and 2 times the sensitivity never opened."""
+    stale = bucket("orders", 16, flagged=True, provisional=True, score=4.0)  # settled on the 20th, 00:00
+    assert len(run(series(stale)).states) == 1
+    assert run(series(stale), now=dt.datetime(2026, 11, 19, 23, 10)).states == {}  # still inside then
+
+
 def test_one_message_per_group_lists_every_firing_alert_and_repeats_after_the_interval():
     scored = series(bucket("orders", 18, flagged=True, dim="country", value="DE"),
                     bucket("orders", 18, flagged=True, dim="country", value="FR"),

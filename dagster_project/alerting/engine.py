@@ -225,14 +225,20 @@ class Evaluator:
         newest_ok = self.now - self.open_within(route, grain)
         settle = self.settle.get(grain, 0)
 
+        def provisional(r: Scored) -> bool:
+            # as scored, while its bucket is within the settle lookback: the schedules
+            # rewrite a bucket last while it is still inside (the day schedule at D+3
+            # 23:10), so a row past the lookback is settled whatever its flag says
+            return r.provisional and add_grain(r.bucket_start, grain, 1 + settle) > self.now
+
         def opens(r: Scored) -> bool:
-            return r.is_anomaly and (not r.provisional or abs(r.score or 0) >= strong)
+            return r.is_anomaly and (not provisional(r) or abs(r.score or 0) >= strong)
 
         def detected_at(r: Scored) -> dt.datetime:
             # a provisional detection exists from its bucket's end, a settled one from
             # when the bucket left the settle lookback: that is the age open_within limits
             # (calendar months: February's end is 28 or 29 days after its start)
-            return add_grain(r.bucket_start, grain, 1 + (0 if r.provisional else settle))
+            return add_grain(r.bucket_start, grain, 1 + (0 if provisional(r) else settle))
 
         if s is None or s["status"] == "resolved":
             fresh = [r for r in rows if opens(r) and detected_at(r) >= newest_ok
