@@ -87,7 +87,7 @@ def read_inputs(wh: Warehouse, grain: str, metrics: list[Metric], lo: dt.datetim
     rows = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
     rows["bucket_start"] = pd.to_datetime(rows["bucket_start"])
     for c in VALUE_COLUMNS:
-        rows[c] = pd.to_numeric(rows[c], errors="coerce").astype(float)
+        rows[c] = significant(pd.to_numeric(rows[c], errors="coerce").to_numpy(dtype=float))
     rows["dimension_value"] = rows["dimension_value"].fillna("(null)").astype(str)
     out, skipped = [], {}
     by_metric = dict(tuple(rows.groupby("metric", sort=False)))
@@ -117,6 +117,21 @@ def read_inputs(wh: Warehouse, grain: str, metrics: list[Metric], lo: dt.datetim
             observed[at_spine[at_spine >= 0]] = True
             out.append(SliceSeries(m, key[0], key[1], _dense(part, spine, built, m, is_total=False), observed))
     return GrainInputs(out, skipped)
+
+
+SIGNIFICANT_DIGITS = 12
+
+
+def significant(x: np.ndarray) -> np.ndarray:
+    """x to SIGNIFICANT_DIGITS significant digits: the warehouses' float noise (an average
+    of 38.15 read as 38.150000000000006 on Postgres) would otherwise round a reason's
+    number the other way, or tip a model choice, so the rows differ by warehouse."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        finite = np.isfinite(x) & (x != 0)
+        exponent = np.where(finite, np.floor(np.log10(np.abs(np.where(finite, x, 1.0)))), 0.0)
+        scale = 10.0 ** (SIGNIFICANT_DIGITS - 1 - exponent)
+        rounded = np.round(x * scale) / scale
+    return np.where(finite & np.isfinite(rounded), rounded, x)
 
 
 def alive(observed: np.ndarray, history: int) -> np.ndarray:
