@@ -350,3 +350,36 @@ def test_prune_lists_then_deletes_only_rows_of_removed_metrics(target, tmp_path_
     code, out, _ = _main(*args)
     assert code == 0 and "nothing to prune" in out
 
+
+def test_prune_deletes_the_anomaly_rows_of_a_metric_no_longer_scored_at_a_grain(tmp_path):
+    """`anomaly: {enabled: false}` or a grain dropped: a scoring run replaces only what it
+    scores, so the old detections stayed listed by `metrics anomalies`."""
+    paths = make_project(tmp_path, PRUNE_METRICS, PRUNE_CONFIG)
+    wh = Warehouse("duckdb", paths)
+    from dagster_project.warehouse.anomaly_store import NAMES, replace_window
+    for grain, start in (("day", "2026-09-01"), ("month", "2026-09-01")):
+        rows = pd.DataFrame([{c: None for c in NAMES} | {
+            "metric": m, "grain": grain, "bucket_start": pd.Timestamp(start), "dimension": "", "dimension_value": "",
+            "value": 1.0, "is_anomaly": True, "provisional": False, "model": "poisson-nb/none", "reason": "r",
+            "run_id": "t", "computed_at": pd.Timestamp("2026-10-03")} for m in ("downloads", "likes", "views")])
+        replace_window(wh, grain, dt.datetime(2026, 9, 1), dt.datetime(2026, 10, 1), rows)
+    downloads = tmp_path / "metrics" / "growth" / "downloads.yml"
+    downloads.write_text(downloads.read_text() + "anomaly: {enabled: false}\n")
+    likes = tmp_path / "metrics" / "growth" / "likes.yml"
+    likes.write_text(likes.read_text() + "grains: [day]\n")
+    args = ("--project-dir", str(tmp_path), "prune", "--target", "duckdb")
+    code, out, err = _main(*args)
+    assert code == 0, err
+    listed = sorted(re.findall(r"^\S+: (\S+): 1 row\(s\) at the (\w+) grain, where the metric is no longer scored", out,
+                               re.M))
+    assert listed == [("downloads", "day"), ("downloads", "month"), ("likes", "month")], out
+
+    def stored():
+        df = wh.frame("select metric, grain from analytics.metric_anomalies order by metric, grain")
+        return list(zip(df.metric, df.grain))
+
+    assert len(stored()) == 6  # listing deletes nothing
+    code, out, err = _main(*args, "--apply")
+    assert code == 0 and "deleted 3 row(s)" in out, (out, err)
+    assert stored() == [("likes", "day"), ("views", "day"), ("views", "month")]
+    assert "nothing to prune" in _main(*args)[1]

@@ -374,7 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .silence import add_parser as add_silence_parser
     add_silence_parser(sub, with_target, _date)
     from .prune import cmd_prune
-    sp = sub.add_parser("prune", help="list (--apply: delete) rollup rows of metrics no longer defined")
+    sp = sub.add_parser("prune", help="list (--apply: delete) rollup rows of metrics no longer defined, anomaly rows "
+                                            "of metrics no longer scored")
     sp.add_argument("--apply", action="store_true", help="delete the rows listed (default: only list them)")
     sp.add_argument("--include-archived", action="store_true",
                     help="also prune archived metrics (default: keep their history readable)")

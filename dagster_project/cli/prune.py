@@ -1,8 +1,10 @@
 """`metrics prune [--apply]`: rows in the rollup tables, and in `metric_anomalies`, of
-metrics the project no longer defines (a metric file deleted or renamed). dbt never
-deletes them: the rollup materialization rewrites only the windows of the metrics its
-model still computes, and a scoring run replaces only the rows of metrics it scores
-(`metrics anomalies` listed a removed metric's detections it then called unknown)."""
+metrics the project no longer defines (a metric file deleted or renamed), and in
+`metric_anomalies` the rows of a metric no longer scored at a grain (its `anomaly.enabled`
+turned off, or the grain removed). dbt never deletes them: the rollup materialization
+rewrites only the windows of the metrics its model still computes, and a scoring run
+replaces only the rows of metrics it scores (`metrics anomalies` listed a removed
+metric's detections it then called unknown, and a disabled metric's old detections)."""
 from __future__ import annotations
 
 import sys
@@ -41,37 +43,52 @@ def cmd_prune(args, paths: ProjectPaths) -> int:
     built = {m.name for m in project.built()}
     archived = {name for name, m in project.metrics.items() if not m.is_built}
     keep = built | (set() if args.include_archived else archived)
+    # the (metric, grain) pairs a scoring run writes: active metrics and drafts (`metrics
+    # run --include-drafts`) whose detection is on, at each of their grains
+    scored = {(m.name, g) for m in project.metrics.values()
+              if m.public and m.anomaly.enabled and m.status in ("active", "draft") for g in m.grains}
     wh = Warehouse(args.target, paths)
     try:
         tables = rollup_tables(wh, anomalies=True)
-        found: list[tuple[str, str, int]] = []  # (table, metric, rows)
+        found: list[tuple[str, str, str | None, int]] = []  # (table, metric, grain of an unscored pair, rows)
         kept: list[tuple[str, str, int]] = []
         for table in tables:
             counts = wh.frame(f"select metric, count(*) as n from {wh.relation(table)} group by metric order by metric")
             for metric, n in zip(counts["metric"], counts["n"]):
-                row = (table, str(metric), int(n))
-                if row[1] not in keep:
-                    found.append(row)
-                elif row[1] in archived:
-                    kept.append(row)
+                if str(metric) not in keep:
+                    found.append((table, str(metric), None, int(n)))
+                elif str(metric) in archived:
+                    kept.append((table, str(metric), int(n)))
+            if table == ANOMALIES:
+                pairs = wh.frame(f"select metric, grain, count(*) as n from {wh.relation(table)} "
+                                 "group by metric, grain order by metric, grain")
+                found += [(table, str(m), str(g), int(n)) for m, g, n in zip(pairs["metric"], pairs["grain"], pairs["n"])
+                          if str(m) in built and str(m) not in archived and (str(m), str(g)) not in scored]
         if not found:
             print(f"{args.target}: nothing to prune: every metric in the {len(tables)} rollup and anomaly table(s) "
-                  "is defined")
-        for table, metric, n in found:
-            print(f"{wh.relation(table)}: {metric}: {n:,} row(s) of a metric no longer defined")
+                  "is defined, and scored where it has anomaly rows")
+        for table, metric, grain, n in found:
+            if grain is None:
+                print(f"{wh.relation(table)}: {metric}: {n:,} row(s) of a metric no longer defined")
+            else:
+                print(f"{wh.relation(table)}: {metric}: {n:,} row(s) at the {grain} grain, where the metric is no "
+                      f"longer scored (anomaly.enabled is off, or it has no {grain} grain)")
         for table, metric, n in kept:
             print(f"{wh.relation(table)}: {metric}: {n:,} row(s) kept (archived: `metrics series` still reads them; "
                   f"--include-archived prunes them too)")
         if not found:
             return 0
-        total = sum(n for _, _, n in found)
+        total = sum(n for *_, n in found)
         if not args.apply:
-            print(f"{total:,} row(s) of {len({m for _, m, _ in found})} metric(s) in {len({t for t, _, _ in found})} "
-                  f"table(s): run with --apply to delete them")
+            print(f"{total:,} row(s) of {len({m for _, m, _, _ in found})} metric(s) in "
+                  f"{len({t for t, *_ in found})} table(s): run with --apply to delete them")
             return 0
-        for table in sorted({t for t, _, _ in found}):
-            names = [m for t, m, _ in found if t == table]
-            wh.execute(f"delete from {wh.relation(table)} where metric in ({', '.join('?' for _ in names)})", names)
+        for table in sorted({t for t, *_ in found}):
+            names = [m for t, m, g, _ in found if t == table and g is None]
+            if names:
+                wh.execute(f"delete from {wh.relation(table)} where metric in ({', '.join('?' for _ in names)})", names)
+            for _, metric, grain, _ in (f for f in found if f[0] == table and f[2] is not None):
+                wh.execute(f"delete from {wh.relation(table)} where metric = ? and grain = ?", [metric, grain])
         print(f"deleted {total:,} row(s) on {args.target}")
     except WarehouseError as err:
         print(f"error: {err}", file=sys.stderr)
