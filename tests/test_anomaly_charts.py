@@ -56,3 +56,35 @@ def test_one_chart_per_incident_shared_by_its_buckets(tmp_path, monkeypatch):
     # one file per incident of the last two days, whatever else was flagged there
     recent = {chart[t] for t in flagged if t >= end - pd.Timedelta(hours=48)}
     assert sorted(str(p) for p in (tmp_path / "charts").rglob("*.png")) == sorted(recent)
+
+
+def test_an_incident_across_two_windows_keeps_one_chart(tmp_path, monkeypatch):
+    """The hour schedule's windows split at midnight: an incident from 23:00 to 01:00 was
+    charted twice (23:00.png for the first hour, 00:00.png for the rest)."""
+    monkeypatch.setenv("METRICS_DUCKDB_PATH", str(tmp_path / "wh.duckdb"))
+    paths = make_project(tmp_path / "repo", {"commerce/orders.yml": "name: orders\nsource: stg_orders\n"
+                                             "timestamp: ordered_at\naggregation: count\n"})
+    metric = load_project(paths).project.metrics["orders"]
+    rng = np.random.default_rng(4)
+    x = rng.poisson(400, HOURS).astype(float)
+    drop = [HOURS - 26, HOURS - 25, HOURS - 24]   # 22:00 .. 00:00
+    x[drop] = 40
+    ts = pd.date_range(START, periods=HOURS, freq="h")
+    series = pd.DataFrame({"bucket_start": ts, "value": x, "count": x, "numerator": np.nan, "denominator": np.nan})
+    end = ts[-1].to_pydatetime() + dt.timedelta(hours=1)
+    scored = score_series(series, shape="count", grain="hour", settings=DetectorSettings(seasonality="none"),
+                          score_from=ts[24 * 14].to_pydatetime(), score_until=end, now=end, settle_buckets=0)
+    scored = scored.assign(metric="orders", grain="hour", dimension="", dimension_value="")
+    assert scored.set_index("bucket_start").is_anomaly[ts[drop]].all()
+    wh = Warehouse("duckdb", paths)
+    split = ts[drop[-1]]  # the window of the last day starts at the incident's last hour
+    for lo, hi in ((ts[24 * 14], split), (split, pd.Timestamp(end))):
+        part = scored[(scored.bucket_start >= lo) & (scored.bucket_start < hi)]
+        summary = WindowSummary("hour", lo.to_pydatetime(), hi.to_pydatetime())
+        summary.parts = [(SliceSeries(metric, "", "", series), part)]
+        write(wh, "hour", part, summary, "run", end, chart_root=tmp_path / "charts")
+    columns, rows = read_anomalies(wh, grain="hour")
+    chart = {pd.Timestamp(r[columns.index("bucket_start")]): r[columns.index("chart_path")] for r in rows}
+    (path,) = {chart[ts[i]] for i in drop}
+    assert Path(path).name == f"{ts[drop[0]]:%Y%m%dT%H%M}.png"
+    assert [str(p) for p in (tmp_path / "charts").rglob("*.png")] == [path]

@@ -147,11 +147,18 @@ def write(wh: Warehouse, grain: str, frame: pd.DataFrame, summary: WindowSummary
             for incident in _incidents(flagged, grain):
                 first, last = pd.Timestamp(incident.bucket_start.iloc[0]), pd.Timestamp(incident.bucket_start.iloc[-1])
                 worst = incident.loc[incident.score.abs().idxmax()]
+                earlier = _begun_before(wh, grain, s, first) if first == pd.Timestamp(summary.start) else None
+                if earlier is not None and len(earlier):  # one incident across two windows: one chart
+                    first = pd.Timestamp(earlier.bucket_start.iloc[0])
                 path = charts.chart_path(chart_root, grain, s.metric.name, s.dimension, s.dimension_value, first)
                 lo = last - (pd.Timestamp(add_grain(last.to_pydatetime(), grain, 1)) - last) * charts.CONTEXT[grain]
                 history = s.frame[(s.frame.bucket_start >= lo) & (s.frame.bucket_start <= last)]
                 band = scored[(scored.bucket_start >= lo) & (scored.bucket_start <= last)]
-                charts.draw(path, history, band, incident.bucket_start, worst.reason)
+                points = incident.bucket_start
+                if earlier is not None and len(earlier):
+                    band = pd.concat([earlier[band.columns.intersection(earlier.columns)], band], ignore_index=True)
+                    points = pd.concat([earlier.bucket_start, points], ignore_index=True)
+                charts.draw(path, history, band, points, worst.reason)
                 for bucket in incident.bucket_start:
                     paths[(s.metric.name, s.dimension, s.dimension_value, pd.Timestamp(bucket))] = str(path)
                 summary.charts.append(str(path))
@@ -169,6 +176,26 @@ def write(wh: Warehouse, grain: str, frame: pd.DataFrame, summary: WindowSummary
         frame[c] = frame[c].astype(bool)
     return replace_window(wh, grain, summary.start, summary.end, frame[NAMES], metrics=metrics, restamp=True,
                           keep=keep)
+
+
+def _begun_before(wh: Warehouse, grain: str, s: SliceSeries, first: pd.Timestamp) -> pd.DataFrame:
+    """The stored flagged buckets of the series right before `first` (an earlier run's
+    window: the hour schedule's windows split at midnight), oldest first, with their
+    band: an incident that crosses the window's start keeps its first bucket's chart."""
+    from ..warehouse.anomaly_store import read_anomalies
+    lo = add_grain(first.to_pydatetime(), grain, -charts.RECENT_BUCKETS[grain])
+    columns, rows = read_anomalies(wh, metric=s.metric.name, grain=grain, since=lo, until=first.to_pydatetime(),
+                                   dimension=s.dimension, dimension_value=s.dimension_value, flagged_only=False)
+    stored = pd.DataFrame(rows, columns=columns)  # newest first
+    run, expect = [], first
+    for r in stored.itertuples():
+        expect = pd.Timestamp(add_grain(expect.to_pydatetime(), grain, -1))
+        if pd.Timestamp(r.bucket_start) != expect or not r.is_anomaly:
+            break
+        run.append(r.Index)
+    out = stored.loc[run[::-1], ["bucket_start", "expected", "lower", "upper"]]
+    out["bucket_start"] = pd.to_datetime(out["bucket_start"])
+    return out.reset_index(drop=True)
 
 
 def _incidents(flagged: pd.DataFrame, grain: str) -> list[pd.DataFrame]:
