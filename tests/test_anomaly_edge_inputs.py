@@ -199,6 +199,23 @@ def test_a_ratio_back_after_days_without_a_denominator_expects_no_volume():
     assert last.value < last.lower and not last.is_anomaly and "expected volume 0 is below min_volume 5" in last.reason
 
 
+def test_an_average_present_in_a_third_of_its_hours_gets_a_band_as_wide_as_its_spread():
+    """An average latency of a small slice: a value in about a third of the hours. Its level
+    spans rarely held half their hours, so a window had one or two residuals, whose
+    spread is 0: the band collapsed to the data's resolution (185..185) and more than
+    half of the hours were flagged."""
+    rng = np.random.default_rng(2)
+    v = rng.lognormal(3.4, 0.6, 24 * 35) * 5
+    v[rng.random(v.size) > 0.35] = np.nan
+    out = score(frame(v, grain="hour"), shape="fraction", grain="hour", first=0)
+    _band_holds(out, 3.5)
+    banded = out[out.score.notna()]
+    q1, q3 = np.nanpercentile(v, [25, 75])
+    assert len(banded) and ((banded.upper - banded.lower) > q3 - q1).all()
+    assert banded.is_anomaly.mean() < 0.02
+    assert out[out.score.isna()].reason.str.contains("not scored|not enough history").all()
+
+
 def test_min_volume_is_judged_on_the_expected_count_the_row_shows():
     c = np.random.default_rng(5).poisson(40, 60).astype(float)
     c[-1] = 200.0

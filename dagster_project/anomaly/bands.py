@@ -16,6 +16,11 @@ from .stats import (SCALE_EFFICIENCY, nanmedian, robust_center_scale, solve_disp
                     tail_edges, winsorized_scale)
 
 SCORE_CAP = 1e6
+# a fraction's noise scale needs this many residuals (buckets whose level span held half
+# its buckets): a series present in a third of its hours has one or two, whose spread is
+# 0 and whose band collapsed to the data's resolution (185..185, half its hours flagged).
+# A dense series has 10 or more at the minimum history of every grain.
+MIN_RESIDUALS = 8
 def band(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, num_t: np.ndarray, den_t: np.ndarray,
          params: dict | None = None):
     """expected, lower, upper, score for the rows of `fit` (value, num_t, den_t: the
@@ -216,6 +221,8 @@ def band_params(fit: Fit, shape: str, sensitivity: float) -> dict[str, np.ndarra
         # one step from the MAD or, for a gauge on a few levels whose MAD is almost 0, from
         # the 80% quantile of the deviations (stats.spread_start)
         scale = np.fmax(winsorized_scale(dev_all, spread_start(dev_all, scale)), fit.floor)
+        # too few residuals to measure the noise by: no band (the row says not scored)
+        center = np.where(nres >= MIN_RESIDUALS, center, np.nan)
         q = t_multiplier(sensitivity, SCALE_EFFICIENCY * nres)
         with np.errstate(invalid="ignore", divide="ignore"):
             z = dev / scale[:, None]
