@@ -34,6 +34,7 @@ ORDERS = "name: orders\ndescription: Orders placed.\nsource: stg_orders\ntimesta
 NEW_FROM = 100            # JP's first order is on day 100
 SPARSE_DAYS = (5, 120)    # IS has an order on these days only
 GONE_AFTER = 60           # FR's last order is on day 59
+BROKEN = "new\nline"
 
 
 def _day(n: int) -> dt.datetime:
@@ -48,6 +49,7 @@ def _raw() -> dict[str, pd.DataFrame]:
     orders, day = orders[keep].reset_index(drop=True), day[keep].reset_index(drop=True)
     for d in SPARSE_DAYS:  # one order of that day moves to Iceland
         orders.loc[day[day == d].index[0], "country"] = "IS"
+    orders.loc[(orders.country == "US") & (orders.index % 3 == 0), "country"] = BROKEN  # a raw line break
     raw["orders"] = orders
     return raw
 
@@ -107,3 +109,17 @@ def test_rescoring_a_short_window_leaves_the_rows_one_full_run_stored(built, fir
     assert after.keys() == full.keys(), (sorted(full.keys() - after.keys())[:5], sorted(after.keys() - full.keys())[:5])
     changed = [k for k in full if not _same(full[k], after[k])]
     assert not changed, [(k, full[k], after[k]) for k in changed[:3]]
+
+
+def test_a_slice_value_with_a_line_break_keeps_reasons_and_the_listing_on_one_line(built, capsys):
+    """The reason quotes the slice: a raw line break in it broke the one-line reason (and
+    alert texts built from it) and the `metrics anomalies` table."""
+    from dagster_project.cli.main import main
+    wh, _, rows = built
+    broken = {k: v for k, v in rows.items() if k[3] == BROKEN}
+    assert broken and all("\n" not in v[-1] and "[country=new\\nline]" in v[-1] for v in broken.values())
+    capsys.readouterr()
+    assert main(["--project-dir", str(wh.paths.root), "anomalies", "--all", "--grain", "day",
+                 "--slice", f"country={BROKEN}"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 + len(broken) and all("country=new\\nline" in line for line in lines[1:])

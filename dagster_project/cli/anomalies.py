@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import sys
 
+from ..anomaly.reason import one_line
 from ..grains import GRAINS, add_grain, bucket_of, floor_to_grain
 
 BACKTEST_DAYS = 90
@@ -194,7 +195,7 @@ def _table(rows: list[dict], args) -> None:
         return
     header = ["bucket_start", "metric", "grain", "slice", "score", "flag", "reason"]
     body = [[r["bucket_start"], r["metric"], r["grain"],
-             "total" if not r["dimension"] else f"{r['dimension']}={r['dimension_value']}",
+             "total" if not r["dimension"] else one_line(f"{r['dimension']}={r['dimension_value']}"),
              "" if r["score"] is None else f"{r['score']:+.1f}",
              ("ANOMALY" if r["is_anomaly"] else "") + (" provisional" if r["provisional"] else ""), r["reason"] or ""]
             for r in rows]

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..anomaly.incidents import incident_labels
+from ..anomaly.reason import one_line
 from ..grains import add_grain
 from ..spec.resolved import Metric, MetricsProject
 from ..warehouse.anomaly_store import NAMES, replace_window
@@ -66,7 +67,7 @@ def score(wh: Warehouse, project: MetricsProject, grain: str, start: dt.datetime
     series, alive_at = _existing(inputs.series, grain, settings, start, end)
     jobs = [SeriesJob(series=s.frame, shape=shape_of(s.metric, project), grain=grain, settings=settings[s.metric.name],
                       score_from=start, score_until=end, now=now, settle_buckets=settle,
-                      label=s.metric.name + (f" [{s.dimension}={s.dimension_value}]" if s.dimension else ""))
+                      label=s.metric.name + (one_line(f" [{s.dimension}={s.dimension_value}]") if s.dimension else ""))
             for s in series]
     summary.series_scored = len(jobs)
     # one call for every slice: the detectors batch series of the same shape and settings
