@@ -216,6 +216,18 @@ def test_an_average_present_in_a_third_of_its_hours_gets_a_band_as_wide_as_its_s
     assert out[out.score.isna()].reason.str.contains("not scored|not enough history").all()
 
 
+def test_a_short_training_window_scores_again_soon_after_an_excluded_range():
+    """training_buckets 7 needed all 7 buckets: a 3-day `exclude` range left the 7 days
+    after it unscored too ("not enough history (6 of 7 buckets)"). Half of them will do
+    (the excluded days themselves are scored, against the days before)."""
+    rng = np.random.default_rng(1)
+    f = frame(rng.poisson(200, 80).astype(float))
+    days = f.bucket_start
+    excluded = ((days.iloc[60].to_pydatetime(), days.iloc[63].to_pydatetime()),)
+    out = score(f, settings=DetectorSettings(training_buckets=7, exclude=excluded), first=20)
+    assert out.score.notna().all(), out[out.score.isna()][["bucket_start", "reason"]].to_string()
+
+
 def test_min_volume_is_judged_on_the_expected_count_the_row_shows():
     c = np.random.default_rng(5).poisson(40, 60).astype(float)
     c[-1] = 200.0

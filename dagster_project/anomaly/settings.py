@@ -151,4 +151,7 @@ def min_history(grain: str, settings: DetectorSettings) -> int:
         period = PERIOD[candidates(grain, settings)[0]]
         if period > 1:
             need = max(need, min_cycles(settings) * period + level_span(grain, settings))
-    return min(need, training_buckets(grain, settings))
+    # a window shorter than that needs half its buckets: all of them left a whole window
+    # unscored after every gap or `exclude` range (7 days after a 3-day one)
+    w = training_buckets(grain, settings)
+    return min(need, max(3, (w + 1) // 2))
