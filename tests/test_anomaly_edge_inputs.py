@@ -248,9 +248,27 @@ def test_a_record_is_only_quoted_on_the_side_of_the_flag():
     assert "highest in 6 weeks" in above
 
 
-@pytest.mark.parametrize("x, text", [(999.7, "1,000"), (-999.6, "-1,000"), (999.4, "999"), (12.345, "12.3")])
-def test_numbers_near_a_thousand_are_not_in_exponent_form(x, text):
+@pytest.mark.parametrize("x, text", [(999.7, "1,000"), (-999.6, "-1,000"), (999.4, "999"), (12.345, "12.3"),
+                                     (8.709e-05, "0.0000871"), (-7.039e-05, "-0.0000704"), (3e-7, "3.000e-07")])
+def test_numbers_near_a_thousand_or_small_are_not_in_exponent_form(x, text):
     assert number(x, "fraction") == text
+
+
+def test_float_noise_and_a_zero_series_floor_read_as_zero():
+    """A band edge of 3.4e-05 beside 127 (a sum's noise around 0) and an all-zero series'
+    band end at 7e-150 (its noise floor) read as 0; a sum expected at 1.8e-15 is stored as 0."""
+    zeros = score(frame(np.zeros(80)), shape="fraction")
+    _band_holds(zeros, 3.0)
+    assert len(zeros) and (zeros.upper == 0).all() and not zeros.is_anomaly.any()
+    assert not zeros.reason.str.contains(r"\de-\d").any(), zeros.reason.iloc[0]
+    rng = np.random.default_rng(3)
+    v = np.where(rng.random(24 * 40) < 0.6, 0.0, rng.gamma(2, 30, 24 * 40)) - np.where(rng.random(24 * 40) < 0.3,
+                                                                                    rng.gamma(2, 30, 24 * 40), 0.0)
+    out = score(frame(v, grain="hour"), shape="fraction", grain="hour", first=24 * 5)
+    _band_holds(out, 3.5)
+    assert not out.reason.str.contains(r"\de-\d").any(), out.reason[out.reason.str.contains(r"\de-\d")].iloc[0]
+    banded = out[out.score.notna()]
+    assert ((banded.expected == 0) | (banded.expected.abs() > 1e-9)).all()
 
 
 @pytest.mark.parametrize("kwargs", [dict(sensitivity=1e308), dict(sensitivity=math.inf), dict(sensitivity=20.5),

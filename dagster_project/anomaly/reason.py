@@ -46,7 +46,11 @@ def _significant(x: float) -> str:
     if abs(x) >= 999.5:  # (999.7 to 3 significant digits is 1,000, not 1e+03)
         return f"{x:,.0f}"
     text = f"{x:.3g}"
-    return text if "e" not in text else f"{x:.3e}"
+    if "e" not in text:
+        return text
+    if 1e-6 <= abs(x) < 1e-4:  # 0.0000871, not 8.709e-05
+        return f"{x:.{2 - math.floor(math.log10(abs(x)))}f}"
+    return f"{x:.3e}"
 
 
 def phase_text(bucket: np.datetime64, seasonality: str) -> str:

@@ -353,6 +353,9 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
         else:
             reasons[i] = text.not_enough(label, told, pr, v, int(have), min_hist)
     rows = np.nonzero(enough)[0]
+    # float noise (a sum expected at 1.8e-15 instead of 0) is stored as 0
+    noise_free = _shown(value, expected, res["lower"], res["upper"], 1e-9)
+    expected, lower, upper = noise_free["expected"], noise_free["lower"], noise_free["upper"]
     # phase and span: only a flagged record mentions them (a cost per row)
     phase, span = np.full(rows.size, "", dtype=object), np.full(rows.size, "", dtype=object)
     for j in np.nonzero(flagged[rows] & (res["record"][rows] != ""))[0]:
@@ -361,15 +364,25 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
         span[j] = text.span_text(int(res["span"][i]), grain)
     reasons[rows] = text.sentences(
         label=label, shape=told, min_volume=need, **{k: np.asarray(v)[rows].tolist() for k, v in {
-            "proportion": prop, "value": value, "expected": expected, "lower": res["lower"], "upper": res["upper"],
+            "proportion": prop, "value": value, **_shown(value, expected, lower, upper, 1e-4),
             "flagged": flagged, "outside": outside, "side_ok": side_ok, "volume_ok": volume_ok,
             "volume": volume, "record": res["record"], "numerator": num, "denominator": den, "run": run}.items()},
         phase=phase.tolist(), span=span.tolist())
     return {
-        "bucket_start": bucket, "value": value, "expected": expected, "lower": res["lower"], "upper": res["upper"],
+        "bucket_start": bucket, "value": value, "expected": expected, "lower": lower, "upper": upper,
         "score": np.where(enough, score, np.nan), "is_anomaly": flagged, "direction": direction.astype(object),
         "provisional": provisional, "numerator": num, "denominator": den, "model": model,
         "reason": reasons}
+
+
+def _shown(value, expected, lower, upper, relative: float) -> dict[str, np.ndarray]:
+    """expected, lower and upper with each number under `relative` times the row's largest
+    of the four as 0: a band edge of 3.4e-05 beside 127 reads as 0 in the reason; so does
+    one under 1e-100 (an all-zero series' band ends at 7e-150, its noise floor)."""
+    with np.errstate(invalid="ignore"):
+        tiny = np.fmax(relative * np.fmax.reduce(np.abs(np.stack([value, expected, lower, upper])), axis=0), 1e-100)
+        return {k: np.where(np.abs(x) < tiny, 0.0, x)
+                for k, x in (("expected", expected), ("lower", lower), ("upper", upper))}
 
 
 def _denominator_volume(p: dict, res: dict, grain: str, settings: DetectorSettings) -> np.ndarray:
