@@ -26,6 +26,8 @@ def _band_holds(out, sensitivity) -> None:
     outside = (out.value < out.lower) | (out.value > out.upper)
     assert ((out.score.abs() > sensitivity) == outside)[banded].all()
     assert ((out.lower <= out.expected) & (out.expected <= out.upper))[banded].all()
+    signed = banded & (out.value != out.expected) & (out.score != 0)
+    assert ((out.score > 0) == (out.value > out.expected))[signed].all()  # the score is signed like the value
     assert not out.is_anomaly[~banded].any()
     assert not out.reason.str.contains(r"\?").any()
 
@@ -226,6 +228,18 @@ def test_a_short_training_window_scores_again_soon_after_an_excluded_range():
     excluded = ((days.iloc[60].to_pydatetime(), days.iloc[63].to_pydatetime()),)
     out = score(f, settings=DetectorSettings(training_buckets=7, exclude=excluded), first=20)
     assert out.score.notna().all(), out[out.score.isna()][["bucket_start", "reason"]].to_string()
+
+
+def test_an_event_size_score_is_signed_from_the_expected_value():
+    """A net amount at 0 in two hours of five (few events an hour: judged by their sizes),
+    a few of them below 0: a bucket between 0 and the expected value (the window's
+    median) was scored above 0, from 0, while its direction said down."""
+    rng = np.random.default_rng(8)
+    n = 24 * 30
+    v = np.where(rng.random(n) < 0.4, 0.0, rng.gamma(3, 10, n)) * np.where(rng.random(n) < 0.05, -1, 1)
+    out = score(frame(v, grain="hour"), shape="fraction", grain="hour", first=24 * 10)
+    assert (out.model == "event-size/none").sum() > 100
+    _band_holds(out, 3.5)
 
 
 def test_min_volume_is_judged_on_the_expected_count_the_row_shows():

@@ -162,9 +162,10 @@ def _event_band(window, value, sensitivity):
         edge = edge + (_events_at_tail(window, sensitivity, np.exp(mid)) - 1) * np.exp(mid)
         negatives = (np.nan_to_num(window, nan=0.0) < 0).any(axis=1)
         lower = np.where(negatives, -edge, 0.0)
-        score = np.where((value < 0) & ~negatives, -sensitivity * (1.0 + np.abs(value) / edge),
-                         sensitivity * (value / edge))
         expected = _nanmedian(window)
+        score = np.where(value >= expected, sensitivity * ((value - expected) / (edge - expected)),
+                         sensitivity * ((value - expected) / (expected - lower)))
+        score = np.where((value < 0) & ~negatives, -sensitivity * (1.0 + np.abs(value) / edge), score)
     ok = sizes >= sparse.MIN_SIZES
     nan = np.full(value.shape, np.nan)
     return {"expected": np.where(ok, expected, nan), "lower": np.where(ok, lower, nan),

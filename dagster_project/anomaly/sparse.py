@@ -40,11 +40,14 @@ def event_band(window: np.ndarray, value: np.ndarray, sensitivity: float) -> dic
         # never add up: two at once is their anomaly)
         edge = edge + (_events_at_tail(window, sensitivity, np.exp(mid)) - 1) * np.exp(mid)
         lower = np.where(negatives, -edge, 0.0)
-        # below 0 where the window never was: beyond the band by the value's size
-        # value / edge first: exactly 1 on the edge, so |score| > sensitivity exactly outside
-        score = np.where((value < 0) & ~negatives, -sensitivity * (1.0 + np.abs(value) / edge),
-                         sensitivity * (value / edge))
         expected = median_sorted(ordered, n)
+        # signed from the expected value, in the side's width (exactly +-sensitivity on an
+        # edge, so |score| > sensitivity exactly outside); below 0 where the window never
+        # was: beyond the band by the value's size
+        up, down = edge - expected, expected - lower
+        score = np.where(value >= expected, sensitivity * ((value - expected) / up),
+                         sensitivity * ((value - expected) / down))
+        score = np.where((value < 0) & ~negatives, -sensitivity * (1.0 + np.abs(value) / edge), score)
     ok = sizes >= MIN_SIZES
     nan = np.full(value.shape, np.nan)
     return {"expected": np.where(ok, expected, nan), "lower": np.where(ok, lower, nan),
