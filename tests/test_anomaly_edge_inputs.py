@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from dagster_project.anomaly import DetectorSettings, score_series
-from dagster_project.anomaly.reason import number, sentence
+from dagster_project.anomaly.reason import number, sentence, sentences
 from dagster_project.warehouse.read import _num
 from tests.test_anomaly_library import frame, score
 
@@ -240,6 +240,32 @@ def test_an_event_size_score_is_signed_from_the_expected_value():
     out = score(frame(v, grain="hour"), shape="fraction", grain="hour", first=24 * 10)
     assert (out.model == "event-size/none").sum() > 100
     _band_holds(out, 3.5)
+
+
+def test_a_ratio_reads_as_a_share_a_rate_or_an_amount_per_unit():
+    """"3.61 (3,020 of 836)" read as a share for downloads per like, and an order value of
+    20.7 from one order read "(21 of 1)"."""
+    words = dict(label="m", min_volume=0, flagged=[False], outside=[False], side_ok=[True], volume_ok=[True],
+                 volume=[1.0], record=[""], phase=[""], span=[""])
+    share, rate, amount = (sentences(shape=shape, proportion=[prop], value=[v], expected=[v], lower=[0.0],
+                                     upper=[2 * v], numerator=[num], denominator=[den], **words)[0]
+                           for shape, prop, v, num, den in (("ratio", True, 0.0357, 143.0, 4000.0),
+                                                            ("ratio", False, 3.61, 3020.0, 836.0),
+                                                            ("amount_ratio", False, 20.7, 20.7, 1.0)))
+    assert share.startswith("m 3.57% (143 of 4,000) vs")
+    assert rate.startswith("m 3.61 (3,020 / 836) vs")
+    assert amount.startswith("m 20.7 (20.7 / 1) vs")
+
+
+def test_a_band_holding_both_signs_says_how_far_not_how_many_times():
+    words = dict(label="m", min_volume=0, outside=[True], side_ok=[True], volume_ok=[True], volume=[1.0],
+                 record=[""], phase=[""], span=[""], numerator=[math.nan], denominator=[math.nan], flagged=[True])
+    net = sentences(shape="fraction", proportion=[False], value=[160.0], expected=[3.14], lower=[-147.0],
+                    upper=[154.0], **words)[0]
+    assert net.endswith("157 above expected") and "times" not in net
+    level = sentences(shape="fraction", proportion=[False], value=[160.0], expected=[100.0], lower=[60.0],
+                      upper=[140.0], **words)[0]
+    assert level.endswith("60% above expected")
 
 
 def test_min_volume_is_judged_on_the_expected_count_the_row_shows():

@@ -112,26 +112,29 @@ def sentences(*, label: str, shape: str, min_volume: float, proportion: Sequence
             phase, span, numerator, denominator, run):
         f = fmt[bool(prop)]
         vt = f(v)
-        if shape == "ratio" and not (math.isnan(num) or math.isnan(den)):
-            vt += f" ({counts(num)} of {counts(den)})"
+        if shape in ("ratio", "amount_ratio") and not (math.isnan(num) or math.isnan(den)):
+            # "of" for a share of the denominator, "/" for a rate or an amount per unit
+            top = counts(num) if shape == "ratio" else _significant(num)
+            vt += f" ({top} of {counts(den)})" if prop else f" ({top} / {counts(den)})"
         text = f"{head}{vt} vs expected {f(e)} ({f(lo)}..{f(hi)})"
         if fl and not outs:  # flagged as the end of a run of hours (runs.py)
             side = "above" if v > e else "below"
             before = _plural(rn - 1, "hour")
-            out.append(f"{text}, {_relative(v, e)}; with the {before} before it today, together {side} their "
-                       f"expected range")
+            out.append(f"{text}, {_relative(v, e, f if lo < 0 < hi else None)}; with the {before} before it today, "
+                       f"together {side} their expected range")
             continue
-        out.append(_verdict(text, shape, v, e, fl, outs, sok, vok, vol, min_volume, rec, ph, sp))
+        out.append(_verdict(text, shape, v, e, fl, outs, sok, vok, vol, min_volume, rec, ph, sp,
+                            f if lo < 0 < hi else None))
     return out
 
 
 def _verdict(text, shape, value, expected, flagged, outside, side_ok, volume_ok, volume, min_volume, record,
-             phase, span) -> str:
+             phase, span, absolute=None) -> str:
     if flagged:
         if record and (record == "highest") == (value > expected):  # (a record on the flagged side only)
             where = f" for {phase}" if phase else ""
             return f"{text}, {record}{where} in {span}"
-        return f"{text}, {_relative(value, expected)}"
+        return f"{text}, {_relative(value, expected, absolute)}"
     if not outside:
         return f"{text}, within the expected range"
     above = value > expected
@@ -150,7 +153,12 @@ def _verdict(text, shape, value, expected, flagged, outside, side_ok, volume_ok,
     return f"{text}, {side} the band"
 
 
-def _relative(value: float, expected: float) -> str:
+def _relative(value: float, expected: float, absolute: Callable[[float], str] | None = None) -> str:
+    """How far from expected, in percent or times; `absolute` (a number format), for a
+    band that holds both signs (a net amount around 0): the difference itself, as a
+    share of an expected value near 0 means nothing ("51 times the expected value")."""
+    if absolute is not None and not math.isnan(expected):
+        return f"{absolute(abs(value - expected))} {'above' if value > expected else 'below'} expected"
     if expected == 0 or math.isnan(expected):
         return "above expected" if value > expected else "below expected"
     pct = 100 * (value - expected) / abs(expected)

@@ -334,7 +334,8 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
     if shape != "ratio" and not p["amount_ratio"]:
         num = np.full(value.size, np.nan)
         den = np.full(value.size, np.nan)
-    told = "ratio" if p["amount_ratio"] else shape  # a ratio's sentence: "35.8 (143 of 4)"
+    # a ratio's sentence: "3.57% (143 of 4,000)", "2.1 (143 / 68)"; an amount's: "35.1 (14,388 / 410)"
+    told = "amount_ratio" if p["amount_ratio"] else shape
     reasons = np.empty(value.size, dtype=object)
     head = label + " " if label else ""
     short = np.nonzero(~enough)[0]
@@ -343,7 +344,7 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
     shown_prop = prop[short] & inside_proportion(num[short], den[short])
     for i, v, pr, have, d in zip(short.tolist(), value[short].tolist(), shown_prop.tolist(),
                                  res["have"][short].tolist(), den[short].tolist()):
-        if told == "ratio" and not (d > 0):
+        if told in ("ratio", "amount_ratio") and not (d > 0):
             reasons[i] = f"{head}{fmt[pr](v)}: no denominator to score against"
         elif unfitted[i] and unjudged[i]:
             reasons[i] = (f"{head}{fmt[pr](v)}: not scored, its window is mostly zeros with only {sizes[i]:.0f} "
