@@ -9,7 +9,6 @@ import datetime as dt
 import json
 import sys
 
-from ..anomaly.reason import one_line
 from ..grains import GRAINS, add_grain, bucket_of, floor_to_grain
 
 BACKTEST_DAYS = 90
@@ -188,6 +187,7 @@ def _csv(rows: list[dict], args) -> None:
 
 
 def _table(rows: list[dict], args) -> None:
+    from ..anomaly.reason import one_line  # (not at import: every command builds this parser)
     if not rows:
         hint = "" if args.all else "; --all lists every scored bucket"
         print(f"no {'scored buckets' if args.all else 'anomalies'} (scored by the anomalies_<grain> assets of "
