@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dagster_project.anomaly import DetectorSettings, score_series
+from dagster_project.anomaly import DetectorSettings, min_history, score_series
 from dagster_project.anomaly.reason import number, sentence, sentences
 from dagster_project.warehouse.read import _num
 from tests.test_anomaly_library import frame, score
@@ -266,6 +266,64 @@ def test_a_band_holding_both_signs_says_how_far_not_how_many_times():
     level = sentences(shape="fraction", proportion=[False], value=[160.0], expected=[100.0], lower=[60.0],
                       upper=[140.0], **words)[0]
     assert level.endswith("60% above expected")
+
+
+def test_a_spike_keeps_its_band_in_the_reason_and_the_row():
+    """Float noise is judged against the band's own scale, never the value's: a day at
+    2,000,000 among days near 100 read "expected 0 (0..0)"."""
+    rng = np.random.default_rng(2)
+    x = rng.poisson(100, 90).astype(float)
+    x[-1] = 2_000_000
+    last = score(frame(x)).iloc[-1]
+    assert last.is_anomaly and 50 < last.expected < 200 and last.upper > last.expected
+    assert "vs expected 0 " not in last.reason and "(0..0)" not in last.reason
+
+
+@pytest.mark.parametrize("w", [4, 6, 8])
+def test_a_gauge_with_a_few_training_buckets_is_scored(w):
+    """A fraction needs MIN_RESIDUALS residuals, or half its window's buckets: with
+    training_buckets 4 to 8 it had at most 7 and was never scored."""
+    rng = np.random.default_rng(w)
+    v = rng.normal(100, 10, 90)
+    v[-1] = 300
+    out = score(frame(v), shape="fraction", settings=DetectorSettings(training_buckets=w), first=20)
+    assert out.score.notna().mean() > 0.9 and out.iloc[-1].is_anomaly
+
+
+def test_two_refunds_of_one_order_are_just_beyond_the_band_not_critical():
+    """A proportion's bucket above 1 is beyond its band (which stops at 1), by as much
+    as its volume says: 2 of 1 just beyond (it scored 1,000,000: critical, paged while
+    provisional), 30 of 7 far beyond."""
+    rng = np.random.default_rng(0)
+    den = rng.poisson(8, 24 * 20).astype(float)
+    num = rng.binomial(den.astype(int), 0.1).astype(float)
+    scores = []
+    for n, d in ((2, 1), (30, 7)):
+        num[-1], den[-1] = n, d
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f = frame(np.where(den > 0, num / den, np.nan), grain="hour", numerator=num, denominator=den)
+        out = score(f, shape="ratio", grain="hour", first=24 * 5)
+        _band_holds(out, 3.5)
+        scores.append(out.iloc[-1].score)
+        assert out.iloc[-1].is_anomaly
+    assert 3.5 < scores[0] < 7.0 < scores[1] < 100
+
+
+def test_a_window_longer_than_the_minimum_history_keeps_that_minimum():
+    assert min_history("day", DetectorSettings(training_buckets=30)) == 21
+    assert min_history("day", DetectorSettings(training_buckets=7)) == 4
+    assert min_history("hour", DetectorSettings(seasonality="hour_of_week", training_buckets=600)) == 360
+
+
+def test_a_zero_among_non_zero_events_scores_zero_not_the_band_edge():
+    """Judged by event sizes, with 40% zeros the expected value (the median) is above 0:
+    each zero scored exactly -sensitivity, on the band's edge."""
+    rng = np.random.default_rng(8)
+    n = 24 * 30
+    v = np.where(rng.random(n) < 0.4, 0.0, rng.gamma(3, 10, n))
+    out = score(frame(v, grain="hour"), shape="fraction", grain="hour", first=24 * 10)
+    zeros = out[(out.model == "event-size/none") & (out.value == 0) & (out.expected > 0)]
+    assert len(zeros) > 50 and (zeros.score == 0).all()
 
 
 def test_min_volume_is_judged_on_the_expected_count_the_row_shows():

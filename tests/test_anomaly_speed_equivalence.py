@@ -163,8 +163,8 @@ def _event_band(window, value, sensitivity):
         negatives = (np.nan_to_num(window, nan=0.0) < 0).any(axis=1)
         lower = np.where(negatives, -edge, 0.0)
         expected = _nanmedian(window)
-        score = np.where(value >= expected, sensitivity * ((value - expected) / (edge - expected)),
-                         sensitivity * ((value - expected) / (expected - lower)))
+        below = np.where(negatives, sensitivity * ((value - expected) / (expected - lower)), 0.0)
+        score = np.where(value >= expected, sensitivity * ((value - expected) / (edge - expected)), below)
         score = np.where((value < 0) & ~negatives, -sensitivity * (1.0 + np.abs(value) / edge), score)
     ok = sizes >= sparse.MIN_SIZES
     nan = np.full(value.shape, np.nan)

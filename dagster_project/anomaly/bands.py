@@ -11,15 +11,16 @@ from dataclasses import replace
 
 import numpy as np
 
-from .models import Fit, anscombe, anscombe_inv, ratio_t, ratio_t_inv, walk_reach
+from .models import Fit, anscombe, anscombe_inv, binomial_t, ratio_t, ratio_t_inv, walk_reach
 from .stats import (SCALE_EFFICIENCY, nanmedian, robust_center_scale, solve_dispersion, spread_start, t_multiplier,
                     tail_edges, winsorized_scale)
 
 SCORE_CAP = 1e6
 # a fraction's noise scale needs this many residuals (buckets whose level span held half
-# its buckets): a series present in a third of its hours has one or two, whose spread is
-# 0 and whose band collapsed to the data's resolution (185..185, half its hours flagged).
-# A dense series has 10 or more at the minimum history of every grain.
+# its buckets), or half its window's buckets in a window under 16 (`training_buckets: 4`
+# has at most 3): a series present in a third of its hours has one or two, whose spread
+# is 0 and whose band collapsed to the data's resolution (185..185, half its hours
+# flagged). A dense series has 10 or more at the default minimum history of every grain.
 MIN_RESIDUALS = 8
 def band(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, num_t: np.ndarray, den_t: np.ndarray,
          params: dict | None = None):
@@ -166,12 +167,12 @@ def _band(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, num_t: np
             score = sensitivity * ((value - expected) / (np.where(value > expected, up, down) * scale))
         return expected, expected - down * scale, expected + up * scale, _cap(score)
     disp = p["disp"]
+    prop = None if shape == "count" else fit.proportion
     if shape == "count":
         load = disp * fit.expected
         y, yx = anscombe(fit.expected), anscombe(value)
     else:
         load = disp * den_t
-        prop = fit.proportion
         y = ratio_t(fit.expected * den_t, den_t, prop)
         yx = ratio_t(num_t, den_t, prop)
     sd = np.sqrt(fit.kappa * (1.0 + load))
@@ -194,10 +195,14 @@ def _band(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, num_t: np
     half_down = np.where(y > y_low, y - y_low, down * sd)
     with np.errstate(invalid="ignore", divide="ignore"):
         score = sensitivity * ((yx - y) / np.where(yx > y, up * sd, half_down))
-    if shape != "count":
-        # a proportion's scale stops at 1 (so does its band): a bucket above it (30 of 7)
-        # is beyond any band, not scored as if it were 1
-        score = np.where(prop & (num_t > den_t), np.inf, score)
+        if shape != "count":
+            # a proportion's bucket above 1 (30 refunds of 7 orders) is beyond its band, which
+            # stops at 1; how far: its scale continued past 1 by the count's (Anscombe), so
+            # 2 of 1 is just beyond and 30 of 7 far beyond (critical)
+            past = binomial_t(den_t, den_t) + anscombe(num_t) - anscombe(den_t)
+            score = np.where(prop & (num_t > den_t),
+                             np.fmax(sensitivity * ((past - y) / (up * sd)), np.nextafter(sensitivity, np.inf)),
+                             score)
     return fit.expected, lower, upper, _cap(score)
 
 
@@ -222,7 +227,7 @@ def band_params(fit: Fit, shape: str, sensitivity: float) -> dict[str, np.ndarra
         # the 80% quantile of the deviations (stats.spread_start)
         scale = np.fmax(winsorized_scale(dev_all, spread_start(dev_all, scale)), fit.floor)
         # too few residuals to measure the noise by: no band (the row says not scored)
-        center = np.where(nres >= MIN_RESIDUALS, center, np.nan)
+        center = np.where(nres >= min(MIN_RESIDUALS, fit.resid_all.shape[1] // 2), center, np.nan)
         q = t_multiplier(sensitivity, SCALE_EFFICIENCY * nres)
         with np.errstate(invalid="ignore", divide="ignore"):
             z = dev / scale[:, None]

@@ -377,11 +377,12 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
 
 
 def _shown(value, expected, lower, upper, relative: float) -> dict[str, np.ndarray]:
-    """expected, lower and upper with each number under `relative` times the row's largest
-    of the four as 0: a band edge of 3.4e-05 beside 127 reads as 0 in the reason; so does
-    one under 1e-100 (an all-zero series' band ends at 7e-150, its noise floor)."""
+    """expected, lower and upper with each number under `relative` times the largest of
+    the three as 0 (the band's own scale: never the value's, or a spike's band would
+    vanish): a band edge of 3.4e-05 beside 127 reads as 0 in the reason; so does one
+    under 1e-100 (an all-zero series' band ends at 7e-150, its noise floor)."""
     with np.errstate(invalid="ignore"):
-        tiny = np.fmax(relative * np.fmax.reduce(np.abs(np.stack([value, expected, lower, upper])), axis=0), 1e-100)
+        tiny = np.fmax(relative * np.fmax.reduce(np.abs(np.stack([expected, lower, upper])), axis=0), 1e-100)
         return {k: np.where(np.abs(x) < tiny, 0.0, x)
                 for k, x in (("expected", expected), ("lower", lower), ("upper", upper))}
 

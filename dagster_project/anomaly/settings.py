@@ -154,4 +154,4 @@ def min_history(grain: str, settings: DetectorSettings) -> int:
     # a window shorter than that needs half its buckets: all of them left a whole window
     # unscored after every gap or `exclude` range (7 days after a 3-day one)
     w = training_buckets(grain, settings)
-    return min(need, max(3, (w + 1) // 2))
+    return need if w >= need else max(3, (w + 1) // 2)

@@ -41,12 +41,14 @@ def event_band(window: np.ndarray, value: np.ndarray, sensitivity: float) -> dic
         edge = edge + (_events_at_tail(window, sensitivity, np.exp(mid)) - 1) * np.exp(mid)
         lower = np.where(negatives, -edge, 0.0)
         expected = median_sorted(ordered, n)
-        # signed from the expected value, in the side's width (exactly +-sensitivity on an
-        # edge, so |score| > sensitivity exactly outside); below 0 where the window never
-        # was: beyond the band by the value's size
+        # above the expected value: signed from it, in the width up to the edge (exactly
+        # the sensitivity on it, so |score| > sensitivity exactly outside). Below it: a
+        # window of sizes of both signs is scored down to its low edge the same way; one
+        # that never went below 0 has no low side (a zero or a small event is normal: 0),
+        # and a value below 0 is beyond the band by its size
         up, down = edge - expected, expected - lower
-        score = np.where(value >= expected, sensitivity * ((value - expected) / up),
-                         sensitivity * ((value - expected) / down))
+        below = np.where(negatives, sensitivity * ((value - expected) / down), 0.0)
+        score = np.where(value >= expected, sensitivity * ((value - expected) / up), below)
         score = np.where((value < 0) & ~negatives, -sensitivity * (1.0 + np.abs(value) / edge), score)
     ok = sizes >= MIN_SIZES
     nan = np.full(value.shape, np.nan)

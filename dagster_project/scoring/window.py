@@ -60,7 +60,8 @@ def score(wh: Warehouse, project: MetricsProject, grain: str, start: dt.datetime
     settings = {m.name: settings_for(m) for m in metrics}
     history = max(history_needed(grain, s) for s in settings.values())
     lo = add_grain(start, grain, -history)
-    inputs = read_inputs(wh, grain, metrics, lo, end)
+    inputs = read_inputs(wh, grain, metrics, lo, end, alive_from=start,
+                         history={name: history_needed(grain, s) for name, s in settings.items()})
     summary.skipped_by_metric = {k: v for k, v in inputs.skipped.items() if v}
     summary.slices_skipped = sum(inputs.skipped.values())
     settle = getattr(project.config.settle_lookback, grain)
