@@ -105,7 +105,7 @@ def create_app(paths: ProjectPaths, target: str, refresh_seconds: float = 1.0) -
         except BadRequest as err:
             return _error(err.status, str(err))
         except NotBuiltError as err:
-            return _error(404, str(err))
+            return _error(404, err.with_command("metrics"))
         except WarehouseError as err:
             return _error(503, str(err))
         except (ValueError, OverflowError) as err:  # series_records' refusals: unknown slice value, grain, ...

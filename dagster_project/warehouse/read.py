@@ -278,8 +278,8 @@ def _relation(wh: Warehouse, metric: Metric, grain: str) -> str:
     if not wh.relation_exists(name):
         run_args = ["run", *(["--include-drafts"] if metric.status == "draft" else []),
                     *(["--target", wh.target] if wh.target != "duckdb" else [])]
-        raise NotBuiltError(f"{wh.target}: {name} has not been built yet: run `metrics {' '.join(run_args)}` over a "
-                            f"window that holds at least one whole {grain}", run_args)
+        raise NotBuiltError(f"{wh.target}: {name} has not been built yet (a run over a window that holds at least "
+                            f"one whole {grain} builds it)", run_args)
     return name
 
 
