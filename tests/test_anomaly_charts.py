@@ -22,23 +22,29 @@ START = dt.datetime(2026, 9, 1)
 HOURS = 24 * 42
 
 
-def test_one_chart_per_incident_shared_by_its_buckets(tmp_path, monkeypatch):
+def _scored_orders(tmp_path, monkeypatch, changes: dict[int, float]):
+    """A project with an hourly `orders` count, its series (Poisson 400 an hour, `changes`
+    {hour index: value} planted) and the series scored from day 14 on."""
     monkeypatch.setenv("METRICS_DUCKDB_PATH", str(tmp_path / "wh.duckdb"))
     paths = make_project(tmp_path / "repo", {"commerce/orders.yml": "name: orders\nsource: stg_orders\n"
                                              "timestamp: ordered_at\naggregation: count\n"})
     metric = load_project(paths).project.metrics["orders"]
-    rng = np.random.default_rng(4)
-    x = rng.poisson(400, HOURS).astype(float)
-    drop = [HOURS - 30, HOURS - 29, HOURS - 28]   # one incident of three hours
-    x[drop] = 40
-    x[HOURS - 10] = 2000                           # a second incident, one hour
-    x[24 * 20] = 2000                              # flagged, but older than two days: no chart
+    x = np.random.default_rng(4).poisson(400, HOURS).astype(float)
+    for i, v in changes.items():
+        x[i] = v
     ts = pd.date_range(START, periods=HOURS, freq="h")
     series = pd.DataFrame({"bucket_start": ts, "value": x, "count": x, "numerator": np.nan, "denominator": np.nan})
     end = ts[-1].to_pydatetime() + dt.timedelta(hours=1)
     scored = score_series(series, shape="count", grain="hour", settings=DetectorSettings(seasonality="none"),
                           score_from=ts[24 * 14].to_pydatetime(), score_until=end, now=end, settle_buckets=0)
-    scored = scored.assign(metric="orders", grain="hour", dimension="", dimension_value="")
+    return paths, metric, series, scored.assign(metric="orders", grain="hour", dimension="", dimension_value=""), ts, end
+
+
+def test_one_chart_per_incident_shared_by_its_buckets(tmp_path, monkeypatch):
+    drop = [HOURS - 30, HOURS - 29, HOURS - 28]   # one incident of three hours
+    # a second incident, one hour; and one flagged but older than two days: no chart
+    paths, metric, series, scored, ts, end = _scored_orders(
+        tmp_path, monkeypatch, {**{i: 40 for i in drop}, HOURS - 10: 2000, 24 * 20: 2000})
     flagged = set(pd.to_datetime(scored.bucket_start[scored.is_anomaly.astype(bool)]))
     assert {ts[i] for i in drop + [HOURS - 10, 24 * 20]} <= flagged
     summary = WindowSummary("hour", ts[24 * 14].to_pydatetime(), end)
@@ -61,20 +67,8 @@ def test_one_chart_per_incident_shared_by_its_buckets(tmp_path, monkeypatch):
 def test_an_incident_across_two_windows_keeps_one_chart(tmp_path, monkeypatch):
     """The hour schedule's windows split at midnight: an incident from 23:00 to 01:00 was
     charted twice (23:00.png for the first hour, 00:00.png for the rest)."""
-    monkeypatch.setenv("METRICS_DUCKDB_PATH", str(tmp_path / "wh.duckdb"))
-    paths = make_project(tmp_path / "repo", {"commerce/orders.yml": "name: orders\nsource: stg_orders\n"
-                                             "timestamp: ordered_at\naggregation: count\n"})
-    metric = load_project(paths).project.metrics["orders"]
-    rng = np.random.default_rng(4)
-    x = rng.poisson(400, HOURS).astype(float)
     drop = [HOURS - 26, HOURS - 25, HOURS - 24]   # 22:00 .. 00:00
-    x[drop] = 40
-    ts = pd.date_range(START, periods=HOURS, freq="h")
-    series = pd.DataFrame({"bucket_start": ts, "value": x, "count": x, "numerator": np.nan, "denominator": np.nan})
-    end = ts[-1].to_pydatetime() + dt.timedelta(hours=1)
-    scored = score_series(series, shape="count", grain="hour", settings=DetectorSettings(seasonality="none"),
-                          score_from=ts[24 * 14].to_pydatetime(), score_until=end, now=end, settle_buckets=0)
-    scored = scored.assign(metric="orders", grain="hour", dimension="", dimension_value="")
+    paths, metric, series, scored, ts, end = _scored_orders(tmp_path, monkeypatch, {i: 40 for i in drop})
     assert scored.set_index("bucket_start").is_anomaly[ts[drop]].all()
     wh = Warehouse("duckdb", paths)
     split = ts[drop[-1]]  # the window of the last day starts at the incident's last hour

@@ -265,27 +265,42 @@ def test_bearer_token(served):
     assert httpx.get(f"{base}health", headers={"Authorization": f"Basic {TOKEN}"}).status_code == 401
 
 
+@contextmanager
+def _metric_file(paths, rel: str, text: str) -> Iterator[None]:
+    """A metric file written for the block (the server reads the metric files again when
+    one changed) and removed after it."""
+    path = paths.metrics_dir / rel
+    path.write_text(text)
+    try:
+        yield
+    finally:
+        path.unlink()
+
+
+def _polled(fetch, done):
+    """`fetch()` again until `done` holds for its answer (10 s at most): the last answer."""
+    for _ in range(50):
+        got = fetch()
+        if done(got):
+            break
+        time.sleep(0.2)
+    return got
+
+
 def test_a_metric_not_built_yet_has_no_totals(served):
     """A new metric on a built source read 0 in every window: its source's rollup table
     exists (the other metrics'), its rows do not."""
     c, paths = served["client"], served["paths"]
-    new = paths.metrics_dir / "orders" / "big_orders.yml"
-    new.write_text("name: big_orders\nsource: stg_orders\ntimestamp: ordered_at\naggregation: count\n"
-                   "filter: \"amount > 100\"\ndimensions: [country]\n")
-    try:
-        for _ in range(50):  # the server reads the metric files again when one changed
-            got = c.get("/metrics/big_orders/totals?dimension=country&values=DE")
-            if got.status_code != 404 or "unknown metric" not in got.text:
-                break
-            time.sleep(0.2)
+    with _metric_file(paths, "orders/big_orders.yml", "name: big_orders\nsource: stg_orders\ntimestamp: ordered_at\n"
+                      "aggregation: count\nfilter: \"amount > 100\"\ndimensions: [country]\n"):
+        got = _polled(lambda: c.get("/metrics/big_orders/totals?dimension=country&values=DE"),
+                      lambda got: got.status_code != 404 or "unknown metric" not in got.text)
         assert got.status_code == 404 and "has not been built at the day grain" in got.json()["detail"], got.text
         summary = c.get("/metrics/big_orders/summary").json()
         assert summary["totals"] is None and summary["totals_note"] == "not built yet", summary
         assert all(g == {"error": "not built yet"} for g in summary["grains"].values()), summary
         # a built metric of the same source still has its totals
         assert c.get("/metrics/orders/totals?dimension=country&values=DE").json()["rows"][0]["totals"]["all"] > 0
-    finally:
-        new.unlink()
 
 
 def test_a_warehouse_nothing_was_built_in_answers_not_built_everywhere(tmp_path):
@@ -316,19 +331,11 @@ def test_the_catalog_lists_an_archived_metric_as_the_dashboard_does(served):
     """GET /metrics left archived metrics out while `GET /` (the catalog pages) and
     their series routes serve them: an archived metric is listed with its status."""
     c, paths = served["client"], served["paths"]
-    old = paths.metrics_dir / "orders" / "old_orders.yml"
-    old.write_text("name: old_orders\nsource: stg_orders\ntimestamp: ordered_at\naggregation: count\n"
-                   "status: archived\n")
-    try:
-        for _ in range(50):  # the server reads the metric files again when one changed
-            listed = {m["name"]: m for m in c.get("/metrics").json()}
-            if "old_orders" in listed:
-                break
-            time.sleep(0.2)
+    with _metric_file(paths, "orders/old_orders.yml", "name: old_orders\nsource: stg_orders\ntimestamp: ordered_at\n"
+                      "aggregation: count\nstatus: archived\n"):
+        listed = _polled(lambda: {m["name"]: m for m in c.get("/metrics").json()}, lambda got: "old_orders" in got)
         assert listed["old_orders"]["status"] == "archived", listed.keys()
         assert 'href="metric/old_orders.html"' in c.get("/").text
-    finally:
-        old.unlink()
 
 
 def test_head_answers_like_get_without_a_body(served):
