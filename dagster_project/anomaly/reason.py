@@ -167,12 +167,6 @@ def _relative(value: float, expected: float, absolute: Callable[[float], str] | 
     return f"{abs(pct):.0f}% {'above' if pct > 0 else 'below'} expected"
 
 
-def one_line(text: str) -> str:
-    """`text` on one line: a character that does not print (a line break in a raw
-    dimension value) as its escape, `\\n`."""
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
-
-
 def not_enough(label: str, shape: str, proportion: bool, value: float, have: int, need: int) -> str:
     head = f"{label} " if label else ""
     return f"{head}{number(value, shape, proportion)}: not enough history ({have} of {need} buckets)"

@@ -10,6 +10,7 @@ import json
 import sys
 
 from ..grains import GRAINS, add_grain, bucket_of, floor_to_grain
+from ..printable import one_line
 
 BACKTEST_DAYS = 90
 MAX_BACKTEST_DAYS = 36_525  # a century: further back than any metric's start
@@ -187,7 +188,6 @@ def _csv(rows: list[dict], args) -> None:
 
 
 def _table(rows: list[dict], args) -> None:
-    from ..anomaly.reason import one_line  # (not at import: every command builds this parser)
     if not rows:
         hint = "" if args.all else "; --all lists every scored bucket"
         print(f"no {'scored buckets' if args.all else 'anomalies'} (scored by the anomalies_<grain> assets of "

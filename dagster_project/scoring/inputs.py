@@ -63,7 +63,7 @@ class SliceSeries:
     dimension: str  # '' for the total
     dimension_value: str
     frame: pd.DataFrame  # bucket_start, value, count, numerator, denominator (dense)
-    observed: np.ndarray | None = None  # a slice's: per frame row, True where it has a row of its own
+    alive: np.ndarray | None = None  # a slice's: per frame row, True where it exists (`alive`); None: the total
 
 
 @dataclass
@@ -73,13 +73,12 @@ class GrainInputs:
 
 
 def read_inputs(wh: Warehouse, grain: str, metrics: list[Metric], lo: dt.datetime, hi: dt.datetime,
-                alive_from: dt.datetime | None = None, history: dict[str, int] | None = None) -> GrainInputs:
+                alive_from: dt.datetime, history: dict[str, int]) -> GrainInputs:
     """Series of `metrics` over [lo, hi), the total first, then per metric at most
-    `max_slices` slices: those with the most volume over the range. With `alive_from` and
-    `history` (buckets per metric): only slices that exist somewhere in [alive_from, hi)
-    (`alive`) compete for those places, on their volume over the metric's own range
-    [alive_from - history, hi): neither a slice gone long ago nor the other metrics of
-    the run decide which are scored."""
+    `max_slices` slices. `history`: buckets per metric. Only slices that exist somewhere in
+    [alive_from, hi) (`alive`) compete for those places, on their volume over the
+    metric's own range [alive_from - history, hi): neither a slice gone long ago nor the
+    other metrics of the run decide which are scored."""
     if not metrics:
         return GrainInputs([], {})
     by_relation: dict[str, list[str]] = {}  # drafts have their own series view
@@ -113,25 +112,25 @@ def read_inputs(wh: Warehouse, grain: str, metrics: list[Metric], lo: dt.datetim
         # numpy per slice: a DataFrame per slice (groupby's groups, reindex) costs more than its scoring
         at = slices.groupby(["dimension", "dimension_value"], sort=False).indices
         columns = _columns(slices)
-        observed = {}
+        window = np.asarray((spine >= pd.Timestamp(alive_from)) & (spine < pd.Timestamp(hi)))
+        exists = {}
         for key, rows in at.items():
             at_spine = spine.get_indexer(columns["bucket_start"][rows])
-            observed[key] = np.zeros(len(spine), bool)
-            observed[key][at_spine[at_spine >= 0]] = True
-        ranked_rows = slices
-        if alive_from is not None and history is not None:
-            own = pd.Timestamp(add_grain(alive_from, grain, -history[m.name]))
-            window = np.asarray((spine >= pd.Timestamp(alive_from)) & (spine < pd.Timestamp(hi)))
-            existing = {key for key, seen in observed.items() if alive(seen, history[m.name])[window].any()}
-            keys = pd.MultiIndex.from_arrays([slices.dimension, slices.dimension_value])
-            ranked_rows = slices[(slices.bucket_start >= own).to_numpy() & keys.isin(list(existing))]
+            observed = np.zeros(len(spine), bool)
+            observed[at_spine[at_spine >= 0]] = True
+            mask = alive(observed, history[m.name])
+            if mask[window].any():
+                exists[key] = mask
+        own = pd.Timestamp(add_grain(alive_from, grain, -history[m.name]))
+        keys = pd.MultiIndex.from_arrays([slices.dimension, slices.dimension_value])
+        ranked_rows = slices[(slices.bucket_start >= own).to_numpy() & keys.isin(list(exists))]
         ranked = _volume(ranked_rows).sort_values(ascending=False, kind="stable") if len(ranked_rows) else \
             pd.Series(dtype=float)
         keep = ranked.index[: m.anomaly.max_slices]
         skipped[m.name] = len(ranked) - len(keep)
         for key in keep:
             part = {c: v[at[key]] for c, v in columns.items()}
-            out.append(SliceSeries(m, key[0], key[1], _dense(part, spine, built, m, is_total=False), observed[key]))
+            out.append(SliceSeries(m, key[0], key[1], _dense(part, spine, built, m, is_total=False), exists[key]))
     return GrainInputs(out, skipped)
 
 

@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 
 from ..anomaly.incidents import incident_labels
-from ..anomaly.reason import one_line
 from ..grains import add_grain
+from ..printable import one_line
 from ..spec.resolved import Metric, MetricsProject
 from ..warehouse.anomaly_store import NAMES, replace_window
 from ..warehouse.connection import Warehouse
 from . import charts
-from .inputs import SliceSeries, alive, detector_settings, read_inputs, shape_of
+from .inputs import SliceSeries, detector_settings, read_inputs, shape_of
 
 
 @dataclass
@@ -65,7 +65,7 @@ def score(wh: Warehouse, project: MetricsProject, grain: str, start: dt.datetime
     summary.skipped_by_metric = {k: v for k, v in inputs.skipped.items() if v}
     summary.slices_skipped = sum(inputs.skipped.values())
     settle = getattr(project.config.settle_lookback, grain)
-    series, alive_at = _existing(inputs.series, grain, settings, start, end)
+    series = inputs.series
     jobs = [SeriesJob(series=s.frame, shape=shape_of(s.metric, project), grain=grain, settings=settings[s.metric.name],
                       score_from=start, score_until=end, now=now, settle_buckets=settle,
                       label=s.metric.name + (one_line(f" [{s.dimension}={s.dimension_value}]") if s.dimension else ""))
@@ -74,7 +74,7 @@ def score(wh: Warehouse, project: MetricsProject, grain: str, start: dt.datetime
     # one call for every slice: the detectors batch series of the same shape and settings
     with np.errstate(all="ignore"):  # NaN gaps and empty windows are expected: no warning per bucket
         scored_all = score_many(jobs) if jobs else pd.DataFrame(columns=["job"])
-    scored_all = _while_alive(scored_all, series, alive_at)
+    scored_all = _while_alive(scored_all, series)
     # the slice's key columns from the job index: rows come in job order, so each series'
     # rows are one contiguous run (its part, for the charts)
     frame, parts = pd.DataFrame(columns=NAMES), []
@@ -98,36 +98,17 @@ def score(wh: Warehouse, project: MetricsProject, grain: str, start: dt.datetime
     return frame, summary
 
 
-def _existing(series: list[SliceSeries], grain: str, settings: dict, start: dt.datetime,
-              end: dt.datetime) -> tuple[list[SliceSeries], list[np.ndarray | None]]:
-    """The series that exist somewhere in [start, end) (inputs.py: a slice while it has a
-    row of its own within a training window), and each one's buckets where it does
-    (None: every bucket, the total)."""
-    from ..anomaly import history_needed
-    kept, masks = [], []
-    for s in series:
-        mask = None
-        if s.observed is not None:
-            mask = alive(s.observed, history_needed(grain, settings[s.metric.name]))
-            bucket = s.frame.bucket_start
-            if not mask[((bucket >= start) & (bucket < end)).to_numpy()].any():
-                continue
-        kept.append(s)
-        masks.append(mask)
-    return kept, masks
-
-
-def _while_alive(scored: pd.DataFrame, series: list[SliceSeries], masks: list[np.ndarray | None]) -> pd.DataFrame:
+def _while_alive(scored: pd.DataFrame, series: list[SliceSeries]) -> pd.DataFrame:
     """`scored` (score_many's rows, in job order) without a slice's rows where it does
-    not exist."""
-    if not len(scored) or all(m is None for m in masks):
+    not exist (SliceSeries.alive)."""
+    if not len(scored) or all(s.alive is None for s in series):
         return scored
     job = scored["job"].to_numpy(dtype=int)
     bucket = scored["bucket_start"].to_numpy(dtype="datetime64[ns]")
     keep = np.ones(len(scored), bool)
     bounds = np.flatnonzero(np.diff(job, prepend=-1, append=-1))
     for lo, hi in zip(bounds[:-1], bounds[1:]):
-        mask = masks[job[lo]]
+        mask = series[job[lo]].alive
         if mask is not None:
             spine = series[job[lo]].frame.bucket_start.to_numpy(dtype="datetime64[ns]")
             keep[lo:hi] = mask[np.searchsorted(spine, bucket[lo:hi])]

@@ -5,6 +5,8 @@ import difflib
 from dataclasses import dataclass
 from typing import Iterable
 
+from ..printable import one_line
+
 
 @dataclass(frozen=True, order=True)
 class ValidationIssue:
@@ -15,8 +17,7 @@ class ValidationIssue:
 
     def __str__(self) -> str:
         # a path with a line break (a hostile folder name) is still one line
-        shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in self.file)
-        return f"{shown}:{self.line}: {self.message}"
+        return f"{one_line(self.file)}:{self.line}: {self.message}"
 
 
 def closest(word: str, candidates: Iterable[str]) -> str:
