@@ -82,3 +82,26 @@ def test_an_incident_across_two_windows_keeps_one_chart(tmp_path, monkeypatch):
     (path,) = {chart[ts[i]] for i in drop}
     assert Path(path).name == f"{ts[drop[0]]:%Y%m%dT%H%M}.png"
     assert [str(p) for p in (tmp_path / "charts").rglob("*.png")] == [path]
+
+
+def test_an_incident_longer_than_two_days_keeps_one_chart_across_its_windows(tmp_path, monkeypatch):
+    """Each day's window (the hour schedule's) is written at its end; an incident from
+    22:00 to 02:00 three days later crosses three midnights. The earlier part was looked
+    for two days back only, so the last window named a new chart after the first
+    bucket it found there."""
+    incident = list(range(HOURS - 24 * 3 - 2, HOURS - 24 + 2))   # 22:00 .. 01:00, 52 hours
+    paths, metric, series, scored, ts, end = _scored_orders(tmp_path, monkeypatch, {})
+    flagged = scored.bucket_start.isin(ts[incident])
+    scored.loc[flagged, "is_anomaly"] = True  # the charts follow the flags (a sustained drop becomes the level)
+    wh = Warehouse("duckdb", paths)
+    midnights = [ts[i] for i in range(HOURS - 24 * 4, HOURS, 24)] + [pd.Timestamp(end)]
+    for lo, hi in zip(midnights[:-1], midnights[1:]):
+        part = scored[(scored.bucket_start >= lo) & (scored.bucket_start < hi)]
+        summary = WindowSummary("hour", lo.to_pydatetime(), hi.to_pydatetime())
+        summary.parts = [(SliceSeries(metric, "", "", series), part)]
+        write(wh, "hour", part, summary, f"run-{lo:%d}", hi.to_pydatetime(), chart_root=tmp_path / "charts")
+    columns, rows = read_anomalies(wh, grain="hour")
+    chart = {pd.Timestamp(r[columns.index("bucket_start")]): r[columns.index("chart_path")] for r in rows}
+    (path,) = {chart[ts[i]] for i in incident}
+    assert Path(path).name == f"{ts[incident[0]]:%Y%m%dT%H%M}.png"
+    assert [str(p) for p in (tmp_path / "charts").rglob("*.png")] == [path]

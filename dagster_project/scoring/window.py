@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -131,9 +132,13 @@ def write(wh: Warehouse, grain: str, frame: pd.DataFrame, summary: WindowSummary
                 first, last = pd.Timestamp(incident.bucket_start.iloc[0]), pd.Timestamp(incident.bucket_start.iloc[-1])
                 worst = incident.loc[incident.score.abs().idxmax()]
                 earlier = _begun_before(wh, grain, s, first) if first == pd.Timestamp(summary.start) else None
-                if earlier is not None and len(earlier):  # one incident across two windows: one chart
+                path = None
+                if earlier is not None and len(earlier):  # one incident across windows: one chart
                     first = pd.Timestamp(earlier.bucket_start.iloc[0])
-                path = charts.chart_path(chart_root, grain, s.metric.name, s.dimension, s.dimension_value, first)
+                    path = earlier.chart_path.iloc[-1]  # the incident's chart, named after its first bucket
+                    path = Path(path) if path and Path(path).is_relative_to(chart_root) else None
+                path = path or charts.chart_path(chart_root, grain, s.metric.name, s.dimension, s.dimension_value,
+                                                 first)
                 lo = last - (pd.Timestamp(add_grain(last.to_pydatetime(), grain, 1)) - last) * charts.CONTEXT[grain]
                 history = s.frame[(s.frame.bucket_start >= lo) & (s.frame.bucket_start <= last)]
                 band = scored[(scored.bucket_start >= lo) & (scored.bucket_start <= last)]
@@ -164,9 +169,11 @@ def write(wh: Warehouse, grain: str, frame: pd.DataFrame, summary: WindowSummary
 def _begun_before(wh: Warehouse, grain: str, s: SliceSeries, first: pd.Timestamp) -> pd.DataFrame:
     """The stored flagged buckets of the series right before `first` (an earlier run's
     window: the hour schedule's windows split at midnight), oldest first, with their
-    band: an incident that crosses the window's start keeps its first bucket's chart."""
+    band and chart: an incident that crosses the window's start keeps its first bucket's
+    chart. Read back as far as a chart shows; the last one's chart_path names the
+    incident's chart however long ago it began."""
     from ..warehouse.anomaly_store import read_anomalies
-    lo = add_grain(first.to_pydatetime(), grain, -charts.RECENT_BUCKETS[grain])
+    lo = add_grain(first.to_pydatetime(), grain, -charts.CONTEXT[grain])
     columns, rows = read_anomalies(wh, metric=s.metric.name, grain=grain, since=lo, until=first.to_pydatetime(),
                                    dimension=s.dimension, dimension_value=s.dimension_value, flagged_only=False)
     stored = pd.DataFrame(rows, columns=columns)  # newest first
@@ -176,7 +183,7 @@ def _begun_before(wh: Warehouse, grain: str, s: SliceSeries, first: pd.Timestamp
         if pd.Timestamp(r.bucket_start) != expect or not r.is_anomaly:
             break
         run.append(r.Index)
-    out = stored.loc[run[::-1], ["bucket_start", "expected", "lower", "upper"]]
+    out = stored.loc[run[::-1], ["bucket_start", "expected", "lower", "upper", "chart_path"]]
     out["bucket_start"] = pd.to_datetime(out["bucket_start"])
     return out.reset_index(drop=True)
 
