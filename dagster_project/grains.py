@@ -2,6 +2,7 @@
 importable without pydantic, sqlglot or pandas so a CLI read starts fast."""
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 
 GRAINS = ("hour", "day", "week", "month")
@@ -30,7 +31,9 @@ def add_grain(ts: dt.datetime, grain: str, n: int = 1) -> dt.datetime:
     if grain == "week":
         return ts + dt.timedelta(days=7 * n)
     month = ts.month - 1 + n
-    return ts.replace(year=ts.year + month // 12, month=month % 12 + 1)
+    year, month = ts.year + month // 12, month % 12 + 1
+    # a day the target month lacks is its last (now, Dec 31, minus 6 months: June 30)
+    return ts.replace(year=year, month=month, day=min(ts.day, calendar.monthrange(year, month)[1]))
 
 
 def ceil_to_grain(day: dt.date, grain: str) -> dt.datetime:

@@ -105,3 +105,28 @@ def test_an_incident_longer_than_two_days_keeps_one_chart_across_its_windows(tmp
     (path,) = {chart[ts[i]] for i in incident}
     assert Path(path).name == f"{ts[incident[0]]:%Y%m%dT%H%M}.png"
     assert [str(p) for p in (tmp_path / "charts").rglob("*.png")] == [path]
+
+
+def test_a_month_window_is_written_on_the_last_days_of_a_month(tmp_path, monkeypatch):
+    """The chart cut-off counts six months back from now: on December 31 that was June 31,
+    a ValueError, so the month grain's anomaly step failed on such days."""
+    monkeypatch.setenv("METRICS_DUCKDB_PATH", str(tmp_path / "wh.duckdb"))
+    paths = make_project(tmp_path / "repo", {"commerce/orders.yml": "name: orders\nsource: stg_orders\n"
+                                             "timestamp: ordered_at\naggregation: count\n"})
+    metric = load_project(paths).project.metrics["orders"]
+    months = pd.date_range("2024-01-01", periods=23, freq="MS")  # to November 2025
+    x = np.random.default_rng(2).poisson(9000, len(months)).astype(float)
+    x[-1] = 30000  # November: flagged, within the six months that get a chart
+    series = pd.DataFrame({"bucket_start": months, "value": x, "count": x, "numerator": np.nan, "denominator": np.nan})
+    now = dt.datetime(2025, 12, 31, 10)
+    scored = score_series(series, shape="count", grain="month", settings=DetectorSettings(seasonality="none"),
+                          score_from=months[12].to_pydatetime(), score_until=dt.datetime(2025, 12, 1), now=now,
+                          settle_buckets=0).assign(metric="orders", grain="month", dimension="", dimension_value="")
+    assert scored.is_anomaly.iloc[-1]
+    summary = WindowSummary("month", months[12].to_pydatetime(), dt.datetime(2025, 12, 1))
+    summary.parts = [(SliceSeries(metric, "", "", series), scored)]
+    assert write(Warehouse("duckdb", paths), "month", scored, summary, "run", now, chart_root=tmp_path / "charts") \
+        == len(scored)
+    columns, rows = read_anomalies(Warehouse("duckdb", paths), grain="month")
+    (flagged,) = rows
+    assert flagged[columns.index("chart_path")] and Path(flagged[columns.index("chart_path")]).is_file()
