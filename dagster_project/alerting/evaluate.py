@@ -14,6 +14,7 @@ from ..spec.resolved import MetricsProject
 from ..warehouse.alert_store import STATE, commit, read_cursor, read_table
 from ..warehouse.anomaly_store import TABLE as ANOMALIES
 from ..warehouse.connection import Warehouse
+from .config import BUCKET
 from .delivery import DeliveryReport, deliver, pending
 from .engine import Evaluator, MetricInfo, Scored, Signal
 from .pipeline import dequeue, freshness_signals, queued
@@ -106,6 +107,35 @@ def _notified_series(wh: Warehouse, states: dict) -> dict[tuple, list[Scored]] |
     return _scored_rows(wh, where, params) or None
 
 
+def _settled_series(wh: Warehouse, engine: Evaluator, cursor: dt.datetime | None,
+                    now: dt.datetime) -> dict[tuple, list[Scored]] | None:
+    """Without new scoring, the rows of the series with a detection scored provisional
+    whose bucket has left the settle lookback since the last scoring (the schedules
+    rewrite a bucket last while it is still inside it): it opens now, not at the next
+    scoring (a day later for a project that runs daily). Read from the engine's lookback
+    on, as a new scoring would."""
+    if not wh.relation_exists(ANOMALIES):
+        return None
+    where, params, since = [], [], {}
+    for grain, settle in engine.settle.items():
+        since[grain] = now - engine.lookback(grain)
+        # bounds a little wide (a month is 28 to 31 days; the engine decides per row):
+        # buckets settled by now that had not settled when the last scoring was written,
+        # so a tick reads a few series, and none once the next scoring has run
+        settled_by = now - settle * (dt.timedelta(days=28) if grain == "month" else BUCKET[grain])
+        lo = since[grain] if cursor is None else max(since[grain], cursor - (2 + settle) * BUCKET[grain])
+        where.append("(grain = ? and bucket_start >= ? and bucket_start < ?)")
+        params += [grain, lo, settled_by]
+    _, keys = wh.rows(f"select distinct metric, grain, dimension, dimension_value from {wh.relation(ANOMALIES)} "
+                      f"where is_anomaly and provisional and ({' or '.join(where)})", params)
+    if not keys:
+        return None
+    where = " or ".join("(metric = ? and grain = ? and dimension = ? and dimension_value = ? and bucket_start >= ?)"
+                        for _ in keys)
+    params = [v for k in sorted(keys) for v in (*k, since[k[1]])]
+    return _scored_rows(wh, where, params) or None
+
+
 def evaluate_once(paths: ProjectPaths, target: str, project: MetricsProject, now: dt.datetime,
                   lock_timeout: float | None = None, send: bool = True,
                   signals: list[Signal] = (), deliver_budget: float | None = None) -> EvaluationReport:
@@ -129,7 +159,8 @@ def evaluate_once(paths: ProjectPaths, target: str, project: MetricsProject, now
                         since[s["grain"]] = min(since[s["grain"]], s["bucket_start"])
                 scored = read_scored(wh, since)
             else:
-                scored = _notified_series(wh, states)
+                scored = {**(_settled_series(wh, engine, cursor, now) or {}), **(_notified_series(wh, states) or {})}
+                scored = scored or None
             fresh, notes = freshness_signals(wh, paths, now)
         waiting = queued(paths)  # run signals an earlier evaluation could not take
         outcome = engine.evaluate(scored, states, [*fresh, *waiting, *signals])

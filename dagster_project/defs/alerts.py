@@ -1,8 +1,9 @@
 """Alerting: `metric_alerts_sensor`, one alert evaluation per tick (dagster_project/
 alerting/evaluate.py; `metrics alerts evaluate` does the same headless). The cursor is
-the newest anomaly scoring the sensor has read: a tick without new scoring only runs the
+the newest anomaly scoring the sensor has read: a tick without new scoring runs the
 timers (group waits, repeats, silences), the source freshness checks and the outbox, and
-reads no scored buckets. `pipeline_failure_sensor` opens a `run_failure` alert for a
+reads only the series of a notified alert or of a detection that settled since that
+scoring. `pipeline_failure_sensor` opens a `run_failure` alert for a
 failed run, `pipeline_recovery_sensor` resolves it when the job next succeeds."""
 import json
 
