@@ -147,3 +147,17 @@ def test_a_whole_rescore_leaves_the_rows_it_is_told_to_keep(scored, target):
             for d in (dict(zip(columns, r)) for r in rows)}
     assert set(runs) == before  # orders' rows kept, every other metric's replaced
     assert all((run == "run-4") == (key[0] != "orders" and key[1] >= lo) for key, run in runs.items())
+
+
+def test_values_are_read_without_float_noise_and_whole_numbers_are_kept():
+    """What scoring reads (scoring/inputs.py `significant`): a warehouse's float noise is
+    dropped (12 significant digits), but a whole number is never rounded to a coarser
+    unit (1,234,567,890,123 cents was read as 1,234,567,890,120)."""
+    import numpy as np
+    from dagster_project.scoring.inputs import significant
+    read = [38.150000000000006, 0.1 + 0.2, 1_234_567_890_123.0, 1_234_567_890_123.4, -987_654_321_098_765.0,
+            float(2 ** 53), 123_456.789_012_345_6, 5e-324, 0.0]
+    wanted = [38.15, 0.3, 1_234_567_890_123.0, 1_234_567_890_123.0, -987_654_321_098_765.0,
+              float(2 ** 53), 123_456.789_012, 5e-324, 0.0]
+    assert significant(np.array(read)).tolist() == wanted
+    assert np.isnan(significant(np.array([np.nan]))).all() and significant(np.array([np.inf])).tolist() == [np.inf]

@@ -138,13 +138,14 @@ SIGNIFICANT_DIGITS = 12
 
 
 def significant(x: np.ndarray) -> np.ndarray:
-    """x to SIGNIFICANT_DIGITS significant digits: the warehouses' float noise (an average
-    of 38.15 read as 38.150000000000006 on Postgres) would otherwise round a reason's
-    number the other way, or tip a model choice, so the rows differ by warehouse."""
+    """x to SIGNIFICANT_DIGITS significant digits, and never coarser than units: the
+    warehouses' float noise (an average of 38.15 read as 38.150000000000006 on Postgres)
+    would otherwise round a reason's number the other way, or tip a model choice, so the
+    rows differ by warehouse; a large whole number (1,234,567,890,123 cents) is kept."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         finite = np.isfinite(x) & (x != 0)
         exponent = np.where(finite, np.floor(np.log10(np.abs(np.where(finite, x, 1.0)))), 0.0)
-        scale = 10.0 ** (SIGNIFICANT_DIGITS - 1 - exponent)
+        scale = 10.0 ** np.maximum(SIGNIFICANT_DIGITS - 1 - exponent, 0.0)
         rounded = np.round(x * scale) / scale
     return np.where(finite & np.isfinite(rounded), rounded, x)
 
