@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -467,3 +468,95 @@ def test_an_unscored_ratio_above_one_is_not_shown_as_a_percentage():
     num = np.array([1.0, 2.0, 1.0])
     out = score(frame(num / den, numerator=num, denominator=den), shape="ratio", first=0)
     assert out.reason.iloc[0].startswith("m 25%"), out.reason.tolist()
+
+
+def test_an_amount_per_order_with_a_mostly_zero_window_says_it_is_too_sparse():
+    """Refund amounts per order on five days of ninety, then a 900 refund: not judged (too
+    few events), and the reason said so for a plain amount but blamed `min_volume 0` for
+    the same series as an amount per order."""
+    den = np.random.default_rng(0).poisson(50, 90).astype(float)
+    num = np.zeros(90)
+    num[[5, 20, 33, 47, 61]] = [30, 45, 25, 60, 40]
+    num[-1] = 900
+    out = score(frame(num / den, numerator=num, denominator=den), shape="amount_ratio", first=89)
+    (reason,) = out.reason
+    assert not out.is_anomaly.any() and "min_volume" not in reason
+    assert re.search(r"above the band but its window is mostly zeros with only \d non-zero buckets, under 8: "
+                     r"too sparse to judge$", reason), reason
+
+
+@pytest.mark.parametrize("grain, need", [("day", 21), ("month", 12)])
+def test_a_training_window_as_long_as_the_minimum_history_survives_a_missing_bucket(grain, need):
+    """`training_buckets` equal to the grain's minimum history needed every bucket: one
+    month never built left the next twelve unscored ("11 of 12 buckets")."""
+    x = np.random.default_rng(1).poisson(200, 90).astype(float)
+    x[50] = np.nan
+    f = frame(x)
+    f["bucket_start"] = pd.date_range("2018-01-01", periods=90, freq="MS" if grain == "month" else "D")
+    end = dt.datetime(2025, 7, 1) if grain == "month" else dt.datetime(2018, 4, 1)
+    out = score_series(f, shape="count", grain=grain, settings=DetectorSettings(training_buckets=need),
+                       score_from=f.bucket_start.iloc[40].to_pydatetime(), score_until=end, now=end, settle_buckets=0)
+    assert len(out) == 49 and out.score.notna().all(), out[out.score.isna()].reason.iloc[0]
+    assert min_history(grain, DetectorSettings(training_buckets=need)) < need
+
+
+def test_a_wide_band_keeps_its_expected_value_in_the_reason_and_the_row():
+    """Daily revenue near 100 with large orders on one day in ten: the band reaches tens
+    of millions, and its expected value (about 96) read as 0 beside it ("36 vs expected
+    0 (0..91,828,668)")."""
+    rng = np.random.default_rng(1)
+    x = rng.gamma(2, 50, 120) + np.where(rng.random(120) < 0.1, rng.gamma(2, 50000, 120), 0)
+    out = score(frame(x), shape="fraction", first=0)
+    banded = out[out.score.notna()]
+    assert len(banded) > 50 and (banded.expected > 0).all()
+    _band_holds(out, 3.0)
+    for r in banded.itertuples():
+        assert f" vs expected {number(r.expected, 'fraction')} (" in r.reason, r.reason
+
+
+@pytest.mark.parametrize("shape, sensitivity, training", [("fraction", 15, None), ("count", 10, 6)])
+def test_a_high_sensitivity_on_a_short_window_keeps_a_finite_band(shape, sensitivity, training):
+    """The band edge of a high sensitivity with few residuals is thousands of sds out: in
+    the log scale that overflowed (upper = inf), and the expected value was then stored
+    and shown as 0 (a count of 2 'above' an expected 0 with a negative score)."""
+    rng = np.random.default_rng(3 if shape == "fraction" else 5)
+    if shape == "fraction":
+        f = frame(np.exp(rng.normal(5, 1.5, 40)))
+    else:
+        f = frame(rng.poisson(3, 40).astype(float))
+    settings = DetectorSettings(sensitivity=sensitivity, training_buckets=training)
+    out = score(f, shape=shape, settings=settings, first=0)
+    banded = out[out.score.notna()]
+    assert len(banded) > 10 and (banded.expected > 0).all()
+    _band_holds(out, sensitivity)
+
+
+def test_a_rate_is_judged_the_same_whatever_its_denominators_unit():
+    """Signups (a count) per ad spend: in dollars or in millions of dollars the same
+    buckets are flagged. The overdispersion search stopped at a fixed bound, so a
+    denominator of 0.0001 got a band far too narrow (52 of 470 flagged, 6 in dollars);
+    its reason printed the denominator as a count, "(43 / 0.0)"."""
+    flagged = {}
+    for unit in (1.0, 1e-4, 1e-6):
+        rows = []
+        for seed in range(3):
+            rng = np.random.default_rng(seed)
+            den = rng.gamma(5, 1 / 5, 150) * unit
+            num = rng.poisson(40, 150).astype(float)
+            out = score(frame(num / den, numerator=num, denominator=den), shape="ratio", first=56)
+            rows.append(out.is_anomaly.to_numpy())
+        flagged[unit] = np.concatenate(rows)
+    assert flagged[1.0].sum() < 10
+    assert (flagged[1e-4] == flagged[1.0]).all() and (flagged[1e-6] == flagged[1.0]).all()
+    assert re.search(r" \(\d+ / 0\.0+[1-9]\d\d\) vs expected", out.reason.iloc[-1]), out.reason.iloc[-1]
+
+
+def test_an_infinite_value_is_a_gap_not_a_record():
+    """A float division by zero in the warehouse stores inf: it was scored and flagged
+    ("m inf vs expected 1,018 ..., highest in 8 weeks") and trained on after."""
+    x = np.random.default_rng(6).normal(1000, 30, 90)
+    x[80] = np.inf
+    f = frame(x)
+    out = score(f, shape="fraction")
+    assert f.bucket_start[80] not in set(out.bucket_start) and len(out) == 90 - 56 - 1
+    assert not out.is_anomaly.any() and not out.reason.str.contains("inf").any()

@@ -64,11 +64,14 @@ def forward(x: np.ndarray, domain: str, offset=0.0) -> np.ndarray:
     return np.where(fine, 2.0 * np.sqrt(np.where(fine, x + offset, 1.0)), np.nan)
 
 
+_LOG_MAX = float(np.log(np.finfo(float).max)) - 1.0
+
+
 def back(y: np.ndarray, domain: str, offset=0.0) -> np.ndarray:
     """The value at y in the domain's scale (a band edge below the square root's 0 is
     -offset: the caller clips a series that never goes below 0 at 0)."""
     if domain == VALUE:
         return y
-    if domain == LOG:
-        return np.exp(y)
+    if domain == LOG:  # (a band edge thousands of sds out, a high sensitivity on a young window: finite)
+        return np.exp(np.minimum(y, _LOG_MAX))
     return (np.maximum(y, 0.0) / 2.0) ** 2 - offset

@@ -30,6 +30,7 @@ def formatter(shape: str, proportion: bool = False) -> Callable[[float], str]:
 
 
 # The formatters: each checks for NaN itself (a wrapper would cost a call per value).
+HUGE = 1e15  # and beyond: 2.190e+17, not 22 digits (the far edge of a band at a high sensitivity)
 def _percent(x: float) -> str:
     return "?" if isinstance(x, float) and x != x else f"{_significant(100 * x)}%"
 
@@ -37,13 +38,15 @@ def _percent(x: float) -> str:
 def _count(x: float) -> str:
     if isinstance(x, float) and x != x:
         return "?"
+    if abs(x) >= HUGE:
+        return f"{x:.3e}"
     return f"{x:,.0f}" if abs(x) >= 10 or float(x).is_integer() else f"{x:.1f}"
 
 
 def _significant(x: float) -> str:
     if isinstance(x, float) and x != x:
         return "?"
-    if abs(x) >= 999.5:  # (999.7 to 3 significant digits is 1,000, not 1e+03)
+    if 999.5 <= abs(x) < HUGE:  # (999.7 to 3 significant digits is 1,000, not 1e+03)
         return f"{x:,.0f}"
     text = f"{x:.3g}"
     if "e" not in text:
@@ -85,43 +88,56 @@ def _plural(n: int, word: str) -> str:
 def sentence(*, label: str, shape: str, proportion: bool, value: float, expected: float, lower: float,
              upper: float, flagged: bool, outside: bool, side_ok: bool, volume_ok: bool, volume: float,
              min_volume: float, record: str, phase: str, span: str, numerator: float, denominator: float,
-             run: int = 0) -> str:
+             run: int = 0, sparse: float = math.nan, sparse_min: int = 0) -> str:
     """One scored bucket in words. `record`: 'lowest' / 'highest' when the value is beyond
     every training value of its phase, else ''. `run`: the hours of the run it completes
-    (runs.py), 0 for none."""
+    (runs.py), 0 for none. `sparse`: for a bucket not judged because its window is mostly
+    zeros, its non-zero buckets (fewer than `sparse_min`), else NaN."""
     return sentences(label=label, shape=shape, min_volume=min_volume, proportion=[proportion], value=[value],
                      expected=[expected], lower=[lower], upper=[upper], flagged=[flagged], outside=[outside],
                      side_ok=[side_ok], volume_ok=[volume_ok], volume=[volume], record=[record], phase=[phase],
-                     span=[span], numerator=[numerator], denominator=[denominator], run=[run])[0]
+                     span=[span], numerator=[numerator], denominator=[denominator], run=[run], sparse=[sparse],
+                     sparse_min=sparse_min)[0]
 
 
 def sentences(*, label: str, shape: str, min_volume: float, proportion: Sequence[bool], value: Sequence[float],
               expected: Sequence[float], lower: Sequence[float], upper: Sequence[float], flagged: Sequence[bool],
               outside: Sequence[bool], side_ok: Sequence[bool], volume_ok: Sequence[bool], volume: Sequence[float],
               record: Sequence[str], phase: Sequence[str], span: Sequence[str], numerator: Sequence[float],
-              denominator: Sequence[float], run: Sequence[int] | None = None) -> list[str]:
-    """`sentence` for many buckets of one series: each argument but label, shape and
-    min_volume is a sequence of plain Python values, one per bucket."""
+              denominator: Sequence[float], run: Sequence[int] | None = None, sparse: Sequence[float] | None = None,
+              sparse_min: int = 0) -> list[str]:
+    """`sentence` for many buckets of one series: each argument but label, shape,
+    min_volume and sparse_min is a sequence of plain Python values, one per bucket."""
     head = f"{label} " if label else ""
     fmt = {False: formatter(shape, False), True: formatter(shape, True)}
     counts = formatter("count")
     out = []
     run = [0] * len(value) if run is None else run
-    for (prop, v, e, lo, hi, fl, outs, sok, vok, vol, rec, ph, sp, num, den, rn) in zip(
+    sparse = [math.nan] * len(value) if sparse is None else sparse
+    for (prop, v, e, lo, hi, fl, outs, sok, vok, vol, rec, ph, sp, num, den, rn, few) in zip(
             proportion, value, expected, lower, upper, flagged, outside, side_ok, volume_ok, volume, record,
-            phase, span, numerator, denominator, run):
+            phase, span, numerator, denominator, run, sparse):
         f = fmt[bool(prop)]
         vt = f(v)
         if shape in ("ratio", "amount_ratio") and not (math.isnan(num) or math.isnan(den)):
             # "of" for a share of the denominator, "/" for a rate or an amount per unit
             top = counts(num) if shape == "ratio" else _significant(num)
-            vt += f" ({top} of {counts(den)})" if prop else f" ({top} / {counts(den)})"
+            # a rate's denominator need not be a count (signups per ad spend in k$: 0.00015)
+            per = counts(den) if prop or float(den).is_integer() or abs(den) >= 10 else _significant(den)
+            vt += f" ({top} of {per})" if prop else f" ({top} / {per})"
         text = f"{head}{vt} vs expected {f(e)} ({f(lo)}..{f(hi)})"
         if fl and not outs:  # flagged as the end of a run of hours (runs.py)
             side = "above" if v > e else "below"
             before = _plural(rn - 1, "hour")
             out.append(f"{text}, {_relative(v, e, f if lo < 0 < hi else None)}; with the {before} before it today, "
                        f"together {side} their expected range")
+            continue
+        if not vok and few == few:  # (not NaN) a mostly-zero window, whatever the shape's volume
+            side = "above" if v > e else "below"
+            out.append(f"{text}, {side} the band but its window is mostly zeros with only {few:.0f} non-zero "
+                       f"buckets, under {sparse_min}: too sparse to judge" if outs and sok else
+                       _verdict(text, shape, v, e, fl, outs, sok, vok, vol, min_volume, rec, ph, sp,
+                                f if lo < 0 < hi else None))
             continue
         out.append(_verdict(text, shape, v, e, fl, outs, sok, vok, vol, min_volume, rec, ph, sp,
                             f if lo < 0 < hi else None))
@@ -141,9 +157,6 @@ def _verdict(text, shape, value, expected, flagged, outside, side_ok, volume_ok,
     side = "above" if above else "below"
     if not side_ok:
         return f"{text}, {side} the band but only {'drops' if above else 'rises'} are flagged"
-    if not volume_ok and shape == "fraction":
-        return (f"{text}, {side} the band but its window is mostly zeros with only {volume:.0f} non-zero "
-                f"buckets, under {min_volume:.0f}: too sparse to judge")
     if not volume_ok and not volume == volume:  # NaN: no recent bucket has a volume
         return (f"{text}, {side} the band but no recent bucket shows its volume "
                 f"(min_volume {number(min_volume, 'count')})")

@@ -275,12 +275,16 @@ def _windowed(batch, prepared, arrays, value, num, den, shape, grain, settings, 
 
 
 def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """A column as floats, NaN (a gap) where it holds no finite number: an infinity (a
+    float division by zero in the warehouse) is no observation to judge, nor to train on."""
     if name not in frame.columns:
         return np.full(len(frame), np.nan)
     col = frame[name]
     if col.dtype.kind == "f":
-        return col.to_numpy(dtype=float)
-    return pd.to_numeric(col, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        x = col.to_numpy(dtype=float)
+    else:
+        x = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    return np.where(np.isinf(x), np.nan, x)
 
 
 def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSettings, label: str,
@@ -355,7 +359,7 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
             reasons[i] = text.not_enough(label, told, pr, v, int(have), min_hist)
     rows = np.nonzero(enough)[0]
     # float noise (a sum expected at 1.8e-15 instead of 0) is stored as 0
-    noise_free = _shown(value, expected, res["lower"], res["upper"], 1e-9)
+    noise_free = _shown(value, expected, res["lower"], res["upper"], NOISE)
     expected, lower, upper = noise_free["expected"], noise_free["lower"], noise_free["upper"]
     # phase and span: only a flagged record mentions them (a cost per row)
     phase, span = np.full(rows.size, "", dtype=object), np.full(rows.size, "", dtype=object)
@@ -367,8 +371,9 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
         label=label, shape=told, min_volume=need, **{k: np.asarray(v)[rows].tolist() for k, v in {
             "proportion": prop, "value": value, **_shown(value, expected, lower, upper, 1e-4),
             "flagged": flagged, "outside": outside, "side_ok": side_ok, "volume_ok": volume_ok,
-            "volume": volume, "record": res["record"], "numerator": num, "denominator": den, "run": run}.items()},
-        phase=phase.tolist(), span=span.tolist())
+            "volume": volume, "record": res["record"], "numerator": num, "denominator": den, "run": run,
+            "sparse": np.where(unjudged, sizes, np.nan)}.items()},
+        phase=phase.tolist(), span=span.tolist(), sparse_min=MIN_SIZES)
     return {
         "bucket_start": bucket, "value": value, "expected": expected, "lower": lower, "upper": upper,
         "score": np.where(enough, score, np.nan), "is_anomaly": flagged, "direction": direction.astype(object),
@@ -376,15 +381,27 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
         "reason": reasons}
 
 
+NOISE = 1e-12  # of the numbers' scale: float noise (a sum expected at 1.8e-15 beside a band of +-3)
+
+
 def _shown(value, expected, lower, upper, relative: float) -> dict[str, np.ndarray]:
-    """expected, lower and upper with each number under `relative` times the largest of
-    the three as 0 (the band's own scale: never the value's, or a spike's band would
-    vanish): a band edge of 3.4e-05 beside 127 reads as 0 in the reason; so does one
-    under 1e-100 (an all-zero series' band ends at 7e-150, its noise floor)."""
+    """expected, lower and upper with float noise as 0, and a band edge under `relative`
+    times the expected value as 0 too (an edge of 3.4e-05 beside 127 reads as 0 in the
+    reason); anything under 1e-100 is 0 (an all-zero series' band ends at 7e-150, its
+    noise floor). Noise is judged against the numbers' own scale: for an edge, the
+    band's largest finite edge; for the expected value, that or, if smaller, the larger
+    of the value and the middle of the three band numbers: a spike's value does not
+    make its band vanish, nor a very wide band (a high sensitivity on a young window,
+    0..1e104) its expected value."""
     with np.errstate(invalid="ignore"):
-        tiny = np.fmax(relative * np.fmax.reduce(np.abs(np.stack([expected, lower, upper])), axis=0), 1e-100)
-        return {k: np.where(np.abs(x) < tiny, 0.0, x)
-                for k, x in (("expected", expected), ("lower", lower), ("upper", upper))}
+        numbers = np.abs(np.stack([lower, expected, upper]))
+        edges = np.where(np.isfinite(numbers[[0, 2]]), numbers[[0, 2]], np.nan)
+        band = np.nan_to_num(np.fmax.reduce(edges, axis=0))
+        data = np.fmax(np.abs(np.nan_to_num(value)), np.nan_to_num(np.median(numbers, axis=0)))
+        noise = np.fmax(NOISE * band, 1e-100)
+        near = np.fmax(noise, relative * np.abs(np.nan_to_num(expected)))
+        return {"expected": np.where(np.abs(expected) < np.fmax(NOISE * np.fmin(band, data), 1e-100), 0.0, expected),
+                **{k: np.where(np.abs(x) < near, 0.0, x) for k, x in (("lower", lower), ("upper", upper))}}
 
 
 def _denominator_volume(p: dict, res: dict, grain: str, settings: DetectorSettings) -> np.ndarray:

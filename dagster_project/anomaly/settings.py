@@ -152,6 +152,7 @@ def min_history(grain: str, settings: DetectorSettings) -> int:
         if period > 1:
             need = max(need, min_cycles(settings) * period + level_span(grain, settings))
     # a window shorter than that needs half its buckets: all of them left a whole window
-    # unscored after every gap or `exclude` range (7 days after a 3-day one)
+    # unscored after every gap or `exclude` range (7 days after a 3-day one); one not much
+    # longer may miss a quarter of them (`training_buckets: 12` months, one month missing)
     w = training_buckets(grain, settings)
-    return need if w >= need else max(3, (w + 1) // 2)
+    return min(need, w - max(1, w // 4)) if w >= need else max(3, (w + 1) // 2)

@@ -226,13 +226,14 @@ def spread_start(r: np.ndarray, mad_scale: np.ndarray) -> np.ndarray:
     return np.where(wide > 2.0 * mad_scale, wide, mad_scale)
 
 
-def solve_dispersion(u2: np.ndarray, base: np.ndarray, slope: np.ndarray, iterations: int = 14) -> np.ndarray:
+def solve_dispersion(u2: np.ndarray, base: np.ndarray, slope: np.ndarray, iterations: int = 15) -> np.ndarray:
     """Per row, the overdispersion a >= 0 with mean(min(u2 / v, C^2)) = E[min(z^2, C^2)],
     v = base * (1 + a * slope): the winsorised moment estimate of a negative binomial /
     beta-binomial extra-variance term. u2: squared residuals (NaN ignored), base: their
     variance without overdispersion, slope: what `a` multiplies (the mean or the
     denominator). 0 when the residuals are no wider than `base` (the Poisson / binomial
-    floor). Bisection on log10(a) over [-12, 4]."""
+    floor). Bisection on log10(a m) over [-12, 6], m the row's median slope: the same
+    band whatever the denominator's unit (signups per dollar or per million dollars)."""
     def excess(a: np.ndarray, u2: np.ndarray, base: np.ndarray, slope: np.ndarray) -> np.ndarray:
         z2 = u2 / (base * (1.0 + a[:, None] * slope))
         return nanmean(np.minimum(z2, WINSOR ** 2)) > WINSOR_MOMENT
@@ -243,14 +244,17 @@ def solve_dispersion(u2: np.ndarray, base: np.ndarray, slope: np.ndarray, iterat
     if rows.size == 0:
         return out
     u2, base, slope = u2[rows], base[rows], slope[rows]  # once, not at every step
+    m = nanmedian(np.where(np.isnan(u2) | ~(slope > 0), np.nan, slope))
+    m = np.where(np.isfinite(m) & (m > 0), m, 1.0)
+    slope = slope / m[:, None]
     lo = np.full(rows.size, -12.0)
-    hi = np.full(rows.size, 4.0)
+    hi = np.full(rows.size, 6.0)
     for _ in range(iterations):
         mid = 0.5 * (lo + hi)
         above = excess(10.0 ** mid, u2, base, slope)
         lo = np.where(above, mid, lo)
         hi = np.where(above, hi, mid)
-    out[rows] = 10.0 ** hi
+    out[rows] = 10.0 ** hi / m
     return out
 
 
