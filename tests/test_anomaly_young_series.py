@@ -39,3 +39,25 @@ def test_a_young_series_with_a_long_upper_side_is_rarely_flagged(sigma):
     # sensitivity; a young window knows its tails less well, so up to 1.5 here. Fitted as
     # if symmetric in the value (the scales compared on too few residuals), 2.2 to 2.5.
     assert runs <= 1.5 * months, (runs, round(months, 1))
+
+
+@pytest.mark.parametrize("young", [60, 120])
+def test_a_young_windows_long_side_is_as_wide_as_a_grown_windows(young):
+    """The residuals of a log-normal noise (sd 0.5 in its log) standardised by their
+    MAD: the upper band edge a young window of 60 or 120 values gives (one measured at
+    its 10% and 25% quantiles) is close to the one a grown window of 400 gives (at its
+    2.5% and 10%), not the normal edge (it was 3.5 and 4.9 sds against 8.2: a young
+    latency's ordinary highs were flagged); the short side keeps the normal edge."""
+    from dagster_project.anomaly.stats import tail_edges
+    rng = np.random.default_rng(0)
+
+    def edges(n):
+        x = np.exp(rng.normal(0.0, 0.5, (400, n)))
+        med = np.median(x, axis=1, keepdims=True)
+        z = (x - med) / (1.4826 * np.median(np.abs(x - med), axis=1, keepdims=True))
+        return tail_edges(z, 3.5, np.full(400, 3.5), skewed=True)
+
+    up, down = edges(young)
+    grown_up, grown_down = edges(400)
+    assert np.median(up) > 0.8 * np.median(grown_up) and np.median(grown_up) > 7.0
+    assert np.median(down) == np.median(grown_down) == 3.5

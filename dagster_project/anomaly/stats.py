@@ -263,6 +263,7 @@ TAIL_INNER = 0.10      # and at its 10% quantile (1.28 sd): how fast the tail fa
 TAIL_MIN_POINTS = 5    # values beyond a quantile a side needs before it is measured there
 _Z_TAIL = 1.959963984540054
 _Z_INNER = 1.2815515655446004
+_TAIL_YOUNG, _Z_YOUNG = 0.25, 0.6744897501960817  # a young window's inner level
 # q2 / q1 of a normal side, and of an exponential one (a Laplace's: ln(1/0.05) / ln(1/0.2))
 _RATIO_NORMAL = _Z_TAIL / _Z_INNER
 _RATIO_EXPONENTIAL = math.log(20.0) / math.log(5.0)
@@ -286,16 +287,19 @@ def tail_edges(z: np.ndarray, sensitivity: float, gaussian: np.ndarray,
     (q2 - q1) / ln 4 * ln(2.5% / the edge's tail probability): such a tail reaches
     much further than its 2.5% quantile alone says (at sensitivity 3.5, an exponential
     side whose 2.5% quantile is a normal's 1.96 gets an edge of 5.0 sds, not 3.5). A
-    side with fewer than TAIL_MIN_POINTS values beyond its 2.5% quantile is then
-    measured at its 10% quantile if twice as many lie beyond that (q1 / 1.28: young
-    hourly windows, 100 to 199 values). (A count's or a ratio's variance function
+    window with fewer than TAIL_MIN_POINTS values beyond its 2.5% quantile (a young
+    hourly one, under 200 values) is read the same way one level in, at its 25% and
+    10% quantiles (0.67 and 1.28 sds for a normal), from 50 values on: a young
+    latency's long side was held near the normal edge (its 10% quantile alone grows
+    little), and its ordinary highs were flagged. (A count's or a ratio's variance function
     already describes its skew: there a heavier tail is bursts, which are flagged.)
     Normal noise keeps about the normal edge: the slopes are estimates and the steeper
     one is kept, so on average a few percent wider. With too few values beyond either
     quantile (short windows: daily and coarser grains) a side keeps `gaussian`."""
     n = np.count_nonzero(~np.isnan(z), axis=1)
-    inner = n * (TAIL_INNER if skewed else TAIL_LEVEL) >= (2 * TAIL_MIN_POINTS if skewed else TAIL_MIN_POINTS)
     outer = n * TAIL_LEVEL >= TAIL_MIN_POINTS
+    # a young skewed window: its 10% and 25% quantiles, as the 2.5% and 10% ones
+    inner = outer | (skewed & (n * TAIL_INNER >= TAIL_MIN_POINTS))
     gaussian = np.broadcast_to(np.asarray(gaussian, float), n.shape)
     if not inner.any():
         return gaussian.copy(), gaussian.copy()
@@ -304,21 +308,26 @@ def tail_edges(z: np.ndarray, sensitivity: float, gaussian: np.ndarray,
         s = np.sort(side[inner], axis=1)  # NaN last
         m = n[inner]
         g = gaussian[inner]
-        q1, q2 = (quantile_sorted(s, m, 1.0 - level) for level in (TAIL_INNER, TAIL_LEVEL))
-        young = g * np.fmax(q1 / _Z_INNER, 1.0)
-        slope = np.fmax(q2 / _Z_TAIL, (q2 - q1) / (_Z_TAIL - _Z_INNER)) if skewed else q2 / _Z_TAIL
-        grown = q2 + slope * (g - _Z_TAIL)
-        if skewed:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                w = np.clip((q2 / q1 - _RATIO_NORMAL) / (_RATIO_EXPONENTIAL - _RATIO_NORMAL), 0.0, 1.0)
-            # a side whose 10% quantile is under half a normal sd sits mostly at the centre
-            # (a gauge on a few levels): its q2 / q1 says nothing of an exponential tail
-            w = np.where(q1 > 0.5, w, 0.0)
-            # the edge's tail probability, its distance inflated as the Student-t's is
-            far = math.log(TAIL_LEVEL / (0.5 * math.erfc(sensitivity / math.sqrt(2.0)))) * g / sensitivity
-            grown = (1.0 - w) * grown + w * (q2 + (q2 - q1) / math.log(TAIL_INNER / TAIL_LEVEL) * far)
-        grown = np.fmax(grown, g)
+        old = outer[inner]
+        # each row's two levels: (10%, 2.5%) once a window has the points, else (25%, 10%)
+        p_in, p_out = np.where(old, TAIL_INNER, _TAIL_YOUNG), np.where(old, TAIL_LEVEL, TAIL_INNER)
+        z_in, z_out = np.where(old, _Z_INNER, _Z_YOUNG), np.where(old, _Z_TAIL, _Z_INNER)
+        q_in = np.where(old, quantile_sorted(s, m, 1.0 - TAIL_INNER), quantile_sorted(s, m, 1.0 - _TAIL_YOUNG))
+        q_out = np.where(old, quantile_sorted(s, m, 1.0 - TAIL_LEVEL), quantile_sorted(s, m, 1.0 - TAIL_INNER))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            slope = np.fmax(q_out / z_out, (q_out - q_in) / (z_out - z_in)) if skewed else q_out / z_out
+            grown = q_out + slope * (g - z_out)
+            if skewed:
+                normal, exponential = z_out / z_in, np.log(0.5 / p_out) / np.log(0.5 / p_in)
+                w = np.clip((q_out / q_in - normal) / (exponential - normal), 0.0, 1.0)
+                # a side whose inner quantile is under half its normal value sits mostly at
+                # the centre (a gauge on a few levels): its ratio says nothing of an
+                # exponential tail
+                w = np.where(q_in > 0.5 * z_in, w, 0.0)
+                # the edge's tail probability, its distance inflated as the Student-t's is
+                far = np.log(p_out / (0.5 * math.erfc(sensitivity / math.sqrt(2.0)))) * g / sensitivity
+                grown = (1.0 - w) * grown + w * (q_out + (q_out - q_in) / np.log(p_in / p_out) * far)
         out = gaussian.copy()
-        out[inner] = np.where(outer[inner], grown, young)
+        out[inner] = np.fmax(np.where(np.isfinite(grown), grown, g), g)
         edges.append(out)
     return edges[0], edges[1]
