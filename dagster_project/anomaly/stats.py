@@ -320,10 +320,10 @@ def tail_edges(z: np.ndarray, sensitivity: float, gaussian: np.ndarray,
             if skewed:
                 normal, exponential = z_out / z_in, np.log(0.5 / p_out) / np.log(0.5 / p_in)
                 w = np.clip((q_out / q_in - normal) / (exponential - normal), 0.0, 1.0)
-                # a side whose inner quantile is under half its normal value sits mostly at
-                # the centre (a gauge on a few levels): its ratio says nothing of an
-                # exponential tail
-                w = np.where(q_in > 0.5 * z_in, w, 0.0)
+                # a side whose 10% quantile is under half a normal sd (its 25% quantile
+                # under the same share of a normal's) sits mostly at the centre (a gauge on
+                # a few levels): its ratio says nothing of an exponential tail
+                w = np.where(q_in > 0.5 * z_in / _Z_INNER, w, 0.0)
                 # the edge's tail probability, its distance inflated as the Student-t's is
                 far = np.log(p_out / (0.5 * math.erfc(sensitivity / math.sqrt(2.0)))) * g / sensitivity
                 grown = (1.0 - w) * grown + w * (q_out + (q_out - q_in) / np.log(p_in / p_out) * far)
