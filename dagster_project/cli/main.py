@@ -307,6 +307,9 @@ def cmd_run(args, paths: ProjectPaths) -> int:
     except WarehouseError as err:  # e.g. the writer lock timed out between two jobs
         _err(f"{err}; the run stopped (each window is replaced in one transaction: an unfinished one is unchanged)")
         return 1
+    if outcome.interrupted:
+        _err(INTERRUPTED_TEXT)
+        return 130
     if not report_outcome(outcome, "the build"):
         return 1
     if args.target == "duckdb":
@@ -384,6 +387,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+INTERRUPTED_TEXT = ("interrupted (Ctrl-C): stopped; each window is replaced in one transaction, so one not "
+                    "finished is unchanged (run the command again to finish it)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     paths = ProjectPaths(args.project_dir.resolve()) if args.project_dir else ProjectPaths.discover()
@@ -397,6 +404,9 @@ def main(argv: list[str] | None = None) -> int:
         code = args.func(args, paths)
         sys.stdout.flush()  # a closed pipe must fail here, not in the interpreter's final flush
         return code
+    except KeyboardInterrupt:
+        _err(INTERRUPTED_TEXT)
+        return 130
     except BrokenPipeError:
         # the reader stopped early (`metrics series ... | head`): not a failure. Point
         # stdout at devnull so nothing tries to write the rest at exit.

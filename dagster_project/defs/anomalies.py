@@ -22,9 +22,11 @@ from dagster import (
     asset_check,
 )
 
+from dagster._core.errors import DagsterExecutionInterruptedError
+
 from ..spec.resolved import MetricsProject
 from .partitions import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
-from .rollup_assets import WAREHOUSE_RETRY, warehouse_pool
+from .rollup_assets import INTERRUPTED, WAREHOUSE_RETRY, warehouse_pool
 from .step_times import SCORING_SECONDS
 from .translator import metric_tag
 
@@ -94,6 +96,8 @@ def anomaly_asset(grain: str, partitions_def, project: MetricsProject, condition
             return _materialize(context)
         except WarehouseError:
             raise  # transient trouble: retried with backoff
+        except (KeyboardInterrupt, DagsterExecutionInterruptedError):
+            raise Failure(description=INTERRUPTED, allow_retries=False) from None
         except Exception as err:  # a bug or bad data: retrying cannot help
             raise Failure(description=f"anomalies_{grain}: {type(err).__name__}: {err}", allow_retries=False) from err
 
@@ -142,10 +146,14 @@ def anomaly_check(grain: str, partitions_def):
     @asset_check(asset=series_key(grain), name=CHECK_NAME, additional_deps=[anomalies_key(grain)],
                  description=f"Flagged buckets in the {grain} partitions this run built (metric_anomalies).")
     def _check(context: AssetCheckExecutionContext) -> AssetCheckResult:
+        from ..scoring.window import scored_metrics
         from ..warehouse.anomaly_store import read_anomalies
         start, end = run_window(context.run.tags, partitions_def)
         columns, rows = read_anomalies(_warehouse(), grain=grain, since=start, until=end)
-        found = [dict(zip(columns, r)) for r in rows]
+        # the active metrics' rows: a draft scored by `metrics run --include-drafts` is no
+        # part of this series view and never alerts
+        active = {m.name for m in scored_metrics(_project(), grain)}
+        found = [r for r in (dict(zip(columns, r)) for r in rows) if r["metric"] in active]
         found.sort(key=lambda r: -abs(r["score"] or 0))
         worst = [{"metric": r["metric"], "slice": f"{r['dimension']}={r['dimension_value']}" if r["dimension"] else "total",
                   "bucket_start": r["bucket_start"].strftime("%Y-%m-%dT%H:%M:%SZ"), "score": float(r["score"]),

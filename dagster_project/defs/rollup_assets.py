@@ -13,6 +13,7 @@ from dagster import (
     RetryPolicy,
     TimeWindowPartitionsDefinition,
 )
+from dagster._core.errors import DagsterExecutionInterruptedError
 from dagster_dbt import DbtCliResource, dbt_assets
 
 from ..warehouse.connection import default_target
@@ -28,6 +29,9 @@ from .translator import MetricsTranslator
 WAREHOUSE_RETRY = RetryPolicy(max_retries=3, delay=2, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
 TRANSIENT = ("could not connect", "connection refused", "connection reset", "timeout", "timed out",
              "could not set lock", "conflicting lock", "server closed the connection", "too many connections")
+# a step stopped by Ctrl-C fails with this, and is not retried (the retry policy retried it:
+# one Ctrl-C did not stop `metrics run`); runner.py turns it into exit 130
+INTERRUPTED = "interrupted (Ctrl-C)"
 # Embedded warehouses allow one writer per file: every step that writes them shares this pool.
 EMBEDDED_POOL = "embedded_warehouse_writer"
 # the generated view listing the built metrics (compiler/writer.py)
@@ -97,6 +101,8 @@ def run_dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, env: dict
         DBT_SECONDS.report(_dbt_seconds(invocation))
     except WarehouseLockTimeout as err:
         raise Failure(description=str(err), allow_retries=False) from None
+    except (KeyboardInterrupt, DagsterExecutionInterruptedError):
+        raise Failure(description=INTERRUPTED, allow_retries=False) from None
     if not invocation.is_successful():
         nodes = failed_nodes(invocation)
         detail = "; ".join(f"{_prefix(metrics_of(invocation, name))}{target}: {name}: {msg}" for name, msg in nodes) \

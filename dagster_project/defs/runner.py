@@ -28,6 +28,7 @@ from ..warehouse.connection import WarehouseError
 from ..warehouse.dbt_runner import DbtOutcome, environ, run_dbt
 from ..warehouse.lock import warehouse_lock
 from .partitions import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, range_tags
+from .rollup_assets import INTERRUPTED
 from .step_times import DBT_SECONDS, SCORING_SECONDS
 # the CLI prints its own progress; Dagster's console log only for warnings and errors
 # a failed step's error reaches the user once, as a line (RunOutcome.failures); Dagster's
@@ -42,6 +43,7 @@ class RunOutcome:
     run_ids: list[str] = field(default_factory=list)
     failed_run: str | None = None  # the Dagster run that failed: its events hold the stack trace
     trace_file: Path | None = None  # where the stack trace was kept when the instance is ephemeral
+    interrupted: bool = False  # a step was stopped by Ctrl-C (rollup_assets.INTERRUPTED)
     # per job: (label, wall seconds, seconds dbt itself ran, seconds anomaly scoring ran)
     timings: list[tuple[str, float, float, float]] = field(default_factory=list)
 
@@ -190,6 +192,7 @@ def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt
             outcome.failed_run = result.run_id
             lines, trace = failure_lines(result.all_events)
             outcome.failures += lines
+            outcome.interrupted = any(INTERRUPTED in line for line in lines)
             if not os.environ.get("DAGSTER_HOME"):  # an ephemeral instance: its events go with it
                 outcome.trace_file = _keep_trace(paths, result.run_id, trace)
             return False

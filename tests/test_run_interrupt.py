@@ -1,0 +1,44 @@
+"""Ctrl-C stops `metrics run`: exit 130 and one line saying so. The steps' retry policy
+(meant for a warehouse that is briefly away) retried an interrupted step, so one Ctrl-C
+during the anomaly scoring let the whole run finish with exit 0. Real dbt and Dagster on
+DuckDB, a real SIGINT."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from dagster_project.paths import REPO_ROOT
+
+from .conftest import make_project
+
+pytestmark = pytest.mark.dbt
+
+
+def test_one_ctrl_c_stops_metrics_run_with_exit_130(tmp_path):
+    make_project(tmp_path, {})
+    shutil.copytree(REPO_ROOT / "metrics", tmp_path / "metrics", dirs_exist_ok=True)  # the example's metrics
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METRICS_")}
+    env["DAGSTER_HOME"] = str(tmp_path / "dagster_home")
+    (tmp_path / "dagster_home").mkdir()
+    cli = [sys.executable, "-m", "dagster_project.cli.main", "--project-dir", str(tmp_path)]
+    demo = subprocess.run([*cli, "demo-data", "--days", "30"], env=env, capture_output=True, text=True, timeout=300)
+    assert demo.returncode == 0, demo.stderr
+    run = subprocess.Popen([*cli, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in run.stdout:  # the hour job's progress line comes before its steps start
+        lines.append(line)
+        if "hour rollups, partitions" in line and line.rstrip().endswith("..."):
+            break
+    time.sleep(1.5)  # inside the hour job: dbt, then the anomaly scoring
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=300)
+    stdout = "".join(lines) + out
+    assert run.returncode == 130, (run.returncode, stdout[-2000:], err[-2000:])
+    assert "error: interrupted (Ctrl-C): stopped" in err
+    assert "month rollups" not in stdout  # nothing ran after it
