@@ -174,6 +174,28 @@ def test_listing_survives_a_broken_metric_file_and_lists_a_repeated_metric_once(
         broken.unlink()
 
 
+def test_the_stored_rows_of_a_renamed_metric_are_listed_by_its_old_name(demo, capsys):
+    """After a rename the old name's rows stay (until `metrics prune`), listed by
+    `metrics anomalies`, but `--metric OLD` said `unknown metric` (exit 2): no way to read
+    them by name before pruning."""
+    paths, args = demo
+    once = _anomalies(capsys, args, "--metric", "reactions_net", "--all")
+    old = paths.metrics_dir / "engagement" / "reactions_net.yml"
+    text = old.read_text()
+    renamed = paths.metrics_dir / "engagement" / "reactions_balance.yml"
+    try:
+        old.unlink()
+        renamed.write_text(text.replace("name: reactions_net ", "name: reactions_balance ", 1))
+        assert "name: reactions_balance " in renamed.read_text()
+        assert _anomalies(capsys, args, "--metric", "reactions_net", "--all") == once and once
+        # a name neither defined nor stored is still an error, naming what is
+        assert main([*args, "anomalies", "--metric", "reactons_net"]) == 2
+        assert "no scored row of a metric `reactons_net` (did you mean `reactions_net`?)" in capsys.readouterr().err
+    finally:
+        renamed.unlink(missing_ok=True)
+        old.write_text(text)
+
+
 def test_recompute_of_one_day_rescores_exactly_that_day(demo, capsys):
     paths, args = demo
     wh = Warehouse("duckdb", paths)

@@ -88,13 +88,17 @@ def cmd_anomalies(args, paths) -> int:
         for issue in result.issues:
             print(issue, file=sys.stderr)
         return 1
-    if result.project is not None and not _check_metrics(args, result.project):
-        return 2
     wh = Warehouse(args.target, paths)
+    # a listing also takes a metric no longer defined (renamed, deleted) whose rows are
+    # stored: they can be read before `metrics prune` removes them
+    defined = result.project is not None and (args.backtest or all(
+        m in {p.name for p in result.project.public()} for m in args.metric or []))
+    if defined and not _check_metrics(args, result.project):
+        return 2
     try:
         if args.backtest:
             return _backtest(args, wh, result.project)
-        return _list(args, wh, checked=result.project is not None)
+        return _list(args, wh, checked=defined)
     except (ValueError, WarehouseError) as err:
         _err(str(err))
         return 2
