@@ -86,6 +86,18 @@ def test_run_unknown_metric_is_one_line_before_anything_runs(tmp_path):
     assert not (root / "warehouse").exists()
 
 
+@pytest.mark.parametrize("day", ["20261120", "2026-W47", "2026-W48-7", "2026-11-20T00:00"])
+def test_a_date_option_takes_yyyy_mm_dd_only(tmp_path, day):
+    """`date.fromisoformat` also reads a basic or week date (`2026-W47` is a Monday): the
+    README and the metric files take YYYY-MM-DD only."""
+    _, args = _fresh(tmp_path)
+    for command in (["run", "--start", day], ["anomalies", "--since", day], ["series", "orders", "--end", day]):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as stopped:  # argparse's exit
+            main([*args, *command])
+        assert stopped.value.code == 2 and f"`{day}` is not a date (YYYY-MM-DD, UTC)" in err.getvalue(), command
+
+
 def test_docs_into_a_path_it_cannot_write_is_one_line(tmp_path):
     """A file in the way of --out, or a folder that cannot be made, was a traceback."""
     root, args = _fresh(tmp_path)

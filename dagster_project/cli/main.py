@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -18,6 +19,8 @@ from ..warehouse.connection import TARGETS, Warehouse, WarehouseError, default_t
 
 def _date(text: str) -> dt.date:
     try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):  # (fromisoformat takes 20261120 and 2026-W47 too)
+            raise ValueError(text)
         day = dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"`{text}` is not a date (YYYY-MM-DD, UTC)") from None
