@@ -123,3 +123,8 @@ def test_a_slice_value_with_a_line_break_keeps_reasons_and_the_listing_on_one_li
                  "--slice", f"country={BROKEN}"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1 + len(broken) and all("country=new\\nline" in line for line in lines[1:])
+    # a slice that no row has: the known values and the suggestion name it on one line
+    assert main(["--project-dir", str(wh.paths.root), "anomalies", "--slice", "country=new line"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "(did you mean `new\\nline`?)" in err, err
+    assert err.rstrip().endswith("known values: BR, DE, FR, IN, IS, JP, US, new\\nline"), err

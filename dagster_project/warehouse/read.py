@@ -224,7 +224,8 @@ def _sources(metric: Metric, project: MetricsProject | None) -> set[str]:
 
 
 def _listing(values, limit: int = 30) -> str:
-    shown = sorted(values)
+    from ..printable import one_line  # a value with a line break or an escape code stays on the line
+    shown = [one_line(v) for v in sorted(values)]
     more = f", ... ({len(shown) - limit} more)" if len(shown) > limit else ""
     return (", ".join(shown[:limit]) + more) if shown else "none"
 
