@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -42,3 +43,32 @@ def test_one_ctrl_c_stops_metrics_run_with_exit_130(tmp_path):
     assert run.returncode == 130, (run.returncode, stdout[-2000:], err[-2000:])
     assert "error: interrupted (Ctrl-C): stopped" in err
     assert "month rollups" not in stdout  # nothing ran after it
+
+
+def test_a_query_stopped_by_ctrl_c_is_an_interrupt_not_warehouse_trouble(tmp_path, monkeypatch):
+    """DuckDB turns a Ctrl-C during a query into 'Query interrupted': read as warehouse
+    trouble, the scoring step was retried and the run went on. (psycopg2 finishes the
+    query, then the KeyboardInterrupt is raised as it is.)"""
+    from dagster_project.warehouse.connection import Warehouse
+    monkeypatch.setenv("METRICS_DUCKDB_PATH", str(tmp_path / "wh.duckdb"))
+    wh = Warehouse("duckdb", make_project(tmp_path / "p", {}))
+    wh.execute("create schema if not exists analytics")
+    timer = threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            wh.rows("select sum(a.range * b.range) from range(100000) a, range(100000) b")
+    finally:
+        timer.cancel()
+
+
+def test_postgres_sessions_keep_the_users_pgoptions(monkeypatch, tmp_path):
+    """Nested loops are turned off with a SET: as the `options` startup parameter it
+    replaced PGOPTIONS (a statement_timeout was lost), and poolers refuse it."""
+    from dagster_project.warehouse.connection import Warehouse
+    from .conftest import _pg_admin
+    _pg_admin().close()
+    monkeypatch.setenv("PGOPTIONS", "-c statement_timeout=1234")
+    wh = Warehouse("postgres", make_project(tmp_path, {}))
+    assert wh.rows("show statement_timeout")[1] == [("1234ms",)]
+    assert wh.rows("show enable_nestloop")[1] == [("off",)]

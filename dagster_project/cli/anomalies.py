@@ -3,6 +3,7 @@ and `--backtest`: the detector replayed over stored history with other settings,
 owner tunes a metric before enabling its alerts."""
 from __future__ import annotations
 
+import argparse
 import csv
 import dataclasses
 import datetime as dt
@@ -91,9 +92,12 @@ def cmd_anomalies(args, paths) -> int:
     wh = Warehouse(args.target, paths)
     # a listing also takes a metric no longer defined (renamed, deleted) whose rows are
     # stored: they can be read before `metrics prune` removes them
-    defined = result.project is not None and (args.backtest or all(
-        m in {p.name for p in result.project.public()} for m in args.metric or []))
-    if defined and not _check_metrics(args, result.project):
+    public = {m.name for m in result.project.public()} if result.project is not None else set()
+    defined = result.project is not None and (args.backtest or all(m in public for m in args.metric or []))
+    # (the defined names' grains are checked either way)
+    named = args.metric if defined else [m for m in args.metric or [] if m in public]
+    if result.project is not None and not _check_metrics(argparse.Namespace(**{**vars(args), "metric": named}),
+                                                        result.project):
         return 2
     try:
         if args.backtest:

@@ -45,14 +45,32 @@ def pg_settings() -> dict:
 # reading one metric's hours it chose nested loops over them, 64 s for a day of one
 # metric's series (a backtest: minutes per sensitivity); hash joins read it in 0.2 s.
 # Our sessions only read those views and write whole windows, so nested loops are off.
-PG_SESSION_OPTIONS = "-c enable_nestloop=off"
+PG_SESSION_SQL = "set enable_nestloop = off"
+
+
+def driver_error(target: str, err: Exception) -> BaseException:
+    """What a driver's error means to us: a WarehouseError naming the target, or, for a
+    query stopped by Ctrl-C (DuckDB turns the KeyboardInterrupt into 'Query interrupted',
+    psycopg2 into a cancel 'due to user request'), the KeyboardInterrupt again: an
+    interrupted step must stop the run, not be retried as warehouse trouble."""
+    text = str(err).strip()
+    if type(err).__name__ == "InterruptException" or text == "Query interrupted" \
+            or (type(err).__name__ in ("QueryCanceled", "QueryCanceledError") and "due to user request" in text):
+        return KeyboardInterrupt()
+    return WarehouseError(f"{target}: {text.splitlines()[0] if text else type(err).__name__}")
 
 
 def pg_connect():
     """A psycopg2 connection to the configured database, or a WarehouseError saying where."""
     import psycopg2
     try:
-        return psycopg2.connect(connect_timeout=10, options=PG_SESSION_OPTIONS, **pg_settings())
+        con = psycopg2.connect(connect_timeout=10, **pg_settings())
+        # a SET, not the `options` startup parameter: that would drop the user's
+        # PGOPTIONS, and poolers (PgBouncer, Neon, Supabase) refuse it
+        with con.cursor() as cur:
+            cur.execute(PG_SESSION_SQL)
+        con.commit()
+        return con
     except psycopg2.Error as err:
         s = pg_settings()
         raise WarehouseError(f"postgres: cannot connect to {s['host']}:{s['port']}/{s['dbname']}: {str(err).strip()}") from None
@@ -226,7 +244,7 @@ class Warehouse:
                     cur.execute(sql)
                 return [c[0] for c in cur.description], [tuple(_naive(v) for v in r) for r in cur.fetchall()]
             except Exception as err:  # driver errors differ per target
-                raise WarehouseError(f"{self.target}: {str(err).strip().splitlines()[0]}") from None
+                raise driver_error(self.target, err) from None
 
     def frame(self, sql: str, params: list | None = None) -> "pd.DataFrame":
         import pandas as pd
@@ -237,7 +255,7 @@ class Warehouse:
                 if self.target == "clickhouse":
                     return _naive_utc(con.query_df(_inline_params(sql, params or [])))
             except Exception as err:  # driver errors differ per target
-                raise WarehouseError(f"{self.target}: {str(err).strip().splitlines()[0]}") from None
+                raise driver_error(self.target, err) from None
         columns, rows = self.rows(sql, params)
         return pd.DataFrame(rows, columns=columns)
 
@@ -290,7 +308,7 @@ class Warehouse:
                     else:
                         cur.execute(sql)
             except Exception as err:  # driver errors differ per target
-                raise WarehouseError(f"{self.target}: {str(err).strip().splitlines()[0]}") from None
+                raise driver_error(self.target, err) from None
 
 
 def _pg_columns(frame: "pd.DataFrame") -> str:
