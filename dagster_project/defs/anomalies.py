@@ -21,7 +21,6 @@ from dagster import (
     asset,
     asset_check,
 )
-
 from dagster._core.errors import DagsterExecutionInterruptedError
 
 from ..spec.resolved import MetricsProject
