@@ -40,6 +40,19 @@ def _scored_orders(tmp_path, monkeypatch, changes: dict[int, float]):
     return paths, metric, series, scored.assign(metric="orders", grain="hour", dimension="", dimension_value=""), ts, end
 
 
+def _written_in_windows(paths, metric, series, scored, bounds, charts, written_at=None) -> dict:
+    """`scored` written window by window ([bounds[i], bounds[i + 1]), each at its end or at
+    `written_at`), as the hour schedule's runs write it; the stored chart_path per bucket."""
+    wh = Warehouse("duckdb", paths)
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        part = scored[(scored.bucket_start >= lo) & (scored.bucket_start < hi)]
+        summary = WindowSummary("hour", lo.to_pydatetime(), hi.to_pydatetime())
+        summary.parts = [(SliceSeries(metric, "", "", series), part)]
+        write(wh, "hour", part, summary, f"run-{lo:%d}", written_at or hi.to_pydatetime(), chart_root=charts)
+    columns, rows = read_anomalies(wh, grain="hour")
+    return {pd.Timestamp(r[columns.index("bucket_start")]): r[columns.index("chart_path")] for r in rows}
+
+
 def test_one_chart_per_incident_shared_by_its_buckets(tmp_path, monkeypatch):
     drop = [HOURS - 30, HOURS - 29, HOURS - 28]   # one incident of three hours
     # a second incident, one hour; and one flagged but older than two days: no chart
@@ -70,15 +83,9 @@ def test_an_incident_across_two_windows_keeps_one_chart(tmp_path, monkeypatch):
     drop = [HOURS - 26, HOURS - 25, HOURS - 24]   # 22:00 .. 00:00
     paths, metric, series, scored, ts, end = _scored_orders(tmp_path, monkeypatch, {i: 40 for i in drop})
     assert scored.set_index("bucket_start").is_anomaly[ts[drop]].all()
-    wh = Warehouse("duckdb", paths)
     split = ts[drop[-1]]  # the window of the last day starts at the incident's last hour
-    for lo, hi in ((ts[24 * 14], split), (split, pd.Timestamp(end))):
-        part = scored[(scored.bucket_start >= lo) & (scored.bucket_start < hi)]
-        summary = WindowSummary("hour", lo.to_pydatetime(), hi.to_pydatetime())
-        summary.parts = [(SliceSeries(metric, "", "", series), part)]
-        write(wh, "hour", part, summary, "run", end, chart_root=tmp_path / "charts")
-    columns, rows = read_anomalies(wh, grain="hour")
-    chart = {pd.Timestamp(r[columns.index("bucket_start")]): r[columns.index("chart_path")] for r in rows}
+    chart = _written_in_windows(paths, metric, series, scored, [ts[24 * 14], split, pd.Timestamp(end)],
+                                tmp_path / "charts", written_at=end)
     (path,) = {chart[ts[i]] for i in drop}
     assert Path(path).name == f"{ts[drop[0]]:%Y%m%dT%H%M}.png"
     assert [str(p) for p in (tmp_path / "charts").rglob("*.png")] == [path]
@@ -93,15 +100,8 @@ def test_an_incident_longer_than_two_days_keeps_one_chart_across_its_windows(tmp
     paths, metric, series, scored, ts, end = _scored_orders(tmp_path, monkeypatch, {})
     flagged = scored.bucket_start.isin(ts[incident])
     scored.loc[flagged, "is_anomaly"] = True  # the charts follow the flags (a sustained drop becomes the level)
-    wh = Warehouse("duckdb", paths)
     midnights = [ts[i] for i in range(HOURS - 24 * 4, HOURS, 24)] + [pd.Timestamp(end)]
-    for lo, hi in zip(midnights[:-1], midnights[1:]):
-        part = scored[(scored.bucket_start >= lo) & (scored.bucket_start < hi)]
-        summary = WindowSummary("hour", lo.to_pydatetime(), hi.to_pydatetime())
-        summary.parts = [(SliceSeries(metric, "", "", series), part)]
-        write(wh, "hour", part, summary, f"run-{lo:%d}", hi.to_pydatetime(), chart_root=tmp_path / "charts")
-    columns, rows = read_anomalies(wh, grain="hour")
-    chart = {pd.Timestamp(r[columns.index("bucket_start")]): r[columns.index("chart_path")] for r in rows}
+    chart = _written_in_windows(paths, metric, series, scored, midnights, tmp_path / "charts")
     (path,) = {chart[ts[i]] for i in incident}
     assert Path(path).name == f"{ts[incident[0]]:%Y%m%dT%H%M}.png"
     assert [str(p) for p in (tmp_path / "charts").rglob("*.png")] == [path]

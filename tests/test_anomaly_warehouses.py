@@ -16,7 +16,7 @@ from dagster_project.validation.project import load_project
 from dagster_project.warehouse.anomaly_store import read_anomalies
 from dagster_project.warehouse.connection import Warehouse
 
-from .conftest import make_project
+from .conftest import _pg_admin, make_project
 from .helpers import compile_and_build, load_raw
 
 pytestmark = pytest.mark.dbt
@@ -175,3 +175,13 @@ def test_one_metrics_hours_are_read_without_nested_loops_on_postgres(scored, tar
                       "where metric = 'average_order_value' and bucket_start >= '2026-09-29'")
     text = "\n".join(r[0] for r in plan)
     assert "Hash" in text and "Nested Loop" not in text, text
+
+
+def test_postgres_sessions_keep_the_users_pgoptions(monkeypatch, tmp_path):
+    """Nested loops are turned off with a SET: as the `options` startup parameter it
+    replaced PGOPTIONS (a statement_timeout was lost), and poolers refuse it."""
+    _pg_admin().close()
+    monkeypatch.setenv("PGOPTIONS", "-c statement_timeout=1234")
+    wh = Warehouse("postgres", make_project(tmp_path, {}))
+    assert wh.rows("show statement_timeout")[1] == [("1234ms",)]
+    assert wh.rows("show enable_nestloop")[1] == [("off",)]

@@ -61,14 +61,3 @@ def test_a_query_stopped_by_ctrl_c_is_an_interrupt_not_warehouse_trouble(tmp_pat
     finally:
         timer.cancel()
 
-
-def test_postgres_sessions_keep_the_users_pgoptions(monkeypatch, tmp_path):
-    """Nested loops are turned off with a SET: as the `options` startup parameter it
-    replaced PGOPTIONS (a statement_timeout was lost), and poolers refuse it."""
-    from dagster_project.warehouse.connection import Warehouse
-    from .conftest import _pg_admin
-    _pg_admin().close()
-    monkeypatch.setenv("PGOPTIONS", "-c statement_timeout=1234")
-    wh = Warehouse("postgres", make_project(tmp_path, {}))
-    assert wh.rows("show statement_timeout")[1] == [("1234ms",)]
-    assert wh.rows("show enable_nestloop")[1] == [("off",)]

@@ -88,34 +88,26 @@ def _scored_rows(wh: Warehouse, where: str, params: list) -> dict[tuple, list[Sc
     return out
 
 
-def _notified_series(wh: Warehouse, states: dict) -> dict[tuple, list[Scored]] | None:
-    """Without new scoring, the rows of the series whose open alert was notified: one
-    opened on a detection whose later buckets were already in band resolves at the next
-    evaluation (it repeated until the next scoring); an alert not notified yet keeps
-    its first message (group_wait), then resolves the same way."""
+def _notified_series(states: dict) -> dict[tuple, dt.datetime]:
+    """Without new scoring, the series whose open alert was notified, each from its
+    detection on: one opened on a detection whose later buckets were already in band
+    resolves at the next evaluation (it repeated until the next scoring); an alert not
+    notified yet keeps its first message (group_wait), then resolves the same way."""
     open_: dict[tuple, dt.datetime] = {}
     for s in states.values():
         if s["kind"] == "anomaly" and s["status"] == "open" and s["notified"]:
             key = (s["metric"], s["grain"], s["dimension"] or "", s["dimension_value"] or "")
             open_[key] = min(open_.get(key, s["bucket_start"]), s["bucket_start"])
-    if not open_ or not wh.relation_exists(ANOMALIES):
-        return None
-    # those series only, from their detection on: a tick stays a small read
-    where = " or ".join("(metric = ? and grain = ? and dimension = ? and dimension_value = ? and bucket_start >= ?)"
-                        for _ in open_)
-    params = [v for k, bucket in sorted(open_.items()) for v in (*k, bucket)]
-    return _scored_rows(wh, where, params) or None
+    return open_
 
 
 def _settled_series(wh: Warehouse, engine: Evaluator, cursor: dt.datetime | None,
-                    now: dt.datetime) -> dict[tuple, list[Scored]] | None:
-    """Without new scoring, the rows of the series with a detection scored provisional
-    whose bucket has left the settle lookback since the last scoring (the schedules
-    rewrite a bucket last while it is still inside it): it opens now, not at the next
-    scoring (a day later for a project that runs daily). Read from the engine's lookback
-    on, as a new scoring would."""
-    if not wh.relation_exists(ANOMALIES):
-        return None
+                    now: dt.datetime) -> dict[tuple, dt.datetime]:
+    """Without new scoring, the series with a detection scored provisional whose bucket
+    has left the settle lookback since the last scoring (the schedules rewrite a bucket
+    last while it is still inside it), each from the engine's lookback on, as a new
+    scoring reads it: it opens now, not at the next scoring (a day later for a project
+    that runs daily)."""
     where, params, since = [], [], {}
     for grain, settle in engine.settle.items():
         since[grain] = now - engine.lookback(grain)
@@ -128,11 +120,17 @@ def _settled_series(wh: Warehouse, engine: Evaluator, cursor: dt.datetime | None
         params += [grain, lo, settled_by]
     _, keys = wh.rows(f"select distinct metric, grain, dimension, dimension_value from {wh.relation(ANOMALIES)} "
                       f"where is_anomaly and provisional and ({' or '.join(where)})", params)
-    if not keys:
+    return {tuple(k): since[k[1]] for k in keys}
+
+
+def _series_rows(wh: Warehouse, since: dict[tuple, dt.datetime]) -> dict[tuple, list[Scored]] | None:
+    """The scored rows of those series only, each from its own bucket on: a tick without
+    new scoring stays a small read."""
+    if not since:
         return None
     where = " or ".join("(metric = ? and grain = ? and dimension = ? and dimension_value = ? and bucket_start >= ?)"
-                        for _ in keys)
-    params = [v for k in sorted(keys) for v in (*k, since[k[1]])]
+                        for _ in since)
+    params = [v for k, bucket in sorted(since.items()) for v in (*k, bucket)]
     return _scored_rows(wh, where, params) or None
 
 
@@ -158,9 +156,8 @@ def evaluate_once(paths: ProjectPaths, target: str, project: MetricsProject, now
                     if s["kind"] == "anomaly" and s["status"] != "resolved" and s["grain"] in since:
                         since[s["grain"]] = min(since[s["grain"]], s["bucket_start"])
                 scored = read_scored(wh, since)
-            else:
-                scored = {**(_settled_series(wh, engine, cursor, now) or {}), **(_notified_series(wh, states) or {})}
-                scored = scored or None
+            elif wh.relation_exists(ANOMALIES):  # a notified alert's series wins its start
+                scored = _series_rows(wh, {**_settled_series(wh, engine, cursor, now), **_notified_series(states)})
             fresh, notes = freshness_signals(wh, paths, now)
         waiting = queued(paths)  # run signals an earlier evaluation could not take
         outcome = engine.evaluate(scored, states, [*fresh, *waiting, *signals])

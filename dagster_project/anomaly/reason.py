@@ -132,20 +132,13 @@ def sentences(*, label: str, shape: str, min_volume: float, proportion: Sequence
             out.append(f"{text}, {_relative(v, e, f if lo < 0 < hi else None)}; with the {before} before it today, "
                        f"together {side} their expected range")
             continue
-        if not vok and few == few:  # (not NaN) a mostly-zero window, whatever the shape's volume
-            side = "above" if v > e else "below"
-            out.append(f"{text}, {side} the band but its window is mostly zeros with only {few:.0f} non-zero "
-                       f"buckets, under {sparse_min}: too sparse to judge" if outs and sok else
-                       _verdict(text, shape, v, e, fl, outs, sok, vok, vol, min_volume, rec, ph, sp,
-                                f if lo < 0 < hi else None))
-            continue
         out.append(_verdict(text, shape, v, e, fl, outs, sok, vok, vol, min_volume, rec, ph, sp,
-                            f if lo < 0 < hi else None))
+                            f if lo < 0 < hi else None, few, sparse_min))
     return out
 
 
 def _verdict(text, shape, value, expected, flagged, outside, side_ok, volume_ok, volume, min_volume, record,
-             phase, span, absolute=None) -> str:
+             phase, span, absolute=None, sparse=math.nan, sparse_min=0) -> str:
     if flagged:
         if record and (record == "highest") == (value > expected):  # (a record on the flagged side only)
             where = f" for {phase}" if phase else ""
@@ -157,6 +150,9 @@ def _verdict(text, shape, value, expected, flagged, outside, side_ok, volume_ok,
     side = "above" if above else "below"
     if not side_ok:
         return f"{text}, {side} the band but only {'drops' if above else 'rises'} are flagged"
+    if not volume_ok and sparse == sparse:  # (not NaN) a mostly-zero window, whatever the shape's volume
+        return (f"{text}, {side} the band but its window is mostly zeros with only {sparse:.0f} non-zero "
+                f"buckets, under {sparse_min}: too sparse to judge")
     if not volume_ok and not volume == volume:  # NaN: no recent bucket has a volume
         return (f"{text}, {side} the band but no recent bucket shows its volume "
                 f"(min_volume {number(min_volume, 'count')})")

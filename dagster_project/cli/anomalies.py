@@ -3,7 +3,6 @@ and `--backtest`: the detector replayed over stored history with other settings,
 owner tunes a metric before enabling its alerts."""
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import datetime as dt
@@ -44,15 +43,15 @@ def _err(msg: str) -> None:
     print(f"error: {msg}", file=sys.stderr)
 
 
-def _check_metrics(args, project) -> bool:
+def _check_metrics(names: list[str], grain: str | None, project) -> bool:
     from ..validation.issues import closest
     public = [m.name for m in project.public()]
-    for name in args.metric or []:
+    for name in names:
         if name not in public:
             _err(f"unknown metric `{name}`{closest(name, public)}")
             return False
-        if args.grain and args.grain not in project.metrics[name].grains:
-            _err(f"`{name}` has no {args.grain} grain (its grains: {', '.join(project.metrics[name].grains)})")
+        if grain and grain not in project.metrics[name].grains:
+            _err(f"`{name}` has no {grain} grain (its grains: {', '.join(project.metrics[name].grains)})")
             return False
     return True
 
@@ -95,9 +94,8 @@ def cmd_anomalies(args, paths) -> int:
     public = {m.name for m in result.project.public()} if result.project is not None else set()
     defined = result.project is not None and (args.backtest or all(m in public for m in args.metric or []))
     # (the defined names' grains are checked either way)
-    named = args.metric if defined else [m for m in args.metric or [] if m in public]
-    if result.project is not None and not _check_metrics(argparse.Namespace(**{**vars(args), "metric": named}),
-                                                        result.project):
+    named = (args.metric or []) if defined else [m for m in args.metric or [] if m in public]
+    if result.project is not None and not _check_metrics(named, args.grain, result.project):
         return 2
     try:
         if args.backtest:
