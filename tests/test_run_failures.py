@@ -5,7 +5,9 @@ step's retries; a resource that cannot start; and the stack traces kept in full.
 from __future__ import annotations
 
 from dagster import DagsterInstance, Failure, RetryPolicy, job, op, resource
+from dagster._core.errors import DagsterExecutionInterruptedError
 
+from dagster_project.defs.rollup_assets import INTERRUPTED
 from dagster_project.defs.runner import failure_lines
 from dagster_project.warehouse.connection import WarehouseError
 
@@ -99,3 +101,20 @@ def test_an_error_worded_for_the_user_is_its_message_and_others_their_class():
     WarehouseError: postgres: ...` (review)."""
     assert _lines(_warehouse_retried)[0] == ["postgres: could not serialize access (after 1 retry)"]
     assert _lines(_own)[0] == ["SourceUnreadable: orders.csv: no header"]
+
+
+@op
+def _interrupted_outside_our_code():
+    # what Dagster raises in a step when a Ctrl-C arrives between two events of dbt's
+    raise DagsterExecutionInterruptedError()
+
+
+@job
+def _interrupted():
+    _interrupted_outside_our_code()
+
+
+def test_an_interrupt_dagster_caught_itself_reads_as_interrupted():
+    """Not `DagsterExecutionInterruptedError` as a failure: `metrics run` said "the build
+    failed" and exited 1 after a Ctrl-C during dbt."""
+    assert _lines(_interrupted)[0] == [INTERRUPTED]

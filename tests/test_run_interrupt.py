@@ -45,6 +45,38 @@ def test_one_ctrl_c_stops_metrics_run_with_exit_130(tmp_path):
     assert "month rollups" not in stdout  # nothing ran after it
 
 
+def test_ctrl_c_in_a_terminal_during_dbt_stops_the_run_with_one_line(tmp_path):
+    """A terminal's Ctrl-C reaches the whole process group: the processes that echo a
+    step's output (dagster_home.yaml's compute logs) printed KeyboardInterrupt stack
+    traces, and an interrupt that Dagster caught between two of dbt's events failed the
+    step with its own error: "the build failed", exit 1."""
+    make_project(tmp_path, {})
+    shutil.copytree(REPO_ROOT / "metrics", tmp_path / "metrics", dirs_exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METRICS_")}
+    env["DAGSTER_HOME"] = str(tmp_path / "dagster_home")
+    (tmp_path / "dagster_home").mkdir()
+    shutil.copy(REPO_ROOT / "dagster_home.yaml", tmp_path / "dagster_home" / "dagster.yaml")  # as scripts/demo.sh
+    cli = [sys.executable, "-m", "dagster_project.cli.main", "--project-dir", str(tmp_path)]
+    demo = subprocess.run([*cli, "demo-data", "--days", "30"], env=env, capture_output=True, text=True, timeout=300)
+    assert demo.returncode == 0, demo.stderr
+    # a process group of its own, as a terminal's foreground job
+    run = subprocess.Popen([*cli, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           start_new_session=True)
+    lines, in_hour_job = [], False
+    for line in run.stdout:
+        lines.append(line)
+        in_hour_job = in_hour_job or "hour rollups, partitions" in line
+        if in_hour_job and "START sql metric_rollup model" in line:  # echoed: dbt runs, the echo too
+            break
+    os.killpg(run.pid, signal.SIGINT)
+    out, err = run.communicate(timeout=300)
+    stdout = "".join(lines) + out
+    assert run.returncode == 130, (run.returncode, stdout[-2000:], err[-2000:])
+    assert "error: interrupted (Ctrl-C): stopped" in err
+    assert "Traceback" not in err and "Traceback" not in stdout, err
+    assert "build failed" not in err
+
+
 def test_a_query_stopped_by_ctrl_c_is_an_interrupt_not_warehouse_trouble(tmp_path, monkeypatch):
     """DuckDB turns a Ctrl-C during a query into 'Query interrupted': read as warehouse
     trouble, the scoring step was retried and the run went on. (psycopg2 finishes the

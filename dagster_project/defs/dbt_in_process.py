@@ -18,11 +18,13 @@ event manager are global): `metrics run` runs its steps one at a time, and the U
 give each step its own process."""
 from __future__ import annotations
 
+import atexit
 import ctypes
 import os
 import queue
 import shutil
 import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ import orjson
 
 _MANIFESTS: dict[tuple[str, str], tuple[tuple[int, int], Any]] = {}
 _END = object()
+_RUNNING: set["InProcessDbt"] = set()  # the invocations whose dbt thread has not ended
 
 
 def _manifest_stamp(project_dir: Path) -> tuple[int, int] | None:
@@ -113,6 +116,7 @@ class InProcessDbt:
         # what differs from this process's environment, set for the life of the invocation
         self._env = {k: v for k, v in env.items() if os.environ.get(k) != v}
         self._thread = threading.Thread(target=self._run, name="dbt", daemon=True)
+        _RUNNING.add(self)
         self._thread.start()
 
     def _emit(self, msg) -> None:
@@ -141,6 +145,7 @@ class InProcessDbt:
         finally:
             self.returncode = code
             self.stdout.put(_END)
+            _RUNNING.discard(self)
 
     def _invoke(self) -> int:
         from dbt.cli.main import dbtRunner
@@ -199,3 +204,31 @@ class InProcessDbt:
         ident = self._thread.ident
         if ident is not None:
             ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(KeyboardInterrupt))
+
+
+def _quiet_stdout_reader_close(unraisable, _default=sys.unraisablehook) -> None:
+    """dagster-dbt's reader of a dbt process's stdout (`DbtCliInvocation._stream_stdout`)
+    wraps its `yield` in a bare `except:`, so when a Ctrl-C leaves it suspended it ignores
+    the GeneratorExit of its clean-up and Python prints that as a stack trace (after the
+    run has stopped; `stop_running` stops the dbt it read). Every other one is printed."""
+    if not (isinstance(unraisable.exc_value, RuntimeError) and "ignored GeneratorExit" in str(unraisable.exc_value)
+            and getattr(unraisable.object, "__qualname__", "") == "DbtCliInvocation._stream_stdout"):
+        _default(unraisable)
+
+
+sys.unraisablehook = _quiet_stdout_reader_close
+
+
+@atexit.register
+def stop_running(timeout: float = 60.0) -> None:
+    """Stop every dbt still running in this process and wait for it (up to `timeout`
+    seconds each). Dagster can give up on an interrupted step while its dbt thread is in
+    a query: exiting then stopped that thread inside the warehouse driver's native code,
+    which aborted the process (SIGABRT, "FATAL: exception not rethrown") after
+    `metrics run` had said it stopped; and that dbt would still be writing."""
+    for dbt in list(_RUNNING):
+        dbt.send_signal(2)  # SIGINT
+        try:
+            dbt.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass

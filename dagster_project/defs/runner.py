@@ -27,6 +27,7 @@ from ..spec.resolved import MetricsProject
 from ..warehouse.connection import WarehouseError
 from ..warehouse.dbt_runner import DbtOutcome, environ, run_dbt
 from ..warehouse.lock import warehouse_lock
+from .dbt_in_process import stop_running
 from .partitions import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, range_tags
 from .rollup_assets import INTERRUPTED
 from .step_times import DBT_SECONDS, SCORING_SECONDS
@@ -182,6 +183,7 @@ def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt
         finally:
             DBT_SECONDS.stop(dbt_seconds.append)
             SCORING_SECONDS.stop(scoring_seconds.append)
+            stop_running()  # an interrupted step's dbt may still be in a query: it ends before we go on
         wall = time.perf_counter() - started
         outcome.timings.append((label, wall, sum(dbt_seconds), sum(scoring_seconds)))
         scoring = f", anomaly scoring {sum(scoring_seconds):.1f}s" if scoring_seconds else ""
@@ -234,6 +236,9 @@ _ERROR_EVENTS = (DagsterEventType.STEP_FAILURE.value, DagsterEventType.RESOURCE_
 # an error class the project raises with a message written for the user (its class says
 # nothing more); any other root cause is shown as `ClassName: message`
 _USER_WORDED = ("WarehouseError", "WarehouseLockTimeout")
+# a Ctrl-C that Dagster caught outside our step code (between two events a dbt step yields)
+# fails the step with its own interrupt error, not our Failure(INTERRUPTED)
+_INTERRUPTS = ("DagsterExecutionInterruptedError", "KeyboardInterrupt")
 _QUALIFIED = re.compile(r"^(?:[A-Za-z_][\w]*\.)+([A-Za-z_]\w*): ")
 
 
@@ -258,6 +263,9 @@ def failure_lines(events) -> tuple[list[str], str]:
         while info is not None:
             chain.append(((info.message or "").strip().splitlines(), info.cls_name or ""))
             info = info.cause
+        if any(cls in _INTERRUPTS for _, cls in chain):
+            lines.append(INTERRUPTED)
+            continue
         text = [line for msgs, _ in chain for line in msgs]
         failure = next((line.split("Failure: ", 1)[1] for line in text if "Failure: " in line), None)
         # else the root cause: "Exceeded max_retries of 3" says less than the error retried
