@@ -207,6 +207,14 @@ def test_series_slice_value_never_seen_or_not_accepted_is_an_error(built):
     assert code == 0 and all(r["value"] > 0 for r in json.loads(out))
 
 
+def test_a_listed_value_with_a_comma_or_padding_is_quoted():
+    """The known values are joined with ", ": "Korea, Republic of" read as two values."""
+    from dagster_project.warehouse.read import _listing
+    assert _listing({"Korea, Republic of", "DE", " US", "", '"x"', "new\nline"}) == \
+        '"", " US", "\\"x\\"", DE, "Korea, Republic of", new\\nline'
+    assert _listing({"DE", "FR"}) == "DE, FR"
+
+
 def test_series_of_a_metric_compiled_but_never_built(built):
     root, args, _ = built
     extra = root / "metrics" / "growth" / "views.yml"

@@ -4,6 +4,7 @@ previous_value and change_pct recomputed on the dense series."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import os
 from typing import TYPE_CHECKING
@@ -224,10 +225,20 @@ def _sources(metric: Metric, project: MetricsProject | None) -> set[str]:
 
 
 def _listing(values, limit: int = 30) -> str:
-    from ..printable import one_line  # a value with a line break or an escape code stays on the line
-    shown = [one_line(v) for v in sorted(values)]
+    shown = [_listed(v) for v in sorted(values)]
     more = f", ... ({len(shown) - limit} more)" if len(shown) > limit else ""
     return (", ".join(shown[:limit]) + more) if shown else "none"
+
+
+def _listed(value: str) -> str:
+    """A value as a listing joined with ", " shows it: in double quotes when it holds a
+    comma, starts with a quote, or is empty or padded with spaces (it would read as two
+    values, or none); a line break or an escape code stays on the line."""
+    from ..printable import one_line
+    text = one_line(value)
+    if "," in text or text.startswith('"') or text != text.strip() or not text:
+        return json.dumps(text, ensure_ascii=False)
+    return text
 
 
 def accepted_values(paths, relation: str, column: str) -> list[str] | None:
