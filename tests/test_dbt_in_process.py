@@ -134,3 +134,26 @@ def test_dbt_failing_before_any_model_ends_like_a_dbt_process(project):
     assert invocation.process.returncode == 2
     assert "no_such_target" in str(invocation.get_error())
     assert failed_nodes(invocation) == []
+
+
+def test_a_warehouse_file_held_by_another_process_is_one_error_without_stack_traces(project):
+    """Another process took the DuckDB file after `metrics run` checked it: dbt stops
+    before any model, and its "Encountered an error" came with three stack traces per
+    try on the console while the step's error said only "dbt failed before running a
+    model". The error is kept (the step's error names it); the stack traces stay in dbt.log."""
+    _probe(project, "1")
+    resources.parse_manifest(project)
+    project.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time\n"
+                               f"con = duckdb.connect({str(project.duckdb_path)!r})\nprint('held', flush=True)\n"
+                               "sys.stdin.read()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        invocation, events = _build("probe")
+    finally:
+        holder.communicate("", timeout=30)
+    assert not invocation.is_successful() and failed_nodes(invocation) == []
+    assert "Could not set lock" in invocation.process.error and f"PID {holder.pid}" in invocation.process.error
+    printed = "\n".join(str(e) for e in events)
+    assert "Encountered an error" in printed and "Traceback" not in printed
+    assert "Traceback" in (invocation.target_path / "dbt.log").read_text()

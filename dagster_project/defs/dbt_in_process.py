@@ -97,6 +97,7 @@ class InProcessDbt:
 
         self.args = args
         self.returncode: int | None = None
+        self.error: str | None = None  # dbt's "Encountered an error" (it stopped before a model ran)
         self.stdout = _Lines()
         self._project_dir = project_dir = Path(project_dir).resolve()
         self._target = target
@@ -122,8 +123,13 @@ class InProcessDbt:
     def _emit(self, msg) -> None:
         from dbt_common.events.functions import env_scrubber, msg_to_dict
 
-        # what `dbt --log-format json` prints at its default log level, secrets scrubbed
-        if msg.info.level != "debug":
+        name = msg.info.name
+        if name == "MainEncounteredError":
+            self.error = env_scrubber(str(msg.data.exc)).strip()
+        # what `dbt --log-format json` prints at its default log level, secrets scrubbed;
+        # but not the stack trace under "Encountered an error" (a warehouse held by another
+        # process printed it three times per try): dbt.log keeps it, the step's error says it
+        if msg.info.level != "debug" and name != "MainStackTrace":
             self.stdout.put(env_scrubber(orjson.dumps(msg_to_dict(msg)).decode()).encode())
 
     def _run(self) -> None:

@@ -16,6 +16,7 @@ from dagster import (
 from dagster._core.errors import DagsterExecutionInterruptedError
 from dagster_dbt import DbtCliResource, dbt_assets
 
+from ..printable import one_line
 from ..warehouse.connection import default_target
 from ..warehouse.dbt_runner import environ, warehouse_message
 from ..warehouse.lock import WarehouseLockTimeout, warehouse_lock
@@ -105,8 +106,9 @@ def run_dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, env: dict
         raise Failure(description=INTERRUPTED, allow_retries=False) from None
     if not invocation.is_successful():
         nodes = failed_nodes(invocation)
+        stopped = getattr(invocation.process, "error", None)  # defs/dbt_in_process.py
         detail = "; ".join(f"{_prefix(metrics_of(invocation, name))}{target}: {name}: {msg}" for name, msg in nodes) \
-            or f"{target}: dbt failed before running a model"
+            or f"{target}: dbt failed before running a model{f': {one_line(stopped)}' if stopped else ''}"
         transient = any(marker in detail.lower() for marker in TRANSIENT) or not nodes
         raise Failure(description=detail, allow_retries=transient,
                       metadata={"failed_models": [n for n, _ in nodes]})
