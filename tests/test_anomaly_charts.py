@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from dagster_project.anomaly import DetectorSettings, score_series
+from dagster_project.scoring.charts import chart_root
 from dagster_project.scoring.inputs import SliceSeries
 from dagster_project.scoring.window import WindowSummary, write
 from dagster_project.validation.project import load_project
@@ -130,3 +131,39 @@ def test_a_month_window_is_written_on_the_last_days_of_a_month(tmp_path, monkeyp
     columns, rows = read_anomalies(Warehouse("duckdb", paths), grain="month")
     (flagged,) = rows
     assert flagged[columns.index("chart_path")] and Path(flagged[columns.index("chart_path")]).is_file()
+
+
+def test_a_chart_no_row_references_any_more_is_deleted_once_an_hour_old(tmp_path, monkeypatch):
+    """A detection that a re-score drops (the late rows came in) left its PNG behind for
+    ever. A chart the rows still reference stays; so does an unreferenced one under an
+    hour old (another run's step may not have written its rows yet), and another
+    target's folder is not looked at."""
+    import os
+    import time
+
+    drop = [HOURS - 30, HOURS - 29, HOURS - 28]
+    root = chart_root(tmp_path / "warehouse", "duckdb")
+    paths, metric, series, scored, ts, end = _scored_orders(tmp_path, monkeypatch,
+                                                            {**{i: 40 for i in drop}, HOURS - 10: 2000})
+    window = [ts[24 * 40], pd.Timestamp(end)]
+    first = _written_in_windows(paths, metric, series, scored, window, root)
+    dropped, spike = Path(first[ts[drop[0]]]), Path(first[ts[HOURS - 10]])
+    assert dropped.is_file() and spike.is_file() and dropped.is_relative_to(root)
+    young = root / "hour" / "orders" / "stray.png"
+    other_target = chart_root(tmp_path / "warehouse", "postgres") / "hour" / "orders" / "x.png"
+    pruned_slice = root / "hour" / "orders" / "country=XX-0123abcd" / "20261001T0000.png"  # its rows pruned
+    for png in (young, other_target, pruned_slice):
+        png.parent.mkdir(parents=True, exist_ok=True)
+        png.write_bytes(b"\x89PNG")
+    hour_ago = time.time() - 3601
+    for png in (dropped, spike, other_target, pruned_slice):
+        os.utime(png, (hour_ago, hour_ago))
+
+    # re-scored after the late rows: the drop is no longer there, the spike still is
+    _, _, series2, rescored, _, _ = _scored_orders(tmp_path, monkeypatch, {HOURS - 10: 2000})
+    second = _written_in_windows(paths, metric, series2, rescored, window, root)
+    assert not any(second.get(ts[i]) for i in drop)
+    assert not dropped.exists()
+    assert not pruned_slice.exists() and not pruned_slice.parent.exists()  # and its folder, left empty
+    assert second[ts[HOURS - 10]] == str(spike) and spike.is_file()
+    assert young.is_file() and other_target.is_file()

@@ -340,6 +340,7 @@ def _score_drafts(paths: ProjectPaths, target: str, project: MetricsProject, gra
     """Score the window's buckets of the drafts of `grain` with detection enabled (the
     active metrics' anomalies_<grain> asset does the same for them)."""
     from ..grains import add_grain, bucket_of, floor_to_grain
+    from ..scoring.charts import chart_root
     from ..scoring.window import score, scored_metrics, write
     from ..warehouse.connection import Warehouse
     from ..warehouse.read import now_utc
@@ -352,5 +353,5 @@ def _score_drafts(paths: ProjectPaths, target: str, project: MetricsProject, gra
     hi = dt.datetime.combine(window[1], dt.time()) if window[1] is not None else add_grain(bucket_of(now, grain), grain)
     wh = Warehouse(target, paths)
     frame, summary = score(wh, project, grain, lo, hi, now, metrics=drafts)
-    write(wh, grain, frame, summary, run_id, now_utc(), chart_root=paths.warehouse_dir / "anomaly_charts",
+    write(wh, grain, frame, summary, run_id, now_utc(), chart_root=chart_root(paths.warehouse_dir, target),
           metrics=[m.name for m in drafts])

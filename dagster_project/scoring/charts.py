@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,41 @@ import pandas as pd
 RECENT_BUCKETS = {"hour": 48, "day": 14, "week": 8, "month": 6}  # beyond the default open_within
 # buckets of context shown before the flagged one
 CONTEXT = {"hour": 24 * 14, "day": 56, "week": 26, "month": 24}
+
+
+# an unreferenced chart younger than this may belong to a scoring step not yet written
+# (steps of two runs can overlap; each holds the writer lock only to write its rows)
+SWEEP_AFTER_SECONDS = 3600
+
+
+def chart_root(warehouse_dir: Path, target: str) -> Path:
+    """Where `target`'s charts go: a folder per target, so one target's sweep never
+    deletes another's charts and two targets never draw over each other's file."""
+    return warehouse_dir / "anomaly_charts" / target
+
+
+def sweep(root: Path, grain: str, referenced: set[str]) -> int:
+    """Delete the charts of `grain` under `root` that no row references any more (their
+    detection went away in a re-score, was pruned, or its incident now starts at another
+    bucket), once older than SWEEP_AFTER_SECONDS, and the folders left empty. Returns how many."""
+    folder = root / grain
+    if not folder.is_dir():
+        return 0
+    cutoff = time.time() - SWEEP_AFTER_SECONDS
+    gone = 0
+    for png in folder.rglob("*.png"):
+        try:
+            if str(png) not in referenced and png.stat().st_mtime < cutoff:
+                png.unlink()
+                gone += 1
+        except OSError:  # removed meanwhile, or not ours to remove: left as it is
+            continue
+    for sub in sorted((d for d in folder.rglob("*") if d.is_dir()), key=lambda d: len(d.parts), reverse=True):
+        try:
+            sub.rmdir()  # only when empty
+        except OSError:
+            pass
+    return gone
 
 
 def chart_path(root: Path, grain: str, metric: str, dimension: str, dimension_value: str, bucket: pd.Timestamp) -> Path:

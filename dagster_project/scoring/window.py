@@ -15,7 +15,7 @@ from ..anomaly.incidents import incident_labels
 from ..grains import add_grain
 from ..printable import one_line
 from ..spec.resolved import Metric, MetricsProject
-from ..warehouse.anomaly_store import NAMES, replace_window
+from ..warehouse.anomaly_store import NAMES, chart_paths, replace_window
 from ..warehouse.connection import Warehouse
 from . import charts
 from .inputs import SliceSeries, detector_settings, read_inputs, shape_of
@@ -162,8 +162,11 @@ def write(wh: Warehouse, grain: str, frame: pd.DataFrame, summary: WindowSummary
     frame["computed_at"] = pd.Timestamp(computed_at)
     for c in ("is_anomaly", "provisional"):
         frame[c] = frame[c].astype(bool)
-    return replace_window(wh, grain, summary.start, summary.end, frame[NAMES], metrics=metrics, restamp=True,
-                          keep=keep)
+    written = replace_window(wh, grain, summary.start, summary.end, frame[NAMES], metrics=metrics, restamp=True,
+                             keep=keep)
+    if chart_root is not None:  # the charts the replaced rows referenced and these do not
+        charts.sweep(Path(chart_root), grain, chart_paths(wh, grain))
+    return written
 
 
 def _begun_before(wh: Warehouse, grain: str, s: SliceSeries, first: pd.Timestamp) -> pd.DataFrame:

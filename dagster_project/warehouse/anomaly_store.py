@@ -114,6 +114,13 @@ def replace_window(wh: Warehouse, grain: str, start: dt.datetime, end: dt.dateti
     return len(frame)
 
 
+def chart_paths(wh: Warehouse, grain: str) -> set[str]:
+    """The chart files the rows of `grain` reference."""
+    _, rows = wh.rows(f"select distinct chart_path from {wh.relation(TABLE)} where grain = ? and chart_path is not null",
+                      [grain])
+    return {str(r[0]) for r in rows}
+
+
 def read_anomalies(wh: Warehouse, *, metric: str | None = None, grain: str | None = None,
                    since: dt.datetime | None = None, until: dt.datetime | None = None,
                    dimension: str | None = None, dimension_value: str | None = None,
