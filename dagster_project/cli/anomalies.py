@@ -9,7 +9,7 @@ import datetime as dt
 import json
 import sys
 
-from ..grains import GRAINS, add_grain, bucket_of, floor_to_grain
+from ..grains import GRAINS, bucket_of, floor_to_grain
 from ..printable import one_line
 
 BACKTEST_DAYS = 90
