@@ -14,6 +14,7 @@ import pytest
 
 from dagster_project.anomaly import DetectorSettings, min_history, score_series
 from dagster_project.anomaly.reason import number, sentence, sentences
+from dagster_project.anomaly.settings import default_sensitivity
 from dagster_project.warehouse.read import _num
 from tests.test_anomaly_library import frame, score
 
@@ -560,3 +561,17 @@ def test_an_infinite_value_is_a_gap_not_a_record():
     out = score(f, shape="fraction")
     assert f.bucket_start[80] not in set(out.bucket_start) and len(out) == 90 - 56 - 1
     assert not out.is_anomaly.any() and not out.reason.str.contains("inf").any()
+
+
+@pytest.mark.parametrize("level", [-1e160, -1e300, 1e200])
+def test_values_beyond_1e154_keep_a_finite_band(level):
+    """The spread of residuals was computed from their squares, which overflow past 1e154:
+    a series near -1e160 had the band (-inf..inf), and a value three times its level was
+    "within the expected range". (A positive one is fitted in the log scale.)"""
+    rng = np.random.default_rng(3)
+    x = level * (1 + 0.1 * rng.standard_normal(60))
+    x[-1] = 3 * level
+    out = score(frame(x), shape="fraction", settings=DetectorSettings(seasonality="none"), first=21)
+    _band_holds(out, default_sensitivity("day"))
+    assert out.score.notna().sum() > 30 and out.is_anomaly.iloc[-1]
+    assert ("lowest" if level < 0 else "highest") in out.reason.iloc[-1]

@@ -204,11 +204,13 @@ def winsorized_scale(r: np.ndarray, start: np.ndarray, iterations: int = 1) -> n
     for a standard normal z (Huber, C = WINSOR), s0 = `start` (a robust first guess such
     as the MAD): nearly as efficient as the sample variance, and one outlier moves it by
     at most C^2 s0^2 / n. r: residuals about their centre."""
-    r2 = r * r
-    s2 = np.maximum(start, 1e-300) ** 2
-    for _ in range(iterations):
-        s2 = np.fmax(nanmean(np.minimum(r2, WINSOR ** 2 * s2[:, None])) / WINSOR_MOMENT, 1e-300)
-    return np.sqrt(s2)
+    # in units of the current guess: squares of values beyond 1e154 overflowed to inf
+    s = np.maximum(start, 1e-150)
+    with np.errstate(over="ignore"):  # |r| / s past 1e154: clipped at C^2 all the same
+        for _ in range(iterations):
+            u = r / s[:, None]
+            s = np.fmax(s * np.sqrt(nanmean(np.minimum(u * u, WINSOR ** 2)) / WINSOR_MOMENT), 1e-150)
+    return s
 
 
 def spread_start(r: np.ndarray, mad_scale: np.ndarray) -> np.ndarray:
