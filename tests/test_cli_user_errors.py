@@ -213,6 +213,7 @@ def test_a_listed_value_with_a_comma_or_padding_is_quoted():
     assert _listing({"Korea, Republic of", "DE", " US", "", '"x"', "new\nline"}) == \
         '"", " US", "\\"x\\"", DE, "Korea, Republic of", new\\nline'
     assert _listing({"DE", "FR"}) == "DE, FR"
+    assert _listing({"none"}) == '"none"' and _listing(set()) == "none"  # a value, and no value
 
 
 def test_series_of_a_metric_compiled_but_never_built(built):

@@ -41,6 +41,13 @@ def _probe(paths, value: str) -> None:
     (paths.generated_dir / "probe.sql").write_text(f"select {value} as v\n")
 
 
+def _slow_probe(paths) -> None:
+    """A table whose query takes seconds (a view would cost nothing to build)."""
+    (paths.generated_dir / "probe.sql").write_text(
+        "{{ config(materialized='table') }}\n"
+        "select count(*) as v from range(3000000) a, range(1000) b where a.range * b.range % 7 = 1\n")
+
+
 def _build(select: str):
     invocation = resources.metrics_dbt_resource().cli(["build", "--select", select], raise_on_error=False)
     events = list(invocation.stream_raw_events())
@@ -157,3 +164,46 @@ def test_a_warehouse_file_held_by_another_process_is_one_error_without_stack_tra
     printed = "\n".join(str(e) for e in events)
     assert "Encountered an error" in printed and "Traceback" not in printed
     assert "Traceback" in (invocation.target_path / "dbt.log").read_text()
+
+
+def test_after_an_interrupted_wait_the_running_dbt_is_stopped_and_waited_for(project):
+    """A second Ctrl-C broke dagster-dbt's wait for the dbt thread; Python 3.11 then
+    reports that thread as ended (is_alive() False) while it still runs a query, so
+    nothing waited for it and the process exited under it: SIGABRT."""
+    import signal
+    import threading
+
+    from dagster_project.defs.dbt_in_process import _RUNNING, stop_running
+
+    _slow_probe(project)
+    resources.parse_manifest(project)
+    invocation = resources.metrics_dbt_resource().cli(["build", "--select", "probe"], raise_on_error=False)
+    dbt = invocation.process
+    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        dbt.wait(60)  # interrupted by the Ctrl-C, dbt's query still running
+    assert dbt.returncode is None and dbt in _RUNNING
+    stop_running()
+    assert dbt.returncode is not None and dbt not in _RUNNING
+    list(invocation.stream_raw_events())  # what it printed, read to the end
+
+
+def test_a_ctrl_c_during_dbt_in_this_thread_is_an_interrupt_not_a_dbt_failure(project):
+    """dbtRunner catches the KeyboardInterrupt and returns it as its error: `metrics run
+    --include-drafts`, the parse at the start of a run and `metrics diff --values` said
+    "dbt: " failed (exit 1 or 2) after a Ctrl-C."""
+    import signal
+    import threading
+
+    from dagster_project.warehouse.dbt_runner import run_dbt
+
+    _slow_probe(project)
+    resources.parse_manifest(project)
+    timer = threading.Timer(2.0, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_dbt(project, "duckdb", ["build", "--select", "probe"], quiet=True)
+    finally:
+        timer.cancel()

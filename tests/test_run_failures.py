@@ -4,6 +4,8 @@ else the root cause's first line (not Dagster's "Exceeded max_retries" wrapper),
 step's retries; a resource that cannot start; and the stack traces kept in full."""
 from __future__ import annotations
 
+import uuid
+
 from dagster import DagsterInstance, Failure, RetryPolicy, job, op, resource
 from dagster._core.errors import DagsterExecutionInterruptedError
 
@@ -118,3 +120,20 @@ def test_an_interrupt_dagster_caught_itself_reads_as_interrupted():
     """Not `DagsterExecutionInterruptedError` as a failure: `metrics run` said "the build
     failed" and exited 1 after a Ctrl-C during dbt."""
     assert _lines(_interrupted)[0] == [INTERRUPTED]
+
+
+def test_a_run_stopped_before_it_started_is_closed_as_canceled():
+    """A Ctrl-C just as `metrics run` began a job left the run NOT_STARTED in the UI's
+    history for ever; a run that ended keeps its status."""
+    from dagster import DagsterRunStatus
+
+    from dagster_project.defs.runner import close_unstarted
+    with DagsterInstance.ephemeral() as instance:
+        unstarted = instance.create_run_for_job(job_def=_own, run_id=str(uuid.uuid4()))
+        assert instance.get_run_by_id(unstarted.run_id).status == DagsterRunStatus.NOT_STARTED
+        close_unstarted(instance, unstarted.run_id)
+        assert instance.get_run_by_id(unstarted.run_id).status == DagsterRunStatus.CANCELED
+        ended = _interrupted.execute_in_process(raise_on_error=False, instance=instance)
+        close_unstarted(instance, ended.run_id)
+        assert instance.get_run_by_id(ended.run_id).status == DagsterRunStatus.FAILURE
+        close_unstarted(instance, str(uuid.uuid4()))  # never created: nothing to do

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -408,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()  # a closed pipe must fail here, not in the interpreter's final flush
         return code
     except KeyboardInterrupt:
-        _err(INTERRUPTED_TEXT)
+        # the transaction sentence only where the command writes windows of rows
+        _err(INTERRUPTED_TEXT if args.command in ("run", "demo-data") else "interrupted (Ctrl-C): stopped")
         return 130
     except BrokenPipeError:
         # the reader stopped early (`metrics series ... | head`): not a failure. Point
@@ -417,5 +419,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+def entry() -> int:
+    """The `metrics` command: main(), then Ctrl-C ignored while the interpreter exits (a
+    second Ctrl-C there, or while the first was being handled, killed the process by
+    SIGINT instead of exit 130; the exit also waits for an interrupted dbt to stop)."""
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        code = 130
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return code
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,9 @@ class InProcessDbt:
         # what differs from this process's environment, set for the life of the invocation
         self._env = {k: v for k, v in env.items() if os.environ.get(k) != v}
         self._thread = threading.Thread(target=self._run, name="dbt", daemon=True)
+        # set when dbt has ended: not the thread's is_alive(), which a KeyboardInterrupt
+        # during join() leaves False while the thread still runs (Python 3.11, bpo-45274)
+        self._done = threading.Event()
         _RUNNING.add(self)
         self._thread.start()
 
@@ -152,6 +156,7 @@ class InProcessDbt:
             self.returncode = code
             self.stdout.put(_END)
             _RUNNING.discard(self)
+            self._done.set()
 
     def _invoke(self) -> int:
         from dbt.cli.main import dbtRunner
@@ -189,8 +194,7 @@ class InProcessDbt:
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int | None:
-        self._thread.join(timeout)
-        if self._thread.is_alive():
+        if not self._done.wait(timeout):
             raise subprocess.TimeoutExpired(self.args, timeout)
         return self.returncode
 
@@ -198,7 +202,7 @@ class InProcessDbt:
         """What SIGINT does to a dbt process: its open queries are cancelled, and dbt
         stops (a KeyboardInterrupt raised in dbt's thread, which takes effect when that
         thread next runs Python: after the node it waits for)."""
-        if not self._thread.is_alive():
+        if self._done.is_set():
             return
         from dbt.adapters.factory import FACTORY
 
@@ -231,10 +235,14 @@ def stop_running(timeout: float = 60.0) -> None:
     seconds each). Dagster can give up on an interrupted step while its dbt thread is in
     a query: exiting then stopped that thread inside the warehouse driver's native code,
     which aborted the process (SIGABRT, "FATAL: exception not rethrown") after
-    `metrics run` had said it stopped; and that dbt would still be writing."""
+    `metrics run` had said it stopped; and that dbt would still be writing. A further
+    Ctrl-C meanwhile does not cut the wait short (it would bring the abort back)."""
     for dbt in list(_RUNNING):
+        deadline = time.monotonic() + timeout
         dbt.send_signal(2)  # SIGINT
-        try:
-            dbt.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
+        while time.monotonic() < deadline:
+            try:
+                if dbt._done.wait(min(0.5, max(deadline - time.monotonic(), 0))):
+                    break
+            except KeyboardInterrupt:
+                continue

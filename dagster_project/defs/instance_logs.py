@@ -1,20 +1,24 @@
 """Dagster's local compute logs, with the helpers that echo a step's output to the
-terminal kept out of the terminal's Ctrl-C.
+terminal deaf to the terminal's Ctrl-C.
 
 While a step runs, Dagster points the process's stdout and stderr at the step's log
 files and starts, per stream, a `tail -F` that copies the file back to the terminal and
-a Python watcher that stops the tail if this process dies. Both are started in the
-terminal's process group, so a Ctrl-C reached them too, and each watcher printed a
-KeyboardInterrupt stack trace above `metrics run`'s one line. Here they are started in
-a process group of their own: a Ctrl-C stops the run, which then stops them, as it does
-when a step ends. Same files, same layout, same reading (the UI's logs) as Dagster's
-`LocalComputeLogManager`; `dagster_home.yaml` selects it with `compute_logs: custom`,
-and `base_dir` defaults to `$DAGSTER_HOME/storage`, where Dagster keeps them."""
+a Python watcher that stops the tail if this process dies. A Ctrl-C reaches the whole
+foreground process group, those helpers too, and each watcher printed a KeyboardInterrupt
+stack trace above `metrics run`'s one line. Here they start with SIGINT ignored (a
+shell's `trap '' INT`, kept across its `exec`; Python then installs no handler): a Ctrl-C
+stops the run, which stops them as it does when a step ends. They stay in the terminal's
+process group: in a group of their own, a terminal with `stty tostop` stopped the tail
+at its first write (no output, and each step waited 30 s for it). Same files, same
+layout, same reading (the UI's logs) as Dagster's `LocalComputeLogManager`;
+`dagster_home.yaml` selects it under `compute_logs:` (module and class), and `base_dir`
+defaults to `$DAGSTER_HOME/storage`, where Dagster keeps them."""
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 
 from dagster import Field, Float, StringSource
@@ -25,7 +29,7 @@ from dagster._core.storage.local_compute_log_manager import IO_TYPE_EXTENSION, L
 from dagster._utils import ensure_file, touch_file
 
 
-class OwnGroupComputeLogManager(LocalComputeLogManager):
+class InterruptSafeComputeLogManager(LocalComputeLogManager):
     def __init__(self, base_dir: str | None = None, polling_timeout: float | None = None, inst_data=None):
         base_dir = base_dir or os.path.join(os.environ.get("DAGSTER_HOME") or os.getcwd(), "storage")
         super().__init__(base_dir, polling_timeout=polling_timeout, inst_data=inst_data)
@@ -64,13 +68,23 @@ def _mirrored(stream, path: str):
         return
     helpers: list[subprocess.Popen] = []
     try:
-        # process_group=0: a group of their own, out of reach of the terminal's Ctrl-C
-        helpers.append(subprocess.Popen(["tail", "-F", "-c", "+0", path], stdout=fd, process_group=0))
-        helpers.append(subprocess.Popen([sys.executable, os.path.abspath(watch_orphans.__file__),
-                                         str(os.getpid()), str(helpers[0].pid)], process_group=0))
+        helpers.append(_deaf_to_ctrl_c(["tail", "-F", "-c", "+0", path], stdout=fd))
+        helpers.append(_deaf_to_ctrl_c([sys.executable, os.path.abspath(watch_orphans.__file__),
+                                        str(os.getpid()), str(helpers[0].pid)]))
         with redirect_to_file(stream, path):
             yield
     finally:
+        # as Dagster: the tail reads every second, so a step's last lines may need a wait
+        time.sleep(float(os.getenv("DAGSTER_COMPUTE_LOG_TAIL_WAIT_AFTER_FINISH", "0")))
         for helper in helpers:
-            helper.terminate()
-            helper.communicate(timeout=30)
+            try:
+                helper.terminate()
+                helper.communicate(timeout=30)
+            except OSError:
+                pass
+
+
+def _deaf_to_ctrl_c(command: list[str], **popen) -> subprocess.Popen:
+    """`command` started with SIGINT ignored: `sh` ignores it (`trap '' INT`) and execs
+    the command, which keeps it ignored (no preexec_fn: unsafe with threads running)."""
+    return subprocess.Popen(["sh", "-c", "trap '' INT; exec \"$@\"", "sh", *command], **popen)

@@ -173,13 +173,17 @@ def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt
         DBT_SECONDS.listen(dbt_seconds.append)
         SCORING_SECONDS.listen(scoring_seconds.append)
         started = time.perf_counter()
+        run_id = str(uuid.uuid4())
         try:
             result = job.execute_in_process(instance=instance, tags=tags or {}, asset_selection=selection,
-                                            raise_on_error=False, run_config=QUIET)
+                                            raise_on_error=False, run_config=QUIET, run_id=run_id)
         except Failure as err:  # raised before a step ran
             outcome.ok = False
             outcome.failures.append(err.description or str(err))
             return False
+        except KeyboardInterrupt:
+            close_unstarted(instance, run_id)
+            raise
         finally:
             DBT_SECONDS.stop(dbt_seconds.append)
             SCORING_SECONDS.stop(scoring_seconds.append)
@@ -240,6 +244,14 @@ _USER_WORDED = ("WarehouseError", "WarehouseLockTimeout")
 # fails the step with its own interrupt error, not our Failure(INTERRUPTED)
 _INTERRUPTS = ("DagsterExecutionInterruptedError", "KeyboardInterrupt")
 _QUALIFIED = re.compile(r"^(?:[A-Za-z_][\w]*\.)+([A-Za-z_]\w*): ")
+
+
+def close_unstarted(instance: DagsterInstance, run_id: str) -> None:
+    """A run stopped by Ctrl-C before Dagster started it stays NOT_STARTED for ever in
+    the UI's history: it is recorded as canceled."""
+    run = instance.get_run_by_id(run_id)
+    if run is not None and not run.is_finished:
+        instance.report_run_canceled(run, message=f"{INTERRUPTED} before the run started")
 
 
 def failure_lines(events) -> tuple[list[str], str]:

@@ -54,7 +54,9 @@ def driver_error(target: str, err: Exception) -> BaseException:
     psycopg2 into a cancel 'due to user request'), the KeyboardInterrupt again: an
     interrupted step must stop the run, not be retried as warehouse trouble."""
     text = str(err).strip()
+    # (DuckDB reading a pandas frame wraps the KeyboardInterrupt in its own error)
     if type(err).__name__ == "InterruptException" or text == "Query interrupted" \
+            or (target == "duckdb" and text.endswith("KeyboardInterrupt")) \
             or (type(err).__name__ in ("QueryCanceled", "QueryCanceledError") and "due to user request" in text):
         return KeyboardInterrupt()
     return WarehouseError(f"{target}: {text.splitlines()[0] if text else type(err).__name__}")
@@ -263,33 +265,38 @@ class Warehouse:
         """Replace rows of raw.`table` with `time_column` in [start, end) by `frame`, in
         one transaction (create the table from the frame when it does not exist), holding
         the warehouse's writer lock."""
-        raw = self.raw_schema
-        full = f"{raw}.{table}"
         with self.lock(), self.connect() as con:
-            if self.target == "duckdb":
-                con.execute(f"create schema if not exists {raw}")
-                con.register("incoming", frame)
-                con.execute("begin transaction")
-                con.execute(f"create table if not exists {full} as select * from incoming where false")
-                con.execute(f"delete from {full} where {time_column} >= ? and {time_column} < ?", [start, end])
-                con.execute(f"insert into {full} by name select * from incoming")  # by name, not position
-                con.execute("commit")
-                con.unregister("incoming")
-            elif self.target == "clickhouse":
-                con.command(f"create database if not exists {raw}")
-                con.command(f"create table if not exists {full} ({_ch_columns(frame)}) engine = MergeTree order by tuple()")
-                con.command(f"delete from {full} where {time_column} >= {_ch_literal(start)} and {time_column} < {_ch_literal(end)}")
-                if len(frame):
-                    con.insert_df(full, frame)
-            else:
-                cur = con.cursor()
-                cur.execute(f"create schema if not exists {raw}")
-                cur.execute(f"create table if not exists {full} ({_pg_columns(frame)})")
-                cur.execute(f"delete from {full} where {time_column} >= %s and {time_column} < %s", [start, end])
-                buf = io.StringIO()
-                frame.to_csv(buf, index=False, header=False, na_rep="\\N", date_format="%Y-%m-%d %H:%M:%S.%f")
-                buf.seek(0)
-                cur.copy_expert(f"copy {full} ({', '.join(frame.columns)}) from stdin with (format csv, null '\\N')", buf)
+            try:
+                self._replace_rows(con, f"{self.raw_schema}.{table}", frame, time_column, start, end)
+            except Exception as err:  # driver errors differ per target
+                raise driver_error(self.target, err) from None
+
+    def _replace_rows(self, con, full: str, frame: "pd.DataFrame", time_column: str, start, end) -> None:
+        raw = self.raw_schema
+        if self.target == "duckdb":
+            con.execute(f"create schema if not exists {raw}")
+            con.register("incoming", frame)
+            con.execute("begin transaction")
+            con.execute(f"create table if not exists {full} as select * from incoming where false")
+            con.execute(f"delete from {full} where {time_column} >= ? and {time_column} < ?", [start, end])
+            con.execute(f"insert into {full} by name select * from incoming")  # by name, not position
+            con.execute("commit")
+            con.unregister("incoming")
+        elif self.target == "clickhouse":
+            con.command(f"create database if not exists {raw}")
+            con.command(f"create table if not exists {full} ({_ch_columns(frame)}) engine = MergeTree order by tuple()")
+            con.command(f"delete from {full} where {time_column} >= {_ch_literal(start)} and {time_column} < {_ch_literal(end)}")
+            if len(frame):
+                con.insert_df(full, frame)
+        else:
+            cur = con.cursor()
+            cur.execute(f"create schema if not exists {raw}")
+            cur.execute(f"create table if not exists {full} ({_pg_columns(frame)})")
+            cur.execute(f"delete from {full} where {time_column} >= %s and {time_column} < %s", [start, end])
+            buf = io.StringIO()
+            frame.to_csv(buf, index=False, header=False, na_rep="\\N", date_format="%Y-%m-%d %H:%M:%S.%f")
+            buf.seek(0)
+            cur.copy_expert(f"copy {full} ({', '.join(frame.columns)}) from stdin with (format csv, null '\\N')", buf)
 
     def execute(self, sql: str, params: list | None = None) -> None:
         """Run one statement that returns no rows (`?` placeholders, as in `frame`), committed.

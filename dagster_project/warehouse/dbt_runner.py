@@ -95,6 +95,8 @@ def run_dbt(paths: ProjectPaths, target: str, args: list[str], window: tuple | N
             res = dbtRunner().invoke(full)
         finally:
             _release_duckdb()
+    if isinstance(res.exception, KeyboardInterrupt):  # dbt catches a Ctrl-C and returns it as its error
+        raise KeyboardInterrupt
     outcome = DbtOutcome(ok=bool(res.success), result=res.result)
     results = getattr(res.result, "results", None) or []
     for r in results:

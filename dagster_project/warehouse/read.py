@@ -232,11 +232,11 @@ def _listing(values, limit: int = 30) -> str:
 
 def _listed(value: str) -> str:
     """A value as a listing joined with ", " shows it: in double quotes when it holds a
-    comma, starts with a quote, or is empty or padded with spaces (it would read as two
-    values, or none); a line break or an escape code stays on the line."""
+    comma, starts with a quote, is empty or padded with spaces, or is `none` (it would
+    read as two values, or as no value); a line break or an escape code stays on the line."""
     from ..printable import one_line
     text = one_line(value)
-    if "," in text or text.startswith('"') or text != text.strip() or not text:
+    if "," in text or text.startswith('"') or text != text.strip() or text in ("", "none"):
         return json.dumps(text, ensure_ascii=False)
     return text
 
