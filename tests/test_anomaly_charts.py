@@ -167,3 +167,11 @@ def test_a_chart_no_row_references_any_more_is_deleted_once_an_hour_old(tmp_path
     assert not pruned_slice.exists() and not pruned_slice.parent.exists()  # and its folder, left empty
     assert second[ts[HOURS - 10]] == str(spike) and spike.is_file()
     assert young.is_file() and other_target.is_file()
+
+    # the same project reached through a symlink: its rows name the charts another way
+    (tmp_path / "link").symlink_to(tmp_path / "warehouse")
+    os.utime(spike, (hour_ago, hour_ago))
+    linked = chart_root(tmp_path / "link", "duckdb")
+    quiet = rescored.assign(is_anomaly=False)  # a window with no detection, written through the link
+    _written_in_windows(paths, metric, series2, quiet.iloc[:0], [ts[24 * 20], ts[24 * 21]], linked)
+    assert spike.is_file()  # still referenced, spelled through the other path

@@ -12,6 +12,7 @@ RECENT_BUCKETS gets those older alerts without a chart."""
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import time
 from pathlib import Path
@@ -43,10 +44,12 @@ def sweep(root: Path, grain: str, referenced: set[str]) -> int:
     if not folder.is_dir():
         return 0
     cutoff = time.time() - SWEEP_AFTER_SECONDS
+    # compared as real paths: a run given the project through a symlink stored another spelling
+    kept = {os.path.realpath(p) for p in referenced}
     gone = 0
     for png in folder.rglob("*.png"):
         try:
-            if str(png) not in referenced and png.stat().st_mtime < cutoff:
+            if os.path.realpath(png) not in kept and png.stat().st_mtime < cutoff:
                 png.unlink()
                 gone += 1
         except OSError:  # removed meanwhile, or not ours to remove: left as it is
