@@ -137,41 +137,46 @@ def test_a_chart_no_row_references_any_more_is_deleted_once_an_hour_old(tmp_path
     """A detection that a re-score drops (the late rows came in) left its PNG behind for
     ever. A chart the rows still reference stays; so does an unreferenced one under an
     hour old (another run's step may not have written its rows yet), and another
-    target's folder is not looked at."""
+    warehouse's folder (another DuckDB file of the project) is not looked at."""
     import os
     import time
 
     drop = [HOURS - 30, HOURS - 29, HOURS - 28]
-    root = chart_root(tmp_path / "warehouse", "duckdb")
     paths, metric, series, scored, ts, end = _scored_orders(tmp_path, monkeypatch,
                                                             {**{i: 40 for i in drop}, HOURS - 10: 2000})
+    root = chart_root(tmp_path / "warehouse", Warehouse("duckdb", paths))
+    monkeypatch.setenv("METRICS_DUCKDB_PATH", str(tmp_path / "scratch.duckdb"))
+    other_root = chart_root(tmp_path / "warehouse", Warehouse("duckdb", paths))
+    monkeypatch.setenv("METRICS_DUCKDB_PATH", str(tmp_path / "wh.duckdb"))
+    assert other_root != root and root.parent == other_root.parent
     window = [ts[24 * 40], pd.Timestamp(end)]
     first = _written_in_windows(paths, metric, series, scored, window, root)
     dropped, spike = Path(first[ts[drop[0]]]), Path(first[ts[HOURS - 10]])
     assert dropped.is_file() and spike.is_file() and dropped.is_relative_to(root)
     young = root / "hour" / "orders" / "stray.png"
-    other_target = chart_root(tmp_path / "warehouse", "postgres") / "hour" / "orders" / "x.png"
+    other_warehouse = other_root / "hour" / "orders" / "x.png"
     pruned_slice = root / "hour" / "orders" / "country=XX-0123abcd" / "20261001T0000.png"  # its rows pruned
-    for png in (young, other_target, pruned_slice):
+    for png in (young, other_warehouse, pruned_slice):
         png.parent.mkdir(parents=True, exist_ok=True)
         png.write_bytes(b"\x89PNG")
     hour_ago = time.time() - 3601
-    for png in (dropped, spike, other_target, pruned_slice):
+    for png in (dropped, spike, other_warehouse, pruned_slice):
         os.utime(png, (hour_ago, hour_ago))
 
     # re-scored after the late rows: the drop is no longer there, the spike still is
     _, _, series2, rescored, _, _ = _scored_orders(tmp_path, monkeypatch, {HOURS - 10: 2000})
     second = _written_in_windows(paths, metric, series2, rescored, window, root)
     assert not any(second.get(ts[i]) for i in drop)
-    assert not dropped.exists()
-    assert not pruned_slice.exists() and not pruned_slice.parent.exists()  # and its folder, left empty
+    assert not dropped.exists() and not pruned_slice.exists()
     assert second[ts[HOURS - 10]] == str(spike) and spike.is_file()
-    assert young.is_file() and other_target.is_file()
+    assert young.is_file() and other_warehouse.is_file()
 
-    # the same project reached through a symlink: its rows name the charts another way
+    # the same project reached through a symlink: its rows name the charts another way;
+    # and the emptied folder goes once it has been empty for an hour
     (tmp_path / "link").symlink_to(tmp_path / "warehouse")
-    os.utime(spike, (hour_ago, hour_ago))
-    linked = chart_root(tmp_path / "link", "duckdb")
-    quiet = rescored.assign(is_anomaly=False)  # a window with no detection, written through the link
-    _written_in_windows(paths, metric, series2, quiet.iloc[:0], [ts[24 * 20], ts[24 * 21]], linked)
+    for kept in (spike, pruned_slice.parent):
+        os.utime(kept, (hour_ago, hour_ago))
+    linked = chart_root(tmp_path / "link", Warehouse("duckdb", paths))
+    _written_in_windows(paths, metric, series2, rescored.iloc[:0], [ts[24 * 20], ts[24 * 21]], linked)
     assert spike.is_file()  # still referenced, spelled through the other path
+    assert not pruned_slice.parent.exists()

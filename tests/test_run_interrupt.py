@@ -124,3 +124,17 @@ def test_raw_rows_stopped_by_ctrl_c_are_an_interrupt_and_change_nothing(tmp_path
     finally:
         timer.cancel()
     assert wh.frame("select v from raw.t")["v"].tolist() == [1.0]  # the day as it was
+
+
+def test_a_ctrl_c_python_could_not_raise_is_raised_again():
+    """A Ctrl-C that lands in a weakref callback (Dagster has some) is reported as
+    'Exception ignored' and lost: the run went on and exited 0. The process's hook raises
+    it again in the main thread."""
+    import types
+
+    from dagster_project.defs.dbt_in_process import _unraisable
+    with pytest.raises(KeyboardInterrupt):
+        _unraisable(types.SimpleNamespace(exc_value=KeyboardInterrupt(), exc_type=KeyboardInterrupt, object=None,
+                                          exc_traceback=None, err_msg=None))
+        for _ in range(100):  # raised at the main thread's next check
+            time.sleep(0.01)

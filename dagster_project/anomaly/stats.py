@@ -206,10 +206,11 @@ def winsorized_scale(r: np.ndarray, start: np.ndarray, iterations: int = 1) -> n
     at most C^2 s0^2 / n. r: residuals about their centre."""
     # in units of the current guess: squares of values beyond 1e154 overflowed to inf
     s = np.maximum(start, 1e-150)
-    with np.errstate(over="ignore"):  # |r| / s past 1e154: clipped at C^2 all the same
+    with np.errstate(over="ignore", invalid="ignore"):  # |r| / s past 1e154: clipped at C^2 all the same
         for _ in range(iterations):
             u = r / s[:, None]
-            s = np.fmax(s * np.sqrt(nanmean(np.minimum(u * u, WINSOR ** 2)) / WINSOR_MOMENT), 1e-150)
+            s = np.where(np.isinf(s), s, np.fmax(s * np.sqrt(nanmean(np.minimum(u * u, WINSOR ** 2)) / WINSOR_MOMENT),
+                                                 1e-150))
     return s
 
 

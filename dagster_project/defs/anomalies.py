@@ -104,7 +104,6 @@ def anomaly_asset(grain: str, partitions_def, project: MetricsProject, condition
         from ..scoring.charts import chart_root
         from ..scoring.window import score, scored_metrics, write
         from ..warehouse.read import now_utc
-        from .resources import project_paths
         started = time.perf_counter()
         window = context.partition_time_window
         start, end = _naive(window.start), _naive(window.end)
@@ -115,7 +114,7 @@ def anomaly_asset(grain: str, partitions_def, project: MetricsProject, condition
         metrics = scored_metrics(project, grain, names)
         frame, summary = score(wh, project, grain, start, end, now_utc(), metrics=metrics)
         written = write(wh, grain, frame, summary, context.run.run_id, now_utc(),
-                        chart_root=chart_root(project_paths().warehouse_dir, wh.target),
+                        chart_root=chart_root(wh.paths.warehouse_dir, wh),
                         metrics=None if names is None else [m.name for m in metrics],
                         keep=[m.name for m in scored_metrics(project, grain, status="draft")])
         context.log.info(f"{grain} {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}: {summary.series_scored} series, "

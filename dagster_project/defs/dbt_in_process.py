@@ -18,11 +18,13 @@ event manager are global): `metrics run` runs its steps one at a time, and the U
 give each step its own process."""
 from __future__ import annotations
 
+import _thread
 import atexit
 import ctypes
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -121,6 +123,7 @@ class InProcessDbt:
         # set when dbt has ended: not the thread's is_alive(), which a KeyboardInterrupt
         # during join() leaves False while the thread still runs (Python 3.11, bpo-45274)
         self._done = threading.Event()
+        self._signalled = False
         _RUNNING.add(self)
         self._thread.start()
 
@@ -193,6 +196,14 @@ class InProcessDbt:
     def poll(self) -> int | None:
         return self.returncode
 
+    def ended(self, timeout: float) -> bool:
+        """Whether dbt has ended, waiting up to `timeout` seconds; a Ctrl-C meanwhile
+        does not stop the wait early (it reads as not ended yet)."""
+        try:
+            return self._done.wait(timeout)
+        except KeyboardInterrupt:
+            return self._done.is_set()
+
     def wait(self, timeout: float | None = None) -> int | None:
         if not self._done.wait(timeout):
             raise subprocess.TimeoutExpired(self.args, timeout)
@@ -202,8 +213,9 @@ class InProcessDbt:
         """What SIGINT does to a dbt process: its open queries are cancelled, and dbt
         stops (a KeyboardInterrupt raised in dbt's thread, which takes effect when that
         thread next runs Python: after the node it waits for)."""
-        if self._done.is_set():
-            return
+        if self._done.is_set() or self._signalled:
+            return  # once: a second KeyboardInterrupt could land in the thread's own clean-up
+        self._signalled = True
         from dbt.adapters.factory import FACTORY
 
         for adapter in list(FACTORY.adapters.values()):
@@ -216,17 +228,25 @@ class InProcessDbt:
             ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(KeyboardInterrupt))
 
 
-def _quiet_stdout_reader_close(unraisable, _default=sys.unraisablehook) -> None:
-    """dagster-dbt's reader of a dbt process's stdout (`DbtCliInvocation._stream_stdout`)
-    wraps its `yield` in a bare `except:`, so when a Ctrl-C leaves it suspended it ignores
-    the GeneratorExit of its clean-up and Python prints that as a stack trace (after the
-    run has stopped; `stop_running` stops the dbt it read). Every other one is printed."""
-    if not (isinstance(unraisable.exc_value, RuntimeError) and "ignored GeneratorExit" in str(unraisable.exc_value)
-            and getattr(unraisable.object, "__qualname__", "") == "DbtCliInvocation._stream_stdout"):
+def _unraisable(unraisable, _default=sys.unraisablehook) -> None:
+    """Python reports an exception it cannot raise (in a weakref callback, a __del__, a
+    generator closed by the garbage collector) and goes on. Two are handled here:
+    - a Ctrl-C that landed there (Dagster's storage has SQLAlchemy weakref callbacks) was
+      lost: the run went on to exit 0. It is raised again in the main thread;
+    - dagster-dbt's reader of a dbt process's stdout (`DbtCliInvocation._stream_stdout`)
+      wraps its `yield` in a bare `except:`, so when a Ctrl-C leaves it suspended it
+      ignores the GeneratorExit of its clean-up: not printed (`stop_running` stops the
+      dbt it read).
+    Every other one is printed, as before."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        # from another thread, a moment later: raised inside this hook, it would be lost too
+        threading.Timer(0.05, _thread.interrupt_main).start()
+    elif not (isinstance(unraisable.exc_value, RuntimeError) and "ignored GeneratorExit" in str(unraisable.exc_value)
+              and getattr(unraisable.object, "__qualname__", "") == "DbtCliInvocation._stream_stdout"):
         _default(unraisable)
 
 
-sys.unraisablehook = _quiet_stdout_reader_close
+sys.unraisablehook = _unraisable
 
 
 @atexit.register
@@ -236,13 +256,17 @@ def stop_running(timeout: float = 60.0) -> None:
     a query: exiting then stopped that thread inside the warehouse driver's native code,
     which aborted the process (SIGABRT, "FATAL: exception not rethrown") after
     `metrics run` had said it stopped; and that dbt would still be writing. A further
-    Ctrl-C meanwhile does not cut the wait short (it would bring the abort back)."""
+    Ctrl-C meanwhile does not cut the wait short (it would bring the abort back); a dbt
+    that does not stop in time is given up (not waited for again at exit)."""
     for dbt in list(_RUNNING):
-        deadline = time.monotonic() + timeout
-        dbt.send_signal(2)  # SIGINT
-        while time.monotonic() < deadline:
-            try:
-                if dbt._done.wait(min(0.5, max(deadline - time.monotonic(), 0))):
-                    break
-            except KeyboardInterrupt:
-                continue
+        started = time.monotonic()
+        dbt.send_signal(signal.SIGINT)
+        said = False
+        while not dbt.ended(0.5):
+            waited = time.monotonic() - started
+            if waited >= timeout:
+                _RUNNING.discard(dbt)
+                break
+            if waited > 2 and not said:  # a long query being cancelled: say why nothing happens
+                print("      waiting for dbt to stop (its queries are being cancelled) ...", file=sys.stderr, flush=True)
+                said = True

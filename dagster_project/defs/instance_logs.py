@@ -68,7 +68,7 @@ def _mirrored(stream, path: str):
         return
     helpers: list[subprocess.Popen] = []
     try:
-        helpers.append(_deaf_to_ctrl_c(["tail", "-F", "-c", "+0", path], stdout=fd))
+        helpers.append(_deaf_to_ctrl_c(["tail", "-F", "-c", "+0", "--", path], stdout=fd))
         helpers.append(_deaf_to_ctrl_c([sys.executable, os.path.abspath(watch_orphans.__file__),
                                         str(os.getpid()), str(helpers[0].pid)]))
         with redirect_to_file(stream, path):

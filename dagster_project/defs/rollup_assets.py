@@ -77,6 +77,13 @@ def _dbt_seconds(invocation) -> float:
         return 0.0
 
 
+def _one_part(text: str) -> str:
+    """dbt's message as one part of a Failure description (the runner splits those at
+    `;`), on one line and at most 500 characters."""
+    text = one_line(text).replace(";", ",")
+    return text if len(text) <= 500 else text[:499] + "…"
+
+
 def _prefix(text: str) -> str:
     return f"{text}: " if text else ""
 
@@ -108,7 +115,7 @@ def run_dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, env: dict
         nodes = failed_nodes(invocation)
         stopped = getattr(invocation.process, "error", None)  # defs/dbt_in_process.py
         detail = "; ".join(f"{_prefix(metrics_of(invocation, name))}{target}: {name}: {msg}" for name, msg in nodes) \
-            or f"{target}: dbt failed before running a model{f': {one_line(stopped)}' if stopped else ''}"
+            or f"{target}: dbt failed before running a model{f': {_one_part(stopped)}' if stopped else ''}"
         transient = any(marker in detail.lower() for marker in TRANSIENT) or not nodes
         raise Failure(description=detail, allow_retries=transient,
                       metadata={"failed_models": [n for n, _ in nodes]})

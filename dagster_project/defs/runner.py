@@ -249,9 +249,13 @@ _QUALIFIED = re.compile(r"^(?:[A-Za-z_][\w]*\.)+([A-Za-z_]\w*): ")
 def close_unstarted(instance: DagsterInstance, run_id: str) -> None:
     """A run stopped by Ctrl-C before Dagster started it stays NOT_STARTED for ever in
     the UI's history: it is recorded as canceled."""
-    run = instance.get_run_by_id(run_id)
-    if run is not None and not run.is_finished:
-        instance.report_run_canceled(run, message=f"{INTERRUPTED} before the run started")
+    from dagster import DagsterRunStatus
+    try:
+        run = instance.get_run_by_id(run_id)
+        if run is not None and run.status == DagsterRunStatus.NOT_STARTED:
+            instance.report_run_canceled(run, message=f"{INTERRUPTED} before the run started")
+    except Exception:  # noqa: BLE001 - best effort (an instance database away): the Ctrl-C comes first
+        pass
 
 
 def failure_lines(events) -> tuple[list[str], str]:
@@ -365,5 +369,5 @@ def _score_drafts(paths: ProjectPaths, target: str, project: MetricsProject, gra
     hi = dt.datetime.combine(window[1], dt.time()) if window[1] is not None else add_grain(bucket_of(now, grain), grain)
     wh = Warehouse(target, paths)
     frame, summary = score(wh, project, grain, lo, hi, now, metrics=drafts)
-    write(wh, grain, frame, summary, run_id, now_utc(), chart_root=chart_root(paths.warehouse_dir, target),
+    write(wh, grain, frame, summary, run_id, now_utc(), chart_root=chart_root(paths.warehouse_dir, wh),
           metrics=[m.name for m in drafts])

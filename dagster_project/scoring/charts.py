@@ -30,35 +30,48 @@ CONTEXT = {"hour": 24 * 14, "day": 56, "week": 26, "month": 24}
 SWEEP_AFTER_SECONDS = 3600
 
 
-def chart_root(warehouse_dir: Path, target: str) -> Path:
-    """Where `target`'s charts go: a folder per target, so one target's sweep never
-    deletes another's charts and two targets never draw over each other's file."""
-    return warehouse_dir / "anomaly_charts" / target
+def chart_root(warehouse_dir: Path, wh) -> Path:
+    """Where the charts of warehouse `wh` go: a folder per warehouse (the target, and a
+    digest of its file or database and its schema), so one warehouse's sweep never
+    deletes a chart another's rows reference (two DuckDB files used from one project,
+    two Postgres databases), and two never draw over each other's file."""
+    from ..warehouse.connection import pg_settings
+    if wh.target == "postgres":
+        s = pg_settings()
+        where = f"{s['host']}:{s['port']}/{s['dbname']}"
+    else:
+        where = os.path.realpath(wh.paths.duckdb_path if wh.target == "duckdb" else wh.paths.chdb_path)
+    digest = hashlib.sha1(f"{where}\0{wh.schema}".encode()).hexdigest()[:8]
+    return warehouse_dir / "anomaly_charts" / f"{wh.target}-{digest}"
 
 
 def sweep(root: Path, grain: str, referenced: set[str]) -> int:
     """Delete the charts of `grain` under `root` that no row references any more (their
     detection went away in a re-score, was pruned, or its incident now starts at another
-    bucket), once older than SWEEP_AFTER_SECONDS, and the folders left empty. Returns how many."""
+    bucket), once older than SWEEP_AFTER_SECONDS, and the folders left empty as long.
+    Best effort: another run may be drawing or sweeping beside it. Returns how many."""
     folder = root / grain
-    if not folder.is_dir():
-        return 0
     cutoff = time.time() - SWEEP_AFTER_SECONDS
-    # compared as real paths: a run given the project through a symlink stored another spelling
-    kept = {os.path.realpath(p) for p in referenced}
+    # a chart is named by its place under the warehouse's folder (grain/metric/slice/file):
+    # the rows' absolute paths may spell the folder another way (a symlink, a container)
+    kept = {Path(p).parts[-4:] for p in referenced}
     gone = 0
-    for png in folder.rglob("*.png"):
-        try:
-            if os.path.realpath(png) not in kept and png.stat().st_mtime < cutoff:
-                png.unlink()
-                gone += 1
-        except OSError:  # removed meanwhile, or not ours to remove: left as it is
-            continue
-    for sub in sorted((d for d in folder.rglob("*") if d.is_dir()), key=lambda d: len(d.parts), reverse=True):
-        try:
-            sub.rmdir()  # only when empty
-        except OSError:
-            pass
+    try:
+        for png in list(folder.rglob("*.png")):
+            try:
+                if png.relative_to(root).parts not in kept and png.stat().st_mtime < cutoff:
+                    png.unlink()
+                    gone += 1
+            except OSError:  # removed meanwhile, or not ours to remove: left as it is
+                continue
+        for sub in sorted((d for d in folder.rglob("*") if d.is_dir()), key=lambda d: len(d.parts), reverse=True):
+            try:
+                if sub.stat().st_mtime < cutoff:  # a folder just made is about to get its chart
+                    sub.rmdir()  # only when empty
+            except OSError:
+                pass
+    except OSError:  # the folder changed under the walk: the next scoring sweeps again
+        pass
     return gone
 
 

@@ -16,7 +16,7 @@ from ..grains import add_grain
 from ..printable import one_line
 from ..spec.resolved import Metric, MetricsProject
 from ..warehouse.anomaly_store import NAMES, chart_paths, replace_window
-from ..warehouse.connection import Warehouse
+from ..warehouse.connection import Warehouse, WarehouseError
 from . import charts
 from .inputs import SliceSeries, detector_settings, read_inputs, shape_of
 
@@ -165,7 +165,10 @@ def write(wh: Warehouse, grain: str, frame: pd.DataFrame, summary: WindowSummary
     written = replace_window(wh, grain, summary.start, summary.end, frame[NAMES], metrics=metrics, restamp=True,
                              keep=keep)
     if chart_root is not None:  # the charts the replaced rows referenced and these do not
-        charts.sweep(Path(chart_root), grain, chart_paths(wh, grain))
+        try:
+            charts.sweep(Path(chart_root), grain, chart_paths(wh, grain))
+        except WarehouseError:  # best effort, the rows are written: the next scoring sweeps
+            pass
     return written
 
 

@@ -56,7 +56,7 @@ def driver_error(target: str, err: Exception) -> BaseException:
     text = str(err).strip()
     # (DuckDB reading a pandas frame wraps the KeyboardInterrupt in its own error)
     if type(err).__name__ == "InterruptException" or text == "Query interrupted" \
-            or (target == "duckdb" and text.endswith("KeyboardInterrupt")) \
+            or (target == "duckdb" and "KeyboardInterrupt" in text) \
             or (type(err).__name__ in ("QueryCanceled", "QueryCanceledError") and "due to user request" in text):
         return KeyboardInterrupt()
     return WarehouseError(f"{target}: {text.splitlines()[0] if text else type(err).__name__}")
@@ -268,8 +268,12 @@ class Warehouse:
         with self.lock(), self.connect() as con:
             try:
                 self._replace_rows(con, f"{self.raw_schema}.{table}", frame, time_column, start, end)
-            except Exception as err:  # driver errors differ per target
-                raise driver_error(self.target, err) from None
+            except Exception as err:
+                # only a Ctrl-C is translated: a loader (defs/collection.py) needs the
+                # driver's own error in full, such as the line and column of a failed COPY
+                if isinstance(driver_error(self.target, err), KeyboardInterrupt):
+                    raise KeyboardInterrupt from None
+                raise
 
     def _replace_rows(self, con, full: str, frame: "pd.DataFrame", time_column: str, start, end) -> None:
         raw = self.raw_schema

@@ -4,7 +4,6 @@ previous_value and change_pct recomputed on the dense series."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import os
 from typing import TYPE_CHECKING
@@ -236,8 +235,8 @@ def _listed(value: str) -> str:
     read as two values, or as no value); a line break or an escape code stays on the line."""
     from ..printable import one_line
     text = one_line(value)
-    if "," in text or text.startswith('"') or text != text.strip() or text in ("", "none"):
-        return json.dumps(text, ensure_ascii=False)
+    if "," in text or text.startswith(('"', "...")) or text != text.strip() or text in ("", "none"):
+        return '"' + text.replace('"', '\\"') + '"'  # one_line already escaped the rest
     return text
 
 
