@@ -575,3 +575,12 @@ def test_values_beyond_1e154_keep_a_finite_band(level):
     _band_holds(out, default_sensitivity("day"))
     assert out.score.notna().sum() > 30 and out.is_anomaly.iloc[-1]
     assert ("lowest" if level < 0 else "highest") in out.reason.iloc[-1]
+
+
+def test_an_infinite_first_guess_of_the_spread_stays_infinite():
+    """Computed in units of the first guess, an infinite one gave inf * 0: NaN, read as
+    the smallest spread (1e-150), where the squares' formula gave inf."""
+    from dagster_project.anomaly.stats import winsorized_scale
+    r = np.array([[1.0, -2.0, 3.0], [1e300, -1e300, 3.0]])
+    out = winsorized_scale(r, np.array([np.inf, 1e300]))
+    assert np.isinf(out[0]) and np.isfinite(out[1]) and out[1] > 1e299

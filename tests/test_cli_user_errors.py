@@ -214,6 +214,8 @@ def test_a_listed_value_with_a_comma_or_padding_is_quoted():
         '"", " US", "\\"x\\"", DE, "Korea, Republic of", new\\nline'
     assert _listing({"DE", "FR"}) == "DE, FR"
     assert _listing({"none"}) == '"none"' and _listing(set()) == "none"  # a value, and no value
+    # quoted, the line break reads as in an unquoted value (escaped once, not twice)
+    assert _listing({"a,\nb", "c\nd"}) == '"a,\\nb", c\\nd'
 
 
 def test_series_of_a_metric_compiled_but_never_built(built):

@@ -113,3 +113,21 @@ def test_raw_rows_land_in_their_columns_whatever_the_frames_column_order(tmp_pat
     wh.replace_rows("t", later, "ts", day + dt.timedelta(days=1), day + dt.timedelta(days=2))
     rows = wh.frame("select country, user_id from raw.t order by ts")
     assert rows.values.tolist() == [["FR", "u0"], ["DE", "u1"]]
+
+
+@pytest.mark.parametrize("target", ["postgres"], indirect=True)
+def test_a_loaders_rejected_rows_keep_the_drivers_whole_error(tmp_path, target):
+    """replace_rows is what a loader calls (defs/collection.py): a COPY that Postgres
+    rejects keeps psycopg2's error with the line and column it names, not a one-line
+    summary; and the day's rows stay as they were."""
+    import datetime as dt
+
+    import psycopg2
+    wh = Warehouse("postgres", make_project(tmp_path / "p", {}))
+    day = dt.datetime(2026, 9, 1)
+    wh.replace_rows("loaded", pd.DataFrame({"ts": [day], "n": [1]}), "ts", day, day + dt.timedelta(days=1))
+    with pytest.raises(psycopg2.Error) as err:
+        wh.replace_rows("loaded", pd.DataFrame({"ts": [day], "n": ["not a number"]}), "ts", day,
+                        day + dt.timedelta(days=1))
+    assert "COPY loaded, line 1" in str(err.value) and "not a number" in str(err.value)
+    assert wh.frame("select n from raw.loaded")["n"].tolist() == [1]
