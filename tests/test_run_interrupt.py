@@ -22,15 +22,25 @@ from .conftest import make_project
 pytestmark = pytest.mark.dbt
 
 
-def test_one_ctrl_c_stops_metrics_run_with_exit_130(tmp_path):
+def _demo_project(tmp_path, instance_yaml: bool = False) -> tuple[list[str], dict[str, str]]:
+    """The example's metrics over 30 days of demo data, a Dagster home (with
+    dagster_home.yaml in it, as scripts/demo.sh leaves it, when `instance_yaml`): the
+    command line and environment of its CLI."""
     make_project(tmp_path, {})
-    shutil.copytree(REPO_ROOT / "metrics", tmp_path / "metrics", dirs_exist_ok=True)  # the example's metrics
+    shutil.copytree(REPO_ROOT / "metrics", tmp_path / "metrics", dirs_exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("METRICS_")}
     env["DAGSTER_HOME"] = str(tmp_path / "dagster_home")
     (tmp_path / "dagster_home").mkdir()
+    if instance_yaml:
+        shutil.copy(REPO_ROOT / "dagster_home.yaml", tmp_path / "dagster_home" / "dagster.yaml")
     cli = [sys.executable, "-m", "dagster_project.cli.main", "--project-dir", str(tmp_path)]
     demo = subprocess.run([*cli, "demo-data", "--days", "30"], env=env, capture_output=True, text=True, timeout=300)
     assert demo.returncode == 0, demo.stderr
+    return cli, env
+
+
+def test_one_ctrl_c_stops_metrics_run_with_exit_130(tmp_path):
+    cli, env = _demo_project(tmp_path)
     run = subprocess.Popen([*cli, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = []
     for line in run.stdout:  # the hour job's progress line comes before its steps start
@@ -52,15 +62,7 @@ def test_ctrl_c_in_a_terminal_during_dbt_stops_the_run_with_one_line(tmp_path):
     traces, and an interrupt that Dagster caught between two of dbt's events failed the
     step with its own error: "the build failed", exit 1. A second Ctrl-C cut short the
     wait for the dbt thread, and exiting with it in a query aborted the process."""
-    make_project(tmp_path, {})
-    shutil.copytree(REPO_ROOT / "metrics", tmp_path / "metrics", dirs_exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("METRICS_")}
-    env["DAGSTER_HOME"] = str(tmp_path / "dagster_home")
-    (tmp_path / "dagster_home").mkdir()
-    shutil.copy(REPO_ROOT / "dagster_home.yaml", tmp_path / "dagster_home" / "dagster.yaml")  # as scripts/demo.sh
-    cli = [sys.executable, "-m", "dagster_project.cli.main", "--project-dir", str(tmp_path)]
-    demo = subprocess.run([*cli, "demo-data", "--days", "30"], env=env, capture_output=True, text=True, timeout=300)
-    assert demo.returncode == 0, demo.stderr
+    cli, env = _demo_project(tmp_path, instance_yaml=True)
     # a process group of its own, as a terminal's foreground job
     run = subprocess.Popen([*cli, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            start_new_session=True)

@@ -391,8 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-INTERRUPTED_TEXT = ("interrupted (Ctrl-C): stopped; each window is replaced in one transaction, so one not "
-                    "finished is unchanged (run the command again to finish it)")
+STOPPED_TEXT = "interrupted (Ctrl-C): stopped"
+INTERRUPTED_TEXT = (f"{STOPPED_TEXT}; each window is replaced in one transaction, so one not finished is unchanged "
+                    "(run the command again to finish it)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -410,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except KeyboardInterrupt:
         # the transaction sentence only where the command writes windows of rows
-        _err(INTERRUPTED_TEXT if args.command in ("run", "demo-data") else "interrupted (Ctrl-C): stopped")
+        _err(INTERRUPTED_TEXT if args.command in ("run", "demo-data") else STOPPED_TEXT)
         return 130
     except BrokenPipeError:
         # the reader stopped early (`metrics series ... | head`): not a failure. Point

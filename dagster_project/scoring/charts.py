@@ -12,7 +12,6 @@ RECENT_BUCKETS gets those older alerts without a chart."""
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import time
 from pathlib import Path
@@ -35,13 +34,8 @@ def chart_root(warehouse_dir: Path, wh) -> Path:
     digest of its file or database and its schema), so one warehouse's sweep never
     deletes a chart another's rows reference (two DuckDB files used from one project,
     two Postgres databases), and two never draw over each other's file."""
-    from ..warehouse.connection import pg_settings
-    if wh.target == "postgres":
-        s = pg_settings()
-        where = f"{s['host']}:{s['port']}/{s['dbname']}"
-    else:
-        where = os.path.realpath(wh.paths.duckdb_path if wh.target == "duckdb" else wh.paths.chdb_path)
-    digest = hashlib.sha1(f"{where}\0{wh.schema}".encode()).hexdigest()[:8]
+    from ..warehouse.lock import warehouse_identity
+    digest = hashlib.sha1(repr((warehouse_identity(wh.target, wh.paths), wh.schema)).encode()).hexdigest()[:8]
     return warehouse_dir / "anomaly_charts" / f"{wh.target}-{digest}"
 
 

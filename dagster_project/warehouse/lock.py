@@ -86,6 +86,12 @@ def _describe(target: str, paths: ProjectPaths, role: str = "writer") -> tuple[t
     raise WarehouseError(f"unknown target `{target}`")
 
 
+def warehouse_identity(target: str, paths: ProjectPaths) -> tuple:
+    """What tells one warehouse from another (its file, or its database and schema): the
+    writer lock's identity."""
+    return _describe(target, paths)[0]
+
+
 def _poll(try_once: Callable[[], bool], target: str, label: str, on_wait: Callable[[str], None],
           deadline: float, timeout: float) -> None:
     """Call `try_once` until it takes the lock: say once that we wait, give up at the deadline."""
