@@ -584,3 +584,43 @@ def test_an_infinite_first_guess_of_the_spread_stays_infinite():
     r = np.array([[1.0, -2.0, 3.0], [1e300, -1e300, 3.0]])
     out = winsorized_scale(r, np.array([np.inf, 1e300]))
     assert np.isinf(out[0]) and np.isfinite(out[1]) and out[1] > 1e299
+
+
+@pytest.mark.parametrize("training", [4, 5])
+@pytest.mark.parametrize("shape", ["count", "fraction", "ratio"])
+def test_a_past_outlier_in_a_short_training_window_is_not_the_expected_value(shape, training):
+    """With `training_buckets: 4` or 5 the level span is one bucket: the first pass's median
+    fit of one-bucket blocks fitted every value, so it never left an outlier out, and the
+    bucket after a spike expected the spike (400 after a 400 among 100s). The next ones,
+    with the spike out, could take it as the bias: the median of two residuals, one of
+    them its own. The oracle: the median of the window's other values."""
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        den = rng.poisson(20000, 30).astype(float)
+        if shape == "ratio":
+            num = rng.binomial(den.astype(int), 0.3).astype(float)
+            num[20] = den[20] * 0.9
+            f = frame(num / den, numerator=num, denominator=den)
+        else:
+            x = rng.poisson(5000, 30).astype(float) if shape == "count" else rng.normal(100, 2, 30)
+            x[20] *= 4
+            f = frame(x)
+        out = score(f, shape=shape, settings=DetectorSettings(training_buckets=training), first=21, last=20 + training)
+        assert len(out) == training and out.expected.notna().all()
+        for i, row in enumerate(out.itertuples(), start=21):
+            usual = np.median(np.delete(f.value.to_numpy()[i - training:i], 20 - (i - training)))
+            assert abs(row.expected / usual - 1) < 0.15, (seed, i, row.expected, usual)
+
+
+def test_an_expected_value_left_by_float_rounding_beside_a_zero_reads_as_zero():
+    """A weekday gauge that is 0 at weekends: its weekend level plus profile cancel to
+    1.4e-17, not 0. Beside a value of 0 the middle of the band's numbers was that
+    expected value itself, so it was not read as noise: "m 0 vs expected 1.388e-17
+    (0..0.608)". Beside values of tenths, anything under 1e-9 is rounding."""
+    rng = np.random.default_rng(2)
+    x = np.where(np.arange(90) % 7 >= 5, 0.0, rng.poisson(3, 90)).astype(float) * 0.1
+    out = score(frame(x), shape="fraction", first=21)
+    assert out.expected.notna().sum() > 60
+    shown = out.expected.abs()
+    assert not ((shown > 0) & (shown < 1e-9)).any()
+    assert not out.reason.str.contains(r"e-\d", regex=True).any()

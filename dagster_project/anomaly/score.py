@@ -359,7 +359,7 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
             reasons[i] = text.not_enough(label, told, pr, v, int(have), min_hist)
     rows = np.nonzero(enough)[0]
     # float noise (a sum expected at 1.8e-15 instead of 0) is stored as 0
-    noise_free = _shown(value, expected, res["lower"], res["upper"], NOISE)
+    noise_free = _shown(value, expected, res["lower"], res["upper"], NOISE, shape == "fraction")
     expected, lower, upper = noise_free["expected"], noise_free["lower"], noise_free["upper"]
     # phase and span: only a flagged record mentions them (a cost per row)
     phase, span = np.full(rows.size, "", dtype=object), np.full(rows.size, "", dtype=object)
@@ -369,7 +369,7 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
         span[j] = text.span_text(int(res["span"][i]), grain)
     reasons[rows] = text.sentences(
         label=label, shape=told, min_volume=need, **{k: np.asarray(v)[rows].tolist() for k, v in {
-            "proportion": prop, "value": value, **_shown(value, expected, lower, upper, 1e-4),
+            "proportion": prop, "value": value, **_shown(value, expected, lower, upper, 1e-4, shape == "fraction"),
             "flagged": flagged, "outside": outside, "side_ok": side_ok, "volume_ok": volume_ok,
             "volume": volume, "record": res["record"], "numerator": num, "denominator": den, "run": run,
             "sparse": np.where(unjudged, sizes, np.nan)}.items()},
@@ -382,9 +382,12 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
 
 
 NOISE = 1e-12  # of the numbers' scale: float noise (a sum expected at 1.8e-15 beside a band of +-3)
+# of the band's edge: the rounding left where a fraction's level and phase offset cancel
+# (a weekend gauge expected at 1.4e-17 beside 0..0.6; seen up to 4e-14 of the edge)
+ROUNDING = 1e-13
 
 
-def _shown(value, expected, lower, upper, relative: float) -> dict[str, np.ndarray]:
+def _shown(value, expected, lower, upper, relative: float, sums: bool = False) -> dict[str, np.ndarray]:
     """expected, lower and upper with float noise as 0, and a band edge under `relative`
     times the expected value as 0 too (an edge of 3.4e-05 beside 127 reads as 0 in the
     reason); anything under 1e-100 is 0 (an all-zero series' band ends at 7e-150, its
@@ -392,7 +395,10 @@ def _shown(value, expected, lower, upper, relative: float) -> dict[str, np.ndarr
     band's largest finite edge; for the expected value, that or, if smaller, the larger
     of the value and the middle of the three band numbers: a spike's value does not
     make its band vanish, nor a very wide band (a high sensitivity on a young window,
-    0..1e104) its expected value."""
+    0..1e104) its expected value. `sums`: a fraction, whose expected value is a sum of a
+    level, a phase's offset and a bias; beside its value of 0 the middle number is that
+    expected value itself (0 vs 1.4e-17 (0..0.59)), so ROUNDING of the band's edge is
+    rounding too."""
     with np.errstate(invalid="ignore"):
         numbers = np.abs(np.stack([lower, expected, upper]))
         edges = np.where(np.isfinite(numbers[[0, 2]]), numbers[[0, 2]], np.nan)
@@ -400,7 +406,10 @@ def _shown(value, expected, lower, upper, relative: float) -> dict[str, np.ndarr
         data = np.fmax(np.abs(np.nan_to_num(value)), np.nan_to_num(np.median(numbers, axis=0)))
         noise = np.fmax(NOISE * band, 1e-100)
         near = np.fmax(noise, relative * np.abs(np.nan_to_num(expected)))
-        return {"expected": np.where(np.abs(expected) < np.fmax(NOISE * np.fmin(band, data), 1e-100), 0.0, expected),
+        floor = NOISE * np.fmin(band, data)
+        if sums:  # beside a value of 0 the middle number is the expected value itself
+            floor = np.where(np.nan_to_num(value) != 0, floor, np.fmax(floor, ROUNDING * band))
+        return {"expected": np.where(np.abs(expected) < np.fmax(floor, 1e-100), 0.0, expected),
                 **{k: np.where(np.abs(x) < near, 0.0, x) for k, x in (("lower", lower), ("upper", upper))}}
 
 

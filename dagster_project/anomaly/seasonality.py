@@ -159,19 +159,26 @@ def weighted_profile(num: np.ndarray, den: np.ndarray):
 def robust_residuals(y: np.ndarray, period: int, block: int, rule: bool = False):
     """The first, robust pass: residuals of y (n, W) from a median fit, NaN where not
     fitted. With a period: y - median of its cycle - median over cycles of that phase's
-    deviation. Without: y - median of its block of `block` buckets. Used only to find the
+    deviation. Without: y - median of its block of `block` buckets (at least 3). Used only to find the
     window's own outliers, which the second pass leaves out. `rule`: also return the
     fit's continuation past the window (the last cycle's or block's median (n,), and the
     per-phase deviation (n, P), zeros without a period) to judge later buckets, and the
     residuals from the previous cycle's (block's) median instead of their own: as a later
     bucket is judged, a level it did not shape (runs.py)."""
     n, w = y.shape
-    b = period if period > 1 else max(1, block)
+    # a median needs 3 values to pass over one outlier: blocks of 1 or 2 (the level span of
+    # a training window under 9 buckets) would fit every value, leaving nothing out
+    b = period if period > 1 else max(3, block)
     g = fold(y, b)
     level = nanmedian(g, 2)
     dev = g - level[:, :, None]
     phase = nanmedian(dev, 1) if period > 1 else np.zeros((n, 1))
     r = unfold(dev - phase[:, None, :], w)
+    lead = w % b
+    if period == 1 and lead and g.shape[1]:
+        # the oldest buckets short of a block: judged against the first block's median
+        # (left unfitted, a past incident there would stay in training)
+        r[:, :lead] = y[:, :lead] - level[:, :1]
     if not rule:
         return r
     before = np.concatenate([np.full((n, 1), np.nan), level[:, :-1]], axis=1)
