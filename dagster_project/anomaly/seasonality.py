@@ -159,7 +159,8 @@ def weighted_profile(num: np.ndarray, den: np.ndarray):
 def robust_residuals(y: np.ndarray, period: int, block: int, rule: bool = False):
     """The first, robust pass: residuals of y (n, W) from a median fit, NaN where not
     fitted. With a period: y - median of its cycle - median over cycles of that phase's
-    deviation. Without: y - median of its block of `block` buckets (at least 3). Used only to find the
+    deviation. Without: y - median of its block of `block` buckets (at least 3; the
+    oldest buckets short of a block: of the first block). Used only to find the
     window's own outliers, which the second pass leaves out. `rule`: also return the
     fit's continuation past the window (the last cycle's or block's median (n,), and the
     per-phase deviation (n, P), zeros without a period) to judge later buckets, and the
