@@ -1,17 +1,40 @@
 """`metrics prune [--apply]`: rows in the rollup tables, and in `metric_anomalies`, of
-metrics the project no longer defines (a metric file deleted or renamed), and in
-`metric_anomalies` the rows of a metric no longer scored at a grain (its `anomaly.enabled`
-turned off, or the grain removed). dbt never deletes them: the rollup materialization
-rewrites only the windows of the metrics its model still computes, and a scoring run
-replaces only the rows of metrics it scores (`metrics anomalies` listed a removed
-metric's detections it then called unknown, and a disabled metric's old detections)."""
+metrics the project no longer defines (a metric file deleted or renamed) or of a
+dimension a metric no longer has, and in `metric_anomalies` the rows of a metric no
+longer scored at a grain (its `anomaly.enabled` turned off, or the grain removed). dbt
+never deletes them: the rollup materialization rewrites only the windows of the metrics
+its model still computes, and a scoring run replaces only the rows of metrics it scores
+(`metrics anomalies` listed a removed metric's detections it then called unknown, a
+disabled metric's old detections, and a removed dimension's slices)."""
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
 from ..paths import ProjectPaths
+from ..printable import one_line
 from ..warehouse.anomaly_store import TABLE as ANOMALIES
 from ..warehouse.connection import Warehouse, WarehouseError
+
+@dataclass(frozen=True)
+class Stale:
+    """Rows to prune: of a metric no longer defined, or only those of one `grain` or one
+    `dimension` of a defined one."""
+    table: str
+    metric: str
+    rows: int
+    grain: str | None = None
+    dimension: str | None = None
+
+    @property
+    def why(self) -> str:
+        if self.grain is not None:
+            return (f"at the {self.grain} grain, where the metric is no longer scored (anomaly.enabled is off, "
+                    f"or it has no {self.grain} grain)")
+        if self.dimension is not None:
+            return f"of the dimension `{one_line(self.dimension)}`, which the metric no longer has"
+        return "of a metric no longer defined"
+
 
 # scratch tables the rollup materializations leave behind when a run dies half-way
 _SCRATCH_SUFFIXES = ("__staged", "__scratch", "__dbt_tmp", "__dbt_backup")
@@ -47,48 +70,61 @@ def cmd_prune(args, paths: ProjectPaths) -> int:
     # run --include-drafts`) whose detection is on, at each of their grains
     scored = {(m.name, g) for m in project.metrics.values()
               if m.public and m.anomaly.enabled and m.status in ("active", "draft") for g in m.grains}
+    # the dimensions each metric has now: a rollup table holds the built metrics' rows,
+    # metric_anomalies the public metrics' (hidden inline ratio sides are built only)
+    dimensions = {m.name: set(m.dimensions) for m in (*project.built(), *project.metrics.values()) if m.is_built}
     wh = Warehouse(args.target, paths)
     try:
         tables = rollup_tables(wh, anomalies=True)
-        found: list[tuple[str, str, str | None, int]] = []  # (table, metric, grain of an unscored pair, rows)
+        found: list[Stale] = []
         kept: list[tuple[str, str, int]] = []
         for table in tables:
-            counts = wh.frame(f"select metric, count(*) as n from {wh.relation(table)} group by metric order by metric")
-            for metric, n in zip(counts["metric"], counts["n"]):
-                if str(metric) not in keep:
-                    found.append((table, str(metric), None, int(n)))
-                elif str(metric) in archived:
-                    kept.append((table, str(metric), int(n)))
-            if table == ANOMALIES:
-                pairs = wh.frame(f"select metric, grain, count(*) as n from {wh.relation(table)} "
-                                 "group by metric, grain order by metric, grain")
-                found += [(table, str(m), str(g), int(n)) for m, g, n in zip(pairs["metric"], pairs["grain"], pairs["n"])
-                          if str(m) in built and str(m) not in archived and (str(m), str(g)) not in scored]
+            anomalies = table == ANOMALIES
+            keys = "metric, grain, dimension" if anomalies else "metric, dimension"
+            counts = wh.frame(f"select {keys}, count(*) as n from {wh.relation(table)} group by {keys} order by {keys}")
+            if not anomalies:
+                counts["grain"] = ""
+            whole: dict[str, int] = {}
+            by_grain: dict[tuple[str, str], int] = {}
+            by_dimension: dict[tuple[str, str], int] = {}
+            for metric, grain, dimension, n in zip(counts["metric"], counts["grain"], counts["dimension"], counts["n"]):
+                metric, grain, dimension, n = str(metric), str(grain), str(dimension or ""), int(n)
+                whole[metric] = whole.get(metric, 0) + n
+                if metric not in keep or metric in archived:
+                    continue
+                if anomalies and (metric, grain) not in scored:
+                    by_grain[metric, grain] = by_grain.get((metric, grain), 0) + n
+                elif dimension and dimension not in dimensions.get(metric, {dimension}):
+                    by_dimension[metric, dimension] = by_dimension.get((metric, dimension), 0) + n
+            for metric, n in whole.items():
+                if metric not in keep:
+                    found.append(Stale(table, metric, n))
+                elif metric in archived:
+                    kept.append((table, metric, n))
+            found += [Stale(table, m, n, grain=g) for (m, g), n in by_grain.items()]
+            found += [Stale(table, m, n, dimension=d) for (m, d), n in by_dimension.items()]
         if not found:
             print(f"{args.target}: nothing to prune: every metric in the {len(tables)} rollup and anomaly table(s) "
-                  "is defined, and scored where it has anomaly rows")
-        for table, metric, grain, n in found:
-            if grain is None:
-                print(f"{wh.relation(table)}: {metric}: {n:,} row(s) of a metric no longer defined")
-            else:
-                print(f"{wh.relation(table)}: {metric}: {n:,} row(s) at the {grain} grain, where the metric is no "
-                      f"longer scored (anomaly.enabled is off, or it has no {grain} grain)")
+                  "is defined, with the dimensions it has, and scored where it has anomaly rows")
+        for f in found:
+            print(f"{wh.relation(f.table)}: {f.metric}: {f.rows:,} row(s) {f.why}")
         for table, metric, n in kept:
             print(f"{wh.relation(table)}: {metric}: {n:,} row(s) kept (archived: `metrics series` still reads them; "
                   f"--include-archived prunes them too)")
         if not found:
             return 0
-        total = sum(n for *_, n in found)
+        total = sum(f.rows for f in found)
         if not args.apply:
-            print(f"{total:,} row(s) of {len({m for _, m, _, _ in found})} metric(s) in "
-                  f"{len({t for t, *_ in found})} table(s): run with --apply to delete them")
+            print(f"{total:,} row(s) of {len({f.metric for f in found})} metric(s) in "
+                  f"{len({f.table for f in found})} table(s): run with --apply to delete them")
             return 0
-        for table in sorted({t for t, *_ in found}):
-            names = [m for t, m, g, _ in found if t == table and g is None]
+        for table in sorted({f.table for f in found}):
+            names = [f.metric for f in found if f.table == table and f.grain is None and f.dimension is None]
             if names:
                 wh.execute(f"delete from {wh.relation(table)} where metric in ({', '.join('?' for _ in names)})", names)
-            for _, metric, grain, _ in (f for f in found if f[0] == table and f[2] is not None):
-                wh.execute(f"delete from {wh.relation(table)} where metric = ? and grain = ?", [metric, grain])
+            for f in (f for f in found if f.table == table and (f.grain is not None or f.dimension is not None)):
+                column, key = ("grain", f.grain) if f.grain is not None else ("dimension", f.dimension)
+                wh.execute(f"delete from {wh.relation(table)} where metric = ? and {column} = ?", [f.metric, key])
         print(f"deleted {total:,} row(s) on {args.target}")
     except WarehouseError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -106,7 +106,9 @@ def read_inputs(wh: Warehouse, grain: str, metrics: list[Metric], lo: dt.datetim
         spine = pd.date_range(total.bucket_start.min(), total.bucket_start.max(), freq=FREQ[grain])
         built = spine.isin(total.bucket_start)
         out.append(SliceSeries(m, "", "", _dense(_columns(total), spine, built, m, is_total=True)))
-        slices = part[part.dimension != ""]
+        # the dimensions the metric has now: the rollup tables keep another's rows outside
+        # the windows rebuilt since it changed (no row there: its slices would read as zeros)
+        slices = part[part.dimension.isin(m.dimensions)]
         if slices.empty:
             continue
         # numpy per slice: a DataFrame per slice (groupby's groups, reindex) costs more than its scoring
