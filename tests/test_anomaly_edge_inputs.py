@@ -484,6 +484,8 @@ def test_an_amount_per_order_with_a_mostly_zero_window_says_it_is_too_sparse():
     assert not out.is_anomaly.any() and "min_volume" not in reason
     assert re.search(r"above the band but its window is mostly zeros with only \d non-zero buckets, under 8: "
                      r"too sparse to judge$", reason), reason
+    # not judged: no score (the band of a spread collapsed on zeros scored it 1,000,000)
+    assert out.score.isna().all()
 
 
 @pytest.mark.parametrize("grain, need", [("day", 21), ("month", 12)])
@@ -624,3 +626,37 @@ def test_an_expected_value_left_by_float_rounding_beside_a_zero_reads_as_zero():
     shown = out.expected.abs()
     assert not ((shown > 0) & (shown < 1e-9)).any()
     assert not out.reason.str.contains(r"e-\d", regex=True).any()
+
+
+def test_a_zero_level_in_the_square_root_comes_back_as_zero():
+    """A mostly-zero sum (refunds per hour and country) is fitted in the square root of
+    x + offset; its zeros' level, a mean of equal roots, came back as the offset's square
+    less the offset: 2e-13, not 0 ("refunds [country=FR] 0 vs expected 1.723e-13 (0..1.28)")."""
+    from dagster_project.anomaly.domain import SQRT, back, forward
+    offset = np.random.default_rng(0).uniform(0.01, 500, 1000)
+    level = np.mean(np.stack([forward(np.zeros(1000), SQRT, offset)] * 7), axis=0)
+    assert (back(level, SQRT, offset) == 0).all()
+    # a real value near 0 stays
+    assert np.allclose(back(forward(np.full(1000, 0.01), SQRT, offset), SQRT, offset), 0.01)
+
+
+@pytest.mark.parametrize("shape", ["count", "ratio"])
+def test_a_zero_where_zeros_are_ordinary_scores_near_zero_not_at_the_band_edge(shape):
+    """An hourly count of 0.8 on average is 0 in 45% of its hours; its band's low edge is
+    0, and every 0 scored exactly -sensitivity (-3.5) as if on the edge of the rare: the
+    scores of `--all`, the JSON and the API could not rank how surprising a bucket was.
+    A 0 now scores as far below the expected value as the normal half-width says (its
+    Poisson probability e^-expected is at least 13% here: well inside)."""
+    rng = np.random.default_rng(1)
+    x = rng.poisson(0.8, 24 * 40).astype(float)
+    if shape == "count":
+        f = frame(x, grain="hour")
+    else:
+        den = x + rng.poisson(3, x.size)  # a share of small denominators: 0 of 3 is ordinary
+        f = frame(np.where(den > 0, x / np.maximum(den, 1), np.nan), grain="hour", numerator=x, denominator=den)
+    out = score(f, shape=shape, grain="hour", first=24 * 10)
+    volume = out.expected if shape == "count" else out.expected * out.denominator
+    zeros = out[(out.value == 0) & (volume < 2) & out.score.notna()]
+    assert len(zeros) > 100
+    assert (zeros.score.abs() < 2.0).all(), zeros.score.describe()
+    assert not out.is_anomaly.any()

@@ -191,8 +191,10 @@ def _band(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, num_t: np
         upper = ratio_t_inv(y + up * sd, den_t, prop) / den_t
         lower = low_count / den_t
     # score in T units against the side's half-width (the low one ends at the low edge, so a
-    # value on the edge scores exactly -sensitivity and is not flagged)
-    half_down = np.where(y > y_low, y - y_low, down * sd)
+    # value on the edge scores exactly -sensitivity and is not flagged); a low edge at 0
+    # where the tail goes on below it (0 expected 0.85 times: 43% likely) is no tail: that
+    # side's half-width is at least the normal one's, and a 0 scores as far as it is
+    half_down = np.where(y > y_low, np.fmax(y - y_low, np.where(low_count > 0, 0.0, down * sd)), down * sd)
     with np.errstate(invalid="ignore", divide="ignore"):
         score = sensitivity * ((yx - y) / np.where(yx > y, up * sd, half_down))
         if shape != "count":

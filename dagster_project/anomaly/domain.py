@@ -69,9 +69,15 @@ _LOG_MAX = float(np.log(np.finfo(float).max)) - 1.0
 
 def back(y: np.ndarray, domain: str, offset=0.0) -> np.ndarray:
     """The value at y in the domain's scale (a band edge below the square root's 0 is
-    -offset: the caller clips a series that never goes below 0 at 0)."""
+    -offset: the caller clips a series that never goes below 0 at 0). Back from the square
+    root, a value within float rounding of 0 (the square of the offset's own root, less
+    the offset: 1.7e-13 for 0) is 0."""
     if domain == VALUE:
         return y
     if domain == LOG:  # (a band edge thousands of sds out, a high sensitivity on a young window: finite)
         return np.exp(np.minimum(y, _LOG_MAX))
-    return (np.maximum(y, 0.0) / 2.0) ** 2 - offset
+    x = (np.maximum(y, 0.0) / 2.0) ** 2 - offset
+    return np.where(np.abs(x) <= ROUNDED * np.abs(offset), 0.0, x)
+
+
+ROUNDED = 1e-9  # of the square root's offset: the rounding its square and difference leave

@@ -376,7 +376,9 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
         phase=phase.tolist(), span=span.tolist(), sparse_min=MIN_SIZES)
     return {
         "bucket_start": bucket, "value": value, "expected": expected, "lower": lower, "upper": upper,
-        "score": np.where(enough, score, np.nan), "is_anomaly": flagged, "direction": direction.astype(object),
+        # a bucket too sparse to judge keeps the band its reason quotes, but no score: that
+        # band is a spread collapsed on zeros (0..0 scored 1,000,000)
+        "score": np.where(enough & ~unjudged, score, np.nan), "is_anomaly": flagged, "direction": direction.astype(object),
         "provisional": provisional, "numerator": num, "denominator": den, "model": model,
         "reason": reasons}
 
