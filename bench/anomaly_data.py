@@ -11,7 +11,7 @@ import pandas as pd
 
 from dagster_project.anomaly import DetectorSettings, score_series
 
-NAB_DIR = Path("/work/shared/data/nab")
+NAB_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "nab"  # ../shared/data/nab from the project
 STEP = {"hour": pd.Timedelta(hours=1), "day": pd.Timedelta(days=1)}
 
 

@@ -298,7 +298,10 @@ def main() -> None:
     if "synthetic" in only:
         synthetic(10 if args.quick else 60)
     if "nab" in only:
-        nab(args.nab)
+        if (args.nab / "labels.json").is_file() or "nab" in (args.only or []):
+            nab(args.nab)
+        else:  # asked for everything: the other sections still run
+            print(f"\n## 2. NAB: no labelled series under {args.nab} (labels.json): skipped (`--nab DIR`)")
     if "demo" in only:
         demo(90)
     if "throughput" in only:

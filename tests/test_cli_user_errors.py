@@ -406,3 +406,12 @@ def test_prune_deletes_the_anomaly_rows_of_a_metric_no_longer_scored_at_a_grain(
     assert code == 0 and "deleted 3 row(s)" in out, (out, err)
     assert stored() == [("likes", "day"), ("views", "day"), ("views", "month")]
     assert "nothing to prune" in _main(*args)[1]
+
+
+def test_the_alerts_table_writes_numbers_as_the_reasons_do(capsys):
+    """`metrics alerts` printed 8.923e+04 beside a reason saying 89,226."""
+    from dagster_project.cli.alerts import _print
+    _print([{"alert_key": "anomaly:follower_count:day:", "value": 89226.0, "expected": 0.000123, "score": -4.5}],
+           ["alert_key", "value", "expected", "score"], "table")
+    row = capsys.readouterr().out.splitlines()[1].split()
+    assert row[1:] == ["89,226", "0.000123", "-4.5"], row

@@ -70,8 +70,9 @@ def _print(rows: list[dict], fields: list[str], fmt: str) -> None:
     if not rows:
         print("(none)")
         return
-    cells = [[("" if r[f] is None else f"{r[f]:.4g}" if isinstance(r[f], float) else str(r[f]))[:60] for f in fields]
-             for r in rows]
+    from ..anomaly.reason import number  # as the reasons write them: 89,226, not 8.923e+04
+    cells = [[("" if r[f] is None else number(r[f], "fraction") if isinstance(r[f], float) else str(r[f]))[:60]
+              for f in fields] for r in rows]
     widths = [max(len(f), *(len(c[i]) for c in cells)) for i, f in enumerate(fields)]
     print("  ".join(f.ljust(w) for f, w in zip(fields, widths)))
     for c in cells:

@@ -276,7 +276,10 @@ def report_outcome(outcome, what: str) -> bool:
                 kept = "not kept (DAGSTER_HOME is not set)"
             _err(f"the failed Dagster run {outcome.failed_run}, with the stack trace: {kept}")
         return False
-    print(f"done: {len(outcome.run_ids)} Dagster run(s): {', '.join(outcome.run_ids)}")
+    if outcome.run_ids:
+        print(f"done: {len(outcome.run_ids)} Dagster run(s): {', '.join(outcome.run_ids)}")
+    else:  # e.g. `metrics run --metric DRAFT --include-drafts`: drafts are built by dbt directly
+        print("done: no Dagster run was needed")
     return True
 
 
@@ -305,9 +308,13 @@ def cmd_run(args, paths: ProjectPaths) -> int:
         if outcome.ok and args.include_drafts:
             print("      draft metrics (dbt, on demand) ...", flush=True)
             from ..defs.runner import run_drafts
+            began = time.perf_counter()
             drafts = run_drafts(paths, args.target, args.start, args.end, result.project)
             outcome.ok = drafts.ok
             outcome.failures += [f"{args.target}: {f}" for f in drafts.failures]
+            if drafts.ok:
+                print(f"      draft metrics: {len(drafts.built)} dbt node(s) built in {time.perf_counter() - began:.1f}s",
+                      flush=True)
     except WarehouseError as err:  # e.g. the writer lock timed out between two jobs
         _err(f"{err}; the run stopped (each window is replaced in one transaction: an unfinished one is unchanged)")
         return 1
@@ -317,8 +324,9 @@ def cmd_run(args, paths: ProjectPaths) -> int:
     if not report_outcome(outcome, "the build"):
         return 1
     if args.target == "duckdb":
+        drafts = ", drafts in metric_series_draft_<grain>" if args.include_drafts else ""
         print(f"results: {paths.duckdb_path} (schema analytics: metric_series_hour/_day/_week/_month, "
-              "metric_anomalies)")
+              f"metric_anomalies{drafts})")
     for line in _closing_hints(args, paths, result.project):
         print(line)
     return 0

@@ -340,6 +340,7 @@ def run_drafts(paths: ProjectPaths, target: str, start: dt.date | None, end: dt.
                                            "tag:staging"], window=window, run_id=run_id, quiet=True)
             outcome.ok = outcome.ok and done.ok
             outcome.failures += done.failures
+            outcome.built += done.built
             if done.ok and project is not None:
                 try:
                     _score_drafts(paths, target, project, grain, window, run_id)
