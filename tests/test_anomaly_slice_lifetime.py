@@ -5,7 +5,9 @@ in a long window, or only far before a short one, is not scored there by either 
 Real dbt build on DuckDB; the rows are compared with what one full run stored."""
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import math
 import re
 
@@ -128,3 +130,11 @@ def test_a_slice_value_with_a_line_break_keeps_reasons_and_the_listing_on_one_li
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "(did you mean `new\\nline`?)" in err, err
     assert err.rstrip().endswith("known values: BR, DE, FR, IN, IS, JP, US, new\\nline"), err
+    # typed as listed (a backslash and an n): that value, for the listing and for the series
+    assert main(["--project-dir", str(wh.paths.root), "anomalies", "--all", "--grain", "day",
+                 "--slice", "country=new\\nline"]) == 0
+    assert capsys.readouterr().out.splitlines() == lines
+    assert main(["--project-dir", str(wh.paths.root), "series", "orders", "--grain", "day",
+                 "--slice", "country=new\\nline", "--format", "csv"]) == 0
+    series = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert len(series) == 1 + DAYS and all(row[3:5] == ["country", BROKEN] for row in series[1:]), series[:2]

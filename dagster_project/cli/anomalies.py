@@ -10,7 +10,7 @@ import json
 import sys
 
 from ..grains import GRAINS, bucket_of, floor_to_grain
-from ..printable import one_line
+from ..printable import as_typed, one_line
 
 BACKTEST_DAYS = 90
 MAX_BACKTEST_DAYS = 36_525  # a century: further back than any metric's start
@@ -123,7 +123,7 @@ def _list(args, wh, checked: bool = True) -> int:
     if not checked and args.metric:  # the files could not be read: the names are checked against the stored rows
         _check_scored_metrics(wh, args.metric)
     if sliced[0]:
-        _check_scored_slice(wh, args.metric, *sliced)
+        sliced = (sliced[0], _check_scored_slice(wh, args.metric, *sliced))
     rows = []
     for metric in args.metric or [None]:
         columns, found = read_anomalies(wh, metric=metric, grain=args.grain, since=since, until=until,
@@ -145,9 +145,10 @@ def _check_scored_metrics(wh, metrics: list[str]) -> None:
             raise ValueError(f"no scored row of a metric `{name}`{closest(name, scored)}")
 
 
-def _check_scored_slice(wh, metrics: list[str] | None, dimension: str, value: str) -> None:
+def _check_scored_slice(wh, metrics: list[str] | None, dimension: str, value: str) -> str:
     """A slice no scored row has is a typo far more often than a quiet slice (as for
-    `metrics series`): "no anomalies" would hide it."""
+    `metrics series`): "no anomalies" would hide it. Returns the stored value meant (a
+    value with a line break typed as listed, `new\\nline`)."""
     from ..validation.issues import closest
     from ..warehouse.anomaly_store import TABLE
     from ..warehouse.read import _listing
@@ -160,9 +161,11 @@ def _check_scored_slice(wh, metrics: list[str] | None, dimension: str, value: st
         raise ValueError(f"no scored row{scored} has a dimension `{dimension}`{closest(dimension, dimensions)}; "
                          f"scored dimensions: {_listing(dimensions)}")
     known = {str(v) for d, v in rows if d == dimension}
+    value = as_typed(value, known)
     if value not in known:
-        raise ValueError(f"no scored row{scored} has {dimension} = `{value}`{closest(value, known)}; "
+        raise ValueError(f"no scored row{scored} has {dimension} = `{one_line(value)}`{closest(value, known)}; "
                          f"known values: {_listing(known)}")
+    return value
 
 
 def _iso(ts) -> str | None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from ..grains import add_grain, ceil_to_grain, floor_to_grain  # noqa: F401 (re-exported)
+from ..printable import as_typed, one_line
 from .connection import Warehouse
 
 if TYPE_CHECKING:  # imported where used: a CLI read never loads pandas, pydantic or sqlglot
@@ -80,6 +81,10 @@ def series_records(wh: Warehouse, metric: Metric, grain: str, start: dt.date | N
     if dimension and dimension not in metric.dimensions:
         raise ValueError(f"`{metric.name}` has no dimension `{dimension}` (its dimensions: {', '.join(metric.dimensions) or 'none'})")
     now = now or now_utc()
+    if dimension and "\\" in str(dimension_value):  # a value with a line break, typed as listed: `new\\nline`
+        with wh.reading():
+            dimension_value = as_typed(str(dimension_value), _known_values(wh, metric, grain, dimension, project))
+        slice_ = {dimension: dimension_value}
     accepted = _check_accepted(wh, metric, dimension, str(dimension_value), project) if dimension else set()
     # nothing before the metric's first bucket, even rows an earlier `start` left until the
     # next run rebuilds the metric: its first bucket has no previous value
@@ -182,21 +187,27 @@ def _check_built(wh: Warehouse, metric: Metric, grain: str, project: MetricsProj
                             f"({rel} holds none of its rows)", run_args)
 
 
-def _check_seen(wh: Warehouse, metric: Metric, grain: str, dimension: str, value: str,
-                project: MetricsProject | None, accepted: set[str]) -> None:
-    """A slice value no stored row has is a typo far more often than a quiet slice: an
-    all-zero series would hide it."""
+def _known_values(wh: Warehouse, metric: Metric, grain: str, dimension: str,
+                  project: MetricsProject | None) -> set[str]:
     known: set[str] = set()
     for leaf in _leaves(metric, project):
         _, rows = wh.rows(f"select distinct dimension_value from {wh.relation(_relation(wh, leaf, grain))} "
                           f"where metric = ? and dimension = ?", [leaf.name, dimension])
         known |= {str(r[0]) for r in rows if r[0] is not None}
+    return known
+
+
+def _check_seen(wh: Warehouse, metric: Metric, grain: str, dimension: str, value: str,
+                project: MetricsProject | None, accepted: set[str]) -> None:
+    """A slice value no stored row has is a typo far more often than a quiet slice: an
+    all-zero series would hide it."""
+    known = _known_values(wh, metric, grain, dimension, project)
     if value in known:
         return
     from ..validation.issues import closest
     # an accepted value is no typo: it just never occurs in this metric's rows
     why = " (an accepted value that none of its rows has)" if value in accepted else closest(value, known)
-    raise ValueError(f"no {grain} row of `{metric.name}` has {dimension} = `{value}`{why}; "
+    raise ValueError(f"no {grain} row of `{metric.name}` has {dimension} = `{one_line(value)}`{why}; "
                      f"known values: {_listing(known)}")
 
 
@@ -233,7 +244,6 @@ def _listed(value: str) -> str:
     """A value as a listing joined with ", " shows it: in double quotes when it holds a
     comma, starts with a quote, is empty or padded with spaces, or is `none` (it would
     read as two values, or as no value); a line break or an escape code stays on the line."""
-    from ..printable import one_line
     text = one_line(value)
     if "," in text or text.startswith(('"', "...")) or text != text.strip() or text in ("", "none"):
         return '"' + text.replace('"', '\\"') + '"'  # one_line already escaped the rest
