@@ -660,3 +660,20 @@ def test_a_zero_where_zeros_are_ordinary_scores_near_zero_not_at_the_band_edge(s
     assert len(zeros) > 100
     assert (zeros.score.abs() < 2.0).all(), zeros.score.describe()
     assert not out.is_anomaly.any()
+
+
+@pytest.mark.parametrize("shape", ["fraction", "count"])
+def test_a_record_after_a_launch_counts_only_the_days_since_it(shape):
+    """An hourly sum at 0 for 8 weeks (a metric `start` before its source had rows), then
+    launched: a spike on its sixth day was "highest for 12:00 in 8 weeks", every earlier
+    12:00 being a 0 from before there was any data."""
+    rng = np.random.default_rng(2)
+    before, after = 24 * 56, 24 * 6
+    hour = np.arange(before + after) % 24
+    x = np.where(np.arange(before + after) < before, 0.0,
+                 rng.lognormal(np.log(100 * (0.5 + np.sin(hour / 24 * np.pi) ** 2)), 0.2))
+    x[before + 24 * 5 + 12] *= 6
+    out = score(frame(np.round(x) if shape == "count" else x, grain="hour"), shape=shape, grain="hour",
+                first=before + 72)
+    (reason,) = out.reason[out.is_anomaly]
+    assert reason.endswith("highest for 12:00 in 6 days"), reason

@@ -58,10 +58,11 @@ def score_hourly(arrays, t, hour, value, num_t, den_t, shape, settings, min_hist
     cv = prefix_sum(valid)
     day = t - hour
     have, have_day = cv[t] - cv[t - w], cv[day] - cv[day - w]
+    since = t - w  # each bucket's history: its window, or from its launch
     if shape in ("count", "fraction"):  # a launched window's history starts at its launch (launch.py)
         k = level_span("hour", settings)
-        start, start_day = (launch_start(arrays[0], at, w, k, shape == "count") for at in (t, day))
-        have, have_day = cv[t] - cv[start], cv[day] - cv[start_day]
+        since, start_day = (launch_start(arrays[0], at, w, k, shape == "count") for at in (t, day))
+        have, have_day = cv[t] - cv[since], cv[day] - cv[start_day]
     out = empty_rows(n, have, min_hist)
     prop_t = prop_a = np.zeros(n, bool)
     if shape == "ratio":
@@ -102,7 +103,7 @@ def score_hourly(arrays, t, hour, value, num_t, den_t, shape, settings, min_hist
     negative = prefix_sum(valid & (arrays[0] < 0))
     transformable = {"positive": (nonpos[t] - nonpos[day] == 0) & (value > 0),
                      "nonneg": (negative[t] - negative[day] == 0) & (value >= 0)}
-    out["span"][rows] = t[rows] - nxt[t[rows] - w]
+    out["span"][rows] = t[rows] - nxt[since[rows]]  # ("highest in 8 weeks" of zeros before a launch: no)
     width = _width(anchors - nxt[anchors - w], w)
     for wd in np.unique(width):
         group = np.nonzero(width == wd)[0]
@@ -111,7 +112,7 @@ def score_hourly(arrays, t, hour, value, num_t, den_t, shape, settings, min_hist
             chunk = group[lo:lo + step]
             sel = np.nonzero(np.isin(inv, chunk))[0]
             _score_day(out, rows[sel], np.searchsorted(chunk, inv[sel]), anchors[chunk], arrays, raw, t, hour,
-                       value, num_t, den_t, prop_a, nonneg, transformable, shape, settings, wd)
+                       value, num_t, den_t, prop_a, nonneg, transformable, shape, settings, wd, since)
     return out
 
 
@@ -123,9 +124,9 @@ def _width(span, w):
 
 
 def _score_day(out, rows, a, anchors, arrays, raw, t, hour, value, num_t, den_t, prop_a, nonneg, transformable,
-               shape, settings, w) -> None:
+               shape, settings, w, since) -> None:
     """Fit the anchors (windows of w buckets ending at `anchors`), then score `rows` (a:
-    their anchor)."""
+    their anchor; `since`: where each scored bucket's history starts)."""
     k = level_span("hour", settings)
     ext = [sliding_window_view(x, w + AHEAD)[anchors - w] for x in arrays]
     win = since_launch([e[:, :w] for e in ext], shape, k)
@@ -178,7 +179,7 @@ def _score_day(out, rows, a, anchors, arrays, raw, t, hour, value, num_t, den_t,
                   proportion=prop[a[sel]], recovered=recovered, longrun=longrun, spans=spans, value_range=floor)
         v = forward(value[r], dom, offset[sel])
         e, lo, hi, sc, recovery = band_recovery(now, shape, settings.sensitivity, v, num_t[r], den_t[r], params)
-        same = _same_phase(raw, t[r], fit.period, training_buckets("hour", settings))
+        same = _same_phase(raw, t[r], fit.period, training_buckets("hour", settings), since[r])
         # an average's first pass does not know its counts (its residuals mix 2-value
         # nights with 60-value noons): no runs
         run = None
@@ -383,12 +384,16 @@ def _baseline(fit, shape, window, window_all, recent, every, at, h, k, w, den_t)
             fit.bias[at][:, None] * spans * prof[:, None])
 
 
-def _same_phase(raw, t, period, w):
-    """The raw values of t's phase in its window (every one without a period), oldest first."""
+def _same_phase(raw, t, period, w, since):
+    """The raw values of t's phase in its window (every one without a period), oldest first;
+    NaN before `since` (a launch)."""
     if period == 1:
-        return sliding_window_view(raw, w)[t - w]
-    c = w // period
-    return raw[t[:, None] - period * np.arange(c, 0, -1)[None, :]]
+        at = (t - w)[:, None] + np.arange(w)[None, :]
+        same = sliding_window_view(raw, w)[t - w]
+    else:
+        at = t[:, None] - period * np.arange(w // period, 0, -1)[None, :]
+        same = raw[at]
+    return np.where(at < since[:, None], np.nan, same)
 
 
 
