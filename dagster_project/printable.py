@@ -15,3 +15,11 @@ def as_typed(value: str, known) -> str:
         return value
     shown = [k for k in known if one_line(k) == value]
     return shown[0] if len(shown) == 1 else value
+
+
+def slice_text(dimension: str, value: str) -> str:
+    """A slice as listings show it: `total`, `country=DE`, `country=""` (an empty value,
+    not the total), `country=new\\nline`."""
+    if not dimension:
+        return "total"
+    return one_line(dimension) + "=" + ('""' if value == "" else one_line(value))

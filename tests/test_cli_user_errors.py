@@ -415,3 +415,13 @@ def test_the_alerts_table_writes_numbers_as_the_reasons_do(capsys):
            ["alert_key", "value", "expected", "score"], "table")
     row = capsys.readouterr().out.splitlines()[1].split()
     assert row[1:] == ["89,226", "0.000123", "-4.5"], row
+
+
+def test_an_empty_slice_value_reads_apart_from_the_total():
+    """A slice whose value is '' showed as `country=` in reasons and tables, while the
+    known-values listing said `""`."""
+    from dagster_project.printable import slice_text
+    assert slice_text("", "") == "total"
+    assert slice_text("country", "") == 'country=""'
+    assert slice_text("country", "new\nline") == "country=new\\nline"
+    assert slice_text("country", "DE") == "country=DE"

@@ -10,7 +10,7 @@ import json
 import sys
 
 from ..grains import GRAINS, bucket_of, floor_to_grain
-from ..printable import as_typed, one_line
+from ..printable import as_typed, one_line, slice_text
 
 BACKTEST_DAYS = 90
 MAX_BACKTEST_DAYS = 36_525  # a century: further back than any metric's start
@@ -204,7 +204,7 @@ def _table(rows: list[dict], args) -> None:
         return
     header = ["bucket_start", "metric", "grain", "slice", "score", "flag", "reason"]
     body = [[r["bucket_start"], r["metric"], r["grain"],
-             "total" if not r["dimension"] else one_line(f"{r['dimension']}={r['dimension_value']}"),
+             slice_text(r["dimension"], r["dimension_value"]),
              "" if r["score"] is None else f"{r['score']:+.1f}",
              ("ANOMALY" if r["is_anomaly"] else "") + (" provisional" if r["provisional"] else ""), r["reason"] or ""]
             for r in rows]

@@ -23,6 +23,7 @@ from dagster import (
 )
 from dagster._core.errors import DagsterExecutionInterruptedError
 
+from ..printable import slice_text
 from ..spec.resolved import MetricsProject
 from .partitions import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from .rollup_assets import INTERRUPTED, WAREHOUSE_RETRY, warehouse_pool
@@ -154,7 +155,7 @@ def anomaly_check(grain: str, partitions_def):
         active = {m.name for m in scored_metrics(_project(), grain)}
         found = [r for r in (dict(zip(columns, r)) for r in rows) if r["metric"] in active]
         found.sort(key=lambda r: -abs(r["score"] or 0))
-        worst = [{"metric": r["metric"], "slice": f"{r['dimension']}={r['dimension_value']}" if r["dimension"] else "total",
+        worst = [{"metric": r["metric"], "slice": slice_text(r["dimension"], r["dimension_value"]),
                   "bucket_start": r["bucket_start"].strftime("%Y-%m-%dT%H:%M:%SZ"), "score": float(r["score"]),
                   "reason": r["reason"]} for r in found[:5]]
         return AssetCheckResult(

@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..anomaly.incidents import incident_labels
 from ..grains import add_grain
-from ..printable import one_line
+from ..printable import slice_text
 from ..spec.resolved import Metric, MetricsProject
 from ..warehouse.anomaly_store import NAMES, chart_paths, replace_window
 from ..warehouse.connection import Warehouse, WarehouseError
@@ -69,7 +69,7 @@ def score(wh: Warehouse, project: MetricsProject, grain: str, start: dt.datetime
     series = inputs.series
     jobs = [SeriesJob(series=s.frame, shape=shape_of(s.metric, project), grain=grain, settings=settings[s.metric.name],
                       score_from=start, score_until=end, now=now, settle_buckets=settle,
-                      label=s.metric.name + (one_line(f" [{s.dimension}={s.dimension_value}]") if s.dimension else ""))
+                      label=s.metric.name + (f" [{slice_text(s.dimension, s.dimension_value)}]" if s.dimension else ""))
             for s in series]
     summary.series_scored = len(jobs)
     # one call for every slice: the detectors batch series of the same shape and settings
@@ -202,4 +202,4 @@ def _incidents(flagged: pd.DataFrame, grain: str) -> list[pd.DataFrame]:
 
 
 def _slice_text(dimension: str, value: str) -> str:
-    return "total" if not dimension else f"{dimension}={value}"
+    return slice_text(dimension, value)
