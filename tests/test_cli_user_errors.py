@@ -425,3 +425,15 @@ def test_an_empty_slice_value_reads_apart_from_the_total():
     assert slice_text("country", "") == 'country=""'
     assert slice_text("country", "new\nline") == "country=new\\nline"
     assert slice_text("country", "DE") == "country=DE"
+
+
+def test_one_long_slice_value_pads_no_other_row_of_the_anomalies_table(capsys):
+    from types import SimpleNamespace
+
+    from dagster_project.cli.anomalies import _table
+    row = {"bucket_start": "2026-11-28T00:00:00Z", "metric": "orders", "grain": "day", "dimension": "country",
+           "score": -4.2, "is_anomaly": True, "provisional": False, "reason": "orders 3 vs expected 40 (20..60)"}
+    _table([{**row, "dimension_value": "x" * 300}, {**row, "dimension_value": "DE"}], SimpleNamespace(all=False))
+    lines = capsys.readouterr().out.splitlines()
+    assert "x" * 300 in lines[1]  # printed whole
+    assert len(lines[2]) < 150 and lines[2].index("-4.2") == lines[0].index("score"), lines

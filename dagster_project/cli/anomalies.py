@@ -196,6 +196,9 @@ def _csv(rows: list[dict], args) -> None:
                     for c in columns])
 
 
+WIDEST = 40
+
+
 def _table(rows: list[dict], args) -> None:
     if not rows:
         hint = "" if args.all else "; --all lists every scored bucket"
@@ -208,7 +211,9 @@ def _table(rows: list[dict], args) -> None:
              "" if r["score"] is None else f"{r['score']:+.1f}",
              ("ANOMALY" if r["is_anomaly"] else "") + (" provisional" if r["provisional"] else ""), r["reason"] or ""]
             for r in rows]
-    widths = [max(len(header[i]), *(len(line[i]) for line in body)) for i in range(len(header) - 1)]
+    # a column is at most WIDEST wide: one 300-character slice value pads no other row (it
+    # is printed whole, its own row out of line)
+    widths = [max(len(header[i]), *(min(len(line[i]), WIDEST) for line in body)) for i in range(len(header) - 1)]
     print("  ".join(f"{h:<{w}}" for h, w in zip(header, widths)) + "  " + header[-1])
     for line in body:
         print("  ".join(f"{c:<{w}}" for c, w in zip(line, widths)) + "  " + line[-1])
