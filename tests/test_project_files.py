@@ -82,3 +82,33 @@ def test_a_changed_macro_changes_every_rollup_model(tmp_path, capsys):
     assert "stale: models/metrics/rollups/rollup_stg_entity_events__by_created_at__day.sql" in capsys.readouterr().err
     assert main(["--project-dir", str(paths.root), "compile"]) == 0
     assert main(["--project-dir", str(paths.root), "compile", "--check"]) == 0
+
+
+def test_the_json_schemas_refuse_what_validation_refuses(tmp_path):
+    """An editor using docs/*.schema.json flagged nothing in a percentile of 2, a start in
+    1960 or a default route with a `match`, all of which `metrics validate` refuses."""
+    import json
+
+    import pytest
+    jsonschema = pytest.importorskip("jsonschema")
+    metric = json.loads((REPO_ROOT / "docs" / "metric.schema.json").read_text())
+    alerts = json.loads((REPO_ROOT / "docs" / "alerts.schema.json").read_text())
+    base = {"name": "p95", "source": "stg_orders", "timestamp": "ordered_at", "aggregation": "percentile",
+            "expression": "latency_ms", "percentile": 0.95}
+    jsonschema.validate(base, metric)
+    jsonschema.validate({**base, "start": "2026-09-01"}, metric)
+    route = {"channels": ["audit-log"]}
+    jsonschema.validate({"default_route": route}, alerts)
+    refused = [({**base, "percentile": 2}, metric), ({**base, "percentile": 0}, metric),
+               ({**base, "start": "1960-01-01"}, metric), ({"default_route": {**route, "match": {"metric": "x"}}}, alerts),
+               ({"default_route": {**route, "name": "other"}}, alerts)]
+    for doc, schema in refused:
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(doc, schema)
+    # and so does the project's validation, with the file and line
+    head = "source: stg_orders\ntimestamp: ordered_at\naggregation: percentile\nexpression: latency_ms\n"
+    paths = make_project(tmp_path, {"commerce/p95.yml": f"name: p95\n{head}percentile: 2\n",
+                                    "commerce/p90.yml": f"name: p90\n{head}percentile: 0.9\nstart: 1960-01-01\n"})
+    problems = [str(i) for i in load_project(paths).issues]
+    assert any("metrics/commerce/p95.yml:6" in p and "percentile" in p for p in problems), problems
+    assert any("metrics/commerce/p90.yml:7" in p and "1970-01-01" in p for p in problems), problems

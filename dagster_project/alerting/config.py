@@ -268,7 +268,16 @@ class Route(_Durations):
         return value
 
 
+def _without_name_and_match(schema: dict, _model) -> None:
+    for key in ("name", "match"):
+        schema.get("properties", {}).pop(key, None)
+    if "required" in schema:
+        schema["required"] = [k for k in schema["required"] if k not in ("name", "match")]
+
+
 class DefaultRoute(Route):
+    # the JSON Schema as the validator below: no `name`, no `match`
+    model_config = ConfigDict(json_schema_extra=_without_name_and_match)
     name: str = "default"
 
     @model_validator(mode="after")

@@ -30,6 +30,10 @@ class _Frozen(BaseModel):
 # a history from before 1970 or after 2200 is a typo (0001-01-01 plans 1.6 million hour
 # partitions); a number is one too (pydantic would read 86400 as 1970-01-02)
 EARLIEST_DAY, LATEST_DAY = dt.date(1970, 1, 1), dt.date(2199, 12, 31)
+# What the rules check, told to the JSON Schema too (editors flag it as it is typed); the
+# rules keep their own messages with the file and line
+PERCENTILE_SCHEMA = {"exclusiveMinimum": 0, "exclusiveMaximum": 1}
+DAY_SCHEMA = {"pattern": r"^(19[7-9][0-9]|2[01][0-9][0-9])-"}  # EARLIEST_DAY .. LATEST_DAY
 _DAY_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
 
 
@@ -107,7 +111,7 @@ class InlineMeasure(_Frozen):
     aggregation: Aggregation
     expression: str | None = None
     filter: str | None = None
-    percentile: float | None = None
+    percentile: float | None = Field(None, json_schema_extra=PERCENTILE_SCHEMA)
 
 
 class MetricSpec(_Frozen):
@@ -124,14 +128,14 @@ class MetricSpec(_Frozen):
     aggregation: Aggregation | None = None
     expression: str | None = Field(None, description="Measured column or scalar SQL; for derived metrics, arithmetic over metric names.")
     filter: str | None = None
-    percentile: float | None = None
+    percentile: float | None = Field(None, json_schema_extra=PERCENTILE_SCHEMA)
     # ratio metrics
     numerator: Union[str, InlineMeasure, None] = None
     denominator: Union[str, InlineMeasure, None] = None
     # every kind
     dimensions: list[str] | None = Field(None, max_length=3)
     grains: list[Grain] | None = Field(None, min_length=1)
-    start: dt.date | None = None
+    start: dt.date | None = Field(None, json_schema_extra=DAY_SCHEMA)
     anomaly: AnomalySpec | None = None
     alerts: list[str] = Field(default_factory=list, description="Routes of alerts.yml this metric's alerts go to (default: the first matching route).")
     tags: list[str] = Field(default_factory=list, description="Free labels; alert routes can match them (`match: {tag: ...}`).")
@@ -161,7 +165,7 @@ class SettleLookback(_Frozen):
 class ProjectConfig(_Frozen):
     """`metrics/_config.yml`: project-wide defaults."""
 
-    start: dt.date = dt.date(2026, 1, 1)
+    start: dt.date = Field(dt.date(2026, 1, 1), json_schema_extra=DAY_SCHEMA)
     grains: list[Grain] = Field(default_factory=lambda: list(GRAINS), min_length=1)
     settle_lookback: SettleLookback = Field(default_factory=SettleLookback)
     owner: str | None = None
