@@ -677,3 +677,23 @@ def test_a_record_after_a_launch_counts_only_the_days_since_it(shape):
                 first=before + 72)
     (reason,) = out.reason[out.is_anomaly]
     assert reason.endswith("highest for 12:00 in 6 days"), reason
+
+
+def test_a_small_slices_day_at_40_percent_is_still_a_run_of_hours():
+    """The demo's checkout incident (orders at 40% for a day) in a country with about one
+    order an hour: each hour's 0 is ordinary on its own, the day of them is not. The runs
+    rule weighs each hour's score on the band's edge (a 0 where the band stops at 0 is as
+    low as a count goes), not the milder score shown for it since: with the shown one the
+    slice lost every flagged hour of the incident."""
+    from dagster_project.demo.generator import INCIDENTS, generate_range
+    first = dt.date(2026, 8, 31)
+    end = first + dt.timedelta(days=90)
+    orders = generate_range(first, end, seed=7, now=dt.datetime.combine(end, dt.time()))["orders"]
+    hours = pd.date_range(pd.Timestamp(first), pd.Timestamp(end), freq="h", inclusive="left")
+    fr = orders[orders.country == "FR"].ordered_at.dt.floor("h").value_counts().reindex(hours, fill_value=0)
+    assert fr.mean() < 2  # a small slice
+    out = score(frame(fr.to_numpy(float), grain="hour", start=first), shape="count", grain="hour", first=24 * 21)
+    (checkout,) = [i for i in INCIDENTS if i.table == "orders"]
+    day = pd.Timestamp(first) + pd.Timedelta(days=checkout.day_offset)
+    during = out[(out.bucket_start >= day) & (out.bucket_start < day + pd.Timedelta(days=1))]
+    assert during.is_anomaly.sum() >= 3, during[["bucket_start", "value", "expected", "score", "reason"]]

@@ -39,7 +39,8 @@ def band(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, num_t: np.
     excursion the span before the last one is the excursion's too: a row flagged
     against the recent level is then judged against the level before the excursion
     (_before_excursion), the same way."""
-    return band_recovery(fit, shape, sensitivity, value, num_t, den_t, params)[:4]
+    e, lo, hi, _, shown, _ = band_recovery(fit, shape, sensitivity, value, num_t, den_t, params)
+    return e, lo, hi, shown
 
 
 RECOVERY_REF = 0.5  # in score units (the band edge is at sensitivity): the span before looked ordinary
@@ -49,9 +50,10 @@ EXCURSION = 1.0  # in score units: the least excursion a recovery is judged from
 
 def band_recovery(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, num_t: np.ndarray, den_t: np.ndarray,
                   params: dict | None = None):
-    """`band`, and per row whether the value was judged a recovery (nearer the level
-    span before the last one, or the level before a longer excursion: hourly.py makes
-    no run of it)."""
+    """expected, lower, upper, the score the rules weigh (runs, recoveries: a value on a
+    low edge at 0 scores -sensitivity), the score shown (`band`'s) and per row whether
+    the value was judged a recovery (nearer the level span before the last one, or the
+    level before a longer excursion: hourly.py makes no run of it)."""
     p = band_params(fit, shape, sensitivity) if params is None else params
     now = _band(fit, shape, sensitivity, value, num_t, den_t, p)
     alt = fit.recovered
@@ -164,8 +166,8 @@ def _band(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, num_t: np
             with np.errstate(invalid="ignore"):
                 expected = np.where(np.isnan(lo) | np.isnan(expected), expected, np.clip(expected, lo, hi))
         with np.errstate(invalid="ignore", divide="ignore"):
-            score = sensitivity * ((value - expected) / (np.where(value > expected, up, down) * scale))
-        return expected, expected - down * scale, expected + up * scale, _cap(score)
+            score = _cap(sensitivity * ((value - expected) / (np.where(value > expected, up, down) * scale)))
+        return expected, expected - down * scale, expected + up * scale, score, score
     disp = p["disp"]
     prop = None if shape == "count" else fit.proportion
     if shape == "count":
@@ -191,12 +193,16 @@ def _band(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, num_t: np
         upper = ratio_t_inv(y + up * sd, den_t, prop) / den_t
         lower = low_count / den_t
     # score in T units against the side's half-width (the low one ends at the low edge, so a
-    # value on the edge scores exactly -sensitivity and is not flagged); a low edge at 0
-    # where the tail goes on below it (0 expected 0.85 times: 43% likely) is no tail: that
-    # side's half-width is at least the normal one's, and a 0 scores as far as it is
-    half_down = np.where(y > y_low, np.fmax(y - y_low, np.where(low_count > 0, 0.0, down * sd)), down * sd)
+    # value on the edge scores exactly -sensitivity and is not flagged)
+    half_down = np.where(y > y_low, y - y_low, down * sd)
     with np.errstate(invalid="ignore", divide="ignore"):
         score = sensitivity * ((yx - y) / np.where(yx > y, up * sd, half_down))
+        # the score shown: a low edge at 0 where the tail goes on below it (0 expected 0.85
+        # times: 43% likely) is no tail, and every 0 scored -sensitivity as if on the edge
+        # of the rare; shown on at least the normal half-width instead, a 0 scores as far
+        # as it is. (The rules that weigh scores, runs and recoveries, keep the edge's.)
+        shown = np.where((low_count > 0) | (yx > y), score,
+                         sensitivity * ((yx - y) / np.fmax(half_down, down * sd)))
         if shape != "count":
             # a proportion's bucket above 1 (30 refunds of 7 orders) is beyond its band, which
             # stops at 1; how far: its scale continued past 1 by the count's (Anscombe), so
@@ -205,7 +211,8 @@ def _band(fit: Fit, shape: str, sensitivity: float, value: np.ndarray, num_t: np
             score = np.where(prop & (num_t > den_t),
                              np.fmax(sensitivity * ((past - y) / (up * sd)), np.nextafter(sensitivity, np.inf)),
                              score)
-    return fit.expected, lower, upper, _cap(score)
+            shown = np.where(prop & (num_t > den_t), score, shown)
+    return fit.expected, lower, upper, _cap(score), _cap(shown)
 
 
 def band_params(fit: Fit, shape: str, sensitivity: float) -> dict[str, np.ndarray]:

@@ -178,7 +178,8 @@ def _score_day(out, rows, a, anchors, arrays, raw, t, hour, value, num_t, den_t,
         now = Fit(c, fit.period, resid=None, resid_all=None, expected=expected, kappa=kappa,
                   proportion=prop[a[sel]], recovered=recovered, longrun=longrun, spans=spans, value_range=floor)
         v = forward(value[r], dom, offset[sel])
-        e, lo, hi, sc, recovery = band_recovery(now, shape, settings.sensitivity, v, num_t[r], den_t[r], params)
+        e, lo, hi, sc, shown, recovery = band_recovery(now, shape, settings.sensitivity, v, num_t[r], den_t[r],
+                                                       params)
         same = _same_phase(raw, t[r], fit.period, training_buckets("hour", settings), since[r])
         # an average's first pass does not know its counts (its residuals mix 2-value
         # nights with 60-value noons): no runs
@@ -193,7 +194,7 @@ def _score_day(out, rows, a, anchors, arrays, raw, t, hour, value, num_t, den_t,
             stale = ~((ref >= lo) & (ref <= hi))
             run = np.where(recovery | stale, 0,
                            run_hours(z_day, h[sel], mean[a[sel]], var[a[sel]], sc, settings.sensitivity))
-        store(out, r, e, lo, hi, sc, volume, c, dom, nonneg[r], record(same, value[r]), run, offset[sel])
+        store(out, r, e, lo, hi, shown, volume, c, dom, nonneg[r], record(same, value[r]), run, offset[sel])
 
 
 def _transform(arrays, shape) -> np.ndarray:
