@@ -264,3 +264,21 @@ def test_a_silence_added_while_a_failed_run_alert_is_open_holds_it_without_a_new
     after = _on(silenced, None, later.states, NOW + dt.timedelta(days=1, hours=1))
     (state,) = after.states.values()
     assert state["status"] == "open" and [m["status"] for m in after.messages] == ["firing"]
+
+
+def test_an_alert_on_a_dimension_the_metric_no_longer_has_is_resolved():
+    """After `dimensions: [country]` became `[refunded]`, the country slices are scored no
+    more: an alert open on one (often a 'drop to 0' of the old slice) got no bucket that
+    could resolve it, and stayed open."""
+    from dataclasses import replace
+    opened = run(series(bucket("orders", 18, flagged=True, dim="country", value="DE")))
+    (key,) = opened.states
+    assert opened.states[key]["status"] == "open"
+    changed = {**METRICS, "orders": replace(METRICS["orders"], dimensions=("refunded",))}
+    out = Evaluator(CONFIG, changed, SETTLE, NOW + dt.timedelta(hours=1)).evaluate({}, dict(opened.states))
+    assert out.states[key]["status"] == "resolved"
+    assert out.states[key]["resolution"] == "the metric no longer has the dimension `country`"
+    # while the metric still has it, a series without new rows stays open
+    kept = Evaluator(CONFIG, {**METRICS, "orders": replace(METRICS["orders"], dimensions=("country",))}, SETTLE,
+                     NOW + dt.timedelta(hours=1)).evaluate({}, dict(opened.states))
+    assert key not in kept.states or kept.states[key]["status"] == "open"

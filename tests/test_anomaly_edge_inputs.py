@@ -697,3 +697,29 @@ def test_a_small_slices_day_at_40_percent_is_still_a_run_of_hours():
     day = pd.Timestamp(first) + pd.Timedelta(days=checkout.day_offset)
     during = out[(out.bucket_start >= day) & (out.bucket_start < day + pd.Timedelta(days=1))]
     assert during.is_anomaly.sum() >= 3, during[["bucket_start", "value", "expected", "score", "reason"]]
+
+
+@pytest.mark.parametrize("shape", ["count", "fraction"])
+def test_a_spike_in_the_oldest_weeks_of_a_week_window_stays_out_of_training(shape):
+    """The week grain trains on 26 weeks, six blocks of its 4-week level span and 2 weeks
+    more: those 2 oldest weeks were never fitted by the first pass, so a spike there stayed
+    in training and widened the band fivefold (485..1,511 around 1,000 instead of about
+    908..1,121) until it left the window. The oracle: the same series without the spike."""
+    rng = np.random.default_rng(4)
+    x = rng.poisson(1000, 60).astype(float)
+    t = 50
+    spiked = x.copy()
+    spiked[t - 26] = 3000  # the oldest bucket of t's window
+    weeks = pd.date_range("2024-01-01", periods=60, freq="W-MON")
+
+    def scored(values):
+        f = frame(values)
+        f["bucket_start"] = weeks
+        out = score_series(f, shape=shape, grain="week", settings=DetectorSettings(),
+                           score_from=weeks[t].to_pydatetime(), score_until=weeks[t + 1].to_pydatetime(),
+                           now=weeks[-1].to_pydatetime(), settle_buckets=0)
+        return out.iloc[0]
+
+    clean, with_spike = scored(x), scored(spiked)
+    assert abs(with_spike.expected / clean.expected - 1) < 0.03
+    assert (with_spike.upper - with_spike.lower) < 1.25 * (clean.upper - clean.lower)

@@ -419,12 +419,20 @@ def test_the_alerts_table_writes_numbers_as_the_reasons_do(capsys):
 
 def test_an_empty_slice_value_reads_apart_from_the_total():
     """A slice whose value is '' showed as `country=` in reasons and tables, while the
-    known-values listing said `""`."""
-    from dagster_project.printable import slice_text
+    known-values listing said `""`; typed as listed, `--slice 'country=""'` found nothing."""
+    from dagster_project.printable import as_typed, slice_text
     assert slice_text("", "") == "total"
     assert slice_text("country", "") == 'country=""'
     assert slice_text("country", "new\nline") == "country=new\\nline"
     assert slice_text("country", "DE") == "country=DE"
+    # quoted as the listing quotes: a value that is two quotes is not the empty one
+    assert slice_text("country", '""') == 'country="\\"\\""' and slice_text("country", " US") == 'country=" US"'
+    # and each listed form, typed back, is the value it shows
+    known = {"", " US", "Korea, Republic of", "none", "new\nline", "DE"}
+    for value in known:
+        assert as_typed(slice_text("country", value).split("=", 1)[1], known) == value
+    # an exact value wins; two values shown alike are left as typed
+    assert as_typed("new\\nline", {"new\nline", "new\\nline"}) == "new\\nline"
 
 
 def test_one_long_slice_value_pads_no_other_row_of_the_anomalies_table(capsys):

@@ -9,8 +9,9 @@ changes and outbox messages out (no warehouse, no network). Alertmanager is the 
   every message lists all the group's firing alerts;
 - a matching silence holds an alert quietly (status `silenced`) until it ends;
 - an alert resolves when `resolve_after` scored buckets after its last detection are in
-  band, or when a recompute removed the detection, or the metric is no longer scored; a
-  group whose alerts were notified gets one `resolved` message.
+  band, or when a recompute removed the detection, or the metric is no longer scored (or
+  no longer has the slice's dimension); a group whose alerts were notified gets one
+  `resolved` message.
 
 Message keys are hashes of what the message is about (alerts, episodes, send counts), so
 an evaluation repeated after a crash rebuilds the same keys (warehouse/alert_store.py)."""
@@ -23,6 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from ..grains import add_grain
+from ..printable import one_line
 from .config import BUCKET, AlertsConfig, Route, default_open_within
 
 
@@ -58,6 +60,11 @@ class MetricInfo:
     routes: tuple[str, ...]  # the metric's own `alerts:` list
     sensitivity: float | None  # None: the grain's default (anomaly.settings)
     enabled: bool = True
+    dimensions: tuple[str, ...] | None = None  # its slices' dimensions now (None: not checked)
+
+    def lost(self, dimension: str | None) -> bool:
+        """A slice of a dimension the metric no longer has (its dimensions changed)."""
+        return bool(dimension) and self.dimensions is not None and dimension not in self.dimensions
 
     def strong_score(self, grain: str) -> float:
         """|score| from which a detection is strong (critical; opens while provisional)."""
@@ -154,8 +161,8 @@ class Evaluator:
         for k, s in states.items():  # the timers of alerts whose series was not read this time
             metric = self.metrics.get(s["metric"])
             series = (s["metric"], s["grain"], s["dimension"] or "", s["dimension_value"] or "")
-            if s["kind"] == "anomaly" and s["status"] in ("open", "silenced") and metric is not None and metric.enabled \
-                    and (scored is None or series not in scored):
+            if s["kind"] == "anomaly" and s["status"] in ("open", "silenced") and metric is not None \
+                    and metric.enabled and not metric.lost(s["dimension"]) and (scored is None or series not in scored):
                 seen.add(k)
                 after = self._silence(dict(s), metric)
                 if after != s:
@@ -202,6 +209,8 @@ class Evaluator:
                 why = f"route {k[1]} is not in alerts.yml any more"
             elif (metric := self.metrics.get(s["metric"])) is None or not metric.enabled:
                 why = "the metric is no longer scored"
+            elif metric.lost(s["dimension"]):  # its slices are scored no more: no bucket would resolve it
+                why = f"the metric no longer has the dimension `{one_line(s['dimension'])}`"
             elif k[0] in visited:  # the series was scored but no longer goes to this route
                 why = (f"its severity is {routed[k[0]]} now: another route has it" if routed[k[0]] != s["severity"]
                        else "the series goes to another route now (alerts.yml or the metric's alerts: changed)")

@@ -52,7 +52,8 @@ class EvaluationReport:
 def metric_infos(project: MetricsProject) -> dict[str, MetricInfo]:
     return {m.name: MetricInfo(name=m.name, domain=m.domain, owner=m.owner, tags=tuple(getattr(m, "tags", ()) or ()),
                                routes=tuple(m.alerts), sensitivity=m.anomaly.sensitivity,
-                               enabled=m.anomaly.enabled and m.status == "active" and m.public)
+                               enabled=m.anomaly.enabled and m.status == "active" and m.public,
+                               dimensions=tuple(m.dimensions))
             for m in project.metrics.values()}
 
 

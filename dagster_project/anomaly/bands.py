@@ -225,11 +225,11 @@ def band_params(fit: Fit, shape: str, sensitivity: float) -> dict[str, np.ndarra
     # tail shape (tail_edges) is read on the cleaned buckets only, so past incidents,
     # even several, never make the band wider than the series' normal tails.
     if shape == "fraction":
-        _, scale, nres = robust_center_scale(fit.resid_all, fit.floor)
-        # the bias, though, is the cleaned buckets' median: a past outlier moves neither the
-        # level nor the expected value (in a short window its residual could be one of two)
-        center = nanmedian(fit.resid)
-        center = np.where(np.isnan(center), nanmedian(fit.resid_all), center)
+        center, scale, nres = robust_center_scale(fit.resid_all, fit.floor)
+        # under 3 residuals a median passes over no outlier (a 4-bucket window's two, one of
+        # them a past spike's): the cleaned buckets' then, which the first pass left it out of
+        few = (nres < 3) & (np.count_nonzero(~np.isnan(fit.resid), axis=1) > 0)
+        center = np.where(few, nanmedian(np.where(few[:, None], fit.resid, np.nan)), center)
         dev_all, dev = fit.resid_all - center[:, None], fit.resid - center[:, None]
         avg = {} if fit.counts is None else _average_noise(dev_all, fit.counts, fit.floor)
         if avg:  # the deviations in units of the noise at the window's typical count

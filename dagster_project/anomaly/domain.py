@@ -70,8 +70,9 @@ _LOG_MAX = float(np.log(np.finfo(float).max)) - 1.0
 def back(y: np.ndarray, domain: str, offset=0.0) -> np.ndarray:
     """The value at y in the domain's scale (a band edge below the square root's 0 is
     -offset: the caller clips a series that never goes below 0 at 0). Back from the square
-    root, a value within float rounding of 0 (the square of the offset's own root, less
-    the offset: 1.7e-13 for 0) is 0."""
+    root, a value within ROUNDED of the offset is 0: a zero's level, a mean of equal roots,
+    squared less the offset left 1.7e-13 (rounding is about 1e-16 of the offset; the
+    offset is 3/8 of a usual event, so nothing that small is a real level)."""
     if domain == VALUE:
         return y
     if domain == LOG:  # (a band edge thousands of sds out, a high sensitivity on a young window: finite)
@@ -80,4 +81,4 @@ def back(y: np.ndarray, domain: str, offset=0.0) -> np.ndarray:
     return np.where(np.abs(x) <= ROUNDED * np.abs(offset), 0.0, x)
 
 
-ROUNDED = 1e-9  # of the square root's offset: the rounding its square and difference leave
+ROUNDED = 1e-9  # of the square root's offset: far above the rounding its square and difference leave

@@ -178,8 +178,7 @@ def _score_day(out, rows, a, anchors, arrays, raw, t, hour, value, num_t, den_t,
         now = Fit(c, fit.period, resid=None, resid_all=None, expected=expected, kappa=kappa,
                   proportion=prop[a[sel]], recovered=recovered, longrun=longrun, spans=spans, value_range=floor)
         v = forward(value[r], dom, offset[sel])
-        e, lo, hi, sc, shown, recovery = band_recovery(now, shape, settings.sensitivity, v, num_t[r], den_t[r],
-                                                       params)
+        e, lo, hi, sc, shown, recovery = band_recovery(now, shape, settings.sensitivity, v, num_t[r], den_t[r], params)
         same = _same_phase(raw, t[r], fit.period, training_buckets("hour", settings), since[r])
         # an average's first pass does not know its counts (its residuals mix 2-value
         # nights with 60-value noons): no runs
@@ -386,15 +385,13 @@ def _baseline(fit, shape, window, window_all, recent, every, at, h, k, w, den_t)
 
 
 def _same_phase(raw, t, period, w, since):
-    """The raw values of t's phase in its window (every one without a period), oldest first;
-    NaN before `since` (a launch)."""
-    if period == 1:
-        at = (t - w)[:, None] + np.arange(w)[None, :]
-        same = sliding_window_view(raw, w)[t - w]
-    else:
-        at = t[:, None] - period * np.arange(w // period, 0, -1)[None, :]
-        same = raw[at]
-    return np.where(at < since[:, None], np.nan, same)
+    """The raw values of t's phase in its window (every one without a period), oldest
+    first; NaN before `since` (a launch)."""
+    step = np.arange(w, 0, -1) if period == 1 else period * np.arange(w // period, 0, -1)
+    same = sliding_window_view(raw, w)[t - w] if period == 1 else raw[t[:, None] - step[None, :]]
+    if not (since > t - w).any():
+        return same
+    return np.where(t[:, None] - step[None, :] < since[:, None], np.nan, same)
 
 
 

@@ -369,7 +369,8 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
         span[j] = text.span_text(int(res["span"][i]), grain)
     reasons[rows] = text.sentences(
         label=label, shape=told, min_volume=need, **{k: np.asarray(v)[rows].tolist() for k, v in {
-            "proportion": prop, "value": value, **_shown(value, expected, lower, upper, 1e-4, shape == "fraction"),
+            "proportion": prop, "value": value,
+            **_shown(value, expected, lower, upper, 1e-4, shape == "fraction"),
             "flagged": flagged, "outside": outside, "side_ok": side_ok, "volume_ok": volume_ok,
             "volume": volume, "record": res["record"], "numerator": num, "denominator": den, "run": run,
             "sparse": np.where(unjudged, sizes, np.nan)}.items()},
@@ -378,7 +379,8 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
         "bucket_start": bucket, "value": value, "expected": expected, "lower": lower, "upper": upper,
         # a bucket too sparse to judge keeps the band its reason quotes, but no score: that
         # band is a spread collapsed on zeros (0..0 scored 1,000,000)
-        "score": np.where(enough & ~unjudged, score, np.nan), "is_anomaly": flagged, "direction": direction.astype(object),
+        "score": np.where(enough & ~unjudged, score, np.nan), "is_anomaly": flagged,
+        "direction": direction.astype(object),
         "provisional": provisional, "numerator": num, "denominator": den, "model": model,
         "reason": reasons}
 

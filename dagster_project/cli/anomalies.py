@@ -267,7 +267,8 @@ def _backtest(args, wh, project) -> int:
         if not summary.series_scored:  # the same for every setting: say why before printing nothing useful
             _err(missing)
             return 2
-        # a bucket without enough history (or a baseline) has no score: it could not be flagged
+        # a bucket without enough history (or a baseline), or too sparse to judge, has no
+        # score: it could not be flagged
         judged = int(frame.score.notna().sum()) if len(frame) else 0
         incidents = 0
         if len(frame):
@@ -295,5 +296,6 @@ def _backtest(args, wh, project) -> int:
             print(f"{r['sensitivity']:>11g}{mark}  {r['series']:>6,}  {r['buckets_scored']:>14,}  "
                   f"{r['buckets_unscored']:>8,}  {r['flagged']:>7,}  {r['incidents']:>9,}")
         current = "* the sensitivity the metric uses now; " if any(r["current"] for r in results) else ""
-        print(f"{current}unscored: buckets without enough history (or too few recent values) to score")
+        print(f"{current}unscored: buckets without enough history (or too few recent values) to score, or too "
+              "sparse to judge")
     return 0

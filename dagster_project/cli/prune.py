@@ -16,6 +16,7 @@ from ..printable import one_line
 from ..warehouse.anomaly_store import TABLE as ANOMALIES
 from ..warehouse.connection import Warehouse, WarehouseError
 
+
 @dataclass(frozen=True)
 class Stale:
     """Rows to prune: of a metric no longer defined, or only those of one `grain` or one
@@ -70,9 +71,9 @@ def cmd_prune(args, paths: ProjectPaths) -> int:
     # run --include-drafts`) whose detection is on, at each of their grains
     scored = {(m.name, g) for m in project.metrics.values()
               if m.public and m.anomaly.enabled and m.status in ("active", "draft") for g in m.grains}
-    # the dimensions each metric has now: a rollup table holds the built metrics' rows,
-    # metric_anomalies the public metrics' (hidden inline ratio sides are built only)
-    dimensions = {m.name: set(m.dimensions) for m in (*project.built(), *project.metrics.values()) if m.is_built}
+    # the dimensions each metric has now (built: the public ones and hidden inline ratio
+    # sides, whose rows a rollup table holds too)
+    dimensions = {m.name: set(m.dimensions) for m in project.built()}
     wh = Warehouse(args.target, paths)
     try:
         tables = rollup_tables(wh, anomalies=True)
@@ -94,7 +95,7 @@ def cmd_prune(args, paths: ProjectPaths) -> int:
                     continue
                 if anomalies and (metric, grain) not in scored:
                     by_grain[metric, grain] = by_grain.get((metric, grain), 0) + n
-                elif dimension and dimension not in dimensions.get(metric, {dimension}):
+                elif dimension and dimension not in dimensions.get(metric, {dimension}):  # (unbuilt: kept)
                     by_dimension[metric, dimension] = by_dimension.get((metric, dimension), 0) + n
             for metric, n in whole.items():
                 if metric not in keep:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from ..grains import add_grain, ceil_to_grain, floor_to_grain  # noqa: F401 (re-exported)
-from ..printable import as_typed, one_line
+from ..printable import as_typed, listed, one_line
 from .connection import Warehouse
 
 if TYPE_CHECKING:  # imported where used: a CLI read never loads pandas, pydantic or sqlglot
@@ -81,7 +81,7 @@ def series_records(wh: Warehouse, metric: Metric, grain: str, start: dt.date | N
     if dimension and dimension not in metric.dimensions:
         raise ValueError(f"`{metric.name}` has no dimension `{dimension}` (its dimensions: {', '.join(metric.dimensions) or 'none'})")
     now = now or now_utc()
-    if dimension and "\\" in str(dimension_value):  # a value with a line break, typed as listed: `new\\nline`
+    if dimension and ("\\" in str(dimension_value) or str(dimension_value).startswith('"')):  # typed as listed
         with wh.reading():
             dimension_value = as_typed(str(dimension_value), _known_values(wh, metric, grain, dimension, project))
         slice_ = {dimension: dimension_value}
@@ -235,19 +235,9 @@ def _sources(metric: Metric, project: MetricsProject | None) -> set[str]:
 
 
 def _listing(values, limit: int = 30) -> str:
-    shown = [_listed(v) for v in sorted(values)]
+    shown = [listed(v) for v in sorted(values)]
     more = f", ... ({len(shown) - limit} more)" if len(shown) > limit else ""
     return (", ".join(shown[:limit]) + more) if shown else "none"
-
-
-def _listed(value: str) -> str:
-    """A value as a listing joined with ", " shows it: in double quotes when it holds a
-    comma, starts with a quote, is empty or padded with spaces, or is `none` (it would
-    read as two values, or as no value); a line break or an escape code stays on the line."""
-    text = one_line(value)
-    if "," in text or text.startswith(('"', "...")) or text != text.strip() or text in ("", "none"):
-        return '"' + text.replace('"', '\\"') + '"'  # one_line already escaped the rest
-    return text
 
 
 def accepted_values(paths, relation: str, column: str) -> list[str] | None:
