@@ -228,8 +228,11 @@ def band_params(fit: Fit, shape: str, sensitivity: float) -> dict[str, np.ndarra
         center, scale, nres = robust_center_scale(fit.resid_all, fit.floor)
         # under 3 residuals a median passes over no outlier (a 4-bucket window's two, one of
         # them a past spike's): the cleaned buckets' then, which the first pass left it out of
-        few = (nres < 3) & (np.count_nonzero(~np.isnan(fit.resid), axis=1) > 0)
-        center = np.where(few, nanmedian(np.where(few[:, None], fit.resid, np.nan)), center)
+        few = np.nonzero(nres < 3)[0]
+        few = few[np.count_nonzero(~np.isnan(fit.resid[few]), axis=1) > 0]
+        if few.size:
+            center = center.copy()
+            center[few] = nanmedian(fit.resid[few])
         dev_all, dev = fit.resid_all - center[:, None], fit.resid - center[:, None]
         avg = {} if fit.counts is None else _average_noise(dev_all, fit.counts, fit.floor)
         if avg:  # the deviations in units of the noise at the window's typical count
