@@ -130,3 +130,21 @@ def test_archived_metrics_history_stays_readable(demo, capsys):
     sliced = json.loads(capsys.readouterr().out)
     model = raw[(raw.metric_type == "Download") & (raw.entity_type == "model")].groupby(day).size()
     assert [r["value"] for r in sliced] == [float(model.get(pd.Timestamp(f"2026-09-0{d}"), 0)) for d in range(1, 5)]
+
+
+def test_a_run_over_part_of_a_changed_definitions_history_says_so(demo, capsys):
+    """A max made a min, then rebuilt from one day on: scoring compares that window with
+    buckets the max built, and said nothing about it (every new bucket read as a drop)."""
+    root, args = demo
+    path = root / "metrics" / "commerce" / "max_order_amount.yml"
+    text = path.read_text()
+    try:
+        path.write_text(text.replace("aggregation: max", "aggregation: min"))
+        capsys.readouterr()
+        assert main([*args, "run", "--start", "2026-09-04", "--end", "2026-09-05", "--metric", "max_order_amount"]) == 0
+        out = capsys.readouterr().out
+        assert "generated model(s) changed and this run builds from 2026-09-04 on" in out, out
+        assert main([*args, "run", "--start", "2026-09-04", "--end", "2026-09-05", "--metric", "max_order_amount"]) == 0
+        assert "generated model(s) changed" not in capsys.readouterr().out  # nothing changed since
+    finally:
+        path.write_text(text)

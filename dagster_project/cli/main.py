@@ -295,6 +295,12 @@ def cmd_run(args, paths: ProjectPaths) -> int:
     print("[2/3] compiling dbt models", flush=True)
     out = compile_project(paths, result.project)
     print(f"      {len(out.written)} written, {out.unchanged} unchanged", flush=True)
+    if args.start is not None and out.written:
+        # a changed definition rebuilt over part of its history: scoring compares the window
+        # with buckets the earlier definition built (a max made a min reads as a drop)
+        print(f"      note: {len(out.written)} generated model(s) changed and this run builds from {args.start} on: "
+              "earlier buckets keep what an earlier build left (`metrics diff REF` says whether the change needs "
+              "a backfill: `metrics backfill --from-diff REF`)", flush=True)
     try:
         Warehouse(args.target, paths).ping()
     except WarehouseError as err:
