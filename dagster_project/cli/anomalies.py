@@ -147,8 +147,8 @@ def _check_scored_metrics(wh, metrics: list[str]) -> None:
 
 def _check_scored_slice(wh, metrics: list[str] | None, dimension: str, value: str) -> str:
     """A slice no scored row has is a typo far more often than a quiet slice (as for
-    `metrics series`): "no anomalies" would hide it. Returns the stored value meant (a
-    value with a line break typed as listed, `new\\nline`)."""
+    `metrics series`): "no anomalies" would hide it. Returns the stored value meant, typed
+    as the listing shows it (printable.as_typed: `new\\nline`, `""`)."""
     from ..validation.issues import closest
     from ..warehouse.anomaly_store import TABLE
     from ..warehouse.read import _listing

@@ -92,7 +92,7 @@ def score(wh: Warehouse, project: MetricsProject, grain: str, start: dt.datetime
         flagged = frame[frame.is_anomaly.astype(bool)]
         summary.flagged = len(flagged)
         worst = flagged.reindex(flagged.score.abs().sort_values(ascending=False).index).head(5)
-        summary.worst = [{"metric": r.metric, "slice": _slice_text(r.dimension, r.dimension_value),
+        summary.worst = [{"metric": r.metric, "slice": slice_text(r.dimension, r.dimension_value),
                           "bucket_start": pd.Timestamp(r.bucket_start).strftime("%Y-%m-%dT%H:%M:%SZ"),
                           "score": round(float(r.score), 2), "reason": r.reason} for r in worst.itertuples()]
     summary.parts = parts
@@ -200,6 +200,3 @@ def _incidents(flagged: pd.DataFrame, grain: str) -> list[pd.DataFrame]:
     labels = incident_labels(flagged.bucket_start.to_numpy(dtype="datetime64[ns]"), grain)
     return [part for _, part in flagged.groupby(labels, sort=True)]
 
-
-def _slice_text(dimension: str, value: str) -> str:
-    return slice_text(dimension, value)

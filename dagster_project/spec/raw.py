@@ -165,7 +165,7 @@ class SettleLookback(_Frozen):
 class ProjectConfig(_Frozen):
     """`metrics/_config.yml`: project-wide defaults."""
 
-    start: dt.date = Field(dt.date(2026, 1, 1), json_schema_extra=DAY_SCHEMA)
+    start: dt.date = dt.date(2026, 1, 1)
     grains: list[Grain] = Field(default_factory=lambda: list(GRAINS), min_length=1)
     settle_lookback: SettleLookback = Field(default_factory=SettleLookback)
     owner: str | None = None
