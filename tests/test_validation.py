@@ -90,6 +90,43 @@ CASES = [
      5, "chains more than 500 operators or calls"),
     ("deep_filter", f"name: deep_filter\n{BASE}aggregation: count\nfilter: \"" + "(" * 60 + "1 = 1" + ")" * 60 + "\"\n", 5,
      "nests parentheses more than 50 deep"),
+    # sqlglot writes an unknown type's, a unit's or a type parameter's text back unquoted:
+    # these read /etc files into metric values, past the subquery and table-function checks
+    ("quoted_cast_type", f"name: quoted_cast_type\n{BASE}aggregation: max\nexpression: |-\n  length(cast(entity_type as "
+     '"""varchar"") || (select content from read_text(\'/etc/hostname\')) || cast(entity_type as varchar"))\n', 5,
+     "a type not every warehouse reads the same"),
+    ("quoted_extract_unit", f"name: quoted_extract_unit\n{BASE}aggregation: count\nfilter: 'extract(\"epoch from created_at) > 0 "
+     "or (select count(*) from read_csv(chr(47))) > 0 or extract(epoch\" from created_at) > 1'\n", 5, "is not a time unit"),
+    ("quoted_type_parameter", f"name: quoted_type_parameter\n{BASE}aggregation: sum\n"
+     "expression: 'cast(metric_value as decimal(\"1, 0)) + (select 1) + cast(1 as decimal(1\", 0))'\n", 5,
+     "precision and scale are whole numbers"),
+    ("semicolon_type", f"name: semicolon_type\n{BASE}aggregation: count\nfilter: 'cast(entity_type as \"a;b\") = ''x'''\n", 5,
+     "a type not every warehouse reads the same"),
+    # sqlglot raised a TypeError on these: a traceback from `metrics validate`
+    ("statement_in_type", f"name: statement_in_type\n{BASE}aggregation: count\n"
+     "filter: 'cast(entity_type as \"varchar; drop table x --\") = ''x'''\n", 5, "is not valid SQL"),
+    # int8 is 1 byte to sqlglot (TINYINT, SMALLINT on Postgres): every metric on the source failed
+    ("int8_cast", f"name: int8_cast\n{BASE}aggregation: max\nexpression: cast(event_id as int8)\n", 5,
+     "write smallint, integer or bigint"),
+    ("float_cast", f"name: float_cast\n{BASE}aggregation: max\nexpression: cast(metric_value as float)\n", 5, "write double"),
+    ("bare_decimal", f"name: bare_decimal\n{BASE}aggregation: sum\nexpression: cast(metric_value as decimal)\n", 5,
+     "gives decimal no precision and scale"),
+    # each passed validation, then failed the whole source's build on DuckDB
+    ("impossible_time", f"name: impossible_time\n{BASE}aggregation: count\nfilter: \"created_at > '2026-13-45'\"\n", 5,
+     "'2026-13-45' is no date or time every warehouse reads"),
+    ("word_time", f"name: word_time\n{BASE}aggregation: count\nfilter: \"created_at in ('yesterday')\"\n", 5,
+     "'yesterday' is no date or time"),
+    ("text_boolean", "name: text_boolean\nsource: stg_orders\ntimestamp: ordered_at\naggregation: count\n"
+     "filter: \"refunded = 'maybe'\"\n", 5, "compare it with true or false, not 'maybe'"),
+    ("text_arithmetic", f"name: text_arithmetic\n{BASE}aggregation: count\nfilter: \"metric_value + 'x' > 0\"\n", 5,
+     "does arithmetic on `'x'`, which is a text"),
+    ("abs_of_text", f"name: abs_of_text\n{BASE}aggregation: count\nfilter: \"abs(entity_type) > 1\"\n", 5,
+     "needs a number; `entity_type` is a text"),
+    ("extract_from_text", f"name: extract_from_text\n{BASE}aggregation: count\nfilter: \"extract(day from entity_type) = 1\"\n", 5,
+     "needs a date or time; `entity_type` is a text"),
+    # dbt's YAML parser refused the escape in the generated properties: no model built at all
+    ("lone_surrogate", f"name: lone_surrogate\n{BASE}aggregation: count\ndescription: \"a\\ud800b\"\n", 5,
+     "is half of a UTF-16 pair"),
 ]
 
 
@@ -498,3 +535,64 @@ def test_a_number_in_exponent_form_is_a_number(tmp_path, capsys, isolated_env):
     capsys.readouterr()
     assert main(["--project-dir", str(paths.root), "validate"]) == 1
     assert "`anomaly.min_volume`: Input should be a valid number" in capsys.readouterr().err
+
+
+def test_compile_replaces_the_generated_models_all_or_none(tmp_path, capsys, isolated_env):
+    """A file that cannot be replaced (here a folder stands where a model goes) left the
+    models before it rewritten, the rest stale and a `.tmp` behind, with a traceback."""
+    paths = make_project(tmp_path, GOOD)
+    assert main(["--project-dir", str(paths.root), "compile"]) == 0
+    (paths.metrics_dir / "a" / "likes.yml").write_text(
+        "name: likes\nsource: stg_entity_events\ntimestamp: created_at\naggregation: count\nfilter: \"metric_type = 'Like'\"\n")
+    blocked = sorted((paths.generated_dir / "rollups").glob("*__month.sql"))[0]
+    blocked.unlink()
+    (blocked / "keep").mkdir(parents=True)
+    before = _digest(paths.generated_dir)
+    capsys.readouterr()
+    assert main(["--project-dir", str(paths.root), "compile"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot write the generated models" in err and "nothing changed" in err and "Traceback" not in err, err
+    assert _digest(paths.generated_dir) == before
+    assert not list(paths.generated_dir.rglob("*.tmp"))
+    (blocked / "keep").rmdir()
+    blocked.rmdir()
+    assert main(["--project-dir", str(paths.root), "compile"]) == 0
+    assert main(["--project-dir", str(paths.root), "compile", "--check"]) == 0
+
+
+@pytest.mark.parametrize("command", [["validate"], ["compile"], ["run"], ["list"]])
+def test_a_folder_that_is_no_project_is_refused(tmp_path, capsys, isolated_env, command):
+    """`--project-dir` with a typo passed `validate` on 0 files; `compile` and `run`
+    wrote models and a warehouse there, then failed in dbt with a traceback."""
+    nowhere = tmp_path / "nowhere"
+    assert main(["--project-dir", str(nowhere), *command]) == 2
+    assert f"{nowhere} is not a metrics project: it has no metrics/ folder" in capsys.readouterr().err
+    assert not nowhere.exists()
+    half = tmp_path / "half"  # metric files but no dbt project: enough to validate and list
+    (half / "metrics").mkdir(parents=True)
+    code = main(["--project-dir", str(half), *command])
+    err = capsys.readouterr().err
+    if command[0] in ("compile", "run"):
+        assert code == 2 and f"{half} is not a metrics project: it has no dbt_project/ folder" in err, err
+        assert sorted(p.name for p in half.iterdir()) == ["metrics"]
+    else:
+        assert "not a metrics project" not in err, err
+
+
+def test_a_metric_file_with_an_uppercase_extension_is_reported(tmp_path, capsys, isolated_env):
+    """`orders.YML` was skipped without a word: the metric never built."""
+    paths = make_project(tmp_path, GOOD)
+    (paths.metrics_dir / "a" / "likes.YML").write_text(
+        "name: likes\nsource: stg_entity_events\ntimestamp: created_at\naggregation: count\n")
+    assert main(["--project-dir", str(paths.root), "validate"]) == 1
+    err = capsys.readouterr().err
+    assert "metrics/a/likes.YML:1: a metric file ends in .yml or .yaml, lowercase: rename it to `likes.yml`" in err, err
+
+
+def test_a_settle_lookback_beyond_a_year_is_refused_at_its_line(tmp_path, capsys, isolated_env):
+    """`month: 30000` passed validation and crashed `alerts evaluate` and `run` with an
+    OverflowError."""
+    paths = make_project(tmp_path, GOOD, config="start: 2026-01-01\nsettle_lookback:\n  day: 3\n  month: 30000\n")
+    assert main(["--project-dir", str(paths.root), "validate"]) == 1
+    err = capsys.readouterr().err
+    assert "metrics/_config.yml:4: " in err and "settle_lookback.month" in err and "12" in err, err

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..compiler.errors import GeneratedWriteError
 from ..paths import ProjectPaths
 from ..grains import GRAINS
 from ..warehouse.connection import TARGETS, Warehouse, WarehouseError, default_target
@@ -413,6 +414,11 @@ INTERRUPTED_TEXT = (f"{STOPPED_TEXT}; each window is replaced in one transaction
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     paths = ProjectPaths(args.project_dir.resolve()) if args.project_dir else ProjectPaths.discover()
+    missing = _not_a_project(paths, args.command)
+    if missing:
+        _err(f"{paths.root} is not a metrics project: it has no {missing} folder (--project-dir or "
+             "$METRICS_PROJECT_DIR names the folder holding metrics/ and dbt_project/)")
+        return 2
     if getattr(args, "start", None) and getattr(args, "end", None) and args.start >= args.end:
         _err("--start must be before --end")
         return 2
@@ -427,11 +433,28 @@ def main(argv: list[str] | None = None) -> int:
         # the transaction sentence only where the command writes windows of rows
         _err(INTERRUPTED_TEXT if args.command in ("run", "demo-data") else STOPPED_TEXT)
         return 130
+    except GeneratedWriteError as err:
+        _err(str(err))
+        return 1
     except BrokenPipeError:
         # the reader stopped early (`metrics series ... | head`): not a failure. Point
         # stdout at devnull so nothing tries to write the rest at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+# the commands that write dbt's models or run dbt (the others need the metric files only)
+_DBT_COMMANDS = ("compile", "run", "diff", "backfill", "demo-data")
+
+
+def _not_a_project(paths: ProjectPaths, command: str) -> str | None:
+    """The folder a command needs and the project lacks (a typo in --project-dir passed
+    `validate` on 0 files, and `run` created a warehouse there, then failed in dbt)."""
+    if not paths.metrics_dir.is_dir():
+        return "metrics/"
+    if command in _DBT_COMMANDS and not paths.dbt_project_dir.is_dir():
+        return "dbt_project/"
+    return None
 
 
 def entry() -> int:

@@ -6,7 +6,7 @@ import json
 
 from sqlglot import exp
 
-from ..validation.sql_fragment import DIALECTS, guard_division
+from ..validation.sql_fragment import DIALECTS, guard_division, guard_undefined
 
 BASE_DIALECT = "duckdb"
 
@@ -48,7 +48,9 @@ def string(value: str) -> str:
 
 def fragment_expr(tree: exp.Expression, parenthesize: bool = False) -> str:
     """A Jinja *expression* that evaluates to the fragment's SQL for the target: a string
-    literal, or a `metrics_sql({...})` call when warehouses spell it differently."""
+    literal, or a `metrics_sql({...})` call when warehouses spell it differently. A
+    value undefined on some warehouse (x / 0, sqrt of a negative) is NULL on all."""
+    tree = guard_undefined(tree)
     rendered = {d: tree.sql(dialect=d) for d in DIALECTS}
     if parenthesize:
         rendered = {d: f"({sql})" for d, sql in rendered.items()}

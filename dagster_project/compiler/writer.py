@@ -12,6 +12,7 @@ import yaml
 
 from ..paths import ProjectPaths
 from ..spec.resolved import MetricsProject
+from .errors import GeneratedWriteError
 from .plan import CompilePlan, build_plan
 from .rollup_sql import _ts, render_rollup
 from .series_sql import render_series
@@ -116,12 +117,40 @@ def compile_project(paths: ProjectPaths, project: MetricsProject, check: bool = 
     written = sorted(k for k, v in wanted.items() if have.get(k) != v)
     removed = sorted(k for k in have if k not in wanted)
     if not check:
-        for rel in written:
+        _swap_in(out, {rel: wanted[rel] for rel in written}, removed, have)
+    return CompileResult(written, removed, len(wanted) - len(written))
+
+
+def _swap_in(out: Path, new: dict[str, str], removed: list[str], old: dict[str, str]) -> None:
+    """Replace the generated files all or none: every new text is written beside its
+    file first, then moved over it; a failure puts back what was moved (`old`: each
+    file's text before). One stale model beside new ones breaks dbt's parse."""
+    staged: list[Path] = []
+    done: list[str] = []
+    try:
+        for rel, text in new.items():
             target = out / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_suffix(target.suffix + ".tmp")
-            tmp.write_text(wanted[rel], encoding="utf-8")
-            tmp.replace(target)
+            staged.append(tmp)
+            tmp.write_text(text, encoding="utf-8")
+        for rel in new:
+            (out / rel).with_suffix((out / rel).suffix + ".tmp").replace(out / rel)
+            done.append(rel)
         for rel in removed:
             (out / rel).unlink()
-    return CompileResult(written, removed, len(wanted) - len(written))
+            done.append(rel)
+    except OSError as err:
+        for rel in done:  # best effort: a file that cannot be put back is named below
+            try:
+                if rel in old:
+                    (out / rel).write_text(old[rel], encoding="utf-8")
+                else:
+                    (out / rel).unlink(missing_ok=True)
+            except OSError:
+                pass
+        for tmp in staged:
+            tmp.unlink(missing_ok=True)
+        where = getattr(err, "filename", None) or out
+        raise GeneratedWriteError(f"cannot write the generated models ({err.strerror or err}: {where}): "
+                                  "nothing changed; fix the folder's permissions or space and compile again") from None

@@ -156,10 +156,12 @@ class MetricSpec(_Frozen):
 class SettleLookback(_Frozen):
     """How many past buckets per grain are recomputed on every scheduled run (late data)."""
 
-    hour: int = Field(6, ge=0)
-    day: int = Field(3, ge=0)
-    week: int = Field(1, ge=0)
-    month: int = Field(1, ge=0)
+    # at most a year back: every scheduled run rebuilds the lookback (and a month
+    # lookback of 30,000 reached past year 9999 and crashed the run)
+    hour: int = Field(6, ge=0, le=8784)
+    day: int = Field(3, ge=0, le=366)
+    week: int = Field(1, ge=0, le=53)
+    month: int = Field(1, ge=0, le=12)
 
 
 class ProjectConfig(_Frozen):

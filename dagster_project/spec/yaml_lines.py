@@ -79,6 +79,7 @@ def _convert(node: yaml.Node, loader: yaml.SafeLoader, loc: Loc, lines: dict[Loc
 
 _EXPONENT = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)[eE][-+]?\d+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "timestamp", "map", "seq")}
 
 
@@ -112,6 +113,12 @@ def _scalar(node: yaml.Node, loader: yaml.SafeLoader, path: Path) -> Any:
     if bad:
         raise YamlSyntaxError(path, node.start_mark.line + 1,
                               f"control character U+{ord(bad.group()):04X} is not allowed in a value: remove it")
+    # `"\ud800"` is half of a UTF-16 pair, no character: no UTF-8 file (dbt's YAML, a page) can hold it
+    half = _SURROGATE.search(value) if isinstance(value, str) else None
+    if half:
+        raise YamlSyntaxError(path, node.start_mark.line + 1,
+                              f"the escape \\u{ord(half.group()):04x} is half of a UTF-16 pair, not a character: "
+                              "write the character itself")
     return value
 
 

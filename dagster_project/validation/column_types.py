@@ -3,11 +3,14 @@ types, and the comparisons the warehouses refuse at build time: a number column
 compared with a text that is no number (`amount = 'abc'`: all three), a text column
 with a number (`country = 1`: Postgres always, ClickHouse on a value that is no
 number; a metric builds on every warehouse), a time column with a number (DuckDB and
-Postgres). The build fails the whole rollup of the source over them, naming no
-metric; validation names the file and line. Time literals are left to the build: each
-warehouse reads its own forms ('2026-1-1', 'epoch', '... UTC'). Undeclared types too."""
+Postgres) or with a text that is no date and time ('2026-13-45', 'yesterday'), a
+boolean with anything but true or false; arithmetic on a text or a boolean; a number
+function (`abs`, `round`, `extract`'s time) given the wrong kind of value. The build
+fails the whole rollup of the source over them, naming no metric; validation names
+the file and line. Undeclared types are left to the build."""
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from sqlglot import exp
@@ -75,8 +78,33 @@ def _is_number(text: str) -> bool:
     return True
 
 
+# a date, or a date and a time, as every warehouse reads it in a comparison
+_TIME_LITERAL = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?)?"
+                           r"(?: ?(?:Z|UTC|[+-]\d{2}(?::?\d{2})?))?")
+_BOOL_LITERALS = ("true", "false")
+
+
+def _is_time(text: str) -> bool:
+    m = _TIME_LITERAL.fullmatch(text.strip())
+    if m is None:
+        return False
+    year, month, day, hour, minute, second = (int(g or 0) for g in m.groups())
+    try:
+        dt.datetime(year, month, day, hour, minute, second)
+    except ValueError:
+        return False
+    return True
+
+
 def _problem(column: str, declared: str, kind: str, literal: tuple[str, str]) -> str | None:
     lit_kind, value = literal
+    if kind == "boolean" and not (lit_kind == "text" and value.lower() in _BOOL_LITERALS):
+        shown = f"'{value}'" if lit_kind == "text" else value
+        return (f"`{column}` is {declared}: compare it with true or false, not {shown} (Postgres refuses it; "
+                f"or write `{column}` or `not {column}`)")
+    if kind == "time" and lit_kind == "text" and not _is_time(value):
+        return (f"`{column}` is {declared}: '{value}' is no date or time every warehouse reads "
+                "(write e.g. '2026-01-31' or '2026-01-31 12:00:00')")
     if kind == "number" and lit_kind == "text" and not _is_number(value):
         return f"`{column}` is {declared}: no warehouse compares it with the text '{value}' (the build fails)"
     if kind == "time" and lit_kind == "number":
@@ -96,7 +124,7 @@ def comparison_problems(tree: exp.Expression, columns: dict[str, str | None]) ->
         if not isinstance(col, exp.Column):
             return
         declared = columns.get(col.name.lower())
-        kind, literal = _kind(declared), _literal(other)
+        kind, literal = _declared_kind(declared), _literal(other)
         if kind is None or literal is None:
             return
         problem = _problem(col.name.lower(), declared, kind, literal)
@@ -156,3 +184,46 @@ def value_kind(tree: exp.Expression, columns: dict[str, str | None]) -> str | No
         branches = [tree.this]
     kinds = {value_kind(b, columns) for b in branches if b is not None} - {None}
     return kinds.pop() if len(kinds) == 1 else None
+
+
+_ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.IntDiv, exp.Neg)
+_NEEDS_NUMBER = (exp.Abs, exp.Round, exp.Floor, exp.Ceil, exp.Sqrt, exp.Ln, exp.Exp, exp.Pow, exp.Sign)
+_NEEDS_TEXT = (exp.Lower, exp.Upper, exp.Length, exp.Substring, exp.Trim)
+
+
+def operand_problems(tree: exp.Expression, columns: dict[str, str | None]) -> list[str]:
+    """One message per operator or function given a kind of value no warehouse takes
+    there, as far as the declared types tell: arithmetic on a text or a boolean (a
+    time only adds or subtracts), `abs`/`round`/... of a text, `extract` from a value
+    that is no time, `lower`/`length`/... of a number or a time."""
+    out: list[str] = []
+
+    def add(problem: str) -> None:
+        if problem not in out:
+            out.append(problem)
+
+    for node in tree.walk():
+        if isinstance(node, _ARITHMETIC):
+            for part in (node.this, node.args.get("expression")):
+                kind = value_kind(part, columns) if part is not None else None
+                if kind in ("text", "boolean") or kind == "time" and not isinstance(node, (exp.Add, exp.Sub)):
+                    add(f"`{node.sql()}` does arithmetic on `{part.sql()}`, which is {_a(kind)}")
+        elif isinstance(node, _NEEDS_NUMBER):
+            for part in (node.this, node.args.get("expression")):
+                kind = value_kind(part, columns) if part is not None else None
+                if kind in ("text", "boolean", "time"):
+                    add(f"`{node.sql()}` needs a number; `{part.sql()}` is {_a(kind)}")
+        elif isinstance(node, exp.Extract):
+            # (a difference of times is an interval, which value_kind calls a number)
+            kind = value_kind(node.expression, columns)
+            if kind in ("text", "boolean") or kind == "number" and isinstance(node.expression, (exp.Column, exp.Literal)):
+                add(f"`{node.sql()}` needs a date or time; `{node.expression.sql()}` is {_a(kind)}")
+        elif isinstance(node, _NEEDS_TEXT):
+            kind = value_kind(node.this, columns)
+            if kind in ("number", "boolean", "time"):
+                add(f"`{node.sql()}` needs a text; `{node.this.sql()}` is {_a(kind)} (cast it to varchar)")
+    return out
+
+
+def _a(kind: str) -> str:
+    return {"time": "a time", "number": "a number", "text": "a text", "boolean": "a boolean"}[kind]

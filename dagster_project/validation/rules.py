@@ -11,7 +11,7 @@ from sqlglot import exp
 from ..spec.raw import InlineMeasure, MetricSpec
 from ..spec.yaml_lines import LocatedYaml, Loc
 from .catalog import Catalog
-from .column_types import comparison_problems, is_string_type, is_time_type, value_kind
+from .column_types import comparison_problems, is_string_type, is_time_type, operand_problems, value_kind
 from .issues import ValidationIssue, closest
 from .sql_fragment import FragmentError, UnknownColumns, check_condition, parse_arithmetic, parse_scalar
 
@@ -249,7 +249,7 @@ class ColumnTypes(Rule):
             except FragmentError:
                 continue  # SourceColumns reports it
             out += [f.issue((*prefix, key), f"`{key}`: {p} ({rel.declared_in})", self.name)
-                    for p in ([] if tree is None else comparison_problems(tree, rel.columns))]
+                    for p in ([] if tree is None else comparison_problems(tree, rel.columns) + operand_problems(tree, rel.columns))]
         return out
 
 

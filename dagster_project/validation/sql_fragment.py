@@ -3,6 +3,7 @@ when they are one scalar expression over the source's columns. The compiler rend
 parsed tree for each warehouse; the text the user wrote never reaches SQL as-is."""
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -14,6 +15,9 @@ from sqlglot.tokens import TokenType
 from .column_types import is_bool_type
 
 DIALECTS = ("duckdb", "postgres", "clickhouse")
+# sqlglot logs its fallbacks ("... Falling back to parsing as a 'Command'") to stderr, with
+# no file or line: the refusal below says what is wrong, where
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
 
 # Node types a scalar expression may contain. Anything else (subqueries, aggregates,
 # window functions, table functions, unknown functions, placeholders) is rejected.
@@ -86,6 +90,8 @@ def _parse_single(text: str) -> exp.Expression:
         raise FragmentError(f"is not valid SQL: {first}") from None
     except RecursionError:
         raise FragmentError("is nested too deeply to read") from None
+    except Exception as err:  # sqlglot's own errors on odd input (a quoted type it cannot build)
+        raise FragmentError(f"is not valid SQL ({type(err).__name__})") from None
     if len(trees) != 1:
         raise FragmentError("must be exactly one expression")
     if _tree_depth(trees[0]) > MAX_TREE_DEPTH:
@@ -131,6 +137,9 @@ def parse_scalar(text: str, columns: dict[str, object] | None = None) -> Fragmen
             raise FragmentError(f"contains `{node.sql()}` ({type(node).__name__}), which is not allowed in metric SQL")
         if isinstance(node, exp.Column) and node.table:
             raise FragmentError(f"qualifies column `{node.sql()}`: use the bare column name")
+        problem = _part_problem(node)
+        if problem:
+            raise FragmentError(problem)
     fragment = Fragment(text, tree)
     if columns is not None:
         unknown = [c for c in fragment.columns if c not in columns]
@@ -144,6 +153,70 @@ def parse_scalar(text: str, columns: dict[str, object] | None = None) -> Fragmen
             lambda n: exp.column(exp.to_identifier(n.name.lower(), quoted=bool(n.this.args.get("quoted"))))
             if isinstance(n, exp.Column) and n.name != n.name.lower() else n))
     return fragment
+
+
+T = exp.DataType.Type
+# The types a cast may name: each reads the same on every warehouse. A type sqlglot does
+# not know keeps the user's text, which it writes back unquoted (`cast(x as "a;b")` became
+# `CAST(x AS a;b)`): never rendered.
+_CAST_TYPES = {T.BOOLEAN, T.SMALLINT, T.INT, T.BIGINT, T.DOUBLE, T.DECIMAL, T.VARCHAR, T.TEXT, T.DATE, T.TIMESTAMP,
+               T.DATETIME, T.TIMESTAMPTZ}
+CAST_HINT = "boolean, smallint, integer, bigint, double, decimal(p, s), varchar, date, timestamp, timestamptz"
+# the units `extract` and `interval` may name (sqlglot keeps a unit's text as written)
+UNITS = {"year", "quarter", "month", "week", "day", "hour", "minute", "second", "dow", "doy", "epoch", "isodow",
+         "dayofweek", "dayofyear", "years", "months", "weeks", "days", "hours", "minutes", "seconds"}
+
+
+def _short(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else text[:width] + "..."
+
+
+def _part_problem(node: exp.Expression) -> str | None:
+    """Why a type, a unit or a name in a fragment is refused: the parts whose text
+    sqlglot writes back as it was read (a quoted type, unit or parameter would carry SQL)."""
+    if isinstance(node, exp.DataType):
+        kind, params = node.this, node.expressions
+        if kind == T.TINYINT:
+            return ("casts to `tinyint` (or `int8`): 1 byte in ClickHouse, 8 bytes as `int8` in Postgres and DuckDB, "
+                    "and Postgres has no tinyint: write smallint, integer or bigint")
+        if kind == T.FLOAT:
+            return "casts to a 4-byte float (`float` is 8 bytes in Postgres, 4 elsewhere): write double"
+        if kind not in _CAST_TYPES:
+            written = node.args.get("kind") if kind == T.USERDEFINED else kind.value.lower()
+            return f"casts to `{_short(str(written))}`, a type not every warehouse reads the same: write one of {CAST_HINT}"
+        if kind == T.DECIMAL and len(params) != 2:
+            return ("gives decimal no precision and scale: write e.g. decimal(18, 4) (the warehouses' defaults differ: "
+                    "DuckDB 18, 3; ClickHouse 10, 0; Postgres unlimited)")
+        if kind != T.DECIMAL and params:
+            return (f"gives `{kind.value.lower()}` a length or precision: write it without one (Postgres cuts to it, "
+                    "DuckDB and ClickHouse do not)")
+        return None
+    if isinstance(node, exp.DataTypeParam):
+        value = node.this
+        if not (isinstance(value, exp.Literal) and not value.is_string and value.this.isdigit()):
+            return f"a type's precision and scale are whole numbers, not `{_short(value.sql())}`"
+        return None
+    if isinstance(node, exp.Var):
+        unit = node.name.lower()
+        if not (isinstance(node.parent, (exp.Extract, exp.Interval)) and unit in UNITS):
+            return f"`{_short(node.name)}` is not a time unit: write one of {', '.join(sorted(UNITS))}, unquoted"
+        return None
+    if isinstance(node, exp.Identifier) and not isinstance(node.parent, exp.Column):
+        return f"`{_short(node.name)}` is not a column here"
+    return None
+
+
+def guard_undefined(tree: exp.Expression) -> exp.Expression:
+    """Where a simple metric's value is undefined, NULL on every warehouse: x / 0 and
+    x % 0 (guard_division), the square root of a negative, the logarithm of 0 or less.
+    Postgres raised and failed the whole source's build; DuckDB stored inf or nan."""
+    def _swap(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, (exp.Sqrt, exp.Ln)):
+            arg = node.this
+            test = (exp.GTE if isinstance(node, exp.Sqrt) else exp.GT)(this=arg.copy(), expression=exp.Literal.number(0))
+            return type(node)(this=exp.Case(ifs=[exp.If(this=test, true=arg.copy())]))
+        return node
+    return guard_division(tree).transform(_swap)
 
 
 # arithmetic, text and numbers: values, not conditions (DuckDB reads a number as true)
@@ -235,11 +308,11 @@ def evaluate_arithmetic(tree: exp.Expression, values: dict[str, float | None]) -
 
 
 def guard_division(tree: exp.Expression) -> exp.Expression:
-    """x / y  ->  x / NULLIF(y, 0): a zero denominator is a gap on every warehouse
-    (DuckDB 2 and Postgres raise, ClickHouse returns inf)."""
+    """x / y  ->  x / NULLIF(y, 0) (and so for `%`): a zero denominator is a gap on every
+    warehouse (DuckDB 2 and Postgres raise, ClickHouse returns inf)."""
     def _swap(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Div):
-            return exp.Div(
+        if isinstance(node, (exp.Div, exp.Mod, exp.IntDiv)):
+            return type(node)(
                 this=node.this,
                 expression=exp.Nullif(this=exp.Paren(this=node.expression), expression=exp.Literal.number(0)),
             )
