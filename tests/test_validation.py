@@ -124,6 +124,8 @@ CASES = [
      "needs a number; `entity_type` is a text"),
     ("extract_from_text", f"name: extract_from_text\n{BASE}aggregation: count\nfilter: \"extract(day from entity_type) = 1\"\n", 5,
      "needs a date or time; `entity_type` is a text"),
+    ("interval_text", f"name: interval_text\n{BASE}aggregation: count\n"
+     "filter: \"created_at > created_at - interval 'a week' day\"\n", 5, "an interval is a number and a unit"),
     # dbt's YAML parser refused the escape in the generated properties: no model built at all
     ("lone_surrogate", f"name: lone_surrogate\n{BASE}aggregation: count\ndescription: \"a\\ud800b\"\n", 5,
      "is half of a UTF-16 pair"),
@@ -596,3 +598,16 @@ def test_a_settle_lookback_beyond_a_year_is_refused_at_its_line(tmp_path, capsys
     assert main(["--project-dir", str(paths.root), "validate"]) == 1
     err = capsys.readouterr().err
     assert "metrics/_config.yml:4: " in err and "settle_lookback.month" in err and "12" in err, err
+
+
+def test_a_fragment_whose_rendering_reads_back_otherwise_is_refused():
+    """The second line of defence behind the type and unit checks: a part sqlglot writes
+    back as raw text (here a type, as the checks would otherwise see it) must not turn
+    into a query once written for a warehouse."""
+    import sqlglot
+
+    from dagster_project.validation.sql_fragment import FragmentError, _check_rendering
+    tree = sqlglot.parse_one('length(cast(x as """varchar"") || (select y from t) || cast(x as varchar"))')
+    with pytest.raises(FragmentError, match="does not read back as the same expression"):
+        _check_rendering(tree)
+    _check_rendering(sqlglot.parse_one("cast(x as bigint) + extract(dow from y) > 1"))

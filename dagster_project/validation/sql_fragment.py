@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass
 
 import sqlglot
@@ -140,6 +141,7 @@ def parse_scalar(text: str, columns: dict[str, object] | None = None) -> Fragmen
         problem = _part_problem(node)
         if problem:
             raise FragmentError(problem)
+    _check_rendering(tree)
     fragment = Fragment(text, tree)
     if columns is not None:
         unknown = [c for c in fragment.columns if c not in columns]
@@ -153,6 +155,24 @@ def parse_scalar(text: str, columns: dict[str, object] | None = None) -> Fragmen
             lambda n: exp.column(exp.to_identifier(n.name.lower(), quoted=bool(n.this.args.get("quoted"))))
             if isinstance(n, exp.Column) and n.name != n.name.lower() else n))
     return fragment
+
+
+def _check_rendering(tree: exp.Expression) -> None:
+    """Each warehouse's rendering reads back as one expression over the same columns, with
+    no query in it. The checks above refuse every part sqlglot writes back as raw text
+    that we know of (types, units); this catches one we do not, before it reaches SQL."""
+    want = sorted(c.name.lower() for c in tree.find_all(exp.Column))
+    for dialect in DIALECTS:
+        rendered = tree.sql(dialect=dialect)
+        try:
+            back = [t for t in sqlglot.parse(rendered, read=dialect) if t is not None]
+        except Exception:  # noqa: BLE001 - any failure to read it back is a refusal
+            back = []
+        if (len(back) != 1 or isinstance(back[0], _STATEMENTS)
+                or any(isinstance(n, (exp.Subquery, exp.Query, exp.Command)) for n in back[0].walk())
+                or sorted(c.name.lower() for c in back[0].find_all(exp.Column)) != want):
+            raise FragmentError(f"does not read back as the same expression once written for {dialect}: "
+                                "simplify it (no quoted types or units)")
 
 
 T = exp.DataType.Type
@@ -195,6 +215,15 @@ def _part_problem(node: exp.Expression) -> str | None:
         value = node.this
         if not (isinstance(value, exp.Literal) and not value.is_string and value.this.isdigit()):
             return f"a type's precision and scale are whole numbers, not `{_short(value.sql())}`"
+        return None
+    if isinstance(node, exp.Interval):
+        # `interval 'x'' day) or (select 1' day` reads back safely quoted, but a text that
+        # is no amount fails the whole source's build on Postgres
+        amount = node.this
+        m = re.fullmatch(r"\s*-?\d+(?:\.\d+)?(?:\s+([a-z]+))?\s*", amount.name.lower()) \
+            if isinstance(amount, exp.Literal) else None
+        if m is None or m.group(1) and (m.group(1) not in UNITS or node.args.get("unit")):
+            return f"an interval is a number and a unit, e.g. interval '2' hour, not `{_short(node.sql())}`"
         return None
     if isinstance(node, exp.Var):
         unit = node.name.lower()
