@@ -124,6 +124,9 @@ CASES = [
      "needs a number; `entity_type` is a text"),
     ("extract_from_text", f"name: extract_from_text\n{BASE}aggregation: count\nfilter: \"extract(day from entity_type) = 1\"\n", 5,
      "needs a date or time; `entity_type` is a text"),
+    # YAML 1.1 reads a bare `no` as false: say so, not just "(got False)"
+    ("boolean_name", f"name: no\n{BASE}aggregation: count\n", 1,
+     "`name`: Input should be a valid string (got the boolean false: YAML reads a bare yes/no/on/off/true/false so; quote it)"),
     ("interval_text", f"name: interval_text\n{BASE}aggregation: count\n"
      "filter: \"created_at > created_at - interval 'a week' day\"\n", 5, "an interval is a number and a unit"),
     # dbt's YAML parser refused the escape in the generated properties: no model built at all
@@ -611,3 +614,23 @@ def test_a_fragment_whose_rendering_reads_back_otherwise_is_refused():
     with pytest.raises(FragmentError, match="does not read back as the same expression"):
         _check_rendering(tree)
     _check_rendering(sqlglot.parse_one("cast(x as bigint) + extract(dow from y) > 1"))
+
+
+def test_a_config_file_that_is_no_mapping_says_so(tmp_path, capsys, isolated_env):
+    paths = make_project(tmp_path, GOOD, config="- a\n- b\n")
+    assert main(["--project-dir", str(paths.root), "validate"]) == 1
+    err = capsys.readouterr().err
+    assert "metrics/_config.yml:1: the file: Input should be a mapping of fields" in err, err  # was "`file`: ..."
+
+
+def test_a_name_in_another_case_is_suggested():
+    from dagster_project.validation.issues import closest
+    assert closest("ORDERS", ["orders", "refunds"]) == " (did you mean `orders`?)"
+    assert closest("ordrs", ["orders", "refunds"]) == " (did you mean `orders`?)"
+
+
+def test_a_read_of_a_missing_duckdb_file_leaves_no_lock_file_behind(tmp_path, capsys, isolated_env):
+    paths = make_project(tmp_path, GOOD)
+    assert main(["--project-dir", str(paths.root), "series", "downloads", "--grain", "day"]) == 2
+    assert "no warehouse file at" in capsys.readouterr().err
+    assert not list(paths.duckdb_path.parent.glob("*.lock")), list(paths.duckdb_path.parent.iterdir())

@@ -23,5 +23,8 @@ class ValidationIssue:
 def closest(word: str, candidates: Iterable[str]) -> str:
     """' (did you mean `x`?)' or '' — appended to unknown-name messages."""
     from ..printable import one_line  # a stored value may hold a line break
-    match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    candidates = list(candidates)
+    # `ORDERS` for `orders`: the same name in another case first
+    match = [c for c in candidates if c.lower() == word.lower()][:1] \
+        or difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
     return f" (did you mean `{one_line(match[0])}`?)" if match else ""

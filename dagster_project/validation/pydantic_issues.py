@@ -49,7 +49,10 @@ def pydantic_issues(rel: str, located: LocatedYaml, err: ValidationError, model)
             # a validator's own message that already shows the value ("..., got 'tomorrow'") says it once
             shown = f" (got {given!r})" if (isinstance(given, (str, int, float, bool)) and not secret
                                             and f"got {given!r}" not in text) else ""
-            msg = f"`{field}`: {text}{shown}"
+            if isinstance(given, bool) and e["type"] == "string_type":
+                # `name: no` or `owner: on`: YAML 1.1 reads the bare word as a boolean
+                shown = f" (got the boolean {str(given).lower()}: YAML reads a bare yes/no/on/off/true/false so; quote it)"
+            msg = f"`{field}`: {text}{shown}" if loc else f"the file: {text}{shown}"
         out.append(ValidationIssue(rel, located.line_of(loc), msg, "schema"))
     return out
 
