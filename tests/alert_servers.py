@@ -43,6 +43,20 @@ class _Handler(BaseHTTPRequestHandler):
                    "json": parsed, "received_at": time.time()}
         status, delay = self.receiver._record(request)
         self.receiver._wait(delay)
+        trickle = self.receiver._trickle
+        if trickle is not None:  # headers at once, then the body a byte at a time
+            try:
+                self.send_response(status)
+                self.send_header("Content-Length", "100")
+                self.end_headers()
+                for _ in range(100):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    if self.receiver._stopping.wait(trickle):
+                        break
+            except OSError:
+                pass
+            return
         try:
             self.send_response(status)
             self.send_header("Content-Type", "text/plain")
@@ -71,6 +85,7 @@ class WebhookReceiver:
         self._requests: list[dict] = []
         self._failures: list[int] = []
         self._delay = 0.0
+        self._trickle: float | None = None
         self._callbacks: list[Callable[[dict], None]] = []
         self.callback_errors: list[BaseException] = []
         self._server: ThreadingHTTPServer | None = None
@@ -118,6 +133,11 @@ class WebhookReceiver:
         """Answer the next `n` requests with `status`."""
         with self._lock:
             self._failures.extend([status] * n)
+        return self
+
+    def trickle(self, every: float) -> "WebhookReceiver":
+        """Answer at once, then send the body one byte per `every` seconds."""
+        self._trickle = every
         return self
 
     def delay(self, seconds: float) -> "WebhookReceiver":

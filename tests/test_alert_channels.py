@@ -128,6 +128,17 @@ def test_webhook_timeout(receiver, tmp_path):
     assert time.monotonic() - started < 2.5
 
 
+def test_a_webhook_that_trickles_its_answer_times_out_in_all(receiver, tmp_path):
+    """The timeout bounded each read only: an answer sent a byte every 0.2 s held the
+    send (and every channel behind it) for as long as the receiver went on."""
+    receiver.trickle(0.2)
+    channel = WebhookChannel(type="webhook", url=receiver.url, timeout_seconds=1)
+    started = time.monotonic()
+    with pytest.raises(DeliveryError, match=r"^webhook drip: timed out after 1 s$"):
+        send("drip", channel, anomaly_payload(), tmp_path)
+    assert time.monotonic() - started < 1.8
+
+
 def test_webhook_outage_and_recovery(receiver, tmp_path):
     seen = []
     receiver.on_request(lambda request: seen.append(request["headers"]["Idempotency-Key"]))

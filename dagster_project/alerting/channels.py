@@ -20,6 +20,8 @@ import os
 import smtplib
 import socket
 import ssl
+import threading
+import time
 import urllib.error
 import urllib.request
 from email.message import EmailMessage
@@ -112,12 +114,39 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirect)
 
 
+MAX_REPLY = 64 * 1024  # bytes of a receiver's answer read: only its status counts
+
+
 def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> None:
+    """POST within `timeout` seconds in all: the socket timeout bounds each read only, and
+    a receiver trickling its answer a byte at a time held every channel's delivery."""
+    outcome: dict[str, BaseException] = {}
+
+    def attempt() -> None:
+        try:
+            _post_once(url, body, headers, timeout, time.monotonic() + timeout)
+        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
+            outcome["error"] = err
+
+    worker = threading.Thread(target=attempt, name="webhook-post", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():  # left to its socket timeout; the outbox retries the message
+        raise _Failure(f"timed out after {timeout:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+
+
+def _post_once(url: str, body: bytes, headers: dict[str, str], timeout: float, deadline: float) -> None:
     try:
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")
         with _OPENER.open(request, timeout=timeout) as response:
-            response.read()
-            status = response.status
+            status, read = response.status, 0
+            while read < MAX_REPLY and time.monotonic() < deadline:
+                chunk = response.read1(16 * 1024)
+                if not chunk:
+                    break
+                read += len(chunk)
     except urllib.error.HTTPError as err:
         err.close()
         raise _Failure(f"HTTP {err.code}") from None
