@@ -40,6 +40,12 @@ retry: {first: 5s, max: 30m}  # last line comment
 """
 
 
+def _with_channel(entry: str) -> str:
+    """ALERTS with one more channel, at line 5."""
+    return ALERTS.replace("  audit-log: {type: log, path: warehouse/alerts.log}",
+                          "  audit-log: {type: log, path: warehouse/alerts.log}\n  " + entry)
+
+
 def _project(tmp_path, alerts: str | None = ALERTS, metrics: dict | None = None) -> ProjectPaths:
     paths = make_project(tmp_path / "p", metrics or GOOD)
     if alerts is not None:
@@ -122,7 +128,48 @@ BAD = [
      "header `Authorization` carries a credential"),
     ("log_absolute", ALERTS.replace("path: warehouse/alerts.log", "path: /tmp/alerts.log"), 4,
      "`channels.audit-log.path`: must stay inside the project"),
+    # a line break in a header or an address failed every send, retried without end
+    ("header_line_break", _with_channel('hook: {type: webhook, url: "http://h/x", headers: {X-Team: "a\\r\\nX-Evil: 1"}}'), 5,
+     "header `X-Team`: its value holds a line break"),
+    ("header_name_space", _with_channel('hook: {type: webhook, url: "http://h/x", headers: {"Bad Name": v}}'), 5,
+     "header name `Bad Name` may hold only letters"),
+    ("address_line_break", _with_channel('mail: {type: email, to: ["oncall@example.com\\r\\nBcc: evil@x.com"]}'), 5,
+     "an address holds a line break"),
+    ("not_an_address", _with_channel('mail: {type: email, to: [not-an-email]}'), 5,
+     "`not-an-email` is not an email address"),
+    # `path: alerts.yml` appended JSON to alerts.yml: the next evaluation could not read it
+    ("log_onto_alerts_yml", ALERTS.replace("path: warehouse/alerts.log", "path: alerts.yml"), 4,
+     "would write into the project's own files or folders"),
+    ("log_into_metrics", ALERTS.replace("path: warehouse/alerts.log", "path: metrics/alerts.log"), 4,
+     "would write into the project's own files or folders"),
+    ("log_onto_a_folder", ALERTS.replace("path: warehouse/alerts.log", "path: ."), 4,
+     "would write into the project's own files or folders"),
+    ("file_url", _with_channel('hook: {type: webhook, url: "file:///etc/hostname"}'), 5,
+     "an alert URL starts with http:// or https://"),
+    ("url_with_password", _with_channel('hook: {type: webhook, url: "https://admin:hunter2@x.example.com/"}'), 5,
+     "a URL cannot carry a user and password"),
+    ("slack_url_on_a_webhook", _with_channel('hook: {type: webhook, url: "https://hooks.slack.com/services/T0/B0/XYZ"}'), 5,
+     "a Slack webhook URL is a secret"),
+    # `repeat_interval: 4` repeated every 4 seconds, not 4 hours
+    ("bare_number_duration", ALERTS.replace("repeat_interval: 4h", "repeat_interval: 4"), 10,
+     "a duration needs its unit: write e.g. 4s, 4m or 4h"),
+    # an empty match silenced every alert (`metrics silence add` refuses one)
+    ("silence_without_match", ALERTS.replace("silences: []   # keep this comment",
+                                             "silences: [{match: {}, starts: 2026-11-01, ends: 2027-01-01}]"), 13,
+     "a silence's `match` names at least one key"),
+    ("javascript_dagster_url", "dagster_url: 'javascript:alert(1)//'\n" + ALERTS, 1,
+     "`dagster_url`: must be an http:// or https:// URL"),
 ]
+
+
+def test_a_url_or_header_value_in_an_error_is_not_echoed(tmp_path, capsys):
+    """`validate` printed `(got 'https://hooks.slack.com/services/T000/B000/XXXXSECRET')`."""
+    for entry, secret in (('hook: {type: webhook, url: "https://admin:hunter2@x.example.com/?token=SEKRET"}', "hunter2"),
+                          ('hook: {type: webhook, url: "https://hooks.slack.com/services/T0/B0/XXXXSECRET"}', "XXXXSECRET"),
+                          ('hook: {type: webhook, url: "http://h/x", headers: {X-Team: "SEKRET\\r\\n"}}', "SEKRET")):
+        paths = _project(tmp_path / secret, _with_channel(entry))
+        code, err = _validate(paths, capsys)
+        assert code == 1 and "alerts.yml:5: " in err and secret not in err, err
 
 
 def test_every_alerts_yml_problem_in_one_run_at_its_line(tmp_path, capsys):
@@ -182,8 +229,11 @@ def test_durations_parse():
     assert parse_duration("30s") == dt.timedelta(seconds=30)
     assert parse_duration("1h30m") == dt.timedelta(minutes=90)
     assert parse_duration("2d") == dt.timedelta(days=2) and parse_duration("1w") == dt.timedelta(weeks=1)
-    assert parse_duration(90) == dt.timedelta(seconds=90)
-    for bad in ("", "4 hours", "h", "-1s", -5):
+    assert parse_duration(0) == dt.timedelta(0)
+    # a bare number was seconds: `repeat_interval: 4` repeated every 4 s, not 4 h
+    with pytest.raises(ValueError, match="a duration needs its unit: write e.g. 90s, 90m or 90h"):
+        parse_duration(90)
+    for bad in ("", "4 hours", "h", "-1s", -5, 4.5):
         with pytest.raises(ValueError):
             parse_duration(bad)
     import re

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import render
-from .config import EmailChannel, LogChannel, SlackChannel, WebhookChannel, path_inside_project
+from .config import EmailChannel, LogChannel, SlackChannel, WebhookChannel, log_path_problem, url_problem
 from .secrets import MissingSecret, redact, resolve
 
 
@@ -138,6 +138,9 @@ def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Non
 
 
 def _post_once(url: str, body: bytes, headers: dict[str, str], timeout: float, deadline: float) -> None:
+    problem = url_problem(url)  # a `${VAR}` URL as resolved; said without the URL, which may be secret
+    if problem and "Slack webhook URL is a secret" not in problem:
+        raise _Failure(f"the URL as resolved: {problem}")
     try:
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")
         with _OPENER.open(request, timeout=timeout) as response:
@@ -236,10 +239,12 @@ def _email(name: str, channel: EmailChannel, payload: dict, root: Path, secret: 
 
 def _log(name: str, channel: LogChannel, payload: dict, root: Path, secret: _Secrets) -> None:
     written = secret(channel.path)
-    if not path_inside_project(written):
-        raise _Failure(f"log path `{channel.path}` resolves outside the project (a path relative to its root, "
-                       "without `..`)")
+    problem = log_path_problem(written)
+    if problem:
+        raise _Failure(f"log path `{channel.path}` as resolved: {problem}")
     path = root / written
+    if path.is_dir():
+        raise _Failure(f"log path `{channel.path}` is a folder, not a file")
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {**payload, "channel": name,
               "logged_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")}

@@ -28,15 +28,14 @@ MAX_DURATION = dt.timedelta(days=10 * 365)
 
 
 def parse_duration(value: object) -> dt.timedelta:
-    """`30s`, `15m`, `4h`, `2d`, `1w`, `1h30m`; a bare number is seconds."""
+    """`30s`, `15m`, `4h`, `2d`, `1w`, `1h30m`; a bare number only 0 (`repeat_interval: 4`
+    meant 4 seconds, not 4 hours)."""
     if isinstance(value, dt.timedelta):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        if value > MAX_DURATION.total_seconds():
-            raise ValueError(f"a duration of at most {MAX_DURATION.days // 365} years, got {value!r}")
-        return dt.timedelta(seconds=value)
+        if value == 0:
+            return dt.timedelta(0)
+        raise ValueError(f"a duration needs its unit: write e.g. {value:g}s, {value:g}m or {value:g}h, got {value!r}")
     if isinstance(value, str):
         m = _DURATION.match(value)
         if m and any(m.groups()):
@@ -91,6 +90,32 @@ class _Channel(_Frozen):
 
 
 _CREDENTIAL_HEADERS = {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-auth-token", "cookie"}
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_LINE_BREAK = re.compile(r"[\x00-\x1f\x7f]")
+_ADDRESS = re.compile(r"[^\s@<>,;]+@[^\s@<>,;]+")
+_SECRET_REF = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+
+
+def url_problem(url: str) -> str | None:
+    """Why a webhook URL cannot be sent to, or None; a part written as `${VAR}` is checked
+    when resolved (secrets.py), at send time. The URL is never quoted back: it may be secret."""
+    from urllib.parse import urlsplit
+    if _LINE_BREAK.search(url):
+        return "the URL holds a line break or control character"
+    if url.strip().startswith("${"):
+        return None
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return "not a URL"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "an alert URL starts with http:// or https://"
+    if "@" in parts.netloc:
+        return ("a URL cannot carry a user and password (they are not sent, and alerts.yml is no place for them): "
+                "send them in a header, e.g. `Authorization: Basic ${WEBHOOK_AUTH}`")
+    if "hooks.slack.com" in parts.netloc.lower():
+        return "a Slack webhook URL is a secret: write it as an environment reference like ${SLACK_WEBHOOK_URL}"
+    return None
 
 
 def _reference_only(value: str | None, field: str) -> str | None:
@@ -113,6 +138,9 @@ class SlackChannel(_Channel):
         if "hooks.slack.com" in value.lower() and "${" not in value:
             raise ValueError("a Slack webhook URL is a secret: write it as an environment reference like "
                              "${SLACK_WEBHOOK_URL}, never in alerts.yml")
+        problem = url_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
 
@@ -128,9 +156,24 @@ class WebhookChannel(_Channel):
     def _secret(cls, value: str | None) -> str | None:
         return _reference_only(value, "secret")
 
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        problem = url_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
     @field_validator("headers")
     @classmethod
     def _credential_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        # a line break would end the header (every send failed, retried without end)
+        for name, text in value.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"header name `{name.encode('unicode_escape').decode()}` may hold only letters, "
+                                 "digits and !#$%&'*+.^_`|~- (no spaces)")
+            if _LINE_BREAK.search(text):
+                raise ValueError(f"header `{name}`: its value holds a line break or control character")
         # credentials travel in these headers: a reference, never the value itself
         for name, text in value.items():
             if name.lower() in _CREDENTIAL_HEADERS and "${" not in text:
@@ -152,6 +195,24 @@ class EmailChannel(_Channel):
     @classmethod
     def _password(cls, value: str | None) -> str | None:
         return _reference_only(value, "password")
+
+    @field_validator("to", "sender")
+    @classmethod
+    def _addresses(cls, value: list[str] | str) -> list[str] | str:
+        # a line break in an address would add a header (Python refused every message)
+        for address in value if isinstance(value, list) else [value]:
+            if _LINE_BREAK.search(address):
+                raise ValueError("an address holds a line break or control character")
+            if not (_ADDRESS.fullmatch(address.strip()) or _SECRET_REF.fullmatch(address.strip())):
+                raise ValueError(f"`{address}` is not an email address (name@domain, or a ${{VAR}} reference)")
+        return value
+
+    @field_validator("smtp_host", "username")
+    @classmethod
+    def _one_word(cls, value: str | None) -> str | None:
+        if value is not None and (_LINE_BREAK.search(value) or not value.strip() or " " in value.strip()):
+            raise ValueError("must be one word, without spaces or line breaks")
+        return value
     starttls: bool = False
     timeout_seconds: float = Field(10, gt=0, le=300)
 
@@ -167,8 +228,10 @@ class LogChannel(_Channel):
     def _inside(cls, value: str) -> str:
         # alerts.yml is reviewed as project configuration: it writes under the project only
         # (a `${VAR}` path is checked when it is resolved, at send time)
-        if "${" not in value and not path_inside_project(value):
-            raise ValueError("must stay inside the project: a path relative to the project root, without `..`")
+        if "${" not in value:
+            problem = log_path_problem(value)
+            if problem:
+                raise ValueError(problem)
         return value
 
 
@@ -176,6 +239,26 @@ def path_inside_project(text: str) -> bool:
     from pathlib import PurePath
     p = PurePath(text)
     return bool(text.strip()) and not p.is_absolute() and ".." not in p.parts
+
+
+# what a log channel may not append to: the project's inputs and the warehouse
+# (`path: alerts.yml` appended JSON to alerts.yml, and alerting turned itself off)
+_PROJECT_FOLDERS = {"metrics", "models", "macros", "seeds", "dbt_project", "dagster_project", "tests", "scripts",
+                    "bench", "docs", ".git", ".ci", ".venv"}
+_PROJECT_SUFFIXES = {".yml", ".yaml", ".sql", ".py", ".toml", ".duckdb", ".chdb", ".csv", ".md", ".cfg", ".ini",
+                     ".html", ".lock", ".wal"}
+
+
+def log_path_problem(text: str) -> str | None:
+    """Why a log channel's path is refused, or None."""
+    from pathlib import PurePath
+    if not path_inside_project(text):
+        return "must stay inside the project: a path relative to the project root, without `..`"
+    p = PurePath(text)
+    if not p.parts or p.parts[0] in _PROJECT_FOLDERS or p.name in ("", ".") or p.suffix.lower() in _PROJECT_SUFFIXES:
+        return (f"`{text}` would write into the project's own files or folders: name a log file such as "
+                "warehouse/alerts.log")
+    return None
 
 
 Channel = Annotated[Union[SlackChannel, WebhookChannel, EmailChannel, LogChannel], Field(discriminator="type")]
@@ -305,6 +388,9 @@ class Silence(_Frozen):
 
     @model_validator(mode="after")
     def _ordered(self) -> "Silence":
+        if not self.match.model_fields_set:  # as `metrics silence add` refuses it
+            raise ValueError("a silence's `match` names at least one key (an empty one silences every alert): "
+                             f"one of {', '.join(MATCH_KEYS)}")
         if self.ends <= self.starts:
             raise ValueError("ends must be after starts")
         return self
@@ -329,6 +415,14 @@ class Retry(_Durations):
 
 class AlertsConfig(_Durations):
     dagster_url: str = "http://127.0.0.1:3000"
+
+    @field_validator("dagster_url")
+    @classmethod
+    def _web_url(cls, value: str) -> str:
+        # it becomes the links of every message and page: `javascript:` would run there
+        if not re.match(r"https?://[^\s]+$", value.strip()):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
     open_within: dt.timedelta | None = Field(
         None, description="A detection older than this never opens an alert (default per grain: two buckets plus the settle lookback).")
 

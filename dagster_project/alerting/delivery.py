@@ -24,6 +24,7 @@ class DeliveryReport:
     delivered: list[str] = field(default_factory=list)  # "channel key"
     failed: list[str] = field(default_factory=list)  # "channel key: error"
     waiting: int = 0  # undelivered messages not due yet (backoff) or behind a failed one
+    dropped: list[str] = field(default_factory=list)  # "channel key: why" (a channel removed from alerts.yml)
 
 
 def pending(wh: Warehouse) -> list[dict]:
@@ -52,10 +53,14 @@ def deliver(wh: Warehouse, config: AlertsConfig, root: Path, now: Callable[[], d
             report.waiting += 1
             continue
         channel = config.channels.get(name)
+        if channel is None:  # no send can ever succeed: dropped, said once (it was retried without end)
+            why = f"{DROPPED}channel {name} is not in alerts.yml any more"
+            row.update(attempts=int(row["attempts"] or 0), delivered_at=now(), last_error=why, next_attempt_at=None)
+            report.dropped.append(f"{name} {row['idempotency_key']}: {why}")
+            record_delivery(wh, [row], lock_timeout=lock_timeout)
+            continue
         error, unsendable = None, False
         try:
-            if channel is None:
-                raise DeliveryError(f"channel {name} is not in alerts.yml any more")
             send(name, channel, json.loads(row["payload"]), root)
         except DeliveryError as err:
             error, unsendable = str(err), err.unsendable
@@ -76,6 +81,9 @@ def deliver(wh: Warehouse, config: AlertsConfig, root: Path, now: Callable[[], d
     return report
 
 
+# the last_error of a message given up (closed with delivered_at set, never sent): its channel
+# was removed from alerts.yml
+DROPPED = "dropped: "
 # the last_error of a message that could not be made (not an outage): it is retried on its
 # backoff, and the channel's later messages are not held behind it
 UNSENDABLE = "unsendable: "

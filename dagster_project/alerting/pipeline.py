@@ -147,7 +147,11 @@ def freshness_signals(wh: Warehouse, paths: ProjectPaths, now: dt.datetime,
 
 # an Authorization header's credential, or a token-like string after `Bearer` (not the
 # words after "basic" or "token" in an ordinary message)
-_CREDENTIALS = re.compile(r"(://)[^/@\s]+@|((?:token|key|secret|password|passwd|pwd)=)[^&\s]+"
+# a URL's user and password up to its last `@` (a password may hold one); `key=value`,
+# `key: value` and JSON `"key": "value"` for credential-like keys
+_CREDENTIALS = re.compile(r"(://)[^/\s]*@"
+                          r"|((?:\b(?:access_|refresh_|auth_)?token|\bapi[_-]?key|\bkey|\bsecret|\bpassword|\bpasswd|\bpwd)"
+                          r"[\"']?\s*(?:=|:(?!//))\s*[\"']?)[^\"'&\s,;)}]+"
                           r"|((?:authorization|proxy-authorization)\s*[:=]\s*(?:bearer|basic|token|digest)?\s*)[^\s,;)]+"
                           r"|(\bbearer\s+)(?=[A-Za-z0-9._~+/=-]*[0-9_])[A-Za-z0-9._~+/=-]{12,}", re.IGNORECASE)
 

@@ -8,6 +8,8 @@ import datetime as dt
 import json
 import sys
 
+from ..printable import one_line
+
 STATE_FIELDS = ["status", "alert_key", "route", "severity", "bucket_start", "value", "expected", "lower", "upper",
                 "score", "opened_at", "last_sent_at", "resolved_at", "sends", "reason", "resolution"]
 OUTBOX_FIELDS = ["idempotency_key", "channel", "route", "group_key", "status", "created_at", "attempts",
@@ -27,7 +29,7 @@ def add_parser(sub, with_target) -> None:
     _shared(ev, with_target)
     ev.set_defaults(func=cmd_evaluate)
     ob = inner.add_parser("outbox", help="list alert messages (pending: not delivered yet; failed: last attempt failed)")
-    ob.add_argument("--status", choices=("pending", "failed", "delivered"))
+    ob.add_argument("--status", choices=("pending", "failed", "delivered", "dropped"))
     _shared(ob, with_target)
     ob.set_defaults(func=cmd_outbox)
 
@@ -71,7 +73,8 @@ def _print(rows: list[dict], fields: list[str], fmt: str) -> None:
         print("(none)")
         return
     from ..anomaly.reason import number  # as the reasons write them: 89,226, not 8.923e+04
-    cells = [[("" if r[f] is None else number(r[f], "fraction") if isinstance(r[f], float) else str(r[f]))[:60]
+    # a line break in a slice value would split the row: shown as \n (one_line)
+    cells = [[one_line("" if r[f] is None else number(r[f], "fraction") if isinstance(r[f], float) else str(r[f]))[:60]
               for f in fields] for r in rows]
     widths = [max(len(f), *(len(c[i]) for c in cells)) for i, f in enumerate(fields)]
     print("  ".join(f.ljust(w) for f, w in zip(fields, widths)))
@@ -104,7 +107,8 @@ def cmd_outbox(args, paths) -> int:
     from ..warehouse.alert_store import OUTBOX, read_table
     from ..warehouse.connection import Warehouse, WarehouseError
     where = {"pending": "delivered_at is null", "failed": "delivered_at is null and last_error is not null",
-             "delivered": "delivered_at is not null", None: ""}[args.status]
+             "delivered": "delivered_at is not null and last_error is null",
+             "dropped": "delivered_at is not null and last_error is not null", None: ""}[args.status]
     try:
         rows = read_table(Warehouse(args.target, paths), OUTBOX, where, order="created_at, seq, channel")
     except WarehouseError as err:
@@ -129,12 +133,14 @@ def cmd_evaluate(args, paths) -> int:
         return 1
     if args.format == "json":
         print(json.dumps({"counts": report.all_counts(), "lines": report.lines, "delivered": report.delivery.delivered,
-                          "failed": report.delivery.failed, "waiting": report.delivery.waiting,
+                          "failed": report.delivery.failed, "dropped": report.delivery.dropped, "waiting": report.delivery.waiting,
                           "open": report.open_alerts, "new_scoring": report.new_scoring}, indent=1))
     else:
         for line in report.lines + [f"delivered {d}" for d in report.delivery.delivered]:
-            print(line)
+            print(one_line(line))
         for line in report.delivery.failed:  # kept in the outbox and retried with backoff
-            print(f"delivery failed (will retry): {line}", file=sys.stderr)
+            print(f"delivery failed (will retry): {one_line(line)}", file=sys.stderr)
+        for line in report.delivery.dropped:
+            print(f"not delivered: {one_line(line)}", file=sys.stderr)
         print(report.summary())
     return 0

@@ -10,6 +10,7 @@ import json
 import sys
 
 from ..grains import GRAINS, bucket_of, floor_to_grain
+from .format import csv_cell
 from ..printable import as_typed, one_line, slice_text
 
 BACKTEST_DAYS = 90
@@ -192,7 +193,7 @@ def _csv(rows: list[dict], args) -> None:
     columns = [f for f in FIELDS if f != "slice"]
     w.writerow(columns)
     for r in rows:
-        w.writerow(["" if r[c] is None else ("true" if r[c] else "false") if isinstance(r[c], bool) else r[c]
+        w.writerow(["" if r[c] is None else ("true" if r[c] else "false") if isinstance(r[c], bool) else csv_cell(r[c])
                     for c in columns])
 
 

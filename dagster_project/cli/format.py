@@ -33,12 +33,27 @@ def write_json(rows: list[dict], out: TextIO) -> None:
 
 
 def write_csv(rows: list[dict], out: TextIO) -> None:
-    """NULL is an empty cell (the CSV convention pandas and spreadsheets read as missing)."""
+    """NULL is an empty cell (the CSV convention pandas and spreadsheets read as missing);
+    a text that reads as a formula starts with `'` (csv_cell)."""
     w = csv.writer(out, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     for r in rows:
-        w.writerow(["" if r[c] is None else ("true" if r[c] else "false") if c == "complete" else _csv_number(r[c])
+        w.writerow(["" if r[c] is None else ("true" if r[c] else "false") if c == "complete" else csv_cell(_csv_number(r[c]))
                     for c in CSV_COLUMNS])
+
+
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(v):
+    """A text cell a spreadsheet would run as a formula (a slice value `=HYPERLINK(...)`
+    from the raw data) starts with `'`; numbers, and texts that are numbers, stay."""
+    if isinstance(v, str) and v.startswith(_FORMULA):
+        try:
+            float(v)
+        except ValueError:
+            return "'" + v
+    return v
 
 
 def _csv_number(v):

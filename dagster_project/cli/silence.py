@@ -14,6 +14,7 @@ import sys
 import yaml
 
 from ..alerting.names import ALERTS_FILE, MATCH_KEYS
+from ..printable import one_line
 from ..spec.yaml_lines import YamlSyntaxError, read_utf8
 from ..validation.issues import closest
 
@@ -240,7 +241,9 @@ def cmd_silence_list(args, paths) -> int:
         if state != "over" or args.all:
             shown = " ".join(f"{k}={'|'.join(v) if isinstance(v, list) else v}"
                              for k, v in s.match.model_dump(exclude_none=True).items())
-            rows.append((state, _stamp(s.starts), _stamp(s.ends), shown, s.comment or "", s.created_by or ""))
+            # a line break in a comment would split the row: shown as \n, as every listing does
+            rows.append((state, _stamp(s.starts), _stamp(s.ends), one_line(shown), one_line(s.comment or ""),
+                         one_line(s.created_by or "")))
     if not rows:
         print(f"no {'' if args.all else 'active or future '}silences in {ALERTS_FILE}")
         return 0

@@ -44,7 +44,10 @@ def pydantic_issues(rel: str, located: LocatedYaml, err: ValidationError, model)
             msg = f"`{field}`: a metric name or an inline measure ({{aggregation, expression, source, timestamp}}){shown}"
         else:
             given = e.get("input")
-            secret = bool(loc) and str(loc[-1]) in ("secret", "password")  # never echo a secret
+            # never echo what may be a secret: a URL (a Slack one is a credential, others carry
+            # tokens), a header's value, a user name
+            secret = bool(loc) and (str(loc[-1]) in ("secret", "password", "url", "username", "headers")
+                                    or len(loc) > 1 and str(loc[-2]) == "headers")
             text = _plain(e["msg"])
             # a validator's own message that already shows the value ("..., got 'tomorrow'") says it once
             shown = f" (got {given!r})" if (isinstance(given, (str, int, float, bool)) and not secret
