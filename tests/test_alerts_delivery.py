@@ -413,3 +413,27 @@ def test_the_sensor_evaluates_once_per_tick_and_moves_its_cursor(project, server
         (again,) = list(metric_alerts_sensor(context))
         assert "no new scoring" in again.skip_message and len(hook.accepted) == 1
         assert json.loads(context.cursor)["scoring"] == cursor
+
+
+def test_a_message_of_a_removed_channel_is_dropped_once_not_retried(project, servers):
+    """It failed at every evaluation ("not in alerts.yml any more"), its alert listed as
+    failed for ever, and no command let it go."""
+    hook, _ = servers
+    hook.stop()  # the first send fails: the message stays in the outbox
+    score(project, [{"metric": "orders", "day": 19, "is_anomaly": True}], 19, 20)
+    first = evaluate(project)
+    assert len(first.delivery.failed) == 1 and "hook" in first.delivery.failed[0]
+    text = (project.root / "alerts.yml").read_text()
+    (project.root / "alerts.yml").write_text(
+        text.replace('  hook: {type: webhook, url: "' + hook.url + '/hook", secret: "${HOOK_SECRET}"}\n', "")
+            .replace("channels: [hook]", "channels: [audit]"))
+    later = evaluate(project, NOW + dt.timedelta(hours=2))  # past the retry's backoff
+    assert len(later.delivery.dropped) == 1 and "channel hook is not in alerts.yml any more" in later.delivery.dropped[0]
+    assert not later.delivery.failed
+    wh = Warehouse("duckdb", project)
+    (row,) = [r for r in read_table(wh, OUTBOX) if r["channel"] == "hook"]
+    assert row["delivered_at"] is not None and row["last_error"].startswith("dropped: ") and row["attempts"] == 1
+    again = evaluate(project, NOW + dt.timedelta(hours=4))
+    assert not again.delivery.dropped and not again.delivery.failed
+    (row,) = [r for r in read_table(wh, OUTBOX) if r["channel"] == "hook"]
+    assert row["attempts"] == 1

@@ -232,3 +232,10 @@ def test_masking_hides_credentials_not_ordinary_words():
     assert _masked("Proxy-Authorization: Basic dXNlcjpwYXNz") == "Proxy-Authorization: Basic ***"
     assert _masked("curl -H bearer eyJhbGciOiJIUzI1NiJ9.e30.sig") == "curl -H bearer ***"
     assert _masked("https://loader:hunter2@example.com/x?token=abc") == "https://***@example.com/x?token=***"
+    # forms the first masking left in the clear (a password holding `@` half of it)
+    assert _masked("postgresql://metrics:p@ss@db/x") == "postgresql://***@db/x"
+    assert _masked("password: hunter2") == "password: ***"
+    assert _masked("header X-Api-Key: SEKRETKEY123") == "header X-Api-Key: ***"
+    assert _masked('{"token": "SEKRETJSON"}') == '{"token": "***"}'
+    assert _masked("access_token: abcdef123456") == "access_token: ***"
+    assert _masked("KeyError: x; monkey: 3") == "KeyError: x; monkey: 3"

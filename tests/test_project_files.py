@@ -112,3 +112,18 @@ def test_the_json_schemas_refuse_what_validation_refuses(tmp_path):
     problems = [str(i) for i in load_project(paths).issues]
     assert any("metrics/commerce/p95.yml:6" in p and "percentile" in p for p in problems), problems
     assert any("metrics/commerce/p90.yml:7" in p and "1970-01-01" in p for p in problems), problems
+
+
+def test_a_csv_cell_a_spreadsheet_would_run_as_a_formula_starts_with_a_quote():
+    """A slice value `=HYPERLINK(...)` from the raw data reached `--format csv` as is."""
+    import io
+
+    from dagster_project.cli.format import csv_cell, write_csv
+    assert [csv_cell(v) for v in ("=HYPERLINK(\"http://x\")", "+cmd|' /C calc'!A0", "@SUM(A1)", "-x", "\tx", "DE", "-5",
+                                  "1e3", -2.5, None)] == \
+        ["'=HYPERLINK(\"http://x\")", "'+cmd|' /C calc'!A0", "'@SUM(A1)", "'-x", "'\tx", "DE", "-5", "1e3", -2.5, None]
+    out = io.StringIO()
+    write_csv([{"metric": "orders", "grain": "day", "bucket_start": "2026-01-01T00:00:00Z", "dimension": "country",
+                "dimension_value": "=1+1", "value": -3.0, "previous_value": None, "change_pct": None,
+                "complete": True}], out)
+    assert out.getvalue().splitlines()[1] == "orders,day,2026-01-01T00:00:00Z,country,'=1+1,-3,,,true"
