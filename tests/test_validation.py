@@ -129,6 +129,28 @@ CASES = [
      "`name`: Input should be a valid string (got the boolean false: YAML reads a bare yes/no/on/off/true/false so; quote it)"),
     ("interval_text", f"name: interval_text\n{BASE}aggregation: count\n"
      "filter: \"created_at > created_at - interval 'a week' day\"\n", 5, "an interval is a number and a unit"),
+    # each validated, then failed the source's build on some warehouse (or gave another number)
+    ("integer_division", f"name: integer_division\n{BASE}aggregation: sum\nexpression: metric_value div 2\n", 5,
+     "write floor(x / y)"),
+    ("try_cast", f"name: try_cast\n{BASE}aggregation: sum\nexpression: try_cast(metric_value as bigint)\n", 5,
+     "try_cast is no function in Postgres"),
+    ("cast_format", f"name: cast_format\n{BASE}aggregation: count\nfilter: \"cast(metric_value as double format 'x') > 1\"\n",
+     5, "a cast takes a value and a type only"),
+    ("is_a_number", f"name: is_a_number\n{BASE}aggregation: count\nfilter: metric_value is 1\n", 5,
+     "`is` takes null, true or false"),
+    ("in_a_column", f"name: in_a_column\n{BASE}aggregation: count\nfilter: entity_type in entity_id\n", 5,
+     "`in` takes a list in parentheses"),
+    ("ceil_digits", f"name: ceil_digits\n{BASE}aggregation: sum\nexpression: ceil(metric_value, 1)\n", 5,
+     "ceil and floor take one argument"),
+    ("quoted_unit", f"name: quoted_unit\n{BASE}aggregation: count\nfilter: \"extract('anything' from created_at) = 1\"\n", 5,
+     "extract's unit is written unquoted"),
+    ("dayofweek_unit", f"name: dayofweek_unit\n{BASE}aggregation: count\nfilter: extract(dayofweek from created_at) = 1\n", 5,
+     "`DAYOFWEEK` is not a time unit"),
+    ("fractional_interval", f"name: fractional_interval\n{BASE}aggregation: count\n"
+     "filter: \"created_at + interval '1.5' day > '2026-01-01'\"\n", 5, "an interval is a number and a unit"),
+    # a traceback from `metrics validate` (AttributeError in the type check)
+    ("interval_type", f"name: interval_type\n{BASE}aggregation: count\n"
+     "filter: \"created_at > created_at - interval day 'x'\"\n", 5, "is not a type"),
     # dbt's YAML parser refused the escape in the generated properties: no model built at all
     ("lone_surrogate", f"name: lone_surrogate\n{BASE}aggregation: count\ndescription: \"a\\ud800b\"\n", 5,
      "is half of a UTF-16 pair"),

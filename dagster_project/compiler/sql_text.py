@@ -6,7 +6,7 @@ import json
 
 from sqlglot import exp
 
-from ..validation.sql_fragment import DIALECTS, guard_division, guard_undefined
+from ..validation.sql_fragment import DIALECTS, for_dialect, guard_division, guard_undefined
 
 BASE_DIALECT = "duckdb"
 
@@ -21,7 +21,9 @@ _BRACES = str.maketrans({"{": "\\u007b", "}": "\\u007d"})
 def jinja_str(value: str) -> str:
     """A Jinja string literal (JSON escaping is valid Jinja) holding no template
     delimiter: braces are written as \\u escapes (Jinja decodes them back)."""
-    return json.dumps(value).translate(_BRACES)
+    # as UTF-8, not \u escapes: Jinja decodes each escape alone, so an emoji's surrogate
+    # pair became two lone surrogates and dbt failed the whole source's build
+    return json.dumps(value, ensure_ascii=False).translate(_BRACES)
 
 
 _MARKS = ("{{", "{%", "{#")
@@ -51,7 +53,7 @@ def fragment_expr(tree: exp.Expression, parenthesize: bool = False) -> str:
     literal, or a `metrics_sql({...})` call when warehouses spell it differently. A
     value undefined on some warehouse (x / 0, sqrt of a negative) is NULL on all."""
     tree = guard_undefined(tree)
-    rendered = {d: tree.sql(dialect=d) for d in DIALECTS}
+    rendered = {d: for_dialect(tree, d).sql(dialect=d) for d in DIALECTS}
     if parenthesize:
         rendered = {d: f"({sql})" for d, sql in rendered.items()}
     if len(set(rendered.values())) == 1:
@@ -71,7 +73,7 @@ def fragment(tree: exp.Expression, column_map: dict[str, str] | None = None, gua
         tree = tree.transform(_rename)
     if guard_div:
         tree = guard_division(tree)
-    rendered = {d: tree.sql(dialect=d) for d in DIALECTS}
+    rendered = {d: for_dialect(tree, d).sql(dialect=d) for d in DIALECTS}
     if len(set(rendered.values())) == 1:
         return as_data(rendered[BASE_DIALECT])
     body = ", ".join(f"{jinja_str(d)}: {jinja_str(rendered[d])}" for d in DIALECTS)

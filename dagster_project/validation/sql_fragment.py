@@ -26,8 +26,8 @@ _OPERATORS = (
     exp.Column, exp.Identifier, exp.Literal, exp.Boolean, exp.Null, exp.Paren, exp.Tuple,
     exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ, exp.NullSafeNEQ,
     exp.And, exp.Or, exp.Not, exp.Xor, exp.Is, exp.In, exp.Between, exp.Like, exp.ILike,
-    exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.Neg, exp.IntDiv,
-    exp.Case, exp.If, exp.Cast, exp.TryCast, exp.DataType, exp.DataTypeParam, exp.Var,
+    exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.Neg,
+    exp.Case, exp.If, exp.Cast, exp.DataType, exp.DataTypeParam, exp.Var,
     exp.DPipe, exp.Interval,
 )
 # Scalar functions every target has (sqlglot renders each one per dialect).
@@ -132,6 +132,9 @@ def parse_scalar(text: str, columns: dict[str, object] | None = None) -> Fragmen
             raise FragmentError("must not contain a window function")
         if isinstance(node, exp.Anonymous):
             raise FragmentError(f"uses unknown function `{node.name}`")
+        problem = _form_problem(node) if isinstance(node, (exp.TryCast, exp.IntDiv)) else None
+        if problem:
+            raise FragmentError(problem)
         if not isinstance(node, _ALLOWED):
             if isinstance(node, exp.Func):
                 raise FragmentError(f"uses function `{node.sql_name()}`, which is not allowed in metric SQL")
@@ -183,8 +186,9 @@ _CAST_TYPES = {T.BOOLEAN, T.SMALLINT, T.INT, T.BIGINT, T.DOUBLE, T.DECIMAL, T.VA
                T.DATETIME, T.TIMESTAMPTZ}
 CAST_HINT = "boolean, smallint, integer, bigint, double, decimal(p, s), varchar, date, timestamp, timestamptz"
 # the units `extract` and `interval` may name (sqlglot keeps a unit's text as written)
+# (ClickHouse reads no `dayofweek`, Postgres no `dayofweek`: `dow` and `doy` are read by all)
 UNITS = {"year", "quarter", "month", "week", "day", "hour", "minute", "second", "dow", "doy", "epoch", "isodow",
-         "dayofweek", "dayofyear", "years", "months", "weeks", "days", "hours", "minutes", "seconds"}
+         "years", "months", "weeks", "days", "hours", "minutes", "seconds"}
 
 
 def _short(text: str, width: int = 40) -> str:
@@ -196,6 +200,8 @@ def _part_problem(node: exp.Expression) -> str | None:
     sqlglot writes back as it was read (a quoted type, unit or parameter would carry SQL)."""
     if isinstance(node, exp.DataType):
         kind, params = node.this, node.expressions
+        if not isinstance(kind, T):  # `interval day 'x'` reads as a type holding an interval
+            return f"`{_short(node.sql())}` is not a type: write one of {CAST_HINT}"
         if kind == T.TINYINT:
             return ("casts to `tinyint` (or `int8`): 1 byte in ClickHouse, 8 bytes as `int8` in Postgres and DuckDB, "
                     "and Postgres has no tinyint: write smallint, integer or bigint")
@@ -220,11 +226,32 @@ def _part_problem(node: exp.Expression) -> str | None:
         # `interval 'x'' day) or (select 1' day` reads back safely quoted, but a text that
         # is no amount fails the whole source's build on Postgres
         amount = node.this
-        m = re.fullmatch(r"\s*-?\d+(?:\.\d+)?(?:\s+([a-z]+))?\s*", amount.name.lower()) \
+        # (a whole number: DuckDB read '1.5' day as 1 day, ClickHouse refused it)
+        m = re.fullmatch(r"\s*-?\d+(?:\s+([a-z]+))?\s*", amount.name.lower()) \
             if isinstance(amount, exp.Literal) else None
         if m is None or m.group(1) and (m.group(1) not in UNITS or node.args.get("unit")):
             return f"an interval is a number and a unit, e.g. interval '2' hour, not `{_short(node.sql())}`"
         return None
+    return _form_problem(node)
+
+
+def _form_problem(node: exp.Expression) -> str | None:
+    """Forms of an allowed node that some warehouse cannot build (every metric of the
+    source failed): `cast(... format ...)`, `x is 1`, `x in y`, `ceil(x, 1)`, a quoted unit."""
+    if isinstance(node, exp.TryCast):
+        return "try_cast is no function in Postgres (it became a cast that fails the build): write cast"
+    if isinstance(node, exp.IntDiv):
+        return "`div` divides whole numbers differently per warehouse: write floor(x / y)"
+    if isinstance(node, exp.Cast) and any(node.args.get(k) is not None for k in ("format", "default", "action")):
+        return f"`{_short(node.sql())}`: a cast takes a value and a type only"
+    if isinstance(node, exp.Is) and not isinstance(node.expression, (exp.Null, exp.Boolean)):
+        return f"`{_short(node.sql())}`: `is` takes null, true or false (write `=` to compare)"
+    if isinstance(node, exp.In) and any(node.args.get(k) is not None for k in ("field", "query", "unnest")):
+        return f"`{_short(node.sql())}`: `in` takes a list in parentheses, e.g. x in ('a', 'b')"
+    if isinstance(node, (exp.Ceil, exp.Floor)) and node.args.get("decimals") is not None:
+        return f"`{_short(node.sql())}`: ceil and floor take one argument (round(x, n) rounds to n decimals)"
+    if isinstance(node, exp.Extract) and not isinstance(node.this, exp.Var):
+        return f"`{_short(node.sql())}`: extract's unit is written unquoted, e.g. extract(dow from created_at)"
     if isinstance(node, exp.Var):
         unit = node.name.lower()
         if not (isinstance(node.parent, (exp.Extract, exp.Interval)) and unit in UNITS):
@@ -246,6 +273,33 @@ def guard_undefined(tree: exp.Expression) -> exp.Expression:
             return type(node)(this=exp.Case(ifs=[exp.If(this=test, true=arg.copy())]))
         return node
     return guard_division(tree).transform(_swap)
+
+
+def for_dialect(tree: exp.Expression, dialect: str) -> exp.Expression:
+    """The tree as one warehouse must read it to give what the others give:
+    - round(x[, n]) rounds a decimal(38, 9), half away from zero everywhere: a double's tie
+      went half to even in ClickHouse
+      (and Postgres's round(double)), away from zero in DuckDB, and Postgres has no
+      round(double, n) at all (the build failed);
+    - x % y over numerics in Postgres, which has no double % n;
+    - DuckDB's LIKE has no default escape: a pattern with a backslash gets ESCAPE '\\',
+      as Postgres and ClickHouse read it (`'user\\_%'`)."""
+    def _decimal(node: exp.Expression, exact: bool) -> exp.Expression:
+        if exact and dialect == "clickhouse":  # its double -> decimal cast truncates (33.55 -> 33.549999999)
+            node = exp.Cast(this=node, to=exp.DataType.build("varchar"))
+        return exp.Cast(this=node, to=exp.DataType.build("decimal(38, 9)" if exact else "decimal"))
+
+    def _swap(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Round) and not isinstance(node.this, exp.Cast):
+            return exp.Round(this=_decimal(node.this.copy(), True),
+                             **({"decimals": node.args["decimals"].copy()} if node.args.get("decimals") else {}))
+        if dialect == "postgres" and isinstance(node, exp.Mod):
+            return exp.Mod(this=_decimal(node.this.copy(), False), expression=_decimal(node.expression.copy(), False))
+        if (dialect == "duckdb" and isinstance(node, (exp.Like, exp.ILike)) and not isinstance(node.parent, exp.Escape)
+                and isinstance(node.expression, exp.Literal) and "\\" in node.expression.this):
+            return exp.Escape(this=node.copy(), expression=exp.Literal.string("\\"))
+        return node
+    return tree.copy().transform(_swap)
 
 
 # arithmetic, text and numbers: values, not conditions (DuckDB reads a number as true)
