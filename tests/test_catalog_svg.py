@@ -21,3 +21,16 @@ def test_without_a_bucket_in_progress_every_point_is_on_the_line():
     svg = chart([Line("total", points, [])], DAYS[0], DAYS[-1], "orders by day")
     solid = re.search(r'<path class="series"[^>]* d="([^"]+)"', svg).group(1)
     assert solid.count("L") == len(DAYS) - 1 and 'class="partial"' not in svg
+
+
+def test_an_overflowed_value_is_a_gap_in_the_chart_not_a_crash():
+    """A metric whose expression overflows a double (`power(amount, 200)`) stored inf and
+    1e305: `metrics docs` crashed in the axis ticks (OverflowError) and left a half-written
+    catalog, and the dashboard answered 400."""
+    from dagster_project.catalog.svg import sparkline
+    points = [(t, v) for t, v in zip(DAYS, [1e305, -1e305, float("inf"), float("nan"), 5.0, 7.0, 6.0])]
+    svg = chart([Line("total", points, [(DAYS[2], float("inf"), "inf")])], DAYS[0], DAYS[-1], "weird by day")
+    solid = re.search(r'<path class="series"[^>]* d="([^"]+)"', svg).group(1)
+    assert solid.count("M") == 1 and solid.count("L") == 2  # the three finite days, drawn
+    assert "inf" not in svg.lower().replace("weird", "") and "nan" not in svg.lower()
+    assert "<path" in sparkline(points)

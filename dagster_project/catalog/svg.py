@@ -23,6 +23,8 @@ def number(v: float | None) -> str:
     """A value for people: 1,234 / 12.5k / 3.2M / 0.1234."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "—"
+    if math.isinf(v):
+        return "∞" if v > 0 else "-∞"
     a = abs(v)
     if a >= 1e9:
         return f"{v / 1e9:.2f}B"
@@ -39,6 +41,8 @@ def number(v: float | None) -> str:
 
 def tick(v: float) -> str:
     """An axis label: three significant digits."""
+    if not math.isfinite(v):
+        return number(v)
     a = abs(v)
     if a >= 1e4 or a == 0:
         return number(round(v, -int(math.floor(math.log10(a))) + 2) if a else 0.0)
@@ -47,8 +51,14 @@ def tick(v: float) -> str:
     return f"{v:.3g}"
 
 
+def _drawn(v: float | None) -> bool:
+    """A value the chart can place: not a gap, not inf or nan (a double overflowed by a
+    metric's expression), not so large that the axis arithmetic overflows."""
+    return v is not None and math.isfinite(v) and abs(v) < 1e300
+
+
 def _bounds(lines: list[Line]) -> tuple[float, float]:
-    values = [v for ln in lines for _, v in ln.points if v is not None]
+    values = [v for ln in lines for _, v in ln.points if _drawn(v)]
     if not values:
         return 0.0, 1.0
     lo, hi = min(values), max(values)
@@ -62,7 +72,7 @@ def _bounds(lines: list[Line]) -> tuple[float, float]:
 def _path(points, x, y) -> str:
     out, pen = [], False
     for t, v in points:
-        if v is None:
+        if not _drawn(v):
             pen = False
             continue
         out.append(f"{'L' if pen else 'M'}{x(t):.1f},{y(v):.1f}")
@@ -100,9 +110,9 @@ def chart(lines: list[Line], start: dt.datetime, end: dt.datetime, title: str, w
     for i, ln in enumerate(lines):
         color = COLORS[i % len(COLORS)]
         done = [p for p in ln.points if ln.partial is None or p[0] < ln.partial]
-        open_ = [p for p in ln.points if ln.partial is not None and p[0] >= ln.partial and p[1] is not None]
+        open_ = [p for p in ln.points if ln.partial is not None and p[0] >= ln.partial and _drawn(p[1])]
         d = _path(done, x, y)
-        single = [p for p in done if p[1] is not None]
+        single = [p for p in done if _drawn(p[1])]
         if open_ and single:  # dashed: the bucket is still filling up
             (t0, v0), (t1, v1) = single[-1], open_[0]
             parts.append(f'<path class="partial" d="M{x(t0):.1f},{y(v0):.1f} L{x(t1):.1f},{y(v1):.1f}" fill="none" '
@@ -120,7 +130,7 @@ def chart(lines: list[Line], start: dt.datetime, end: dt.datetime, title: str, w
                              f'<title>{escape(ln.label)} {t:%Y-%m-%d %H:%M}: {escape(number(v))}</title></circle>')
     for ln in lines:  # anomalies last: on top of every line
         for t, v, reason in ln.marks:
-            if v is None or t < start or t > end:
+            if not _drawn(v) or t < start or t > end:
                 continue
             parts.append(f'<circle class="anomaly" cx="{x(t):.1f}" cy="{y(v):.1f}" r="5" fill="rgba(214,39,40,0.25)" '
                          f'stroke="{ANOMALY}" stroke-width="2"><title>anomaly, {escape(ln.label)} {t:%Y-%m-%d %H:%M}: '
@@ -139,7 +149,7 @@ def chart(lines: list[Line], start: dt.datetime, end: dt.datetime, title: str, w
 
 
 def sparkline(points: list[tuple[dt.datetime, float | None]], width: int = 120, height: int = 28) -> str:
-    values = [v for _, v in points if v is not None]
+    values = [v for _, v in points if _drawn(v)]
     if len(values) < 2:
         return f'<svg class="spark" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}"></svg>'
     t0, t1 = points[0][0], points[-1][0]
