@@ -437,3 +437,22 @@ def test_a_message_of_a_removed_channel_is_dropped_once_not_retried(project, ser
     assert not again.delivery.dropped and not again.delivery.failed
     (row,) = [r for r in read_table(wh, OUTBOX) if r["channel"] == "hook"]
     assert row["attempts"] == 1
+
+
+def test_repeats_queued_while_a_channel_is_down_go_out_as_one_message(project, servers):
+    """Each repeat_interval of an outage queued one more repeat of the same group: on
+    recovery the receiver got them all at once ("16 waiting")."""
+    hook, _ = servers
+    hook.stop()
+    score(project, [{"metric": "orders", "day": 19, "is_anomaly": True}], 19, 20)
+    reports = [evaluate(project, NOW + dt.timedelta(hours=hours)) for hours in (0, 5, 10)]  # repeat_interval 4h
+    assert [r.counts.get("repeated", 0) for r in reports] == [0, 1, 1]  # three firing messages made
+    dropped = [d for r in reports for d in r.delivery.dropped]
+    assert len(dropped) == 2 and all("superseded by a later message of group metric=orders" in d for d in dropped)
+    wh = Warehouse("duckdb", project)
+    (waiting,) = read_table(wh, OUTBOX, "delivered_at is null and channel = 'hook'")
+    hook.start()
+    evaluate(project, NOW + dt.timedelta(hours=12))  # past every backoff
+    assert [r["json"]["idempotency_key"] for r in hooked(hook)] == [waiting["idempotency_key"]]
+    assert [r["json"]["status"] for r in hooked(hook)] == ["firing"]
+    assert not read_table(wh, OUTBOX, "delivered_at is null and channel = 'hook'")

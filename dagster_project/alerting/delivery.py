@@ -41,10 +41,18 @@ def deliver(wh: Warehouse, config: AlertsConfig, root: Path, now: Callable[[], d
     report = DeliveryReport()
     blocked: set[str] = set()
     started = time.monotonic()
-    for row in pending(wh):
+    rows = pending(wh)
+    repeated = _repeated(rows)
+    for i, row in enumerate(rows):
         name = row["channel"]
         if budget_seconds is not None and time.monotonic() - started > budget_seconds:
             report.waiting += 1
+            continue
+        if i in repeated:  # a channel down for hours queued a repeat every repeat_interval: one goes out
+            why = f"{DROPPED}superseded by a later message of group {row['group_key']} on {name}"
+            row.update(attempts=int(row["attempts"] or 0), delivered_at=now(), last_error=why, next_attempt_at=None)
+            report.dropped.append(f"{name} {row['idempotency_key']}: {why}")
+            record_delivery(wh, [row], lock_timeout=lock_timeout)
             continue
         unsendable = (row["last_error"] or "").startswith(UNSENDABLE)
         if name in blocked or (row["next_attempt_at"] is not None and row["next_attempt_at"] > now()):
@@ -81,8 +89,20 @@ def deliver(wh: Warehouse, config: AlertsConfig, root: Path, now: Callable[[], d
     return report
 
 
+def _repeated(rows: list[dict]) -> set[int]:
+    """Indexes of firing messages whose next pending message of the same channel, route
+    and group is firing too: that one says all it says, and more recently."""
+    out, last = set(), {}
+    for i, row in enumerate(rows):
+        key = (row["channel"], row["route"], row["group_key"])
+        if key in last and rows[last[key]]["status"] == "firing" and row["status"] == "firing":
+            out.add(last[key])
+        last[key] = i
+    return out
+
+
 # the last_error of a message given up (closed with delivered_at set, never sent): its channel
-# was removed from alerts.yml
+# was removed from alerts.yml, or a later message of its group repeats it
 DROPPED = "dropped: "
 # the last_error of a message that could not be made (not an outage): it is retried on its
 # backoff, and the channel's later messages are not held behind it
