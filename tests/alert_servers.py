@@ -43,14 +43,15 @@ class _Handler(BaseHTTPRequestHandler):
                    "json": parsed, "received_at": time.time()}
         status, delay = self.receiver._record(request)
         self.receiver._wait(delay)
-        trickle = self.receiver._trickle
-        if trickle is not None:  # headers at once, then the body a byte at a time
+        trickle, status_line = self.receiver._trickle, self.receiver._trickle_status
+        if trickle is not None:  # headers at once, then the body a byte at a time (or all of it so)
             try:
-                self.send_response(status)
-                self.send_header("Content-Length", "100")
-                self.end_headers()
-                for _ in range(100):
-                    self.wfile.write(b"x")
+                head = f"HTTP/1.1 {status} OK\r\nContent-Length: 100\r\n\r\n".encode()
+                slow = head + b"x" * 100 if status_line else b"x" * 100
+                if not status_line:
+                    self.wfile.write(head)
+                for byte in slow:
+                    self.wfile.write(bytes([byte]))
                     self.wfile.flush()
                     if self.receiver._stopping.wait(trickle):
                         break
@@ -86,6 +87,7 @@ class WebhookReceiver:
         self._failures: list[int] = []
         self._delay = 0.0
         self._trickle: float | None = None
+        self._trickle_status = False
         self._callbacks: list[Callable[[dict], None]] = []
         self.callback_errors: list[BaseException] = []
         self._server: ThreadingHTTPServer | None = None
@@ -135,9 +137,10 @@ class WebhookReceiver:
             self._failures.extend([status] * n)
         return self
 
-    def trickle(self, every: float) -> "WebhookReceiver":
-        """Answer at once, then send the body one byte per `every` seconds."""
-        self._trickle = every
+    def trickle(self, every: float, status_line: bool = False) -> "WebhookReceiver":
+        """Answer at once, then send the body one byte per `every` seconds (with
+        `status_line`, the whole answer from its first byte)."""
+        self._trickle, self._trickle_status = every, status_line
         return self
 
     def delay(self, seconds: float) -> "WebhookReceiver":

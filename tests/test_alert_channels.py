@@ -128,11 +128,16 @@ def test_webhook_timeout(receiver, tmp_path):
     assert time.monotonic() - started < 2.5
 
 
-def test_a_webhook_that_trickles_its_answer_times_out_in_all(receiver, tmp_path):
+def test_a_webhook_that_trickles_its_answer_holds_the_send_at_most_its_timeout(receiver, tmp_path):
     """The timeout bounded each read only: an answer sent a byte every 0.2 s held the
-    send (and every channel behind it) for as long as the receiver went on."""
-    receiver.trickle(0.2)
+    send (and every channel behind it) for as long as the receiver went on. A 2xx status
+    that came in time is a delivery; a status line that never completes is a timeout."""
+    receiver.trickle(0.2)  # status and headers at once, then the body a byte at a time
     channel = WebhookChannel(type="webhook", url=receiver.url, timeout_seconds=1)
+    started = time.monotonic()
+    send("drip", channel, anomaly_payload(), tmp_path)
+    assert time.monotonic() - started < 1.8 and len(receiver.requests) == 1
+    receiver.trickle(0.2, status_line=True)  # the status line itself a byte at a time
     started = time.monotonic()
     with pytest.raises(DeliveryError, match=r"^webhook drip: timed out after 1 s$"):
         send("drip", channel, anomaly_payload(), tmp_path)

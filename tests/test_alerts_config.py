@@ -157,6 +157,13 @@ BAD = [
     ("silence_without_match", ALERTS.replace("silences: []   # keep this comment",
                                              "silences: [{match: {}, starts: 2026-11-01, ends: 2027-01-01}]"), 13,
      "a silence's `match` names at least one key"),
+    ("silence_with_a_null_key", ALERTS.replace("silences: []   # keep this comment",
+                                               "silences: [{match: {metric: }, starts: 2026-11-01, ends: 2027-01-01}]"), 13,
+     "a silence's `match` names at least one key"),
+    ("log_folder", ALERTS.replace("path: warehouse/alerts.log", "path: logs/"), 4,
+     "would write into the project's own files or folders"),
+    ("negative_duration", ALERTS.replace("repeat_interval: 4h", "repeat_interval: -5"), 10,
+     "a duration cannot be negative"),
     ("javascript_dagster_url", "dagster_url: 'javascript:alert(1)//'\n" + ALERTS, 1,
      "`dagster_url`: must be an http:// or https:// URL"),
 ]
@@ -380,7 +387,8 @@ def test_committed_alerts_schema_is_current_and_check_covers_it(tmp_path, capsys
     assert (REPO_ROOT / "docs" / "alerts.schema.json").read_text() == render_alerts_schema()
     schema = json.loads(render_alerts_schema())
     wait = schema["$defs"]["Route"]["properties"]["group_wait"]
-    assert wait["pattern"] == DURATION_PATTERN and "string" in wait["type"] and wait["default"] == "30s"
+    # a text with its unit, or the number 0 (a bare 4 was seconds in the schema and an error in validate)
+    assert wait["anyOf"] == [{"type": "string", "pattern": DURATION_PATTERN}, {"const": 0}] and wait["default"] == "30s"
     assert schema["additionalProperties"] is False
     paths = _project(tmp_path)
     (paths.root / "docs").mkdir()
@@ -406,3 +414,16 @@ def test_default_route_with_a_name_and_a_literal_secret_are_errors_at_their_line
     assert "alerts.yml:2:" in text and "environment reference" in text
     assert "alerts.yml:3:" in text and "default_route takes no `name`" in text
     assert "plain-text-secret" not in text  # a secret typed in by mistake is not echoed to CI logs
+
+
+def test_forms_that_worked_before_still_validate(tmp_path, capsys):
+    """The checks of URLs, addresses and log paths refused these: a Slack URL whose secret
+    part is a reference, an address with a display name, a log file in a folder."""
+    text = _with_channel('slack2: {type: slack, url: "https://hooks.slack.com/services/${SLACK_PATH}"}').replace(
+        "  audit-log: {type: log, path: warehouse/alerts.log}",
+        "  audit-log: {type: log, path: logs/alerts.jsonl}\n"
+        "  mail: {type: email, to: [\"Ops <ops@example.com>\"], from: \"Metric Alerts <alerts@example.com>\"}")
+    paths = _project(tmp_path, text)
+    assert _validate(paths, capsys) == (0, "")
+    config, _ = load_alerts(paths)
+    assert config.channels["mail"].to == ["Ops <ops@example.com>"]

@@ -25,6 +25,10 @@ ORDERS = "source: stg_orders\ntimestamp: ordered_at\n"
 METRICS = {
     "orders/rounded_amount.yml": f"name: rounded_amount\n{ORDERS}aggregation: sum\nexpression: round(amount, 1)\n",
     "orders/amount_mod.yml": f"name: amount_mod\n{ORDERS}aggregation: sum\nexpression: amount % 7\n",
+    # nested, and under a cast the user wrote: round and % rewritten at every level
+    "orders/rounded_mod.yml": f"name: rounded_mod\n{ORDERS}aggregation: sum\nexpression: round(amount, 1) % 7\n",
+    "orders/rounded_cast.yml": f"name: rounded_cast\n{ORDERS}aggregation: sum\n"
+                               "expression: round(cast(amount as double), 1)\n",
     "orders/escaped_like.yml": f"name: escaped_like\n{ORDERS}aggregation: count\nfilter: \"country like 'D\\\\%%'\"\n",
     "orders/flag_orders.yml": f"name: flag_orders\n{ORDERS}aggregation: count\nfilter: \"country = '{FLAG}'\"\n",
 }
@@ -57,7 +61,7 @@ def test_every_warehouse_builds_these_fragments_as_the_oracle_reads_them(built):
     amount = o["amount"].astype(float)
     # round(x, 1): the double to 9 decimals, then half away from zero; % keeps the dividend's sign
     rounded = [float(Decimal(repr(round(x, 9))).quantize(Decimal("0.1"), ROUND_HALF_UP)) for x in amount]
-    data["stg_orders"] = o.assign(rounded=rounded, modulo=np.fmod(amount, 7))
+    data["stg_orders"] = o.assign(rounded=rounded, modulo=np.fmod(amount, 7), rounded_mod=np.fmod(rounded, 7))
     assert any(abs(x * 10 - round(x * 10)) == 0.5 for x in amount)  # ties, where the warehouses differed
     country = o["country"].astype(object)
     assert (country == "D%E").sum() > 10 and (country == "D\\E").sum() > 10 and (country == FLAG).sum() > 10
@@ -66,6 +70,8 @@ def test_every_warehouse_builds_these_fragments_as_the_oracle_reads_them(built):
     table = series_table(wh, "day")
     for m in (Simple("rounded_amount", "stg_orders", "ordered_at", "sum", "rounded"),
               Simple("amount_mod", "stg_orders", "ordered_at", "sum", "modulo"),
+              Simple("rounded_mod", "stg_orders", "ordered_at", "sum", "rounded_mod"),
+              Simple("rounded_cast", "stg_orders", "ordered_at", "sum", "rounded"),
               Simple("escaped_like", "stg_orders", "ordered_at", "count", where=lambda d: d["country"] == "D%E"),
               Simple("flag_orders", "stg_orders", "ordered_at", "count", where=lambda d: d["country"] == FLAG)):
         assert_series_equal(as_dict(table, m.name), simple_series(data, m, "day", first, end), f"{m.name}@day")

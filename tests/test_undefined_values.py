@@ -22,6 +22,10 @@ METRICS = {
                                      "expression: latency_ms / amount\ndimensions: [country]\n",
     "orders/root_excess.yml": f"name: root_excess\n{ORDERS}aggregation: sum\nexpression: sqrt(amount - 30)\n",
     "orders/log_amount.yml": f"name: log_amount\n{ORDERS}aggregation: max\nexpression: ln(amount)\n",
+    # nested: the inner division and the inner root were left unguarded (Postgres raised)
+    "orders/nested_per_amount.yml": f"name: nested_per_amount\n{ORDERS}aggregation: avg\n"
+                                    "expression: latency_ms / amount / 2\n",
+    "orders/nested_root.yml": f"name: nested_root\n{ORDERS}aggregation: sum\nexpression: sqrt(sqrt(amount - 30))\n",
     # a filter divides too: a row whose ratio is undefined is not counted
     "orders/fast_per_amount.yml": f"name: fast_per_amount\n{ORDERS}aggregation: count\n"
                                   "filter: latency_ms / amount < 5\n",
@@ -55,6 +59,8 @@ def _oracle_data(raw) -> dict[str, pd.DataFrame]:
             per_amount=(latency / amount).where(amount != 0),
             root_excess=np.sqrt(amount - 30).where(amount >= 30),
             log_amount=np.log(amount).where(amount > 0),
+            half_per_amount=(latency / amount / 2).where(amount != 0),
+            nested_root=np.sqrt(np.sqrt(amount - 30)).where(amount >= 30),
         )
     return data
 
@@ -72,6 +78,8 @@ def test_undefined_rows_are_null_on_every_warehouse(built, grain):
     for m in (Simple("latency_per_amount", "stg_orders", "ordered_at", "avg", "per_amount", dims=("country",)),
               Simple("root_excess", "stg_orders", "ordered_at", "sum", "root_excess"),
               Simple("log_amount", "stg_orders", "ordered_at", "max", "log_amount"),
+              Simple("nested_per_amount", "stg_orders", "ordered_at", "avg", "half_per_amount"),
+              Simple("nested_root", "stg_orders", "ordered_at", "sum", "nested_root"),
               Simple("fast_per_amount", "stg_orders", "ordered_at", "count",
                      where=lambda d: d["per_amount"] < 5)):
         want = simple_series(data, m, grain, first, end)

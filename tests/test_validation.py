@@ -113,9 +113,9 @@ CASES = [
      "gives decimal no precision and scale"),
     # each passed validation, then failed the whole source's build on DuckDB
     ("impossible_time", f"name: impossible_time\n{BASE}aggregation: count\nfilter: \"created_at > '2026-13-45'\"\n", 5,
-     "'2026-13-45' is no date or time every warehouse reads"),
+     "'2026-13-45' is not a date or time in a form every warehouse reads the same way"),
     ("word_time", f"name: word_time\n{BASE}aggregation: count\nfilter: \"created_at in ('yesterday')\"\n", 5,
-     "'yesterday' is no date or time"),
+     "'yesterday' is not a date or time"),
     ("text_boolean", "name: text_boolean\nsource: stg_orders\ntimestamp: ordered_at\naggregation: count\n"
      "filter: \"refunded = 'maybe'\"\n", 5, "compare it with true or false, not 'maybe'"),
     ("text_arithmetic", f"name: text_arithmetic\n{BASE}aggregation: count\nfilter: \"metric_value + 'x' > 0\"\n", 5,
@@ -148,6 +148,17 @@ CASES = [
      "`DAYOFWEEK` is not a time unit"),
     ("fractional_interval", f"name: fractional_interval\n{BASE}aggregation: count\n"
      "filter: \"created_at + interval '1.5' day > '2026-01-01'\"\n", 5, "an interval is a number and a unit"),
+    ("round_digits", f"name: round_digits\n{BASE}aggregation: sum\nexpression: round(metric_value, 12)\n", 5,
+     "round's decimals are a whole number from -28 to 9"),
+    ("round_column_digits", f"name: round_column_digits\n{BASE}aggregation: sum\nexpression: round(metric_value, event_id)\n",
+     5, "round's decimals are a whole number from -28 to 9"),
+    ("wide_decimal", f"name: wide_decimal\n{BASE}aggregation: sum\nexpression: cast(metric_value as decimal(76, 2))\n", 5,
+     "decimal(76, 2): precision 1 to 38"),
+    ("interval_dow", f"name: interval_dow\n{BASE}aggregation: count\nfilter: created_at + interval 1 dow > created_at\n", 5,
+     "`DOW` is not a time unit here"),
+    # each guard of sqrt repeats its argument: 45 nested roots would write 2**45 nodes
+    ("nested_roots", f"name: nested_roots\n{BASE}aggregation: sum\nexpression: \"" + "sqrt(" * 45 + "metric_value"
+     + ")" * 45 + "\"\n", 5, "grows past 20,000 parts once made the same on every warehouse"),
     # a traceback from `metrics validate` (AttributeError in the type check)
     ("interval_type", f"name: interval_type\n{BASE}aggregation: count\n"
      "filter: \"created_at > created_at - interval day 'x'\"\n", 5, "is not a type"),

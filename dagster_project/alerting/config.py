@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import re
+from email.utils import parseaddr
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -35,6 +36,8 @@ def parse_duration(value: object) -> dt.timedelta:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if value == 0:
             return dt.timedelta(0)
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
         raise ValueError(f"a duration needs its unit: write e.g. {value:g}s, {value:g}m or {value:g}h, got {value!r}")
     if isinstance(value, str):
         m = _DURATION.match(value)
@@ -96,6 +99,14 @@ _ADDRESS = re.compile(r"[^\s@<>,;]+@[^\s@<>,;]+")
 _SECRET_REF = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 
 
+def web_url_problem(url: str) -> str | None:
+    """Why a link base (`dagster_url`, `--dagster-url`) is refused: it becomes the links of
+    every message and page (`javascript:` would run there; `|` and `>` end a Slack link)."""
+    if not re.fullmatch(r"https?://[^\s<>|\"'`]+", url.strip()):
+        return "must be an http:// or https:// URL, without spaces, quotes, <, > or |"
+    return None
+
+
 def url_problem(url: str) -> str | None:
     """Why a webhook URL cannot be sent to, or None; a part written as `${VAR}` is checked
     when resolved (secrets.py), at send time. The URL is never quoted back: it may be secret."""
@@ -113,7 +124,7 @@ def url_problem(url: str) -> str | None:
     if "@" in parts.netloc:
         return ("a URL cannot carry a user and password (they are not sent, and alerts.yml is no place for them): "
                 "send them in a header, e.g. `Authorization: Basic ${WEBHOOK_AUTH}`")
-    if "hooks.slack.com" in parts.netloc.lower():
+    if "hooks.slack.com" in parts.netloc.lower() and "${" not in url:
         return "a Slack webhook URL is a secret: write it as an environment reference like ${SLACK_WEBHOOK_URL}"
     return None
 
@@ -134,10 +145,7 @@ class SlackChannel(_Channel):
     @field_validator("url")
     @classmethod
     def _slack_url(cls, value: str) -> str:
-        # a Slack incoming-webhook URL is its own credential: whoever reads it can post
-        if "hooks.slack.com" in value.lower() and "${" not in value:
-            raise ValueError("a Slack webhook URL is a secret: write it as an environment reference like "
-                             "${SLACK_WEBHOOK_URL}, never in alerts.yml")
+        # a Slack incoming-webhook URL is its own credential: whoever reads it can post (url_problem)
         problem = url_problem(value)
         if problem:
             raise ValueError(problem)
@@ -203,8 +211,9 @@ class EmailChannel(_Channel):
         for address in value if isinstance(value, list) else [value]:
             if _LINE_BREAK.search(address):
                 raise ValueError("an address holds a line break or control character")
-            if not (_ADDRESS.fullmatch(address.strip()) or _SECRET_REF.fullmatch(address.strip())):
-                raise ValueError(f"`{address}` is not an email address (name@domain, or a ${{VAR}} reference)")
+            if not (_ADDRESS.fullmatch(parseaddr(address)[1]) or _SECRET_REF.fullmatch(address.strip())):
+                raise ValueError(f"`{address}` is not an email address (name@domain or `Name <name@domain>`, or a "
+                                 "${VAR} reference)")
         return value
 
     @field_validator("smtp_host", "username")
@@ -243,8 +252,7 @@ def path_inside_project(text: str) -> bool:
 
 # what a log channel may not append to: the project's inputs and the warehouse
 # (`path: alerts.yml` appended JSON to alerts.yml, and alerting turned itself off)
-_PROJECT_FOLDERS = {"metrics", "models", "macros", "seeds", "dbt_project", "dagster_project", "tests", "scripts",
-                    "bench", "docs", ".git", ".ci", ".venv"}
+_PROJECT_FOLDERS = {"metrics", "models", "macros", "seeds", "dbt_project", "dagster_project", ".git", ".ci", ".venv"}
 _PROJECT_SUFFIXES = {".yml", ".yaml", ".sql", ".py", ".toml", ".duckdb", ".chdb", ".csv", ".md", ".cfg", ".ini",
                      ".html", ".lock", ".wal"}
 
@@ -255,7 +263,8 @@ def log_path_problem(text: str) -> str | None:
     if not path_inside_project(text):
         return "must stay inside the project: a path relative to the project root, without `..`"
     p = PurePath(text)
-    if not p.parts or p.parts[0] in _PROJECT_FOLDERS or p.name in ("", ".") or p.suffix.lower() in _PROJECT_SUFFIXES:
+    if (not p.parts or p.parts[0].lower() in _PROJECT_FOLDERS or p.name in ("", ".") or text.rstrip().endswith("/")
+            or p.suffix.lower() in _PROJECT_SUFFIXES or p.name.lower() in ("alerts.yml", "workspace.yaml")):
         return (f"`{text}` would write into the project's own files or folders: name a log file such as "
                 "warehouse/alerts.log")
     return None
@@ -388,7 +397,7 @@ class Silence(_Frozen):
 
     @model_validator(mode="after")
     def _ordered(self) -> "Silence":
-        if not self.match.model_fields_set:  # as `metrics silence add` refuses it
+        if all(getattr(self.match, key) is None for key in MATCH_KEYS):  # as `metrics silence add` refuses it
             raise ValueError("a silence's `match` names at least one key (an empty one silences every alert): "
                              f"one of {', '.join(MATCH_KEYS)}")
         if self.ends <= self.starts:
@@ -419,10 +428,10 @@ class AlertsConfig(_Durations):
     @field_validator("dagster_url")
     @classmethod
     def _web_url(cls, value: str) -> str:
-        # it becomes the links of every message and page: `javascript:` would run there
-        if not re.match(r"https?://[^\s]+$", value.strip()):
-            raise ValueError("must be an http:// or https:// URL")
-        return value
+        problem = web_url_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value.strip()
     open_within: dt.timedelta | None = Field(
         None, description="A detection older than this never opens an alert (default per grain: two buckets plus the settle lookback).")
 

@@ -49,10 +49,8 @@ def deliver(wh: Warehouse, config: AlertsConfig, root: Path, now: Callable[[], d
             report.waiting += 1
             continue
         if i in repeated:  # a channel down for hours queued a repeat every repeat_interval: one goes out
-            why = f"{DROPPED}superseded by a later message of group {row['group_key']} on {name}"
-            row.update(attempts=int(row["attempts"] or 0), delivered_at=now(), last_error=why, next_attempt_at=None)
-            report.dropped.append(f"{name} {row['idempotency_key']}: {why}")
-            record_delivery(wh, [row], lock_timeout=lock_timeout)
+            _drop(wh, row, f"superseded by a later message of group {row['group_key']} on {name}", now(), report,
+                  lock_timeout)
             continue
         unsendable = (row["last_error"] or "").startswith(UNSENDABLE)
         if name in blocked or (row["next_attempt_at"] is not None and row["next_attempt_at"] > now()):
@@ -62,10 +60,7 @@ def deliver(wh: Warehouse, config: AlertsConfig, root: Path, now: Callable[[], d
             continue
         channel = config.channels.get(name)
         if channel is None:  # no send can ever succeed: dropped, said once (it was retried without end)
-            why = f"{DROPPED}channel {name} is not in alerts.yml any more"
-            row.update(attempts=int(row["attempts"] or 0), delivered_at=now(), last_error=why, next_attempt_at=None)
-            report.dropped.append(f"{name} {row['idempotency_key']}: {why}")
-            record_delivery(wh, [row], lock_timeout=lock_timeout)
+            _drop(wh, row, f"channel {name} is not in alerts.yml any more", now(), report, lock_timeout)
             continue
         error, unsendable = None, False
         try:
@@ -87,6 +82,14 @@ def deliver(wh: Warehouse, config: AlertsConfig, root: Path, now: Callable[[], d
                 blocked.add(name)
         record_delivery(wh, [row], lock_timeout=lock_timeout)
     return report
+
+
+def _drop(wh: Warehouse, row: dict, why: str, at: dt.datetime, report: DeliveryReport,
+          lock_timeout: float | None) -> None:
+    """Close a message unsent: delivered_at set, last_error `dropped: why`."""
+    row.update(delivered_at=at, last_error=DROPPED + why, next_attempt_at=None)
+    report.dropped.append(f"{row['channel']} {row['idempotency_key']}: {DROPPED}{why}")
+    record_delivery(wh, [row], lock_timeout=lock_timeout)
 
 
 def _repeated(rows: list[dict]) -> set[int]:

@@ -149,9 +149,12 @@ def freshness_signals(wh: Warehouse, paths: ProjectPaths, now: dt.datetime,
 # words after "basic" or "token" in an ordinary message)
 # a URL's user and password up to its last `@` (a password may hold one); `key=value`,
 # `key: value` and JSON `"key": "value"` for credential-like keys
+# (a bare `key:` or `token:` is ordinary text: "partition key: 2026-01-01", "unexpected token: SELECT")
 _CREDENTIALS = re.compile(r"(://)[^/\s]*@"
-                          r"|((?:\b(?:access_|refresh_|auth_)?token|\bapi[_-]?key|\bkey|\bsecret|\bpassword|\bpasswd|\bpwd)"
-                          r"[\"']?\s*(?:=|:(?!//))\s*[\"']?)[^\"'&\s,;)}]+"
+                          r"|(\b(?:token|key|secret|password|passwd|pwd)="
+                          r"|\b(?:access_token|refresh_token|auth_token|client_secret|api[_-]?key|secret|password|passwd|pwd)"
+                          r"[\"']?\s*:(?!//)\s*[\"']?"
+                          r"|[\"'](?:token|key)[\"']\s*:\s*[\"']?)[^\"'&\s,;)}]+"
                           r"|((?:authorization|proxy-authorization)\s*[:=]\s*(?:bearer|basic|token|digest)?\s*)[^\s,;)]+"
                           r"|(\bbearer\s+)(?=[A-Za-z0-9._~+/=-]*[0-9_])[A-Za-z0-9._~+/=-]{12,}", re.IGNORECASE)
 

@@ -219,7 +219,10 @@ def create_app(paths: ProjectPaths, target: str, refresh_seconds: float = 1.0) -
         except BadRequest as err:
             return _error(err.status, str(err))
         project = state.project()
-        dagster_url = os.environ.get("METRICS_DAGSTER_URL", project.alerts.dagster_url)
+        from ..alerting.config import web_url_problem
+        dagster_url = os.environ.get("METRICS_DAGSTER_URL", "").strip() or project.alerts.dagster_url
+        if web_url_problem(dagster_url):  # the page's links: a `javascript:` base is never used
+            dagster_url = project.alerts.dagster_url
         return answer(request, lambda wh: dashboard_pages.metric_page(  # SQL rendered only on a cache miss
             wh, project, metric, paths, dagster_url, render_files(project, paths.root / "macros")), media_type="text/html")
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -21,10 +20,12 @@ def cmd_docs(args, paths) -> int:
     from ..catalog.build import build_catalog
     from ..validation.project import load_project
     t0 = time.perf_counter()
-    if not re.match(r"https?://\S+$", args.dagster_url.strip()):  # it becomes every page's links
-        print(f"error: --dagster-url (or $DAGSTER_URL) must be an http:// or https:// URL, got `{args.dagster_url}`",
-              file=sys.stderr)
+    from ..alerting.config import web_url_problem
+    problem = web_url_problem(args.dagster_url)
+    if problem:  # it becomes every page's links
+        print(f"error: --dagster-url (or $DAGSTER_URL) {problem}, got `{args.dagster_url}`", file=sys.stderr)
         return 2
+    args.dagster_url = args.dagster_url.strip()
     result = load_project(paths)
     for issue in result.issues:
         print(issue, file=sys.stderr)

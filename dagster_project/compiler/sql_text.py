@@ -6,7 +6,8 @@ import json
 
 from sqlglot import exp
 
-from ..validation.sql_fragment import DIALECTS, for_dialect, guard_division, guard_undefined
+from ..validation.sql_fragment import DIALECTS
+from .portable_sql import for_dialect, guard_division, guard_undefined
 
 BASE_DIALECT = "duckdb"
 

@@ -140,17 +140,24 @@ def _swap_in(out: Path, new: dict[str, str], removed: list[str], old: dict[str, 
         for rel in removed:
             (out / rel).unlink()
             done.append(rel)
-    except OSError as err:
-        for rel in done:  # best effort: a file that cannot be put back is named below
+    except BaseException as err:  # an OSError, or a Ctrl-C half way: put back what was moved
+        stuck = []
+        for rel in done:
             try:
                 if rel in old:
                     (out / rel).write_text(old[rel], encoding="utf-8")
                 else:
                     (out / rel).unlink(missing_ok=True)
             except OSError:
-                pass
+                stuck.append(rel)
         for tmp in staged:
-            tmp.unlink(missing_ok=True)
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+        if not isinstance(err, OSError):
+            raise
         where = getattr(err, "filename", None) or out
-        raise GeneratedWriteError(f"cannot write the generated models ({err.strerror or err}: {where}): "
-                                  "nothing changed; fix the folder's permissions or space and compile again") from None
+        state = (f"these could not be put back, compile again once it can write: {', '.join(stuck)}" if stuck
+                 else "nothing changed; fix the folder's permissions or space and compile again")
+        raise GeneratedWriteError(f"cannot write the generated models ({err.strerror or err}: {where}): {state}") from None

@@ -10,14 +10,14 @@ from pydantic.json_schema import GenerateJsonSchema
 from .raw import MetricSpec
 
 ALERTS_SCHEMA = "docs/alerts.schema.json"
-# what alerting.config.parse_duration accepts: `30s`, `4h`, `1h30m`, `2d`, `1w` (or seconds)
+# what alerting.config.parse_duration accepts: `30s`, `4h`, `1h30m`, `2d`, `1w` (or the number 0)
 DURATION_PATTERN = r"^\s*(?=\S)(?:\d+w)?\s*(?:\d+d)?\s*(?:\d+h)?\s*(?:\d+m)?\s*(?:\d+s)?\s*$"
 
 
 class _Schema(GenerateJsonSchema):
     def timedelta_schema(self, schema):
         # pydantic would say ISO 8601 (`PT4H`); alerts.yml writes `4h`
-        return {"type": ["string", "number"], "pattern": DURATION_PATTERN, "minimum": 0}
+        return {"anyOf": [{"type": "string", "pattern": DURATION_PATTERN}, {"const": 0}]}
 
     def encode_default(self, dft):
         if isinstance(dft, dt.timedelta):

@@ -78,7 +78,8 @@ def _is_number(text: str) -> bool:
     return True
 
 
-# a date, or a date and a time, as every warehouse reads it in a comparison
+# a date, or a date and a time, in the forms the three warehouses read alike in a comparison
+# (a zone name, 'infinity' or '20260131' is read by some only)
 _TIME_LITERAL = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?)?"
                            r"(?: ?(?:Z|UTC|[+-]\d{2}(?::?\d{2})?))?")
 _BOOL_LITERALS = ("true", "false")
@@ -98,13 +99,15 @@ def _is_time(text: str) -> bool:
 
 def _problem(column: str, declared: str, kind: str, literal: tuple[str, str]) -> str | None:
     lit_kind, value = literal
-    if kind == "boolean" and not (lit_kind == "text" and value.lower() in _BOOL_LITERALS):
-        shown = f"'{value}'" if lit_kind == "text" else value
-        return (f"`{column}` is {declared}: compare it with true or false, not {shown} (Postgres refuses it; "
+    if kind == "boolean" and lit_kind == "number":
+        return (f"`{column}` is {declared}: compare it with true or false, not {value} (Postgres refuses a number; "
                 f"or write `{column}` or `not {column}`)")
+    if kind == "boolean" and value.lower() not in _BOOL_LITERALS:
+        return (f"`{column}` is {declared}: compare it with true or false, not '{value}' (the warehouses read "
+                f"different words as booleans; or write `{column}` or `not {column}`)")
     if kind == "time" and lit_kind == "text" and not _is_time(value):
-        return (f"`{column}` is {declared}: '{value}' is no date or time every warehouse reads "
-                "(write e.g. '2026-01-31' or '2026-01-31 12:00:00')")
+        return (f"`{column}` is {declared}: '{value}' is not a date or time in a form every warehouse reads the same "
+                "way (write e.g. '2026-01-31' or '2026-01-31 12:00:00')")
     if kind == "number" and lit_kind == "text" and not _is_number(value):
         return f"`{column}` is {declared}: no warehouse compares it with the text '{value}' (the build fails)"
     if kind == "time" and lit_kind == "number":

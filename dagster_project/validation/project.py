@@ -118,7 +118,7 @@ def load_project(paths: ProjectPaths, only: list[Path] | None = None, catalog: C
     # `orders.YML` was skipped without a word: the metric never built
     for path in sorted(p for p in paths.metrics_dir.rglob("*") if p.suffix.lower() in (".yml", ".yaml")
                        and p.suffix not in (".yml", ".yaml") and p.is_file()
-                       and not p.name.startswith(("_", "."))
+                       and (not p.name.startswith(("_", ".")) or p.stem == "_config")
                        and not any(part.startswith(".") for part in p.relative_to(paths.metrics_dir).parts)):
         issues.append(ValidationIssue(paths.relative(path), 1, f"a metric file ends in .yml or .yaml, lowercase: rename "
                                       f"it to `{path.stem}{path.suffix.lower()}` (this one is not read)", "yaml"))

@@ -101,6 +101,8 @@ def _parse_single(text: str) -> exp.Expression:
     return trees[0]
 
 
+MAX_RENDERED = 20_000
+
 # `a + a + ... + a` nests one level per operator, without parentheses; the warehouses stop
 # at 1,000 (DuckDB, ClickHouse), and the rollup wraps the expression a few levels deeper
 MAX_TREE_DEPTH = 500
@@ -145,6 +147,10 @@ def parse_scalar(text: str, columns: dict[str, object] | None = None) -> Fragmen
         if problem:
             raise FragmentError(problem)
     _check_rendering(tree)
+    from ..compiler.portable_sql import rendered_size
+    if rendered_size(tree) > MAX_RENDERED:  # each guard of sqrt/ln and each round repeats its argument
+        raise FragmentError(f"grows past {MAX_RENDERED:,} parts once made the same on every warehouse (nested "
+                            "sqrt, ln or round repeat their argument): simplify it")
     fragment = Fragment(text, tree)
     if columns is not None:
         unknown = [c for c in fragment.columns if c not in columns]
@@ -186,9 +192,11 @@ _CAST_TYPES = {T.BOOLEAN, T.SMALLINT, T.INT, T.BIGINT, T.DOUBLE, T.DECIMAL, T.VA
                T.DATETIME, T.TIMESTAMPTZ}
 CAST_HINT = "boolean, smallint, integer, bigint, double, decimal(p, s), varchar, date, timestamp, timestamptz"
 # the units `extract` and `interval` may name (sqlglot keeps a unit's text as written)
-# (ClickHouse reads no `dayofweek`, Postgres no `dayofweek`: `dow` and `doy` are read by all)
-UNITS = {"year", "quarter", "month", "week", "day", "hour", "minute", "second", "dow", "doy", "epoch", "isodow",
-         "years", "months", "weeks", "days", "hours", "minutes", "seconds"}
+# (`dayofweek` fails in ClickHouse and Postgres; `dow`, `doy`, `isodow` and `epoch` build in
+# DuckDB, Postgres and chDB alike, checked)
+UNITS = {"year", "quarter", "month", "week", "day", "hour", "minute", "second", "dow", "doy", "epoch", "isodow"}
+INTERVAL_UNITS = {"year", "month", "week", "day", "hour", "minute", "second",
+                  "years", "months", "weeks", "days", "hours", "minutes", "seconds"}
 
 
 def _short(text: str, width: int = 40) -> str:
@@ -206,10 +214,16 @@ def _part_problem(node: exp.Expression) -> str | None:
             return ("casts to `tinyint` (or `int8`): 1 byte in ClickHouse, 8 bytes as `int8` in Postgres and DuckDB, "
                     "and Postgres has no tinyint: write smallint, integer or bigint")
         if kind == T.FLOAT:
-            return "casts to a 4-byte float (`float` is 8 bytes in Postgres, 4 elsewhere): write double"
+            return ("casts to a 4-byte float (`float`, `real`, `float4`; `float` is 8 bytes in Postgres, 4 elsewhere): "
+                    "write double")
         if kind not in _CAST_TYPES:
             written = node.args.get("kind") if kind == T.USERDEFINED else kind.value.lower()
             return f"casts to `{_short(str(written))}`, a type not every warehouse reads the same: write one of {CAST_HINT}"
+        if kind == T.DECIMAL and len(params) == 2 and all(isinstance(q.this, exp.Literal) and q.this.name.isdigit()
+                                                         for q in params):
+            precision, scale = (int(q.this.name) for q in params)
+            if not (1 <= precision <= 38 and 0 <= scale <= precision):
+                return f"decimal({precision}, {scale}): precision 1 to 38 (DuckDB's most), scale 0 to the precision"
         if kind == T.DECIMAL and len(params) != 2:
             return ("gives decimal no precision and scale: write e.g. decimal(18, 4) (the warehouses' defaults differ: "
                     "DuckDB 18, 3; ClickHouse 10, 0; Postgres unlimited)")
@@ -229,7 +243,7 @@ def _part_problem(node: exp.Expression) -> str | None:
         # (a whole number: DuckDB read '1.5' day as 1 day, ClickHouse refused it)
         m = re.fullmatch(r"\s*-?\d+(?:\s+([a-z]+))?\s*", amount.name.lower()) \
             if isinstance(amount, exp.Literal) else None
-        if m is None or m.group(1) and (m.group(1) not in UNITS or node.args.get("unit")):
+        if m is None or m.group(1) and (m.group(1) not in INTERVAL_UNITS or node.args.get("unit")):
             return f"an interval is a number and a unit, e.g. interval '2' hour, not `{_short(node.sql())}`"
         return None
     return _form_problem(node)
@@ -248,58 +262,26 @@ def _form_problem(node: exp.Expression) -> str | None:
         return f"`{_short(node.sql())}`: `is` takes null, true or false (write `=` to compare)"
     if isinstance(node, exp.In) and any(node.args.get(k) is not None for k in ("field", "query", "unnest")):
         return f"`{_short(node.sql())}`: `in` takes a list in parentheses, e.g. x in ('a', 'b')"
+    if isinstance(node, exp.Round) and node.args.get("decimals") is not None:
+        digits = node.args["decimals"]
+        text = ("-" + digits.this.name) if isinstance(digits, exp.Neg) and isinstance(digits.this, exp.Literal) else \
+            digits.name if isinstance(digits, exp.Literal) and not digits.is_string else ""
+        if not re.fullmatch(r"-?\d+", text) or not -28 <= int(text) <= 9:
+            return (f"`{_short(node.sql())}`: round's decimals are a whole number from -28 to 9 (it rounds a "
+                    "decimal(38, 9), the same on every warehouse)")
     if isinstance(node, (exp.Ceil, exp.Floor)) and node.args.get("decimals") is not None:
         return f"`{_short(node.sql())}`: ceil and floor take one argument (round(x, n) rounds to n decimals)"
     if isinstance(node, exp.Extract) and not isinstance(node.this, exp.Var):
         return f"`{_short(node.sql())}`: extract's unit is written unquoted, e.g. extract(dow from created_at)"
     if isinstance(node, exp.Var):
         unit = node.name.lower()
-        if not (isinstance(node.parent, (exp.Extract, exp.Interval)) and unit in UNITS):
-            return f"`{_short(node.name)}` is not a time unit: write one of {', '.join(sorted(UNITS))}, unquoted"
+        units = INTERVAL_UNITS if isinstance(node.parent, exp.Interval) else UNITS
+        if not (isinstance(node.parent, (exp.Extract, exp.Interval)) and unit in units):
+            return f"`{_short(node.name)}` is not a time unit here: write one of {', '.join(sorted(units))}, unquoted"
         return None
     if isinstance(node, exp.Identifier) and not isinstance(node.parent, exp.Column):
         return f"`{_short(node.name)}` is not a column here"
     return None
-
-
-def guard_undefined(tree: exp.Expression) -> exp.Expression:
-    """Where a simple metric's value is undefined, NULL on every warehouse: x / 0 and
-    x % 0 (guard_division), the square root of a negative, the logarithm of 0 or less.
-    Postgres raised and failed the whole source's build; DuckDB stored inf or nan."""
-    def _swap(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, (exp.Sqrt, exp.Ln)):
-            arg = node.this
-            test = (exp.GTE if isinstance(node, exp.Sqrt) else exp.GT)(this=arg.copy(), expression=exp.Literal.number(0))
-            return type(node)(this=exp.Case(ifs=[exp.If(this=test, true=arg.copy())]))
-        return node
-    return guard_division(tree).transform(_swap)
-
-
-def for_dialect(tree: exp.Expression, dialect: str) -> exp.Expression:
-    """The tree as one warehouse must read it to give what the others give:
-    - round(x[, n]) rounds a decimal(38, 9), half away from zero everywhere: a double's tie
-      went half to even in ClickHouse
-      (and Postgres's round(double)), away from zero in DuckDB, and Postgres has no
-      round(double, n) at all (the build failed);
-    - x % y over numerics in Postgres, which has no double % n;
-    - DuckDB's LIKE has no default escape: a pattern with a backslash gets ESCAPE '\\',
-      as Postgres and ClickHouse read it (`'user\\_%'`)."""
-    def _decimal(node: exp.Expression, exact: bool) -> exp.Expression:
-        if exact and dialect == "clickhouse":  # its double -> decimal cast truncates (33.55 -> 33.549999999)
-            node = exp.Cast(this=node, to=exp.DataType.build("varchar"))
-        return exp.Cast(this=node, to=exp.DataType.build("decimal(38, 9)" if exact else "decimal"))
-
-    def _swap(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Round) and not isinstance(node.this, exp.Cast):
-            return exp.Round(this=_decimal(node.this.copy(), True),
-                             **({"decimals": node.args["decimals"].copy()} if node.args.get("decimals") else {}))
-        if dialect == "postgres" and isinstance(node, exp.Mod):
-            return exp.Mod(this=_decimal(node.this.copy(), False), expression=_decimal(node.expression.copy(), False))
-        if (dialect == "duckdb" and isinstance(node, (exp.Like, exp.ILike)) and not isinstance(node.parent, exp.Escape)
-                and isinstance(node.expression, exp.Literal) and "\\" in node.expression.this):
-            return exp.Escape(this=node.copy(), expression=exp.Literal.string("\\"))
-        return node
-    return tree.copy().transform(_swap)
 
 
 # arithmetic, text and numbers: values, not conditions (DuckDB reads a number as true)
@@ -388,16 +370,3 @@ def evaluate_arithmetic(tree: exp.Expression, values: dict[str, float | None]) -
     if isinstance(tree, exp.Div):
         return None if right == 0 else left / right
     raise FragmentError(f"cannot evaluate {tree.sql()}")
-
-
-def guard_division(tree: exp.Expression) -> exp.Expression:
-    """x / y  ->  x / NULLIF(y, 0) (and so for `%`): a zero denominator is a gap on every
-    warehouse (DuckDB 2 and Postgres raise, ClickHouse returns inf)."""
-    def _swap(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, (exp.Div, exp.Mod, exp.IntDiv)):
-            return type(node)(
-                this=node.this,
-                expression=exp.Nullif(this=exp.Paren(this=node.expression), expression=exp.Literal.number(0)),
-            )
-        return node
-    return tree.copy().transform(_swap)
