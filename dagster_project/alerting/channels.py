@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Callable
 
 from . import render
-from .config import EmailChannel, LogChannel, SlackChannel, WebhookChannel, log_path_problem, url_problem
+from .config import EmailChannel, LogChannel, SlackChannel, WebhookChannel
+from .destinations import log_path_problem, url_problem
 from .secrets import MissingSecret, redact, resolve
 
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..grains import GRAINS
 
+from .destinations import ADDRESS, HEADER_NAME, LINE_BREAK, SECRET_REF, log_path_problem, url_problem, web_url_problem
 from .names import ALERTS_FILE, MATCH_KEYS
 
 KINDS = ("anomaly", "freshness", "run_failure")
@@ -93,42 +94,6 @@ class _Channel(_Frozen):
 
 
 _CREDENTIAL_HEADERS = {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-auth-token", "cookie"}
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_LINE_BREAK = re.compile(r"[\x00-\x1f\x7f]")
-_ADDRESS = re.compile(r"[^\s@<>,;]+@[^\s@<>,;]+")
-_SECRET_REF = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
-
-
-def web_url_problem(url: str) -> str | None:
-    """Why a link base (`dagster_url`, `--dagster-url`) is refused: it becomes the links of
-    every message and page (`javascript:` would run there; `|` and `>` end a Slack link)."""
-    if not re.fullmatch(r"https?://[^\s<>|\"'`]+", url.strip()):
-        return "must be an http:// or https:// URL, without spaces, quotes, <, > or |"
-    return None
-
-
-def url_problem(url: str) -> str | None:
-    """Why a webhook URL cannot be sent to, or None; a part written as `${VAR}` is checked
-    when resolved (secrets.py), at send time. The URL is never quoted back: it may be secret."""
-    from urllib.parse import urlsplit
-    if _LINE_BREAK.search(url):
-        return "the URL holds a line break or control character"
-    if url.strip().startswith("${"):
-        return None
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:
-        return "not a URL"
-    if parts.scheme.lower() not in ("http", "https"):
-        return "an alert URL starts with http:// or https://"
-    if "@" in parts.netloc:
-        return ("a URL cannot carry a user and password (they are not sent, and alerts.yml is no place for them): "
-                "send them in a header, e.g. `Authorization: Basic ${WEBHOOK_AUTH}`")
-    if "hooks.slack.com" in parts.netloc.lower() and "${" not in url:
-        return "a Slack webhook URL is a secret: write it as an environment reference like ${SLACK_WEBHOOK_URL}"
-    return None
-
-
 def _reference_only(value: str | None, field: str) -> str | None:
     """A secret is written as a `${ENV_VAR}` reference, never as the secret itself."""
     if value is not None and not re.fullmatch(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}", value.strip()):
@@ -177,10 +142,10 @@ class WebhookChannel(_Channel):
     def _credential_headers(cls, value: dict[str, str]) -> dict[str, str]:
         # a line break would end the header (every send failed, retried without end)
         for name, text in value.items():
-            if not _HEADER_NAME.fullmatch(name):
+            if not HEADER_NAME.fullmatch(name):
                 raise ValueError(f"header name `{name.encode('unicode_escape').decode()}` may hold only letters, "
                                  "digits and !#$%&'*+.^_`|~- (no spaces)")
-            if _LINE_BREAK.search(text):
+            if LINE_BREAK.search(text):
                 raise ValueError(f"header `{name}`: its value holds a line break or control character")
         # credentials travel in these headers: a reference, never the value itself
         for name, text in value.items():
@@ -209,9 +174,9 @@ class EmailChannel(_Channel):
     def _addresses(cls, value: list[str] | str) -> list[str] | str:
         # a line break in an address would add a header (Python refused every message)
         for address in value if isinstance(value, list) else [value]:
-            if _LINE_BREAK.search(address):
+            if LINE_BREAK.search(address):
                 raise ValueError("an address holds a line break or control character")
-            if not (_ADDRESS.fullmatch(parseaddr(address)[1]) or _SECRET_REF.fullmatch(address.strip())):
+            if not (ADDRESS.fullmatch(parseaddr(address)[1]) or SECRET_REF.fullmatch(address.strip())):
                 raise ValueError(f"`{address}` is not an email address (name@domain or `Name <name@domain>`, or a "
                                  "${VAR} reference)")
         return value
@@ -219,7 +184,7 @@ class EmailChannel(_Channel):
     @field_validator("smtp_host", "username")
     @classmethod
     def _one_word(cls, value: str | None) -> str | None:
-        if value is not None and (_LINE_BREAK.search(value) or not value.strip() or " " in value.strip()):
+        if value is not None and (LINE_BREAK.search(value) or not value.strip() or " " in value.strip()):
             raise ValueError("must be one word, without spaces or line breaks")
         return value
     starttls: bool = False
@@ -242,32 +207,6 @@ class LogChannel(_Channel):
             if problem:
                 raise ValueError(problem)
         return value
-
-
-def path_inside_project(text: str) -> bool:
-    from pathlib import PurePath
-    p = PurePath(text)
-    return bool(text.strip()) and not p.is_absolute() and ".." not in p.parts
-
-
-# what a log channel may not append to: the project's inputs and the warehouse
-# (`path: alerts.yml` appended JSON to alerts.yml, and alerting turned itself off)
-_PROJECT_FOLDERS = {"metrics", "models", "macros", "seeds", "dbt_project", "dagster_project", ".git", ".ci", ".venv"}
-_PROJECT_SUFFIXES = {".yml", ".yaml", ".sql", ".py", ".toml", ".duckdb", ".chdb", ".csv", ".md", ".cfg", ".ini",
-                     ".html", ".lock", ".wal"}
-
-
-def log_path_problem(text: str) -> str | None:
-    """Why a log channel's path is refused, or None."""
-    from pathlib import PurePath
-    if not path_inside_project(text):
-        return "must stay inside the project: a path relative to the project root, without `..`"
-    p = PurePath(text)
-    if (not p.parts or p.parts[0].lower() in _PROJECT_FOLDERS or p.name in ("", ".") or text.rstrip().endswith("/")
-            or p.suffix.lower() in _PROJECT_SUFFIXES or p.name.lower() in ("alerts.yml", "workspace.yaml")):
-        return (f"`{text}` would write into the project's own files or folders: name a log file such as "
-                "warehouse/alerts.log")
-    return None
 
 
 Channel = Annotated[Union[SlackChannel, WebhookChannel, EmailChannel, LogChannel], Field(discriminator="type")]

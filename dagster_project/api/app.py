@@ -219,7 +219,7 @@ def create_app(paths: ProjectPaths, target: str, refresh_seconds: float = 1.0) -
         except BadRequest as err:
             return _error(err.status, str(err))
         project = state.project()
-        from ..alerting.config import web_url_problem
+        from ..alerting.destinations import web_url_problem
         dagster_url = os.environ.get("METRICS_DAGSTER_URL", "").strip() or project.alerts.dagster_url
         if web_url_problem(dagster_url):  # the page's links: a `javascript:` base is never used
             dagster_url = project.alerts.dagster_url

@@ -20,7 +20,7 @@ def cmd_docs(args, paths) -> int:
     from ..catalog.build import build_catalog
     from ..validation.project import load_project
     t0 = time.perf_counter()
-    from ..alerting.config import web_url_problem
+    from ..alerting.destinations import web_url_problem
     problem = web_url_problem(args.dagster_url)
     if problem:  # it becomes every page's links
         print(f"error: --dagster-url (or $DAGSTER_URL) {problem}, got `{args.dagster_url}`", file=sys.stderr)
