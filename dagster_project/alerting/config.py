@@ -102,6 +102,13 @@ def _reference_only(value: str | None, field: str) -> str | None:
     return value
 
 
+def _valid_url(value: str) -> str:
+    problem = url_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
 class SlackChannel(_Channel):
     type: Literal["slack"]
     url: str = Field(description="Incoming-webhook URL, usually `${SLACK_WEBHOOK_URL}`.")
@@ -111,10 +118,7 @@ class SlackChannel(_Channel):
     @classmethod
     def _slack_url(cls, value: str) -> str:
         # a Slack incoming-webhook URL is its own credential: whoever reads it can post (url_problem)
-        problem = url_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
+        return _valid_url(value)
 
 
 class WebhookChannel(_Channel):
@@ -132,10 +136,7 @@ class WebhookChannel(_Channel):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        problem = url_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
+        return _valid_url(value)
 
     @field_validator("headers")
     @classmethod
