@@ -298,3 +298,16 @@ def test_nan_becomes_null(receiver, tmp_path):
     payload["alerts"][0]["score"] = float("nan")
     send("w", WebhookChannel(type="webhook", url=receiver.url), payload, tmp_path)
     assert receiver.accepted[0]["json"]["alerts"][0]["score"] is None
+
+
+def test_a_slack_url_from_the_environment_is_sent_to(monkeypatch, tmp_path):
+    """The send-time check of a resolved URL refused every real Slack URL (hooks.slack.com)
+    as "a secret written in alerts.yml": it came from the environment, as it should."""
+    from dagster_project.alerting.destinations import url_problem
+    assert url_problem("https://hooks.slack.com/services/T0/B0/X", resolved=True) is None
+    assert "is a secret" in url_problem("https://hooks.slack.com/services/T0/B0/X")
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T0/B0/X")
+    channel = SlackChannel(type="slack", url="${SLACK_WEBHOOK_URL}", timeout_seconds=1)
+    with pytest.raises(DeliveryError) as err:  # no network here: it fails connecting, not on the URL
+        send("team", channel, anomaly_payload(), tmp_path)
+    assert "as resolved" not in str(err.value) and "X" not in str(err.value).split(":", 1)[1], str(err.value)

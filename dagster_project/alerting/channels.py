@@ -146,7 +146,7 @@ def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Non
 
 def _post_once(url: str, body: bytes, headers: dict[str, str], timeout: float, deadline: float,
                outcome: dict) -> None:
-    problem = url_problem(url)  # a `${VAR}` URL as resolved; said without the URL, which may be secret
+    problem = url_problem(url, resolved=True)  # a `${VAR}` URL as resolved; said without the URL (may be secret)
     if problem:
         raise _Failure(f"the URL as resolved: {problem}")
     try:

@@ -19,9 +19,10 @@ def web_url_problem(url: str) -> str | None:
     return None
 
 
-def url_problem(url: str) -> str | None:
+def url_problem(url: str, resolved: bool = False) -> str | None:
     """Why a webhook URL cannot be sent to, or None; a part written as `${VAR}` is checked
-    when resolved (secrets.py), at send time. The URL is never quoted back: it may be secret."""
+    when resolved (secrets.py), at send time (`resolved`: a Slack URL is then allowed, it
+    came from the environment). The URL is never quoted back: it may be secret."""
     from urllib.parse import urlsplit
     if LINE_BREAK.search(url):
         return "the URL holds a line break or control character"
@@ -36,7 +37,7 @@ def url_problem(url: str) -> str | None:
     if "@" in parts.netloc:
         return ("a URL cannot carry a user and password (they are not sent, and alerts.yml is no place for them): "
                 "send them in a header, e.g. `Authorization: Basic ${WEBHOOK_AUTH}`")
-    if "hooks.slack.com" in parts.netloc.lower() and "${" not in url:
+    if "hooks.slack.com" in parts.netloc.lower() and "${" not in url and not resolved:
         return "a Slack webhook URL is a secret: write it as an environment reference like ${SLACK_WEBHOOK_URL}"
     return None
 
