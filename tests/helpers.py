@@ -33,6 +33,18 @@ def load_raw(wh: Warehouse, raw: dict[str, pd.DataFrame]) -> None:
         wh.replace_rows(table, frame, TIME_COLUMNS[table], *ALL_TIME)
 
 
+def build_case_project(folder, target: str, metrics: dict[str, str], raw: dict[str, pd.DataFrame]) -> Warehouse:
+    """A project of `metrics` under the rollup cases' config, `raw` loaded, every grain built
+    over the cases' window with real dbt (the shape of the cross-warehouse fixtures)."""
+    from .conftest import make_project
+    from .rollup_cases import CONFIG, WINDOW
+    paths = make_project(folder, metrics, CONFIG)
+    wh = Warehouse(target, paths)
+    load_raw(wh, raw)
+    compile_and_build(paths, target, WINDOW)
+    return wh
+
+
 def compile_and_build(paths: ProjectPaths, target: str, window, run_id: str = "test") -> None:
     result = load_project(paths)
     assert result.ok, [str(i) for i in result.issues]

@@ -7,11 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dagster_project.warehouse.connection import Warehouse
-
 from . import rollup_cases as cases
-from .conftest import make_project
-from .helpers import as_dict, assert_series_equal, compile_and_build, load_raw, series_table
+from .helpers import as_dict, assert_series_equal, build_case_project, series_table
 from .oracle import Simple, bucket, simple_series
 
 pytestmark = pytest.mark.dbt
@@ -42,12 +39,8 @@ def _raw() -> dict[str, pd.DataFrame]:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, target):
-    paths = make_project(tmp_path_factory.mktemp(f"undefined_{target}"), METRICS, cases.CONFIG)
-    wh = Warehouse(target, paths)
     raw = _raw()
-    load_raw(wh, raw)
-    compile_and_build(paths, target, cases.WINDOW)
-    return wh, raw
+    return build_case_project(tmp_path_factory.mktemp(f"undefined_{target}"), target, METRICS, raw), raw
 
 
 def _oracle_data(raw) -> dict[str, pd.DataFrame]:

@@ -96,7 +96,7 @@ class _Channel(_Frozen):
 _CREDENTIAL_HEADERS = {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-auth-token", "cookie"}
 def _reference_only(value: str | None, field: str) -> str | None:
     """A secret is written as a `${ENV_VAR}` reference, never as the secret itself."""
-    if value is not None and not re.fullmatch(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}", value.strip()):
+    if value is not None and not SECRET_REF.fullmatch(value.strip()):
         raise ValueError(f"`{field}` must be an environment reference like ${{ALERT_WEBHOOK_SECRET}}: "
                          "secrets are never written in alerts.yml")
     return value

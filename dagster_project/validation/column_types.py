@@ -189,7 +189,7 @@ def value_kind(tree: exp.Expression, columns: dict[str, str | None]) -> str | No
     return kinds.pop() if len(kinds) == 1 else None
 
 
-_ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.IntDiv, exp.Neg)
+_NUMBER_OPERATORS = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.IntDiv, exp.Neg)
 _NEEDS_NUMBER = (exp.Abs, exp.Round, exp.Floor, exp.Ceil, exp.Sqrt, exp.Ln, exp.Exp, exp.Pow, exp.Sign)
 _NEEDS_TEXT = (exp.Lower, exp.Upper, exp.Length, exp.Substring, exp.Trim)
 
@@ -206,7 +206,7 @@ def operand_problems(tree: exp.Expression, columns: dict[str, str | None]) -> li
             out.append(problem)
 
     for node in tree.walk():
-        if isinstance(node, _ARITHMETIC):
+        if isinstance(node, _NUMBER_OPERATORS):
             for part in (node.this, node.args.get("expression")):
                 kind = value_kind(part, columns) if part is not None else None
                 if kind in ("text", "boolean") or kind == "time" and not isinstance(node, (exp.Add, exp.Sub)):

@@ -101,6 +101,7 @@ def _parse_single(text: str) -> exp.Expression:
     return trees[0]
 
 
+# parts a fragment may grow to once portable_sql rewrites it (nested sqrt, ln, round repeat their argument)
 MAX_RENDERED = 20_000
 
 # `a + a + ... + a` nests one level per operator, without parentheses; the warehouses stop
@@ -134,7 +135,7 @@ def parse_scalar(text: str, columns: dict[str, object] | None = None) -> Fragmen
             raise FragmentError("must not contain a window function")
         if isinstance(node, exp.Anonymous):
             raise FragmentError(f"uses unknown function `{node.name}`")
-        problem = _form_problem(node) if isinstance(node, (exp.TryCast, exp.IntDiv)) else None
+        problem = _part_problem(node)  # (before the allow-list: `div` and try_cast get their own reason)
         if problem:
             raise FragmentError(problem)
         if not isinstance(node, _ALLOWED):
@@ -143,9 +144,6 @@ def parse_scalar(text: str, columns: dict[str, object] | None = None) -> Fragmen
             raise FragmentError(f"contains `{node.sql()}` ({type(node).__name__}), which is not allowed in metric SQL")
         if isinstance(node, exp.Column) and node.table:
             raise FragmentError(f"qualifies column `{node.sql()}`: use the bare column name")
-        problem = _part_problem(node)
-        if problem:
-            raise FragmentError(problem)
     _check_rendering(tree)
     from ..compiler.portable_sql import rendered_size
     if rendered_size(tree) > MAX_RENDERED:  # each guard of sqrt/ln and each round repeats its argument
