@@ -85,9 +85,28 @@ def create_pg_database(prefix: str) -> str:
 
 
 def drop_pg_database(name: str) -> None:
+    """Drop a test database, ending its sessions. FORCE may not end an autovacuum worker
+    (a superuser's process: "must be a member of the role whose process is being
+    terminated"); a plain drop asks autovacuum to leave, and is tried again while a
+    session is still on its way out."""
+    import time
+
+    import psycopg2
     admin = _pg_admin()
-    admin.cursor().execute(f"drop database if exists {name} with (force)")
-    admin.close()
+    try:
+        for attempt in range(20):
+            try:
+                admin.cursor().execute(f"drop database if exists {name} with (force)")
+                return
+            except psycopg2.errors.InsufficientPrivilege:
+                try:
+                    admin.cursor().execute(f"drop database if exists {name}")
+                    return
+                except psycopg2.errors.ObjectInUse:
+                    time.sleep(0.5)
+        admin.cursor().execute(f"drop database if exists {name} with (force)")
+    finally:
+        admin.close()
 
 
 TARGETS = ("duckdb", "postgres", "clickhouse")
