@@ -32,7 +32,7 @@ with source_rows as (
     -- one scan of the source: the rows of the window's buckets
     select
         {{ (source_cols + rollup.filter_columns) | join(",\n        ") }}
-    from {{ rollup.source }}
+    from {{ metrics_source_scan(rollup.source, rollup.timestamp) }}
     where {{ rollup.timestamp }} >= {{ metrics_timestamp(w.start) }}
       and {{ rollup.timestamp }} < {{ metrics_timestamp(w.end) }}
 ),
@@ -102,5 +102,5 @@ select
     {{ metrics_run_id() }} as run_id,
     {{ metrics_now() }} as computed_at
 from rows_out
-{{ metrics_query_settings() }}
+{{ metrics_query_settings(writes=true) }}
 {%- endmacro %}

@@ -1,8 +1,12 @@
 """Fragments that validated and then built differently per warehouse, or not at all:
 round(x, n) and x % n over a double (Postgres has neither: the whole source failed), a
 LIKE pattern with a backslash (DuckDB has no default escape: `'D\\%'` matched `D\\E`),
-and a character outside the Basic Multilingual Plane in a literal (written as a \\u
-surrogate pair, which Jinja decoded to two lone surrogates: dbt failed the source)."""
+a character outside the Basic Multilingual Plane in a literal (written as a \\u
+surrogate pair, which Jinja decoded to two lone surrogates: dbt failed the source),
+lower/upper/substring/position of a non-ASCII text (ClickHouse counted bytes), a cast
+to integer (ClickHouse truncated) or to decimal (ClickHouse truncated, and kept the
+scale through a division), concat with a NULL part (NULL everywhere, where DuckDB's and
+Postgres's own concat skip it), and extract(second ...) (Postgres kept the fraction)."""
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
@@ -28,6 +32,19 @@ METRICS = {
                                "expression: round(cast(amount as double), 1)\n",
     "orders/escaped_like.yml": f"name: escaped_like\n{ORDERS}aggregation: count\nfilter: \"country like 'D\\\\%%'\"\n",
     "orders/flag_orders.yml": f"name: flag_orders\n{ORDERS}aggregation: count\nfilter: \"country = '{FLAG}'\"\n",
+    "orders/lower_unicode.yml": f"name: lower_unicode\n{ORDERS}aggregation: count\nfilter: \"lower(country) = 'ünï'\"\n",
+    "orders/upper_unicode.yml": f"name: upper_unicode\n{ORDERS}aggregation: count\nfilter: \"upper(country) = 'ÜNÏ'\"\n",
+    "orders/prefix_unicode.yml": f"name: prefix_unicode\n{ORDERS}aggregation: count\n"
+                                 "filter: \"substring(country, 1, 2) = 'ün'\"\n",
+    "orders/position_unicode.yml": f"name: position_unicode\n{ORDERS}aggregation: count\n"
+                                   "filter: \"position('N' in country) = 2\"\n",
+    "orders/whole_amount.yml": f"name: whole_amount\n{ORDERS}aggregation: sum\nexpression: cast(amount as integer)\n",
+    "orders/cents_thirds.yml": f"name: cents_thirds\n{ORDERS}aggregation: sum\n"
+                               "expression: cast(amount / 7 as decimal(10, 2)) / 3\n",
+    "orders/country_users.yml": f"name: country_users\n{ORDERS}aggregation: count_distinct\n"
+                                "expression: concat(country, '/', user_id)\n",
+    "events/second_sum.yml": "name: second_sum\nsource: stg_entity_events\ntimestamp: created_at\naggregation: sum\n"
+                             "expression: extract(second from created_at)\n",
 }
 
 
@@ -35,7 +52,7 @@ def _raw() -> dict[str, pd.DataFrame]:
     raw = cases.make_raw(seed=3)
     orders = raw["orders"].copy()
     # D%E matches 'D\%%' (a literal % then anything); D\E and DE do not
-    for i, country in zip(range(0, len(orders), 5), ["D%E", "D\\E", "DE", FLAG] * len(orders)):
+    for i, country in zip(range(0, len(orders), 5), ["D%E", "D\\E", "DE", FLAG, "ÜNÏ", "ünï"] * len(orders)):
         orders.loc[orders.index[i], "country"] = country
     raw["orders"] = orders
     return raw
@@ -67,4 +84,38 @@ def test_every_warehouse_builds_these_fragments_as_the_oracle_reads_them(built):
               Simple("rounded_cast", "stg_orders", "ordered_at", "sum", "rounded"),
               Simple("escaped_like", "stg_orders", "ordered_at", "count", where=lambda d: d["country"] == "D%E"),
               Simple("flag_orders", "stg_orders", "ordered_at", "count", where=lambda d: d["country"] == FLAG)):
+        assert_series_equal(as_dict(table, m.name), simple_series(data, m, "day", first, end), f"{m.name}@day")
+
+
+def _half_up(x: float, places: str) -> Decimal:
+    return Decimal(repr(round(x, 9))).quantize(Decimal(places), ROUND_HALF_UP)
+
+
+def test_text_functions_casts_concat_and_seconds_agree_on_every_warehouse(built):
+    wh, raw = built
+    data = cases.staged(raw)
+    o = data["stg_orders"]
+    amount, country = o["amount"].astype(float), o["country"].astype(object)
+    assert (country == "ÜNÏ").sum() > 10 and (country == "ünï").sum() > 10 and country.isna().sum() > 10
+    assert any(abs(x - int(x)) == 0.5 for x in amount)  # a tie: half away from zero, as round() does
+    data["stg_orders"] = o.assign(
+        whole=[float(_half_up(x, "1")) for x in amount],
+        cents_thirds=[float(_half_up(x / 7, "0.01")) / 3 for x in amount],
+        # concat skips a NULL part
+        country_user=[("" if c is None or c != c else c) + "/" + u for c, u in zip(country, o["user_id"])])
+    ev = data["stg_entity_events"]
+    data["stg_entity_events"] = ev.assign(second=ev["created_at"].dt.second.astype(float))  # whole seconds
+    assert (ev["created_at"].dt.microsecond > 0).mean() > 0.5
+    lowered = country.map(lambda c: c.lower() if isinstance(c, str) else c)
+    first = bucket(pd.Series([pd.Timestamp(cases.START)]), "day").iloc[0]
+    end = pd.Timestamp(cases.WINDOW[1])
+    table = series_table(wh, "day")
+    for m in (Simple("lower_unicode", "stg_orders", "ordered_at", "count", where=lambda d: lowered.loc[d.index] == "ünï"),
+              Simple("upper_unicode", "stg_orders", "ordered_at", "count", where=lambda d: lowered.loc[d.index] == "ünï"),
+              Simple("prefix_unicode", "stg_orders", "ordered_at", "count", where=lambda d: d["country"] == "ünï"),
+              Simple("position_unicode", "stg_orders", "ordered_at", "count", where=lambda d: d["country"] == "ÜNÏ"),
+              Simple("whole_amount", "stg_orders", "ordered_at", "sum", "whole"),
+              Simple("cents_thirds", "stg_orders", "ordered_at", "sum", "cents_thirds"),
+              Simple("country_users", "stg_orders", "ordered_at", "count_distinct", "country_user"),
+              Simple("second_sum", "stg_entity_events", "created_at", "sum", "second")):
         assert_series_equal(as_dict(table, m.name), simple_series(data, m, "day", first, end), f"{m.name}@day")

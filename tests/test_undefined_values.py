@@ -1,6 +1,7 @@
 """A simple metric's expression that is undefined on some rows (x / 0, the square root
-of a negative, the logarithm of 0) reads those rows as NULL on every warehouse: before,
-Postgres raised and failed the whole source's build, and DuckDB stored inf or nan."""
+of a negative, the logarithm of 0, a negative to a fractional power, 0 to a negative
+power) reads those rows as NULL on every warehouse: before, Postgres raised and failed
+the whole source's build, and DuckDB and ClickHouse stored inf or nan."""
 from __future__ import annotations
 
 import numpy as np
@@ -23,6 +24,8 @@ METRICS = {
     "orders/nested_per_amount.yml": f"name: nested_per_amount\n{ORDERS}aggregation: avg\n"
                                     "expression: latency_ms / amount / 2\n",
     "orders/nested_root.yml": f"name: nested_root\n{ORDERS}aggregation: sum\nexpression: sqrt(sqrt(amount - 30))\n",
+    "orders/power_root.yml": f"name: power_root\n{ORDERS}aggregation: sum\nexpression: power(amount - 30, 0.5)\n",
+    "orders/power_inverse.yml": f"name: power_inverse\n{ORDERS}aggregation: sum\nexpression: power(amount, -1)\n",
     # a filter divides too: a row whose ratio is undefined is not counted
     "orders/fast_per_amount.yml": f"name: fast_per_amount\n{ORDERS}aggregation: count\n"
                                   "filter: latency_ms / amount < 5\n",
@@ -54,6 +57,7 @@ def _oracle_data(raw) -> dict[str, pd.DataFrame]:
             log_amount=np.log(amount).where(amount > 0),
             half_per_amount=(latency / amount / 2).where(amount != 0),
             nested_root=np.sqrt(np.sqrt(amount - 30)).where(amount >= 30),
+            inverse=(1.0 / amount).where(amount != 0),
         )
     return data
 
@@ -73,6 +77,8 @@ def test_undefined_rows_are_null_on_every_warehouse(built, grain):
               Simple("log_amount", "stg_orders", "ordered_at", "max", "log_amount"),
               Simple("nested_per_amount", "stg_orders", "ordered_at", "avg", "half_per_amount"),
               Simple("nested_root", "stg_orders", "ordered_at", "sum", "nested_root"),
+              Simple("power_root", "stg_orders", "ordered_at", "sum", "root_excess"),
+              Simple("power_inverse", "stg_orders", "ordered_at", "sum", "inverse"),
               Simple("fast_per_amount", "stg_orders", "ordered_at", "count",
                      where=lambda d: d["per_amount"] < 5)):
         want = simple_series(data, m, grain, first, end)

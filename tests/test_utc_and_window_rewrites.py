@@ -4,8 +4,10 @@ exact: checked on every warehouse with a small time zone-aware source.
 DuckDB and Postgres: a `timestamptz` column whose values were written with a `+00:00`
 offset, built and read with the session in New York (TZ, PGTZ). ClickHouse: a
 `DateTime64(3, 'Asia/Tokyo')` column. The rows sit next to UTC day, ISO week and month
-edges, where bucketing in any other zone moves them. The oracle is pandas over the UTC
-instants."""
+edges, where bucketing in any other zone moves them. Filters that read the time
+(`extract(hour ...)`, a comparison with a date, `cast(... as date)`) read it in UTC too:
+ClickHouse read them in the column's zone. A `date` timestamp column builds (ClickHouse
+refused its Date). The oracle is pandas over the UTC instants."""
 from __future__ import annotations
 
 import datetime as dt
@@ -38,6 +40,17 @@ METRICS = {
     "tz/tz_count.yml": "name: tz_count\nsource: stg_tz_events\ntimestamp: happened_at\naggregation: count\ndimensions: [kind]\n",
     "tz/tz_amount.yml": "name: tz_amount\nsource: stg_tz_events\ntimestamp: happened_at\naggregation: sum\nexpression: amount\ndimensions: [kind]\n",
 }
+# filters that read the time, each with the rows it keeps (the oracle's UTC reading)
+TIME_FILTERS = {
+    "tz_night": ("extract(hour from happened_at) < 6", lambda e: e.happened_at.dt.hour < 6),
+    "tz_from_march_4": ("happened_at >= '2024-03-04'", lambda e: e.happened_at >= pd.Timestamp("2024-03-04")),
+    "tz_on_march_4": ("cast(happened_at as date) = '2024-03-04'",
+                      lambda e: e.happened_at.dt.normalize() == pd.Timestamp("2024-03-04")),
+    "tz_mondays": ("extract(isodow from happened_at) = 1", lambda e: e.happened_at.dt.dayofweek == 0),
+}
+METRICS.update({f"tz/{name}.yml": f"name: {name}\nsource: stg_tz_events\ntimestamp: happened_at\naggregation: count\n"
+                                  f"filter: \"{text}\"\n" for name, (text, _) in TIME_FILTERS.items()})
+METRICS["tz/tz_days.yml"] = "name: tz_days\nsource: stg_tz_days\ntimestamp: happened_on\naggregation: count\n"
 CONFIG = f"start: {START}\ngrains: [hour, day, week, month]\n"
 COLUMN_TYPE = {"duckdb": "timestamptz", "postgres": "timestamptz", "clickhouse": "DateTime64(3, 'Asia/Tokyo')"}
 
@@ -67,6 +80,7 @@ def _sql_rows(events: pd.DataFrame, target: str) -> str:
 
 def load_events(wh: Warehouse, events: pd.DataFrame) -> None:
     rows = _sql_rows(events, wh.target)
+    days = ", ".join(f"('{t:%Y-%m-%d}')" for t in events.happened_at)  # each row's UTC date
     with wh.connect() as con:
         if wh.target == "clickhouse":
             con.command("create database if not exists raw")
@@ -74,22 +88,31 @@ def load_events(wh: Warehouse, events: pd.DataFrame) -> None:
             con.command("create table raw.tz_events (happened_at DateTime64(3, 'Asia/Tokyo'), kind String, amount Float64) "
                         "engine = MergeTree order by tuple()")
             con.command(f"insert into raw.tz_events values {rows}")
+            con.command("drop table if exists raw.tz_days")
+            con.command("create table raw.tz_days (happened_on Date) engine = MergeTree order by tuple()")
+            con.command(f"insert into raw.tz_days values {days}")
         else:
             run = con.execute if wh.target == "duckdb" else con.cursor().execute
             run("create schema if not exists raw")
             run("drop table if exists raw.tz_events")
             run("create table raw.tz_events (happened_at timestamptz, kind varchar, amount double precision)")
             run(f"insert into raw.tz_events values {rows}")
+            run("drop table if exists raw.tz_days")
+            run("create table raw.tz_days (happened_on date)")
+            run(f"insert into raw.tz_days values {days}")
 
 
 def add_tz_source(paths, target: str) -> None:
     staging = paths.root / "models" / "staging"
     (staging / "stg_tz_events.sql").write_text("select happened_at, kind, amount from {{ source('raw_tz', 'tz_events') }}\n")
+    (staging / "stg_tz_days.sql").write_text("select happened_on from {{ source('raw_tz', 'tz_days') }}\n")
     (staging / "_tz_events.yml").write_text(
         "version: 2\nsources:\n  - name: raw_tz\n    schema: raw\n    tables:\n      - name: tz_events\n"
+        "      - name: tz_days\n"
         "models:\n  - name: stg_tz_events\n    columns:\n"
         f"      - {{name: happened_at, data_type: \"{COLUMN_TYPE[target]}\"}}\n"
-        "      - {name: kind, data_type: varchar}\n      - {name: amount, data_type: double}\n")
+        "      - {name: kind, data_type: varchar}\n      - {name: amount, data_type: double}\n"
+        "  - name: stg_tz_days\n    columns:\n      - {name: happened_on, data_type: date}\n")
 
 
 def in_zone_env(target: str) -> dict[str, str]:
@@ -103,7 +126,8 @@ def build(paths, target: str, window, run_id: str) -> None:
     result = load_project(paths)
     assert result.ok, [str(i) for i in result.issues]
     compile_project(paths, result.project)
-    out = run_dbt(paths, target, ["build", "--select", "stg_tz_events+"], window=window, run_id=run_id, quiet=True)
+    out = run_dbt(paths, target, ["build", "--select", "stg_tz_events+", "stg_tz_days+"], window=window, run_id=run_id,
+                  quiet=True)
     assert out.ok, out.failures
 
 
@@ -170,6 +194,30 @@ def test_buckets_are_utc_whatever_the_session_zone(built, grain):
     view = _view(wh, grain)
     for name in ("tz_count", "tz_amount"):
         assert_series_equal(as_dict(view, name), oracle(events, name, grain, WINDOW), f"{name}@{grain}")
+
+
+def _count_oracle(events: pd.DataFrame, keep, grain: str, window) -> dict:
+    """{(bucket, '', ''): rows kept}: the dense total over the built buckets."""
+    lo, hi = grain_window(window, grain)
+    b = bucket(events.happened_at, grain)
+    counts = b[keep(events) & (b >= lo) & (b < hi)].value_counts()
+    out, at = {}, lo
+    while at < hi:
+        out[(at, "", "")] = float(counts.get(at, 0))
+        at = next_bucket(at, grain)
+    return out
+
+
+@pytest.mark.parametrize("grain", ["hour", "day", "week"])
+def test_filters_read_the_time_in_utc_and_a_date_column_builds(built, grain):
+    _, wh, events = built
+    view = _view(wh, grain)
+    for name, (_, keep) in TIME_FILTERS.items():
+        assert_series_equal(as_dict(view, name), _count_oracle(events, keep, grain, WINDOW), f"{name}@{grain}")
+    # a date column places each row at its day's midnight (UTC)
+    days = events.assign(happened_at=events.happened_at.dt.normalize())
+    assert_series_equal(as_dict(view, "tz_days"), _count_oracle(days, lambda e: e.happened_at.notna(), grain, WINDOW),
+                        f"tz_days@{grain}")
 
 
 def test_metrics_series_read_in_another_zone_equals_the_oracle(built):

@@ -156,6 +156,19 @@ CASES = [
      "decimal(76, 2): precision 1 to 38"),
     ("interval_dow", f"name: interval_dow\n{BASE}aggregation: count\nfilter: created_at + interval 1 dow > created_at\n", 5,
      "`DOW` is not a time unit here"),
+    # DuckDB and ClickHouse count a negative start from the end, Postgres does not; ClickHouse refuses 0
+    ("substring_from_end", f"name: substring_from_end\n{BASE}aggregation: count\nfilter: \"substring(user_id, -1) = 'x'\"\n",
+     5, "substring's start is a whole number from 1"),
+    ("substring_zero", f"name: substring_zero\n{BASE}aggregation: count\nfilter: \"substring(user_id, 0, 2) = 'x'\"\n",
+     5, "substring's start is a whole number from 1"),
+    ("substring_computed", f"name: substring_computed\n{BASE}aggregation: count_distinct\n"
+                           "expression: substring(user_id, length(user_id) - 1)\n", 5, "substring's start is a whole number"),
+    # DuckDB and Postgres drop the offset when they compare it with a timestamp without time zone
+    ("offset_literal", f"name: offset_literal\n{BASE}aggregation: count\n"
+                       "filter: \"created_at >= '2026-03-04 00:00:00+05:30'\"\n", 5, "has an offset"),
+    # DuckDB writes 100.0, Postgres and ClickHouse 100
+    ("double_as_text", f"name: double_as_text\n{BASE}aggregation: count\n"
+                       "filter: \"cast(metric_value as varchar) = '1'\"\n", 5, "writes a number that may have a fraction"),
     # each guard of sqrt repeats its argument: 45 nested roots would write 2**45 nodes
     ("nested_roots", f"name: nested_roots\n{BASE}aggregation: sum\nexpression: \"" + "sqrt(" * 45 + "metric_value"
      + ")" * 45 + "\"\n", 5, "grows past 20,000 parts once made the same on every warehouse"),
@@ -439,7 +452,10 @@ def test_comparisons_the_warehouses_take_stay_valid(tmp_path, capsys, isolated_e
     paths = make_project(tmp_path, {"a/typed.yml": "name: typed\nsource: stg_orders\ntimestamp: ordered_at\n"
                                     "aggregation: sum\nexpression: \"case when amount > -3 then amount end\"\n"
                                     "filter: \"country in ('DE', 'FR') and amount <> '12.5' and ordered_at >= "
-                                    "'2026-1-1' and ordered_at < '2030-01-01 00:00:00 UTC' and not refunded\"\n"})
+                                    "'2026-1-1' and ordered_at < '2030-01-01 00:00:00 UTC' and not refunded and "
+                                    "ordered_at > '2020-01-01 00:00:00+00:00' and ordered_at < '2031-01-01T00:00:00Z' and "
+                                    "substring(country, 2, 1) <> 'x' and substring(country, 1) <> '' and "
+                                    "cast(order_id as varchar) <> '7'\"\n"})
     assert main(["--project-dir", str(paths.root), "validate"]) == 0, capsys.readouterr().err
 
 

@@ -42,13 +42,22 @@ def guard_division(tree: exp.Expression) -> exp.Expression:
 
 def guard_undefined(tree: exp.Expression) -> exp.Expression:
     """Where a simple metric's value is undefined, NULL on every warehouse: x / 0 and
-    x % 0 (guard_division), the square root of a negative, the logarithm of 0 or less.
-    Postgres raised and failed the whole source's build; DuckDB stored inf or nan."""
+    x % 0 (guard_division), the square root of a negative, the logarithm of 0 or less,
+    a negative number to a fractional power and 0 to a negative one. Postgres raised and
+    failed the whole source's build; DuckDB and ClickHouse stored inf or nan."""
+    zero = exp.Literal.number(0)
+
     def _swap(node: exp.Expression) -> exp.Expression:
         if isinstance(node, (exp.Sqrt, exp.Ln)):
             arg = node.this
-            test = (exp.GTE if isinstance(node, exp.Sqrt) else exp.GT)(this=arg.copy(), expression=exp.Literal.number(0))
+            test = (exp.GTE if isinstance(node, exp.Sqrt) else exp.GT)(this=arg.copy(), expression=zero.copy())
             return type(node)(this=exp.Case(ifs=[exp.If(this=test, true=arg)]))
+        if isinstance(node, exp.Pow):
+            x, y = node.this, node.expression
+            fractional = exp.and_(exp.LT(this=x.copy(), expression=zero.copy()),
+                                  exp.NEQ(this=y.copy(), expression=exp.Floor(this=y.copy())))
+            pole = exp.and_(exp.EQ(this=x.copy(), expression=zero.copy()), exp.LT(this=y.copy(), expression=zero.copy()))
+            return exp.Case(ifs=[exp.If(this=exp.not_(exp.or_(fractional, pole)), true=node)])
         return node
     return _bottom_up(guard_division(tree), _swap)
 
@@ -61,7 +70,19 @@ def for_dialect(tree: exp.Expression, dialect: str) -> exp.Expression:
       failed). |x| >= 1e28, inf and nan (no decimal holds them) stay as they are;
     - x % y over numerics in Postgres, which has no double % n;
     - DuckDB's LIKE has no default escape: a pattern with a backslash gets ESCAPE '\\',
-      as Postgres and ClickHouse read it (`'user\\_%'`)."""
+      as Postgres and ClickHouse read it (`'user\\_%'`);
+    - ClickHouse's lower, upper, substring and position count bytes: their UTF-8 forms
+      (`lower('ÜN')` stayed 'Ün');
+    - concat(...) skips a NULL part, as DuckDB's and Postgres's concat do (sqlglot wrote
+      `a || b`, NULL when a part is; `||` itself stays so);
+    - extract(second ...) is whole seconds (Postgres kept the fraction);
+    - cast(x as smallint|integer|bigint) of a value that is not known to be whole (the
+      declared types, marked by validation as CAST_ROUNDS) rounds half away from zero,
+      as round() does (ClickHouse truncated, DuckDB and Postgres rounded a double's tie
+      to even);
+    - cast(x as decimal(p, s)) in ClickHouse rounds half away from zero to s decimals and
+      gives a double (its cast truncated 12.345 to 12.34, and a division kept the
+      dividend's scale: 37.15 where the others gave 37.1667)."""
     def _decimal(node: exp.Expression, exact: bool) -> exp.Expression:
         if exact and dialect == "clickhouse":  # its double -> decimal cast truncates (33.55 -> 33.549999999)
             node = exp.Cast(this=node, to=exp.DataType.build("varchar"))
@@ -79,15 +100,49 @@ def for_dialect(tree: exp.Expression, dialect: str) -> exp.Expression:
         if (dialect == "duckdb" and isinstance(node, (exp.Like, exp.ILike))
                 and isinstance(node.expression, exp.Literal) and "\\" in node.expression.this):
             return exp.Escape(this=node.copy(), expression=exp.Literal.string("\\"))
+        if isinstance(node, exp.Concat):
+            if dialect != "clickhouse":
+                return exp.Concat(expressions=node.expressions, safe=True, coalesce=True)
+            return exp.Anonymous(this="concat", expressions=[
+                exp.Anonymous(this="ifNull", expressions=[exp.Anonymous(this="toString", expressions=[part]),
+                                                          exp.Literal.string("")]) for part in node.expressions])
+        if dialect == "postgres" and isinstance(node, exp.Extract) and node.this.name.lower() == "second":
+            return exp.Floor(this=node)
+        if isinstance(node, exp.Cast) and node.meta.get(CAST_ROUNDS) and node.to.this in INTEGER_TYPES:
+            return exp.Cast(this=exp.Round(this=_decimal(node.this, True)), to=node.to)
+        if dialect == "clickhouse":
+            return _utf8_or_decimal(node, _decimal)
         return node
     return _bottom_up(tree, _swap)
 
 
+# validation marks a cast to a whole-number type whose value may have a fraction (column_types.py)
+CAST_ROUNDS = "cast_rounds"
+INTEGER_TYPES = (exp.DataType.Type.SMALLINT, exp.DataType.Type.INT, exp.DataType.Type.BIGINT)
+_UTF8 = {exp.Lower: "lowerUTF8", exp.Upper: "upperUTF8"}
+
+
+def _utf8_or_decimal(node: exp.Expression, decimal: Callable) -> exp.Expression:
+    """ClickHouse's spelling of the text functions that count characters, and of a cast
+    to decimal (see for_dialect)."""
+    if type(node) in _UTF8:
+        return exp.Anonymous(this=_UTF8[type(node)], expressions=[node.this])
+    if isinstance(node, exp.Substring):
+        parts = [node.this, node.args["start"]] + ([node.args["length"]] if node.args.get("length") else [])
+        return exp.Anonymous(this="substringUTF8", expressions=parts)
+    if isinstance(node, exp.StrPosition):
+        return exp.Anonymous(this="positionUTF8", expressions=[node.this, node.args["substr"]])
+    if isinstance(node, exp.Cast) and node.to.this == exp.DataType.Type.DECIMAL and len(node.to.expressions) == 2:
+        scale = node.to.expressions[1].this.copy()
+        return exp.Cast(this=exp.Round(this=decimal(node.this, True), decimals=scale), to=exp.DataType.build("double"))
+    return node
+
+
 def rendered_size(tree: exp.Expression) -> int:
     """About how many nodes the rewritten tree has, counted without building it: each
-    guard of sqrt or ln repeats its argument twice, each round three times, so nesting
+    guard of sqrt or ln repeats its argument twice, each round and power three times, so nesting
     multiplies the size (validation bounds it before anything is built)."""
-    grows = {exp.Sqrt: 2, exp.Ln: 2, exp.Round: 3}
+    grows = {exp.Sqrt: 2, exp.Ln: 2, exp.Round: 3, exp.Pow: 3}
     size: dict[int, int] = {}
     for node in reversed(list(tree.walk(bfs=False))):  # children first
         inner = sum(size[id(child)] for child in node.iter_expressions())

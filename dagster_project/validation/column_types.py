@@ -51,6 +51,38 @@ def is_string_type(declared: str) -> bool:
     return _TEXT_TYPE.fullmatch(t) is not None or _BOOL_TYPE.fullmatch(t) is not None
 
 
+_INTEGER_TYPE = re.compile(r"(tiny|small|medium|big|huge)?int(eger)?|u?int\d+|serial|bigserial|smallserial")
+
+
+def is_integer_type(declared: str) -> bool:
+    return _INTEGER_TYPE.fullmatch(_base(declared)) is not None
+
+
+def _is_whole(node: exp.Expression, columns: dict[str, str | None]) -> bool:
+    """Known to be a whole number: an integer literal, a column declared as an integer,
+    a cast to a whole-number type."""
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.Literal):
+        return not node.is_string and node.this.lstrip("-").isdigit()
+    if isinstance(node, exp.Column):
+        declared = columns.get(node.name.lower())
+        return bool(declared) and is_integer_type(declared)
+    if isinstance(node, exp.Cast):
+        return node.to.this in (exp.DataType.Type.SMALLINT, exp.DataType.Type.INT, exp.DataType.Type.BIGINT)
+    return False
+
+
+def mark_rounding_casts(tree: exp.Expression, columns: dict[str, str | None], mark: str) -> None:
+    """Mark (node.meta[mark]) each cast to a whole-number type of a value the declared types
+    say is a number that may have a fraction: compiler/portable_sql.py rounds it, the same
+    on every warehouse. A value of unknown type is left as the warehouse casts it."""
+    for node in tree.find_all(exp.Cast):
+        if node.to.this in (exp.DataType.Type.SMALLINT, exp.DataType.Type.INT, exp.DataType.Type.BIGINT) \
+                and value_kind(node.this, columns) == "number" and not _is_whole(node.this, columns):
+            node.meta[mark] = True
+
+
 def _kind(declared: str | None) -> str | None:
     if not declared:
         return None
@@ -83,6 +115,7 @@ def _is_number(text: str) -> bool:
 _TIME_LITERAL = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?)?"
                            r"(?: ?(?:Z|UTC|[+-]\d{2}(?::?\d{2})?))?")
 _BOOL_LITERALS = ("true", "false")
+_OFFSET = re.compile(r":\d{2}(?:\.\d{1,9})? ?[+-](?!00(?::?00)?$)\d{2}(?::?\d{2})?$")  # an offset other than +00:00
 
 
 def _is_time(text: str) -> bool:
@@ -108,6 +141,9 @@ def _problem(column: str, declared: str, kind: str, literal: tuple[str, str]) ->
     if kind == "time" and lit_kind == "text" and not _is_time(value):
         return (f"`{column}` is {declared}: '{value}' is not a date or time in a form every warehouse reads the same "
                 "way (write e.g. '2026-01-31' or '2026-01-31 12:00:00')")
+    if kind == "time" and lit_kind == "text" and _OFFSET.search(value.strip()):
+        return (f"`{column}` is {declared}: '{value}' has an offset, which DuckDB and Postgres drop when they compare "
+                "it with a timestamp without time zone: write the time in UTC without one (e.g. '2026-01-31 12:00:00')")
     if kind == "number" and lit_kind == "text" and not _is_number(value):
         return f"`{column}` is {declared}: no warehouse compares it with the text '{value}' (the build fails)"
     if kind == "time" and lit_kind == "number":
@@ -221,6 +257,10 @@ def operand_problems(tree: exp.Expression, columns: dict[str, str | None]) -> li
             kind = value_kind(node.expression, columns)
             if kind in ("text", "boolean") or kind == "number" and isinstance(node.expression, (exp.Column, exp.Literal)):
                 add(f"`{node.sql()}` needs a date or time; `{node.expression.sql()}` is {_a(kind)}")
+        elif isinstance(node, exp.Cast) and _TEXT_TYPE.fullmatch(_base(node.to.sql())) \
+                and value_kind(node.this, columns) == "number" and not _is_whole(node.this, columns):
+            add(f"`{node.sql()}` writes a number that may have a fraction as text, which differs per warehouse "
+                "(DuckDB writes 100.0, Postgres and ClickHouse 100): compare the number, or cast it to bigint first")
         elif isinstance(node, _NEEDS_TEXT):
             kind = value_kind(node.this, columns)
             if kind in ("number", "boolean", "time"):

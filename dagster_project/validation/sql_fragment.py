@@ -13,7 +13,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import TokenType
 
-from .column_types import is_bool_type
+from .column_types import is_bool_type, mark_rounding_casts
 
 DIALECTS = ("duckdb", "postgres", "clickhouse")
 # sqlglot logs its fallbacks ("... Falling back to parsing as a 'Command'") to stderr, with
@@ -161,6 +161,8 @@ def parse_scalar(text: str, columns: dict[str, object] | None = None) -> Fragmen
         fragment = Fragment(text, tree.transform(
             lambda n: exp.column(exp.to_identifier(n.name.lower(), quoted=bool(n.this.args.get("quoted"))))
             if isinstance(n, exp.Column) and n.name != n.name.lower() else n))
+        from ..compiler.portable_sql import CAST_ROUNDS
+        mark_rounding_casts(fragment.tree, {k: v if isinstance(v, str) else None for k, v in columns.items()}, CAST_ROUNDS)
     return fragment
 
 
@@ -267,6 +269,15 @@ def _form_problem(node: exp.Expression) -> str | None:
         if not re.fullmatch(r"-?\d+", text) or not -28 <= int(text) <= 9:
             return (f"`{_short(node.sql())}`: round's decimals are a whole number from -28 to 9 (it rounds a "
                     "decimal(38, 9), the same on every warehouse)")
+    if isinstance(node, exp.Substring):
+        # (DuckDB and ClickHouse count a negative start from the end, Postgres from before
+        # the first character; ClickHouse refuses 0)
+        for part, least in (("start", 1), ("length", 0)):
+            value = node.args.get(part)
+            if value is not None and not (isinstance(value, exp.Literal) and not value.is_string
+                                          and value.name.isdigit() and int(value.name) >= least):
+                return (f"`{_short(node.sql())}`: substring's start is a whole number from 1 and its length one from 0 "
+                        "(the warehouses read a negative, zero or computed start differently)")
     if isinstance(node, (exp.Ceil, exp.Floor)) and node.args.get("decimals") is not None:
         return f"`{_short(node.sql())}`: ceil and floor take one argument (round(x, n) rounds to n decimals)"
     if isinstance(node, exp.Extract) and not isinstance(node.this, exp.Var):

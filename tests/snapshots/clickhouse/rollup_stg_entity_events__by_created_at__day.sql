@@ -4,7 +4,7 @@
 --   metrics/s/p90.yml
 --   metrics/s/users.yml
 
--- macros/ digest d8b56d07b366: a changed macro changes this file, so Dagster marks its partitions stale
+-- macros/ digest 520918057470: a changed macro changes this file, so Dagster marks its partitions stale
 
 with source_rows as (
     -- one scan of the source: the rows of the window's buckets
@@ -146,4 +146,4 @@ select
     cast('snapshot' as String) as run_id,
     now64(6, 'UTC') as computed_at
 from rows_out
-settings join_use_nulls = 1
+settings join_use_nulls = 1, session_timezone = 'UTC', max_partitions_per_insert_block = 0

@@ -1,0 +1,37 @@
+{#- The source relation as a rollup scans it: its time columns read in UTC.
+    DuckDB and Postgres: the relation itself (metric_rollup sets the session zone to UTC,
+    metrics_session_utc). ClickHouse: a column typed with a zone other than UTC
+    (`DateTime('Asia/Tokyo')`, `DateTime64(3, 'America/New_York')`) is read through
+    toTimeZone, so a filter's `extract(hour ...)`, `cast(... as date)` or a comparison
+    with a literal works in UTC, not in the column's zone (zone-less columns follow the
+    query's session_timezone, metrics_query_settings); a `Date` timestamp column becomes a
+    UTC DateTime64, which the bucket functions take (toTimeZone refuses a Date). -#}
+{% macro metrics_source_scan(relation, timestamp) %}
+  {{- return(adapter.dispatch('metrics_source_scan')(relation, timestamp)) -}}
+{% endmacro %}
+
+{% macro default__metrics_source_scan(relation, timestamp) -%}
+  {{ relation }}
+{%- endmacro %}
+
+{% macro clickhouse__metrics_source_scan(relation, timestamp) -%}
+  {%- set re = modules.re -%}
+  {%- set swaps = [] -%}
+  {%- if execute -%}
+    {%- for c in adapter.get_columns_in_relation(relation) -%}
+      {%- set kind = re.sub("^(Nullable|LowCardinality)\\((.*)\\)$", "\\2", c.data_type | trim) -%}
+      {%- set zone = re.match("^DateTime(64)?\\((\\d+, *)?'([^']*)'\\)$", kind) -%}
+      {%- set name = adapter.quote(c.name) -%}
+      {%- if zone and zone.group(3) != 'UTC' -%}
+        {%- do swaps.append("toTimeZone(" ~ name ~ ", 'UTC') as " ~ name) -%}
+      {%- elif kind in ('Date', 'Date32') and c.name | lower == timestamp | lower -%}
+        {%- do swaps.append("toDateTime64(" ~ name ~ ", 0, 'UTC') as " ~ name) -%}
+      {%- endif -%}
+    {%- endfor -%}
+  {%- endif -%}
+  {%- if swaps -%}
+    (select * replace ({{ swaps | join(", ") }}) from {{ relation }})
+  {%- else -%}
+    {{ relation }}
+  {%- endif -%}
+{%- endmacro %}
