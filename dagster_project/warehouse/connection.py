@@ -267,7 +267,12 @@ class Warehouse:
     def replace_rows(self, table: str, frame: "pd.DataFrame", time_column: str, start, end) -> None:
         """Replace rows of raw.`table` with `time_column` in [start, end) by `frame`, in
         one transaction (create the table from the frame when it does not exist), holding
-        the warehouse's writer lock."""
+        the warehouse's writer lock. Times are UTC: a zone-aware column or bound is
+        converted to UTC, and the session reads a zone-less one as UTC (a `timestamptz`
+        table read the bounds, and Postgres the rows, in the session's zone: a re-run of a
+        day duplicated rows)."""
+        frame = _utc_naive(frame)
+        start, end = (_utc_naive_value(v) for v in (start, end))
         with self.lock(), self.connect() as con:
             try:
                 self._replace_rows(con, f"{self.raw_schema}.{table}", frame, time_column, start, end)
@@ -282,6 +287,7 @@ class Warehouse:
         raw = self.raw_schema
         if self.target == "duckdb":
             con.execute(f"create schema if not exists {raw}")
+            con.execute("set TimeZone = 'UTC'")
             con.register("incoming", frame)
             con.execute("begin transaction")
             con.execute(f"create table if not exists {full} as select * from incoming where false")
@@ -297,6 +303,7 @@ class Warehouse:
                 con.insert_df(full, frame)
         else:
             cur = con.cursor()
+            cur.execute("set local time zone 'UTC'")  # (this transaction only)
             cur.execute(f"create schema if not exists {raw}")
             cur.execute(f"create table if not exists {full} ({_pg_columns(frame)})")
             cur.execute(f"delete from {full} where {time_column} >= %s and {time_column} < %s", [start, end])
@@ -332,6 +339,22 @@ def _pg_columns(frame: "pd.DataFrame") -> str:
         sql = {"i": "bigint", "f": "double precision", "b": "boolean", "M": "timestamp"}.get(kind, "text")
         out.append(f"{name} {sql}")
     return ", ".join(out)
+
+
+def _utc_naive(frame: "pd.DataFrame") -> "pd.DataFrame":
+    """The frame with each zone-aware time column as the same instants in naive UTC."""
+    import pandas as pd
+    aware = [c for c, t in frame.dtypes.items() if isinstance(t, pd.DatetimeTZDtype)]
+    if not aware:
+        return frame
+    return frame.assign(**{c: frame[c].dt.tz_convert("UTC").dt.tz_localize(None) for c in aware})
+
+
+def _utc_naive_value(value):
+    import datetime as dt
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return value
 
 
 def _ch_columns(frame: "pd.DataFrame") -> str:
