@@ -166,6 +166,11 @@ CASES = [
     # DuckDB and Postgres drop the offset when they compare it with a timestamp without time zone
     ("offset_literal", f"name: offset_literal\n{BASE}aggregation: count\n"
                        "filter: \"created_at >= '2026-03-04 00:00:00+05:30'\"\n", 5, "has an offset"),
+    # a slice's label is the value as text: '100.0' on DuckDB, '100' on Postgres and ClickHouse
+    ("double_dimension", f"name: double_dimension\n{BASE}aggregation: count\ndimensions: [entity_type, metric_value]\n",
+     5, "dimension `metric_value` is double"),
+    ("time_dimension", f"name: time_dimension\n{BASE}aggregation: count\ndimensions: [created_at]\n",
+     5, "dimension `created_at` is timestamp"),
     # DuckDB writes 100.0, Postgres and ClickHouse 100
     ("double_as_text", f"name: double_as_text\n{BASE}aggregation: count\n"
                        "filter: \"cast(metric_value as varchar) = '1'\"\n", 5, "writes a number that may have a fraction"),

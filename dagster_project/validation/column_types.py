@@ -58,6 +58,15 @@ def is_integer_type(declared: str) -> bool:
     return _INTEGER_TYPE.fullmatch(_base(declared)) is not None
 
 
+def unlabelled_dimension(declared: str | None) -> bool:
+    """A declared type whose values the warehouses write as different texts: a number
+    that may have a fraction, a time of day (a date is the same everywhere)."""
+    if not declared:
+        return False
+    kind, t = _kind(declared), _base(declared)
+    return kind == "number" and not is_integer_type(declared) or kind == "time" and t not in ("date", "date32")
+
+
 def _is_whole(node: exp.Expression, columns: dict[str, str | None]) -> bool:
     """Known to be a whole number: an integer literal, a column declared as an integer,
     a cast to a whole-number type."""

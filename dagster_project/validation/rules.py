@@ -11,7 +11,7 @@ from sqlglot import exp
 from ..spec.raw import InlineMeasure, MetricSpec
 from ..spec.yaml_lines import LocatedYaml, Loc
 from .catalog import Catalog
-from .column_types import comparison_problems, is_string_type, is_time_type, operand_problems, value_kind
+from .column_types import comparison_problems, is_string_type, is_time_type, operand_problems, unlabelled_dimension, value_kind
 from .issues import ValidationIssue, closest
 from .sql_fragment import FragmentError, UnknownColumns, check_condition, parse_arithmetic, parse_scalar
 
@@ -166,6 +166,12 @@ class SourceColumns(Rule):
         for i, dim in enumerate(dimensions):
             if dim.lower() not in rel.columns:
                 out.append(f.issue((*prefix, "dimensions", i), f"dimension `{dim}` is not a column of `{m.source}`{closest(dim, rel.columns)} ({rel.declared_in})", self.name))
+            elif unlabelled_dimension(rel.columns.get(dim.lower())):
+                out.append(f.issue((*prefix, "dimensions", i), f"dimension `{dim}` is {rel.columns[dim.lower()]} "
+                                   f"({rel.declared_in}): its values read as different texts per warehouse (DuckDB "
+                                   "writes 100.0 where the others write 100, ClickHouse pads fractional seconds), so "
+                                   "a slice would not carry across; a dimension is a text, a whole number, a boolean "
+                                   "or a date (cast it in the staging model)", self.name))
         if len(set(d.lower() for d in dimensions)) != len(dimensions):
             out.append(f.issue((*prefix, "dimensions"), "a dimension is listed twice", self.name))
         for key in ("expression", "filter"):
