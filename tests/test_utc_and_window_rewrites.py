@@ -51,6 +51,8 @@ TIME_FILTERS = {
 METRICS.update({f"tz/{name}.yml": f"name: {name}\nsource: stg_tz_events\ntimestamp: happened_at\naggregation: count\n"
                                   f"filter: \"{text}\"\n" for name, (text, _) in TIME_FILTERS.items()})
 METRICS["tz/tz_days.yml"] = "name: tz_days\nsource: stg_tz_days\ntimestamp: happened_on\naggregation: count\n"
+# a team's own staging table that casts the time to a date: the UTC date on every target
+METRICS["tz/tz_cast_days.yml"] = "name: tz_cast_days\nsource: stg_tz_cast_days\ntimestamp: happened_on\naggregation: count\n"
 CONFIG = f"start: {START}\ngrains: [hour, day, week, month]\n"
 COLUMN_TYPE = {"duckdb": "timestamptz", "postgres": "timestamptz", "clickhouse": "DateTime64(3, 'Asia/Tokyo')"}
 
@@ -106,13 +108,18 @@ def add_tz_source(paths, target: str) -> None:
     staging = paths.root / "models" / "staging"
     (staging / "stg_tz_events.sql").write_text("select happened_at, kind, amount from {{ source('raw_tz', 'tz_events') }}\n")
     (staging / "stg_tz_days.sql").write_text("select happened_on from {{ source('raw_tz', 'tz_days') }}\n")
+    # (a ClickHouse column with a zone of its own keeps it in a team's SQL: converted here)
+    (staging / "stg_tz_cast_days.sql").write_text(
+        "{{ config(materialized='table') }}\nselect cast({% if target.type == 'clickhouse' %}toTimeZone(happened_at, 'UTC')"
+        "{% else %}happened_at{% endif %} as date) as happened_on from {{ source('raw_tz', 'tz_events') }}\n")
     (staging / "_tz_events.yml").write_text(
         "version: 2\nsources:\n  - name: raw_tz\n    schema: raw\n    tables:\n      - name: tz_events\n"
         "      - name: tz_days\n"
         "models:\n  - name: stg_tz_events\n    columns:\n"
         f"      - {{name: happened_at, data_type: \"{COLUMN_TYPE[target]}\"}}\n"
         "      - {name: kind, data_type: varchar}\n      - {name: amount, data_type: double}\n"
-        "  - name: stg_tz_days\n    columns:\n      - {name: happened_on, data_type: date}\n")
+        "  - name: stg_tz_days\n    columns:\n      - {name: happened_on, data_type: date}\n"
+        "  - name: stg_tz_cast_days\n    columns:\n      - {name: happened_on, data_type: date}\n")
 
 
 def in_zone_env(target: str) -> dict[str, str]:
@@ -126,7 +133,7 @@ def build(paths, target: str, window, run_id: str) -> None:
     result = load_project(paths)
     assert result.ok, [str(i) for i in result.issues]
     compile_project(paths, result.project)
-    out = run_dbt(paths, target, ["build", "--select", "stg_tz_events+", "stg_tz_days+"], window=window, run_id=run_id,
+    out = run_dbt(paths, target, ["build", "--select", "stg_tz_events+", "stg_tz_days+", "stg_tz_cast_days+"], window=window, run_id=run_id,
                   quiet=True)
     assert out.ok, out.failures
 
@@ -216,8 +223,9 @@ def test_filters_read_the_time_in_utc_and_a_date_column_builds(built, grain):
         assert_series_equal(as_dict(view, name), _count_oracle(events, keep, grain, WINDOW), f"{name}@{grain}")
     # a date column places each row at its day's midnight (UTC)
     days = events.assign(happened_at=events.happened_at.dt.normalize())
-    assert_series_equal(as_dict(view, "tz_days"), _count_oracle(days, lambda e: e.happened_at.notna(), grain, WINDOW),
-                        f"tz_days@{grain}")
+    for name in ("tz_days", "tz_cast_days"):
+        assert_series_equal(as_dict(view, name), _count_oracle(days, lambda e: e.happened_at.notna(), grain, WINDOW),
+                            f"{name}@{grain}")
 
 
 def test_metrics_series_read_in_another_zone_equals_the_oracle(built):

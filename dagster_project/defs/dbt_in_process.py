@@ -97,6 +97,7 @@ class InProcessDbt:
 
     def __init__(self, args: list[str], env: dict[str, str], project_dir: Path, target: str) -> None:
         from ..paths import ProjectPaths
+        from ..warehouse.dbt_runner import SESSION_UTC
 
         self.args = args
         self.returncode: int | None = None
@@ -114,6 +115,7 @@ class InProcessDbt:
         paths = ProjectPaths(project_dir.parent)
         env.setdefault("METRICS_DUCKDB_PATH", str(paths.duckdb_path))
         env.setdefault("METRICS_CHDB_PATH", str(paths.chdb_path))
+        env.update(SESSION_UTC)
         # no console log (dagster-dbt prints the events it reads); the debug log file as
         # a dbt process writes it, beside the run's artifacts
         env.update(DBT_LOG_LEVEL="none", DBT_LOG_LEVEL_FILE="debug")

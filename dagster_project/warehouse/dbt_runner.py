@@ -45,6 +45,11 @@ def window_env(start: dt.date | dt.datetime | None, end: dt.date | dt.datetime |
             "METRICS_WINDOW_END": "" if end is None else iso(end)}
 
 
+# Postgres sessions in UTC (libpq reads PGTZ), as the DuckDB and ClickHouse profiles set
+# theirs: a staging model's `cast(ts as date)` is the UTC date on every target
+SESSION_UTC = {"PGTZ": "UTC"}
+
+
 def dbt_env(paths: ProjectPaths, target: str, window: tuple | None = None, run_id: str | None = None) -> dict[str, str]:
     env = {
         "METRICS_TARGET": target,
@@ -53,6 +58,7 @@ def dbt_env(paths: ProjectPaths, target: str, window: tuple | None = None, run_i
         "METRICS_RUN_ID": run_id or f"manual-{uuid.uuid4().hex[:12]}",
         "DBT_PROFILES_DIR": str(paths.dbt_project_dir),
         "DBT_PROJECT_DIR": str(paths.dbt_project_dir),
+        **SESSION_UTC,
     }
     env.update(window_env(*(window or (None, None))))
     return env
