@@ -5,6 +5,7 @@ DuckDB, a real SIGINT."""
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import shutil
 import signal
@@ -140,3 +141,64 @@ def test_a_ctrl_c_python_could_not_raise_is_raised_again():
                                           exc_traceback=None, err_msg=None))
         for _ in range(100):  # raised at the main thread's next check
             time.sleep(0.01)
+
+
+def test_a_killed_run_leaves_no_slot_that_blocks_the_next_one(tmp_path, monkeypatch):
+    """A `metrics run` killed hard (SIGKILL, the OOM killer) left its Dagster run STARTED,
+    holding the embedded warehouse's one writer slot (dagster_home.yaml): every later run
+    waited on it for ever, at full CPU, without a word. The next `metrics run` marks the
+    dead run failed, frees its slot and goes on."""
+    from dagster import DagsterInstance, DagsterRunStatus
+    cli, env = _demo_project(tmp_path, instance_yaml=True)
+    run = subprocess.Popen([*cli, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           start_new_session=True)
+    in_hour_job = False
+    for line in run.stdout:
+        in_hour_job = in_hour_job or "hour rollups, partitions" in line
+        if in_hour_job and "START sql metric_rollup model" in line:  # a step holds the slot
+            break
+    os.killpg(run.pid, signal.SIGKILL)
+    run.communicate(timeout=60)
+    monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
+    with DagsterInstance.get() as instance:
+        killed = [r for r in instance.get_runs() if r.status == DagsterRunStatus.STARTED]
+        assert len(killed) == 1  # the state the kill leaves
+        assert instance.event_log_storage.get_concurrency_info("embedded_warehouse_writer").active_run_ids
+    recent = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)).date().isoformat()
+    again = subprocess.run([*cli, "run", "--start", recent], env=env, capture_output=True, text=True, timeout=240)
+    assert again.returncode == 0, (again.stdout[-2000:], again.stderr[-2000:])
+    assert f"run {killed[0].run_id}: its `metrics run` process ended without finishing it (killed?)" in again.stdout
+    with DagsterInstance.get() as instance:
+        assert instance.get_run_by_id(killed[0].run_id).status == DagsterRunStatus.FAILURE
+        assert not instance.event_log_storage.get_concurrency_info("embedded_warehouse_writer").active_run_ids
+
+
+def test_a_run_waiting_for_the_writer_slot_says_which_run_holds_it(tmp_path, monkeypatch):
+    """Another live run holding the warehouse's writer slot (a backfill from the UI): the
+    wait was silent. `metrics run` names the run it waits for, and goes on once the
+    slot is free."""
+    from dagster import DagsterInstance
+    cli, env = _demo_project(tmp_path, instance_yaml=True)
+    monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
+    holder = "0b0b0b0b-1111-2222-3333-444444444444"
+    with DagsterInstance.get() as instance:
+        storage = instance.event_log_storage
+        storage.initialize_concurrency_limit_to_default("embedded_warehouse_writer")
+        assert storage.claim_concurrency_slot("embedded_warehouse_writer", holder, "rollups_day").is_claimed
+    recent = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)).date().isoformat()
+    run = subprocess.Popen([*cli, "run", "--start", recent], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+    stop = threading.Timer(150, run.kill)  # a silent wait is a failure, not a hung test
+    stop.start()
+    said = ""
+    for line in run.stdout:
+        if "waiting for the warehouse writer slot" in line:
+            said = line
+            break
+    stop.cancel()
+    assert holder in said, said
+    with DagsterInstance.get() as instance:
+        instance.event_log_storage.free_concurrency_slots_for_run(holder)
+    out, err = run.communicate(timeout=240)
+    assert run.returncode == 0, (out[-2000:], err[-2000:])
+    assert "hour rollups" in out

@@ -29,7 +29,8 @@ from ..warehouse.dbt_runner import DbtOutcome, environ, run_dbt
 from ..warehouse.lock import warehouse_lock
 from .dbt_in_process import stop_running
 from .partitions import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, range_tags
-from .rollup_assets import INTERRUPTED
+from .rollup_assets import INTERRUPTED, warehouse_pool
+from .run_owner import owner_tag, reclaim_dead_runs, wait_for_pool
 from .step_times import DBT_SECONDS, SCORING_SECONDS
 # the CLI prints its own progress; Dagster's console log only for warnings and errors
 # a failed step's error reaches the user once, as a line (RunOutcome.failures); Dagster's
@@ -142,6 +143,7 @@ def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt
     with warehouse_lock(target, paths, on_wait=_stderr):
         resources.parse_manifest(paths)
         defs = build_definitions()
+    reclaim_dead_runs(instance, progress)
     now = dt.datetime.now(dt.timezone.utc)
     outcome = RunOutcome()
     tags_wanted = {metric_tag(n) for n in wanted_metrics(project, metrics)} if metrics else None
@@ -175,7 +177,9 @@ def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt
         started = time.perf_counter()
         run_id = str(uuid.uuid4())
         try:
-            result = job.execute_in_process(instance=instance, tags=tags or {}, asset_selection=selection,
+            wait_for_pool(instance, warehouse_pool(target), progress)
+            result = job.execute_in_process(instance=instance, tags={**(tags or {}), **owner_tag()},
+                                            asset_selection=selection,
                                             raise_on_error=False, run_config=QUIET, run_id=run_id)
         except Failure as err:  # raised before a step ran
             outcome.ok = False
