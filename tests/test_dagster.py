@@ -142,7 +142,8 @@ def test_grains_depend_on_finer_grains_in_the_asset_graph(dagster_project):
 
 def test_weeks_and_months_follow_a_changed_day(dagster_project):
     """Declarative automation: after a day is rewritten (here a late-data recompute), the
-    sensor requests exactly the week and the month holding it, and no finer grain."""
+    sensor requests exactly the week and the month holding it (their rollups, series views
+    and anomaly scoring), and no finer grain."""
     from dagster import evaluate_automation_conditions
     paths, wh, raw, defs, instance = dagster_project
     now = dt.datetime(2024, 3, 12, 12, 0, tzinfo=dt.timezone.utc)
@@ -157,9 +158,51 @@ def test_weeks_and_months_follow_a_changed_day(dagster_project):
     assert requested == {"rollup_stg_entity_events__by_created_at__week": ["2024-03-04"], "rollup_stg_orders__by_ordered_at__week": ["2024-03-04"],
                          "rollup_stg_follower_snapshots__by_observed_at__week": ["2024-03-04"],
                          "rollup_stg_entity_events__by_created_at__month": ["2024-03-01"], "rollup_stg_orders__by_ordered_at__month": ["2024-03-01"],
-                         "rollup_stg_follower_snapshots__by_observed_at__month": ["2024-03-01"]}
+                         "rollup_stg_follower_snapshots__by_observed_at__month": ["2024-03-01"],
+                         # read by the anomaly assets, which re-score what was rebuilt
+                         "metric_series_week": ["2024-03-04"], "metric_series_month": ["2024-03-01"],
+                         "anomalies_week": ["2024-03-04"], "anomalies_month": ["2024-03-01"]}
     # the sensor that evaluates these conditions is part of the definitions
     assert defs.get_sensor_def("coarser_grains_sensor")
+
+
+def test_automation_rescores_the_weeks_and_months_it_rebuilds(dagster_project):
+    """After the week and month rollups follow a changed day, the sensor goes on to their
+    series views and then to anomalies_week and anomalies_month for the same partitions:
+    before, the series views had no condition, so the anomaly assets' dep never updated
+    and week and month buckets were scored only by `metrics run`."""
+    from dagster import evaluate_automation_conditions
+    paths, wh, raw, defs, instance = dagster_project
+    now = dt.datetime(2024, 3, 12, 12, 0, tzinfo=dt.timezone.utc)
+    cursor = evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=now).cursor
+    cursor = evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=now, cursor=cursor).cursor
+    assert defs.resolve_job_def("rollups_day_job").execute_in_process(partition_key="2024-03-06", instance=instance).success
+    graph = defs.resolve_asset_graph()
+    requested: dict[str, list[str]] = {}
+    scoring_runs: dict[str, str] = {}
+    for _ in range(5):  # the sensor's ticks, each running what the last one requested
+        result = evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=now, cursor=cursor)
+        cursor = result.cursor
+        asked = {k: sorted(result.get_requested_partitions(k)) for k in graph.get_all_asset_keys()
+                 if result.get_num_requested(k)}
+        if not asked:
+            break
+        for key, parts in asked.items():
+            requested.setdefault(key.path[-1], []).extend(parts)
+        for grain in ("week", "month"):
+            keys = [k for k in asked if k.path[-1].endswith(grain)]
+            for part in sorted({p for k in keys for p in asked[k]}):
+                run = defs.resolve_job_def(f"rollups_{grain}_job").execute_in_process(
+                    partition_key=part, instance=instance, asset_selection=keys)
+                assert run.success
+                if any(k.path[-1] == f"anomalies_{grain}" for k in keys):
+                    scoring_runs[grain] = run.run_id
+    assert requested.get("anomalies_week") == ["2024-03-04"], requested
+    assert requested.get("anomalies_month") == ["2024-03-01"], requested
+    # the week's buckets were scored by that run
+    rows = wh.frame(f"select bucket_start, run_id from {wh.relation('metric_anomalies')} where grain = 'week'")
+    week = rows[pd.to_datetime(rows.bucket_start) == pd.Timestamp("2024-03-04")]
+    assert not week.empty and set(week.run_id) == {scoring_runs["week"]}
 
 
 def test_a_changed_definition_makes_its_built_partitions_stale(dagster_project):

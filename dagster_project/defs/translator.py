@@ -53,8 +53,10 @@ class MetricsTranslator(DagsterDbtTranslator):
                                            for uid in series])
 
     def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> AutomationCondition | None:
+        # the series view too: anomalies_<grain> reads it, so without it automation rebuilt a
+        # week's rollups and never re-scored them (the anomaly asset's dep never updated)
         meta = _metrics_meta(dbt_resource_props)
-        return self._conditions.get(meta.get("grain")) if meta.get("kind") == "rollup" else None
+        return self._conditions.get(meta.get("grain")) if meta.get("kind") in ("rollup", "series") else None
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         meta = _metrics_meta(dbt_resource_props)
