@@ -361,3 +361,8 @@ def test_a_scheduled_run_rewrites_the_bucket_the_last_tick_saw_in_progress_even_
     assert lookback_keys(days, dt.datetime(2026, 3, 10, 12, 10, tzinfo=utc), "day", 0) == ["2026-03-10"]
     # a lookback goes further back, as before
     assert lookback_keys(days, dt.datetime(2026, 3, 10, 12, 10, tzinfo=utc), "day", 3)[0] == "2026-03-07"
+    # a tick given in another zone is the same instant (its hour in Kolkata started the
+    # window at a half hour, one day early), and before the first partition begins none is due
+    kolkata = dt.timezone(dt.timedelta(hours=5, minutes=30))
+    assert lookback_keys(days, dt.datetime(2026, 3, 10, 6, 45, tzinfo=kolkata), "day", 0) == ["2026-03-10"]
+    assert lookback_keys(days, dt.datetime(2025, 12, 31, 23, 5, tzinfo=utc), "day", 1) == []

@@ -35,8 +35,12 @@ def lookback_keys(partitions_def, now: dt.datetime, grain: str, lookback: int) -
     """The partitions a scheduled run rewrites: those holding the bucket in progress and
     the `lookback` settled buckets before it (late rows land there). Hours are
     partitioned by day, so an hourly tick rewrites today (and yesterday while the
-    lookback reaches back into it)."""
-    keys = partitions_def.get_partition_keys(current_time=now)
+    lookback reaches back into it). `now` is read in UTC (None: the current time); a
+    partition that has not begun yet is never one."""
+    now = dt.datetime.now(dt.timezone.utc) if now is None else \
+        now.astimezone(dt.timezone.utc) if now.tzinfo else now.replace(tzinfo=dt.timezone.utc)
+    keys = [k for k in partitions_def.get_partition_keys(current_time=now)
+            if partitions_def.time_window_for_partition_key(k).start <= now]
     # and the bucket in progress at the previous (hourly) tick, which has closed since: it is
     # rewritten once whole (settle_lookback 0 left it as that tick saw it)
     since = min(now - BUCKET[grain] * lookback, now - dt.timedelta(hours=1))
