@@ -57,7 +57,8 @@ def _render(model_sql: str, *, long_form: bool, keyed: bool) -> tuple[str, dict]
             aggregate[kind].format(v=v or "*", p=percentile, o=order_by) + (f" filter (where {flag})" if flag else "")),
         metrics_bucket_spine=lambda s, e, g: f"select range as bucket_start from range(cast('{s}' as timestamp), cast('{e}' as timestamp), interval '1 {g}')",
         metrics_distinct_long_form=lambda: long_form, metrics_keyed_rollup=lambda: keyed,
-        metrics_run_id=lambda: "'run'", metrics_now=lambda: "now()", metrics_query_settings=lambda: "")
+        metrics_run_id=lambda: "'run'", metrics_now=lambda: "now()", metrics_query_settings=lambda writes=False: "",
+        metrics_source_scan=lambda relation, timestamp: relation)
     # the rollup macros call each other by name, as dbt's macro namespace allows
     macros, seen = {}, {}
     names = ("metrics_rollup", "metrics_rollup_aggregated", "metrics_rollup_distinct_long", "metrics_rollup_observed")
