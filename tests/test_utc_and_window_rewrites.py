@@ -87,7 +87,7 @@ def load_events(wh: Warehouse, events: pd.DataFrame) -> None:
         if wh.target == "clickhouse":
             con.command("create database if not exists raw")
             con.command("drop table if exists raw.tz_events")
-            con.command("create table raw.tz_events (happened_at DateTime64(3, 'Asia/Tokyo'), kind String, amount Float64) "
+            con.command(f"create table raw.tz_events (happened_at {COLUMN_TYPE['clickhouse']}, kind String, amount Float64) "
                         "engine = MergeTree order by tuple()")
             con.command(f"insert into raw.tz_events values {rows}")
             con.command("drop table if exists raw.tz_days")
@@ -226,6 +226,41 @@ def test_filters_read_the_time_in_utc_and_a_date_column_builds(built, grain):
     for name in ("tz_days", "tz_cast_days"):
         assert_series_equal(as_dict(view, name), _count_oracle(days, lambda e: e.happened_at.notna(), grain, WINDOW),
                             f"{name}@{grain}")
+
+
+_ZONELESS_BUILD = """
+import json, pathlib, sys
+import tests.test_utc_and_window_rewrites as t
+from tests.conftest import make_project
+from dagster_project.warehouse.connection import Warehouse
+t.COLUMN_TYPE["clickhouse"] = "DateTime64(3)"  # no zone of its own: read in the process's
+paths = make_project(pathlib.Path(sys.argv[1]), t.METRICS, t.CONFIG)
+t.add_tz_source(paths, "clickhouse")
+wh = Warehouse("clickhouse", paths)
+t.load_events(wh, t.make_events())
+t.build(paths, "clickhouse", t.WINDOW, "zoneless")
+view = t._view(wh, "day")
+print(json.dumps({name: {str(k[0]): v for k, v in t.as_dict(view, name).items() if k[1] == ""}
+                  for name in t.TIME_FILTERS}))
+"""
+
+
+def test_a_zoneless_clickhouse_column_is_read_in_utc_by_a_process_in_another_zone(built, tmp_path):
+    """A ClickHouse `DateTime64(3)` with no zone, built by a process in Kolkata: its
+    buckets were UTC (the bucket converts), but `extract(hour ...)` and `cast(... as
+    date)` in a filter read it in the process's zone, even with session_timezone UTC."""
+    _, wh, events = built
+    if wh.target != "clickhouse":
+        pytest.skip("a ClickHouse column type")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METRICS_")}
+    env.update(TZ="Asia/Kolkata", METRICS_CHDB_PATH=str(tmp_path / "chdb"))
+    done = subprocess.run([sys.executable, "-c", _ZONELESS_BUILD, str(tmp_path / "project")], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    for name, (_, keep) in TIME_FILTERS.items():
+        want = {str(b): v for (b, _, _), v in _count_oracle(events, keep, "day", WINDOW).items()}
+        assert got[name] == want, name
 
 
 def test_metrics_series_read_in_another_zone_equals_the_oracle(built):
