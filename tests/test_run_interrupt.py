@@ -180,8 +180,10 @@ def test_a_run_waiting_for_the_writer_slot_says_which_run_holds_it(tmp_path, mon
     from dagster import DagsterInstance
     cli, env = _demo_project(tmp_path, instance_yaml=True)
     monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
+    from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
     holder = "0b0b0b0b-1111-2222-3333-444444444444"
     with DagsterInstance.get() as instance:
+        instance.add_run(DagsterRun(job_name="rollups_day_job", run_id=holder, status=DagsterRunStatus.STARTED))
         storage = instance.event_log_storage
         storage.initialize_concurrency_limit_to_default("embedded_warehouse_writer")
         assert storage.claim_concurrency_slot("embedded_warehouse_writer", holder, "rollups_day").is_claimed
@@ -202,3 +204,20 @@ def test_a_run_waiting_for_the_writer_slot_says_which_run_holds_it(tmp_path, mon
     out, err = run.communicate(timeout=240)
     assert run.returncode == 0, (out[-2000:], err[-2000:])
     assert "hour rollups" in out
+
+
+def test_only_a_run_whose_own_process_ended_is_judged_dead(tmp_path):
+    """The tag names the run it was made for, the host, the PID namespace, the pid and
+    its start time: a re-execution from the UI copies its parent's tags (a live run was
+    marked failed), a container with the same host name has other pids, and a reused
+    pid is another process."""
+    from dagster_project.defs.run_owner import OWNER_TAG, _gone, owner_tag
+    mine = owner_tag("run-a")[OWNER_TAG]
+    assert not _gone("run-a", mine)  # this process, alive
+    assert not _gone("run-b", mine)  # copied to another run: not judged
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    run_id, host, namespace, _, _ = mine.split("|")
+    assert _gone("run-a", "|".join((run_id, host, namespace, dead.stdout.strip(), "1")))
+    assert not _gone("run-a", "|".join((run_id, host, "pid:[1]", dead.stdout.strip(), "1")))  # another namespace
+    assert not _gone("run-a", "|".join((run_id, "elsewhere", namespace, dead.stdout.strip(), "1")))
+    assert _gone("run-a", "|".join((run_id, host, namespace, str(os.getpid()), "1")))  # the pid, reused

@@ -178,7 +178,7 @@ def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt
         run_id = str(uuid.uuid4())
         try:
             wait_for_pool(instance, warehouse_pool(target), progress)
-            result = job.execute_in_process(instance=instance, tags={**(tags or {}), **owner_tag()},
+            result = job.execute_in_process(instance=instance, tags={**(tags or {}), **owner_tag(run_id)},
                                             asset_selection=selection,
                                             raise_on_error=False, run_config=QUIET, run_id=run_id)
         except Failure as err:  # raised before a step ran
