@@ -23,7 +23,7 @@
       {%- set name = adapter.quote(c.name) -%}
       {%- if kind.startswith('DateTime') and not kind.endswith("'UTC')") -%}
         {%- do swaps.append("toTimeZone(" ~ name ~ ", 'UTC') as " ~ name) -%}
-      {%- elif kind in ('Date', 'Date32') and c.name | lower == timestamp | lower -%}
+      {%- elif kind in ('Date', 'Date32') and c.name | lower == timestamp | replace('"', '') | replace('`', '') | lower -%}
         {%- do swaps.append("toDateTime64(" ~ name ~ ", 0, 'UTC') as " ~ name) -%}
       {%- endif -%}
     {%- endfor -%}

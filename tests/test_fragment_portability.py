@@ -43,6 +43,11 @@ METRICS = {
                                "expression: cast(amount / 7 as decimal(10, 2)) / 3\n",
     "orders/country_users.yml": f"name: country_users\n{ORDERS}aggregation: count_distinct\n"
                                 "expression: concat(country, '/', user_id)\n",
+    # 0.145 * 100 is 14.499999999999998 as a double: each warehouse read its digits past the 9th its own way
+    "orders/cents_whole.yml": f"name: cents_whole\n{ORDERS}aggregation: sum\nexpression: cast(amount * 100 as integer)\n",
+    "orders/cents_decimal.yml": f"name: cents_decimal\n{ORDERS}aggregation: sum\n"
+                                "expression: cast(amount * 100 as decimal(12, 0))\n",
+    "orders/cents_rounded.yml": f"name: cents_rounded\n{ORDERS}aggregation: sum\nexpression: round(amount * 100)\n",
     "events/second_sum.yml": "name: second_sum\nsource: stg_entity_events\ntimestamp: created_at\naggregation: sum\n"
                              "expression: extract(second from created_at)\n",
 }
@@ -54,6 +59,9 @@ def _raw() -> dict[str, pd.DataFrame]:
     # D%E matches 'D\%%' (a literal % then anything); D\E and DE do not
     for i, country in zip(range(0, len(orders), 5), ["D%E", "D\\E", "DE", FLAG, "ÜNÏ", "ünï"] * len(orders)):
         orders.loc[orders.index[i], "country"] = country
+    # amounts whose double times 100 falls just short of a tie (0.145 * 100 = 14.499999999999998)
+    for i, amount in zip(range(3, len(orders), 11), [0.145, 1.005, 2.675, 0.285] * len(orders)):
+        orders.loc[orders.index[i], "amount"] = amount
     raw["orders"] = orders
     return raw
 
@@ -101,6 +109,7 @@ def test_text_functions_casts_concat_and_seconds_agree_on_every_warehouse(built)
     data["stg_orders"] = o.assign(
         whole=[float(_half_up(x, "1")) for x in amount],
         cents_thirds=[float(_half_up(x / 7, "0.01")) / 3 for x in amount],
+        cents=[float(_half_up(x * 100, "1")) for x in amount],
         # concat skips a NULL part
         country_user=[("" if c is None or c != c else c) + "/" + u for c, u in zip(country, o["user_id"])])
     ev = data["stg_entity_events"]
@@ -116,6 +125,9 @@ def test_text_functions_casts_concat_and_seconds_agree_on_every_warehouse(built)
               Simple("position_unicode", "stg_orders", "ordered_at", "count", where=lambda d: d["country"] == "ÜNÏ"),
               Simple("whole_amount", "stg_orders", "ordered_at", "sum", "whole"),
               Simple("cents_thirds", "stg_orders", "ordered_at", "sum", "cents_thirds"),
+              Simple("cents_whole", "stg_orders", "ordered_at", "sum", "cents"),
+              Simple("cents_decimal", "stg_orders", "ordered_at", "sum", "cents"),
+              Simple("cents_rounded", "stg_orders", "ordered_at", "sum", "cents"),
               Simple("country_users", "stg_orders", "ordered_at", "count_distinct", "country_user"),
               Simple("second_sum", "stg_entity_events", "created_at", "sum", "second")):
         assert_series_equal(as_dict(table, m.name), simple_series(data, m, "day", first, end), f"{m.name}@day")

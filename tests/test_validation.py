@@ -171,6 +171,20 @@ CASES = [
      5, "dimension `metric_value` is double"),
     ("time_dimension", f"name: time_dimension\n{BASE}aggregation: count\ndimensions: [created_at]\n",
      5, "dimension `created_at` is timestamp"),
+    ("date_offset", f"name: date_offset\n{BASE}aggregation: count\nfilter: \"created_at >= '2026-03-01+01:00'\"\n", 5,
+     "has an offset"),
+    ("cast_offset", f"name: cast_offset\n{BASE}aggregation: count\n"
+                    "filter: \"created_at >= cast('2026-03-01 02:00:00+05' as timestamp)\"\n", 5, "without an offset"),
+    ("concat_double", f"name: concat_double\n{BASE}aggregation: count_distinct\nexpression: concat(user_id, metric_value)\n",
+     5, "writes a number that may have a fraction"),
+    ("concat_boolean", "name: concat_boolean\nsource: stg_orders\ntimestamp: ordered_at\naggregation: count\n"
+                       "filter: \"concat(country, refunded) = 'UStrue'\"\n", 5, "writes a boolean as text"),
+    ("time_as_text", f"name: time_as_text\n{BASE}aggregation: count\nfilter: \"cast(created_at as varchar) like '2026%'\"\n",
+     5, "writes a time as text"),
+    ("huge_substring", f"name: huge_substring\n{BASE}aggregation: count\n"
+                       "filter: \"substring(user_id, 1, 3000000000) = 'x'\"\n", 5, "each at most 2147483647"),
+    ("decimal_scale", f"name: decimal_scale\n{BASE}aggregation: sum\nexpression: cast(metric_value as decimal(20, 12))\n",
+     5, "at most 9"),
     # DuckDB writes 100.0, Postgres and ClickHouse 100
     ("double_as_text", f"name: double_as_text\n{BASE}aggregation: count\n"
                        "filter: \"cast(metric_value as varchar) = '1'\"\n", 5, "writes a number that may have a fraction"),
@@ -460,7 +474,8 @@ def test_comparisons_the_warehouses_take_stay_valid(tmp_path, capsys, isolated_e
                                     "'2026-1-1' and ordered_at < '2030-01-01 00:00:00 UTC' and not refunded and "
                                     "ordered_at > '2020-01-01 00:00:00+00:00' and ordered_at < '2031-01-01T00:00:00Z' and "
                                     "substring(country, 2, 1) <> 'x' and substring(country, 1) <> '' and "
-                                    "cast(order_id as varchar) <> '7'\"\n"})
+                                    "cast(order_id as varchar) <> '7' and cast(ordered_at as date) >= '2020-01-01' and "
+                                    "concat(country, order_id, cast(ordered_at as date)) <> 'x'\"\n"})
     assert main(["--project-dir", str(paths.root), "validate"]) == 0, capsys.readouterr().err
 
 

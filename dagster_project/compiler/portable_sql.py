@@ -76,16 +76,16 @@ def for_dialect(tree: exp.Expression, dialect: str) -> exp.Expression:
     - concat(...) skips a NULL part, as DuckDB's and Postgres's concat do (sqlglot wrote
       `a || b`, NULL when a part is; `||` itself stays so);
     - extract(second ...) is whole seconds (Postgres kept the fraction);
-    - cast(x as smallint|integer|bigint) of a value that is not known to be whole (the
-      declared types, marked by validation as CAST_ROUNDS) rounds half away from zero,
-      as round() does (ClickHouse truncated, DuckDB and Postgres rounded a double's tie
-      to even);
-    - cast(x as decimal(p, s)) in ClickHouse rounds half away from zero to s decimals and
-      gives a double (its cast truncated 12.345 to 12.34, and a division kept the
-      dividend's scale: 37.15 where the others gave 37.1667)."""
+    - cast(x as smallint|integer|bigint|decimal(p, s)) of a number (by the declared
+      types: validation marks it CAST_ROUNDS) rounds half away from zero, as round()
+      does (_rounded_cast: ClickHouse truncated, DuckDB and Postgres rounded a double's
+      tie to even, and each read a double's digits past the 9th its own way)."""
     def _decimal(node: exp.Expression, exact: bool) -> exp.Expression:
-        if exact and dialect == "clickhouse":  # its double -> decimal cast truncates (33.55 -> 33.549999999)
-            node = exp.Cast(this=node, to=exp.DataType.build("varchar"))
+        if exact and dialect == "clickhouse":
+            # its double -> decimal cast truncates (33.55 -> 33.549999999), and so does its
+            # parse of a longer text (14.499999999999998 -> 14.499999999, where DuckDB and
+            # Postgres round to 14.5): the double is rounded to 9 decimals, then read as text
+            node = exp.Cast(this=exp.Round(this=node, decimals=exp.Literal.number(9)), to=exp.DataType.build("varchar"))
         return exp.Cast(this=node, to=exp.DataType.build("decimal(38, 9)" if exact else "decimal"))
 
     def _swap(node: exp.Expression) -> exp.Expression:
@@ -108,23 +108,38 @@ def for_dialect(tree: exp.Expression, dialect: str) -> exp.Expression:
                                                           exp.Literal.string("")]) for part in node.expressions])
         if dialect == "postgres" and isinstance(node, exp.Extract) and node.this.name.lower() == "second":
             return exp.Floor(this=node)
-        if isinstance(node, exp.Cast) and node.meta.get(CAST_ROUNDS) and node.to.this in INTEGER_TYPES:
-            return exp.Cast(this=exp.Round(this=_decimal(node.this, True)), to=node.to)
+        if isinstance(node, exp.Cast) and node.meta.get(CAST_ROUNDS):
+            return _rounded_cast(node, dialect, _decimal)
         if dialect == "clickhouse":
-            return _utf8_or_decimal(node, _decimal)
+            return _utf8(node)
         return node
     return _bottom_up(tree, _swap)
 
 
-# validation marks a cast to a whole-number type whose value may have a fraction (column_types.py)
+def _rounded_cast(node: exp.Cast, dialect: str, decimal: Callable) -> exp.Expression:
+    """cast(x as <whole number>) or cast(x as decimal(p, s)) of a number: x as a
+    decimal(38, 9) (as round() reads it), rounded half away from zero to the type's
+    scale, then cast. |x| of 1e28 or more is cast as the warehouse casts it (no
+    decimal(38, 9) holds it). ClickHouse computes on with a double (its decimal division
+    keeps the dividend's scale: 37.15 where the others gave 37.1667)."""
+    x, to = node.this, node.to
+    if to.this in INTEGER_TYPES:
+        return exp.Cast(this=exp.Round(this=decimal(x, True)), to=to)
+    scale = to.expressions[1].this.copy()
+    rounded = exp.Cast(this=exp.Round(this=decimal(x.copy(), True), decimals=scale), to=to.copy())
+    within = exp.LT(this=exp.Abs(this=x.copy()), expression=exp.Literal.number(f"{ROUND_LIMIT:.0e}"))
+    cast = exp.Case(ifs=[exp.If(this=within, true=rounded)], default=exp.Cast(this=x, to=to))
+    return exp.Cast(this=cast, to=exp.DataType.build("double")) if dialect == "clickhouse" else cast
+
+
+# validation marks a cast of a number to a whole-number type or a decimal(p, s) (column_types.py)
 CAST_ROUNDS = "cast_rounds"
 INTEGER_TYPES = (exp.DataType.Type.SMALLINT, exp.DataType.Type.INT, exp.DataType.Type.BIGINT)
 _UTF8 = {exp.Lower: "lowerUTF8", exp.Upper: "upperUTF8"}
 
 
-def _utf8_or_decimal(node: exp.Expression, decimal: Callable) -> exp.Expression:
-    """ClickHouse's spelling of the text functions that count characters, and of a cast
-    to decimal (see for_dialect)."""
+def _utf8(node: exp.Expression) -> exp.Expression:
+    """ClickHouse's spelling of the text functions that count characters."""
     if type(node) in _UTF8:
         return exp.Anonymous(this=_UTF8[type(node)], expressions=[node.this])
     if isinstance(node, exp.Substring):
@@ -132,17 +147,14 @@ def _utf8_or_decimal(node: exp.Expression, decimal: Callable) -> exp.Expression:
         return exp.Anonymous(this="substringUTF8", expressions=parts)
     if isinstance(node, exp.StrPosition):
         return exp.Anonymous(this="positionUTF8", expressions=[node.this, node.args["substr"]])
-    if isinstance(node, exp.Cast) and node.to.this == exp.DataType.Type.DECIMAL and len(node.to.expressions) == 2:
-        scale = node.to.expressions[1].this.copy()
-        return exp.Cast(this=exp.Round(this=decimal(node.this, True), decimals=scale), to=exp.DataType.build("double"))
     return node
 
 
 def rendered_size(tree: exp.Expression) -> int:
     """About how many nodes the rewritten tree has, counted without building it: each
-    guard of sqrt or ln repeats its argument twice, each round and power three times, so nesting
+    guard of sqrt or ln repeats its argument twice, each round, power and cast three times, so nesting
     multiplies the size (validation bounds it before anything is built)."""
-    grows = {exp.Sqrt: 2, exp.Ln: 2, exp.Round: 3, exp.Pow: 3}
+    grows = {exp.Sqrt: 2, exp.Ln: 2, exp.Round: 3, exp.Pow: 3, exp.Cast: 3}
     size: dict[int, int] = {}
     for node in reversed(list(tree.walk(bfs=False))):  # children first
         inner = sum(size[id(child)] for child in node.iter_expressions())

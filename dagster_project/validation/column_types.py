@@ -64,7 +64,8 @@ def unlabelled_dimension(declared: str | None) -> bool:
     if not declared:
         return False
     kind, t = _kind(declared), _base(declared)
-    return kind == "number" and not is_integer_type(declared) or kind == "time" and t not in ("date", "date32")
+    whole = is_integer_type(declared) or re.fullmatch(r"(decimal|numeric)\d*\(\s*\d+\s*,\s*0\s*\)", t) is not None
+    return kind == "number" and not whole or kind == "time" and t not in ("date", "date32")
 
 
 def _is_whole(node: exp.Expression, columns: dict[str, str | None]) -> bool:
@@ -82,13 +83,17 @@ def _is_whole(node: exp.Expression, columns: dict[str, str | None]) -> bool:
     return False
 
 
+_ROUNDED_TYPES = (exp.DataType.Type.SMALLINT, exp.DataType.Type.INT, exp.DataType.Type.BIGINT, exp.DataType.Type.DECIMAL)
+
+
 def mark_rounding_casts(tree: exp.Expression, columns: dict[str, str | None], mark: str) -> None:
-    """Mark (node.meta[mark]) each cast to a whole-number type of a value the declared types
-    say is a number that may have a fraction: compiler/portable_sql.py rounds it, the same
-    on every warehouse. A value of unknown type is left as the warehouse casts it."""
+    """Mark (node.meta[mark]) each cast to a whole-number type or a decimal of a value the
+    declared types say is a number that may have a fraction: compiler/portable_sql.py
+    rounds it, the same on every warehouse. A value of unknown type is left as the
+    warehouse casts it."""
     for node in tree.find_all(exp.Cast):
-        if node.to.this in (exp.DataType.Type.SMALLINT, exp.DataType.Type.INT, exp.DataType.Type.BIGINT) \
-                and value_kind(node.this, columns) == "number" and not _is_whole(node.this, columns):
+        if node.to.this in _ROUNDED_TYPES and value_kind(node.this, columns) == "number" \
+                and not _is_whole(node.this, columns):
             node.meta[mark] = True
 
 
@@ -124,7 +129,8 @@ def _is_number(text: str) -> bool:
 _TIME_LITERAL = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?)?"
                            r"(?: ?(?:Z|UTC|[+-]\d{2}(?::?\d{2})?))?")
 _BOOL_LITERALS = ("true", "false")
-_OFFSET = re.compile(r":\d{2}(?:\.\d{1,9})? ?[+-](?!00(?::?00)?$)\d{2}(?::?\d{2})?$")  # an offset other than +00:00
+# a date or a time with an offset other than +00:00 (fullmatch)
+_OFFSET = re.compile(r"\d{4}-\d{1,2}-\d{1,2}(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)? ?[+-](?!00(?::?00)?$)\d{2}(?::?\d{2})?")
 
 
 def _is_time(text: str) -> bool:
@@ -150,7 +156,7 @@ def _problem(column: str, declared: str, kind: str, literal: tuple[str, str]) ->
     if kind == "time" and lit_kind == "text" and not _is_time(value):
         return (f"`{column}` is {declared}: '{value}' is not a date or time in a form every warehouse reads the same "
                 "way (write e.g. '2026-01-31' or '2026-01-31 12:00:00')")
-    if kind == "time" and lit_kind == "text" and _OFFSET.search(value.strip()):
+    if kind == "time" and lit_kind == "text" and _OFFSET.fullmatch(value.strip()):
         return (f"`{column}` is {declared}: '{value}' has an offset, which DuckDB and Postgres drop when they compare "
                 "it with a timestamp without time zone: write the time in UTC without one (e.g. '2026-01-31 12:00:00')")
     if kind == "number" and lit_kind == "text" and not _is_number(value):
@@ -266,15 +272,52 @@ def operand_problems(tree: exp.Expression, columns: dict[str, str | None]) -> li
             kind = value_kind(node.expression, columns)
             if kind in ("text", "boolean") or kind == "number" and isinstance(node.expression, (exp.Column, exp.Literal)):
                 add(f"`{node.sql()}` needs a date or time; `{node.expression.sql()}` is {_a(kind)}")
-        elif isinstance(node, exp.Cast) and _TEXT_TYPE.fullmatch(_base(node.to.sql())) \
-                and value_kind(node.this, columns) == "number" and not _is_whole(node.this, columns):
-            add(f"`{node.sql()}` writes a number that may have a fraction as text, which differs per warehouse "
-                "(DuckDB writes 100.0, Postgres and ClickHouse 100): compare the number, or cast it to bigint first")
+        elif isinstance(node, exp.Cast) and _TEXT_TYPE.fullmatch(_base(node.to.sql())):
+            problem = _text_problem(node.this, columns)
+            if problem:
+                add(f"`{node.sql()}` {problem}")
+        elif isinstance(node, (exp.Concat, exp.DPipe)):
+            for part in (node.expressions if isinstance(node, exp.Concat) else (node.this, node.expression)):
+                problem = _text_problem(part, columns)
+                if problem:
+                    add(f"`{node.sql()}`: `{part.sql()}` {problem}")
+        elif isinstance(node, exp.Cast) and _TIME_TYPE.fullmatch(_base(node.to.sql())) \
+                and isinstance(node.this, exp.Literal) and node.this.is_string:
+            text = node.this.name.strip()
+            if not _is_time(text) or _OFFSET.fullmatch(text):
+                add(f"`{node.sql()}`: write a date or a UTC time without an offset, e.g. '2026-01-31 12:00:00' "
+                    "(DuckDB and Postgres drop an offset when they cast to timestamp)")
         elif isinstance(node, _NEEDS_TEXT):
             kind = value_kind(node.this, columns)
             if kind in ("number", "boolean", "time"):
                 add(f"`{node.sql()}` needs a text; `{node.this.sql()}` is {_a(kind)} (cast it to varchar)")
     return out
+
+
+def _text_problem(node: exp.Expression, columns: dict[str, str | None]) -> str | None:
+    """Why a value written as text differs per warehouse, when it does: a number that may
+    have a fraction (DuckDB writes 100.0), a boolean (Postgres writes t), a time (the
+    fraction of a second is padded differently)."""
+    kind = value_kind(node, columns)
+    if kind == "number" and not _is_whole(node, columns):
+        return ("writes a number that may have a fraction as text, which differs per warehouse (DuckDB writes 100.0, "
+                "Postgres and ClickHouse 100): compare the number, or cast it to bigint first")
+    if kind == "boolean":
+        return "writes a boolean as text, which differs per warehouse (Postgres writes t, the others true): use a case"
+    if kind == "time" and not _is_date(node, columns):
+        return ("writes a time as text, which differs per warehouse (ClickHouse pads the fraction of a second): "
+                "compare the time, or cast it to date first")
+    return None
+
+
+def _is_date(node: exp.Expression, columns: dict[str, str | None]) -> bool:
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.Cast):
+        return _base(node.to.sql()) == "date"
+    if isinstance(node, exp.Column):
+        return _base(columns.get(node.name.lower()) or "") in ("date", "date32")
+    return False
 
 
 def _a(kind: str) -> str:

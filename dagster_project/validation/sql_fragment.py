@@ -222,8 +222,9 @@ def _part_problem(node: exp.Expression) -> str | None:
         if kind == T.DECIMAL and len(params) == 2 and all(isinstance(q.this, exp.Literal) and q.this.name.isdigit()
                                                          for q in params):
             precision, scale = (int(q.this.name) for q in params)
-            if not (1 <= precision <= 38 and 0 <= scale <= precision):
-                return f"decimal({precision}, {scale}): precision 1 to 38 (DuckDB's most), scale 0 to the precision"
+            if not (1 <= precision <= 38 and 0 <= scale <= min(precision, 9)):
+                return (f"decimal({precision}, {scale}): precision 1 to 38 (DuckDB's most), scale 0 to the precision and "
+                        "at most 9 (the warehouses agree on a number's first 9 decimals)")
         if kind == T.DECIMAL and len(params) != 2:
             return ("gives decimal no precision and scale: write e.g. decimal(18, 4) (the warehouses' defaults differ: "
                     "DuckDB 18, 3; ClickHouse 10, 0; Postgres unlimited)")
@@ -275,9 +276,9 @@ def _form_problem(node: exp.Expression) -> str | None:
         for part, least in (("start", 1), ("length", 0)):
             value = node.args.get(part)
             if value is not None and not (isinstance(value, exp.Literal) and not value.is_string
-                                          and value.name.isdigit() and int(value.name) >= least):
-                return (f"`{_short(node.sql())}`: substring's start is a whole number from 1 and its length one from 0 "
-                        "(the warehouses read a negative, zero or computed start differently)")
+                                          and value.name.isdigit() and least <= int(value.name) <= 2**31 - 1):
+                return (f"`{_short(node.sql())}`: substring's start is a whole number from 1 and its length one from 0, "
+                        "each at most 2147483647 (the warehouses read a negative, zero or computed start differently)")
     if isinstance(node, (exp.Ceil, exp.Floor)) and node.args.get("decimals") is not None:
         return f"`{_short(node.sql())}`: ceil and floor take one argument (round(x, n) rounds to n decimals)"
     if isinstance(node, exp.Extract) and not isinstance(node.this, exp.Var):
