@@ -6,7 +6,8 @@ surrogate pair, which Jinja decoded to two lone surrogates: dbt failed the sourc
 lower/upper/substring/position of a non-ASCII text (ClickHouse counted bytes), a cast
 to integer (ClickHouse truncated) or to decimal (ClickHouse truncated, and kept the
 scale through a division), concat with a NULL part (NULL everywhere, where DuckDB's and
-Postgres's own concat skip it), and extract(second ...) (Postgres kept the fraction)."""
+Postgres's own concat skip it), extract(second ...) (Postgres kept the fraction), and a
+greatest or case of a bigint and a double (ClickHouse found no common type)."""
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
@@ -48,6 +49,11 @@ METRICS = {
     "orders/cents_decimal.yml": f"name: cents_decimal\n{ORDERS}aggregation: sum\n"
                                 "expression: cast(amount * 100 as decimal(12, 0))\n",
     "orders/cents_rounded.yml": f"name: cents_rounded\n{ORDERS}aggregation: sum\nexpression: round(amount * 100)\n",
+    # a bigint and a double in one value: ClickHouse found no common type (the build failed)
+    "orders/greatest_id_amount.yml": f"name: greatest_id_amount\n{ORDERS}aggregation: sum\n"
+                                     "expression: greatest(order_id, amount)\n",
+    "orders/case_id_half.yml": f"name: case_id_half\n{ORDERS}aggregation: sum\n"
+                               "expression: case when order_id > 100 then order_id else 0.5 end\n",
     "events/second_sum.yml": "name: second_sum\nsource: stg_entity_events\ntimestamp: created_at\naggregation: sum\n"
                              "expression: extract(second from created_at)\n",
 }
@@ -110,6 +116,8 @@ def test_text_functions_casts_concat_and_seconds_agree_on_every_warehouse(built)
         whole=[float(_half_up(x, "1")) for x in amount],
         cents_thirds=[float(_half_up(x / 7, "0.01")) / 3 for x in amount],
         cents=[float(_half_up(x * 100, "1")) for x in amount],
+        greatest_id_amount=np.maximum(o["order_id"].astype(float), amount),
+        case_id_half=np.where(o["order_id"] > 100, o["order_id"].astype(float), 0.5),
         # concat skips a NULL part
         country_user=[("" if c is None or c != c else c) + "/" + u for c, u in zip(country, o["user_id"])])
     ev = data["stg_entity_events"]
@@ -128,6 +136,8 @@ def test_text_functions_casts_concat_and_seconds_agree_on_every_warehouse(built)
               Simple("cents_whole", "stg_orders", "ordered_at", "sum", "cents"),
               Simple("cents_decimal", "stg_orders", "ordered_at", "sum", "cents"),
               Simple("cents_rounded", "stg_orders", "ordered_at", "sum", "cents"),
+              Simple("greatest_id_amount", "stg_orders", "ordered_at", "sum", "greatest_id_amount"),
+              Simple("case_id_half", "stg_orders", "ordered_at", "sum", "case_id_half"),
               Simple("country_users", "stg_orders", "ordered_at", "count_distinct", "country_user"),
               Simple("second_sum", "stg_entity_events", "created_at", "sum", "second")):
         assert_series_equal(as_dict(table, m.name), simple_series(data, m, "day", first, end), f"{m.name}@day")

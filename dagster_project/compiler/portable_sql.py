@@ -8,6 +8,8 @@ from typing import Callable
 
 from sqlglot import exp
 
+from ..validation.column_types import value_branches
+
 # beyond this, a decimal(38, 9) overflows: round() keeps the double as it is
 ROUND_LIMIT = 1e28
 
@@ -110,10 +112,21 @@ def for_dialect(tree: exp.Expression, dialect: str) -> exp.Expression:
             return exp.Floor(this=node)
         if isinstance(node, exp.Cast) and node.meta.get(CAST_ROUNDS):
             return _rounded_cast(node, dialect, _decimal)
+        if dialect == "clickhouse" and node.meta.get(MIXED_NUMBERS):
+            return _as_doubles(node)
         if dialect == "clickhouse":
             return _utf8(node)
         return node
     return _bottom_up(tree, _swap)
+
+
+def _as_doubles(node: exp.Expression) -> exp.Expression:
+    """A case/if/coalesce/greatest/least of whole and fractional numbers with every value a
+    double (ClickHouse has no common type for Int64 and Float64)."""
+    node = node.copy()
+    for branch in value_branches(node):
+        branch.replace(exp.Cast(this=branch.copy(), to=exp.DataType.build("double")))
+    return node
 
 
 def _rounded_cast(node: exp.Cast, dialect: str, decimal: Callable) -> exp.Expression:
@@ -134,6 +147,8 @@ def _rounded_cast(node: exp.Cast, dialect: str, decimal: Callable) -> exp.Expres
 
 # validation marks a cast of a number to a whole-number type or a decimal(p, s) (column_types.py)
 CAST_ROUNDS = "cast_rounds"
+# validation marks a case/if/coalesce/greatest/least of whole and fractional numbers
+MIXED_NUMBERS = "mixed_numbers"
 INTEGER_TYPES = (exp.DataType.Type.SMALLINT, exp.DataType.Type.INT, exp.DataType.Type.BIGINT)
 _UTF8 = {exp.Lower: "lowerUTF8", exp.Upper: "upperUTF8"}
 

@@ -227,17 +227,35 @@ def value_kind(tree: exp.Expression, columns: dict[str, str | None]) -> str | No
         return "number"
     if isinstance(tree, _CONDITIONS):
         return "boolean"
-    branches: list[exp.Expression] = []
+    branches = [tree.this] if isinstance(tree, exp.Nullif) else value_branches(tree)
+    kinds = {value_kind(b, columns) for b in branches if b is not None} - {None}
+    return kinds.pop() if len(kinds) == 1 else None
+
+
+def value_branches(tree: exp.Expression) -> list[exp.Expression]:
+    """The expressions a `case`, `if`, `coalesce`, `greatest` or `least` takes its value
+    from ([] for any other node)."""
     if isinstance(tree, exp.Case):
         branches = [i.args.get("true") for i in tree.args.get("ifs") or []] + [tree.args.get("default")]
     elif isinstance(tree, exp.If):
         branches = [tree.args.get("true"), tree.args.get("false")]
     elif isinstance(tree, (exp.Coalesce, exp.Greatest, exp.Least)):
         branches = [tree.this, *(tree.expressions or [])]
-    elif isinstance(tree, exp.Nullif):
-        branches = [tree.this]
-    kinds = {value_kind(b, columns) for b in branches if b is not None} - {None}
-    return kinds.pop() if len(kinds) == 1 else None
+    else:
+        branches = []
+    return [b for b in branches if b is not None]
+
+
+def mark_mixed_numbers(tree: exp.Expression, columns: dict[str, str | None], mark: str) -> None:
+    """Mark (node.meta[mark]) each `case`, `if`, `coalesce`, `greatest` or `least` whose
+    values the declared types say are numbers, some whole and some not: ClickHouse finds
+    no common type for a bigint and a double (the whole source's build failed), so
+    compiler/portable_sql.py makes them doubles there."""
+    for node in tree.walk():
+        branches = value_branches(node)
+        if len(branches) > 1 and all(value_kind(b, columns) == "number" for b in branches) \
+                and len({_is_whole(b, columns) for b in branches}) == 2:
+            node.meta[mark] = True
 
 
 _NUMBER_OPERATORS = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.IntDiv, exp.Neg)

@@ -13,7 +13,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import TokenType
 
-from .column_types import is_bool_type, mark_rounding_casts
+from .column_types import is_bool_type, mark_mixed_numbers, mark_rounding_casts
 
 DIALECTS = ("duckdb", "postgres", "clickhouse")
 # sqlglot logs its fallbacks ("... Falling back to parsing as a 'Command'") to stderr, with
@@ -161,8 +161,10 @@ def parse_scalar(text: str, columns: dict[str, object] | None = None) -> Fragmen
         fragment = Fragment(text, tree.transform(
             lambda n: exp.column(exp.to_identifier(n.name.lower(), quoted=bool(n.this.args.get("quoted"))))
             if isinstance(n, exp.Column) and n.name != n.name.lower() else n))
-        from ..compiler.portable_sql import CAST_ROUNDS
-        mark_rounding_casts(fragment.tree, {k: v if isinstance(v, str) else None for k, v in columns.items()}, CAST_ROUNDS)
+        from ..compiler.portable_sql import CAST_ROUNDS, MIXED_NUMBERS
+        declared = {k: v if isinstance(v, str) else None for k, v in columns.items()}
+        mark_rounding_casts(fragment.tree, declared, CAST_ROUNDS)
+        mark_mixed_numbers(fragment.tree, declared, MIXED_NUMBERS)
     return fragment
 
 
