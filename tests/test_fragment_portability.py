@@ -7,7 +7,8 @@ lower/upper/substring/position of a non-ASCII text (ClickHouse counted bytes), a
 to integer (ClickHouse truncated) or to decimal (ClickHouse truncated, and kept the
 scale through a division), concat with a NULL part (NULL everywhere, where DuckDB's and
 Postgres's own concat skip it), extract(second ...) (Postgres kept the fraction), and a
-greatest or case of a bigint and a double (ClickHouse found no common type)."""
+greatest or case of a bigint and a double (ClickHouse found no common type), the epoch's
+fraction of a second (ClickHouse dropped it) and trim (DuckDB's removed Unicode spaces)."""
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
@@ -54,6 +55,9 @@ METRICS = {
                                      "expression: greatest(order_id, amount)\n",
     "orders/case_id_half.yml": f"name: case_id_half\n{ORDERS}aggregation: sum\n"
                                "expression: case when order_id > 100 then order_id else 0.5 end\n",
+    "events/epoch_sum.yml": "name: epoch_sum\nsource: stg_entity_events\ntimestamp: created_at\naggregation: sum\n"
+                            "expression: extract(epoch from created_at) - 1708000000\n",
+    "orders/trimmed_length.yml": f"name: trimmed_length\n{ORDERS}aggregation: sum\nexpression: length(trim(country))\n",
     "events/second_sum.yml": "name: second_sum\nsource: stg_entity_events\ntimestamp: created_at\naggregation: sum\n"
                              "expression: extract(second from created_at)\n",
 }
@@ -63,7 +67,8 @@ def _raw() -> dict[str, pd.DataFrame]:
     raw = cases.make_raw(seed=3)
     orders = raw["orders"].copy()
     # D%E matches 'D\%%' (a literal % then anything); D\E and DE do not
-    for i, country in zip(range(0, len(orders), 5), ["D%E", "D\\E", "DE", FLAG, "ÜNÏ", "ünï"] * len(orders)):
+    for i, country in zip(range(0, len(orders), 5), ["D%E", "D\\E", "DE", FLAG, "ÜNÏ", "ünï", " DE ", "\u3000DE\u00a0"]
+                          * len(orders)):
         orders.loc[orders.index[i], "country"] = country
     # amounts whose double times 100 falls just short of a tie (0.145 * 100 = 14.499999999999998)
     for i, amount in zip(range(3, len(orders), 11), [0.145, 1.005, 2.675, 0.285] * len(orders)):
@@ -117,11 +122,15 @@ def test_text_functions_casts_concat_and_seconds_agree_on_every_warehouse(built)
         cents_thirds=[float(_half_up(x / 7, "0.01")) / 3 for x in amount],
         cents=[float(_half_up(x * 100, "1")) for x in amount],
         greatest_id_amount=np.maximum(o["order_id"].astype(float), amount),
+        # spaces only: not U+3000 or U+00A0
+        trimmed_length=[float(len(c.strip(" "))) if isinstance(c, str) else np.nan for c in country],
         case_id_half=np.where(o["order_id"] > 100, o["order_id"].astype(float), 0.5),
         # concat skips a NULL part
         country_user=[("" if c is None or c != c else c) + "/" + u for c, u in zip(country, o["user_id"])])
     ev = data["stg_entity_events"]
-    data["stg_entity_events"] = ev.assign(second=ev["created_at"].dt.second.astype(float))  # whole seconds
+    data["stg_entity_events"] = ev.assign(second=ev["created_at"].dt.second.astype(float),  # whole seconds
+                                          # the fraction of a second kept
+                                          epoch=(ev["created_at"] - pd.Timestamp("1970-01-01")).dt.total_seconds() - 1708000000)
     assert (ev["created_at"].dt.microsecond > 0).mean() > 0.5
     lowered = country.map(lambda c: c.lower() if isinstance(c, str) else c)
     first = bucket(pd.Series([pd.Timestamp(cases.START)]), "day").iloc[0]
@@ -139,5 +148,7 @@ def test_text_functions_casts_concat_and_seconds_agree_on_every_warehouse(built)
               Simple("greatest_id_amount", "stg_orders", "ordered_at", "sum", "greatest_id_amount"),
               Simple("case_id_half", "stg_orders", "ordered_at", "sum", "case_id_half"),
               Simple("country_users", "stg_orders", "ordered_at", "count_distinct", "country_user"),
-              Simple("second_sum", "stg_entity_events", "created_at", "sum", "second")):
+              Simple("second_sum", "stg_entity_events", "created_at", "sum", "second"),
+              Simple("epoch_sum", "stg_entity_events", "created_at", "sum", "epoch"),
+              Simple("trimmed_length", "stg_orders", "ordered_at", "sum", "trimmed_length")):
         assert_series_equal(as_dict(table, m.name), simple_series(data, m, "day", first, end), f"{m.name}@day")

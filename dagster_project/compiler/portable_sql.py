@@ -77,7 +77,9 @@ def for_dialect(tree: exp.Expression, dialect: str) -> exp.Expression:
       (`lower('ÜN')` stayed 'Ün');
     - concat(...) skips a NULL part, as DuckDB's and Postgres's concat do (sqlglot wrote
       `a || b`, NULL when a part is; `||` itself stays so);
-    - extract(second ...) is whole seconds (Postgres kept the fraction);
+    - extract(second ...) is whole seconds (Postgres kept the fraction), extract(epoch ...)
+      keeps the fraction (ClickHouse dropped it);
+    - trim removes spaces only (DuckDB's removed any Unicode white space);
     - cast(x as smallint|integer|bigint|decimal(p, s)) of a number (by the declared
       types: validation marks it CAST_ROUNDS) rounds half away from zero, as round()
       does (_rounded_cast: ClickHouse truncated, DuckDB and Postgres rounded a double's
@@ -110,6 +112,14 @@ def for_dialect(tree: exp.Expression, dialect: str) -> exp.Expression:
                                                           exp.Literal.string("")]) for part in node.expressions])
         if dialect == "postgres" and isinstance(node, exp.Extract) and node.this.name.lower() == "second":
             return exp.Floor(this=node)
+        if dialect == "clickhouse" and isinstance(node, exp.Extract) and node.this.name.lower() == "epoch":
+            micros = exp.Anonymous(this="toUnixTimestamp64Micro", expressions=[exp.Anonymous(
+                this="toDateTime64", expressions=[node.expression, exp.Literal.number(6), exp.Literal.string("UTC")])])
+            return exp.Div(this=micros, expression=exp.Literal.number(1_000_000))
+        if dialect == "duckdb" and isinstance(node, exp.Trim) and node.args.get("expression") is None:
+            trimmed = node.copy()
+            trimmed.set("expression", exp.Literal.string(" "))
+            return trimmed
         if isinstance(node, exp.Cast) and node.meta.get(CAST_ROUNDS):
             return _rounded_cast(node, dialect, _decimal)
         if dialect == "clickhouse" and node.meta.get(MIXED_NUMBERS):
