@@ -58,6 +58,7 @@ METRICS = {
     "events/epoch_sum.yml": "name: epoch_sum\nsource: stg_entity_events\ntimestamp: created_at\naggregation: sum\n"
                             "expression: extract(epoch from created_at) - 1708000000\n",
     "orders/trimmed_length.yml": f"name: trimmed_length\n{ORDERS}aggregation: sum\nexpression: length(trim(country))\n",
+    "orders/id_sum.yml": f"name: id_sum\n{ORDERS}aggregation: sum\nexpression: order_id\n",
     "events/second_sum.yml": "name: second_sum\nsource: stg_entity_events\ntimestamp: created_at\naggregation: sum\n"
                              "expression: extract(second from created_at)\n",
 }
@@ -73,6 +74,10 @@ def _raw() -> dict[str, pd.DataFrame]:
     # amounts whose double times 100 falls just short of a tie (0.145 * 100 = 14.499999999999998)
     for i, amount in zip(range(3, len(orders), 11), [0.145, 1.005, 2.675, 0.285] * len(orders)):
         orders.loc[orders.index[i], "amount"] = amount
+    # two ids past 2^62 on one day: their sum passes 2^63 (ClickHouse's Int64 sum wrapped around)
+    first = orders.ordered_at.idxmin()
+    same_day = orders.index[orders.ordered_at.dt.date == orders.loc[first, "ordered_at"].date()][:2]
+    orders.loc[same_day, "order_id"] = [2**62, 2**62 + 1]
     raw["orders"] = orders
     return raw
 
@@ -122,6 +127,7 @@ def test_text_functions_casts_concat_and_seconds_agree_on_every_warehouse(built)
         cents_thirds=[float(_half_up(x / 7, "0.01")) / 3 for x in amount],
         cents=[float(_half_up(x * 100, "1")) for x in amount],
         greatest_id_amount=np.maximum(o["order_id"].astype(float), amount),
+        id_float=o["order_id"].astype(float),
         # spaces only: not U+3000 or U+00A0
         trimmed_length=[float(len(c.strip(" "))) if isinstance(c, str) else np.nan for c in country],
         case_id_half=np.where(o["order_id"] > 100, o["order_id"].astype(float), 0.5),
@@ -150,5 +156,6 @@ def test_text_functions_casts_concat_and_seconds_agree_on_every_warehouse(built)
               Simple("country_users", "stg_orders", "ordered_at", "count_distinct", "country_user"),
               Simple("second_sum", "stg_entity_events", "created_at", "sum", "second"),
               Simple("epoch_sum", "stg_entity_events", "created_at", "sum", "epoch"),
-              Simple("trimmed_length", "stg_orders", "ordered_at", "sum", "trimmed_length")):
+              Simple("trimmed_length", "stg_orders", "ordered_at", "sum", "trimmed_length"),
+              Simple("id_sum", "stg_orders", "ordered_at", "sum", "id_float")):
         assert_series_equal(as_dict(table, m.name), simple_series(data, m, "day", first, end), f"{m.name}@day")

@@ -9,7 +9,7 @@
     tags=["metrics", "metrics_draft", "grain_hour", "metric:dataset_likes"]
   )
 }}
--- macros/ digest f2219cfdbd0b: a changed macro changes this file, so Dagster marks its partitions stale
+-- macros/ digest 2c93ed8ac0ce: a changed macro changes this file, so Dagster marks its partitions stale
 
 {%- set w = metrics_window("hour", "2026-09-01 00:00:00") %}
 {%- do metrics_check_timestamp(ref("stg_entity_events"), "created_at", ["metrics/growth/dataset_likes.yml"]) %}

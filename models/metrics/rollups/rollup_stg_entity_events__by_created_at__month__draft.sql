@@ -10,7 +10,7 @@
   )
 }}
 -- depends_on: {{ ref("rollup_stg_entity_events__by_created_at__day__draft") }}
--- macros/ digest f2219cfdbd0b: a changed macro changes this file, so Dagster marks its partitions stale
+-- macros/ digest 2c93ed8ac0ce: a changed macro changes this file, so Dagster marks its partitions stale
 
 {%- set w = metrics_window("month", "2026-09-01 00:00:00") %}
 {%- do metrics_check_timestamp(ref("stg_entity_events"), "created_at", ["metrics/growth/dataset_likes.yml"]) %}

@@ -13,7 +13,7 @@
   )
 }}
 -- depends_on: {{ ref("rollup_stg_entity_events__by_created_at__day") }}
--- macros/ digest f2219cfdbd0b: a changed macro changes this file, so Dagster marks its partitions stale
+-- macros/ digest 2c93ed8ac0ce: a changed macro changes this file, so Dagster marks its partitions stale
 
 {%- set w = metrics_window("week", "2026-08-31 00:00:00") %}
 {%- do metrics_check_timestamp(ref("stg_entity_events"), "created_at", ["metrics/engagement/active_users.yml", "metrics/engagement/reactions_net.yml", "metrics/growth/downloads_per_active_user.yml", "metrics/growth/model_downloads.yml"]) %}

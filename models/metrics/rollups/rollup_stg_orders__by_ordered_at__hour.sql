@@ -13,7 +13,7 @@
     tags=["metrics", "metrics_active", "grain_hour", "metric:avg_order_latency_ms", "metric:orders", "metric:p95_order_latency_ms", "metric:refunds", "metric:revenue"]
   )
 }}
--- macros/ digest f2219cfdbd0b: a changed macro changes this file, so Dagster marks its partitions stale
+-- macros/ digest 2c93ed8ac0ce: a changed macro changes this file, so Dagster marks its partitions stale
 
 {%- set w = metrics_window("hour", "2026-09-01 00:00:00") %}
 {%- do metrics_check_timestamp(ref("stg_orders"), "ordered_at", ["metrics/commerce/avg_order_latency_ms.yml", "metrics/commerce/orders.yml", "metrics/commerce/p95_order_latency_ms.yml", "metrics/commerce/refunds.yml", "metrics/commerce/revenue.yml"]) %}

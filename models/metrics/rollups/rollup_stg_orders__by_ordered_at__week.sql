@@ -15,7 +15,7 @@
   )
 }}
 -- depends_on: {{ ref("rollup_stg_orders__by_ordered_at__day") }}
--- macros/ digest f2219cfdbd0b: a changed macro changes this file, so Dagster marks its partitions stale
+-- macros/ digest 2c93ed8ac0ce: a changed macro changes this file, so Dagster marks its partitions stale
 
 {%- set w = metrics_window("week", "2026-08-31 00:00:00") %}
 {%- do metrics_check_timestamp(ref("stg_orders"), "ordered_at", ["metrics/commerce/avg_order_latency_ms.yml", "metrics/commerce/max_order_amount.yml", "metrics/commerce/orders.yml", "metrics/commerce/p95_order_latency_ms.yml", "metrics/commerce/refunds.yml", "metrics/commerce/revenue.yml"]) %}
