@@ -108,7 +108,9 @@ def simple_series(raw: dict[str, pd.DataFrame], m: Simple, grain: str, first: pd
         if rows is None or rows.empty:
             out[(b, "", "")] = m.empty
         elif m.agg == "latest" and m.dims:
-            out[(b, "", "")] = float(sum(_agg(g, m) or 0 for _, g in rows.groupby(rows[m.dims[0]].fillna("(null)"))))
+            # the sum of each first-dimension value's latest value; a gap when none has one
+            latest = [v for _, g in rows.groupby(rows[m.dims[0]].fillna("(null)")) if (v := _agg(g, m)) is not None]
+            out[(b, "", "")] = float(sum(latest)) if latest else None
         else:
             out[(b, "", "")] = _agg(rows, m)
     for d in m.dims:
