@@ -39,8 +39,9 @@ def lookback_keys(partitions_def, now: dt.datetime, grain: str, lookback: int) -
     partition that has not begun yet is never one."""
     now = dt.datetime.now(dt.timezone.utc) if now is None else \
         now.astimezone(dt.timezone.utc) if now.tzinfo else now.replace(tzinfo=dt.timezone.utc)
-    keys = [k for k in partitions_def.get_partition_keys(current_time=now)
-            if partitions_def.time_window_for_partition_key(k).start <= now]
+    keys = partitions_def.get_partition_keys(current_time=now)
+    if keys and partitions_def.time_window_for_partition_key(keys[-1]).start > now:  # (only the last can be)
+        keys = keys[:-1]
     # and the bucket in progress at the previous (hourly) tick, which has closed since: it is
     # rewritten once whole (settle_lookback 0 left it as that tick saw it)
     since = min(now - BUCKET[grain] * lookback, now - dt.timedelta(hours=1))
