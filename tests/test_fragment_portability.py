@@ -142,20 +142,14 @@ def test_text_functions_casts_concat_and_seconds_agree_on_every_warehouse(built)
     first = bucket(pd.Series([pd.Timestamp(cases.START)]), "day").iloc[0]
     end = pd.Timestamp(cases.WINDOW[1])
     table = series_table(wh, "day")
-    for m in (Simple("lower_unicode", "stg_orders", "ordered_at", "count", where=lambda d: lowered.loc[d.index] == "ünï"),
-              Simple("upper_unicode", "stg_orders", "ordered_at", "count", where=lambda d: lowered.loc[d.index] == "ünï"),
-              Simple("prefix_unicode", "stg_orders", "ordered_at", "count", where=lambda d: d["country"] == "ünï"),
-              Simple("position_unicode", "stg_orders", "ordered_at", "count", where=lambda d: d["country"] == "ÜNÏ"),
-              Simple("whole_amount", "stg_orders", "ordered_at", "sum", "whole"),
-              Simple("cents_thirds", "stg_orders", "ordered_at", "sum", "cents_thirds"),
-              Simple("cents_whole", "stg_orders", "ordered_at", "sum", "cents"),
-              Simple("cents_decimal", "stg_orders", "ordered_at", "sum", "cents"),
-              Simple("cents_rounded", "stg_orders", "ordered_at", "sum", "cents"),
-              Simple("greatest_id_amount", "stg_orders", "ordered_at", "sum", "greatest_id_amount"),
-              Simple("case_id_half", "stg_orders", "ordered_at", "sum", "case_id_half"),
-              Simple("country_users", "stg_orders", "ordered_at", "count_distinct", "country_user"),
-              Simple("second_sum", "stg_entity_events", "created_at", "sum", "second"),
-              Simple("epoch_sum", "stg_entity_events", "created_at", "sum", "epoch"),
-              Simple("trimmed_length", "stg_orders", "ordered_at", "sum", "trimmed_length"),
-              Simple("id_sum", "stg_orders", "ordered_at", "sum", "id_float")):
+    orders = [Simple(name, "stg_orders", "ordered_at", "sum", column) for name, column in (
+        ("whole_amount", "whole"), ("cents_thirds", "cents_thirds"), ("cents_whole", "cents"), ("cents_decimal", "cents"),
+        ("cents_rounded", "cents"), ("greatest_id_amount", "greatest_id_amount"), ("case_id_half", "case_id_half"),
+        ("trimmed_length", "trimmed_length"), ("id_sum", "id_float"))]
+    events = [Simple(name, "stg_entity_events", "created_at", "sum", column)
+              for name, column in (("second_sum", "second"), ("epoch_sum", "epoch"))]
+    counts = [Simple(name, "stg_orders", "ordered_at", "count", where=keep) for name, keep in (
+        ("lower_unicode", lambda d: lowered.loc[d.index] == "ünï"), ("upper_unicode", lambda d: lowered.loc[d.index] == "ünï"),
+        ("prefix_unicode", lambda d: d["country"] == "ünï"), ("position_unicode", lambda d: d["country"] == "ÜNÏ"))]
+    for m in [*orders, *events, *counts, Simple("country_users", "stg_orders", "ordered_at", "count_distinct", "country_user")]:
         assert_series_equal(as_dict(table, m.name), simple_series(data, m, "day", first, end), f"{m.name}@day")
