@@ -8,7 +8,7 @@ from typing import Callable
 
 from sqlglot import exp
 
-from ..validation.column_types import value_branches
+from ..validation.column_types import WHOLE_TYPES, value_branches
 
 # beyond this, a decimal(38, 9) overflows: round() keeps the double as it is
 ROUND_LIMIT = 1e28
@@ -146,7 +146,7 @@ def _rounded_cast(node: exp.Cast, dialect: str, decimal: Callable) -> exp.Expres
     decimal(38, 9) holds it). ClickHouse computes on with a double (its decimal division
     keeps the dividend's scale: 37.15 where the others gave 37.1667)."""
     x, to = node.this, node.to
-    if to.this in INTEGER_TYPES:
+    if to.this in WHOLE_TYPES:
         return exp.Cast(this=exp.Round(this=decimal(x, True)), to=to)
     scale = to.expressions[1].this.copy()
     rounded = exp.Cast(this=exp.Round(this=decimal(x.copy(), True), decimals=scale), to=to.copy())
@@ -159,7 +159,6 @@ def _rounded_cast(node: exp.Cast, dialect: str, decimal: Callable) -> exp.Expres
 CAST_ROUNDS = "cast_rounds"
 # validation marks a case/if/coalesce/greatest/least of whole and fractional numbers
 MIXED_NUMBERS = "mixed_numbers"
-INTEGER_TYPES = (exp.DataType.Type.SMALLINT, exp.DataType.Type.INT, exp.DataType.Type.BIGINT)
 _UTF8 = {exp.Lower: "lowerUTF8", exp.Upper: "upperUTF8"}
 
 

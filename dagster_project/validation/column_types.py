@@ -51,6 +51,8 @@ def is_string_type(declared: str) -> bool:
     return _TEXT_TYPE.fullmatch(t) is not None or _BOOL_TYPE.fullmatch(t) is not None
 
 
+# the cast types that hold whole numbers
+WHOLE_TYPES = (exp.DataType.Type.SMALLINT, exp.DataType.Type.INT, exp.DataType.Type.BIGINT)
 _INTEGER_TYPE = re.compile(r"(tiny|small|medium|big|huge)?int(eger)?|u?int\d+|serial|bigserial|smallserial")
 
 
@@ -79,11 +81,11 @@ def _is_whole(node: exp.Expression, columns: dict[str, str | None]) -> bool:
         declared = columns.get(node.name.lower())
         return bool(declared) and is_integer_type(declared)
     if isinstance(node, exp.Cast):
-        return node.to.this in (exp.DataType.Type.SMALLINT, exp.DataType.Type.INT, exp.DataType.Type.BIGINT)
+        return node.to.this in WHOLE_TYPES
     return False
 
 
-_ROUNDED_TYPES = (exp.DataType.Type.SMALLINT, exp.DataType.Type.INT, exp.DataType.Type.BIGINT, exp.DataType.Type.DECIMAL)
+_ROUNDED_TYPES = (*WHOLE_TYPES, exp.DataType.Type.DECIMAL)
 
 
 def mark_rounding_casts(tree: exp.Expression, columns: dict[str, str | None], mark: str) -> None:
