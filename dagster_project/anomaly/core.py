@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bands import band
+from .bands import band, band_params, quantile_in
 from .domain import JACOBIAN, LOG, SQRT, VALUE, back, forward, sqrt_offset, takes
 from .launch import since_launch
 from .models import anscombe, fit_count, fit_fraction, fit_ratio, is_proportion, ratio_t, selection_stat
@@ -46,7 +46,8 @@ def score_rows(windows, value, num_t, den_t, shape, grain, settings, min_hist, h
         r = rows[sel]
         offset = m["offset"][sel]
         v = forward(value[r], dom, offset)
-        e, lo, hi, sc = band(fit, shape, settings.sensitivity, v, num_t[r], den_t[r])
+        params = band_params(fit, shape, settings.sensitivity, quantile_in(settings, dom))
+        e, lo, hi, sc = band(fit, shape, settings.sensitivity, v, num_t[r], den_t[r], params)
         # a series that never went below 0 (amounts, counts, ratios) cannot: its band stops
         # at 0 instead of promising negative values (the score, and so the flags, unchanged)
         with np.errstate(invalid="ignore"):

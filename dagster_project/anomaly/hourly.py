@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .bands import band_params, band_recovery
+from .bands import band_params, band_recovery, quantile_in
 from .core import choose, empty_rows, fit_variants, record, score_rows, store
 from .domain import LOG, SQRT, VALUE, forward
 from .launch import launch_start, since_launch
@@ -157,7 +157,7 @@ def _score_day(out, rows, a, anchors, arrays, raw, t, hour, value, num_t, den_t,
         at = np.searchsorted(used, a[sel])
         fit = m["fits"][(dom, c)].rows(used)
         params = {key: None if v is None else v[at]
-                  for key, v in band_params(fit, shape, settings.sensitivity).items()}
+                  for key, v in band_params(fit, shape, settings.sensitivity, quantile_in(settings, dom)).items()}
         window, rule, _, full = rules[dom]
         this = [value[r]] if shape != "ratio" else [num_t[r], den_t[r]]
         rule_rows = {key: v[a[sel]] for key, v in rule.items() if key not in ("z", "z_own")}

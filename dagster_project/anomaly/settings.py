@@ -71,6 +71,7 @@ class DetectorSettings:
     seasonality: str = "auto"         # one of SEASONALITIES
     training_buckets: int | None = None   # None = per-grain default (default_training_buckets)
     exclude: tuple[tuple[dt.datetime, dt.datetime], ...] = ()   # [start, end) naive-UTC ranges left out of training
+    quantile: float | None = None     # an average-shaped series that is a percentile: its level (0.95 for a p95; from the metric, not the YAML); None: a mean
 
     def __post_init__(self) -> None:
         if self.sensitivity is not None and not 0 < self.sensitivity <= MAX_SENSITIVITY:
@@ -85,6 +86,8 @@ class DetectorSettings:
                                                       and not isinstance(self.training_buckets, bool)
                                                       and self.training_buckets >= 4):
             raise ValueError(f"training_buckets must be a whole number >= 4, got {self.training_buckets!r}")
+        if self.quantile is not None and not 0 < self.quantile < 1:
+            raise ValueError(f"quantile must be between 0 and 1, got {self.quantile!r}")
 
 
 def _check_grain(grain: str) -> None:

@@ -272,8 +272,8 @@ _RATIO_NORMAL = _Z_TAIL / _Z_INNER
 _RATIO_EXPONENTIAL = math.log(20.0) / math.log(5.0)
 
 
-def tail_edges(z: np.ndarray, sensitivity: float, gaussian: np.ndarray,
-               skewed: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def tail_edges(z: np.ndarray, sensitivity: float, gaussian: np.ndarray, skewed: bool = False,
+               extreme: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the band edge (in sds) of each side: `gaussian` (the normal / Student-t
     quantile at the tail probability of `sensitivity`), widened on a side whose tail is
     heavier than a normal one. The window's honest standardised residuals
@@ -298,7 +298,11 @@ def tail_edges(z: np.ndarray, sensitivity: float, gaussian: np.ndarray,
     already describes its skew: there a heavier tail is bursts, which are flagged.)
     Normal noise keeps about the normal edge: the slopes are estimates and the steeper
     one is kept, so on average a few percent wider. With too few values beyond either
-    quantile (short windows: daily and coarser grains) a side keeps `gaussian`."""
+    quantile (short windows: daily and coarser grains) a side keeps `gaussian`.
+
+    `extreme` (skewed only; per side, per row): the side is known to have at least an
+    exponential tail (a percentile near its bucket's largest values, bands.extreme_sides),
+    whatever its quantiles' ratio says: it takes the exponential tail's edge."""
     n = np.count_nonzero(~np.isnan(z), axis=1)
     outer = n * TAIL_LEVEL >= TAIL_MIN_POINTS
     # a young skewed window: its 10% and 25% quantiles, as the 2.5% and 10% ones
@@ -307,7 +311,7 @@ def tail_edges(z: np.ndarray, sensitivity: float, gaussian: np.ndarray,
     if not inner.any():
         return gaussian.copy(), gaussian.copy()
     edges = []
-    for side in (z, -z):
+    for i, side in enumerate((z, -z)):
         s = np.sort(side[inner], axis=1)  # NaN last
         m = n[inner]
         g = gaussian[inner]
@@ -323,6 +327,8 @@ def tail_edges(z: np.ndarray, sensitivity: float, gaussian: np.ndarray,
             if skewed:
                 normal, exponential = z_out / z_in, np.log(0.5 / p_out) / np.log(0.5 / p_in)
                 w = np.clip((q_out / q_in - normal) / (exponential - normal), 0.0, 1.0)
+                if extreme is not None:
+                    w = np.where(extreme[i][inner], 1.0, w)
                 # a side whose 10% quantile is under half a normal sd (its 25% quantile
                 # under the same share of a normal's) sits mostly at the centre (a gauge on
                 # a few levels): its ratio says nothing of an exponential tail
