@@ -221,3 +221,37 @@ def test_only_a_run_whose_own_process_ended_is_judged_dead(tmp_path):
     assert not _gone("run-a", "|".join((run_id, host, "pid:[1]", dead.stdout.strip(), "1")))  # another namespace
     assert not _gone("run-a", "|".join((run_id, "elsewhere", namespace, dead.stdout.strip(), "1")))
     assert _gone("run-a", "|".join((run_id, host, namespace, str(os.getpid()), "1")))  # the pid, reused
+
+
+
+def test_a_command_that_a_ctrl_c_does_not_stop_is_ended_after_the_grace_period():
+    """A KeyboardInterrupt that lands where a library never lets go of a lock left
+    `metrics run` waiting forever after its Ctrl-C (a CI run: no output for 300 s). The
+    `metrics` entry point around a stand-in command that swallows every Ctrl-C and
+    waits: the watchdog it arms ends the process GRACE_SECONDS after the first one,
+    with exit 130 and the one line. (Before it, this process never ended.)"""
+    code = ("import signal, sys, threading\n"
+            "from dagster_project.cli import main\n"
+            "try:\n"
+            "    from dagster_project.cli import interrupt_watchdog\n"
+            "    interrupt_watchdog.GRACE_SECONDS = 1.0\n"
+            "except ImportError:\n"
+            "    pass\n"
+            "def stuck(argv=None):\n"
+            "    signal.signal(signal.SIGINT, lambda *_: None)  # every Ctrl-C swallowed\n"
+            "    print('ready', flush=True)\n"
+            "    threading.Event().wait()  # and a wait that never ends\n"
+            "main.main = stuck\n"
+            "sys.exit(main.entry())\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=REPO_ROOT)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert "error: interrupted (Ctrl-C): stopped: it had not ended 1 s after the Ctrl-C" in err, err
+    assert time.monotonic() - started >= 1.0  # not before the grace period

@@ -460,7 +460,11 @@ def _not_a_project(paths: ProjectPaths, command: str) -> str | None:
 def entry() -> int:
     """The `metrics` command: main(), then Ctrl-C ignored while the interpreter exits (a
     second Ctrl-C there, or while the first was being handled, killed the process by
-    SIGINT instead of exit 130; the exit also waits for an interrupted dbt to stop)."""
+    SIGINT instead of exit 130; the exit also waits for an interrupted dbt to stop). A
+    command a Ctrl-C does not stop in time is ended (interrupt_watchdog.py)."""
+    from . import interrupt_watchdog
+    interrupt_watchdog.arm(f"{STOPPED_TEXT}: it had not ended {interrupt_watchdog.GRACE_SECONDS:.0f} s after the "
+                           "Ctrl-C, so it was ended there (a window being replaced is unchanged: one transaction)")
     try:
         code = main()
     except KeyboardInterrupt:
