@@ -54,6 +54,7 @@ def test_one_ctrl_c_stops_metrics_run_with_exit_130(tmp_path):
     stdout = "".join(lines) + out
     assert run.returncode == 130, (run.returncode, stdout[-2000:], err[-2000:])
     assert "error: interrupted (Ctrl-C): stopped" in err
+    assert "had not ended" not in err  # stopped in order, not by the watchdog (interrupt_watchdog.py)
     assert "month rollups" not in stdout  # nothing ran after it
 
 
