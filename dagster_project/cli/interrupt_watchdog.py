@@ -2,13 +2,13 @@
 
 A Ctrl-C stops `metrics run` in a few seconds: Dagster fails the step at its next check,
 dbt's queries are cancelled and its thread is waited for (at most a minute each, see
-defs/dbt_in_process.stop_running). A KeyboardInterrupt can also land where a library
-holds a lock and never releases it; then the process waited forever, silent, with
-nothing but `kill` to end it (seen once in a CI run: no output for 300 s after the
-Ctrl-C). So the first Ctrl-C arms a timer: a command still running GRACE_SECONDS later
-says so and exits 130 at once. Nothing is lost by that: each window of rows is
-replaced in one transaction, and the next `metrics run` marks the run failed and frees
-its warehouse slot (defs/run_owner.py).
+defs/dbt_in_process.stop_running). Once, in a CI run, it did not: no output for 300 s
+after the Ctrl-C, and nothing but `kill` would have ended it. The cause was not found
+(a KeyboardInterrupt that lands where a library holds a lock it then never releases is
+one way to get there). So the first Ctrl-C arms a timer: a command still running
+GRACE_SECONDS later says so and exits 130 at once. Nothing is lost by that: each window
+of rows is replaced in one transaction, and the next `metrics run` marks the run failed
+and frees its warehouse slot (defs/run_owner.py).
 
 The Ctrl-C is seen by the signal module's wakeup file descriptor, which the
 interpreter writes from its C-level handler whatever Python handler is installed
@@ -28,8 +28,8 @@ STOPPING = {int(signal.SIGINT), int(signal.SIGTERM)}
 
 def arm(message: str) -> bool:
     """Watch for the first Ctrl-C (SIGINT, or a SIGTERM); `message` is printed if the
-    command has not ended GRACE_SECONDS after it. False where it cannot watch (not the main thread, or
-    no wakeup descriptor to be had)."""
+    command has not ended GRACE_SECONDS after it. False where it cannot watch (not the
+    main thread, or no wakeup descriptor to be had)."""
     if threading.current_thread() is not threading.main_thread():
         return False
     read, write = os.pipe()
