@@ -140,6 +140,14 @@ def test_backtest_replays_the_last_days_and_refuses_a_metric_not_started(demo, c
     (result,) = json.loads(capsys.readouterr().out)
     assert (result["start"], result["end"]) == (f"{END - dt.timedelta(days=1)}T00:00:00Z", f"{END}T00:00:00Z")
     assert result["buckets_scored"] + result["buckets_unscored"] == 24 * result["series"]
+    # a day back holds no complete month (or week) bucket, unless today begins one: an
+    # error, not a table of zeros (exit 0)
+    today = dt.datetime.now(dt.timezone.utc)
+    coarse = "month" if today.day != 1 else "week" if today.weekday() != 0 else None
+    if coarse:
+        assert main([*args, "anomalies", "--backtest", "--metric", "orders", "--grain", coarse, "--days", "1"]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and f"--days 1 holds no complete {coarse} bucket" in err, err
     # a metric whose start is still ahead has nothing to replay: an error, not a reversed window
     orders = paths.metrics_dir / "commerce" / "orders.yml"
     text = orders.read_text()

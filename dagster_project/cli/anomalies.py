@@ -251,6 +251,10 @@ def _backtest(args, wh, project) -> int:
         _err(f"`{metric.name}` starts on {metric.start:%Y-%m-%d}: no complete {grain} bucket to replay yet")
         return 2
     start = max(bucket_of(now - dt.timedelta(days=days), grain), first)
+    if start >= end:  # (it printed a table of zeros, exit 0)
+        _err(f"--days {days:,} holds no complete {grain} bucket: the one in progress began {end:%Y-%m-%d %H:%M} UTC "
+             f"(ask for more days, or a finer --grain)")
+        return 2
     from ..anomaly.settings import at_grain
     configured = detector_settings(metric)
     base = at_grain(configured, grain)
