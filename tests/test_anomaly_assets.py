@@ -164,6 +164,15 @@ def test_listing_survives_a_broken_metric_file_and_lists_a_repeated_metric_once(
     paths, args = demo
     once = _anomalies(capsys, args, "--metric", "orders", "--all")
     assert _anomalies(capsys, args, "--metric", "orders", "--metric", "orders", "--all") == once
+    # a grain a metric no longer has: its stored rows still list (until `metrics prune`)
+    orders = paths.metrics_dir / "commerce" / "orders.yml"
+    text = orders.read_text()
+    try:
+        orders.write_text(text.rstrip("\n") + "\ngrains: [day]\n")
+        hours = _anomalies(capsys, args, "--metric", "orders", "--grain", "hour", "--all")
+        assert hours and {r["grain"] for r in hours} == {"hour"}
+    finally:
+        orders.write_text(text)
     broken = paths.metrics_dir / "commerce" / "half_edited.yml"
     try:
         broken.write_text("name: [\n")

@@ -94,9 +94,11 @@ def cmd_anomalies(args, paths) -> int:
     # stored: they can be read before `metrics prune` removes them
     public = {m.name for m in result.project.public()} if result.project is not None else set()
     defined = result.project is not None and (args.backtest or all(m in public for m in args.metric or []))
-    # (the defined names' grains are checked either way)
+    # (the defined names are checked either way; their grains for a backtest only: a grain
+    # a metric no longer has keeps its stored rows until `metrics prune`, and they list)
     named = (args.metric or []) if defined else [m for m in args.metric or [] if m in public]
-    if result.project is not None and not _check_metrics(named, args.grain, result.project):
+    if result.project is not None and not _check_metrics(named, args.grain if args.backtest else None,
+                                                         result.project):
         return 2
     try:
         if args.backtest:
