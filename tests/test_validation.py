@@ -83,6 +83,8 @@ CASES = [
     # lax types read `true` as 1 and "5" as 5: a typo made the metric far noisier
     ("bool_sensitivity", f"name: bool_sensitivity\n{BASE}aggregation: count\nanomaly: {{sensitivity: true}}\n", 5,
      "`anomaly.sensitivity`: Input should be a valid number"),
+    ("tiny_sensitivity", f"name: tiny_sensitivity\n{BASE}aggregation: count\nanomaly: {{sensitivity: 0.1}}\n", 5,
+     "`anomaly.sensitivity`: Input should be greater than or equal to 1"),
     ("text_max_slices", f"name: text_max_slices\n{BASE}aggregation: count\nanomaly:\n  max_slices: '5'\n", 6,
      "`anomaly.max_slices`: Input should be a valid integer"),
     # no parentheses, but 1,100 levels: DuckDB refused it and the source's whole build failed
@@ -399,8 +401,10 @@ def test_out_of_range_dates_and_counts_are_argument_errors_not_tracebacks(tmp_pa
 
 
 @pytest.mark.parametrize("args,words", [
-    (["anomalies", "--backtest", "--metric", "downloads", "--sensitivity", "1e308"], "at most 20"),
-    (["anomalies", "--backtest", "--metric", "downloads", "--sensitivity", "inf"], "at most 20"),
+    (["anomalies", "--backtest", "--metric", "downloads", "--sensitivity", "1e308"], "from 1 to 20"),
+    (["anomalies", "--backtest", "--metric", "downloads", "--sensitivity", "inf"], "from 1 to 20"),
+    # below 1 sd the first pass left an average nothing to fit: "not scored" everywhere
+    (["anomalies", "--backtest", "--metric", "downloads", "--sensitivity", "0.1"], "from 1 to 20 (got 0.1)"),
     (["anomalies", "--backtest", "--metric", "downloads", "--days", "3000000"], "--days must be between 1 and 36,525"),
     (["anomalies", "--backtest", "--metric", "downloads", "--since", "2026-01-01"], "--since lists stored rows"),
     (["anomalies", "--backtest", "--metric", "downloads", "--slice", "total"], "--slice lists stored rows"),

@@ -61,6 +61,10 @@ MIN_EVENTS = 1.0
 # The widest band a setting may ask for (the metric files' limit too): beyond it nothing
 # is ever flagged, and the tail probability underflows.
 MAX_SENSITIVITY = 20.0
+# The narrowest: inside 1 robust sd lie only two thirds of ordinary buckets, and the
+# first pass, which leaves the buckets beyond the sensitivity out of training, had too few
+# left below about 0.3 (an average's every bucket "not scored, too few recent values").
+MIN_SENSITIVITY = 1.0
 
 
 @dataclass(frozen=True)
@@ -74,8 +78,9 @@ class DetectorSettings:
     quantile: float | None = None     # an average-shaped series that is a percentile: its level (0.95 for a p95; from the metric, not the YAML); None: a mean
 
     def __post_init__(self) -> None:
-        if self.sensitivity is not None and not 0 < self.sensitivity <= MAX_SENSITIVITY:
-            raise ValueError(f"sensitivity must be > 0 and at most {MAX_SENSITIVITY:g}, got {self.sensitivity!r}")
+        if self.sensitivity is not None and not MIN_SENSITIVITY <= self.sensitivity <= MAX_SENSITIVITY:
+            raise ValueError(f"sensitivity must be from {MIN_SENSITIVITY:g} to {MAX_SENSITIVITY:g}, "
+                             f"got {self.sensitivity!r}")
         if self.direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
         if self.seasonality not in SEASONALITIES:

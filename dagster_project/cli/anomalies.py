@@ -224,7 +224,7 @@ def _table(rows: list[dict], args) -> None:
 
 def _backtest(args, wh, project) -> int:
     from ..anomaly import merge_incidents
-    from ..anomaly.settings import MAX_SENSITIVITY
+    from ..anomaly.settings import MAX_SENSITIVITY, MIN_SENSITIVITY
     from ..scoring.inputs import detector_settings
     from ..scoring.window import score
     from ..warehouse.read import now_utc, series_relation
@@ -240,9 +240,9 @@ def _backtest(args, wh, project) -> int:
     if not 1 <= days <= MAX_BACKTEST_DAYS:
         _err(f"--days must be between 1 and {MAX_BACKTEST_DAYS:,} (got {days:,})")
         return 2
-    bad = [s for s in args.sensitivity or [] if not 0 < s <= MAX_SENSITIVITY]
+    bad = [s for s in args.sensitivity or [] if not MIN_SENSITIVITY <= s <= MAX_SENSITIVITY]
     if bad:
-        _err(f"--sensitivity must be > 0 and at most {MAX_SENSITIVITY:g} (got {bad[0]:g})")
+        _err(f"--sensitivity must be from {MIN_SENSITIVITY:g} to {MAX_SENSITIVITY:g} (got {bad[0]:g})")
         return 2
     metric = project.metrics[args.metric[0]]
     grain = args.grain or ("day" if "day" in metric.grains else metric.grains[0])

@@ -93,7 +93,7 @@ class AnomalySpec(_Frozen):
     `anomaly:`, which wins over these defaults (merged field by field)."""
 
     enabled: bool = Field(True, description="Score this metric (default: true for active metrics, false for drafts).")
-    sensitivity: float | None = Field(None, gt=0, le=20, allow_inf_nan=False, description="Band edge in robust standard deviations (or the same tail probability); default per grain: hour 3.5, day, week and month 3.0.")
+    sensitivity: float | None = Field(None, ge=1, le=20, allow_inf_nan=False, description="Band edge in robust standard deviations (or the same tail probability), 1 to 20; default per grain: hour 3.5, day, week and month 3.0.")
     direction: Literal["up", "down", "both"] = "both"
     min_volume: float = Field(0, ge=0, allow_inf_nan=False, description="A bucket whose expected volume (count, or a ratio's denominator) is below this is never flagged.")
     seasonality: Literal["auto", "none", "hour_of_day", "day_of_week", "hour_and_weekday", "hour_of_week"] = Field(
