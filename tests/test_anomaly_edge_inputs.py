@@ -16,7 +16,7 @@ from dagster_project.anomaly import DetectorSettings, min_history, score_series
 from dagster_project.anomaly.reason import number, sentence, sentences
 from dagster_project.anomaly.settings import default_sensitivity
 from dagster_project.warehouse.read import _num
-from tests.test_anomaly_library import flagged_positions, frame, score
+from tests.test_anomaly_library import frame, score
 
 
 def _band_holds(out, sensitivity) -> None:
@@ -42,26 +42,6 @@ def test_a_launch_after_weeks_of_zeros_is_flagged_against_a_finite_band(seasonal
     _band_holds(out, 3.0)
     first = out.iloc[0]  # position 56: the launch
     assert first.value == 3000 and first.is_anomaly and first.direction == "up"
-
-
-
-@pytest.mark.parametrize("grain, launch, days", [("day", 40, (0, 6)), ("day", 40, (-5, 3)), ("hour", 240, (0, 2))])
-def test_an_excluded_launch_week_adds_no_detections(grain, launch, days):
-    """A metric whose `start` predates its data, with its launch week in `exclude`: the
-    launch is flagged (a jump from nothing) and nothing the plain series is not. The excluded
-    buckets after it had only the zeros before the launch to be judged by, and each of
-    them, and the first one after the range, was flagged ("387 vs expected 0")."""
-    rng = np.random.default_rng(5)
-    n = launch + (70 if grain == "day" else 24 * 10)
-    x = np.where(np.arange(n) < launch, 0.0, rng.poisson(400, n).astype(float))
-    f = frame(x, grain=grain)
-    step = pd.Timedelta(days=1) if grain == "day" else pd.Timedelta(hours=24)  # (an hourly range of whole days)
-    at = f.bucket_start.iloc[launch]
-    exclude = ((at + days[0] * step).to_pydatetime(), (at + days[1] * step).to_pydatetime())
-    plain = score(f, grain=grain, first=0)
-    out = score(f, grain=grain, first=0, settings=DetectorSettings(exclude=(exclude,)))
-    assert launch in flagged_positions(f, out) and out.iloc[launch].direction == "up"
-    assert flagged_positions(f, out) <= flagged_positions(f, plain)
 
 
 def test_after_a_launch_the_new_level_is_not_flagged_as_a_drop():

@@ -159,8 +159,6 @@ def _prepare(job: SeriesJob) -> dict | None:
             raise ValueError(f"{job.label or 'series'}: a {job.shape} series cannot have a negative {name} "
                              f"({column[column < 0][0]:g})")
     excluded = excluded_buckets(ts, grain, job.settings.exclude)
-    if excluded.any() and job.shape in ("count", "average", "fraction"):
-        excluded &= ~_excluded_launch(value, excluded, level_span(grain, job.settings))
     # an average (an avg or a percentile of `count` values) is a fraction whose noise
     # shrinks as the count grows; so is an amount per unit of a denominator (revenue per
     # order: an average order's amount over `denominator` orders). Money is not a count:
@@ -203,21 +201,6 @@ def _prepare(job: SeriesJob) -> dict | None:
     p["fit"] = {"rows": rows, **{k: p[k][rows] for k in ("ts", "value", "num", "den", "pos")}}
     p["cost"] = np.unique(index[pos[rows]] // 24).size if grain == "hour" else rows.size
     return p
-
-
-def _excluded_launch(value: np.ndarray, excluded: np.ndarray, k: int) -> np.ndarray:
-    """The series' first value that is not 0, after at least k zeros (a launch, as
-    launch.py reads one), when an `exclude` range holds it; else none. It stays in
-    training: a window reads where a series' past begins from its launch's values, and
-    an excluded launch left it only the zeros before it, so every excluded bucket and
-    the one after were judged against those zeros ("387 vs expected 0", flagged). With
-    it, they wait for their minimum history after the launch, as after one not
-    excluded; a bucket's row still depends on the buckets before it only."""
-    out = np.zeros(value.size, bool)
-    started = np.flatnonzero(np.nan_to_num(value, nan=0.0) != 0)
-    if started.size and excluded[started[0]] and np.count_nonzero(value[:started[0]] == 0) >= k:
-        out[started[0]] = True
-    return out
 
 
 def _judge_sparse(p: dict, settings: DetectorSettings, width: int, min_hist: int) -> np.ndarray:
