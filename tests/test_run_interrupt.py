@@ -256,3 +256,29 @@ def test_a_command_that_a_ctrl_c_does_not_stop_is_ended_after_the_grace_period()
     assert proc.returncode == 130, (proc.returncode, err)
     assert "error: interrupted (Ctrl-C): stopped: it had not ended 1 s after the Ctrl-C" in err, err
     assert time.monotonic() - started >= 1.0  # not before the grace period
+
+
+def test_the_watchdog_ends_a_command_stuck_writing_to_a_full_stderr_pipe():
+    """A command stuck writing to a pipe nobody reads holds stderr's buffer lock: the
+    watchdog's own message must not wait for it (it printed through that buffer and
+    blocked with it, and the process never ended)."""
+    code = ("import signal, sys, threading\n"
+            "from dagster_project.cli import main, interrupt_watchdog\n"
+            "interrupt_watchdog.GRACE_SECONDS = 1.0\n"
+            "def stuck(argv=None):\n"
+            "    signal.signal(signal.SIGINT, lambda *_: None)\n"
+            "    print('ready', flush=True)\n"
+            "    while True:\n"
+            "        sys.stderr.write('x' * 1000)\n"
+            "        sys.stderr.flush()\n"
+            "main.main = stuck\n"
+            "sys.exit(main.entry())\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=REPO_ROOT)
+    try:
+        assert proc.stdout.readline().strip() == b"ready"
+        time.sleep(0.5)  # the stderr pipe fills: the command blocks in its write
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130  # (stderr left unread until the end, on purpose)
+    finally:
+        proc.kill()

@@ -16,9 +16,9 @@ interpreter writes from its C-level handler whatever Python handler is installed
 when the main thread is stuck. `metrics` only (cli.main.entry), never a test process."""
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
-import sys
 import threading
 import time
 
@@ -27,9 +27,11 @@ STOPPING = {int(signal.SIGINT), int(signal.SIGTERM)}
 
 
 def arm(message: str) -> bool:
-    """Watch for the first Ctrl-C (SIGINT, or a SIGTERM); `message` is printed if the
-    command has not ended GRACE_SECONDS after it. False where it cannot watch (not the
-    main thread, or no wakeup descriptor to be had)."""
+    """Watch for the first Ctrl-C (SIGINT, or a SIGTERM); `message`, then every
+    thread's stack (the cause of such a hang), is written if the command has not ended
+    GRACE_SECONDS after it. False where it cannot watch (not the main thread, or no
+    wakeup descriptor to be had; `metrics serve`'s event loop takes the descriptor over
+    while it runs: it stops on its own)."""
     if threading.current_thread() is not threading.main_thread():
         return False
     read, write = os.pipe()
@@ -47,7 +49,13 @@ def arm(message: str) -> bool:
             pass
         time.sleep(GRACE_SECONDS)
         try:
-            print(f"error: {message}", file=sys.stderr, flush=True)
+            # straight to the descriptor, never blocking: the stuck thread may hold
+            # stderr's buffer lock, or be stuck writing to a full pipe itself
+            os.set_blocking(2, False)
+            os.write(2, f"error: {message}; where each thread was stuck, for a bug report:\n".encode())
+            faulthandler.dump_traceback(all_threads=True)  # (C level: no lock either)
+        except Exception:  # noqa: BLE001 - nothing may keep it from exiting
+            pass
         finally:
             os._exit(130)
 
