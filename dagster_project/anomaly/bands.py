@@ -271,27 +271,29 @@ EXTREME_VALUES = 5.0
 
 
 def extreme_sides(quantile: float | None, ref: np.ndarray | None, shape) -> tuple[np.ndarray, np.ndarray] | None:
-    """Per row, whether the upper (lower) side of a percentile's noise is a sample
-    extreme's: the 95th percentile of 20 latencies lies between the two largest, and the
-    largest of n values of a distribution with an exponential or heavier tail (latencies,
-    amounts, durations) has an exponential or heavier tail itself (Gumbel). The 95th
+    """Per row, whether the upper side of a percentile's noise is a sample extreme's
+    (the lower side never is here): the 95th percentile of 20 latencies lies between the
+    two largest, and the largest of n values of a distribution with an exponential or
+    heavier tail (latencies, amounts, durations) has such a tail itself (Gumbel). The 95th
     percentile of 20 gamma values lies beyond 3.5 robust sds once in 200 buckets; its
     edge at the 3.5-sd tail probability is 5.3 sds (7.3 for lognormal amounts). A
     window's 10% and 2.5% quantiles measure such a tail poorly: a demo's p95 latency of
     about 15 orders an hour got edges of 3.7 sds and was flagged about once in 30 days
-    by chance alone. Such a side takes the exponential tail's edge (stats.tail_edges;
-    5.7 sds for those 20 gamma values). Only when fewer than EXTREME_VALUES values of a
+    by chance alone. Such a side takes the exponential tail's edge (stats.tail_edges,
+    where the window has the values to measure its quantiles; 5.7 sds for those 20 gamma
+    values in theory). Only when fewer than EXTREME_VALUES values of a
     bucket of the window's typical count `ref` (its median count) lie beyond the
     percentile: with more, the window's quantiles tell the tail (the p95 of 400 gamma
-    values: 3.8 sds, the exponential's 4.7). The side beyond the percentile: above one
-    over 0.5, below one under 0.5."""
-    if quantile is None or ref is None or quantile == 0.5:
+    values: 3.8 sds, the exponential's 4.7). A percentile over 0.5 only: the smallest of
+    a few latencies or amounts is bounded by 0, with no such tail, and an exponential low
+    edge would only hide drops. `ref` is the window's, not the bucket's: a series busy
+    most of the day keeps the window's own tail estimate at its quiet hours too."""
+    if quantile is None or ref is None or quantile <= 0.5:
         return None
-    beyond = np.broadcast_to(np.asarray(ref, float), shape) * min(quantile, 1.0 - quantile)
+    beyond = np.broadcast_to(np.asarray(ref, float), shape) * (1.0 - quantile)
     with np.errstate(invalid="ignore"):
         near = beyond < EXTREME_VALUES  # NaN (no count known): False
-    none = np.zeros(near.shape, bool)
-    return (near, none) if quantile > 0.5 else (none, near)
+    return near, np.zeros(near.shape, bool)
 
 
 def quantile_in(settings, domain: str) -> float | None:

@@ -301,8 +301,10 @@ def tail_edges(z: np.ndarray, sensitivity: float, gaussian: np.ndarray, skewed: 
     quantile (short windows: daily and coarser grains) a side keeps `gaussian`.
 
     `extreme` (skewed only; per side, per row): the side is known to have at least an
-    exponential tail (a percentile near its bucket's largest values, bands.extreme_sides),
-    whatever its quantiles' ratio says: it takes the exponential tail's edge."""
+    exponential tail (a percentile near its bucket's largest values, bands.extreme_sides):
+    where the window has the values to measure its quantiles, it takes the exponential
+    tail's edge whatever their ratio says (a gauge's side, mostly at its centre, excepted
+    as below)."""
     n = np.count_nonzero(~np.isnan(z), axis=1)
     outer = n * TAIL_LEVEL >= TAIL_MIN_POINTS
     # a young skewed window: its 10% and 25% quantiles, as the 2.5% and 10% ones
