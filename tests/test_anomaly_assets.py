@@ -173,6 +173,16 @@ def test_listing_survives_a_broken_metric_file_and_lists_a_repeated_metric_once(
         assert hours and {r["grain"] for r in hours} == {"hour"}
     finally:
         orders.write_text(text)
+    # a grain a metric does not have, and no stored row has: a typo, not "no anomalies"
+    fresh = paths.metrics_dir / "commerce" / "fresh_orders.yml"
+    try:
+        fresh.write_text(text.replace("name: orders", "name: fresh_orders").rstrip("\n") + "\ngrains: [day]\n")
+        capsys.readouterr()
+        assert main([*args, "anomalies", "--metric", "fresh_orders", "--grain", "week"]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and "`fresh_orders` has no week grain (its grains: day), nor stored rows of one" in err, err
+    finally:
+        fresh.unlink()
     broken = paths.metrics_dir / "commerce" / "half_edited.yml"
     try:
         broken.write_text("name: [\n")

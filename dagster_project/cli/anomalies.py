@@ -100,16 +100,19 @@ def cmd_anomalies(args, paths) -> int:
     if result.project is not None and not _check_metrics(named, args.grain if args.backtest else None,
                                                          result.project):
         return 2
+    # a grain a named metric does not have now: listed from its stored rows, if any
+    gone = {m: result.project.metrics[m].grains for m in named
+            if args.grain and args.grain not in result.project.metrics[m].grains} if result.project else {}
     try:
         if args.backtest:
             return _backtest(args, wh, result.project)
-        return _list(args, wh, checked=defined)
+        return _list(args, wh, checked=defined, gone=gone)
     except (ValueError, WarehouseError) as err:
         _err(str(err))
         return 2
 
 
-def _list(args, wh, checked: bool = True) -> int:
+def _list(args, wh, checked: bool = True, gone: dict | None = None) -> int:
     from ..warehouse.anomaly_store import TABLE, read_anomalies
     for flag, given in (("--sensitivity", args.sensitivity), ("--days", args.days is not None)):
         if given:
@@ -125,6 +128,12 @@ def _list(args, wh, checked: bool = True) -> int:
         return 2
     if not checked and args.metric:  # the files could not be read: the names are checked against the stored rows
         _check_scored_metrics(wh, args.metric)
+    for name, grains in (gone or {}).items():  # a typo, unless the grain was removed and its rows are kept
+        _, found = wh.rows(f"select count(*) from {wh.relation(TABLE)} where metric = ? and grain = ?",
+                           [name, args.grain])
+        if not int(found[0][0]):
+            raise ValueError(f"`{name}` has no {args.grain} grain (its grains: {', '.join(grains)}), "
+                             f"nor stored rows of one")
     if sliced[0]:
         sliced = (sliced[0], _check_scored_slice(wh, args.metric, *sliced))
     rows = []
