@@ -372,6 +372,7 @@ def test_float_noise_and_a_zero_series_floor_read_as_zero():
 
 
 @pytest.mark.parametrize("kwargs", [dict(sensitivity=1e308), dict(sensitivity=math.inf), dict(sensitivity=20.5),
+                                    dict(sensitivity=0.5), dict(quantile=1.0), dict(quantile=0.0),
                                     dict(min_volume=math.nan), dict(min_volume=math.inf),
                                     dict(training_buckets=10.5), dict(training_buckets=True)])
 def test_settings_out_of_range_are_refused(kwargs):
