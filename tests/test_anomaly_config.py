@@ -80,7 +80,7 @@ def test_an_unset_sensitivity_is_the_grains_default_everywhere_it_is_read(tmp_pa
     assert (infos["plain"].strong_score("hour"), infos["plain"].strong_score("day")) == (7.0, 6.0)
     assert infos["set"].strong_score("hour") == 6.0
     assert [shape_of(m[n]) for n in ("plain", "latency", "p95")] == ["count", "average", "average"]
-    # a percentile's level reaches the detector (anomaly/bands.py, extreme_sides)
+    # a percentile's level reaches the detector (anomaly/bands.py, extreme_upper)
     assert [detector_settings(m[n]).quantile for n in ("plain", "latency", "p95")] == [None, None, 0.95]
 
 

@@ -1,6 +1,6 @@
 """A percentile of few values (a p95 latency over 15 orders an hour) is a sample extreme:
 its upper side has an exponential tail, which the window's 10% and 2.5% quantiles do
-not show (anomaly/bands.py, extreme_sides). Judged against an independent oracle: the
+not show (anomaly/bands.py, extreme_upper). Judged against an independent oracle: the
 exact sampling distribution of the demo generator's p95 (Monte Carlo over its latency
 law, gamma(4, 60) ms, at each bucket's count of orders)."""
 from __future__ import annotations

@@ -249,8 +249,8 @@ def band_params(fit: Fit, shape: str, sensitivity: float, quantile: float | None
         q = t_multiplier(sensitivity, SCALE_EFFICIENCY * nres)
         with np.errstate(invalid="ignore", divide="ignore"):
             z = dev / scale[:, None]
-        extreme = extreme_sides(quantile, avg.get("ref"), np.shape(q))
-        up, down = tail_edges(z, sensitivity, q, skewed=True, extreme=extreme)
+        up, down = tail_edges(z, sensitivity, q, skewed=True,
+                              extreme_up=extreme_upper(quantile, avg.get("ref"), np.shape(q)))
         return {"up": up, "down": down, "center": center, "scale": scale,
                 "ref": avg.get("ref"), "between": avg.get("between"), "least": avg.get("least")}
     base_all = fit.base if fit.base_all is None else fit.base_all
@@ -270,7 +270,7 @@ def band_params(fit: Fit, shape: str, sensitivity: float, quantile: float | None
 EXTREME_VALUES = 5.0
 
 
-def extreme_sides(quantile: float | None, ref: np.ndarray | None, shape) -> tuple[np.ndarray, np.ndarray] | None:
+def extreme_upper(quantile: float | None, ref: np.ndarray | None, shape) -> np.ndarray | None:
     """Per row, whether the upper side of a percentile's noise is a sample extreme's
     (the lower side never is here): the 95th percentile of 20 latencies lies between the
     two largest, and the largest of n values of a distribution with an exponential or
@@ -292,13 +292,12 @@ def extreme_sides(quantile: float | None, ref: np.ndarray | None, shape) -> tupl
         return None
     beyond = np.broadcast_to(np.asarray(ref, float), shape) * (1.0 - quantile)
     with np.errstate(invalid="ignore"):
-        near = beyond < EXTREME_VALUES  # NaN (no count known): False
-    return near, np.zeros(near.shape, bool)
+        return beyond < EXTREME_VALUES  # NaN (no count known): False
 
 
 def quantile_in(settings, domain: str) -> float | None:
     """The settings' percentile level for band_params where the fit is in the values:
-    there a sample extreme keeps its exponential tail (extreme_sides). A square root or
+    there a sample extreme keeps its exponential tail (extreme_upper). A square root or
     a log shortens it (the log of the p95 of 20 gamma values: 3.8 sds at the 3.5-sd tail
     probability), and that domain was chosen for leaving the spread more symmetric:
     None there, the window's own tail estimate."""

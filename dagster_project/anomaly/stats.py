@@ -273,7 +273,7 @@ _RATIO_EXPONENTIAL = math.log(20.0) / math.log(5.0)
 
 
 def tail_edges(z: np.ndarray, sensitivity: float, gaussian: np.ndarray, skewed: bool = False,
-               extreme: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+               extreme_up: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the band edge (in sds) of each side: `gaussian` (the normal / Student-t
     quantile at the tail probability of `sensitivity`), widened on a side whose tail is
     heavier than a normal one. The window's honest standardised residuals
@@ -300,8 +300,8 @@ def tail_edges(z: np.ndarray, sensitivity: float, gaussian: np.ndarray, skewed: 
     one is kept, so on average a few percent wider. With too few values beyond either
     quantile (short windows: daily and coarser grains) a side keeps `gaussian`.
 
-    `extreme` (skewed only; per side, per row): the side is known to have at least an
-    exponential tail (a percentile near its bucket's largest values, bands.extreme_sides):
+    `extreme_up` (skewed only; per row): the upper side is known to have at least an
+    exponential tail (a percentile near its bucket's largest values, bands.extreme_upper):
     where the window has the values to measure its quantiles, it takes the exponential
     tail's edge whatever their ratio says (a gauge's side, mostly at its centre, excepted
     as below)."""
@@ -313,7 +313,7 @@ def tail_edges(z: np.ndarray, sensitivity: float, gaussian: np.ndarray, skewed: 
     if not inner.any():
         return gaussian.copy(), gaussian.copy()
     edges = []
-    for i, side in enumerate((z, -z)):
+    for upper, side in ((True, z), (False, -z)):
         s = np.sort(side[inner], axis=1)  # NaN last
         m = n[inner]
         g = gaussian[inner]
@@ -329,8 +329,8 @@ def tail_edges(z: np.ndarray, sensitivity: float, gaussian: np.ndarray, skewed: 
             if skewed:
                 normal, exponential = z_out / z_in, np.log(0.5 / p_out) / np.log(0.5 / p_in)
                 w = np.clip((q_out / q_in - normal) / (exponential - normal), 0.0, 1.0)
-                if extreme is not None:
-                    w = np.where(extreme[i][inner], 1.0, w)
+                if upper and extreme_up is not None:
+                    w = np.where(extreme_up[inner], 1.0, w)
                 # a side whose 10% quantile is under half a normal sd (its 25% quantile
                 # under the same share of a normal's) sits mostly at the centre (a gauge on
                 # a few levels): its ratio says nothing of an exponential tail

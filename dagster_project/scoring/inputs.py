@@ -52,7 +52,7 @@ def shape_of(metric: Metric, project: MetricsProject | None = None) -> str:
 def detector_settings(metric: Metric):
     from ..anomaly import DetectorSettings
     a = metric.anomaly
-    # a percentile's noise has a sample extreme's tail (anomaly/bands.py, extreme_sides)
+    # a percentile's noise has a sample extreme's tail (anomaly/bands.py, extreme_upper)
     quantile = metric.measure.percentile if metric.kind == "simple" and metric.measure.aggregation == "percentile" \
         else None
     return DetectorSettings(sensitivity=a.sensitivity, direction=a.direction, min_volume=a.min_volume,
