@@ -16,7 +16,7 @@ from dagster_project.anomaly import DetectorSettings, min_history, score_series
 from dagster_project.anomaly.reason import number, sentence, sentences
 from dagster_project.anomaly.settings import default_sensitivity
 from dagster_project.warehouse.read import _num
-from tests.test_anomaly_library import frame, score
+from tests.test_anomaly_library import START, frame, score
 
 
 def _band_holds(out, sensitivity) -> None:
@@ -94,6 +94,68 @@ def test_an_hourly_launch_with_a_daily_cycle_is_not_flagged_at_night():
     out = score(frame(x, grain="hour"), shape="count", grain="hour", first=24 * 22)  # from the day after the launch
     _band_holds(out, 3.5)
     assert out.is_anomaly.sum() <= 1  # of 480 hours; before: 49 (27 of them drops)
+
+
+@pytest.mark.parametrize("grain, shape", [("day", "count"), ("day", "fraction"), ("hour", "count"),
+                                          ("hour", "fraction")])
+def test_an_exclude_range_over_the_launch_does_not_judge_the_launch_week_against_the_zeros(grain, shape):
+    """A metric whose `start` predates its data, with its launch week in `exclude`: the
+    zeros before it stay zeros, the week's values are left out of training, so every
+    excluded bucket, and the first after the range, was judged against the zeros alone
+    ("orders 387 vs expected 0"): a flood of flags where the unexcluded series flags only
+    the launch. The range hides values from training, not the start of the series."""
+    per_day = 24 if grain == "hour" else 1
+    days, launch = 70, 28
+    rng = np.random.default_rng(4)
+    n = days * per_day
+    if shape == "count":
+        x = rng.poisson(300 if grain == "day" else 40, n).astype(float)
+    else:
+        x = np.array([rng.lognormal(3.4, 0.6, rng.poisson(40)).sum() for _ in range(n)])
+    x[:launch * per_day] = 0.0
+    f = frame(x, grain=grain)
+    ts = f.bucket_start
+    week = ((ts.iloc[launch * per_day].to_pydatetime(), ts.iloc[(launch + 7) * per_day].to_pydatetime()),)
+    first = (launch - 7) * per_day
+    plain = score(f, shape=shape, grain=grain, first=first)
+    out = score(f, shape=shape, grain=grain, first=first, settings=DetectorSettings(exclude=week))
+    assert plain.is_anomaly.sum() <= 1  # the launch itself, judged against the zeros
+    # the launch bucket may be flagged (a jump from nothing), as without the range; no other
+    assert out.is_anomaly.sum() <= 1, out[out.is_anomaly][["bucket_start", "reason"]].to_string()
+    # the series scores again once it has its history after the range
+    assert out.score.iloc[-7 * per_day:].notna().all()
+
+
+@pytest.mark.parametrize("shape", ["count", "fraction"])
+def test_an_excluded_spike_on_a_running_series_stays_out_of_training(shape):
+    """The launch rule reads the values an `exclude` range hides: on a series that never
+    stopped, an excluded incident must still leave the band as narrow as a gap would."""
+    rng = np.random.default_rng(5)
+    x = rng.poisson(200, 110).astype(float) if shape == "count" else rng.normal(50, 4, 110)
+    x[60:63] = 5000.0
+    f = frame(x)
+    days = f.bucket_start
+    excluded = DetectorSettings(exclude=((days.iloc[60].to_pydatetime(), days.iloc[63].to_pydatetime()),))
+    gapped = f.copy()
+    gapped.loc[60:62, ["value", "count"]] = np.nan
+    out = score(f, shape=shape, first=64, settings=excluded)
+    pd.testing.assert_frame_equal(out, score(gapped, shape=shape, first=64))
+
+
+def test_a_launch_is_found_in_each_window_whatever_history_is_supplied():
+    """A stray event long before the launch, outside the training window: the rows after
+    the launch are the same whether the series is supplied from the stray event or from
+    just before the launch (a backfill and a scheduled run must agree)."""
+    rng = np.random.default_rng(6)
+    x = rng.poisson(300, 200).astype(float)
+    x[:120] = 0.0
+    x[5] = 1.0
+    week = DetectorSettings(exclude=((START + dt.timedelta(days=120), START + dt.timedelta(days=127)),))
+    whole = score(frame(x), first=118, settings=week)
+    # from the first day the window of the first scored bucket needs (56 training days)
+    cut = score(frame(x[62:], start=START + dt.timedelta(days=62)), first=56, settings=week)
+    pd.testing.assert_frame_equal(whole.reset_index(drop=True), cut.reset_index(drop=True))
+    assert whole.is_anomaly.sum() <= 1
 
 
 def test_a_ratio_on_a_weekday_the_denominator_never_had_is_still_judged():

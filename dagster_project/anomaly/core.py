@@ -18,10 +18,13 @@ TIE = 1.01  # a richer seasonality (or a transformed domain) must beat the simpl
 VOLUME_PERIOD = {"hour": PERIOD["hour_of_day"], "day": PERIOD["day_of_week"]}  # an average's count's cycle
 
 
-def score_rows(windows, value, num_t, den_t, shape, grain, settings, min_hist, hour0=None) -> dict[str, np.ndarray]:
-    """`hour0`: each window's scored bucket's hour of the UTC day (hours; None: midnight)."""
+def score_rows(windows, value, num_t, den_t, shape, grain, settings, min_hist, hour0=None,
+               seen=None) -> dict[str, np.ndarray]:
+    """`hour0`: each window's scored bucket's hour of the UTC day (hours; None: midnight);
+    `seen`: the windows' values with the excluded buckets in, for the launch rule
+    (launch.since_launch)."""
     n = value.size
-    windows = since_launch(windows, shape, level_span(grain, settings))
+    windows = since_launch(windows, shape, level_span(grain, settings), seen)
     valid = ~np.isnan(windows[-1])
     have = valid.sum(axis=1)
     out = empty_rows(n, have, min_hist)

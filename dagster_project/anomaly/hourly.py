@@ -47,10 +47,13 @@ WEEK = 168
 MIN_ANCHORED = 2 * WEEK  # a shorter window is fitted per bucket: a fit up to a day old is too stale for it
 
 
-def score_hourly(arrays, t, hour, value, num_t, den_t, shape, settings, min_hist, per_chunk) -> dict:
+def score_hourly(arrays, t, hour, value, num_t, den_t, shape, settings, min_hist, per_chunk, seen=None) -> dict:
     """arrays: the batch's training arrays, every series padded with `history_needed`
     NaN in front and AHEAD behind, concatenated; t: each scored bucket's index in them;
-    hour: its hour of the UTC day. Returns core.score_rows's columns per scored bucket."""
+    hour: its hour of the UTC day; seen: arrays[0] with the excluded buckets in (the
+    launch rule reads it; None: arrays[0]). Returns core.score_rows's columns per scored
+    bucket."""
+    seen = arrays[0] if seen is None else seen
     w = training_buckets("hour", settings)
     n = t.size
     valid = ~np.isnan(arrays[-1])
@@ -61,7 +64,7 @@ def score_hourly(arrays, t, hour, value, num_t, den_t, shape, settings, min_hist
     since = t - w  # each bucket's history: its window, or from its launch
     if shape in ("count", "fraction"):  # a launched window's history starts at its launch (launch.py)
         k = level_span("hour", settings)
-        since, start_day = (launch_start(arrays[0], at, w, k, shape == "count") for at in (t, day))
+        since, start_day = (launch_start(seen, at, w, k, shape == "count") for at in (t, day))
         have, have_day = cv[t] - cv[since], cv[day] - cv[start_day]
     out = empty_rows(n, have, min_hist)
     prop_t = prop_a = np.zeros(n, bool)
@@ -88,7 +91,7 @@ def score_hourly(arrays, t, hour, value, num_t, den_t, shape, settings, min_hist
         for lo in range(0, group.size, step):
             r = group[lo:lo + step]
             res = score_rows([sliding_window_view(a, wd)[t[r] - wd] for a in arrays], value[r], num_t[r], den_t[r],
-                             shape, "hour", settings, min_hist, hour[r])
+                             shape, "hour", settings, min_hist, hour[r], sliding_window_view(seen, wd)[t[r] - wd])
             for key, v in res.items():
                 out[key][r] = v
     rows = np.nonzero(direct)[0]
@@ -112,7 +115,7 @@ def score_hourly(arrays, t, hour, value, num_t, den_t, shape, settings, min_hist
             chunk = group[lo:lo + step]
             sel = np.nonzero(np.isin(inv, chunk))[0]
             _score_day(out, rows[sel], np.searchsorted(chunk, inv[sel]), anchors[chunk], arrays, raw, t, hour,
-                       value, num_t, den_t, prop_a, nonneg, transformable, shape, settings, wd, since)
+                       value, num_t, den_t, prop_a, nonneg, transformable, shape, settings, wd, since, seen)
     return out
 
 
@@ -124,12 +127,13 @@ def _width(span, w):
 
 
 def _score_day(out, rows, a, anchors, arrays, raw, t, hour, value, num_t, den_t, prop_a, nonneg, transformable,
-               shape, settings, w, since) -> None:
+               shape, settings, w, since, seen) -> None:
     """Fit the anchors (windows of w buckets ending at `anchors`), then score `rows` (a:
-    their anchor; `since`: where each scored bucket's history starts)."""
+    their anchor; `since`: where each scored bucket's history starts; `seen`: the
+    launch rule's values, launch.since_launch)."""
     k = level_span("hour", settings)
     ext = [sliding_window_view(x, w + AHEAD)[anchors - w] for x in arrays]
-    win = since_launch([e[:, :w] for e in ext], shape, k)
+    win = since_launch([e[:, :w] for e in ext], shape, k, sliding_window_view(seen, w)[anchors - w])
     ok = ~np.isnan(win[-1])
     prop = np.zeros(anchors.size, bool)
     prop[a] = prop_a[rows]

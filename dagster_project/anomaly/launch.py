@@ -12,7 +12,12 @@ after them yet): a jump from nothing is flagged.
 The rule, with k the level span: at least k zeros before the first value that is not
 0, and after it a level at which k zeros in a row are improbable, at most
 exp(-LAUNCH_EVENTS): a count's mean (Poisson, exp(-mean * k)), any other series' share
-of non-zero buckets ((1 - share) ** k)."""
+of non-zero buckets ((1 - share) ** k).
+
+The rule reads the values `exclude` ranges leave out of training: a range hides values
+from training, not the start of the series. A launch inside a range (its first week
+excluded) is still a launch: the buckets after it are judged on what came after, not,
+each of them, against the zeros before it."""
 from __future__ import annotations
 
 import numpy as np
@@ -47,12 +52,13 @@ def before_launch(x: np.ndarray, k: int, count: bool = True) -> np.ndarray:
     return launched[:, None] & before
 
 
-def since_launch(windows: list[np.ndarray], shape: str, k: int) -> list[np.ndarray]:
+def since_launch(windows: list[np.ndarray], shape: str, k: int, seen: np.ndarray | None = None) -> list[np.ndarray]:
     """The training windows (count or fraction: their first array is the value) with the
-    positions before a launch left out (NaN); other shapes unchanged."""
+    positions before a launch left out (NaN); other shapes unchanged. `seen`: the same
+    windows' values with the `exclude` ranges in (default: the first training array)."""
     if shape not in ("count", "fraction"):
         return windows
-    pre = before_launch(windows[0], k, shape == "count")
+    pre = before_launch(windows[0] if seen is None else seen, k, shape == "count")
     return [np.where(pre, np.nan, a) for a in windows] if pre.any() else windows
 
 

@@ -184,15 +184,19 @@ def _prepare(job: SeriesJob) -> dict | None:
     width = training_buckets(grain, job.settings)
     tail = np.full(AHEAD if grain == "hour" else 0, np.nan)
     padded = [np.concatenate([np.full(pad, np.nan), a, tail]) for a in train]
+    # the values the launch rule reads: training's first array with the excluded buckets in
+    seen = None
+    if shape in ("count", "fraction"):
+        seen = np.concatenate([np.full(pad, np.nan), np.maximum(value, 0.0) if shape == "count" else value, tail])
     # a ratio's denominators as stored, 0 included (training holds only those above 0)
     den_stored = np.concatenate([np.full(pad, np.nan), den, tail]) if job.shape in ("ratio", "amount_ratio") else None
     # each window's first training bucket: its own start, or a launch's (launch.py)
-    lo = launch_start(padded[0], pos + pad, width, level_span(grain, job.settings), count=False) - pad \
+    lo = launch_start(seen, pos + pad, width, level_span(grain, job.settings), count=False) - pad \
         if shape == "fraction" else pos - width
     events = _events_per_bucket(value, excluded, pos, lo) if shape == "fraction" else np.full(pos.size, np.nan)
     p = {"shape": shape, "amount_ratio": job.shape == "amount_ratio", "ts": ts[pos], "value": value[pos],
          "num": num[pos], "den": den[pos], "pos": pos + pad, "lo": lo + pad, "events": events,
-         "padded": padded, "den_stored": den_stored, "provisional": index[pos] >= now_index - job.settle_buckets}
+         "padded": padded, "seen": seen, "den_stored": den_stored, "provisional": index[pos] >= now_index - job.settle_buckets}
     rows = np.arange(pos.size)
     if shape == "fraction":
         rows = _judge_sparse(p, job.settings, training_buckets(grain, job.settings), min_history(grain, job.settings))
@@ -253,8 +257,9 @@ def _run(batch, prepared, results, shape, grain, settings, width, min_hist, per_
         offset = np.cumsum([0] + [prepared[i]["padded"][0].size for i in batch])
         t = np.concatenate([f["pos"] + o for f, o in zip(fit, offset)])
         hour = np.concatenate([f["ts"].astype("datetime64[h]").astype(np.int64) % 24 for f in fit])
+        seen = None if shape not in ("count", "fraction") else np.concatenate([prepared[i]["seen"] for i in batch])
         res = score_hourly([np.concatenate([prepared[i]["padded"][a] for i in batch]) for a in range(arrays)],
-                           t, hour, value, num, den, shape, settings, min_hist, per_chunk)
+                           t, hour, value, num, den, shape, settings, min_hist, per_chunk, seen)
     else:
         res = _windowed(batch, prepared, arrays, value, num, den, shape, grain, settings, width, min_hist, per_chunk)
     lo = 0
@@ -266,10 +271,14 @@ def _run(batch, prepared, results, shape, grain, settings, width, min_hist, per_
 
 def _windowed(batch, prepared, arrays, value, num, den, shape, grain, settings, width, min_hist, per_chunk):
     """Every bucket from its own training window (core.score_rows)."""
-    windows = [np.concatenate([sliding_window_view(prepared[i]["padded"][a], width)[prepared[i]["fit"]["pos"] - width]
-                               for i in batch]) for a in range(arrays)]
+    def cut(series):
+        return np.concatenate([sliding_window_view(series(i), width)[prepared[i]["fit"]["pos"] - width] for i in batch])
+
+    windows = [cut(lambda i: prepared[i]["padded"][a]) for a in range(arrays)]
+    seen = cut(lambda i: prepared[i]["seen"]) if shape in ("count", "fraction") else None
     parts = [score_rows([w[lo:lo + per_chunk] for w in windows], value[lo:lo + per_chunk], num[lo:lo + per_chunk],
-                        den[lo:lo + per_chunk], shape, grain, settings, min_hist)
+                        den[lo:lo + per_chunk], shape, grain, settings, min_hist,
+                        seen=None if seen is None else seen[lo:lo + per_chunk])
              for lo in range(0, value.size, per_chunk)]
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
