@@ -707,3 +707,13 @@ def test_a_read_of_a_missing_duckdb_file_leaves_no_lock_file_behind(tmp_path, ca
     assert main(["--project-dir", str(paths.root), "series", "downloads", "--grain", "day"]) == 2
     assert "no warehouse file at" in capsys.readouterr().err
     assert not list(paths.duckdb_path.parent.glob("*.lock")), list(paths.duckdb_path.parent.iterdir())
+
+
+@pytest.mark.parametrize("command", [["series", "downloads", "--grain", "day"], ["anomalies"]])
+def test_a_read_of_a_missing_chdb_folder_says_so_and_creates_nothing(tmp_path, capsys, isolated_env, command):
+    """A read with `--target clickhouse` on a project never run there created an empty
+    `warehouse/chdb/` (and its lock file) before reporting that nothing was there."""
+    paths = make_project(tmp_path, GOOD)
+    assert main(["--project-dir", str(paths.root), *command, "--target", "clickhouse"]) == 2
+    assert "no chDB folder at" in capsys.readouterr().err
+    assert not paths.chdb_path.parent.exists() or not list(paths.chdb_path.parent.iterdir())

@@ -144,9 +144,13 @@ class Warehouse:
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[object]:
+        # said before the lock: a read left a stray `<file>.lock` beside no warehouse (and
+        # chDB would create an empty folder to read)
         if read_only and self.target == "duckdb" and not self.paths.duckdb_path.exists():
-            # said before the lock: a read left a stray `<file>.lock` beside no warehouse
             raise WarehouseError(f"duckdb: no warehouse file at {self.paths.duckdb_path}: run `metrics run` first")
+        if read_only and self.target == "clickhouse" and not self.paths.chdb_path.is_dir():
+            raise WarehouseError(f"clickhouse: no chDB folder at {self.paths.chdb_path}: "
+                                 "run `metrics run --target clickhouse` first")
         if self.target in EMBEDDED:
             # an embedded engine admits one process per file: wait for a run that holds it
             with self.lock():
