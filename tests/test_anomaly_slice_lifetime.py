@@ -136,5 +136,13 @@ def test_a_slice_value_with_a_line_break_keeps_reasons_and_the_listing_on_one_li
     assert capsys.readouterr().out.splitlines() == lines
     assert main(["--project-dir", str(wh.paths.root), "series", "orders", "--grain", "day",
                  "--slice", "country=new\\nline", "--format", "csv"]) == 0
-    series = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    series_csv = capsys.readouterr().out
+    series = list(csv.reader(io.StringIO(series_csv)))
     assert len(series) == 1 + DAYS and all(row[3:5] == ["country", BROKEN] for row in series[1:]), series[:2]
+    # the two listings write a count alike (`896`, not `896.0` in one of them)
+    assert main(["--project-dir", str(wh.paths.root), "anomalies", "--all", "--grain", "day",
+                 "--slice", f"country={BROKEN}", "--format", "csv"]) == 0
+    scored = {r["bucket_start"][:10]: r["value"] for r in csv.DictReader(io.StringIO(capsys.readouterr().out))}
+    written = {r["bucket_start"][:10]: r["value"] for r in csv.DictReader(io.StringIO(series_csv))}
+    assert len(scored) == len(broken) and all(scored[d] == written[d] and "." not in scored[d] for d in scored), \
+        list(scored.items())[:3]

@@ -38,7 +38,7 @@ def write_csv(rows: list[dict], out: TextIO) -> None:
     w = csv.writer(out, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     for r in rows:
-        w.writerow(["" if r[c] is None else ("true" if r[c] else "false") if c == "complete" else csv_cell(_csv_number(r[c]))
+        w.writerow(["" if r[c] is None else ("true" if r[c] else "false") if c == "complete" else csv_cell(r[c])
                     for c in CSV_COLUMNS])
 
 
@@ -47,18 +47,16 @@ _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 def csv_cell(v):
     """A text cell a spreadsheet would run as a formula (a slice value `=HYPERLINK(...)`
-    from the raw data) starts with `'`; numbers, and texts that are numbers, stay."""
+    from the raw data) starts with `'`; numbers, and texts that are numbers, stay; a whole
+    number is written without a trailing ".0", so counts read as integers."""
+    if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
+        return int(v)
     if isinstance(v, str) and v.startswith(_FORMULA):
         try:
             float(v)
         except ValueError:
             return "'" + v
     return v
-
-
-def _csv_number(v):
-    # whole numbers without a trailing ".0", so counts read as integers
-    return int(v) if isinstance(v, float) and v.is_integer() and abs(v) < 2**53 else v
 
 
 def decimals(values) -> int:
