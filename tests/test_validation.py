@@ -85,6 +85,10 @@ CASES = [
      "`anomaly.sensitivity`: Input should be a valid number"),
     ("tiny_sensitivity", f"name: tiny_sensitivity\n{BASE}aggregation: count\nanomaly: {{sensitivity: 0.1}}\n", 5,
      "`anomaly.sensitivity`: Input should be greater than or equal to 1"),
+    # the detector would score without the cycle the file asks for (a profile needs two)
+    ("short_cycle_window", f"name: short_cycle_window\n{BASE}aggregation: count\ngrains: [day]\nanomaly:\n"
+     "  seasonality: day_of_week\n  training_buckets: 10\n", 8,
+     "`seasonality: day_of_week` needs a training window of two cycles, 14 day buckets, but `training_buckets` is 10"),
     ("text_max_slices", f"name: text_max_slices\n{BASE}aggregation: count\nanomaly:\n  max_slices: '5'\n", 6,
      "`anomaly.max_slices`: Input should be a valid integer"),
     # no parentheses, but 1,100 levels: DuckDB refused it and the source's whole build failed
@@ -694,6 +698,30 @@ def test_a_config_file_that_is_no_mapping_says_so(tmp_path, capsys, isolated_env
     assert main(["--project-dir", str(paths.root), "validate"]) == 1
     err = capsys.readouterr().err
     assert "metrics/_config.yml:1: the file: Input should be a mapping of fields" in err, err  # was "`file`: ..."
+
+
+def test_a_seasonal_cycle_longer_than_half_the_training_window_is_refused_at_each_grain(tmp_path, capsys,
+                                                                                     isolated_env):
+    """`day_of_week` reads as `hour_of_week` at the hour grain: 200 training buckets hold
+    two weeks of days but not two of hours. From `_config.yml`, the metric's file is
+    named and the message says where the values came from; a window that holds two
+    cycles at every grain, or `auto`, is fine."""
+    seasonal = "anomaly:\n  seasonality: day_of_week\n  training_buckets: 200\n"
+    paths = make_project(tmp_path / "own", {**GOOD, "a/hourly.yml": f"name: hourly\n{BASE}aggregation: count\n"
+                                                                    f"grains: [hour, day]\n{seasonal}"})
+    assert main(["--project-dir", str(paths.root), "validate"]) == 1
+    err = capsys.readouterr().err
+    assert "metrics/a/hourly.yml:8: `seasonality: day_of_week`, read as `hour_of_week` at the hour grain, needs a " \
+           "training window of two cycles, 336 hour buckets" in err, err
+    for i, (grains, code) in enumerate((("[day, week]", 0), ("[hour]", 1))):
+        paths = make_project(tmp_path / f"config{i}", {"a/hourly.yml": f"name: hourly\n{BASE}aggregation: count\n"
+                                                                      f"grains: {grains}\n"}, config=seasonal)
+        assert main(["--project-dir", str(paths.root), "validate"]) == code, grains
+        err = capsys.readouterr().err
+        assert code == 0 or "metrics/a/hourly.yml:1: " in err and "(from metrics/_config.yml `anomaly:`)" in err, err
+    paths = make_project(tmp_path / "auto", {**GOOD, "a/hourly.yml": f"name: hourly\n{BASE}aggregation: count\n"
+                                                                     "anomaly: {seasonality: auto, training_buckets: 10}\n"})
+    assert main(["--project-dir", str(paths.root), "validate"]) == 0, capsys.readouterr().err
 
 
 def test_a_name_in_another_case_is_suggested():

@@ -250,6 +250,33 @@ def _anomaly(config: ProjectConfig, s: MetricSpec) -> AnomalySpec:
     return AnomalySpec(**merged)
 
 
+def _seasonality_issues(f: SpecFile, metric: Metric, paths: ProjectPaths) -> list[ValidationIssue]:
+    """An explicit seasonality whose cycle, at one of the metric's grains, the training
+    window cannot hold twice: the detector would score that grain without it (a profile
+    needs two cycles), which is not what the file says."""
+    a = metric.anomaly
+    if not a.enabled or a.seasonality == "auto" or a.training_buckets is None:
+        return []
+    from ..anomaly.settings import PERIOD, DetectorSettings, candidates, min_cycles
+    settings = DetectorSettings(seasonality=a.seasonality, training_buckets=a.training_buckets)
+    own = f.spec.anomaly.model_fields_set if f.spec.anomaly is not None else set()
+    where = ("anomaly", "training_buckets") if "training_buckets" in own else \
+        ("anomaly", "seasonality") if "seasonality" in own else ("anomaly",) if "anomaly" in f.located.data else ("name",)
+    told = "" if {"training_buckets", "seasonality"} <= own else \
+        f" (from {paths.relative(paths.config_file)} `anomaly:`)"
+    for grain in metric.grains:
+        cycle = candidates(grain, settings)[0]
+        need = min_cycles(settings) * PERIOD[cycle]
+        if a.training_buckets < need:
+            read_as = "" if cycle == a.seasonality else f", read as `{cycle}` at the {grain} grain,"
+            return [f.issue(where, f"`seasonality: {a.seasonality}`{read_as} needs a training window of two cycles, "
+                                   f"{need} {grain} buckets, but `training_buckets` is {a.training_buckets}{told}: "
+                                   f"the {grain} grain would be scored without seasonality. Raise training_buckets to "
+                                   f"{need} or more, or write `seasonality: auto` (which keeps a cycle only where the "
+                                   "window holds it)", "anomaly")]
+    return []
+
+
 def _resolve(paths: ProjectPaths, config: ProjectConfig, ctx: Context, issues: list[ValidationIssue],
              alerts: AlertsConfig) -> MetricsProject:
     resolved: dict[str, Metric] = {}
@@ -328,6 +355,7 @@ def _resolve(paths: ProjectPaths, config: ProjectConfig, ctx: Context, issues: l
                             denominator=inputs[1].name if s.kind == "ratio" else None,
                             formula=formula, inputs=tuple(m.name for m in inputs), **common(f))
         resolved[name] = metric
+        issues.extend(_seasonality_issues(f, metric, paths))
         return metric
 
     for name in sorted(ctx.by_name):
