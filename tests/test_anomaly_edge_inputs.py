@@ -142,6 +142,49 @@ def test_an_excluded_spike_on_a_running_series_stays_out_of_training(shape):
     pd.testing.assert_frame_equal(out, score(gapped, shape=shape, first=64))
 
 
+@pytest.mark.parametrize("grain", ["day", "hour"])
+@pytest.mark.parametrize("excluded", ["nothing", "test day", "test day to launch week", "launch week"])
+def test_a_test_row_weeks_before_a_launch_is_a_stray_not_the_launch(grain, excluded):
+    """A new source: five test rows on day 30, live from day 50. The launch rule took
+    the first value that is not 0 as the launch: the level after the test rows, diluted
+    by 20 days of zeros, was no launch, and the live days were judged against the zeros
+    (81 flagged hours). Excluding the test day made it worse once the rule read excluded
+    values (23). A value followed by a level span of zeros is a stray."""
+    per = 24 if grain == "hour" else 1
+    rng = np.random.default_rng(7)
+    x = rng.poisson(300 if grain == "day" else 12, 110 * per).astype(float)
+    x[:50 * per] = 0.0
+    x[30 * per] = 5.0
+    f = frame(x, grain=grain)
+
+    def day(n):
+        return f.bucket_start.iloc[n * per].to_pydatetime()
+
+    ranges = {"nothing": (), "test day": ((day(30), day(31)),), "test day to launch week": ((day(30), day(57)),),
+              "launch week": ((day(50), day(57)),)}[excluded]
+    out = score(f, grain=grain, first=45 * per, settings=DetectorSettings(exclude=ranges))
+    assert out.is_anomaly.sum() <= 1, out[out.is_anomaly][["bucket_start", "reason"]].head().to_string()
+    assert out.score.iloc[-20 * per:].notna().all()  # and scored once it has its history after the launch
+
+
+@pytest.mark.parametrize("grain", ["day", "hour"])
+def test_an_excluded_spike_on_a_series_of_zeros_does_not_hide_a_later_burst(grain):
+    """A test load (500) on a metric that is otherwise 0, excluded: read as a launch, the
+    history restarted at it, and a real burst of 40 two weeks later had "not enough
+    history" at the day grain. The zeros after the spike are the series' level."""
+    per = 24 if grain == "hour" else 1
+    x = np.zeros(100 * per)
+    x[60 * per] = 500.0
+    burst = 75 * per + (12 if grain == "hour" else 0)
+    x[burst] = 40.0
+    f = frame(x, grain=grain)
+    spike = ((f.bucket_start.iloc[60 * per].to_pydatetime(), f.bucket_start.iloc[61 * per].to_pydatetime()),)
+    out = score(f, grain=grain, first=61 * per, settings=DetectorSettings(exclude=spike))
+    row = out[out.bucket_start == f.bucket_start.iloc[burst]].iloc[0]
+    assert row.is_anomaly and row.direction == "up", row.reason
+    assert out.is_anomaly.sum() == 1
+
+
 def test_a_launch_is_found_in_each_window_whatever_history_is_supplied():
     """A stray event long before the launch, outside the training window: the rows after
     the launch are the same whether the series is supplied from the stray event or from

@@ -51,9 +51,8 @@ def score_hourly(arrays, t, hour, value, num_t, den_t, shape, settings, min_hist
     """arrays: the batch's training arrays, every series padded with `history_needed`
     NaN in front and AHEAD behind, concatenated; t: each scored bucket's index in them;
     hour: its hour of the UTC day; seen: arrays[0] with the excluded buckets in (the
-    launch rule reads it; None: arrays[0]). Returns core.score_rows's columns per scored
-    bucket."""
-    seen = arrays[0] if seen is None else seen
+    launch rule also reads it; None: nothing excluded). Returns core.score_rows's columns
+    per scored bucket."""
     w = training_buckets("hour", settings)
     n = t.size
     valid = ~np.isnan(arrays[-1])
@@ -64,7 +63,7 @@ def score_hourly(arrays, t, hour, value, num_t, den_t, shape, settings, min_hist
     since = t - w  # each bucket's history: its window, or from its launch
     if shape in ("count", "fraction"):  # a launched window's history starts at its launch (launch.py)
         k = level_span("hour", settings)
-        since, start_day = (launch_start(seen, at, w, k, shape == "count") for at in (t, day))
+        since, start_day = (launch_start(arrays[0], at, w, k, shape == "count", seen) for at in (t, day))
         have, have_day = cv[t] - cv[since], cv[day] - cv[start_day]
     out = empty_rows(n, have, min_hist)
     prop_t = prop_a = np.zeros(n, bool)
@@ -83,15 +82,19 @@ def score_hourly(arrays, t, hour, value, num_t, den_t, shape, settings, min_hist
         ok = ~np.isnan(sliding_window_view(arrays[-1], w)[days - w])
         direct[direct] = (cycles_with_data(ok, richest) >= min_cycles(settings))[at]
     nxt = _next_valid(valid)
+    # the columns a window keeps (_width) start at its first training value, or excluded
+    # one: the launch rule counts the excluded zeros before a launch too
+    kept = nxt if seen is None else _next_valid(valid | ~np.isnan(seen))
     slow = np.nonzero(out["enough"] & ~direct)[0]
-    width = _width(t[slow] - nxt[t[slow] - w], w)
+    width = _width(t[slow] - kept[t[slow] - w], w)
     for wd in np.unique(width):
         group = slow[width == wd]
         step = max(1, per_chunk * w // wd)
         for lo in range(0, group.size, step):
             r = group[lo:lo + step]
             res = score_rows([sliding_window_view(a, wd)[t[r] - wd] for a in arrays], value[r], num_t[r], den_t[r],
-                             shape, "hour", settings, min_hist, hour[r], sliding_window_view(seen, wd)[t[r] - wd])
+                             shape, "hour", settings, min_hist, hour[r],
+                             None if seen is None else sliding_window_view(seen, wd)[t[r] - wd])
             for key, v in res.items():
                 out[key][r] = v
     rows = np.nonzero(direct)[0]
@@ -107,7 +110,7 @@ def score_hourly(arrays, t, hour, value, num_t, den_t, shape, settings, min_hist
     transformable = {"positive": (nonpos[t] - nonpos[day] == 0) & (value > 0),
                      "nonneg": (negative[t] - negative[day] == 0) & (value >= 0)}
     out["span"][rows] = t[rows] - nxt[since[rows]]  # ("highest in 8 weeks" of zeros before a launch: no)
-    width = _width(anchors - nxt[anchors - w], w)
+    width = _width(anchors - kept[anchors - w], w)
     for wd in np.unique(width):
         group = np.nonzero(width == wd)[0]
         step = max(1, per_chunk * w // wd)
@@ -133,7 +136,8 @@ def _score_day(out, rows, a, anchors, arrays, raw, t, hour, value, num_t, den_t,
     launch rule's values, launch.since_launch)."""
     k = level_span("hour", settings)
     ext = [sliding_window_view(x, w + AHEAD)[anchors - w] for x in arrays]
-    win = since_launch([e[:, :w] for e in ext], shape, k, sliding_window_view(seen, w)[anchors - w])
+    seen_win = None if seen is None else sliding_window_view(seen, w)[anchors - w]
+    win = since_launch([e[:, :w] for e in ext], shape, k, seen_win)
     ok = ~np.isnan(win[-1])
     prop = np.zeros(anchors.size, bool)
     prop[a] = prop_a[rows]

@@ -12,12 +12,19 @@ after them yet): a jump from nothing is flagged.
 The rule, with k the level span: at least k zeros before the first value that is not
 0, and after it a level at which k zeros in a row are improbable, at most
 exp(-LAUNCH_EVENTS): a count's mean (Poisson, exp(-mean * k)), any other series' share
-of non-zero buckets ((1 - share) ** k).
+of non-zero buckets ((1 - share) ** k). Up to STRAYS non-zero buckets among those zeros
+may come before the launch (a test row weeks before a source goes live): a non-zero
+bucket followed by k zeros is a stray, not a launch, and the next one is tried. A
+window with more of them before its zeros end was running, not launching (a shop
+closed at weekends is not launched every Monday).
 
-The rule reads the values `exclude` ranges leave out of training: a range hides values
-from training, not the start of the series. A launch inside a range (its first week
-excluded) is still a launch: the buckets after it are judged on what came after, not,
-each of them, against the zeros before it."""
+`exclude` ranges: the rule reads the training values (an excluded bucket is a gap), and
+where they show no launch, also the values with the excluded buckets in (`seen`): a
+launch hidden inside a range (its first week excluded) is still a launch, or every
+bucket of the range would be judged against the zeros before it. The level after such
+a launch is read from the training values when there are any (else from the excluded
+ones): an excluded one-off spike on a series of zeros is no launch, its zeros after it
+still train."""
 from __future__ import annotations
 
 import numpy as np
@@ -25,6 +32,7 @@ import numpy as np
 from .stats import nansum
 
 LAUNCH_EVENTS = 10.0  # k zeros in a row at the level after them: at most exp(-10), one in 22,000
+STRAYS = 2  # non-zero buckets a launch may have among the zeros before it
 
 
 def _launched(count: bool, zeros, total, nonzero, n, k: int) -> np.ndarray:
@@ -36,46 +44,103 @@ def _launched(count: bool, zeros, total, nonzero, n, k: int) -> np.ndarray:
     return (n > 0) & (zeros >= k) & (rate * k >= LAUNCH_EVENTS)
 
 
-def before_launch(x: np.ndarray, k: int, count: bool = True) -> np.ndarray:
-    """(n, W) bool: the positions before the launch, in the windows (rows of x) that
-    launched."""
+def _launch_in_rows(x: np.ndarray, level: np.ndarray, k: int, count: bool) -> np.ndarray:
+    """Per row of x (n, W): the launch's column by the rule, with the level after it
+    read from `level` where that has values after it (else from x); -1: none."""
     n, w = x.shape
+    at = np.full(n, -1)
+    valid = ~np.isnan(x)
+    rows = np.nonzero(np.count_nonzero(valid & (x == 0), axis=1) >= k)[0]  # a launch needs k zeros
+    if rows.size == 0:
+        return at
+    x, level = x[rows], level[rows]
     started = np.nan_to_num(x, nan=0.0) != 0
-    first = np.where(started.any(axis=1), np.argmax(started, axis=1), w)
-    pos = np.arange(w)[None, :]
-    before = pos < first[:, None]
-    after = ~before & ~np.isnan(x)
-    zeros = np.count_nonzero(before & (x == 0), axis=1)
-    total = nansum(np.where(after, x, np.nan), 1)
-    nonzero = np.count_nonzero(after & (x != 0), axis=1)
-    launched = _launched(count, zeros, total, nonzero, np.count_nonzero(after, axis=1), k)
-    return launched[:, None] & before
+    rank = np.cumsum(started, axis=1)  # non-zero buckets up to each column
+    zeros = np.cumsum(valid[rows] & (x == 0), axis=1)
+
+    def after(a):  # per column: total, non-zero buckets and values from it on
+        have = ~np.isnan(a)
+        return [np.cumsum(v[:, ::-1], axis=1)[:, ::-1] for v in (np.where(have, a, 0.0), have & (a != 0), have)]
+
+    sums = after(level)
+    if level is not x:
+        own = after(x)
+        sums = [np.where(sums[2] == 0, b, a) for a, b in zip(sums, own)]
+    found, r = np.full(rows.size, -1), np.arange(rows.size)
+    for j in range(STRAYS + 1):  # the launch at the (j+1)-th non-zero bucket
+        has = rank[:, -1] > j
+        p = np.argmax(rank > j, axis=1)
+        before = np.where(p > 0, zeros[r, np.maximum(p - 1, 0)], 0)
+        nxt = np.where(rank[:, -1] > j + 1, np.argmax(rank > j + 1, axis=1), w)  # the next non-zero bucket
+        stray = zeros[r, nxt - 1] - zeros[r, p] >= k
+        ok = has & ~stray & (found < 0) & _launched(count, before, *(s[r, p] for s in sums), k)
+        found = np.where(ok, p, found)
+    at[rows] = found
+    return at
+
+
+def before_launch(x: np.ndarray, k: int, count: bool = True, seen: np.ndarray | None = None) -> np.ndarray:
+    """(n, W) bool: the positions before the launch, in the windows (rows of x, the
+    training values; `seen`: the same with the excluded buckets in) that launched."""
+    at = _launch_in_rows(x, x, k, count)
+    if seen is not None:
+        at = np.where(at >= 0, at, _launch_in_rows(seen, x, k, count))
+    return (at >= 0)[:, None] & (np.arange(x.shape[1])[None, :] < at[:, None])
 
 
 def since_launch(windows: list[np.ndarray], shape: str, k: int, seen: np.ndarray | None = None) -> list[np.ndarray]:
     """The training windows (count or fraction: their first array is the value) with the
-    positions before a launch left out (NaN); other shapes unchanged. `seen`: the same
-    windows' values with the `exclude` ranges in (default: the first training array)."""
+    positions before a launch left out (NaN); other shapes unchanged. `seen`: the first
+    array's windows with the `exclude` ranges in (None: nothing excluded)."""
     if shape not in ("count", "fraction"):
         return windows
-    pre = before_launch(windows[0] if seen is None else seen, k, shape == "count")
+    pre = before_launch(windows[0], k, shape == "count", seen)
     return [np.where(pre, np.nan, a) for a in windows] if pre.any() else windows
 
 
-def launch_start(x: np.ndarray, t: np.ndarray, w: int, k: int, count: bool = True) -> np.ndarray:
-    """Per scored position t of the 1-D series x (its window [t - w, t)): the launch's
-    position when the window launched (before_launch's rule), else t - w."""
+def _prefix(a) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(a)])
+
+
+def _sums(x: np.ndarray) -> list[np.ndarray]:
+    """Prefix sums of x's zeros, values, non-zero buckets and buckets with a value."""
     valid = ~np.isnan(x)
-    started = np.nan_to_num(x, nan=0.0) != 0
-    idx = np.where(started, np.arange(x.size), x.size)
-    first = np.minimum.accumulate(idx[::-1])[::-1]  # the first position >= i that is not 0
+    return [_prefix(valid & (x == 0)), _prefix(np.where(valid, x, 0.0)),
+            _prefix(valid & (np.nan_to_num(x, nan=0.0) != 0)), _prefix(valid)]
 
-    def prefix(a):
-        return np.concatenate([[0], np.cumsum(a)])
 
-    cz, cv, cs, cnz = prefix(valid & (x == 0)), prefix(valid), prefix(np.where(valid, x, 0.0)), \
-        prefix(valid & started)
+def _launch_in_series(x: np.ndarray, level: list[np.ndarray] | None, t: np.ndarray, lo: np.ndarray, k: int,
+                      count: bool) -> np.ndarray:
+    """launch_start's rule on the 1-D x for the windows [lo, t): the launch's position,
+    or -1; the level after it from the prefix sums `level` where they hold values after
+    it (None: x's own)."""
+    own = _sums(x)
+    cz = own[0]
+    nonzero = np.flatnonzero(np.nan_to_num(x, nan=0.0) != 0)
+    first = np.searchsorted(nonzero, lo)
+    found = np.full(t.size, -1)
+    at = np.append(nonzero, x.size)  # the j-th non-zero position from an index; x.size: none
+    for j in range(STRAYS + 1):
+        i = np.minimum(first + j, nonzero.size)
+        p = np.minimum(at[i], t)
+        stray = cz[np.minimum(at[np.minimum(i + 1, nonzero.size)], t)] - cz[np.minimum(p + 1, t)] >= k
+        total, nz, m = (s[t] - s[p] for s in own[1:])
+        if level is not None:
+            lt, lnz, lm = (s[t] - s[p] for s in level[1:])
+            trained = lm > 0
+            total, nz, m = np.where(trained, lt, total), np.where(trained, lnz, nz), np.where(trained, lm, m)
+        ok = (p < t) & ~stray & (found < 0) & _launched(count, cz[p] - cz[lo], total, nz, m, k)
+        found = np.where(ok, p, found)
+    return found
+
+
+def launch_start(x: np.ndarray, t: np.ndarray, w: int, k: int, count: bool = True,
+                 seen: np.ndarray | None = None) -> np.ndarray:
+    """Per scored position t of the 1-D series x (its window [t - w, t); `seen`: x with
+    the excluded buckets in): the launch's position when the window launched
+    (before_launch's rule), else t - w."""
     lo = t - w
-    f = np.minimum(first[lo], t)
-    launched = (f < t) & _launched(count, cz[f] - cz[lo], cs[t] - cs[f], cnz[t] - cnz[f], cv[t] - cv[f], k)
-    return np.where(launched, f, lo)
+    at = _launch_in_series(x, None, t, lo, k, count)
+    if seen is not None:  # a launch the excluded buckets hide: its level from the training values after it
+        at = np.where(at >= 0, at, _launch_in_series(seen, _sums(x), t, lo, k, count))
+    return np.where(at >= 0, at, lo)

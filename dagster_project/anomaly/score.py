@@ -184,14 +184,15 @@ def _prepare(job: SeriesJob) -> dict | None:
     width = training_buckets(grain, job.settings)
     tail = np.full(AHEAD if grain == "hour" else 0, np.nan)
     padded = [np.concatenate([np.full(pad, np.nan), a, tail]) for a in train]
-    # the values the launch rule reads: training's first array with the excluded buckets in
+    # the values the launch rule also reads: training's first array with the excluded
+    # buckets in (launch.py); None when nothing is excluded
     seen = None
-    if shape in ("count", "fraction"):
+    if shape in ("count", "fraction") and excluded.any():
         seen = np.concatenate([np.full(pad, np.nan), np.maximum(value, 0.0) if shape == "count" else value, tail])
     # a ratio's denominators as stored, 0 included (training holds only those above 0)
     den_stored = np.concatenate([np.full(pad, np.nan), den, tail]) if job.shape in ("ratio", "amount_ratio") else None
     # each window's first training bucket: its own start, or a launch's (launch.py)
-    lo = launch_start(seen, pos + pad, width, level_span(grain, job.settings), count=False) - pad \
+    lo = launch_start(padded[0], pos + pad, width, level_span(grain, job.settings), count=False, seen=seen) - pad \
         if shape == "fraction" else pos - width
     events = _events_per_bucket(value, excluded, pos, lo) if shape == "fraction" else np.full(pos.size, np.nan)
     p = {"shape": shape, "amount_ratio": job.shape == "amount_ratio", "ts": ts[pos], "value": value[pos],
@@ -257,7 +258,8 @@ def _run(batch, prepared, results, shape, grain, settings, width, min_hist, per_
         offset = np.cumsum([0] + [prepared[i]["padded"][0].size for i in batch])
         t = np.concatenate([f["pos"] + o for f, o in zip(fit, offset)])
         hour = np.concatenate([f["ts"].astype("datetime64[h]").astype(np.int64) % 24 for f in fit])
-        seen = None if shape not in ("count", "fraction") else np.concatenate([prepared[i]["seen"] for i in batch])
+        seen = _seen([prepared[i] for i in batch])
+        seen = None if seen is None else np.concatenate(seen)
         res = score_hourly([np.concatenate([prepared[i]["padded"][a] for i in batch]) for a in range(arrays)],
                            t, hour, value, num, den, shape, settings, min_hist, per_chunk, seen)
     else:
@@ -269,13 +271,22 @@ def _run(batch, prepared, results, shape, grain, settings, width, min_hist, per_
         lo += n
 
 
+def _seen(parts: list[dict]) -> list[np.ndarray] | None:
+    """Each series' launch-rule values (launch.py): a series with nothing excluded gives
+    its training values; None when no series of the batch excludes any bucket."""
+    if all(p["seen"] is None for p in parts):
+        return None
+    return [p["padded"][0] if p["seen"] is None else p["seen"] for p in parts]
+
+
 def _windowed(batch, prepared, arrays, value, num, den, shape, grain, settings, width, min_hist, per_chunk):
     """Every bucket from its own training window (core.score_rows)."""
     def cut(series):
         return np.concatenate([sliding_window_view(series(i), width)[prepared[i]["fit"]["pos"] - width] for i in batch])
 
     windows = [cut(lambda i: prepared[i]["padded"][a]) for a in range(arrays)]
-    seen = cut(lambda i: prepared[i]["seen"]) if shape in ("count", "fraction") else None
+    own = _seen([prepared[i] for i in batch])
+    seen = None if own is None else cut(dict(zip(batch, own)).__getitem__)
     parts = [score_rows([w[lo:lo + per_chunk] for w in windows], value[lo:lo + per_chunk], num[lo:lo + per_chunk],
                         den[lo:lo + per_chunk], shape, grain, settings, min_hist,
                         seen=None if seen is None else seen[lo:lo + per_chunk])
