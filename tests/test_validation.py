@@ -718,7 +718,20 @@ def test_a_seasonal_cycle_longer_than_half_the_training_window_is_refused_at_eac
                                                                       f"grains: {grains}\n"}, config=seasonal)
         assert main(["--project-dir", str(paths.root), "validate"]) == code, grains
         err = capsys.readouterr().err
-        assert code == 0 or "metrics/a/hourly.yml:1: " in err and "(from metrics/_config.yml `anomaly:`)" in err, err
+        assert code == 0 or "metrics/a/hourly.yml:1: " in err and \
+            "(`seasonality` and `training_buckets` from metrics/_config.yml `anomaly:`)" in err, err
+    # one from each file: the message names the one the metric did not set
+    paths = make_project(tmp_path / "mixed", {"a/hourly.yml": f"name: hourly\n{BASE}aggregation: count\n"
+                                                              "grains: [day]\nanomaly:\n  training_buckets: 10\n"},
+                         config="anomaly:\n  seasonality: day_of_week\n")
+    assert main(["--project-dir", str(paths.root), "validate"]) == 1
+    err = capsys.readouterr().err
+    assert "metrics/a/hourly.yml:7: " in err and "is 10 (`seasonality` from metrics/_config.yml `anomaly:`)" in err, err
+    # an archived metric is never scored: its block is not held to it
+    paths = make_project(tmp_path / "archived", {**GOOD, "a/old.yml": f"name: old\n{BASE}aggregation: count\n"
+                                                 "status: archived\ngrains: [day]\nanomaly: {enabled: true, "
+                                                 "seasonality: day_of_week, training_buckets: 10}\n"})
+    assert main(["--project-dir", str(paths.root), "validate"]) == 0, capsys.readouterr().err
     paths = make_project(tmp_path / "auto", {**GOOD, "a/hourly.yml": f"name: hourly\n{BASE}aggregation: count\n"
                                                                      "anomaly: {seasonality: auto, training_buckets: 10}\n"})
     assert main(["--project-dir", str(paths.root), "validate"]) == 0, capsys.readouterr().err

@@ -255,15 +255,16 @@ def _seasonality_issues(f: SpecFile, metric: Metric, paths: ProjectPaths) -> lis
     window cannot hold twice: the detector would score that grain without it (a profile
     needs two cycles), which is not what the file says."""
     a = metric.anomaly
-    if not a.enabled or a.seasonality == "auto" or a.training_buckets is None:
+    # an archived metric is never scored, whatever its block says
+    if not a.enabled or metric.status == "archived" or a.seasonality == "auto" or a.training_buckets is None:
         return []
     from ..anomaly.settings import PERIOD, DetectorSettings, candidates, min_cycles
     settings = DetectorSettings(seasonality=a.seasonality, training_buckets=a.training_buckets)
     own = f.spec.anomaly.model_fields_set if f.spec.anomaly is not None else set()
     where = ("anomaly", "training_buckets") if "training_buckets" in own else \
         ("anomaly", "seasonality") if "seasonality" in own else ("anomaly",) if "anomaly" in f.located.data else ("name",)
-    told = "" if {"training_buckets", "seasonality"} <= own else \
-        f" (from {paths.relative(paths.config_file)} `anomaly:`)"
+    inherited = [f"`{k}`" for k in ("seasonality", "training_buckets") if k not in own]
+    told = f" ({' and '.join(inherited)} from {paths.relative(paths.config_file)} `anomaly:`)" if inherited else ""
     for grain in metric.grains:
         cycle = candidates(grain, settings)[0]
         need = min_cycles(settings) * PERIOD[cycle]
