@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dagster_project.anomaly import DetectorSettings, min_history, score_series
+from dagster_project.anomaly import DetectorSettings, merge_incidents, min_history, score_series
 from dagster_project.anomaly.reason import number, sentence, sentences
 from dagster_project.anomaly.settings import default_sensitivity
 from dagster_project.warehouse.read import _num
@@ -148,8 +148,10 @@ def test_a_test_row_weeks_before_a_launch_is_a_stray_not_the_launch(grain, exclu
     """A new source: five test rows on day 30, live from day 50. The launch rule took
     the first value that is not 0 as the launch: the level after the test rows, diluted
     by 20 days of zeros, was no launch, and the live days were judged against the zeros
-    (81 flagged hours). Excluding the test day made it worse once the rule read excluded
-    values (23). A value followed by a level span of zeros is a stray."""
+    (97 flagged hours). Excluding the test day made it worse once the rule read excluded
+    values (23). A value followed by a level span of zeros is a stray; after one, a
+    launch is told from an incident once it has run a level span: until then it is one
+    incident, judged against the zeros."""
     per = 24 if grain == "hour" else 1
     rng = np.random.default_rng(7)
     x = rng.poisson(300 if grain == "day" else 12, 110 * per).astype(float)
@@ -163,8 +165,49 @@ def test_a_test_row_weeks_before_a_launch_is_a_stray_not_the_launch(grain, exclu
     ranges = {"nothing": (), "test day": ((day(30), day(31)),), "test day to launch week": ((day(30), day(57)),),
               "launch week": ((day(50), day(57)),)}[excluded]
     out = score(f, grain=grain, first=45 * per, settings=DetectorSettings(exclude=ranges))
-    assert out.is_anomaly.sum() <= 1, out[out.is_anomaly][["bucket_start", "reason"]].head().to_string()
+    flagged = out[out.is_anomaly]
+    span = 7 * per if grain == "day" else per  # the level span: 7 days, 24 hours
+    assert len(merge_incidents(flagged, grain)) <= 1, flagged[["bucket_start", "reason"]].to_string()
+    assert ((flagged.bucket_start >= day(50)) & (flagged.bucket_start < f.bucket_start.iloc[50 * per + span])).all()
     assert out.score.iloc[-20 * per:].notna().all()  # and scored once it has its history after the launch
+
+
+@pytest.mark.parametrize("grain", ["day", "hour"])
+def test_an_incident_on_a_rare_event_count_is_flagged_whatever_came_before(grain):
+    """An error counter: two lone errors in 8 weeks, then an incident (1, 6, 15, 30, 20),
+    and another two level spans later. Read as a launch after two strays, the incident
+    had "not enough history" and neither was flagged; as without the lone errors, each
+    is judged against the zeros."""
+    per = 24 if grain == "hour" else 1
+    x = np.zeros(90 * per)
+    x[20 * per + 5 % per] = x[41 * per + 17 % per] = 1.0
+    first = 63 * per + 3 % per
+    second = first + 2 * (24 if grain == "hour" else 7)
+    x[first:first + 5] = [1, 6, 15, 30, 20]
+    x[second:second + 3] = [30, 40, 25]
+    f = frame(x, grain=grain)
+    out = score(f, grain=grain, first=first - 2)
+    flagged = set(f.bucket_start.searchsorted(out.bucket_start[out.is_anomaly]).tolist())
+    assert {first + 2, first + 3, second} <= flagged, (sorted(flagged), out.reason.iloc[2:6].tolist())
+
+
+@pytest.mark.parametrize("grain", ["day", "hour"])
+def test_an_excluded_launch_week_that_ends_before_a_quiet_spell_flags_only_the_launch(grain):
+    """A shop closed at night (hours) or at weekends (days), its launch week excluded:
+    right after the range the training values held only the quiet buckets, which read
+    as no launch, and the first busy bucket was judged against the zeros before it."""
+    per = 24 if grain == "hour" else 1
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        i = np.arange(70 * per)
+        busy = ((i % 24 >= 8) & (i % 24 < 22)) if grain == "hour" else (i % 7 < 5)  # START is a Monday
+        x = rng.poisson(np.where(busy, 20.0 if grain == "hour" else 300.0, 0.05)).astype(float)
+        x[:28 * per] = 0.0
+        f = frame(x, grain=grain)
+        end = 35 * per if grain == "hour" else 33  # days: the range ends on a Saturday
+        week = ((f.bucket_start.iloc[28 * per].to_pydatetime(), f.bucket_start.iloc[end].to_pydatetime()),)
+        out = score(f, grain=grain, first=end, settings=DetectorSettings(exclude=week))
+        assert not out.is_anomaly.any(), out[out.is_anomaly][["bucket_start", "reason"]].to_string()
 
 
 @pytest.mark.parametrize("grain", ["day", "hour"])

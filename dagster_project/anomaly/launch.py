@@ -12,19 +12,25 @@ after them yet): a jump from nothing is flagged.
 The rule, with k the level span: at least k zeros before the first value that is not
 0, and after it a level at which k zeros in a row are improbable, at most
 exp(-LAUNCH_EVENTS): a count's mean (Poisson, exp(-mean * k)), any other series' share
-of non-zero buckets ((1 - share) ** k). Up to STRAYS non-zero buckets among those zeros
-may come before the launch (a test row weeks before a source goes live): a non-zero
-bucket followed by k zeros is a stray, not a launch, and the next one is tried. A
-window with more of them before its zeros end was running, not launching (a shop
-closed at weekends is not launched every Monday).
+of non-zero buckets ((1 - share) ** k). A non-zero bucket followed by k zeros is a
+stray, not a launch (a test row weeks before a source goes live). Up to STRAYS of them
+may come before the launch, which then must have run a level span without k zeros in a
+row: until then a rare-event count's incident (1, 6, 15, 30 errors after two lone
+ones in 8 weeks) is no launch, and is judged against the zeros. A window with more of
+them before its zeros end was running, not launching (a shop closed at weekends is not
+launched every Monday).
 
 `exclude` ranges: the rule reads the training values (an excluded bucket is a gap), and
-where they show no launch, also the values with the excluded buckets in (`seen`): a
-launch hidden inside a range (its first week excluded) is still a launch, or every
-bucket of the range would be judged against the zeros before it. The level after such
-a launch is read from the training values when there are any (else from the excluded
-ones): an excluded one-off spike on a series of zeros is no launch, its zeros after it
-still train."""
+also the values with the excluded buckets in (`seen`): a launch hidden inside a range
+(its first week excluded) is still a launch, or every bucket of the range would be
+judged against the zeros before it. It is the launch when the training values show
+none, or show one after fewer than k zeros (a range that ends on a Friday: the
+weekend's zeros after it are the new series' own); after more, the excluded one was a
+test, and the later one is the launch. The level after such
+a launch is read from the training values once they hold a level span of values after
+it (before that, from all of them: a range that ends before a quiet night would leave
+only the night): an excluded one-off spike on a series of zeros is then a stray, its
+zeros after it still train."""
 from __future__ import annotations
 
 import numpy as np
@@ -46,7 +52,7 @@ def _launched(count: bool, zeros, total, nonzero, n, k: int) -> np.ndarray:
 
 def _launch_in_rows(x: np.ndarray, level: np.ndarray, k: int, count: bool) -> np.ndarray:
     """Per row of x (n, W): the launch's column by the rule, with the level after it
-    read from `level` where that has values after it (else from x); -1: none."""
+    read from `level` where that has k values after it (else from x); -1: none."""
     n, w = x.shape
     at = np.full(n, -1)
     valid = ~np.isnan(x)
@@ -65,15 +71,22 @@ def _launch_in_rows(x: np.ndarray, level: np.ndarray, k: int, count: bool) -> np
     sums = after(level)
     if level is not x:
         own = after(x)
-        sums = [np.where(sums[2] == 0, b, a) for a, b in zip(sums, own)]
+        sums = [np.where(sums[2] < k, b, a) for a, b in zip(sums, own)]
+    col = np.arange(w)
+    # the last column that ends k zeros in a row (-1: none)
+    run = col - np.maximum.accumulate(np.where(valid[rows] & (x == 0), -1, col), axis=1)
+    last_run = np.where(run >= k, col, -1).max(axis=1)
     found, r = np.full(rows.size, -1), np.arange(rows.size)
     for j in range(STRAYS + 1):  # the launch at the (j+1)-th non-zero bucket
         has = rank[:, -1] > j
         p = np.argmax(rank > j, axis=1)
         before = np.where(p > 0, zeros[r, np.maximum(p - 1, 0)], 0)
-        nxt = np.where(rank[:, -1] > j + 1, np.argmax(rank > j + 1, axis=1), w)  # the next non-zero bucket
-        stray = zeros[r, nxt - 1] - zeros[r, p] >= k
-        ok = has & ~stray & (found < 0) & _launched(count, before, *(s[r, p] for s in sums), k)
+        if j == 0:  # a stray: k zeros before the next non-zero bucket
+            nxt = np.where(rank[:, -1] > 1, np.argmax(rank > 1, axis=1), w)
+            blocked = zeros[r, nxt - 1] - zeros[r, p] >= k
+        else:  # after strays: a level span run since, without k zeros in a row
+            blocked = (w - p < k) | (last_run > p)
+        ok = has & ~blocked & (found < 0) & _launched(count, before, *(s[r, p] for s in sums), k)
         found = np.where(ok, p, found)
     at[rows] = found
     return at
@@ -84,7 +97,14 @@ def before_launch(x: np.ndarray, k: int, count: bool = True, seen: np.ndarray | 
     training values; `seen`: the same with the excluded buckets in) that launched."""
     at = _launch_in_rows(x, x, k, count)
     if seen is not None:
-        at = np.where(at >= 0, at, _launch_in_rows(seen, x, k, count))
+        hidden = _launch_in_rows(seen, x, k, count)
+        zeros = np.cumsum(~np.isnan(x) & (x == 0), axis=1)
+        r = np.arange(x.shape[0])
+
+        def zeros_before(c):
+            return np.where(c > 0, zeros[r, np.maximum(c - 1, 0)], 0)
+
+        at = np.where((hidden >= 0) & ((at < 0) | (zeros_before(at) - zeros_before(hidden) < k)), hidden, at)
     return (at >= 0)[:, None] & (np.arange(x.shape[1])[None, :] < at[:, None])
 
 
@@ -112,24 +132,31 @@ def _sums(x: np.ndarray) -> list[np.ndarray]:
 def _launch_in_series(x: np.ndarray, level: list[np.ndarray] | None, t: np.ndarray, lo: np.ndarray, k: int,
                       count: bool) -> np.ndarray:
     """launch_start's rule on the 1-D x for the windows [lo, t): the launch's position,
-    or -1; the level after it from the prefix sums `level` where they hold values after
-    it (None: x's own)."""
+    or -1; the level after it from the prefix sums `level` where they hold k values
+    after it (None: x's own)."""
     own = _sums(x)
     cz = own[0]
     nonzero = np.flatnonzero(np.nan_to_num(x, nan=0.0) != 0)
     first = np.searchsorted(nonzero, lo)
     found = np.full(t.size, -1)
     at = np.append(nonzero, x.size)  # the j-th non-zero position from an index; x.size: none
+    idx = np.arange(x.size)
+    # per position, the last one at or before it that ends k zeros in a row (-1: none)
+    run = idx - np.maximum.accumulate(np.where(~np.isnan(x) & (x == 0), -1, idx))
+    last_run = np.maximum.accumulate(np.where(run >= k, idx, -1))
     for j in range(STRAYS + 1):
         i = np.minimum(first + j, nonzero.size)
         p = np.minimum(at[i], t)
-        stray = cz[np.minimum(at[np.minimum(i + 1, nonzero.size)], t)] - cz[np.minimum(p + 1, t)] >= k
+        if j == 0:  # a stray: k zeros before the next non-zero bucket
+            blocked = cz[np.minimum(at[np.minimum(i + 1, nonzero.size)], t)] - cz[np.minimum(p + 1, t)] >= k
+        else:  # after strays: a level span run since, without k zeros in a row
+            blocked = (t - p < k) | (last_run[np.maximum(t - 1, 0)] > p)
         total, nz, m = (s[t] - s[p] for s in own[1:])
         if level is not None:
             lt, lnz, lm = (s[t] - s[p] for s in level[1:])
-            trained = lm > 0
+            trained = lm >= k
             total, nz, m = np.where(trained, lt, total), np.where(trained, lnz, nz), np.where(trained, lm, m)
-        ok = (p < t) & ~stray & (found < 0) & _launched(count, cz[p] - cz[lo], total, nz, m, k)
+        ok = (p < t) & ~blocked & (found < 0) & _launched(count, cz[p] - cz[lo], total, nz, m, k)
         found = np.where(ok, p, found)
     return found
 
@@ -142,5 +169,8 @@ def launch_start(x: np.ndarray, t: np.ndarray, w: int, k: int, count: bool = Tru
     lo = t - w
     at = _launch_in_series(x, None, t, lo, k, count)
     if seen is not None:  # a launch the excluded buckets hide: its level from the training values after it
-        at = np.where(at >= 0, at, _launch_in_series(seen, _sums(x), t, lo, k, count))
+        sums = _sums(x)
+        hidden = _launch_in_series(seen, sums, t, lo, k, count)
+        cz = sums[0]
+        at = np.where((hidden >= 0) & ((at < 0) | (cz[np.maximum(at, 0)] - cz[np.maximum(hidden, 0)] < k)), hidden, at)
     return np.where(at >= 0, at, lo)
