@@ -26,11 +26,11 @@ also the values with the excluded buckets in (`seen`): a launch hidden inside a 
 judged against the zeros before it. It is the launch when the training values show
 none, or show one after fewer than k zeros (a range that ends on a Friday: the
 weekend's zeros after it are the new series' own); after more, the excluded one was a
-test, and the later one is the launch. The level after such
-a launch is read from the training values once they hold a level span of values after
-it (before that, from all of them: a range that ends before a quiet night would leave
-only the night): an excluded one-off spike on a series of zeros is then a stray, its
-zeros after it still train."""
+test, and the later one is the launch. The level after an excluded launch is read from
+the training values once they hold a level span of values after it (before that, from
+all of them: a range that ends before a quiet night would leave only the night). An
+excluded one-off spike on a series of zeros is a stray like any other: its zeros after
+it still train."""
 from __future__ import annotations
 
 import numpy as np
