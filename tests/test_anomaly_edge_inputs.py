@@ -228,6 +228,20 @@ def test_an_excluded_spike_on_a_series_of_zeros_does_not_hide_a_later_burst(grai
     assert out.is_anomaly.sum() == 1
 
 
+def test_a_shop_closed_at_weekends_is_not_launched_every_monday_in_a_short_window():
+    """training_buckets 8 (a level span of 2 days): a window starting on a Friday read
+    as a stray (Friday, two zeros), then a launch on Monday; training kept the weekdays
+    only and every Saturday's 0 was flagged. The window does not open on zeros: no
+    stray, no launch."""
+    flagged = 0
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        x = rng.poisson(np.where(np.arange(140) % 7 < 5, 150.0, 0.0)).astype(float)  # START is a Monday
+        out = score(frame(x), settings=DetectorSettings(training_buckets=8), first=28)
+        flagged += int((out.is_anomaly & (out.bucket_start.dt.day_of_week == 5)).sum())
+    assert flagged == 0
+
+
 def test_a_launch_is_found_in_each_window_whatever_history_is_supplied():
     """A stray event long before the launch, outside the training window: the rows after
     the launch are the same whether the series is supplied from the stray event or from

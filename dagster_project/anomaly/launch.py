@@ -13,12 +13,13 @@ The rule, with k the level span: at least k zeros before the first value that is
 0, and after it a level at which k zeros in a row are improbable, at most
 exp(-LAUNCH_EVENTS): a count's mean (Poisson, exp(-mean * k)), any other series' share
 of non-zero buckets ((1 - share) ** k). A non-zero bucket followed by k zeros is a
-stray, not a launch (a test row weeks before a source goes live). Up to STRAYS of them
-may come before the launch, which then must have run a level span without k zeros in a
-row: until then a rare-event count's incident (1, 6, 15, 30 errors after two lone
-ones in 8 weeks) is no launch, and is judged against the zeros. A window with more of
-them before its zeros end was running, not launching (a shop closed at weekends is not
-launched every Monday).
+stray, not a launch (a test row weeks before a source goes live), when the window
+opens on k zeros before it too. Up to STRAYS of them may come before the launch, which
+then must have run a level span without k zeros in a row: until then a rare-event
+count's incident (1, 6, 15, 30 errors after two lone ones in 8 weeks) is no launch,
+and is judged against the zeros. A window that does not open on k zeros, or has more
+strays before its zeros end, was running, not launching (a shop closed at weekends is
+not launched every Monday, whatever day its window starts on).
 
 `exclude` ranges: the rule reads the training values (an excluded bucket is a gap), and
 also the values with the excluded buckets in (`seen`): a launch hidden inside a range
@@ -77,15 +78,17 @@ def _launch_in_rows(x: np.ndarray, level: np.ndarray, k: int, count: bool) -> np
     run = col - np.maximum.accumulate(np.where(valid[rows] & (x == 0), -1, col), axis=1)
     last_run = np.where(run >= k, col, -1).max(axis=1)
     found, r = np.full(rows.size, -1), np.arange(rows.size)
+    opens = None  # the window opens on k zeros: a stray needs them before it too
     for j in range(STRAYS + 1):  # the launch at the (j+1)-th non-zero bucket
         has = rank[:, -1] > j
         p = np.argmax(rank > j, axis=1)
         before = np.where(p > 0, zeros[r, np.maximum(p - 1, 0)], 0)
         if j == 0:  # a stray: k zeros before the next non-zero bucket
+            opens = before >= k
             nxt = np.where(rank[:, -1] > 1, np.argmax(rank > 1, axis=1), w)
             blocked = zeros[r, nxt - 1] - zeros[r, p] >= k
         else:  # after strays: a level span run since, without k zeros in a row
-            blocked = (w - p < k) | (last_run > p)
+            blocked = ~opens | (w - p < k) | (last_run > p)
         ok = has & ~blocked & (found < 0) & _launched(count, before, *(s[r, p] for s in sums), k)
         found = np.where(ok, p, found)
     at[rows] = found
@@ -144,13 +147,15 @@ def _launch_in_series(x: np.ndarray, level: list[np.ndarray] | None, t: np.ndarr
     # per position, the last one at or before it that ends k zeros in a row (-1: none)
     run = idx - np.maximum.accumulate(np.where(~np.isnan(x) & (x == 0), -1, idx))
     last_run = np.maximum.accumulate(np.where(run >= k, idx, -1))
+    opens = None  # the window opens on k zeros: a stray needs them before it too
     for j in range(STRAYS + 1):
         i = np.minimum(first + j, nonzero.size)
         p = np.minimum(at[i], t)
         if j == 0:  # a stray: k zeros before the next non-zero bucket
+            opens = cz[p] - cz[lo] >= k
             blocked = cz[np.minimum(at[np.minimum(i + 1, nonzero.size)], t)] - cz[np.minimum(p + 1, t)] >= k
         else:  # after strays: a level span run since, without k zeros in a row
-            blocked = (t - p < k) | (last_run[np.maximum(t - 1, 0)] > p)
+            blocked = ~opens | (t - p < k) | (last_run[np.maximum(t - 1, 0)] > p)
         total, nz, m = (s[t] - s[p] for s in own[1:])
         if level is not None:
             lt, lnz, lm = (s[t] - s[p] for s in level[1:])
