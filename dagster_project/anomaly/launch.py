@@ -36,8 +36,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .stats import nansum
-
 LAUNCH_EVENTS = 10.0  # k zeros in a row at the level after them: at most exp(-10), one in 22,000
 STRAYS = 2  # non-zero buckets a launch may have among the zeros before it
 
@@ -132,12 +130,11 @@ def _sums(x: np.ndarray) -> list[np.ndarray]:
             _prefix(valid & (np.nan_to_num(x, nan=0.0) != 0)), _prefix(valid)]
 
 
-def _launch_in_series(x: np.ndarray, level: list[np.ndarray] | None, t: np.ndarray, lo: np.ndarray, k: int,
-                      count: bool) -> np.ndarray:
-    """launch_start's rule on the 1-D x for the windows [lo, t): the launch's position,
-    or -1; the level after it from the prefix sums `level` where they hold k values
-    after it (None: x's own)."""
-    own = _sums(x)
+def _launch_in_series(x: np.ndarray, own: list[np.ndarray], level: list[np.ndarray] | None, t: np.ndarray,
+                      lo: np.ndarray, k: int, count: bool) -> np.ndarray:
+    """launch_start's rule on the 1-D x (`own`: its _sums) for the windows [lo, t): the
+    launch's position, or -1; the level after it from the prefix sums `level` where they
+    hold k values after it (None: x's own)."""
     cz = own[0]
     nonzero = np.flatnonzero(np.nan_to_num(x, nan=0.0) != 0)
     first = np.searchsorted(nonzero, lo)
@@ -172,10 +169,10 @@ def launch_start(x: np.ndarray, t: np.ndarray, w: int, k: int, count: bool = Tru
     the excluded buckets in): the launch's position when the window launched
     (before_launch's rule), else t - w."""
     lo = t - w
-    at = _launch_in_series(x, None, t, lo, k, count)
+    sums = _sums(x)
+    at = _launch_in_series(x, sums, None, t, lo, k, count)
     if seen is not None:  # a launch the excluded buckets hide: its level from the training values after it
-        sums = _sums(x)
-        hidden = _launch_in_series(seen, sums, t, lo, k, count)
+        hidden = _launch_in_series(seen, _sums(seen), sums, t, lo, k, count)
         cz = sums[0]
         at = np.where((hidden >= 0) & ((at < 0) | (cz[np.maximum(at, 0)] - cz[np.maximum(hidden, 0)] < k)), hidden, at)
     return np.where(at >= 0, at, lo)
