@@ -86,6 +86,18 @@ def test_run_unknown_metric_is_one_line_before_anything_runs(tmp_path):
     assert not (root / "warehouse").exists()
 
 
+def test_a_bad_scoring_thread_count_is_one_line_before_anything_runs(tmp_path, monkeypatch):
+    root, args = _fresh(tmp_path)
+    monkeypatch.setenv("METRICS_SCORING_THREADS", "all")
+    code, out, err = _main(*args, "run")
+    assert code == 2
+    assert err.strip().splitlines() == ["error: METRICS_SCORING_THREADS must be a whole number of at least 1 "
+                                        "(1: score on one core), got 'all': nothing built"]
+    assert "[1/3]" not in out
+    assert not any((root / "models" / "metrics").iterdir())
+    assert not (root / "warehouse").exists()
+
+
 @pytest.mark.parametrize("day", ["20261120", "2026-W47", "2026-W48-7", "2026-11-20T00:00"])
 def test_a_date_option_takes_yyyy_mm_dd_only(tmp_path, day):
     """`date.fromisoformat` also reads a basic or week date (`2026-W47` is a Monday): the

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Sequence
 
 import numpy as np
@@ -40,6 +41,7 @@ from .hourly import AHEAD, score_hourly
 from .domain import VALUE
 from .models import DETECTOR, RATE_DETECTOR, inside_proportion
 from .launch import launch_start
+from .parallel import run_all
 from .settings import (MIN_EVENTS, SHAPES, DetectorSettings, at_grain, candidates, history_needed, level_span,
                        min_history, training_buckets)
 from .sparse import DETECTOR as SPARSE_DETECTOR, MIN_SIZES, sparse_rows
@@ -96,6 +98,7 @@ def _score(jobs: list[SeriesJob]) -> dict[str, list]:
             groups.setdefault((p["shape"], job.grain, job.settings, len(p["padded"])), []).append(i)
         elif p is not None:  # nothing to fit: every bucket is a sparse event (_judge_sparse)
             results[i] = _scatter(p, None, min_history(job.grain, job.settings))
+    calls = []  # (cost, the batch's run): run_all spreads them over the cores
     for (shape, grain, settings, _), members in groups.items():
         width = training_buckets(grain, settings)
         min_hist = min_history(grain, settings)
@@ -111,8 +114,10 @@ def _score(jobs: list[SeriesJob]) -> dict[str, list]:
                 size += prepared[i]["cost"]
                 continue
             if batch:
-                _run(batch, prepared, results, shape, grain, settings, width, min_hist, per_chunk)
+                calls.append((size, partial(_run, batch, prepared, results, shape, grain, settings, width, min_hist,
+                                            per_chunk)))
             batch, size = ([i], prepared[i]["cost"]) if i is not None else ([], 0)
+    run_all(calls)  # each batch writes only its own series' `results`
     columns: dict[str, list] = {c: [] for c in COLUMNS + ["job"]}
     for i, (job, p) in enumerate(zip(jobs, prepared)):
         if p is None:

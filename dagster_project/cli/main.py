@@ -285,7 +285,13 @@ def report_outcome(outcome, what: str) -> bool:
 
 
 def cmd_run(args, paths: ProjectPaths) -> int:
+    from ..anomaly.parallel import scoring_threads
     from ..compiler.writer import compile_project
+    try:  # read again when the anomaly steps score: refused here, before anything is built
+        scoring_threads()
+    except ValueError as exc:
+        _err(f"{exc}: nothing built")
+        return 2
     print("[1/3] validating metrics", flush=True)
     result = _load(paths)
     if result.issues:
