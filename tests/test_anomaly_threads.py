@@ -80,7 +80,7 @@ def test_a_caller_s_numpy_error_state_holds_in_the_threads(monkeypatch):
 
 
 @pytest.mark.parametrize("error", [ValueError("bad batch"), KeyboardInterrupt()])
-def test_an_error_in_a_batch_is_raised_and_the_batches_not_started_do_not_run(monkeypatch, error):
+def test_an_error_in_a_batch_is_raised_and_the_other_batches_stop(monkeypatch, error):
     monkeypatch.setenv(parallel.THREADS_ENV, "2")
     started, gate = [], threading.Event()
 
@@ -89,10 +89,13 @@ def test_an_error_in_a_batch_is_raised_and_the_batches_not_started_do_not_run(mo
         gate.wait(5)  # the other thread is busy too: the rest are queued
         raise error
 
-    def busy():  # still running when `fail` raises
+    def busy():  # still running when `fail` raises: stops at its next chunk
         started.append("busy")
         gate.set()
-        time.sleep(0.3)
+        for _ in range(100):
+            parallel.check_stop()
+            time.sleep(0.02)
+            started.append("chunk")
 
     def late():
         started.append("late")
@@ -102,6 +105,7 @@ def test_an_error_in_a_batch_is_raised_and_the_batches_not_started_do_not_run(mo
     with pytest.raises(type(error)):
         parallel.run_all(calls)
     assert started.count("late") < 20
+    assert started.count("chunk") < 50
 
 
 @pytest.mark.parametrize("raw", ["0", "-2", "two", "1.5"])

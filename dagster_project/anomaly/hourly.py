@@ -35,6 +35,7 @@ from .bands import band_params, band_recovery, quantile_in
 from .core import choose, empty_rows, fit_variants, record, score_rows, store
 from .domain import LOG, SQRT, VALUE, forward
 from .launch import launch_start, since_launch
+from .parallel import check_stop
 from .models import (Fit, anscombe, anscombe_inv, inside_proportion, level_shift, ratio_t, ratio_t_inv, spans_before,
                      window_level)
 from .runs import run_hours, run_variance
@@ -91,6 +92,7 @@ def score_hourly(arrays, t, hour, value, num_t, den_t, shape, settings, min_hist
         group = slow[width == wd]
         step = max(1, per_chunk * w // wd)
         for lo in range(0, group.size, step):
+            check_stop()
             r = group[lo:lo + step]
             res = score_rows([sliding_window_view(a, wd)[t[r] - wd] for a in arrays], value[r], num_t[r], den_t[r],
                              shape, "hour", settings, min_hist, hour[r],
@@ -115,6 +117,7 @@ def score_hourly(arrays, t, hour, value, num_t, den_t, shape, settings, min_hist
         group = np.nonzero(width == wd)[0]
         step = max(1, per_chunk * w // wd)
         for lo in range(0, group.size, step):
+            check_stop()
             chunk = group[lo:lo + step]
             sel = np.nonzero(np.isin(inv, chunk))[0]
             _score_day(out, rows[sel], np.searchsorted(chunk, inv[sel]), anchors[chunk], arrays, raw, t, hour,

@@ -41,7 +41,7 @@ from .hourly import AHEAD, score_hourly
 from .domain import VALUE
 from .models import DETECTOR, RATE_DETECTOR, inside_proportion
 from .launch import launch_start
-from .parallel import run_all
+from .parallel import check_stop, run_all
 from .settings import (MIN_EVENTS, SHAPES, DetectorSettings, at_grain, candidates, history_needed, level_span,
                        min_history, training_buckets)
 from .sparse import DETECTOR as SPARSE_DETECTOR, MIN_SIZES, sparse_rows
@@ -292,10 +292,12 @@ def _windowed(batch, prepared, arrays, value, num, den, shape, grain, settings, 
     windows = [cut(lambda i: prepared[i]["padded"][a]) for a in range(arrays)]
     own = _seen([prepared[i] for i in batch])
     seen = None if own is None else cut(dict(zip(batch, own)).__getitem__)
-    parts = [score_rows([w[lo:lo + per_chunk] for w in windows], value[lo:lo + per_chunk], num[lo:lo + per_chunk],
-                        den[lo:lo + per_chunk], shape, grain, settings, min_hist,
-                        seen=None if seen is None else seen[lo:lo + per_chunk])
-             for lo in range(0, value.size, per_chunk)]
+    parts = []
+    for lo in range(0, value.size, per_chunk):
+        check_stop()
+        parts.append(score_rows([w[lo:lo + per_chunk] for w in windows], value[lo:lo + per_chunk],
+                                num[lo:lo + per_chunk], den[lo:lo + per_chunk], shape, grain, settings, min_hist,
+                                seen=None if seen is None else seen[lo:lo + per_chunk]))
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
