@@ -79,8 +79,9 @@ def test_a_caller_s_numpy_error_state_holds_in_the_threads(monkeypatch):
     assert seen == ["raise"] * 4
 
 
+@pytest.mark.parametrize("fail_first", [True, False])  # the failing batch the costliest, or not
 @pytest.mark.parametrize("error", [ValueError("bad batch"), KeyboardInterrupt()])
-def test_an_error_in_a_batch_is_raised_and_the_other_batches_stop(monkeypatch, error):
+def test_an_error_in_a_batch_is_raised_and_the_other_batches_stop(monkeypatch, error, fail_first):
     monkeypatch.setenv(parallel.THREADS_ENV, "2")
     started, gate = [], threading.Event()
 
@@ -101,14 +102,29 @@ def test_an_error_in_a_batch_is_raised_and_the_other_batches_stop(monkeypatch, e
         started.append("late")
         time.sleep(0.05)
 
-    calls = [(9.0, fail), (8.0, busy)] + [(1.0, late)] * 20
+    calls = [(9.0 if fail_first else 8.0, fail), (8.0 if fail_first else 9.0, busy)] + [(1.0, late)] * 20
     with pytest.raises(type(error)):
         parallel.run_all(calls)
     assert started.count("late") < 20
     assert started.count("chunk") < 50
 
 
-@pytest.mark.parametrize("raw", ["0", "-2", "two", "1.5"])
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_of_two_failing_batches_the_first_in_order_is_raised_as_on_one_thread(monkeypatch, threads):
+    monkeypatch.setenv(parallel.THREADS_ENV, threads)
+
+    def slow_fail():
+        time.sleep(0.1)
+        raise ValueError("the costlier batch")
+
+    def fast_fail():
+        raise ValueError("the cheaper batch")
+
+    with pytest.raises(ValueError, match="the costlier batch"):
+        parallel.run_all([(1.0, fast_fail), (5.0, slow_fail)])
+
+
+@pytest.mark.parametrize("raw", ["0", "-2", "two", "1.5", "²", "٣"])
 def test_a_thread_count_that_is_not_a_whole_number_of_at_least_one_is_refused(monkeypatch, raw):
     monkeypatch.setenv(parallel.THREADS_ENV, raw)
     with pytest.raises(ValueError, match=f"METRICS_SCORING_THREADS must be a whole number of at least 1.*{raw!r}"):

@@ -427,6 +427,12 @@ def test_backfill_from_diff_launches_the_plan(tmp_path, monkeypatch, capsys):
     assert main([*args, "backfill", "--from-diff", "main", "--dry-run"]) == 0
     dry = capsys.readouterr().out
     assert f"Backfill plan (metrics backfill --from-diff main): orders from {start}" in dry
+    monkeypatch.setenv("METRICS_SCORING_THREADS", "x")  # refused before anything is compiled or built
+    assert main([*args, "backfill", "--from-diff", "main"]) == 2
+    refused = capsys.readouterr()
+    assert "METRICS_SCORING_THREADS must be a whole number of at least 1" in refused.err
+    assert "backfilling" not in refused.out and "compiled" not in refused.out
+    monkeypatch.delenv("METRICS_SCORING_THREADS")
     assert main([*args, "backfill", "--from-diff", "main"]) == 0
     out = capsys.readouterr().out
     assert sum("rollups, partitions" in line and "assets x" in line for line in out.splitlines()) == 4  # a run per grain

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextvars
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Callable
 
 THREADS_ENV = "METRICS_SCORING_THREADS"
@@ -35,11 +35,11 @@ def scoring_threads() -> int:
     use, at most MAX_THREADS."""
     raw = os.environ.get(THREADS_ENV, "").strip()
     if raw:
-        if not raw.isdigit() or int(raw) < 1:
+        if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:  # not '²' or '٣'
             raise ValueError(f"{THREADS_ENV} must be a whole number of at least 1 (1: score on one core), got {raw!r}")
         return int(raw)
     try:
-        cores = len(os.sched_getaffinity(0))  # a container's or taskset's share, not the machine's
+        cores = len(os.sched_getaffinity(0))  # a cpuset's or taskset's CPUs (not a CPU quota's share)
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
     return max(1, min(cores, MAX_THREADS))
@@ -48,9 +48,10 @@ def scoring_threads() -> int:
 def run_all(calls: list[tuple[float, Callable[[], None]]]) -> None:
     """Run every call (its cost, the function), the costliest first so that the last
     ones to start are short. Each thread runs in a copy of the caller's context (numpy's
-    error state: a caller's np.errstate holds inside). The first error stops the calls
-    not yet started and is raised; so is an interrupt (Ctrl-C), once the calls running
-    have reached their next chunk (check_stop)."""
+    error state: a caller's np.errstate holds inside). An error in any call stops the
+    others (those running at their next chunk: check_stop; those not started at once),
+    and the error of the first call in that order that failed is raised, as on one
+    thread; an interrupt (Ctrl-C) stops them the same way and is raised."""
     order = [fn for _, fn in sorted(calls, key=lambda c: -c[0])]
     threads = min(scoring_threads(), len(order))
     if threads <= 1:
@@ -66,11 +67,17 @@ def run_all(calls: list[tuple[float, Callable[[], None]]]) -> None:
 
     pool = ThreadPoolExecutor(threads, thread_name_prefix="anomaly-scoring")
     try:
-        for future in [submit(fn) for fn in order]:
-            future.result()
-    except BaseException:
+        futures = [submit(fn) for fn in order]
+        wait(futures, return_when=FIRST_EXCEPTION)  # every one done, or one failed
+    except BaseException:  # an interrupt
         stop.set()
         pool.shutdown(wait=True, cancel_futures=True)
         raise
-    pool.shutdown(wait=True)
+    failed = any(f.exception() is not None for f in futures if f.done())
+    if failed:
+        stop.set()
+    pool.shutdown(wait=True, cancel_futures=failed)
+    if failed:
+        errors = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
+        raise next((e for e in errors if not isinstance(e, Stopped)), errors[0])
 

@@ -81,6 +81,9 @@ def cmd_backfill(args, paths) -> int:
     plan = result.plan
     if plan.empty or args.dry_run:
         return 0
+    from .main import scoring_threads_ok
+    if not scoring_threads_ok():
+        return 2
     project = load_project(paths).project
     out = compile_project(paths, project)
     if out.changed:

@@ -284,13 +284,21 @@ def report_outcome(outcome, what: str) -> bool:
     return True
 
 
-def cmd_run(args, paths: ProjectPaths) -> int:
+def scoring_threads_ok() -> bool:
+    """Whether METRICS_SCORING_THREADS is unset or valid; else says so. Read again when
+    the anomaly steps score: checked before a run builds anything."""
     from ..anomaly.parallel import scoring_threads
-    from ..compiler.writer import compile_project
-    try:  # read again when the anomaly steps score: refused here, before anything is built
+    try:
         scoring_threads()
     except ValueError as exc:
         _err(f"{exc}: nothing built")
+        return False
+    return True
+
+
+def cmd_run(args, paths: ProjectPaths) -> int:
+    from ..compiler.writer import compile_project
+    if not scoring_threads_ok():
         return 2
     print("[1/3] validating metrics", flush=True)
     result = _load(paths)
