@@ -35,9 +35,9 @@ from .bands import band_params, band_recovery, quantile_in
 from .core import choose, empty_rows, fit_variants, record, score_rows, store
 from .domain import LOG, SQRT, VALUE, forward
 from .launch import launch_start, since_launch
-from .parallel import check_stop
 from .models import (Fit, anscombe, anscombe_inv, inside_proportion, level_shift, ratio_t, ratio_t_inv, spans_before,
                      window_level)
+from .parallel import check_stop
 from .runs import run_hours, run_variance
 from .seasonality import cycles_with_data, fold, spread
 from .settings import PERIOD, candidates, level_span, min_cycles, training_buckets

@@ -31,8 +31,8 @@ def check_stop() -> None:
 
 
 def scoring_threads() -> int:
-    """METRICS_SCORING_THREADS when set (1: no threads), else the cores this process may
-    use, at most MAX_THREADS."""
+    """METRICS_SCORING_THREADS when set (1: no threads), else the CPUs this process may
+    run on, at most MAX_THREADS."""
     raw = os.environ.get(THREADS_ENV, "").strip()
     if raw:
         if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:  # not '²' or '٣'
@@ -80,4 +80,3 @@ def run_all(calls: list[tuple[float, Callable[[], None]]]) -> None:
     if failed:
         errors = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
         raise next((e for e in errors if not isinstance(e, Stopped)), errors[0])
-
