@@ -316,6 +316,37 @@ def test_an_impossible_date_in_config_or_alerts_is_a_file_and_line_not_a_traceba
     assert "alerts.yml:4: invalid value `2025-12-32`" in capsys.readouterr().err
 
 
+def test_an_impossible_date_does_not_hide_the_file_s_other_problems(tmp_path, capsys, isolated_env):
+    """YAML reads 2026-13-01 as a date and Python refuses it: that was raised at once, and
+    the file's other problems only came out one run later."""
+    metric = GOOD["a/users.yml"] + "start: 2026-13-01\nfoo: 1\nanomaly: {sensitivity: 0, exclude: [{start: 2026-02-30, end: 2026-03-02}]}\n"
+    paths = make_project(tmp_path / "m", {**GOOD, "a/users.yml": metric})
+    assert main(["--project-dir", str(paths.root), "validate"]) == 1
+    err = capsys.readouterr().err
+    line = len(GOOD["a/users.yml"].splitlines())
+    assert f"metrics/a/users.yml:{line + 1}: invalid value `2026-13-01`: month must be in 1..12" in err
+    assert f"metrics/a/users.yml:{line + 2}: unknown field `foo`" in err
+    assert f"metrics/a/users.yml:{line + 3}: `anomaly.sensitivity`" in err
+    assert f"metrics/a/users.yml:{line + 3}: invalid value `2026-02-30`" in err
+    # each bad date once: not also pydantic's reading of the text left in its place
+    assert err.count("2026-13-01") == 1 and err.count("2026-02-30") == 1
+    paths = make_project(tmp_path / "c", GOOD, config="start: 2026-09-31\nsettle_lookback: {hour: -1}\nfoo: 1\n")
+    assert main(["--project-dir", str(paths.root), "validate"]) == 1
+    err = capsys.readouterr().err
+    assert "metrics/_config.yml:1: invalid value `2026-09-31`" in err
+    assert "metrics/_config.yml:2: `settle_lookback.hour`" in err
+    assert "metrics/_config.yml:3: unknown field `foo`" in err
+    assert err.count("2026-09-31") == 1
+    paths = make_project(tmp_path / "a", GOOD)
+    (paths.root / "alerts.yml").write_text("channels:\n  log: {type: log, path: a.log}\nsilences:\n"
+                                           "  - {match: {metric: downloads}, starts: 2026-11-01, ends: 2025-12-32}\n"
+                                           "routes: 3\n")
+    assert main(["--project-dir", str(paths.root), "validate"]) == 1
+    err = capsys.readouterr().err
+    assert "alerts.yml:4: invalid value `2025-12-32`" in err and err.count("2025-12-32") == 1
+    assert "alerts.yml:5: `routes`" in err
+
+
 def test_a_broken_metric_file_is_one_problem_not_also_an_unknown_metric_where_it_is_read(tmp_path, capsys, isolated_env):
     paths = make_project(tmp_path, {**GOOD, "a/users.yml": GOOD["a/users.yml"] + "anomaly:\n  sensitivty: 4\n",
                                     "r/per_user.yml": "name: per_user\nkind: ratio\nnumerator: downloads\ndenominator: users\n"})

@@ -33,15 +33,15 @@ def load_alerts(paths: ProjectPaths, text: str | None = None) -> tuple[AlertsCon
         return AlertsConfig(), []
     if not isinstance(located.data, dict):
         return AlertsConfig(), [ValidationIssue(rel, 1, "alerts.yml is a mapping of fields (channels:, routes:, ...)", "yaml")]
-    duplicates = [ValidationIssue(rel, line, message, "yaml") for line, message in located.duplicates]
+    problems = [ValidationIssue(rel, line, message, "yaml") for line, message in located.problems]
     # the cross checks read the written data: reported with the field errors, in one run
     cross = _cross_issues(rel, located, located.data)
     try:
         config = AlertsConfig.model_validate(located.data, context={"names_checked": True})
     except ValidationError as err:
         found = pydantic_issues(rel, located, err, AlertsConfig)
-        return AlertsConfig(), duplicates + sorted(set(found) | set(cross), key=lambda i: (i.line, i.message))
-    issues = duplicates + cross
+        return AlertsConfig(), problems + sorted(set(found) | set(cross), key=lambda i: (i.line, i.message))
+    issues = problems + cross
     return (AlertsConfig(), issues) if issues else (config, [])
 
 

@@ -23,9 +23,12 @@ class LocatedYaml:
     path: Path
     data: Any
     lines: dict[Loc, int] = field(default_factory=dict)
-    # (line, message) of each key written twice: the first value is kept and the rest of
-    # the file is still checked, so one run reports every problem
-    duplicates: list[tuple[int, str]] = field(default_factory=list)
+    # (line, message) of each key written twice (the first value is kept) and of each value
+    # YAML reads but Python refuses (2026-02-30: its text is kept): the rest of the file is
+    # still checked, so one run reports every problem
+    problems: list[tuple[int, str]] = field(default_factory=list)
+    # where such a refused value's text was kept: a schema error there says it again
+    refused: set[Loc] = field(default_factory=set)
 
     def line_of(self, loc: Loc) -> int:
         """The line of `loc`, or of its nearest located parent (1 for the file)."""
@@ -49,7 +52,7 @@ MAX_DEPTH = 50
 
 
 def _convert(node: yaml.Node, loader: yaml.SafeLoader, loc: Loc, lines: dict[Loc, int], path: Path,
-             duplicates: list[tuple[int, str]]) -> Any:
+             found: LocatedYaml) -> Any:
     if len(loc) > MAX_DEPTH:
         raise YamlSyntaxError(path, node.start_mark.line + 1, f"nested more than {MAX_DEPTH} levels deep "
                               "(an alias that contains itself?)")
@@ -61,20 +64,28 @@ def _convert(node: yaml.Node, loader: yaml.SafeLoader, loc: Loc, lines: dict[Loc
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _scalar(key_node, loader, path)
+            try:
+                key = _scalar(key_node, loader, path)
+            except _Refused as err:  # a key (`2026-02-30: x`) names what follows: nothing to check without it
+                raise YamlSyntaxError(path, key_node.start_mark.line + 1, str(err)) from None
             if not isinstance(key, (str, int, float, bool)) or key is None:
                 raise YamlSyntaxError(path, key_node.start_mark.line + 1, "mapping keys must be plain words")
             key_loc = (*loc, key)
             if key in out:
-                duplicates.append((key_node.start_mark.line + 1,
-                                   f"key '{key}' appears twice (first on line {lines[key_loc]}): remove one"))
+                found.problems.append((key_node.start_mark.line + 1,
+                                       f"key '{key}' appears twice (first on line {lines[key_loc]}): remove one"))
                 continue
             lines[key_loc] = key_node.start_mark.line + 1
-            out[key] = _convert(value_node, loader, key_loc, lines, path, duplicates)
+            out[key] = _convert(value_node, loader, key_loc, lines, path, found)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_convert(item, loader, (*loc, i), lines, path, duplicates) for i, item in enumerate(node.value)]
-    return _scalar(node, loader, path)
+        return [_convert(item, loader, (*loc, i), lines, path, found) for i, item in enumerate(node.value)]
+    try:
+        return _scalar(node, loader, path)
+    except _Refused as err:  # reported, and its text kept in its place
+        found.problems.append((node.start_mark.line + 1, str(err)))
+        found.refused.add(loc)
+        return node.value
 
 
 _EXPONENT = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)[eE][-+]?\d+")
@@ -97,13 +108,17 @@ def _plain_tag(node: yaml.Node, path: Path) -> None:
                                       "true/false, a date, a list or a mapping)")
 
 
+class _Refused(ValueError):
+    """A value YAML reads but Python refuses (2026-02-30)."""
+
+
 def _scalar(node: yaml.Node, loader: yaml.SafeLoader, path: Path) -> Any:
     _plain_tag(node, path)
     # YAML reads 2026-02-30 as a date and Python refuses it: a user's typo, not a crash
     try:
         value = loader.construct_object(node, deep=True)
     except (ValueError, OverflowError) as err:
-        raise YamlSyntaxError(path, node.start_mark.line + 1, f"invalid value `{node.value}`: {err}") from None
+        raise _Refused(f"invalid value `{node.value}`: {err}") from None
     # YAML 1.1 reads `1e3` and `1.5e3` (no dot, or no exponent sign) as text; 1.2 and every
     # reader of the file mean a number: a plain (unquoted) one is a float here too
     if isinstance(value, str) and node.style is None and _EXPONENT.fullmatch(value):
@@ -160,10 +175,10 @@ def load_located(path: Path, text: str | None = None) -> LocatedYaml:
     if node is None:
         return LocatedYaml(path, None, {(): 1})
     loader = _Constructor("")
-    duplicates: list[tuple[int, str]] = []
+    found = LocatedYaml(path, None, lines)
     try:
-        data = _convert(node, loader, (), lines, path, duplicates)
+        found.data = _convert(node, loader, (), lines, path, found)
     except yaml.constructor.ConstructorError as err:
         mark = err.problem_mark
         raise YamlSyntaxError(path, (mark.line + 1) if mark else 1, f"invalid YAML: {err.problem}") from None
-    return LocatedYaml(path, data, lines, duplicates)
+    return found

@@ -70,7 +70,7 @@ def _load_config(paths: ProjectPaths, issues: list[ValidationIssue]) -> ProjectC
     rel = paths.relative(paths.config_file)
     try:
         located = load_located(paths.config_file)
-        issues.extend(ValidationIssue(rel, line, message, "yaml") for line, message in located.duplicates)
+        issues.extend(ValidationIssue(rel, line, message, "yaml") for line, message in located.problems)
         found = template_issues(rel, located)
         if found:
             issues.extend(found)
@@ -130,7 +130,7 @@ def load_project(paths: ProjectPaths, only: list[Path] | None = None, catalog: C
         except YamlSyntaxError as err:
             issues.append(ValidationIssue(rel, err.line, err.message, "yaml"))
             continue
-        issues.extend(ValidationIssue(rel, line, message, "yaml") for line, message in located.duplicates)
+        issues.extend(ValidationIssue(rel, line, message, "yaml") for line, message in located.problems)
         if not isinstance(located.data, dict):
             issues.append(ValidationIssue(rel, 1, "a metric file is a mapping of fields (name:, source:, ...)", "yaml"))
             continue

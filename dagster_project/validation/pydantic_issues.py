@@ -26,6 +26,8 @@ def pydantic_issues(rel: str, located: LocatedYaml, err: ValidationError, model)
         if e["type"] == "model_type" and "InlineMeasure" in e["loc"]:
             continue  # neither a name nor a mapping: the `str` member's error says it once (below)
         loc = _written(located.data, tuple(p for p in e["loc"] if not (isinstance(p, str) and p in _TAGS)))
+        if loc in located.refused:
+            continue  # a value YAML read and Python refused (2026-02-30): said once, as read
         field = ".".join(str(p) for p in loc) or "file"
         if e["type"] == "extra_forbidden":
             fields = _fields_at(model, loc[:-1])
