@@ -217,6 +217,11 @@ def test_series_slice_value_never_seen_or_not_accepted_is_an_error(built):
     assert "known values: collection, dataset, model, space" in err
     code, out, _ = _main(*args, "series", "downloads", "--grain", "day", "--slice", "entity_type=model", "--format", "json")
     assert code == 0 and all(r["value"] > 0 for r in json.loads(out))
+    # the same dimension twice: the last one silently won
+    code, out, err = _main(*args, "series", "downloads", "--grain", "day", "--slice", "entity_type=model",
+                           "--slice", "entity_type=space")
+    assert code == 2 and out == ""
+    assert "--slice takes one slice; given 2: entity_type=model, entity_type=space" in err
 
 
 def test_a_listed_value_with_a_comma_or_padding_is_quoted():

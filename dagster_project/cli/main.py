@@ -145,6 +145,9 @@ def cmd_series(args, paths: ProjectPaths) -> int:
     from ..validation import read_cache
     from ..warehouse.read import NotBuiltError, series_records
     from . import format as fmt
+    if args.slice and len(args.slice) > 1:  # a series is the total or one slice: the last one silently won
+        _err(f"--slice takes one slice; given {len(args.slice)}: {', '.join(args.slice)}")
+        return 2
     project = read_cache.load(paths)  # None unless every file matches the last full load
     if project is None:
         result = _load(paths)
