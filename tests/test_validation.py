@@ -421,6 +421,27 @@ def test_a_column_written_in_another_case_is_compiled_as_the_sources_lowercase_n
     assert parse_scalar("amount > 1", columns).tree.sql() == "amount > 1"
 
 
+@pytest.mark.parametrize("text,words", [
+    ("country = ", "is incomplete: nothing after `=` (column 9)"),
+    ("amount +", "is incomplete: nothing after `+` (column 8)"),
+    ("a = 1 and", "is incomplete: nothing after `and` (column 9)"),
+    ("case when amount > 1 then", "is incomplete: nothing after `then` (column 25)"),
+    ("abs(", "is incomplete: nothing after `(` (column 4)"),
+    ("amount * (2", "expects `)` at column 11"),
+    ("amount )", "has an unexpected `)` at column 8"),
+    ("country = 'US", "has a string that is never closed: add the closing `'`"),
+    ("\"country = 'US'", "has a quoted name that is never closed: add the closing `\"`"),
+    ("country = 'it''s", "has a string that is never closed"),
+])
+def test_sql_that_does_not_parse_says_what_is_wrong_in_the_users_words(text, words):
+    """sqlglot's messages named its classes (`Required keyword: 'expression' missing for
+    <class 'sqlglot.expressions.core.EQ'>`) and cut the text off (`Error tokenizing 'country = 'U'`)."""
+    from dagster_project.validation.sql_fragment import FragmentError, parse_scalar
+    with pytest.raises(FragmentError) as err:
+        parse_scalar(text, {"country": None, "amount": None})
+    assert words in str(err.value) and "sqlglot" not in str(err.value) and "<class" not in str(err.value)
+
+
 @pytest.mark.parametrize("args,words", [
     (["series", "orders", "--grain", "week", "--start", "0001-01-01"], "a date from 1970-01-01 to 2199-12-31"),
     (["series", "orders", "--grain", "day", "--end", "9999-12-31"], "a date from 1970-01-01 to 2199-12-31"),

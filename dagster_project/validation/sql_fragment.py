@@ -74,7 +74,7 @@ def _parse_single(text: str) -> exp.Expression:
     try:
         tokens = sqlglot.tokenize(text)
     except TokenError as err:
-        raise FragmentError(f"cannot be read as SQL ({err})") from None
+        raise FragmentError(_unclosed(text) or f"cannot be read as SQL ({err})") from None
     depth = 0
     for tok in tokens:
         depth += {TokenType.L_PAREN: 1, TokenType.R_PAREN: -1}.get(tok.token_type, 0)
@@ -86,9 +86,10 @@ def _parse_single(text: str) -> exp.Expression:
             raise FragmentError("contains a SQL comment: remove it (comments could hide a second statement)")
     try:
         trees = [t for t in sqlglot.parse(text) if t is not None]
-    except (ParseError, TokenError) as err:
-        first = str(err).splitlines()[0]
-        raise FragmentError(f"is not valid SQL: {first}") from None
+    except ParseError as err:
+        raise FragmentError(_parse_problem(err)) from None
+    except TokenError as err:
+        raise FragmentError(_unclosed(text) or f"cannot be read as SQL ({err})") from None
     except RecursionError:
         raise FragmentError("is nested too deeply to read") from None
     except Exception as err:  # sqlglot's own errors on odd input (a quoted type it cannot build)
@@ -107,6 +108,45 @@ MAX_RENDERED = 20_000
 # `a + a + ... + a` nests one level per operator, without parentheses; the warehouses stop
 # at 1,000 (DuckDB, ClickHouse), and the rollup wraps the expression a few levels deeper
 MAX_TREE_DEPTH = 500
+
+
+def _unclosed(text: str) -> str | None:
+    """What the tokenizer could not read, when it is a string or quoted name left open
+    (its own message cuts the text off: `Error tokenizing 'country = 'U'`)."""
+    quote = None
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if quote is None and ch in "'\"":
+            quote = ch
+        elif ch == quote:
+            if text[i + 1:i + 2] == quote:  # '' inside a string is one quote
+                i += 1
+            else:
+                quote = None
+        i += 1
+    if quote is None:
+        return None
+    what = "a string" if quote == "'" else "a quoted name"
+    return f"has {what} that is never closed: add the closing `{quote}`"
+
+
+def _parse_problem(err: ParseError) -> str:
+    """sqlglot's parse error in the author's words: its messages name its own classes
+    (`Required keyword: 'expression' missing for <class '...EQ'>`)."""
+    first = (err.errors or [{}])[0]
+    what, token = str(first.get("description") or ""), str(first.get("highlight") or "").strip()
+    line, col = first.get("line"), first.get("col")
+    at = f"column {col}" if line in (None, 1) else f"line {line}, column {col}"
+    if what.startswith("Required keyword") and token:
+        return f"is incomplete: nothing after `{token}` ({at}) where an expression should follow"
+    if what.startswith("Expecting ") and token:
+        return f"expects `{what.removeprefix('Expecting ').strip()}` at {at}"
+    if what.startswith("Invalid expression") and token:
+        return f"has an unexpected `{token}` at {at}"
+    if "<class" in what or not what:
+        return f"is not valid SQL near `{token}` ({at})" if token else "is not valid SQL"
+    return f"is not valid SQL: {what} ({at})"
 
 
 def _tree_depth(tree: exp.Expression) -> int:
