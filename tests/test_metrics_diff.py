@@ -201,7 +201,7 @@ def test_non_breaking_change_plans_nothing_and_the_cli_formats(repo, capsys):
     assert "### Backfill plan\n\nNothing to recompute." in capsys.readouterr().out
 
 
-def test_clear_errors(repo, tmp_path, capsys):
+def test_clear_errors(repo, tmp_path, capsys, monkeypatch):
     paths, _ = repo
     assert main(["--project-dir", str(paths.root), "diff", "--base", "no-such-branch"]) == 2
     assert "unknown git ref `no-such-branch`" in capsys.readouterr().err
@@ -210,6 +210,14 @@ def test_clear_errors(repo, tmp_path, capsys):
     plain = make_project(tmp_path / "plain", {"commerce/orders.yml": (paths.metrics_dir / "commerce/orders.yml").read_text()})
     assert main(["--project-dir", str(plain.root), "diff", "--base", "main"]) == 2
     assert "is not inside a git repository" in capsys.readouterr().err
+    # --days and --target say how --values builds: without it they were silently ignored
+    for extra in (["--days", "7"], ["--target", "postgres"]):
+        assert main(["--project-dir", str(paths.root), "diff", "--base", "main", *extra]) == 2
+        assert f"{extra[0]} is for --values (" in capsys.readouterr().err
+    monkeypatch.setenv("METRICS_TARGET", "foo")  # it said "Values ... on foo: no changed metric to compare"
+    assert main(["--project-dir", str(paths.root), "diff", "--base", "main", "--values"]) == 2
+    assert "unknown target `foo` in $METRICS_TARGET" in capsys.readouterr().err
+    monkeypatch.delenv("METRICS_TARGET")
     # the working tree must validate
     edit(paths, "commerce/orders.yml", "aggregation: count", "aggregation: countt")
     assert main(["--project-dir", str(paths.root), "diff", "--base", "main"]) == 2

@@ -13,9 +13,9 @@ def add_parser(sub, with_target, date_type) -> None:
     sp.add_argument("--format", choices=("text", "markdown", "json"), default="text")
     sp.add_argument("--values", action="store_true",
                     help="build the old and new definitions of each changed metric in scratch schemas and compare values")
-    sp.add_argument("--days", type=_days, default=14, metavar="N", help="with --values: the last N UTC days (default 14)")
+    sp.add_argument("--days", type=_days, metavar="N", help="with --values: the last N UTC days (default 14)")
     with_target(sp)
-    sp.set_defaults(func=cmd_diff)
+    sp.set_defaults(func=cmd_diff, target=None)  # None: not given ($METRICS_TARGET or duckdb, with --values)
     sp = sub.add_parser("backfill", help="launch the backfill plan of `metrics diff` through Dagster (one run per grain)")
     sp.add_argument("--from-diff", required=True, metavar="REF", help="git ref the plan is computed against")
     sp.add_argument("--dry-run", action="store_true", help="print the plan, launch nothing")
@@ -50,6 +50,10 @@ def _diff(paths, ref: str):
 
 def cmd_diff(args, paths) -> int:
     from ..pr.render import RENDERERS
+    for flag, given in (("--days", args.days is not None), ("--target", args.target is not None)):
+        if given and not args.values:  # without --values nothing is built: the flag would be silently ignored
+            _err(f"{flag} is for --values (building the old and new definitions to compare their values)")
+            return 2
     result = _diff(paths, args.base)
     if result is None:
         return 2
@@ -58,9 +62,13 @@ def cmd_diff(args, paths) -> int:
     values = None
     if args.values:  # only here: without --values no warehouse and no dbt are touched
         from ..pr.values import ValuesError, compare_values
-        from ..warehouse.connection import WarehouseError
+        from ..warehouse.connection import TARGETS, WarehouseError, default_target
+        target = args.target or default_target()
+        if target not in TARGETS:  # $METRICS_TARGET: the flag's choices never saw it
+            _err(f"unknown target `{target}` in $METRICS_TARGET (choose from {', '.join(TARGETS)})")
+            return 2
         try:
-            values = compare_values(paths, result, args.target, args.days)
+            values = compare_values(paths, result, target, args.days or 14)
         except (ValuesError, WarehouseError) as err:  # WarehouseError: e.g. the writer lock timed out
             _err(str(err))
             return 2
