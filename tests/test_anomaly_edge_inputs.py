@@ -886,3 +886,20 @@ def test_a_spike_in_the_oldest_weeks_of_a_week_window_stays_out_of_training(shap
     clean, with_spike = scored(x), scored(spiked)
     assert abs(with_spike.expected / clean.expected - 1) < 0.03
     assert (with_spike.upper - with_spike.lower) < 1.25 * (clean.upper - clean.lower)
+
+
+@pytest.mark.parametrize("level,noise", [(1e8, 0.15), (1e10, 0.02), (1e15, 0.02)])
+def test_a_huge_count_is_banded_by_its_own_noise(level, noise):
+    """The negative binomial's extra variance was searched up to 10^6 times the Poisson
+    variance: a count of 10^10 a day moving by 2% (4 * 10^6 times) got a band too narrow
+    for its noise, and a tenth of its days were flagged (10^12: every other day)."""
+    flagged = 0
+    for seed in range(5):
+        x = np.round(level * (1 + noise * np.random.default_rng(seed).standard_normal(120)))
+        x[100] = level * (1 - 6 * noise)  # 6 sds down: still found
+        out = score(frame(x), first=56)
+        _band_holds(out, 3.0)
+        assert out.set_index(out.bucket_start.dt.date).is_anomaly.loc[(START + dt.timedelta(days=100)).date()]
+        flagged += int(out.is_anomaly.sum()) - 1
+    # 320 ordinary days: by chance about one (0.27% two-sided), not the 30-280 before
+    assert flagged <= 4, flagged

@@ -236,7 +236,9 @@ def solve_dispersion(u2: np.ndarray, base: np.ndarray, slope: np.ndarray, iterat
     variance without overdispersion, slope: what `a` multiplies (the mean or the
     denominator). 0 when the residuals are no wider than `base` (the Poisson / binomial
     floor). Bisection on log10(a m) over [-12, 6], m the row's median slope: the same
-    band whatever the denominator's unit (signups per dollar or per million dollars)."""
+    band whatever the denominator's unit (signups per dollar or per million dollars);
+    a row still too wide at 10^6 (a count of 10^10 a day moving by 2%: 4 * 10^6 times
+    its Poisson variance) is bisected again over [6, 30]."""
     def excess(a: np.ndarray, u2: np.ndarray, base: np.ndarray, slope: np.ndarray) -> np.ndarray:
         z2 = u2 / (base * (1.0 + a[:, None] * slope))
         return nanmean(np.minimum(z2, WINSOR ** 2)) > WINSOR_MOMENT
@@ -250,15 +252,22 @@ def solve_dispersion(u2: np.ndarray, base: np.ndarray, slope: np.ndarray, iterat
     m = nanmedian(np.where(np.isnan(u2) | ~(slope > 0), np.nan, slope))
     m = np.where(np.isfinite(m) & (m > 0), m, 1.0)
     slope = slope / m[:, None]
-    lo = np.full(rows.size, -12.0)
-    hi = np.full(rows.size, 6.0)
+    hi = _bisect(excess, u2, base, slope, -12.0, 6.0, iterations)
+    wide = np.nonzero(hi == 6.0)[0]  # above at every step: beyond the range
+    if wide.size:
+        hi[wide] = _bisect(excess, u2[wide], base[wide], slope[wide], 6.0, 30.0, iterations)
+    out[rows] = 10.0 ** hi / m
+    return out
+
+
+def _bisect(excess, u2, base, slope, low: float, high: float, iterations: int) -> np.ndarray:
+    lo, hi = np.full(u2.shape[0], low), np.full(u2.shape[0], high)
     for _ in range(iterations):
         mid = 0.5 * (lo + hi)
         above = excess(10.0 ** mid, u2, base, slope)
         lo = np.where(above, mid, lo)
         hi = np.where(above, hi, mid)
-    out[rows] = 10.0 ** hi / m
-    return out
+    return hi
 
 
 TAIL_LEVEL = 0.025     # each side's tail is measured at its 2.5% quantile (1.96 sd for a normal)
