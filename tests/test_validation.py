@@ -46,6 +46,11 @@ CASES = [
      "invalid value `2026-02-30`: day is out of range for month"),
     ("impossible_exclude", f"name: impossible_exclude\n{BASE}aggregation: count\nanomaly:\n  exclude:\n"
      "    - {start: 2026-13-01, end: 2026-12-02, reason: sale}\n", 7, "invalid value `2026-13-01`"),
+    # YAML 1.1 reads a leading 0 as octal and `1:30` as base 60: both were taken silently (64, 90)
+    ("octal_number", f"name: octal_number\n{BASE}aggregation: count\nanomaly:\n  training_buckets: 0100\n", 6,
+     "`0100` reads as 64 in YAML 1.1 (a leading 0 makes it octal)"),
+    ("base60_number", f"name: base60_number\n{BASE}aggregation: count\nanomaly: {{min_volume: 1:30}}\n", 5,
+     "`1:30` reads as 90 in YAML 1.1 (base 60)"),
     # a number is not a date (it read as seconds after 1970); year 1 planned 1.6 million partitions
     ("numeric_start", f"name: numeric_start\n{BASE}aggregation: count\nstart: 86400\n", 5, "a date (YYYY-MM-DD), got the number 86400"),
     ("ancient_start", f"name: ancient_start\n{BASE}aggregation: count\nstart: 0001-01-01\n", 5, "a date from 1970-01-01 to 2199-12-31"),

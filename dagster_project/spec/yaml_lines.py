@@ -88,6 +88,7 @@ def _convert(node: yaml.Node, loader: yaml.SafeLoader, loc: Loc, lines: dict[Loc
         return node.value
 
 
+_OCTAL = re.compile(r"[-+]?0[0-7_]+")
 _EXPONENT = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)[eE][-+]?\d+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -119,6 +120,15 @@ def _scalar(node: yaml.Node, loader: yaml.SafeLoader, path: Path) -> Any:
         value = loader.construct_object(node, deep=True)
     except (ValueError, OverflowError) as err:
         raise _Refused(f"invalid value `{node.value}`: {err}") from None
+    # YAML 1.1 reads `010` as octal (8) and `1:30` as base 60 (90); YAML 1.2 and every
+    # reader of a number mean 10 and a text: refused rather than taken as something else
+    if node.style is None and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, int) and _OCTAL.fullmatch(node.value) and value != 0:
+            raise _Refused(f"`{node.value}` reads as {value} in YAML 1.1 (a leading 0 makes it octal): write "
+                           "the number without its leading zeros, or quote it for a text")
+        if ":" in node.value:
+            raise _Refused(f"`{node.value}` reads as {value:g} in YAML 1.1 (base 60): write the number you mean, or "
+                           "quote it for a text")
     # YAML 1.1 reads `1e3` and `1.5e3` (no dot, or no exponent sign) as text; 1.2 and every
     # reader of the file mean a number: a plain (unquoted) one is a float here too
     if isinstance(value, str) and node.style is None and _EXPONENT.fullmatch(value):
