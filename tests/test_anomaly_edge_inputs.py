@@ -903,3 +903,31 @@ def test_a_huge_count_is_banded_by_its_own_noise(level, noise):
         flagged += int(out.is_anomaly.sum()) - 1
     # 320 ordinary days: by chance about one (0.27% two-sided), not the 30-280 before
     assert flagged <= 4, flagged
+
+
+@pytest.mark.parametrize("grain", ["day", "hour"])
+def test_one_bucket_above_100_percent_does_not_turn_a_proportion_into_a_rate(grain):
+    """A late row counted in the numerator before its denominator (1,003 of 1,000) made
+    every window holding it a Poisson rate, whose band is many times wider: for 8 weeks a
+    drop from 95% to 90% (day) or 75% (hour) went unflagged. A ratio that passes 1 in many
+    buckets is still a rate."""
+    hour = grain == "hour"
+    at, glitch = (24 * 65 + 12, 24 * 55 + 12) if hour else (100, 70)
+    n, volume, drop = (24 * 70, 100, 0.75) if hour else (110, 2000, 0.90)
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        den = rng.poisson(volume, n).astype(float)
+        num = rng.binomial(den.astype(int), 0.95).astype(float)
+        num[at] = np.round(den[at] * drop)
+        num[glitch] = den[glitch] + 3
+        f = frame(num / den, grain=grain, numerator=num, denominator=den)
+        out = score(f, shape="ratio", grain=grain, first=at - 5).set_index("bucket_start")
+        row = out.loc[f.bucket_start.iloc[at]]
+        assert row.is_anomaly and row.direction == "down" and row.model.startswith("beta-binomial"), row.reason
+    # downloads per user: above 1 in a tenth of the buckets, a rate
+    rng = np.random.default_rng(0)
+    den = rng.poisson(50, 110).astype(float)
+    num = rng.poisson(0.8 * den).astype(float)
+    num[::10] = den[::10] + 5
+    out = score(frame(num / den, numerator=num, denominator=den), shape="ratio")
+    assert out.model.str.startswith("poisson-rate").all()

@@ -35,8 +35,8 @@ from .bands import band_params, band_recovery, quantile_in
 from .core import choose, empty_rows, fit_variants, record, score_rows, store
 from .domain import LOG, SQRT, VALUE, forward
 from .launch import launch_start, since_launch
-from .models import (Fit, anscombe, anscombe_inv, inside_proportion, level_shift, ratio_t, ratio_t_inv, spans_before,
-                     window_level)
+from .models import (Fit, anscombe, anscombe_inv, inside_proportion, level_shift, proportion_window, ratio_t, ratio_t_inv,
+                     spans_before, window_level)
 from .parallel import check_stop
 from .runs import run_hours, run_variance
 from .seasonality import cycles_with_data, fold, spread
@@ -71,7 +71,7 @@ def score_hourly(arrays, t, hour, value, num_t, den_t, shape, settings, min_hist
     if shape == "ratio":
         out["enough"] &= (den_t > 0) & ~np.isnan(num_t)
         co = prefix_sum(valid & ~inside_proportion(arrays[0], arrays[1]))
-        prop_t, prop_a = co[t] - co[t - w] == 0, co[day] - co[day - w] == 0
+        prop_t, prop_a = (proportion_window(co[at] - co[at - w], cv[at] - cv[at - w]) for at in (t, day))
         out["proportion"] = prop_t
     direct = out["enough"] & (have_day >= min_hist) & (prop_t == prop_a) & (w >= MIN_ANCHORED)
     # a young anchor (not yet 2 cycles of the richest candidate) differs most from the

@@ -25,7 +25,8 @@ Noise, in a variance-stabilised scale T so that one band rule fits all volumes:
   (var 1) plus a negative binomial term alpha >= 0 (winsorised moment estimate);
   kappa adds the variance of the estimated level and profile. Small counts get the
   Poisson floor, so 0 -> 2 events stays inside the band.
-- ratio: proportions (0 <= numerator <= denominator throughout the window) use
+- ratio: proportions (0 <= numerator <= denominator throughout the window, but for 1%
+  of its buckets: proportion_window) use
   T = 2 sqrt(den + 1/2) asin(sqrt((num + 3/8) / (den + 3/4))) (binomial, var 1), other
   ratios (e.g. downloads per user) T = 2 sqrt(num + 3/8) against mu * den (the numerator
   as a Poisson count); var = kappa * (1 + rho * den), rho >= 0 the beta-binomial
@@ -346,10 +347,23 @@ def fit_fraction(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarra
                spans=_levels_before(d_all, k, spans=spans_before(w, k)) + prof_t[:, None] if walk else None)
 
 
+# A proportion's window may hold a few buckets beyond it (a late row counted in the
+# numerator before its denominator, a refund of an earlier hour's order): up to 1% of its
+# values, at least one. One such bucket made the next 8 weeks a rate, whose band is many
+# times wider, and a real drop went unflagged; a ratio that can pass 1 does so often.
+PROPORTION_SLIP = 0.01
+
+
+def proportion_window(outside, valid) -> np.ndarray:
+    """Whether a window with `valid` values, `outside` of them beyond 0..1, is a proportion."""
+    return np.asarray(outside) <= np.maximum(1.0, np.floor(PROPORTION_SLIP * np.asarray(valid)))
+
+
 def is_proportion(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    """Per row: every bucket with a value has 0 <= numerator <= denominator."""
+    """Per row: the buckets with a value have 0 <= numerator <= denominator, but for a
+    few (proportion_window)."""
     ok = ~np.isnan(num) & ~np.isnan(den)
-    return np.all(inside_proportion(num, den) | ~ok, axis=1)
+    return proportion_window(np.count_nonzero(ok & ~inside_proportion(num, den), axis=1), np.count_nonzero(ok, axis=1))
 
 
 def inside_proportion(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -435,4 +449,5 @@ def selection_stat(fit: Fit, shape: str, common: np.ndarray) -> np.ndarray:
     return np.fmax(winsorized_scale(r - center[:, None], scale), floor)
 
 
-__all__ = ["Fit", "fit_count", "fit_fraction", "fit_ratio", "selection_stat", "is_proportion", "anscombe", "ratio_t"]
+__all__ = ["Fit", "fit_count", "fit_fraction", "fit_ratio", "selection_stat", "is_proportion", "proportion_window", "anscombe",
+           "ratio_t"]
