@@ -931,3 +931,37 @@ def test_one_bucket_above_100_percent_does_not_turn_a_proportion_into_a_rate(gra
     num[::10] = den[::10] + 5
     out = score(frame(num / den, numerator=num, denominator=den), shape="ratio")
     assert out.model.str.startswith("poisson-rate").all()
+
+
+@pytest.mark.parametrize("shape", ["amount_ratio", "ratio"])
+@pytest.mark.parametrize("grain", ["day", "hour"])
+def test_min_volume_reads_the_denominator_as_it_is_now_not_the_window_median(shape, grain):
+    """With a seasonal fit the expected denominator was the median of its phase over the
+    whole window: a month after orders fell from 1,000 to 10 a day, it still said
+    about 1,000, and a bucket of 10 orders was flagged despite `min_volume: 100`."""
+    hour = grain == "hour"
+    n, fall, at = (24 * 75, 24 * 50, 24 * 72 + 12) if hour else (100, 60, 90)
+    rng = np.random.default_rng(0)
+    cycle = np.array([1.0, 1.1, 1.0, 0.9, 1.0, 0.7, 0.6])[np.arange(n) // (24 if hour else 1) % 7]
+    den = np.round(np.where(np.arange(n) < fall, 1000.0, 10.0) * cycle)
+    if shape == "amount_ratio":
+        num = rng.normal(50, 5, n) * den
+        num[at] = den[at] * 150
+    else:
+        num = rng.binomial(den.astype(int), 0.3).astype(float)
+        num[at] = den[at]
+    settings = DetectorSettings(min_volume=100, seasonality="day_of_week")
+    f = frame(num / den, grain=grain, numerator=num, denominator=den)
+    first = at - (24 if hour else 5)
+    out = score(f, shape=shape, grain=grain, settings=settings, first=first).set_index("bucket_start")
+    row = out.loc[f.bucket_start.iloc[at]]
+    assert not row.is_anomaly, row.reason
+    assert "below min_volume 100" in row.reason, row.reason
+    # the same jump while the volume is high is flagged
+    num2, den2 = num.copy(), den.copy()
+    den2[:] = np.round(1000.0 * cycle)
+    num2 = (rng.normal(50, 5, n) if shape == "amount_ratio" else rng.binomial(den2.astype(int), 0.3) / den2) * den2
+    num2[at] = den2[at] * (150 if shape == "amount_ratio" else 0.6)
+    f2 = frame(num2 / den2, grain=grain, numerator=num2, denominator=den2)
+    out2 = score(f2, shape=shape, grain=grain, settings=settings, first=first).set_index("bucket_start")
+    assert out2.loc[f2.bucket_start.iloc[at]].is_anomaly

@@ -39,7 +39,7 @@ from .models import (Fit, anscombe, anscombe_inv, inside_proportion, level_shift
                      spans_before, window_level)
 from .parallel import check_stop
 from .runs import run_hours, run_variance
-from .seasonality import cycles_with_data, fold, spread
+from .seasonality import cycles_with_data, fold, phase_volume, spread
 from .settings import PERIOD, candidates, level_span, min_cycles, training_buckets
 from .stats import nanmedian, prefix_sum
 
@@ -354,8 +354,8 @@ def _baseline(fit, shape, window, window_all, recent, every, at, h, k, w, den_t)
         with np.errstate(invalid="ignore", divide="ignore"):
             kappa = 1.0 + den_t / behind + den_t / np.where(sden > 0, sden, den_t)  # (models.fit_ratio)
         expected = np.clip(level + prof + fit.bias_t[at], 0.0, top)
-        if p > 1:
-            volume = nanmedian(fold(den_w, p), 1)[at, phase]
+        if p > 1:  # the anchor's (seasonality.phase_volume)
+            volume = phase_volume(den_w, p, k)[at, phase]
         else:
             volume = nanmedian(den[rows[:, None], h[:, None] + np.arange(k)[None, :]])
         return expected, kappa, volume, recovered, longrun, spans

@@ -51,7 +51,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .seasonality import additive_profile, fold, multiplicative_profile, spread, unfold, weighted_profile
+from .seasonality import (additive_profile, fold, multiplicative_profile, phase_volume, spread, unfold,
+                          weighted_profile)
 from .settings import TWO_WAY
 from .stats import (MAD_TO_SD, last_window, nanmedian, nansum, nansum_count, previous_window, robust_center_scale,
                     winsorized_scale)
@@ -328,17 +329,13 @@ def fit_fraction(x: np.ndarray, name: str, period: int, k: int, x_all: np.ndarra
     shift = level_shift(last_window(d, k)[1], last_window(d_all, k)[1])
     level_t = np.where(shift, median_last(d_all, k), level_t)
     # an average's volume, the values it averages (a ratio of amounts: its expected
-    # denominator, for min_volume): the median count of the buckets at t's place in the
-    # grain's cycle (`volume_period`: an hour of the day, a day of the week; the count
-    # has its cycle even when the average has none), else of the last k
+    # denominator, for min_volume): the count expected at t's place in the grain's cycle
+    # (`volume_period`: an hour of the day, a day of the week; the count has its cycle
+    # even when the average has none) at the count's recent level (phase_volume)
     volume = volume_phase = None
     if counts is not None:
-        known = np.where(counts > 0, counts, np.nan)
-        if volume_period > 1:
-            volume_phase = nanmedian(fold(known, volume_period), 1)
-            volume = volume_phase[:, 0]
-        else:
-            volume = nanmedian(known[:, w - k:])
+        volume_phase = phase_volume(np.where(counts > 0, counts, np.nan), volume_period, k)
+        volume = volume_phase[:, 0]
     with np.errstate(invalid="ignore"):
         value_range = np.stack([np.fmin.reduce(x_all, axis=1), np.fmax.reduce(x_all, axis=1)], axis=1)
     return Fit(name, period, resid=r, resid_all=r_all, expected=level_t + prof_t, floor=floor, profile=s,
@@ -426,10 +423,7 @@ def fit_ratio(num: np.ndarray, den: np.ndarray, name: str, period: int, k: int,
     spans = np.clip(_levels_before(adj_all, k, den_all, spans_before(w, k)) + prof_t[:, None] + bias[:, None], 0.0,
                     top[:, None]) if walk else None
     longrun = np.clip(window_level(adj, den) + prof_t + bias, 0.0, np.where(prop, 1.0, np.inf))
-    if period > 1:
-        volume = nanmedian(fold(den, period)[:, :, 0])
-    else:
-        volume = nanmedian(den[:, max(0, w - k):])
+    volume = phase_volume(den, period, k)[:, 0]
     return Fit(name, period, resid=z / np.sqrt(kres), resid_all=z_all, expected=mu_t, base=kres,
                slope=np.broadcast_to(den, num.shape), kappa=kappa, volume=volume, proportion=prop,
                base_all=kres_all, slope_all=den_all, profile=s, profile_n=sden, bias=bias, bias_t=bias_t,

@@ -39,6 +39,26 @@ def spread(profile: np.ndarray, cycles: int, width: int) -> np.ndarray:
     return unfold(np.broadcast_to(profile[:, None, :], (n, cycles, p)), width)
 
 
+def phase_volume(x: np.ndarray, period: int, k: int) -> np.ndarray:
+    """(n, W) volumes (counts, denominators; NaN: none) -> (n, P): per phase, the volume
+    expected now: the phase's share of its cycle (the median over cycles of its value over
+    its cycle's mean, so a level that moved between cycles does not blur it) at the level
+    of the last k buckets. After orders fell from 1,000 to 10 a day a month ago, about 10:
+    the window's median per phase said about 500. Period 1: the median of the last k."""
+    n, w = x.shape
+    recent = x[:, max(0, w - k):]
+    if period == 1:
+        return nanmedian(recent)[:, None]
+    folded = fold(x, period)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = nansum(folded, 2) / np.count_nonzero(~np.isnan(folded), axis=2)
+        share = nanmedian(np.where(mean[:, :, None] > 0, folded / mean[:, :, None], np.nan), 1)
+        share = np.where(np.isfinite(share) & (share > 0), share, np.nan)
+        level = nanmedian(recent / spread(share, w // period, w)[:, max(0, w - k):])
+        old = nanmedian(folded, 1)  # no share or no recent value: the phase's median
+        return np.where(np.isfinite(level)[:, None] & ~np.isnan(share), level[:, None] * share, old)
+
+
 def cycles_with_data(valid: np.ndarray, period: int) -> np.ndarray:
     """Per row, cycles with at least half their buckets present."""
     if period == 1:
