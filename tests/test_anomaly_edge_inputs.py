@@ -16,7 +16,7 @@ from dagster_project.anomaly import DetectorSettings, merge_incidents, min_histo
 from dagster_project.anomaly.reason import number, sentence, sentences
 from dagster_project.anomaly.settings import default_sensitivity
 from dagster_project.warehouse.read import _num
-from tests.test_anomaly_library import START, frame, score
+from tests.test_anomaly_library import START, flagged_positions, frame, score
 
 
 def _band_holds(out, sensitivity) -> None:
@@ -965,3 +965,59 @@ def test_min_volume_reads_the_denominator_as_it_is_now_not_the_window_median(sha
     f2 = frame(num2 / den2, grain=grain, numerator=num2, denominator=den2)
     out2 = score(f2, shape=shape, grain=grain, settings=settings, first=first).set_index("bucket_start")
     assert out2.loc[f2.bucket_start.iloc[at]].is_anomaly
+
+
+def _bursts(seed, n, share, size=30.0):
+    """An error counter: most buckets 0, a burst of about `size` in `share` of them."""
+    rng = np.random.default_rng(seed)
+    return np.where(rng.random(n) < share, rng.poisson(size, n), 0).astype(float)
+
+
+# (a day grain's 8 weeks hold MIN_SIZES = 8 bursts from about one day in seven on)
+@pytest.mark.parametrize("grain,share", [("day", 0.2), ("hour", 0.03), ("hour", 0.1)])
+def test_a_count_of_bursts_is_judged_by_the_size_of_a_burst(grain, share):
+    """Every burst of an error counter was flagged: the first pass read each one as an
+    outlier of its zeros, so the negative binomial saw only zeros (a band of 0..5 under
+    dozens of bursts of 30 in the window). A burst ten times the usual is still flagged."""
+    hour = grain == "hour"
+    n, first = (24 * 70, 24 * 56) if hour else (200, 100)
+    normal = bursts = 0
+    for seed in range(4):
+        x = _bursts(seed, n, share)
+        big = n - 5
+        x[big] = 300.0
+        f = frame(x, grain=grain)
+        out = score(f, grain=grain, first=first)
+        flagged = flagged_positions(f, out)
+        assert big in flagged
+        row = out[f.bucket_start.searchsorted(out.bucket_start) == big].iloc[0]
+        assert row.model.startswith("event-size/"), row.model
+        normal += len(flagged - {big})
+        bursts += int(np.count_nonzero(x[first:])) - 1
+        assert not out[out.value == 0].is_anomaly.any()
+    assert bursts > 20 and normal <= 2, (normal, bursts)
+
+
+def test_a_count_that_is_zero_at_night_keeps_its_seasonal_fit():
+    """Zeros at known hours (a shop closed at night) are the count's cycle, not a list of
+    events: a day-time outage is still flagged, by the count model."""
+    rng = np.random.default_rng(3)
+    n = 24 * 70
+    hour = np.arange(n) % 24
+    x = rng.poisson(np.where((hour >= 8) & (hour < 20), 40.0, 0.0)).astype(float)  # half the hours are 0
+    out_at = 24 * 65 + 12
+    x[out_at - 2:out_at + 2] = 0.0
+    f = frame(x, grain="hour")
+    out = score(f, grain="hour", first=24 * 56)
+    assert out_at in flagged_positions(f, out)
+    assert not out.model.str.startswith("event-size").any()
+
+
+def test_a_thin_count_stays_a_poisson_count():
+    """A count of about 0.3 a bucket (mostly 0, now and then 1 or 2) is a Poisson count:
+    its non-zero buckets are single events, not bursts."""
+    rng = np.random.default_rng(4)
+    x = rng.poisson(0.3, 24 * 70).astype(float)
+    f = frame(x, grain="hour")
+    out = score(f, grain="hour", first=24 * 56)
+    assert out.model.str.startswith("poisson").all()

@@ -151,14 +151,16 @@ def _events_at_tail(window, sensitivity, usual):
     return out
 
 
-def _event_band(window, value, sensitivity):
+def _event_band(window, value, sensitivity, count=False):
     nonzero = ~np.isnan(window) & (window != 0)
     sizes = nonzero.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         logs = np.where(nonzero, np.log(np.abs(np.where(nonzero, window, 1.0))), np.nan)
         mid = _nanmedian(logs)
         mad = _nanmedian(np.abs(logs - mid[:, None]))
-        edge = np.exp(mid + sensitivity * stats.MAD_TO_SD * np.maximum(mad, 0.05))
+        # a count's bursts: at least a Poisson count's spread, sd(log) = 1 / sqrt(size)
+        floor = np.maximum(0.05, 1.0 / (stats.MAD_TO_SD * np.sqrt(np.exp(mid)))) if count else 0.05
+        edge = np.exp(mid + sensitivity * stats.MAD_TO_SD * np.maximum(mad, floor))
         edge = edge + (_events_at_tail(window, sensitivity, np.exp(mid)) - 1) * np.exp(mid)
         negatives = (np.nan_to_num(window, nan=0.0) < 0).any(axis=1)
         lower = np.where(negatives, -edge, 0.0)
@@ -166,10 +168,13 @@ def _event_band(window, value, sensitivity):
         below = np.where(negatives, sensitivity * ((value - expected) / (expected - lower)), 0.0)
         score = np.where(value >= expected, sensitivity * ((value - expected) / (edge - expected)), below)
         score = np.where((value < 0) & ~negatives, -sensitivity * (1.0 + np.abs(value) / edge), score)
-    ok = sizes >= sparse.MIN_SIZES
+    # a count's runs of non-zero buckets, counted one by one
+    runs = np.array([sum(1 for j in range(len(r)) if r[j] and (j == 0 or not r[j - 1])) for r in nonzero])
+    ok = runs >= sparse.MIN_BURSTS if count else sizes >= sparse.MIN_SIZES
     nan = np.full(value.shape, np.nan)
     return {"expected": np.where(ok, expected, nan), "lower": np.where(ok, lower, nan),
-            "upper": np.where(ok, edge, nan), "score": np.where(ok, score, nan), "sizes": sizes}
+            "upper": np.where(ok, edge, nan), "score": np.where(ok, score, nan), "sizes": sizes,
+            "usual": np.exp(mid)}
 
 
 def _rows(seed: int, n: int, w: int, kind: str) -> np.ndarray:
@@ -251,6 +256,13 @@ def test_event_band_matches():
     value = np.concatenate([rng.lognormal(3, 2, 290), -rng.lognormal(3, 1, 10)])
     got, want = sparse.event_band(w, value, 3.0), _event_band(w, value, 3.0)
     assert got.keys() == want.keys() and all(same(got[k], want[k]) for k in want)
+    # counts of bursts: whole sizes, some rows with few runs
+    c = np.where(rng.random((300, 1344)) < 0.97, 0.0, rng.poisson(30, (300, 1344)) + 1.0)
+    c[60:120, 200:] = 0.0
+    c[rng.random(c.shape) < 0.05] = np.nan
+    got, want = sparse.event_band(c, value, 3.0, count=True), _event_band(c, value, 3.0, count=True)
+    assert got.keys() == want.keys() and all(same(got[k], want[k]) for k in want)
+    assert 0 < np.isnan(got["score"]).sum() < 300
 
 
 def test_record_matches_nanmin_nanmax():

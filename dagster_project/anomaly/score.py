@@ -44,7 +44,7 @@ from .launch import launch_start
 from .parallel import check_stop, run_all
 from .settings import (MIN_EVENTS, SHAPES, DetectorSettings, at_grain, candidates, history_needed, level_span,
                        min_history, training_buckets)
-from .sparse import DETECTOR as SPARSE_DETECTOR, MIN_SIZES, sparse_rows
+from .sparse import BURST_SIZE, DETECTOR as SPARSE_DETECTOR, MIN_SIZES, WEEK_PHASES, events_in_active_phases, sparse_rows
 from .stats import nanmedian, prefix_sum
 
 COLUMNS = ["bucket_start", "value", "expected", "lower", "upper", "score", "is_anomaly", "direction",
@@ -200,11 +200,20 @@ def _prepare(job: SeriesJob) -> dict | None:
     lo = launch_start(padded[0], pos + pad, width, level_span(grain, job.settings), count=False, seen=seen) - pad \
         if shape == "fraction" else pos - width
     events = _events_per_bucket(value, excluded, pos, lo) if shape == "fraction" else np.full(pos.size, np.nan)
+    if shape == "count":  # a count of bursts (sparse.py): its window since a launch, over its active phases
+        events[:] = np.inf
+        rough = np.nonzero(_events_per_bucket(value, excluded, pos, lo) < MIN_EVENTS)[0]
+        if rough.size:
+            # a launch by the share of non-zero buckets: at a Poisson count's rule every
+            # burst after a week of zeros would be one
+            since = launch_start(padded[0], pos[rough] + pad, width, level_span(grain, job.settings), count=False,
+                                 seen=seen) - pad
+            events[rough] = events_in_active_phases(value, excluded, pos[rough], since, WEEK_PHASES.get(grain, 1))
     p = {"shape": shape, "amount_ratio": job.shape == "amount_ratio", "ts": ts[pos], "value": value[pos],
          "num": num[pos], "den": den[pos], "pos": pos + pad, "lo": lo + pad, "events": events,
          "padded": padded, "seen": seen, "den_stored": den_stored, "provisional": index[pos] >= now_index - job.settle_buckets}
     rows = np.arange(pos.size)
-    if shape == "fraction":
+    if shape in ("fraction", "count"):
         rows = _judge_sparse(p, job.settings, training_buckets(grain, job.settings), min_history(grain, job.settings))
     # the buckets the detectors fit, and the rows of windows a batch holds for them: one
     # per bucket, per day for hours
@@ -217,13 +226,17 @@ def _judge_sparse(p: dict, settings: DetectorSettings, width: int, min_hist: int
     """A mostly-zero fraction's buckets with enough history and under MIN_EVENTS events
     per bucket are judged by the size of a usual event (sparse.py): `p["sparse"]` holds
     them and their band, which replaces the fit's in _columns wherever it has MIN_SIZES
-    sizes. The fit would be discarded there, so it skips those buckets: returns the
-    buckets to fit. `p["have"]`: training values per bucket (core.empty_rows)."""
+    sizes. So are a count's, where its usual event is a burst (BURST_SIZE; the others
+    are the count model's). The fit would be discarded there, so it skips those buckets:
+    returns the buckets to fit. `p["have"]`: training values per bucket (core.empty_rows)."""
     cv = prefix_sum(~np.isnan(p["padded"][0]))
     p["have"] = cv[p["pos"]] - cv[p["lo"]]
     rows = np.nonzero((p["have"] >= min_hist) & (p["events"] < MIN_EVENTS))[0]
     band = sparse_rows(p["padded"][0], p["pos"][rows], p["value"][rows], width, settings.sensitivity,
-                       _CHUNK_CELLS // width + 1)
+                       _CHUNK_CELLS // width + 1, count=p["shape"] == "count")
+    if p["shape"] == "count":
+        keep = ~np.isnan(band["score"]) & (band["usual"] >= BURST_SIZE)
+        rows, band = rows[keep], {k: v[keep] for k, v in band.items()}
     p["sparse"] = (rows, band)
     return np.setdiff1d(np.arange(p["pos"].size), rows[~np.isnan(band["score"])])
 
@@ -321,7 +334,7 @@ def _columns(p: dict, res: dict, shape: str, grain: str, settings: DetectorSetti
     # a fraction that is mostly zeros is judged by the size of a usual event (sparse.py); with
     # too few events in its window, not at all
     sparse, unjudged, sizes = np.zeros(value.size, bool), np.zeros(value.size, bool), np.zeros(value.size)
-    if shape == "fraction":
+    if "sparse" in p:
         rows, band = p["sparse"]  # the buckets with enough history judged by their events' sizes
         if rows.size:
             res = {k: v.copy() for k, v in res.items()}

@@ -1,12 +1,20 @@
-"""Sparse fractions: a sum or gauge whose buckets are mostly zeros (refunds per hour and
-country, a few a day) is a list of events, not a series. The robust fit's spread
+"""Sparse series: a sum or gauge whose buckets are mostly zeros (refunds per hour and
+country, a few a day), or a count of bursts (an error counter: mostly 0, now and then
+dozens at once), is a list of events, not a series. The robust fit's spread
 collapses on its zeros, so every event would be flagged. For such a bucket (its
 training window holds under MIN_EVENTS non-zero buckets per bucket) the band is the size
 of a usual event instead: a zero is always normal, a bucket is flagged when its size is
 beyond `sensitivity` robust sds of the log sizes of the window's non-zero buckets, plus
 the usual events a Poisson count per bucket adds at that tail (_events_at_tail: a
 refund ten times any usual one is flagged, two ordinary ones in an hour are not).
-Under MIN_SIZES non-zero buckets there is nothing to judge the size by: never flagged."""
+Under MIN_SIZES non-zero buckets there is nothing to judge the size by: never flagged.
+
+A count is a list of events only when its non-zero buckets are bursts (their median
+size at least BURST_SIZE: a Poisson count that is 0 in over 37% of its buckets has a
+median non-zero bucket of 1) spread over its weekly cycle (events_in_active_phases: a
+shop's closed nights and weekends are its cycle, which the count model fits), and its
+window holds MIN_BURSTS separate runs of them; else the count model judges it (0 -> 2 events is no
+anomaly there either)."""
 from __future__ import annotations
 
 import math
@@ -17,14 +25,22 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .stats import MAD_TO_SD, median_sorted, sorted_median_mad, sorted_rows
 
 MIN_SIZES = 8
+BURST_SIZE = 3.0
+# bursts a count's window needs to be judged by their size (runs of non-zero buckets
+# apart; with fewer, the count model judges it, and one incident's run is no usual
+# size): each is a Poisson count of events, whose noise floors their spread
+MIN_BURSTS = 5
 DETECTOR = "event-size"
+# the phases of a grain's weekly cycle, whose never-active ones are a count's closed hours
+WEEK_PHASES = {"hour": 168, "day": 7}
 
 
-def event_band(window: np.ndarray, value: np.ndarray, sensitivity: float) -> dict[str, np.ndarray]:
+def event_band(window: np.ndarray, value: np.ndarray, sensitivity: float, count: bool = False) -> dict[str, np.ndarray]:
     """window: (n, w) training values (NaN = gap or excluded); value: (n,) the buckets.
     Returns expected (the window's median), lower, upper, score (|score| > sensitivity
-    exactly outside [lower, upper]) and `sizes` (non-zero buckets in the window); NaN
-    where sizes < MIN_SIZES."""
+    exactly outside [lower, upper]), `sizes` (non-zero buckets in the window) and `usual`
+    (their median); NaN where sizes < MIN_SIZES. `count`: the sizes are counts of bursts,
+    each as noisy as a Poisson count at least, and MIN_BURSTS runs of them are enough."""
     nonzero = ~np.isnan(window) & (window != 0)
     sizes = nonzero.sum(axis=1)
     ordered, n = sorted_rows(window)
@@ -32,8 +48,10 @@ def event_band(window: np.ndarray, value: np.ndarray, sensitivity: float) -> dic
     with np.errstate(invalid="ignore", divide="ignore"):
         logs = np.where(nonzero, np.log(np.abs(np.where(nonzero, window, 1.0))), np.nan)
         mid, mad = sorted_median_mad(*sorted_rows(logs))
-        # a floor: identical sizes (one price refunded) still leave room for their noise
-        edge = np.exp(mid + sensitivity * MAD_TO_SD * np.maximum(mad, 0.05))
+        # a floor: identical sizes (one price refunded) still leave room for their noise;
+        # a burst of about m events varies by sqrt(m) (Poisson): its log by 1 / sqrt(m)
+        floor = np.maximum(0.05, 1.0 / (MAD_TO_SD * np.sqrt(np.exp(mid)))) if count else 0.05
+        edge = np.exp(mid + sensitivity * MAD_TO_SD * np.maximum(mad, floor))
         # a bucket holds a Poisson number of events (rate from the share of zeros): as
         # many usual events as are that likely at the band's tail probability add up,
         # where the window shows such buckets (events on a schedule, one per bucket,
@@ -50,10 +68,15 @@ def event_band(window: np.ndarray, value: np.ndarray, sensitivity: float) -> dic
         below = np.where(negatives, sensitivity * ((value - expected) / down), 0.0)
         score = np.where(value >= expected, sensitivity * ((value - expected) / up), below)
         score = np.where((value < 0) & ~negatives, -sensitivity * (1.0 + np.abs(value) / edge), score)
-    ok = sizes >= MIN_SIZES
+    if count:  # bursts apart: one incident's run of buckets is one, and sets no usual size
+        runs = np.count_nonzero(nonzero[:, 1:] & ~nonzero[:, :-1], axis=1) + nonzero[:, 0]
+        ok = runs >= MIN_BURSTS
+    else:
+        ok = sizes >= MIN_SIZES
     nan = np.full(value.shape, np.nan)
     return {"expected": np.where(ok, expected, nan), "lower": np.where(ok, lower, nan),
-            "upper": np.where(ok, edge, nan), "score": np.where(ok, score, nan), "sizes": sizes}
+            "upper": np.where(ok, edge, nan), "score": np.where(ok, score, nan), "sizes": sizes,
+            "usual": np.exp(mid)}
 
 
 def _events_at_tail(window: np.ndarray, sensitivity: float, usual: np.ndarray) -> np.ndarray:
@@ -86,10 +109,41 @@ def _events_at_tail(window: np.ndarray, sensitivity: float, usual: np.ndarray) -
 
 
 def sparse_rows(padded: np.ndarray, pos: np.ndarray, value: np.ndarray, width: int, sensitivity: float,
-                chunk: int) -> dict[str, np.ndarray]:
+                chunk: int, count: bool = False) -> dict[str, np.ndarray]:
     """event_band for buckets at `pos` of one padded training array, in chunks of rows."""
     view = sliding_window_view(padded, width)
-    parts = [event_band(view[pos[lo:lo + chunk] - width], value[lo:lo + chunk], sensitivity)
+    parts = [event_band(view[pos[lo:lo + chunk] - width], value[lo:lo + chunk], sensitivity, count)
              for lo in range(0, pos.size, chunk)]
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else \
-        {k: np.array([]) for k in ("expected", "lower", "upper", "score", "sizes")}
+        {k: np.array([]) for k in ("expected", "lower", "upper", "score", "sizes", "usual")}
+
+
+def events_in_active_phases(value: np.ndarray, excluded: np.ndarray, pos: np.ndarray, lo: np.ndarray,
+                            period: int) -> np.ndarray:
+    """Per scored position (its window [lo, pos) of the 1-D series): the events per
+    bucket, -ln(share of zero buckets) as a Poisson rate, over the window's buckets at the
+    phases of the cycle (`period` buckets) that had a non-zero bucket in it: 0 at every
+    closed hour of a shop is its cycle, not a sparse count. NaN without such buckets."""
+    have = ~np.isnan(value) & ~excluded
+    nonzero = have & (value != 0)
+    cycles = -(-value.size // period)
+
+    def per_phase(x):  # (cycles + 1, period): a phase's buckets before each cycle
+        grid = np.zeros(cycles * period)
+        grid[:x.size] = x
+        return np.concatenate([np.zeros((1, period)), np.cumsum(grid.reshape(cycles, period), axis=0)])
+
+    cn, ch = per_phase(nonzero), per_phase(have)
+    events = np.full(pos.size, np.nan)
+    ph = np.arange(period)[:, None]
+    for first in range(0, pos.size, 2048):  # (period x rows) at a time
+        rows = slice(first, first + 2048)
+        # a phase's buckets before position x: ceil((x - phase) / period)
+        end, start = (np.maximum(x[rows][None, :] - ph + period - 1, 0) // period for x in (pos, lo))
+        nz = cn[end, ph] - cn[start, ph]
+        active = nz > 0
+        total = np.where(active, ch[end, ph] - ch[start, ph], 0.0).sum(axis=0)
+        zeros = total - np.where(active, nz, 0.0).sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            events[rows] = np.where(total > 0, -np.log(zeros / np.maximum(total, 1)), np.nan)
+    return events
