@@ -155,13 +155,23 @@ def low_volume_case(rng, category: str) -> Case:
     return Case(category, frame("day", x, count=x), "count", "day", DAY_FROM, [(at, at + 1)], min_volume=20.0)
 
 
+def burst_case(rng, category: str) -> Case:
+    """An hourly error counter: 0 in most hours, a burst of ~30 errors in 1-5% of them,
+    and one burst of 8-15 times the usual size (a real incident)."""
+    share = float(rng.uniform(0.01, 0.05))
+    x = np.where(rng.random(HOURS) < share, rng.poisson(30, HOURS), 0).astype(float)
+    at = int(rng.integers(24 * 60, 24 * 85))
+    x[at] = 30 * float(rng.uniform(8, 15))
+    return Case(category, frame("hour", x, count=x), "count", "hour", HOUR_FROM, [(at, at + 1)])
+
+
 CATEGORIES = {
     "spike": count_case, "drop": count_case, "level shift": count_case,
     "fraction move": fraction_case,
     "ratio low volume (no flag)": ratio_case, "ratio high volume": ratio_case,
     "weekly seasonal normal": weekly_normal_case, "sparse 0->2 (no flag)": sparse_case,
     "no anomaly": quiet_case, "hourly drop": hourly_case, "hourly seasonal normal": hourly_case,
-    "below min_volume": low_volume_case,
+    "below min_volume": low_volume_case, "hourly error bursts": burst_case,
 }
 
 
