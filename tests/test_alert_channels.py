@@ -164,6 +164,8 @@ def test_unset_variable_names_it_and_sends_nothing(receiver, monkeypatch, tmp_pa
     with pytest.raises(DeliveryError) as err:
         send("growth-slack", SlackChannel(type="slack", url="${SLACK_WEBHOOK_URL}"), anomaly_payload(), tmp_path)
     assert str(err.value) == "slack growth-slack: environment variable SLACK_WEBHOOK_URL is not set"
+    # every message of the channel needs it: held like an outage (README), not `unsendable:`
+    assert err.value.unsendable is False
     monkeypatch.setenv("HOOK_URL", receiver.url)
     channel = WebhookChannel(type="webhook", url="${HOOK_URL}", secret="${MISSING_SECRET}")
     with pytest.raises(DeliveryError, match="webhook w: environment variable MISSING_SECRET is not set"):
