@@ -144,6 +144,13 @@ def test_changes_are_classified_and_planned(repo):
     shown = text(result)
     # the five breaking ones: a new metric and an activated draft have no built values to change
     assert "1 added, 9 changed, 1 removed, 4 unchanged; 5 metrics' values change" in shown, shown
+    # and the JSON counts the same five (it counted the new and the activated one too: 7);
+    # what the plan builds is `backfill`
+    summary = result.as_dict()["summary"]
+    assert summary["breaking"] == 5, summary
+    metrics_json = {m["name"]: m for m in result.as_dict()["metrics"]}
+    assert metrics_json["big_orders"]["breaking"] is False and metrics_json["big_orders"]["backfill"] is True
+    assert metrics_json["model_downloads"]["breaking"] is True
     assert "changed  model_downloads" in shown and "filter: metric_type = 'Download' -> metric_type = 'Like'  [breaking]" in shown
     assert "hour   day        2026-08-01  2026-10-15          76" in shown
     md = markdown(result)

@@ -71,14 +71,21 @@ class MetricDiff:
 
     @property
     def breaking(self) -> bool:
+        """Built (new, breaking, activated or reactivated): what the plan rebuilds when active."""
         return self.impact in BACKFILLED
+
+    @property
+    def values_change(self) -> bool:
+        """Its built values change (a new or newly active metric has none yet): the
+        headline's count, and `breaking` in the JSON."""
+        return self.impact == "breaking"
 
     @property
     def backfill(self) -> bool:
         return self.impact in BACKFILLED and self.status == "active"
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "change": self.change, "impact": self.impact, "breaking": self.breaking,
+        return {"name": self.name, "change": self.change, "impact": self.impact, "breaking": self.values_change,
                 "backfill": self.backfill, "kind": self.kind, "status": self.status, "path": self.path,
                 "start": self.start, "grains": self.grains, "fields": [f.as_dict() for f in self.fields],
                 "reasons": self.reasons, "models": self.models, "sql_changed": self.sql_changed}
@@ -101,7 +108,7 @@ class ProjectDiff:
         return {"base": {"ref": self.base.ref, "commit": self.base.commit, "subject": self.base.subject},
                 "summary": {"added": self.count("added"), "removed": self.count("removed"),
                             "changed": self.count("changed"), "unchanged": self.unchanged,
-                            "breaking": sum(1 for m in self.metrics if m.breaking), "notes": len(self.notes)},
+                            "breaking": sum(1 for m in self.metrics if m.values_change), "notes": len(self.notes)},
                 "metrics": [m.as_dict() for m in self.metrics], "backfill_plan": self.plan.as_dict(),
                 "sql_diff": self.sql_diff, "notes": self.notes, "base_issues": self.base_issues}
 

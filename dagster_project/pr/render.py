@@ -26,7 +26,7 @@ def _field(f: FieldChange) -> str:
 
 
 def _headline(d: ProjectDiff) -> str:
-    n = sum(1 for m in d.metrics if m.impact == "breaking")
+    n = sum(1 for m in d.metrics if m.values_change)
     # a changed staging model or macro changes values no metric file says: never "no values change"
     tail = "; the notes name what else may change values" if d.notes else ""
     return (f"{d.count('added')} added, {d.count('changed')} changed, {d.count('removed')} removed, "
