@@ -800,9 +800,12 @@ def test_a_name_in_another_case_is_suggested():
     assert closest("ordrs", ["orders", "refunds"]) == " (did you mean `orders`?)"
 
 
-def test_a_read_of_a_missing_duckdb_file_leaves_no_lock_file_behind(tmp_path, capsys, isolated_env):
+@pytest.mark.parametrize("command", [["series", "downloads", "--grain", "day"], ["anomalies"], ["alerts"],
+                                     ["alerts", "outbox"]])
+def test_a_read_of_a_missing_duckdb_file_leaves_no_lock_file_behind(tmp_path, capsys, isolated_env, command):
     paths = make_project(tmp_path, GOOD)
-    assert main(["--project-dir", str(paths.root), "series", "downloads", "--grain", "day"]) == 2
+    # every read exits 2 on it (the alert listings exited 1)
+    assert main(["--project-dir", str(paths.root), *command]) == 2
     assert "no warehouse file at" in capsys.readouterr().err
     assert not list(paths.duckdb_path.parent.glob("*.lock")), list(paths.duckdb_path.parent.iterdir())
 

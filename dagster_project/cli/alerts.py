@@ -91,9 +91,9 @@ def cmd_alerts(args, paths) -> int:
             states = read_table(wh, STATE, order="status, alert_key, route")
             failing = read_table(wh, OUTBOX, "delivered_at is null and last_error is not null") \
                 if args.status == "failed" else []
-    except WarehouseError as err:
+    except WarehouseError as err:  # a read: exit 2, as `metrics series` and `metrics anomalies`
         _err(str(err))
-        return 1
+        return 2
     if args.status == "failed":
         groups = {(m["route"], m["group_key"]) for m in failing}
         states = [s for s in states if (s["route"], s["group_key"]) in groups and s["status"] != "resolved"]
@@ -111,9 +111,9 @@ def cmd_outbox(args, paths) -> int:
              "dropped": "delivered_at is not null and last_error is not null", None: ""}[args.status]
     try:
         rows = read_table(Warehouse(args.target, paths), OUTBOX, where, order="created_at, seq, channel")
-    except WarehouseError as err:
+    except WarehouseError as err:  # a read: exit 2
         _err(str(err))
-        return 1
+        return 2
     _print(rows, OUTBOX_FIELDS, args.format)
     return 0
 
