@@ -121,6 +121,23 @@ def test_docs_into_a_path_it_cannot_write_is_one_line(tmp_path):
     assert (tmp_path / "a_file").read_text() == "x"
 
 
+def test_docs_never_writes_into_a_folder_of_other_files(tmp_path):
+    """`--out /` or `--out ~/site` wrote index.html and catalog.json over what was there;
+    a folder it wrote before (its catalog.json) or an empty one is fine."""
+    _, args = _fresh(tmp_path)
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("mine")
+    code, _, err = _main(*args, "docs", "--out", str(site))
+    assert code == 2 and f"error: --out {site}: " in err and "holds other files" in err, err
+    assert (site / "index.html").read_text() == "mine" and sorted(p.name for p in site.iterdir()) == ["index.html"]
+    catalog = tmp_path / "catalog"
+    for _ in range(2):  # new, then its own folder again
+        code, _, err = _main(*args, "docs", "--out", str(catalog))
+        assert code == 0, err
+    assert (catalog / "catalog.json").is_file()
+
+
 def test_serve_refuses_a_port_it_cannot_listen_on_before_saying_it_serves(tmp_path):
     """--port 99999 served on 34463 (the OS takes it modulo 65536) while printing 99999; a
     port in use printed "serving on ..." and then uvicorn's error."""

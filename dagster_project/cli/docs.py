@@ -36,6 +36,11 @@ def cmd_docs(args, paths) -> int:
     try:  # a file in the way, a folder that cannot be made: said before any work
         if out.exists() and not out.is_dir():
             raise NotADirectoryError(0, "a file, not a folder")
+        # its own earlier catalog (catalog.json) is rewritten; anyone else's index.html is not
+        if out.is_dir() and any(out.iterdir()) and not (out / "catalog.json").is_file():
+            print(f"error: --out {out}: the folder holds other files (no catalog this command wrote): give a new "
+                  "or empty folder", file=sys.stderr)
+            return 2
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         print(f"error: --out {out}: cannot write the catalog there ({err.strerror or err})", file=sys.stderr)
