@@ -131,6 +131,13 @@ def test_docs_never_writes_into_a_folder_of_other_files(tmp_path):
     code, _, err = _main(*args, "docs", "--out", str(site))
     assert code == 2 and f"error: --out {site}: " in err and "holds other files" in err, err
     assert (site / "index.html").read_text() == "mine" and sorted(p.name for p in site.iterdir()) == ["index.html"]
+    (site / "catalog.json").write_text('{"metadata": {}, "nodes": {}}')  # dbt docs' own folder
+    code, _, err = _main(*args, "docs", "--out", str(site))
+    assert code == 2 and "holds other files" in err and (site / "index.html").read_text() == "mine", err
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / ".gitkeep").write_text("")
+    assert _main(*args, "docs", "--out", str(kept))[0] == 0  # hidden files only: empty
     catalog = tmp_path / "catalog"
     for _ in range(2):  # new, then its own folder again
         code, _, err = _main(*args, "docs", "--out", str(catalog))

@@ -350,6 +350,13 @@ def test_an_impossible_date_does_not_hide_the_file_s_other_problems(tmp_path, ca
     err = capsys.readouterr().err
     assert "alerts.yml:4: invalid value `2025-12-32`" in err and err.count("2025-12-32") == 1
     assert "alerts.yml:5: `routes`" in err
+    # an alias of one (`*d`) read as "found unconstructable recursive node", alone
+    from dagster_project.spec.yaml_lines import load_located
+    located = load_located(Path("f.yml"), "x: 1\na: &d 2026-13-01\nb: *d\nc: &l [010, 3]\nd: *l\n")
+    assert located.problems == [(2, "invalid value `2026-13-01`: month must be in 1..12"),
+                                (4, "`010` reads as 8 in YAML 1.1 (a leading 0 makes it octal): write the number "
+                                    "without its leading zeros, or quote it for a text")]
+    assert located.refused == {("a",), ("b",), ("c", 0), ("d", 0)}
 
 
 def test_a_broken_metric_file_is_one_problem_not_also_an_unknown_metric_where_it_is_read(tmp_path, capsys, isolated_env):
@@ -437,6 +444,10 @@ def test_a_column_written_in_another_case_is_compiled_as_the_sources_lowercase_n
     ("country = 'US", "has a string that is never closed: add the closing `'`"),
     ("\"country = 'US'", "has a quoted name that is never closed: add the closing `\"`"),
     ("country = 'it''s", "has a string that is never closed"),
+    ("amount = = 1", "has an unexpected `=` at column 10"),
+    # a quote inside a comment is no string: the comment is the problem
+    ("amount = 1 /* it's", "contains a SQL comment"),
+    ("amount = 1 and country = 'x' -- o'k", "contains a SQL comment"),
 ])
 def test_sql_that_does_not_parse_says_what_is_wrong_in_the_users_words(text, words):
     """sqlglot's messages named its classes (`Required keyword: 'expression' missing for

@@ -13,8 +13,8 @@ A count is a list of events only when its non-zero buckets are bursts (their med
 size at least BURST_SIZE: a Poisson count that is 0 in over 37% of its buckets has a
 median non-zero bucket of 1) spread over its weekly cycle (events_in_active_phases: a
 shop's closed nights and weekends are its cycle, which the count model fits), and its
-window holds MIN_BURSTS separate runs of them; else the count model judges it (0 -> 2 events is no
-anomaly there either)."""
+window holds MIN_BURSTS separate runs of them; else the count model judges it (0 -> 2
+events is no anomaly there either)."""
 from __future__ import annotations
 
 import math

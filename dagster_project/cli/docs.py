@@ -36,8 +36,8 @@ def cmd_docs(args, paths) -> int:
     try:  # a file in the way, a folder that cannot be made: said before any work
         if out.exists() and not out.is_dir():
             raise NotADirectoryError(0, "a file, not a folder")
-        # its own earlier catalog (catalog.json) is rewritten; anyone else's index.html is not
-        if out.is_dir() and any(out.iterdir()) and not (out / "catalog.json").is_file():
+        # its own earlier catalog is rewritten; anyone else's index.html (dbt docs' own) is not
+        if out.is_dir() and any(not p.name.startswith(".") for p in out.iterdir()) and not _ours(out):
             print(f"error: --out {out}: the folder holds other files (no catalog this command wrote): give a new "
                   "or empty folder", file=sys.stderr)
             return 2
@@ -56,3 +56,14 @@ def cmd_docs(args, paths) -> int:
           f"({time.perf_counter() - t0:.1f}s)")
     print(f"open: file://{out / 'index.html'}")
     return 0
+
+
+def _ours(out: Path) -> bool:
+    """Whether `out` holds a catalog this command wrote: its catalog.json, a list of
+    metrics with their pages (dbt docs writes a catalog.json too: a mapping)."""
+    import json
+    try:
+        data = json.loads((out / "catalog.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, list) and all(isinstance(m, dict) and "page" in m for m in data)

@@ -29,6 +29,8 @@ class LocatedYaml:
     problems: list[tuple[int, str]] = field(default_factory=list)
     # where such a refused value's text was kept: a schema error there says it again
     refused: set[Loc] = field(default_factory=set)
+    # the refused nodes, by id: an alias of one (`*d`) is reported once, at its anchor
+    refused_nodes: set[int] = field(default_factory=set, repr=False)
 
     def line_of(self, loc: Loc) -> int:
         """The line of `loc`, or of its nearest located parent (1 for the file)."""
@@ -83,7 +85,9 @@ def _convert(node: yaml.Node, loader: yaml.SafeLoader, loc: Loc, lines: dict[Loc
     try:
         return _scalar(node, loader, path)
     except _Refused as err:  # reported, and its text kept in its place
-        found.problems.append((node.start_mark.line + 1, str(err)))
+        if id(node) not in found.refused_nodes:
+            found.refused_nodes.add(id(node))
+            found.problems.append((node.start_mark.line + 1, str(err)))
         found.refused.add(loc)
         return node.value
 
@@ -119,6 +123,9 @@ def _scalar(node: yaml.Node, loader: yaml.SafeLoader, path: Path) -> Any:
     try:
         value = loader.construct_object(node, deep=True)
     except (ValueError, OverflowError) as err:
+        # PyYAML keeps a node that failed as "under construction": an alias of it (`*d`)
+        # would read as a recursive node
+        loader.recursive_objects.pop(node, None)
         raise _Refused(f"invalid value `{node.value}`: {err}") from None
     # YAML 1.1 reads `010` as octal (8) and `1:30` as base 60 (90); YAML 1.2 and every
     # reader of a number mean 10 and a text: refused rather than taken as something else

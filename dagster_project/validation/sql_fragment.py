@@ -112,11 +112,13 @@ MAX_TREE_DEPTH = 500
 
 def _unclosed(text: str) -> str | None:
     """What the tokenizer could not read, when it is a string or quoted name left open
-    (its own message cuts the text off: `Error tokenizing 'country = 'U'`)."""
+    (its own message cuts the text off: `Error tokenizing 'country = 'U'`), or a comment."""
     quote = None
     i = 0
     while i < len(text):
         ch = text[i]
+        if quote is None and text[i:i + 2] in ("--", "/*"):  # a quote after it is in the comment
+            return "contains a SQL comment: remove it (comments could hide a second statement)"
         if quote is None and ch in "'\"":
             quote = ch
         elif ch == quote:
@@ -139,6 +141,8 @@ def _parse_problem(err: ParseError) -> str:
     line, col = first.get("line"), first.get("col")
     at = f"column {col}" if line in (None, 1) else f"line {line}, column {col}"
     if what.startswith("Required keyword") and token:
+        if str(first.get("end_context") or "").strip():  # something follows: `a = = 1`
+            return f"has an unexpected `{token}` at {at}"
         return f"is incomplete: nothing after `{token}` ({at}) where an expression should follow"
     if what.startswith("Expecting ") and token:
         return f"expects `{what.removeprefix('Expecting ').strip()}` at {at}"
