@@ -134,6 +134,15 @@ def test_docs_never_writes_into_a_folder_of_other_files(tmp_path):
     (site / "catalog.json").write_text('{"metadata": {}, "nodes": {}}')  # dbt docs' own folder
     code, _, err = _main(*args, "docs", "--out", str(site))
     assert code == 2 and "holds other files" in err and (site / "index.html").read_text() == "mine", err
+    # not a catalog it wrote: an empty list beside other files, a page that is no page, a FIFO (it hung)
+    for body in ("[]", '[{"page": 1}]'):
+        (site / "catalog.json").write_text(body)
+        code, _, err = _main(*args, "docs", "--out", str(site))
+        assert code == 2 and "holds other files" in err and (site / "index.html").read_text() == "mine", (body, err)
+    (site / "catalog.json").unlink()
+    os.mkfifo(site / "catalog.json")
+    code, _, err = _main(*args, "docs", "--out", str(site))
+    assert code == 2 and "holds other files" in err, err
     kept = tmp_path / "kept"
     kept.mkdir()
     (kept / ".gitkeep").write_text("")

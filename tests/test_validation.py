@@ -351,12 +351,22 @@ def test_an_impossible_date_does_not_hide_the_file_s_other_problems(tmp_path, ca
     assert "alerts.yml:4: invalid value `2025-12-32`" in err and err.count("2025-12-32") == 1
     assert "alerts.yml:5: `routes`" in err
     # an alias of one (`*d`) read as "found unconstructable recursive node", alone
-    from dagster_project.spec.yaml_lines import load_located
+    from dagster_project.spec.yaml_lines import YamlSyntaxError, load_located
     located = load_located(Path("f.yml"), "x: 1\na: &d 2026-13-01\nb: *d\nc: &l [010, 3]\nd: *l\n")
     assert located.problems == [(2, "invalid value `2026-13-01`: month must be in 1..12"),
                                 (4, "`010` reads as 8 in YAML 1.1 (a leading 0 makes it octal): write the number "
                                     "without its leading zeros, or quote it for a text")]
     assert located.refused == {("a",), ("b",), ("c", 0), ("d", 0)}
+    # a list or mapping as a key was an AttributeError traceback; a huge number one too
+    for text, line, words in (("x: 1\n[1]: x\n", 2, "mapping keys must be plain words"),
+                              ("? {a: 1}\n: x\n", 1, "mapping keys must be plain words")):
+        with pytest.raises(YamlSyntaxError) as err:
+            load_located(Path("f.yml"), text)
+        assert (err.value.line, err.value.message) == (line, words)
+    for number in ("0x" + "f" * 5000, "9" * 5000):
+        located = load_located(Path("f.yml"), f"a: {number}\nb: 2026-02-30\n")
+        assert [line for line, _ in located.problems] == [1, 2], located.problems
+        assert located.problems[0][1].endswith("...`: too large a number") and len(located.problems[0][1]) < 90
 
 
 def test_a_broken_metric_file_is_one_problem_not_also_an_unknown_metric_where_it_is_read(tmp_path, capsys, isolated_env):
@@ -445,6 +455,8 @@ def test_a_column_written_in_another_case_is_compiled_as_the_sources_lowercase_n
     ("\"country = 'US'", "has a quoted name that is never closed: add the closing `\"`"),
     ("country = 'it''s", "has a string that is never closed"),
     ("amount = = 1", "has an unexpected `=` at column 10"),
+    ("(amount =)", "is incomplete before `)` (column 10)"),
+    ("amount = 1 and = 2", "is missing an operand near `2`"),
     # a quote inside a comment is no string: the comment is the problem
     ("amount = 1 /* it's", "contains a SQL comment"),
     ("amount = 1 and country = 'x' -- o'k", "contains a SQL comment"),

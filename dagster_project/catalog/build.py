@@ -172,8 +172,12 @@ box.addEventListener('input',apply);if(location.hash.length>1){box.value=decodeU
 """
 
 
+# every page says who wrote it: `metrics docs --out` rewrites only a folder of its own
+GENERATOR = '<meta name="generator" content="metrics docs">'
+
+
 def _doc(title: str, body: str, script: str = "") -> str:
-    return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+    return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">" + GENERATOR +
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>{escape(title)}</title><style>{CSS}</style></head><body>{body}"
             + (f"<script>{script}</script>" if script else "") + "</body></html>\n")

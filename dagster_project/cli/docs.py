@@ -60,10 +60,26 @@ def cmd_docs(args, paths) -> int:
 
 def _ours(out: Path) -> bool:
     """Whether `out` holds a catalog this command wrote: its catalog.json, a list of
-    metrics with their pages (dbt docs writes a catalog.json too: a mapping)."""
+    metrics with their pages `metric/<name>.html` (dbt docs writes a catalog.json too: a
+    mapping); an empty one (no public metric) beside an index.html it wrote."""
     import json
-    try:
-        data = json.loads((out / "catalog.json").read_text(encoding="utf-8"))
+    import re
+    file = out / "catalog.json"
+    try:  # a regular file of a sane size (not a FIFO, not /dev/zero)
+        if not file.is_file() or file.stat().st_size > 64 * 1024 * 1024:
+            return False
+        data = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(data, list) and all(isinstance(m, dict) and "page" in m for m in data)
+    if not isinstance(data, list):
+        return False
+    if not data:  # and its index.html says it wrote it
+        from ..catalog.build import GENERATOR
+        index = out / "index.html"
+        try:
+            return index.is_file() and index.stat().st_size < 64 * 1024 * 1024 and GENERATOR in index.read_text(
+                encoding="utf-8", errors="replace")
+        except OSError:
+            return False
+    return all(isinstance(m, dict) and isinstance(m.get("page"), str) and re.fullmatch(r"metric/[^/]+\.html", m["page"])
+               for m in data)

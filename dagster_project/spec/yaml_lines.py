@@ -66,6 +66,8 @@ def _convert(node: yaml.Node, loader: yaml.SafeLoader, loc: Loc, lines: dict[Loc
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):  # `[1]: x`, `? {a: 1}`
+                raise YamlSyntaxError(path, key_node.start_mark.line + 1, "mapping keys must be plain words")
             try:
                 key = _scalar(key_node, loader, path)
             except _Refused as err:  # a key (`2026-02-30: x`) names what follows: nothing to check without it
@@ -120,13 +122,18 @@ class _Refused(ValueError):
 def _scalar(node: yaml.Node, loader: yaml.SafeLoader, path: Path) -> Any:
     _plain_tag(node, path)
     # YAML reads 2026-02-30 as a date and Python refuses it: a user's typo, not a crash
+    shown = node.value if len(node.value) <= 40 else node.value[:37] + "..."
     try:
         value = loader.construct_object(node, deep=True)
     except (ValueError, OverflowError) as err:
         # PyYAML keeps a node that failed as "under construction": an alias of it (`*d`)
         # would read as a recursive node
         loader.recursive_objects.pop(node, None)
-        raise _Refused(f"invalid value `{node.value}`: {err}") from None
+        reason = "too large a number" if "digits" in str(err) else str(err)
+        raise _Refused(f"invalid value `{shown}`: {reason}") from None
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        # (`0xfff...`: past 4,300 digits Python cannot even print it)
+        raise _Refused(f"invalid value `{shown}`: too large a number")
     # YAML 1.1 reads `010` as octal (8) and `1:30` as base 60 (90); YAML 1.2 and every
     # reader of a number mean 10 and a text: refused rather than taken as something else
     if node.style is None and isinstance(value, (int, float)) and not isinstance(value, bool):

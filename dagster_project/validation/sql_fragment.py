@@ -133,6 +133,9 @@ def _unclosed(text: str) -> str | None:
     return f"has {what} that is never closed: add the closing `{quote}`"
 
 
+_KEYWORDS = {"not", "and", "or", "then", "else", "when", "case", "in", "is", "between", "like", "ilike"}
+
+
 def _parse_problem(err: ParseError) -> str:
     """sqlglot's parse error in the author's words: its messages name its own classes
     (`Required keyword: 'expression' missing for <class '...EQ'>`)."""
@@ -141,8 +144,12 @@ def _parse_problem(err: ParseError) -> str:
     line, col = first.get("line"), first.get("col")
     at = f"column {col}" if line in (None, 1) else f"line {line}, column {col}"
     if what.startswith("Required keyword") and token:
+        if token == ")":  # `(a =)`
+            return f"is incomplete before `)` ({at}): an expression is missing"
         if str(first.get("end_context") or "").strip():  # something follows: `a = = 1`
             return f"has an unexpected `{token}` at {at}"
+        if re.fullmatch(r"\w+", token) and "'this'" in what and token.lower() not in _KEYWORDS:
+            return f"is missing an operand near `{token}` ({at})"  # `a = 1 and = 2`
         return f"is incomplete: nothing after `{token}` ({at}) where an expression should follow"
     if what.startswith("Expecting ") and token:
         return f"expects `{what.removeprefix('Expecting ').strip()}` at {at}"
