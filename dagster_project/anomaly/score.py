@@ -199,10 +199,11 @@ def _prepare(job: SeriesJob) -> dict | None:
     # each window's first training bucket: its own start, or a launch's (launch.py)
     lo = launch_start(padded[0], pos + pad, width, level_span(grain, job.settings), count=False, seen=seen) - pad \
         if shape == "fraction" else pos - width
-    events = _events_per_bucket(value, excluded, pos, lo) if shape == "fraction" else np.full(pos.size, np.nan)
+    events = _events_per_bucket(value, excluded, pos, lo) if shape in ("fraction", "count") \
+        else np.full(pos.size, np.nan)
     if shape == "count":  # a count of bursts (sparse.py): its window since a launch, over its active phases
+        rough = np.nonzero(events < MIN_EVENTS)[0]
         events[:] = np.inf
-        rough = np.nonzero(_events_per_bucket(value, excluded, pos, lo) < MIN_EVENTS)[0]
         if rough.size:
             # a launch by the share of non-zero buckets: at a Poisson count's rule every
             # burst after a week of zeros would be one

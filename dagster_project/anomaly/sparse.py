@@ -22,6 +22,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .settings import PERIOD
 from .stats import MAD_TO_SD, median_sorted, sorted_median_mad, sorted_rows
 
 MIN_SIZES = 8
@@ -32,7 +33,7 @@ BURST_SIZE = 3.0
 MIN_BURSTS = 5
 DETECTOR = "event-size"
 # the phases of a grain's weekly cycle, whose never-active ones are a count's closed hours
-WEEK_PHASES = {"hour": 168, "day": 7}
+WEEK_PHASES = {"hour": PERIOD["hour_of_week"], "day": PERIOD["day_of_week"]}
 
 
 def event_band(window: np.ndarray, value: np.ndarray, sensitivity: float, count: bool = False) -> dict[str, np.ndarray]:

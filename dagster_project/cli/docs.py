@@ -64,22 +64,24 @@ def _ours(out: Path) -> bool:
     mapping); an empty one (no public metric) beside an index.html it wrote."""
     import json
     import re
-    file = out / "catalog.json"
-    try:  # a regular file of a sane size (not a FIFO, not /dev/zero)
-        if not file.is_file() or file.stat().st_size > 64 * 1024 * 1024:
-            return False
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    try:
+        data = json.loads(_small_text(out / "catalog.json") or "null")
+    except ValueError:
         return False
     if not isinstance(data, list):
         return False
     if not data:  # and its index.html says it wrote it
         from ..catalog.build import GENERATOR
-        index = out / "index.html"
-        try:
-            return index.is_file() and index.stat().st_size < 64 * 1024 * 1024 and GENERATOR in index.read_text(
-                encoding="utf-8", errors="replace")
-        except OSError:
-            return False
+        return GENERATOR in (_small_text(out / "index.html") or "")
     return all(isinstance(m, dict) and isinstance(m.get("page"), str) and re.fullmatch(r"metric/[^/]+\.html", m["page"])
                for m in data)
+
+
+def _small_text(path: Path) -> str | None:
+    """A regular file's text, when it is of a sane size (not a FIFO, not /dev/zero)."""
+    try:
+        if not path.is_file() or path.stat().st_size > 64 * 1024 * 1024:
+            return None
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None

@@ -48,6 +48,9 @@ _STATEMENTS = tuple(
 )
 
 
+_COMMENT = "contains a SQL comment: remove it (comments could hide a second statement)"
+
+
 class FragmentError(ValueError):
     """Why a fragment was refused (the message says what to write instead)."""
 
@@ -83,7 +86,7 @@ def _parse_single(text: str) -> exp.Expression:
         if tok.token_type == TokenType.SEMICOLON:
             raise FragmentError("contains ';': write a single expression, not statements")
         if tok.comments:
-            raise FragmentError("contains a SQL comment: remove it (comments could hide a second statement)")
+            raise FragmentError(_COMMENT)
     try:
         trees = [t for t in sqlglot.parse(text) if t is not None]
     except ParseError as err:
@@ -118,7 +121,7 @@ def _unclosed(text: str) -> str | None:
     while i < len(text):
         ch = text[i]
         if quote is None and text[i:i + 2] in ("--", "/*"):  # a quote after it is in the comment
-            return "contains a SQL comment: remove it (comments could hide a second statement)"
+            return _COMMENT
         if quote is None and ch in "'\"":
             quote = ch
         elif ch == quote:
