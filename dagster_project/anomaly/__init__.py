@@ -4,7 +4,8 @@ the rows of `metric_anomalies` without their key and provenance columns (DESIGN.
 "Anomaly detection"); `score_many` does the same for many slices at once (the fast path:
 one frame with a `job` column); `merge_incidents` groups consecutive flagged buckets."""
 from .incidents import merge_incidents
-from .score import COLUMNS, SeriesJob, score_many, score_series
+from .rows import COLUMNS
+from .score import SeriesJob, score_many, score_series
 from .settings import DetectorSettings, default_training_buckets, history_needed, min_history
 
 __all__ = ["COLUMNS", "DetectorSettings", "SeriesJob", "default_training_buckets", "history_needed",

@@ -1,7 +1,7 @@
 """The one-line explanation stored with every scored bucket, e.g.
 "orders 412 vs expected 980 (740..1,220), lowest for a Tuesday 14:00 in 8 weeks".
 
-`sentences` words many buckets of one series at once (score.py: one string per scored
+`sentences` words many buckets of one series at once (rows.py: one string per scored
 bucket, 150,000 for a quarter of hours): the number format is picked once per column
 (`formatter`) instead of per value, and the rows are plain Python values."""
 from __future__ import annotations
