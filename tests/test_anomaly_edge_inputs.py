@@ -1021,3 +1021,72 @@ def test_a_thin_count_stays_a_poisson_count():
     f = frame(x, grain="hour")
     out = score(f, grain="hour", first=24 * 56)
     assert out.model.str.startswith("poisson").all()
+
+
+@pytest.mark.parametrize("value, lower, upper, shape, prop, edge", [
+    (1371.0, 1338.2, 1370.58, "fraction", False, "1,370.6"),  # a follower count a hair above its edge
+    (22.0, 0.0, 21.6, "count", False, "21.6"),
+    (0.12345, 0.05, 0.1234, "ratio", True, "12.34%"),
+    (845.26, 126.0, 845.2, "fraction", False, "845.2"),  # the value needs its digits too: "845.3"
+    (3.0, 3.04, 9.0, "fraction", False, "3.04"),  # below the low edge
+])
+def test_a_value_beyond_its_band_never_reads_as_on_its_edge(value, lower, upper, shape, prop, edge):
+    """Rounded to the row's format, a flagged value and the edge it passed read alike:
+    "1,371 vs expected 1,354 (1,338..1,371)" said the value was in its band."""
+    expected = (lower + upper) / 2
+    text = sentence(label="m", shape=shape, proportion=prop, value=value, expected=expected, lower=lower,
+                    upper=upper, flagged=True, outside=True, side_ok=True, volume_ok=True, volume=100.0,
+                    min_volume=0.0, record="", phase="", span="", numerator=math.nan, denominator=math.nan)
+    band = re.search(r"\((\S+)\.\.(\S+)\)", text)
+    assert edge in band.groups(), text
+    shown = re.match(r"m (\S+) vs", text).group(1)
+    def read(t):
+        return float(t.replace(",", "").rstrip("%"))
+    if value > upper:
+        assert read(shown) > read(band.group(2)), text
+    else:
+        assert read(shown) < read(band.group(1)), text
+
+
+def test_a_candidate_without_a_band_yields_to_one_that_has_one():
+    """A gap-free gauge at its first scored day chose the square root with a day-of-week
+    profile on 4 common residuals, whose fit had too few residuals for a band: the row
+    said "too few recent values to fit a baseline" (a reason meant for gaps)."""
+    v = [1212, 1217, 1212, 1209, 1207, 1208, 1209, 1214, 1221, 1226, 1220, 1214, 1219, 1229, 1223, 1227, 1220,
+         1220, 1217, 1224, 1232, 1235, 1226, 1223]
+    f = frame(v)
+    f["count"] = np.nan
+    out = score(f, shape="fraction", first=0)
+    scored = out[~out.reason.str.contains("not enough history")]
+    assert len(scored) == 3
+    assert scored.expected.notna().all() and scored.score.notna().all(), scored.reason.tolist()
+    assert not scored.reason.str.contains("too few recent values").any()
+
+
+@pytest.mark.parametrize("grain", ["day", "hour"])
+def test_min_volume_applies_to_an_average_by_the_values_it_reads(grain):
+    """An average's volume is its count: `min_volume` was accepted and ignored for avg and
+    percentile metrics."""
+    rng = np.random.default_rng(8)
+    n, at = (24 * 70, 24 * 66 + 12) if grain == "hour" else (90, 85)
+    count = rng.poisson(30, n).astype(float)
+    value = rng.normal(10, 2, n) / np.sqrt(count / 30)
+    value[at] = 40.0
+    f = frame(value, grain=grain)
+    f["count"] = count
+    first = at - 3
+    flags = {}
+    for need in (0, 20, 1000):
+        out = score(f, shape="average", grain=grain, settings=DetectorSettings(min_volume=need), first=first)
+        row = out[f.bucket_start.searchsorted(out.bucket_start) == at].iloc[0]
+        flags[need] = bool(row.is_anomaly)
+        if need == 1000:
+            assert "below min_volume 1,000" in row.reason, row.reason
+    assert flags == {0: True, 20: True, 1000: False}
+
+
+def test_a_value_equal_to_its_expected_one_moved_neither_way():
+    out = score(frame([5.0] * 40), first=30)
+    steady = out[out.value == out.expected]
+    assert len(steady) > 0 and steady.direction.isna().all(), steady.direction.tolist()
+    assert set(out.direction.dropna()) <= {"up", "down"}

@@ -39,24 +39,36 @@ def score_rows(windows, value, num_t, den_t, shape, grain, settings, min_hist, h
     prop = out["proportion"][rows]
     m = fit_variants(win, ok, value[rows], shape, grain, settings, den_t[rows], prop,
                      hour0=None if hour0 is None else hour0[rows])
-    choice = choose(m["stats"], m["usable"], m["n_common"], m["skew"], m["season"])
     raw = windows[0][rows] / windows[1][rows] if shape == "ratio" else windows[0][rows]
-    for i, (dom, c, _) in enumerate(m["variants"]):
-        sel = np.nonzero(choice == i)[0]
-        if sel.size == 0:
-            continue
-        fit = m["fits"][(dom, c)].rows(sel)
-        r = rows[sel]
-        offset = m["offset"][sel]
-        v = forward(value[r], dom, offset)
-        params = band_params(fit, shape, settings.sensitivity, quantile_in(settings, dom))
-        e, lo, hi, sc = band(fit, shape, settings.sensitivity, v, num_t[r], den_t[r], params)
-        # a series that never went below 0 (amounts, counts, ratios) cannot: its band stops
-        # at 0 instead of promising negative values (the score, and so the flags, unchanged)
-        with np.errstate(invalid="ignore"):
-            nonneg = np.all(np.isnan(raw[sel]) | (raw[sel] >= 0), axis=1) & ~(value[r] < 0)
-        same = fold(raw[sel], PERIOD[c])[:, :, 0] if PERIOD[c] > 1 else raw[sel]
-        store(out, r, e, lo, hi, sc, fit.volume, c, dom, nonneg, record(same, value[r]), offset=offset)
+    # a chosen variant whose fit gives no band at t (too few residuals left in its scale or
+    # seasonality) yields to the next best one that can: the bucket is scored if any can
+    stats, usable = m["stats"].copy(), m["usable"].copy()
+    todo = np.arange(rows.size)
+    while todo.size:
+        choice = choose(stats[:, todo], usable[:, todo], m["n_common"][todo],
+                        None if m["skew"] is None else m["skew"][:, todo], m["season"])
+        retry = []
+        for i, (dom, c, _) in enumerate(m["variants"]):
+            sel = todo[choice == i]
+            if sel.size == 0:
+                continue
+            fit = m["fits"][(dom, c)].rows(sel)
+            r = rows[sel]
+            offset = m["offset"][sel]
+            v = forward(value[r], dom, offset)
+            params = band_params(fit, shape, settings.sensitivity, quantile_in(settings, dom))
+            e, lo, hi, sc = band(fit, shape, settings.sensitivity, v, num_t[r], den_t[r], params)
+            # a series that never went below 0 (amounts, counts, ratios) cannot: its band stops
+            # at 0 instead of promising negative values (the score, and so the flags, unchanged)
+            with np.errstate(invalid="ignore"):
+                nonneg = np.all(np.isnan(raw[sel]) | (raw[sel] >= 0), axis=1) & ~(value[r] < 0)
+            same = fold(raw[sel], PERIOD[c])[:, :, 0] if PERIOD[c] > 1 else raw[sel]
+            store(out, r, e, lo, hi, sc, fit.volume, c, dom, nonneg, record(same, value[r]), offset=offset)
+            failed = sel[np.isnan(e)]
+            usable[i, failed] = False
+            stats[i, failed] = np.inf
+            retry.append(failed[usable[:, failed].any(axis=0)])
+        todo = np.concatenate(retry) if retry else todo[:0]
     first = np.argmax(ok, axis=1)
     out["span"][rows] = ok.shape[1] - first
     return out

@@ -125,7 +125,16 @@ def sentences(*, label: str, shape: str, min_volume: float, proportion: Sequence
             # a rate's denominator need not be a count (signups per ad spend in k$: 0.00015)
             per = counts(den) if prop or float(den).is_integer() or abs(den) >= 10 else _significant(den)
             vt += f" ({top} of {per})" if prop else f" ({top} / {per})"
-        text = f"{head}{vt} vs expected {f(e)} ({f(lo)}..{f(hi)})"
+        lt, ht = f(lo), f(hi)
+        if outs:  # a value beyond an edge never reads as on it: "22 vs ... (0..21.6)", not "(0..22)"
+            shown = f(v)
+            if v > hi and ht == shown:
+                exact, ht = _apart(v, hi, shown)
+                vt = exact + vt[len(shown):]
+            elif v < lo and lt == shown:
+                exact, lt = _apart(v, lo, shown)
+                vt = exact + vt[len(shown):]
+        text = f"{head}{vt} vs expected {f(e)} ({lt}..{ht})"
         if fl and not outs:  # flagged as the end of a run of hours (runs.py)
             side = "above" if v > e else "below"
             before = _plural(rn - 1, "hour")
@@ -135,6 +144,17 @@ def sentences(*, label: str, shape: str, min_volume: float, proportion: Sequence
         out.append(_verdict(text, shape, v, e, fl, outs, sok, vok, vol, min_volume, rec, ph, sp,
                             f if lo < 0 < hi else None, few, sparse_min))
     return out
+
+
+def _apart(value: float, edge: float, shown: str) -> tuple[str, str]:
+    """`value` and `edge` with as many significant digits as it takes to read them apart
+    (`shown`: the value in the row's format; a percentage ends in %)."""
+    scale, unit = (100.0, "%") if shown.endswith("%") else (1.0, "")
+    for digits in range(4, 17):
+        a, b = f"{scale * value:,.{digits}g}", f"{scale * edge:,.{digits}g}"
+        if a != b:
+            return a + unit, b + unit
+    return shown, shown
 
 
 def _verdict(text, shape, value, expected, flagged, outside, side_ok, volume_ok, volume, min_volume, record,

@@ -45,10 +45,10 @@ def output_columns(p: dict, res: dict, shape: str, grain: str, settings: Detecto
     score, enough = res["score"], res["enough"] & ~unfitted
     outside = enough & (np.abs(np.nan_to_num(score)) > s)
     side_ok = {"both": np.ones(score.size, bool), "up": score > 0, "down": score < 0}[settings.direction]
-    if p["amount_ratio"]:  # a ratio's volume: its expected denominator
+    if p["amount_ratio"] or p["average"]:  # its volume: the values averaged (a ratio's expected denominator)
         volume, need = _denominator_volume(p, res, grain, settings), settings.min_volume
         volume_ok = ~unjudged & ((np.nan_to_num(volume, nan=-np.inf) >= need) if need > 0 else True)
-    elif shape == "fraction":  # its volume: the non-zero buckets of a sparse window
+    elif shape == "fraction":  # no volume (a sum, a gauge): that of a sparse window, its non-zero buckets
         volume, need = sizes, MIN_SIZES
         volume_ok = ~unjudged
     else:  # a count's volume is the expected count shown (the recent level's or a recovery's)
@@ -58,7 +58,8 @@ def output_columns(p: dict, res: dict, shape: str, grain: str, settings: Detecto
     # or, at the hour grain, the end of a run of hours that together are outside (runs.py)
     run = np.where(enough & ~sparse & ~unjudged, res["run"], 0)
     flagged = (outside | (run > 0)) & side_ok & volume_ok
-    direction = np.where(np.isnan(expected), None, np.where(value > expected, "up", "down"))
+    # (a value equal to the expected one moved neither way)
+    direction = np.where(value > expected, "up", np.where(value < expected, "down", None))
     prop = res["proportion"]
     detector = np.where((shape == "ratio") & ~prop, RATE_DETECTOR, DETECTOR[shape])
     detector = np.where(sparse, SPARSE_DETECTOR, detector)
@@ -151,10 +152,11 @@ def _shown(value, expected, lower, upper, relative: float, sums: bool = False) -
 
 
 def _denominator_volume(p: dict, res: dict, grain: str, settings: DetectorSettings) -> np.ndarray:
-    """A ratio's expected denominator: the fit's, else (the fit has none: its recent
-    buckets were all left out of training as outliers of the ratio, after the numerator
-    fell, or no cycle of the window has a value at t's phase, or the denominators were 0)
-    the median stored denominator of the last level span of buckets before t."""
+    """A ratio's expected denominator (an average's expected count): the fit's, else (the
+    fit has none: its recent buckets were all left out of training as outliers of the
+    ratio, after the numerator fell, or no cycle of the window has a value at t's phase,
+    or the denominators were 0) the median stored one of the last level span of buckets
+    before t."""
     volume = res["volume"].copy()
     missing = np.flatnonzero(np.isnan(volume))
     if missing.size:

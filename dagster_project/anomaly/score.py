@@ -190,8 +190,10 @@ def _prepare(job: SeriesJob) -> dict | None:
     seen = None
     if shape in ("count", "fraction") and excluded.any():
         seen = np.concatenate([np.full(pad, np.nan), np.maximum(value, 0.0) if shape == "count" else value, tail])
-    # a ratio's denominators as stored, 0 included (training holds only those above 0)
-    den_stored = np.concatenate([np.full(pad, np.nan), den, tail]) if job.shape in ("ratio", "amount_ratio") else None
+    # a ratio's denominators (an average's counts) as stored, 0 included (training holds
+    # only those above 0): a volume where the fit has none (rows.py)
+    den_stored = np.concatenate([np.full(pad, np.nan), den, tail]) \
+        if job.shape in ("ratio", "amount_ratio", "average") else None
     # each window's first training bucket: its own start, or a launch's (launch.py)
     lo = launch_start(padded[0], pos + pad, width, level_span(grain, job.settings), count=False, seen=seen) - pad \
         if shape == "fraction" else pos - width
@@ -206,7 +208,7 @@ def _prepare(job: SeriesJob) -> dict | None:
             since = launch_start(padded[0], pos[rough] + pad, width, level_span(grain, job.settings), count=False,
                                  seen=seen) - pad
             events[rough] = events_in_active_phases(value, excluded, pos[rough], since, WEEK_PHASES.get(grain, 1))
-    p = {"shape": shape, "amount_ratio": job.shape == "amount_ratio", "ts": ts[pos], "value": value[pos],
+    p = {"shape": shape, "amount_ratio": job.shape == "amount_ratio", "average": job.shape == "average", "ts": ts[pos], "value": value[pos],
          "num": num[pos], "den": den[pos], "pos": pos + pad, "lo": lo + pad, "events": events,
          "padded": padded, "seen": seen, "den_stored": den_stored, "provisional": index[pos] >= now_index - job.settle_buckets}
     rows = np.arange(pos.size)

@@ -71,7 +71,7 @@ MIN_SENSITIVITY = 1.0
 class DetectorSettings:
     sensitivity: float | None = None  # band edge at +-sensitivity (robust standard deviations / equivalent tail probability); None = per-grain default (default_sensitivity)
     direction: str = "both"           # "up" | "down" | "both": which side may be flagged
-    min_volume: float = 0.0           # a bucket whose EXPECTED volume is below this is never flagged (count, or a ratio's denominator; a fraction has its own rule: sparse.py)
+    min_volume: float = 0.0           # a bucket whose EXPECTED volume is below this is never flagged (count, a ratio's denominator, an average's count; other fractions have none, a sparse one its own rule: sparse.py)
     seasonality: str = "auto"         # one of SEASONALITIES
     training_buckets: int | None = None   # None = per-grain default (default_training_buckets)
     exclude: tuple[tuple[dt.datetime, dt.datetime], ...] = ()   # [start, end) naive-UTC ranges left out of training

@@ -95,7 +95,7 @@ class AnomalySpec(_Frozen):
     enabled: bool = Field(True, description="Score this metric (default: true for active metrics, false for drafts).")
     sensitivity: float | None = Field(None, ge=1, le=20, allow_inf_nan=False, description="Band edge in robust standard deviations (or the same tail probability), 1 to 20; default per grain: hour 3.5, day, week and month 3.0.")
     direction: Literal["up", "down", "both"] = "both"
-    min_volume: float = Field(0, ge=0, allow_inf_nan=False, description="A bucket whose expected volume (count, or a ratio's denominator) is below this is never flagged.")
+    min_volume: float = Field(0, ge=0, allow_inf_nan=False, description="A bucket whose expected volume (the count, a ratio's denominator, the values an avg or percentile reads) is below this is never flagged; sums, min, max, latest and derived metrics have none.")
     seasonality: Literal["auto", "none", "hour_of_day", "day_of_week", "hour_and_weekday", "hour_of_week"] = Field(
         "auto", description="The cycle of the baseline: auto compares them; hour_and_weekday is an hour-of-day shape with a level per day of the week (hour grain).")
     training_buckets: int | None = Field(None, ge=4, le=10_000, description="Past buckets that train the baseline (default per grain: hour 1344 = 8 weeks, day 56, week 26, month 24).")
