@@ -313,3 +313,40 @@ def test_a_slack_url_from_the_environment_is_sent_to(monkeypatch, tmp_path):
     with pytest.raises(DeliveryError) as err:  # no network here: it fails connecting, not on the URL
         send("team", channel, anomaly_payload(), tmp_path)
     assert "as resolved" not in str(err.value) and "X" not in str(err.value).split(":", 1)[1], str(err.value)
+
+
+def test_an_smtp_server_that_trickles_its_replies_holds_the_send_at_most_its_timeout(tmp_path):
+    """smtplib's timeout bounds each read only: a server sending one `250-` line of its
+    EHLO reply a second, for ever, held the delivery (and every channel after it) for as
+    long as it went on. The whole conversation now has `timeout_seconds`."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    stop = threading.Event()
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(b"220 slow.example ESMTP\r\n")
+            conn.recv(1000)  # EHLO
+            while not stop.wait(0.2):
+                try:
+                    conn.sendall(b"250-still here\r\n")
+                except OSError:
+                    return
+
+    worker = threading.Thread(target=serve, daemon=True)
+    worker.start()
+    channel = EmailChannel(type="email", to=["a@example.com"], smtp_host="127.0.0.1",
+                           smtp_port=server.getsockname()[1], timeout_seconds=1)
+    started = time.monotonic()
+    try:
+        with pytest.raises(DeliveryError, match=r"^email slow: SMTP 127\.0\.0\.1:\d+: timed out after 1 s$"):
+            send("slow", channel, anomaly_payload(), tmp_path)
+        assert time.monotonic() - started < 4
+    finally:
+        stop.set()
+        server.close()

@@ -242,3 +242,30 @@ def test_masking_hides_credentials_not_ordinary_words():
     for text in ("KeyError: x; monkey: 3", "unexpected token: SELECT", "Duplicate key: 42",
                  "partition key: 2026-01-01", "sort key: (a, b)"):
         assert _masked(text) == text
+
+
+def test_messages_of_two_kinds_in_one_group_are_both_delivered(tmp_path, monkeypatch, hook):
+    """A route grouping by something other than `kind` (here: nothing) puts a stale
+    source and a failed run in one group, in two messages (a message speaks of one kind).
+    Delivery took the later for a repeat of the earlier and dropped the freshness one
+    as 'superseded'."""
+    from dagster_project.alerting.pipeline import run_failure_signal
+    monkeypatch.setenv("METRICS_DUCKDB_PATH", str(tmp_path / "warehouse" / "metrics.duckdb"))
+    paths = make_project(tmp_path, {"events/downloads.yml": METRIC})
+    (paths.models_dir / "staging" / "_sources.yml").write_text(SOURCES)
+    (tmp_path / "alerts.yml").write_text(textwrap.dedent(f"""\
+        channels:
+          hook: {{type: webhook, url: "{hook.url}/hook"}}
+        default_route: {{channels: [hook], group_by: [domain], group_wait: 0s}}
+        """))
+    project = load_project(paths).project
+    wh = Warehouse("duckdb", paths)
+    wh.replace_rows("entity_events", _events(NOW - dt.timedelta(hours=10)), "created_at",
+                    NOW - dt.timedelta(days=30), NOW + dt.timedelta(days=1))
+    signal = run_failure_signal("rollups_day_job", "r-456", "2026-11-19", "boom", True, NOW)
+    report = evaluate_once(paths, "duckdb", project, NOW, signals=[signal])
+    assert report.delivery.dropped == []
+    kinds = sorted(m["json"]["kind"] for m in hook.accepted)
+    assert kinds == ["freshness", "run_failure"], kinds
+    sources = sorted(a["source"] for m in hook.accepted if m["json"]["kind"] == "freshness" for a in m["json"]["alerts"])
+    assert sources == ["raw.entity_events", "raw.orders"]

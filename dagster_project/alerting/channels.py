@@ -230,21 +230,60 @@ def _email(name: str, channel: EmailChannel, payload: dict, root: Path, secret: 
     msg = email_message(payload, sender, to, root)
     host = secret(channel.smtp_host)
     shown = f"{channel.smtp_host}:{channel.smtp_port}"  # as configured: a ${VAR} stays unresolved
-    try:
-        smtp = smtplib.SMTP(host, channel.smtp_port, timeout=channel.timeout_seconds)
-    except (OSError, smtplib.SMTPException) as err:
-        raise _Failure(f"cannot connect to {shown}: {err}") from None
-    try:
-        with smtp:
+    timeout = channel.timeout_seconds
+    # the whole conversation within `timeout` seconds, as a webhook's POST (_post): the
+    # socket timeout bounds each read only, and a server trickling a line a second held
+    # every channel's delivery for ever; at the deadline the socket is shut, which ends it
+    smtp = smtplib.SMTP(timeout=timeout)
+    outcome: dict[str, object] = {}
+
+    def attempt() -> None:
+        try:
+            try:
+                smtp.connect(host, channel.smtp_port)
+            except (OSError, smtplib.SMTPException) as err:
+                raise _Failure(f"cannot connect to {shown}: {err}") from None
             if channel.starttls:
                 smtp.starttls(context=ssl.create_default_context())
             if channel.username:
                 smtp.login(secret(channel.username), secret(channel.password) or "")
             smtp.send_message(msg, from_addr=sender, to_addrs=to)
-    except smtplib.SMTPException as err:
+            outcome["sent"] = True
+            smtp.quit()
+        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
+            outcome["error"] = err
+        finally:
+            smtp.close()
+
+    worker = threading.Thread(target=attempt, name="smtp-send", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    late = worker.is_alive()
+    if late:
+        _shut(smtp)
+        worker.join(5)
+    if outcome.get("sent"):  # accepted for delivery: a slow goodbye after it changes nothing
+        return
+    err = outcome.get("error")
+    if late or err is None:
+        raise _Failure(f"SMTP {shown}: timed out after {timeout:g} s")
+    if isinstance(err, _Failure):
+        raise err
+    if isinstance(err, smtplib.SMTPException):
         raise _Failure(f"SMTP {shown}: {type(err).__name__}: {err}") from None
-    except OSError as err:
+    if isinstance(err, OSError):
         raise _Failure(f"SMTP {shown}: connection failed: {err}") from None
+    raise err
+
+
+def _shut(smtp: smtplib.SMTP) -> None:
+    """End a conversation past its deadline: its blocked read returns at once."""
+    sock = getattr(smtp, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def _log(name: str, channel: LogChannel, payload: dict, root: Path, secret: _Secrets) -> None:

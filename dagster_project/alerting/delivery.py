@@ -93,11 +93,12 @@ def _drop(wh: Warehouse, row: dict, why: str, at: dt.datetime, report: DeliveryR
 
 
 def _repeated(rows: list[dict]) -> set[int]:
-    """Indexes of firing messages whose next pending message of the same channel, route
-    and group is firing too: that one says all it says, and more recently."""
+    """Indexes of firing messages whose next pending message of the same channel, route,
+    group and kind is firing too: that one says all it says, and more recently (a group
+    whose route does not group by kind has a message per kind: neither repeats the other)."""
     out, last = set(), {}
     for i, row in enumerate(rows):
-        key = (row["channel"], row["route"], row["group_key"])
+        key = (row["channel"], row["route"], row["group_key"], row.get("kind"))
         if key in last and rows[last[key]]["status"] == "firing" and row["status"] == "firing":
             out.add(last[key])
         last[key] = i
