@@ -269,3 +269,26 @@ def test_messages_of_two_kinds_in_one_group_are_both_delivered(tmp_path, monkeyp
     assert kinds == ["freshness", "run_failure"], kinds
     sources = sorted(a["source"] for m in hook.accepted if m["json"]["kind"] == "freshness" for a in m["json"]["alerts"])
     assert sources == ["raw.entity_events", "raw.orders"]
+
+
+@pytest.mark.parametrize("after, why", [
+    ("{count: 3, period: hours}", "period is minute, hour or day (got `hours`)"),
+    ("{count: 99999999999, period: day}", "count of days is at most 3,653"),
+    ("{count: 0, period: hour}", "count is a whole number above 0"),
+])
+def test_a_freshness_allowance_the_alerts_cannot_read_is_a_validation_error(tmp_path, monkeypatch, after, why):
+    """`period: hours` turned the source's freshness alert off without a word, and a count
+    of 10^11 days was an OverflowError in every evaluation and in loading the Dagster
+    definitions."""
+    from dagster_project.alerting.pipeline import freshness_rules
+    monkeypatch.setenv("METRICS_DUCKDB_PATH", str(tmp_path / "warehouse" / "metrics.duckdb"))
+    paths = make_project(tmp_path, {"events/downloads.yml": METRIC})
+    bad = SOURCES.replace("warn_after: {count: 3, period: hour}", f"warn_after: {after}")
+    (paths.models_dir / "staging" / "_sources.yml").write_text(bad)
+    issues = [str(i) for i in load_project(paths).issues]
+    line = bad.splitlines().index(next(x for x in bad.splitlines() if "warn_after" in x)) + 1
+    assert any(i.startswith(f"models/staging/_sources.yml:{line}: source raw.entity_events: freshness warn_after: {why}")
+               for i in issues), issues
+    rules, problems = freshness_rules(paths)
+    assert [r.source for r in rules] == ["raw.orders"]
+    assert len(problems) == 1 and "raw.entity_events" in problems[0] and why in problems[0]

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from ..paths import ProjectPaths
 from ..warehouse.connection import Warehouse, WarehouseError, _yaml
+from ..validation.freshness import allowance, freshness_config
 from .engine import Signal
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_PERIOD = {"minute": 60, "hour": 3600, "day": 86400}
 
 
 @dataclass(frozen=True)
@@ -39,28 +39,6 @@ class FreshnessRule:
         return f"{self.schema}.{self.table}"
 
 
-def _after(block: object) -> dt.timedelta | None:
-    if not isinstance(block, dict):
-        return None
-    count, period = block.get("count"), block.get("period")
-    if not isinstance(count, int) or isinstance(count, bool) or count <= 0 or period not in _PERIOD:
-        return None
-    return dt.timedelta(seconds=count * _PERIOD[period])
-
-
-def _config(node: dict) -> dict:
-    """Freshness settings of a source or table: under `config:` (dbt >= 1.10) or, the
-    older spelling, at the top level."""
-    config = node.get("config") if isinstance(node.get("config"), dict) else {}
-    out = {}
-    for key in ("freshness", "loaded_at_field"):
-        if key in config:
-            out[key] = config[key]
-        elif key in node:
-            out[key] = node[key]
-    return out
-
-
 def freshness_rules(paths: ProjectPaths) -> tuple[list[FreshnessRule], list[str]]:
     """The declared allowances, and the declarations that cannot be checked (why)."""
     rules, problems = [], []
@@ -70,19 +48,23 @@ def freshness_rules(paths: ProjectPaths) -> tuple[list[FreshnessRule], list[str]
         for source in _yaml(file).get("sources") or []:
             if not isinstance(source, dict):
                 continue
-            outer = _config(source)
+            outer = freshness_config(source)
             schema = str(source.get("schema") or source.get("name") or "")
             for table in source.get("tables") or []:
                 if not isinstance(table, dict):
                     continue
-                inner = {**outer, **_config(table)}
+                inner = {**outer, **freshness_config(table)}
                 freshness = inner.get("freshness")
                 if not isinstance(freshness, dict):
                     continue
                 name = str(table.get("identifier") or table.get("name") or "")
-                warn, error = _after(freshness.get("warn_after")), _after(freshness.get("error_after"))
+                (warn, warn_bad), (error, error_bad) = (allowance(freshness.get(k)) for k in ("warn_after", "error_after"))
                 field = str(inner.get("loaded_at_field") or "")
                 where = f"{Path(paths.relative(file))}: source {schema}.{name}"
+                if warn_bad or error_bad:
+                    problems.append(f"{where}: freshness not checked: "
+                                    f"{'warn_after' if warn_bad else 'error_after'} {warn_bad or error_bad}")
+                    continue
                 if not (warn or error):
                     continue
                 if not all(_IDENT.match(x) for x in (schema, name, field)):

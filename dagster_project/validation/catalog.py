@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from .freshness import allowance, freshness_config
+
 
 @dataclass(frozen=True)
 class Relation:
@@ -53,6 +55,7 @@ def load_catalog(roots: list[Path], skip: Path | None = None) -> Catalog:
                 continue
             if not isinstance(doc, dict):
                 continue
+            _check_freshness(catalog, path.relative_to(root.parent).as_posix(), text, doc)
             for kind, key in (("model", "models"), ("seed", "seeds")):
                 for entry in doc.get(key) or []:
                     if not isinstance(entry, dict) or "name" not in entry:
@@ -105,3 +108,29 @@ def _check_accepted(catalog: Catalog, rel: str, text: str, entry: dict, column) 
                                                f"a `'`: dbt pastes it into SQL as written and the build fails; write it "
                                                f"doubled, `{value.replace(chr(39), chr(39) * 2)}` (it still means "
                                                f"`{value}`)"))
+
+
+def _check_freshness(catalog: Catalog, rel: str, text: str, doc: dict) -> None:
+    """A source's `warn_after` / `error_after` that the alerts cannot read (`period:
+    hours`, a count of 0 or of 10^11 days) turned its freshness alert off unsaid."""
+    for source in doc.get("sources") or []:
+        if not isinstance(source, dict):
+            continue
+        outer = freshness_config(source)
+        for table in source.get("tables") or []:
+            if not isinstance(table, dict):
+                continue
+            freshness = {**outer, **freshness_config(table)}.get("freshness")
+            if not isinstance(freshness, dict):
+                continue
+            for key in ("warn_after", "error_after"):
+                _, why = allowance(freshness.get(key))
+                if why:
+                    name = str(table.get("name") or "")
+                    at = re.search(rf"name:\s*['\"]?{re.escape(name)}\b", text)
+                    start = at.start() if at else 0
+                    found = text.find(key, start)
+                    found = found if found >= 0 else text.find(key)
+                    line = text[:found].count("\n") + 1 if found >= 0 else 1
+                    catalog.problems.append((rel, line, f"source {source.get('name')}.{name}: freshness {key}: {why} "
+                                                        "(its freshness alert is off until this is fixed)"))
