@@ -166,6 +166,16 @@ BAD = [
      "a duration cannot be negative"),
     ("javascript_dagster_url", "dagster_url: 'javascript:alert(1)//'\n" + ALERTS, 1,
      "`dagster_url`: must be an http:// or https:// URL"),
+    # an offset taking a time past year 9999 in UTC was an OverflowError in validate,
+    # series, evaluate and the Dagster definitions
+    ("silence_beyond_9999", ALERTS.replace("silences: []   # keep this comment",
+                                           "silences: [{match: {metric: x}, starts: 2026-12-24T00:00:00Z, "
+                                           "ends: '9999-12-31T23:00:00-05:00'}]"), 13,
+     "in UTC falls outside the years 1 to 9999"),
+    # a bare number was read as Unix seconds: 20261224 is 1970-08-23
+    ("silence_as_a_number", ALERTS.replace("silences: []   # keep this comment",
+                                           "silences: [{match: {metric: x}, starts: 20261224, ends: 20261227}]"), 13,
+     "is a timestamp (2026-12-24T00:00:00Z) or a date (2026-12-24), not a number"),
 ]
 
 
@@ -299,6 +309,7 @@ def test_silence_add_creates_alerts_yml(tmp_path, capsys):
     (["--match", "metric=x", "--until", "2020-01-01"], "is in the past"),
     (["--match", "metric=x", "--from", "2099-02-01", "--until", "2099-01-01"], "must be after the start"),
     (["--match", "kind=anomly"], "--match kind: `anomly` matches no kind (one of: anomaly, freshness, run_failure)"),
+    (["--match", "metric=x", "--until", "9999-12-31T23:59:59-10:00"], "in UTC falls outside the years 1 to 9999"),
 ])
 def test_silence_add_user_mistakes_change_nothing(tmp_path, capsys, args, words):
     paths = _project(tmp_path)
@@ -427,3 +438,10 @@ def test_forms_that_worked_before_still_validate(tmp_path, capsys):
     assert _validate(paths, capsys) == (0, "")
     config, _ = load_alerts(paths)
     assert config.channels["mail"].to == ["Ops <ops@example.com>"]
+
+
+def test_a_silence_written_by_hand_or_shown_keeps_a_four_digit_year():
+    """strftime's %Y wrote year 1 as `1-01-01T00:00:00Z`, which is no YAML timestamp."""
+    from dagster_project.cli.silence import _stamp
+    assert _stamp(dt.datetime(1, 1, 1)) == "0001-01-01T00:00:00Z"
+    assert _stamp(dt.datetime(2026, 12, 24, 5, 6, 7)) == "2026-12-24T05:06:07Z"

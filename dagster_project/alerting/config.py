@@ -322,6 +322,11 @@ class DefaultRoute(Route):
         return self
 
 
+def utc_naive(value: dt.datetime) -> dt.datetime:
+    """Naive UTC; OverflowError when the offset takes it past year 1 or 9999."""
+    return value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+
+
 class Silence(_Frozen):
     match: Match
     # a timestamp is text in YAML when quoted or written with a `Z`: parsed, not refused
@@ -330,10 +335,21 @@ class Silence(_Frozen):
     comment: str | None = None
     created_by: str | None = None
 
+    @field_validator("starts", "ends", mode="before")
+    @classmethod
+    def _not_a_number(cls, value: object) -> object:
+        # pydantic reads a bare number as Unix seconds: `20261224` was 1970-08-23, `1e10` 2286
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            raise ValueError("is a timestamp (2026-12-24T00:00:00Z) or a date (2026-12-24), not a number")
+        return value
+
     @field_validator("starts", "ends")
     @classmethod
     def _utc(cls, value: dt.datetime) -> dt.datetime:
-        return value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+        try:
+            return utc_naive(value)
+        except OverflowError:
+            raise ValueError("in UTC falls outside the years 1 to 9999") from None
 
     @model_validator(mode="after")
     def _ordered(self) -> "Silence":

@@ -49,7 +49,11 @@ def parse_timestamp(text: str) -> dt.datetime:
         value = dt.datetime.fromisoformat(text.strip())
     except ValueError:
         raise UserError(f"`{text}` is not a timestamp (write 2026-12-27T00:00Z, 2026-12-27T00:00:00Z or 2026-12-27; UTC)") from None
-    value = value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+    from ..alerting.config import utc_naive
+    try:
+        value = utc_naive(value)
+    except OverflowError:
+        raise UserError(f"`{text}` in UTC falls outside the years 1 to 9999") from None
     return value.replace(microsecond=0)  # alerts.yml holds whole seconds
 
 
@@ -72,7 +76,7 @@ def parse_match(items: list[str]) -> dict[str, str | list[str]]:
 
 
 def _stamp(value: dt.datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{value.year:04d}-{value:%m-%dT%H:%M:%SZ}"  # (strftime's %Y gives year 1 as `1`)
 
 
 def render_entry(match: dict, starts: dt.datetime, ends: dt.datetime, comment: str, created_by: str | None) -> list[tuple[str, str]]:
