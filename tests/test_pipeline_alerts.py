@@ -238,9 +238,18 @@ def test_masking_hides_credentials_not_ordinary_words():
     assert _masked("header X-Api-Key: SEKRETKEY123") == "header X-Api-Key: ***"
     assert _masked('{"token": "SEKRETJSON"}') == '{"token": "***"}'
     assert _masked("access_token: abcdef123456") == "access_token: ***"
+    # forms the second masking left in the clear: `=` after a longer name, known token forms
+    assert _masked("https://api.example.com/x?access_token=abc123def456") == "https://api.example.com/x?access_token=***"
+    assert _masked("GET /x?apikey=abc123&y=1") == "GET /x?apikey=***&y=1"
+    assert _masked("PGPASSWORD=hunter2 psql") == "PGPASSWORD=*** psql"
+    assert _masked("METRICS_PG_PASSWORD=hunter2") == "METRICS_PG_PASSWORD=***"
+    assert _masked("AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG") == "AWS_SECRET_ACCESS_KEY=***"
+    assert _masked("token: ghp_abcdefghijklmnopqrstuvwxyz0123456789") == "token: ***"
+    assert _masked("POST https://hooks.slack.com/services/T000/B000/XXXXSECRET: 404") == \
+        "POST https://hooks.slack.com/services/*** 404"
     # ordinary run-failure text keeps its words
     for text in ("KeyError: x; monkey: 3", "unexpected token: SELECT", "Duplicate key: 42",
-                 "partition key: 2026-01-01", "sort key: (a, b)"):
+                 "partition key: 2026-01-01", "sort key: (a, b)", "monkey=3", "hotkey=3", "keyword=select"):
         assert _masked(text) == text
 
 
