@@ -216,6 +216,13 @@ def test_totals_per_entity(served):
     ("/anomalies?since=0001-01-01", 400, "a date between"),
     ("/alerts?status=burning", 400, "status: one of open, resolved, silenced"),
     ("/metrics/orders/series?start=1970-01-01&end=2024-03-01", 400, "at most 3660 days per day series"),
+    # a misspelt parameter silently meant the default; days beside start was ignored; a NUL
+    # in a value was a 503 from Postgres
+    ("/metrics/orders/series?grian=hour", 400, "unknown parameter `grian` (did you mean `grain`?)"),
+    ("/anomalies?metrics=orders", 400, "unknown parameter `metrics` (did you mean `metric`?)"),
+    ("/metrics/orders/summary?n=1", 400, "unknown parameter `n`; this path takes none"),
+    ("/metrics/orders/series?start=2024-03-01&days=3", 400, "give start (and end), or days"),
+    ("/metrics/orders/series?slice=country%3D%00", 400, "parameter `slice` holds a control character"),
 ])
 def test_bad_parameters_get_a_4xx_with_a_message(served, url, status, message):
     got = served["client"].get(url)

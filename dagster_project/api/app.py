@@ -34,6 +34,16 @@ ALERT_STATUSES = ("open", "resolved", "silenced")
 DATE_RANGE = (EARLIEST_DAY, LATEST_DAY)  # as `metrics series` and the metric files take them
 
 
+def _query_names(app: FastAPI, scope) -> set[str] | None:
+    """The query parameters of the route a request goes to (None: no route, a 404 or 405)."""
+    from starlette.routing import Match
+    for route in app.router.routes:
+        dependant = getattr(route, "dependant", None)
+        if dependant is not None and route.matches(scope)[0] == Match.FULL:
+            return {p.alias for p in dependant.query_params}
+    return None
+
+
 def create_app(paths: ProjectPaths, target: str, refresh_seconds: float = 1.0) -> FastAPI:
     state = ServeState(paths, target, refresh_seconds)
     token = os.environ.get("METRICS_API_TOKEN") or None
@@ -66,11 +76,19 @@ def create_app(paths: ProjectPaths, target: str, refresh_seconds: float = 1.0) -
                 return JSONResponse({"detail": "missing or wrong bearer token (METRICS_API_TOKEN)"}, status_code=401,
                                     headers={"WWW-Authenticate": "Bearer"})
         seen: set[str] = set()
+        known = _query_names(app, request.scope)
         for key, value in request.query_params.multi_items():
+            if known is not None and key not in known:  # a typo (`grian=hour`) silently meant the default
+                from ..validation.issues import closest
+                takes = f"; this path takes {', '.join(f'`{k}`' for k in sorted(known))}" if known else \
+                    "; this path takes none"
+                return _error(400, f"unknown parameter `{key}`{closest(key, sorted(known))}{takes}")
             if key in seen:  # the last one silently won
                 return _error(400, f"parameter `{key}` is given more than once")
             if value == "":  # `grain=` silently meant the default
                 return _error(400, f"parameter `{key}` is empty")
+            if any(ord(c) < 32 or ord(c) == 127 for c in value):  # a NUL was a 503 from Postgres
+                return _error(400, f"parameter `{key}` holds a control character")
             seen.add(key)
         return await call_next(request)
 
@@ -145,6 +163,8 @@ def create_app(paths: ProjectPaths, target: str, refresh_seconds: float = 1.0) -
             g = grain or ("day" if "day" in metric.grains else metric.grains[0])
             if g not in metric.grains:
                 raise BadRequest(f"`{name}` has no `{g}` grain (its grains: {', '.join(metric.grains)})")
+            if days is not None and start is not None:  # (days was ignored beside start)
+                raise BadRequest("days is the window's length when start is not given: give start (and end), or days")
             if days is not None and not 1 <= days <= MAX_DAYS:
                 raise BadRequest(f"days must be between 1 and {MAX_DAYS}, got {days}")
             lo, hi = _day("start", start), _day("end", end)
