@@ -445,3 +445,19 @@ def test_a_silence_written_by_hand_or_shown_keeps_a_four_digit_year():
     from dagster_project.cli.silence import _stamp
     assert _stamp(dt.datetime(1, 1, 1)) == "0001-01-01T00:00:00Z"
     assert _stamp(dt.datetime(2026, 12, 24, 5, 6, 7)) == "2026-12-24T05:06:07Z"
+
+
+def test_silence_add_edits_a_symlinked_alerts_yml_where_it_lives(tmp_path, capsys):
+    """The edit replaced the link with a regular file: the shared file was left as it was,
+    and the project's copy lost its mode."""
+    import os
+    paths = _project(tmp_path / "p")
+    shared = tmp_path / "shared" / "alerts.yml"
+    shared.parent.mkdir()
+    shutil.move(str(paths.root / "alerts.yml"), shared)
+    os.chmod(shared, 0o640)
+    (paths.root / "alerts.yml").symlink_to(shared)
+    assert main(["--project-dir", str(paths.root), "silence", "add", "--match", "metric=downloads",
+                 "--until", "2099-01-01", "--comment", "shared"]) == 0
+    assert (paths.root / "alerts.yml").is_symlink()
+    assert "comment: \"shared\"" in shared.read_text() and shared.stat().st_mode & 0o777 == 0o640

@@ -189,9 +189,13 @@ def _add_locked(args, paths, path, match, starts, ends, created_by) -> int:
         raise UserError(f"could not add the silence to {ALERTS_FILE} automatically; add it by hand:\n"
                         + "\n".join(f"  {'- ' if i == 0 else '  '}{k}: {v}" for i, (k, v) in enumerate(pairs)))
     _warn_unmatched(paths, match)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # a symlinked alerts.yml (shared between projects) is edited where it lives, with its mode
+    target = path.resolve() if path.is_symlink() else path
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tmp.write_text(new_text, encoding="utf-8")
-    tmp.replace(path)  # atomic: a reader never sees half a file
+    if target.exists():
+        os.chmod(tmp, target.stat().st_mode & 0o7777)
+    tmp.replace(target)  # atomic: a reader never sees half a file
     print(f"{'added to' if old_text else 'created'} {paths.relative(path)}:")
     print("\n".join(f"  {'- ' if i == 0 else '  '}{k}: {v}" for i, (k, v) in enumerate(pairs)))
     return 0
