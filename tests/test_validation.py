@@ -74,7 +74,19 @@ CASES = [
     # a number beyond a double became inf, an empty bucket nan: `cast(nan as double)` failed every build
     ("derived_huge", "name: derived_huge\nkind: derived\nexpression: \"downloads * 1e400\"\n", 3,
      "`1e400` is beyond the range of a double"),
+    # `ab___numerator`, the hidden input of a ratio `ab_`, read as metric `ab`'s
+    ("trailing_underscore", f"name: trailing_underscore_\n{BASE}aggregation: count\n", 1, "must not end in `_`"),
+    ("filter_huge", f"name: filter_huge\n{BASE}aggregation: count\nfilter: \"metric_value < 1e400\"\n", 5,
+     "`1e400` is beyond the range of a double"),
     ("alias_loop", f"name: alias_loop\n{BASE}aggregation: count\ntags: &a [*a]\n", 5, "nested more than 50 levels deep"),
+    # YAML ends a line at U+0085, U+2028, U+2029 or a lone CR, an editor does not: a key after
+    # one in a comment was hidden from review, and every line number after it was off by one
+    ("next_line_in_comment", f"name: next_line_in_comment\n{BASE}aggregation: count\n# all rows\x85filter: \"1 = 0\"\n",
+     5, "line break U+0085 is not allowed"),
+    ("line_separator", f"name: line_separator\n{BASE}aggregation: count\ndescription: a\u2028b\n", 5,
+     "line break U+2028 is not allowed"),
+    ("lone_carriage_return", f"name: lone_carriage_return\n{BASE}aggregation: count\n# x\rfilter: \"1 = 0\"\n", 5,
+     "line break U+000D is not allowed"),
     # a control character crashed every command with a traceback, even in a comment
     ("control_character", f"name: control_character\n{BASE}aggregation: count\n# \x07\n", 5,
      "control character U+0007 is not allowed"),

@@ -19,7 +19,7 @@ Kind = Literal["simple", "ratio", "derived"]
 
 # lowercase, digits and single underscores: `__` is reserved for generated names (an
 # inline ratio side is the hidden metric `<ratio>__numerator`)
-NAME_PATTERN = r"^[a-z](?:[a-z0-9]|_[a-z0-9])*_?$"
+NAME_PATTERN = r"^[a-z](?:[a-z0-9]|_[a-z0-9])*$"
 
 
 class _Frozen(BaseModel):
@@ -145,6 +145,9 @@ class MetricSpec(_Frozen):
     def _no_double_underscore(cls, value: object) -> object:
         if isinstance(value, str) and "__" in value:
             raise ValueError("must not contain `__` (reserved for generated names such as `<ratio>__numerator`)")
+        # `ab_`'s hidden input `ab___numerator` read as metric `ab`'s (its tags, `--metric ab`)
+        if isinstance(value, str) and value.endswith("_"):
+            raise ValueError("must not end in `_` (generated names join a metric's name to `__<part>`)")
         return value
 
     @field_validator("start", mode="before")

@@ -177,6 +177,13 @@ def load_located(path: Path, text: str | None = None) -> LocatedYaml:
     """Parse one YAML document, keeping line numbers. Raises YamlSyntaxError."""
     if text is None:
         text = read_utf8(path)
+    # YAML reads these as line breaks, editors and `git diff` do not: a key after one in a
+    # comment was hidden from review (and every line number after it was off by one)
+    odd = re.search("[\x85\u2028\u2029]|\r(?!\n)", text)
+    if odd:
+        line = text[:odd.start()].count("\n") + 1
+        raise YamlSyntaxError(path, line, f"line break U+{ord(odd.group()):04X} is not allowed: YAML ends a line "
+                                          "there, editors do not (use a plain new line)")
     try:
         loader = _Constructor(text)
     except yaml.reader.ReaderError as err:  # a control character (NUL, BEL, ESC ...), even in a comment

@@ -306,9 +306,19 @@ def _part_problem(node: exp.Expression) -> str | None:
     return _form_problem(node)
 
 
+def _finite(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except (ValueError, OverflowError):
+        return True  # not a decimal number (a hex literal...): the other checks judge it
+
+
 def _form_problem(node: exp.Expression) -> str | None:
     """Forms of an allowed node that some warehouse cannot build (every metric of the
     source failed): `cast(... format ...)`, `x is 1`, `x in y`, `ceil(x, 1)`, a quoted unit."""
+    if isinstance(node, exp.Literal) and not node.is_string and not _finite(node.this):
+        # ClickHouse refuses 1e400 as a syntax error (the source's every metric failed), DuckDB reads inf
+        return f"`{_short(node.this)}` is beyond the range of a double"
     if isinstance(node, exp.TryCast):
         return "try_cast is no function in Postgres (it became a cast that fails the build): write cast"
     if isinstance(node, exp.IntDiv):
