@@ -474,3 +474,16 @@ def test_backfill_from_diff_launches_the_plan(tmp_path, monkeypatch, capsys):
     assert main([*args, "backfill", "--from-diff", "main"]) == 0
     out = capsys.readouterr().out
     assert "Backfill plan: nothing to recompute." in out and "Dagster run" not in out
+
+
+def test_a_committed_link_out_of_the_project_is_a_clear_error(repo, tmp_path, capsys):
+    """`tarfile.AbsoluteLinkError` came out as a traceback of `metrics diff`."""
+    paths, _ = repo
+    outside = tmp_path / "elsewhere.yml"
+    outside.write_text((paths.metrics_dir / "commerce" / "orders.yml").read_text().replace("name: orders", "name: linked"))
+    (paths.metrics_dir / "commerce" / "linked.yml").symlink_to(outside)
+    commit(paths.root, "a link")
+    capsys.readouterr()
+    assert main(["--project-dir", str(paths.root), "diff", "--base", "HEAD"]) == 2
+    err = capsys.readouterr().err
+    assert "metrics/commerce/linked.yml" in err and "points outside the project" in err and "Traceback" not in err, err

@@ -74,7 +74,14 @@ def export_project(root: Path, base: BaseRef, dest: Path) -> ProjectPaths:
     if wanted:
         data = _git(top, "archive", "--format=tar", tree, *wanted, binary=True)
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            tar.extractall(dest, filter="data")
+            try:
+                tar.extractall(dest, filter="data")
+            except tarfile.FilterError as err:  # a committed link to /tmp/x.yml or ../../x: not read out there
+                member = getattr(err, "tarinfo", None)
+                name = member.name if member is not None else "a file"
+                link = f" (a link to `{member.linkname}`)" if member is not None and member.linkname else ""
+                raise GitError(f"`{prefix}{name}` at {base.short}{link} points outside the project: a committed "
+                               "file must be a file or a link within it") from None
     for part in PROJECT_PARTS:
         (dest / part).mkdir(exist_ok=True)
     return ProjectPaths(dest)
