@@ -487,3 +487,45 @@ def test_a_committed_link_out_of_the_project_is_a_clear_error(repo, tmp_path, ca
     assert main(["--project-dir", str(paths.root), "diff", "--base", "HEAD"]) == 2
     err = capsys.readouterr().err
     assert "metrics/commerce/linked.yml" in err and "points outside the project" in err and "Traceback" not in err, err
+
+
+def test_a_seed_an_upstream_model_or_a_source_change_is_noted_with_the_metrics_it_feeds(repo):
+    """Only a changed model named as a metric's source was noted: a seed's rows, a model
+    the staging model refs, or where a source's rows are read changed values unsaid
+    ("no values change"), or were said to feed no metric."""
+    paths, _ = repo
+    project = load_project(paths).project
+
+    def over(source: str) -> list[str]:
+        return sorted(m.name for m in project.public() if m.measure and m.measure.source == source)
+
+    def note_for(prefix: str) -> str:
+        found = [n for n in diff_against(paths, "HEAD", now=NOW).notes if n.startswith(prefix)]
+        assert len(found) == 1, diff_against(paths, "HEAD", now=NOW).notes
+        return found[0]
+
+    seed = paths.seeds_dir / "entity_types.csv"
+    seed.write_text(seed.read_text() + "zzz,zzz\n")
+    note = note_for("seed `entity_types` changed (its rows)")
+    assert over("stg_entity_events") and all(f"`{m}`" in note for m in over("stg_entity_events")), note
+    assert "`orders`" not in note
+    git(paths.root, "checkout", "-q", "--", ".")
+
+    staging = paths.models_dir / "staging"
+    (staging / "base_orders.sql").write_text("select * from {{ source('raw', 'orders') }}\n")
+    sql = (staging / "stg_orders.sql").read_text()
+    (staging / "stg_orders.sql").write_text(sql.replace("{{ source('raw', 'orders') }}", "{{ ref('base_orders') }}"))
+    commit(paths.root, "a model under stg_orders")
+    (staging / "base_orders.sql").write_text("select * from {{ source('raw', 'orders') }} where amount > 100\n")
+    note = note_for("model `base_orders` changed (its SQL)")
+    assert all(f"`{m}`" in note for m in over("stg_orders")) and "`average_order_value`" in note, note
+    git(paths.root, "checkout", "-q", "--", ".")
+
+    sources = staging / "_sources.yml"
+    sources.write_text(sources.read_text().replace("      - name: orders\n", "      - name: orders\n        identifier: orders_v2\n"))
+    note = note_for("source `raw.orders` changed (where its rows are read)")
+    assert all(f"`{m}`" in note for m in over("stg_orders")), note
+    # a freshness or description change reads the same rows: no note
+    git(paths.root, "checkout", "-q", "--", ".")
+    sources.write_text(sources.read_text().replace("count: 12", "count: 13"))
+    assert not [n for n in diff_against(paths, "HEAD", now=NOW).notes if "source" in n]

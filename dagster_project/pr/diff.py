@@ -22,6 +22,7 @@ from ..spec.resolved import Metric, MetricsProject
 from ..validation.project import load_project, metric_files
 from .gitref import BaseRef, export_project, resolve
 from .plan import BackfillPlan, build_backfill_plan
+from .upstream import upstream_notes
 
 # impact of a metric's change, and whether it needs a backfill (when the metric is active)
 IMPACTS = {
@@ -338,7 +339,7 @@ def diff_projects(base_paths: ProjectPaths, base_project: MetricsProject, head_p
     if macros_digest(base_paths.root / "macros") != macros_digest(head_paths.root / "macros"):
         notes.append("macros/ changed: every rollup model's code version changes, so Dagster shows their partitions "
                      "as stale; values change only where the macro change alters the SQL")
-    notes += _model_notes(base_paths, head_paths, head_project)
+    notes += upstream_notes(base_paths, head_paths, head_project)
     for attr in ("settle_lookback", "demo"):
         a, b = getattr(base_project.config, attr), getattr(head_project.config, attr)
         if a != b:
@@ -349,29 +350,6 @@ def diff_projects(base_paths: ProjectPaths, base_project: MetricsProject, head_p
     plan = build_backfill_plan(head_project, to_build, now, drafts)
     unchanged = len(set(old_public) & set(new_public)) - sum(1 for d in metrics if d.change == "changed")
     return ProjectDiff(base, metrics, unchanged, dict(sorted(sql_diff.items())), plan, notes)
-
-
-def _model_notes(base_paths: ProjectPaths, head_paths: ProjectPaths, head: MetricsProject) -> list[str]:
-    """A hand-written dbt model (staging) whose SQL changed: the metrics over it may change
-    values, which comparing the metric definitions cannot see."""
-    def models(paths: ProjectPaths) -> dict[str, bytes]:
-        root, generated = paths.models_dir, paths.generated_dir
-        return {p.stem: p.read_bytes() for p in sorted(root.rglob("*.sql")) if generated not in p.parents}
-
-    def reads(metric, source: str) -> bool:  # directly, or through a ratio's or derived metric's inputs
-        if metric.measure is not None:
-            return metric.measure.source == source
-        return any(reads(head.metrics[i], source) for i in metric.inputs)
-
-    before, after = models(base_paths), models(head_paths)
-    notes = []
-    for name in sorted(n for n in set(before) | set(after) if before.get(n) != after.get(n)):
-        over = sorted(m.name for m in head.public() if m.status != "archived" and reads(m, name))
-        reading = f"the values of {', '.join(f'`{m}`' for m in over)} may change" if over else "no metric reads it"
-        notes.append(f"model `{name}` changed ({'added' if name not in before else 'removed' if name not in after else 'its SQL'}): "
-                     f"{reading}; this plan does not recompute them: if their history changes, rebuild it "
-                     f"(`metrics run --metric NAME --start DAY`)")
-    return notes
 
 
 # ---------------------------------------------------------------------------- entry point
@@ -430,7 +408,7 @@ def _file_level(base_paths: ProjectPaths, head_paths: ProjectPaths, head: Metric
     unchanged = len(set(old) & set(new)) - sum(1 for d in diffs if d.change == "changed")
     notes = [f"the base ({base.ref}) does not validate ({len(issues)} problem(s)): metrics are compared file by file, "
              "every changed file is taken as breaking, and no SQL diff is shown"]
-    notes += _model_notes(base_paths, head_paths, head)
+    notes += upstream_notes(base_paths, head_paths, head)
     return ProjectDiff(base, diffs, unchanged, {}, plan, notes, issues)
 
 
