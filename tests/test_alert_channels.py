@@ -350,3 +350,85 @@ def test_an_smtp_server_that_trickles_its_replies_holds_the_send_at_most_its_tim
     finally:
         stop.set()
         server.close()
+
+
+def _fake_smtp(script) -> tuple:
+    """A one-connection SMTP server on loopback that `script(conn)` talks for."""
+    import socket
+    import threading
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+
+    def serve() -> None:
+        try:
+            conn, _ = server.accept()
+        except OSError:
+            return
+        with conn:
+            try:
+                script(conn)
+            except OSError:
+                pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server, server.getsockname()[1]
+
+
+def test_starttls_is_attempted_with_the_servers_name(tmp_path):
+    """Connecting after building the client left smtplib's host name empty: starttls()
+    raised `ValueError: check_hostname requires server_hostname` before any handshake,
+    and the message was marked unsendable instead of retried."""
+    def script(conn) -> None:
+        conn.sendall(b"220 tls.example ESMTP\r\n")
+        conn.recv(1000)  # EHLO
+        conn.sendall(b"250-tls.example\r\n250 STARTTLS\r\n")
+        conn.recv(1000)  # STARTTLS
+        conn.sendall(b"220 go ahead\r\n")
+        conn.recv(1000)  # the TLS client hello: hang up on it
+
+    server, port = _fake_smtp(script)
+    channel = EmailChannel(type="email", to=["a@example.com"], smtp_host="127.0.0.1", smtp_port=port,
+                           starttls=True, timeout_seconds=5)
+    try:
+        with pytest.raises(DeliveryError) as err:
+            send("tls", channel, anomaly_payload(), tmp_path)
+        assert "check_hostname" not in str(err.value) and not err.value.unsendable, str(err.value)
+        assert "connection failed" in str(err.value) or "SSL" in str(err.value), str(err.value)
+    finally:
+        server.close()
+
+
+def test_a_send_past_its_deadline_is_never_made_later(tmp_path, monkeypatch):
+    """A name lookup slower than the timeout: the send was reported failed (to be retried)
+    but the worker went on and sent it afterwards, so the retry made it twice."""
+    import socket
+    import threading
+    got_data = threading.Event()
+
+    def script(conn) -> None:
+        conn.sendall(b"220 ok ESMTP\r\n")
+        while True:
+            line = conn.recv(1000)
+            if not line:
+                return
+            if line.upper().startswith(b"MAIL"):
+                got_data.set()
+            conn.sendall(b"250 ok\r\n")
+
+    server, port = _fake_smtp(script)
+    real = socket.getaddrinfo
+
+    def slow(*args, **kwargs):
+        time.sleep(2.5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow)
+    channel = EmailChannel(type="email", to=["a@example.com"], smtp_host="127.0.0.1", smtp_port=port, timeout_seconds=1)
+    try:
+        with pytest.raises(DeliveryError, match="timed out after 1 s"):
+            send("dns", channel, anomaly_payload(), tmp_path)
+        time.sleep(3)  # the lookup ends: the worker must not send now
+        assert not got_data.is_set()
+    finally:
+        server.close()

@@ -235,7 +235,9 @@ def _email(name: str, channel: EmailChannel, payload: dict, root: Path, secret: 
     # socket timeout bounds each read only, and a server trickling a line a second held
     # every channel's delivery for ever; at the deadline the socket is shut, which ends it
     smtp = smtplib.SMTP(timeout=timeout)
+    smtp._host = host  # what connect() leaves unset and starttls() checks the certificate against
     outcome: dict[str, object] = {}
+    cancelled = threading.Event()  # past the deadline: the failure is reported, nothing may be sent
 
     def attempt() -> None:
         try:
@@ -247,6 +249,8 @@ def _email(name: str, channel: EmailChannel, payload: dict, root: Path, secret: 
                 smtp.starttls(context=ssl.create_default_context())
             if channel.username:
                 smtp.login(secret(channel.username), secret(channel.password) or "")
+            if cancelled.is_set():  # (a slow name lookup or greeting: a retry will send it)
+                return
             smtp.send_message(msg, from_addr=sender, to_addrs=to)
             outcome["sent"] = True
             smtp.quit()
@@ -260,8 +264,9 @@ def _email(name: str, channel: EmailChannel, payload: dict, root: Path, secret: 
     worker.join(timeout)
     late = worker.is_alive()
     if late:
+        cancelled.set()
         _shut(smtp)
-        worker.join(5)
+        worker.join(0.5)
     if outcome.get("sent"):  # accepted for delivery: a slow goodbye after it changes nothing
         return
     err = outcome.get("error")
