@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..paths import ProjectPaths
 from ..warehouse.connection import Warehouse, WarehouseError, _yaml
-from ..validation.freshness import allowance, freshness_config
+from ..validation.freshness import table_freshness
 from .engine import Signal
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -48,23 +48,18 @@ def freshness_rules(paths: ProjectPaths) -> tuple[list[FreshnessRule], list[str]
         for source in _yaml(file).get("sources") or []:
             if not isinstance(source, dict):
                 continue
-            outer = freshness_config(source)
             schema = str(source.get("schema") or source.get("name") or "")
             for table in source.get("tables") or []:
                 if not isinstance(table, dict):
                     continue
-                inner = {**outer, **freshness_config(table)}
-                freshness = inner.get("freshness")
-                if not isinstance(freshness, dict):
+                fresh = table_freshness(source, table)
+                if fresh is None:
                     continue
                 name = str(table.get("identifier") or table.get("name") or "")
-                (warn, warn_bad), (error, error_bad) = (allowance(freshness.get(k)) for k in ("warn_after", "error_after"))
-                field = str(inner.get("loaded_at_field") or "")
+                warn, error, field = fresh.warn_after, fresh.error_after, fresh.loaded_at_field
                 where = f"{Path(paths.relative(file))}: source {schema}.{name}"
-                if warn_bad or error_bad:
-                    problems.append(f"{where}: freshness not checked: "
-                                    f"{'warn_after' if warn_bad else 'error_after'} {warn_bad or error_bad}")
-                    continue
+                # a threshold that cannot be read is not checked, and said (the other one is)
+                problems.extend(f"{where}: freshness {key} not checked: {why}" for key, why in fresh.problems)
                 if not (warn or error):
                     continue
                 if not all(_IDENT.match(x) for x in (schema, name, field)):

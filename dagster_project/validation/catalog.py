@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from .freshness import allowance, freshness_config
+from .freshness import THRESHOLDS, block_problem, freshness_config
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def load_catalog(roots: list[Path], skip: Path | None = None) -> Catalog:
                 continue
             if not isinstance(doc, dict):
                 continue
-            _check_freshness(catalog, path.relative_to(root.parent).as_posix(), text, doc)
+            _check_freshness(catalog, path.relative_to(root.parent).as_posix(), path, text, doc)
             for kind, key in (("model", "models"), ("seed", "seeds")):
                 for entry in doc.get(key) or []:
                     if not isinstance(entry, dict) or "name" not in entry:
@@ -110,27 +110,31 @@ def _check_accepted(catalog: Catalog, rel: str, text: str, entry: dict, column) 
                                                f"`{value}`)"))
 
 
-def _check_freshness(catalog: Catalog, rel: str, text: str, doc: dict) -> None:
-    """A source's `warn_after` / `error_after` that the alerts cannot read (`period:
-    hours`, a count of 0 or of 10^11 days) turned its freshness alert off unsaid."""
-    for source in doc.get("sources") or []:
+def _check_freshness(catalog: Catalog, rel: str, path: Path, text: str, doc: dict) -> None:
+    """A `warn_after` / `error_after` that the alerts cannot read (`period: hours`, a
+    count of 0 or of 10^11 days) turned its freshness alert off unsaid: each is reported
+    at its own line, once (a source's, inherited by its tables, at the source's)."""
+    try:
+        from ..spec.yaml_lines import YamlSyntaxError, load_located
+        located = load_located(path, text)
+        line_of = located.line_of
+    except (YamlSyntaxError, Exception):  # noqa: BLE001 - dbt reads more than the metric files' YAML: no lines then
+        def line_of(loc) -> int:
+            return 1
+    for i, source in enumerate(doc.get("sources") or []):
         if not isinstance(source, dict):
             continue
-        outer = freshness_config(source)
-        for table in source.get("tables") or []:
-            if not isinstance(table, dict):
-                continue
-            freshness = {**outer, **freshness_config(table)}.get("freshness")
+        nodes = [(("sources", i), source, f"source {source.get('name')}")]
+        nodes += [(("sources", i, "tables", j), table, f"source {source.get('name')}.{table.get('name')}")
+                  for j, table in enumerate(source.get("tables") or []) if isinstance(table, dict)]
+        for loc, node, what in nodes:
+            freshness = freshness_config(node).get("freshness")
             if not isinstance(freshness, dict):
                 continue
-            for key in ("warn_after", "error_after"):
-                _, why = allowance(freshness.get(key))
+            base = loc + (("config",) if isinstance(node.get("config"), dict) and "freshness" in node["config"] else ())
+            for key in THRESHOLDS:
+                why = block_problem(freshness.get(key))
                 if why:
-                    name = str(table.get("name") or "")
-                    at = re.search(rf"name:\s*['\"]?{re.escape(name)}\b", text)
-                    start = at.start() if at else 0
-                    found = text.find(key, start)
-                    found = found if found >= 0 else text.find(key)
-                    line = text[:found].count("\n") + 1 if found >= 0 else 1
-                    catalog.problems.append((rel, line, f"source {source.get('name')}.{name}: freshness {key}: {why} "
-                                                        "(its freshness alert is off until this is fixed)"))
+                    catalog.problems.append((rel, line_of(base + ("freshness", key)),
+                                             f"{what}: freshness {key}: {why} (that threshold is not checked until "
+                                             "this is fixed)"))
