@@ -247,9 +247,17 @@ def test_masking_hides_credentials_not_ordinary_words():
     assert _masked("token: ghp_abcdefghijklmnopqrstuvwxyz0123456789") == "token: ***"
     assert _masked("POST https://hooks.slack.com/services/T000/B000/XXXXSECRET: 404") == \
         "POST https://hooks.slack.com/services/*** 404"
-    # ordinary run-failure text keeps its words
+    assert _masked("aws_secret_access_key: abc") == "aws_secret_access_key: ***"
+    assert _masked("PASSWORD = hunter2") == "PASSWORD = ***"
+    assert _masked('password="hunter 2" rejected') == "password=*** rejected"
+    assert _masked("key sk-proj-abcdefghijklmnopqrstuvwx") == "key ***"
+    assert _masked("https://x.blob.core.windows.net/c?sv=2020&sig=abcDEF123%3D&se=1") == \
+        "https://x.blob.core.windows.net/c?sv=2020&sig=***&se=1"
+    # ordinary run-failure text keeps its words (a partitioned run's error names its partition_key=)
     for text in ("KeyError: x; monkey: 3", "unexpected token: SELECT", "Duplicate key: 42",
-                 "partition key: 2026-01-01", "sort key: (a, b)", "monkey=3", "hotkey=3", "keyword=select"):
+                 "partition key: 2026-01-01", "sort key: (a, b)", "monkey=3", "hotkey=3", "keyword=select",
+                 "partition_key=2026-01-01 failed", "run_key=2026-01-01", 'asset_key=AssetKey(["raw","orders"])',
+                 "sort_key=order_id", "cache_key=abc123", "max_tokens=5", "tokens=5", "passwords=ok"):
         assert _masked(text) == text
 
 

@@ -122,33 +122,33 @@ def freshness_signals(wh: Warehouse, paths: ProjectPaths, now: dt.datetime,
     return signals, notes
 
 
-# an Authorization header's credential, or a token-like string after `Bearer` (not the
-# words after "basic" or "token" in an ordinary message)
-# a URL's user and password up to its last `@` (a password may hold one); `key=value`,
-# `key: value` and JSON `"key": "value"` for credential-like keys
-# (a bare `key:` or `token:` is ordinary text: "partition key: 2026-01-01", "unexpected token: SELECT")
-_CREDENTIALS = re.compile(r"(://)[^/\s]*@"
-                          r"|(\b[\w.-]*?(?:token|secret|password|passwd|pwd|apikey|credential)s?="
-                          r"|\b(?:[\w.-]*[_-])?key=)"
-                          r"[^\"'&\s,;)}]+"
-                          r"|(\b(?:access_token|refresh_token|auth_token|client_secret|api[_-]?key|secret|password|passwd|pwd)"
-                          r"[\"']?\s*:(?!//)\s*[\"']?"
-                          r"|[\"'](?:token|key)[\"']\s*:\s*[\"']?)[^\"'&\s,;)}]+"
-                          r"|((?:authorization|proxy-authorization)\s*[:=]\s*(?:bearer|basic|token|digest)?\s*)[^\s,;)]+"
-                          r"|(\bbearer\s+)(?=[A-Za-z0-9._~+/=-]*[0-9_])[A-Za-z0-9._~+/=-]{12,}", re.IGNORECASE)
-
-
+# Credentials in a run's error line (it goes to alert channels, `alert_state` and the read
+# API). A name ending in a credential word, then `=` or `:` and its value (quoted or not):
+# `access_token=`, `PGPASSWORD=`, `AWS_SECRET_ACCESS_KEY=`, `password = "a b"`, `X-Api-Key:`.
+# Ordinary words stay: `partition_key=`, `run_key=`, `max_tokens=5`, `monkey=3`, and after
+# a colon a bare `key` or `token` ("partition key: 2026-01-01", "unexpected token: SELECT").
+_WORDS = (r"password|passwd|pwd|secret|credentials?|(?:access|refresh|auth|id|session|api|bearer|csrf)[_-]?token"
+          r"|api[_-]?key|apikey|(?:access|secret|private|client|signing|master)[_-]?key|secret[_-]?access[_-]?key"
+          r"|client[_-]?secret")
+_VALUE = r"""(?:"[^"]*"|'[^']*'|[^\s"'&,;)}]+)"""
+_CREDENTIALS = re.compile(
+    r"(://)[^/\s]*@"  # a URL's user and password, up to its last `@` (a password may hold one)
+    rf"|(\b[\w.-]*?(?:{_WORDS}|token)\s*=\s*|\b(?:key|sig)\s*=\s*){_VALUE}"
+    rf"|(\b(?:[\w.-]*[_-])?(?:{_WORDS})[\"']?\s*:(?!//)\s*[\"']?|[\"'](?:token|key)[\"']\s*:\s*[\"']?)"
+    r"[^\"'&\s,;)}]+"
+    r"|((?:authorization|proxy-authorization)\s*[:=]\s*(?:bearer|basic|token|digest)?\s*)[^\s,;)]+"
+    r"|(\bbearer\s+)(?=[A-Za-z0-9._~+/=-]*[0-9_])[A-Za-z0-9._~+/=-]{12,}", re.IGNORECASE)
 # tokens whose form says what they are, wherever they stand (`token: ghp_...`), and the
 # secret path of a Slack incoming-webhook URL
 _KNOWN_TOKENS = re.compile(r"\b(?:gh[pousr]|github_pat)_[A-Za-z0-9_]{20,}|\bxox[abpors]-[A-Za-z0-9-]{10,}"
-                           r"|\b[sr]k_(?:live|test)_[A-Za-z0-9]{10,}|\bA[KS]IA[0-9A-Z]{16}\b"
+                           r"|\b[sr]k_(?:live|test)_[A-Za-z0-9]{10,}|\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}"
+                           r"|\bglpat-[A-Za-z0-9_-]{20,}|\bA[KS]IA[0-9A-Z]{16}\b"
                            r"|(?<=hooks\.slack\.com/services/)[^\s\"'<>]+", re.IGNORECASE)
 
 
 def _masked(text: str) -> str:
-    """An error line without URL credentials, token-like parameters (`access_token=`,
-    `PGPASSWORD=`, `AWS_SECRET_ACCESS_KEY=`), known token forms or an Authorization
-    header's credential (it goes to alert channels, `alert_state` and the read API)."""
+    """An error line without URL credentials, credential-named values, known token forms
+    or an Authorization header's credential."""
     text = _KNOWN_TOKENS.sub("***", text)
     return _CREDENTIALS.sub(lambda m: (m.group(1) + "***@") if m.group(1) else
                             ((m.group(2) or m.group(3) or m.group(4) or m.group(5)) + "***"), text)
