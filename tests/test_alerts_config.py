@@ -176,6 +176,9 @@ BAD = [
     ("silence_as_a_number", ALERTS.replace("silences: []   # keep this comment",
                                            "silences: [{match: {metric: x}, starts: 20261224, ends: 20261227}]"), 13,
      "is a timestamp (2026-12-24T00:00:00Z) or a date (2026-12-24), not a number"),
+    ("silence_as_a_quoted_number", ALERTS.replace("silences: []   # keep this comment",
+                                                  "silences: [{match: {metric: x}, starts: '20261224', ends: '1700000000'}]"),
+     13, "is a timestamp (2026-12-24T00:00:00Z) or a date (2026-12-24), not a number"),
 ]
 
 
@@ -461,3 +464,15 @@ def test_silence_add_edits_a_symlinked_alerts_yml_where_it_lives(tmp_path, capsy
                  "--until", "2099-01-01", "--comment", "shared"]) == 0
     assert (paths.root / "alerts.yml").is_symlink()
     assert "comment: \"shared\"" in shared.read_text() and shared.stat().st_mode & 0o777 == 0o640
+
+
+def test_silence_add_through_a_dangling_link_is_a_clear_error(tmp_path, capsys):
+    paths = _project(tmp_path / "p")
+    (paths.root / "alerts.yml").unlink()
+    (paths.root / "alerts.yml").symlink_to(tmp_path / "gone" / "alerts.yml")
+    capsys.readouterr()
+    assert main(["--project-dir", str(paths.root), "silence", "add", "--match", "metric=downloads",
+                 "--until", "2099-01-01", "--comment", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "whose folder does not exist" in err and "Traceback" not in err, err
+    assert (paths.root / "alerts.yml").is_symlink()

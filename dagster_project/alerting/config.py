@@ -339,7 +339,8 @@ class Silence(_Frozen):
     @classmethod
     def _not_a_number(cls, value: object) -> object:
         # pydantic reads a bare number as Unix seconds: `20261224` was 1970-08-23, `1e10` 2286
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) or \
+                isinstance(value, str) and re.fullmatch(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*", value):
             raise ValueError("is a timestamp (2026-12-24T00:00:00Z) or a date (2026-12-24), not a number")
         return value
 

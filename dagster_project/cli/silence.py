@@ -191,6 +191,8 @@ def _add_locked(args, paths, path, match, starts, ends, created_by) -> int:
     _warn_unmatched(paths, match)
     # a symlinked alerts.yml (shared between projects) is edited where it lives, with its mode
     target = path.resolve() if path.is_symlink() else path
+    if not target.parent.is_dir():
+        raise UserError(f"{ALERTS_FILE} is a link to {target}, whose folder does not exist: nothing written")
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tmp.write_text(new_text, encoding="utf-8")
     if target.exists():
