@@ -525,7 +525,16 @@ def test_a_seed_an_upstream_model_or_a_source_change_is_noted_with_the_metrics_i
     sources.write_text(sources.read_text().replace("      - name: orders\n", "      - name: orders\n        identifier: orders_v2\n"))
     note = note_for("source `raw.orders` changed (where its rows are read)")
     assert all(f"`{m}`" in note for m in over("stg_orders")), note
-    # a freshness or description change reads the same rows: no note
+    # a freshness change, or writing out dbt's defaults (the schema is the source's name,
+    # the identifier the table's), reads the same rows: no note
     git(paths.root, "checkout", "-q", "--", ".")
-    sources.write_text(sources.read_text().replace("count: 12", "count: 13"))
+    sources.write_text(sources.read_text().replace("count: 12", "count: 13")
+                       .replace("      - name: orders\n", "      - name: orders\n        identifier: orders\n"))
     assert not [n for n in diff_against(paths, "HEAD", now=NOW).notes if "source" in n]
+    # a model fed through a package-qualified or versioned ref
+    git(paths.root, "checkout", "-q", "--", ".")
+    sql = (staging / "stg_orders.sql").read_text()
+    (staging / "stg_orders.sql").write_text(sql.replace("{{ ref('base_orders') }}", "{{ ref('metrics_as_code', 'base_orders') }}"))
+    commit(paths.root, "a two-argument ref")
+    (staging / "base_orders.sql").write_text("select * from {{ source('raw', 'orders') }} where amount > 5\n")
+    assert "`orders`" in note_for("model `base_orders` changed (its SQL)")

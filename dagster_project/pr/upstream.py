@@ -11,10 +11,9 @@ import yaml
 from ..paths import ProjectPaths
 from ..spec.resolved import MetricsProject
 
-_REF = re.compile(r"""\bref\(\s*['"]([^'"]+)['"]\s*\)""")
+# ref('model'), ref('package', 'model'), ref('model', v=2): the model is the last quoted name
+_REF = re.compile(r"""\bref\(\s*['"]([^'"]+)['"](?:\s*,\s*['"]([^'"]+)['"])?""")
 _SOURCE = re.compile(r"""\bsource\(\s*['"]([^'"]+)['"]\s*,\s*['"]([^'"]+)['"]\s*\)""")
-# what decides which rows a source declaration reads (its description, tests or freshness do not)
-_WHERE = ("database", "schema", "identifier")
 
 
 def _models(paths: ProjectPaths) -> dict[str, str]:
@@ -43,11 +42,13 @@ def _sources(paths: ProjectPaths) -> dict[str, dict]:
         for source in sources if isinstance(sources, list) else []:
             if not isinstance(source, dict):
                 continue
-            outer = {k: source.get(k) for k in _WHERE if k in source}
             for table in source.get("tables") or []:
                 if isinstance(table, dict) and table.get("name") is not None:
-                    inner = {k: table.get(k) for k in _WHERE if k in table}
-                    out[f"{source.get('name')}.{table['name']}"] = {**outer, **inner}
+                    # as dbt defaults them: the schema is the source's name, the identifier the table's
+                    out[f"{source.get('name')}.{table['name']}"] = {
+                        "database": table.get("database") or source.get("database"),
+                        "schema": table.get("schema") or source.get("schema") or source.get("name"),
+                        "identifier": table.get("identifier") or table["name"]}
     return out
 
 
@@ -56,7 +57,8 @@ def upstream_notes(base_paths: ProjectPaths, head_paths: ProjectPaths, head: Met
     models = _models(head_paths)
     feeds: dict[str, set[str]] = {}  # a model, seed or `source.table` -> the models reading it
     for name, sql in models.items():
-        for used in [m.group(1) for m in _REF.finditer(sql)] + [f"{a}.{b}" for a, b in _SOURCE.findall(sql)]:
+        for used in [m.group(2) or m.group(1) for m in _REF.finditer(sql)] + \
+                [f"{a}.{b}" for a, b in _SOURCE.findall(sql)]:
             feeds.setdefault(used, set()).add(name)
 
     def reached(node: str) -> set[str]:  # the node and every model downstream of it
