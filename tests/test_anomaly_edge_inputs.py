@@ -1029,6 +1029,7 @@ def test_a_thin_count_stays_a_poisson_count():
     (0.12345, 0.05, 0.1234, "ratio", True, "12.34%"),
     (845.26, 126.0, 845.2, "fraction", False, "845.2"),  # the value needs its digits too: "845.3"
     (3.0, 3.04, 9.0, "fraction", False, "3.04"),  # below the low edge
+    (8.71e-05, 2e-05, 8.705e-05, "fraction", False, "0.00008705"),  # in fixed decimals, as the value is shown
 ])
 def test_a_value_beyond_its_band_never_reads_as_on_its_edge(value, lower, upper, shape, prop, edge):
     """Rounded to the row's format, a flagged value and the edge it passed read alike:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from dagster_project.cli.main import main
+from dagster_project.validation.project import load_project
 
 from .conftest import make_project
 
@@ -853,3 +854,12 @@ def test_a_read_of_a_missing_chdb_folder_says_so_and_creates_nothing(tmp_path, c
     assert main(["--project-dir", str(paths.root), *command, "--target", "clickhouse"]) == 2
     assert "no chDB folder at" in capsys.readouterr().err
     assert not paths.chdb_path.parent.exists() or not list(paths.chdb_path.parent.iterdir())
+
+
+def test_a_metric_file_with_classic_mac_line_ends_reads_as_its_lines(tmp_path, capsys):
+    """Refusing every lone CR refused such a file whole, at line 1."""
+    body = "name: mac\nsource: stg_entity_events\ntimestamp: created_at\naggregation: count\n"
+    paths = make_project(tmp_path, {"growth/mac.yml": body.replace("\n", "\r")})
+    assert load_project(paths).issues == []
+    (paths.metrics_dir / "growth" / "mac.yml").write_text(body.replace("count", "cnt").replace("\n", "\r"))
+    assert [str(i).split(": ")[0] for i in load_project(paths).issues] == ["metrics/growth/mac.yml:4"]

@@ -147,13 +147,23 @@ def sentences(*, label: str, shape: str, min_volume: float, proportion: Sequence
 
 
 def _apart(value: float, edge: float, shown: str) -> tuple[str, str]:
-    """`value` and `edge` with as many significant digits as it takes to read them apart
-    (`shown`: the value in the row's format; a percentage ends in %)."""
+    """`value` and `edge` with as many digits as it takes to read them apart (`shown`: the
+    value in the row's format; a percentage ends in %), in the style `shown` has: fixed
+    decimals where it has no exponent (0.00008710 and 0.00008705, not 8.71e-05)."""
     scale, unit = (100.0, "%") if shown.endswith("%") else (1.0, "")
+    a, b = scale * value, scale * edge
     for digits in range(4, 17):
-        a, b = f"{scale * value:,.{digits}g}", f"{scale * edge:,.{digits}g}"
-        if a != b:
-            return a + unit, b + unit
+        x, y = f"{a:,.{digits}g}", f"{b:,.{digits}g}"
+        if x != y:
+            if "e" in x + y and "e" not in shown:
+                break
+            return x + unit, y + unit
+    else:
+        return shown, shown
+    for decimals in range(1, 40):
+        x, y = f"{a:,.{decimals}f}", f"{b:,.{decimals}f}"
+        if x != y:
+            return x + unit, y + unit
     return shown, shown
 
 

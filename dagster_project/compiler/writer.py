@@ -120,7 +120,7 @@ def _existing(out: Path) -> dict[str, str]:
             text = p.read_text(encoding="utf-8")
         except (UnicodeDecodeError, OSError):
             continue
-        if text.startswith(GENERATED_MARKS):
+        if text.lstrip("\ufeff \t\r\n").startswith(GENERATED_MARKS):  # (an editor's BOM or blank line too)
             found[str(p.relative_to(out))] = text
     return found
 

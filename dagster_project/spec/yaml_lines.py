@@ -177,6 +177,8 @@ def load_located(path: Path, text: str | None = None) -> LocatedYaml:
     """Parse one YAML document, keeping line numbers. Raises YamlSyntaxError."""
     if text is None:
         text = read_utf8(path)
+    if "\r" in text and "\n" not in text:  # a file saved with classic Mac line ends: lines to YAML and editors alike
+        text = text.replace("\r", "\n")
     # YAML reads these as line breaks, editors and `git diff` do not: a key after one in a
     # comment was hidden from review (and every line number after it was off by one)
     odd = re.search("[\x85\u2028\u2029]|\r(?!\n)", text)
