@@ -49,6 +49,11 @@ def test_staging_is_rebuilt_only_when_it_changed_or_went_missing(tmp_path, capsy
     out = _run(args, capsys)
     assert "seeds, staging views: 4 assets" in out and "day rollups" in out
     assert "(skipped)" in _run(args, capsys)
+    # a dropped seed table (in its own schema) is rebuilt: only the views were looked for
+    seed = wh.frame("select table_schema from information_schema.tables where table_name = 'entity_types'")
+    wh.execute(f"drop table {seed.table_schema.iloc[0]}.entity_types")
+    assert "seeds, staging views: 4 assets" in _run(args, capsys)
+    assert "(skipped)" in _run(args, capsys)
     # another warehouse file has never been built
     monkeypatch.setenv("METRICS_DUCKDB_PATH", str(tmp_path / "other.duckdb"))
     load_raw(Warehouse("duckdb", paths), generate_range(dt.date(2026, 9, 1), dt.date(2026, 9, 3), events_per_day=300))

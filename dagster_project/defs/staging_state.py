@@ -69,8 +69,10 @@ def up_to_date(wh: Warehouse, manifest: dict, group: str = "staging") -> bool:
     nodes = _nodes(manifest, group)
     if (group == "catalog" and not nodes) or _read(wh.paths).get(_key(wh, group)) != fingerprint(wh.paths, manifest, group):
         return False
+    # the seeds too, in their own schema: a dropped seed table was never rebuilt, and every run failed
     with wh.reading():
-        return all(wh.relation_exists(n["alias"] or n["name"]) for n in nodes if n.get("resource_type") == "model")
+        return all(wh.relation_exists(n.get("alias") or n["name"], n.get("schema"))
+                   for n in nodes if n.get("resource_type") in ("model", "seed"))
 
 
 def record_built(wh: Warehouse, manifest: dict, group: str = "staging") -> None:

@@ -206,12 +206,13 @@ class Warehouse:
         with self.connect():
             pass
 
-    def relation_exists(self, name: str) -> bool:
+    def relation_exists(self, name: str, schema: str | None = None) -> bool:
+        """`schema`: another than the profile's (dbt puts seeds in `<schema>_seeds`)."""
         if self.target == "clickhouse":
             sql = "select count() as n from system.tables where database = ? and name = ?"
         else:
             sql = "select count(*) as n from information_schema.tables where table_schema = ? and table_name = ?"
-        return int(self.rows(sql, [self.schema, name])[1][0][0]) > 0
+        return int(self.rows(sql, [schema or self.schema, name])[1][0][0]) > 0
 
     @contextmanager
     def reading(self) -> Iterator[None]:
