@@ -438,10 +438,12 @@ def test_backfill_from_diff_launches_the_plan(tmp_path, monkeypatch, capsys):
     commit(root, "base")
 
     edit(paths, "commerce/orders.yml", "aggregation: count", "aggregation: count\nfilter: \"country = 'DE'\"")
+    (paths.metrics_dir / "commerce" / "orders_fr.yml").write_text(
+        "name: orders_fr\nsource: stg_orders\ntimestamp: ordered_at\naggregation: count\nfilter: \"country = 'FR'\"\n")
     capsys.readouterr()
     assert main([*args, "backfill", "--from-diff", "main", "--dry-run"]) == 0
     dry = capsys.readouterr().out
-    assert f"Backfill plan (metrics backfill --from-diff main): orders from {start}" in dry
+    assert f"Backfill plan (metrics backfill --from-diff main): orders, orders_fr from {start}" in dry
     monkeypatch.setenv("METRICS_SCORING_THREADS", "x")  # refused before anything is compiled or built
     assert main([*args, "backfill", "--from-diff", "main"]) == 2
     refused = capsys.readouterr()
@@ -461,7 +463,10 @@ def test_backfill_from_diff_launches_the_plan(tmp_path, monkeypatch, capsys):
     got = dict(con.execute("select bucket_start, value from analytics.metric_series_day "
                            "where metric = 'orders' and dimension = ''").fetchall())
     revenue_runs = con.execute("select count(distinct run_id) from analytics.rollup_stg_orders__by_ordered_at__day").fetchone()
+    # the catalog lists the metric the backfill built (it was left as it was)
+    listed = {m for (m,) in con.execute("select metric from analytics.metric_catalog").fetchall()}
     con.close()
+    assert listed == {"orders", "orders_fr", "revenue"}, listed
     # The series is dense up to the current day: a day with no DE order (the day that
     # began during the test, if it crossed midnight) is 0, never missing.
     days = sorted(got)

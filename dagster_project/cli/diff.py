@@ -104,7 +104,7 @@ def cmd_backfill(args, paths) -> int:
     from ..defs.runner import run_window
     print(f"backfilling {', '.join(plan.metrics)} on {args.target} from {plan.start}", flush=True)
     try:
-        outcome = run_window(paths, args.target, plan.start, None, project, metrics=plan.metrics)
+        outcome = run_window(paths, args.target, plan.start, None, project, metrics=plan.metrics, catalog=True)
     except WarehouseError as err:  # e.g. the writer lock timed out between two jobs
         _err(f"{err}; the backfill stopped (an unfinished window is unchanged)")
         return 1

@@ -96,7 +96,10 @@ def fed_by(project: MetricsProject, rebuilt: set[str]) -> set[str]:
 
 def run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt.date | None,
                project: MetricsProject, metrics: list[str] | None = None,
-               progress: Callable[[str], None] = print) -> RunOutcome:
+               progress: Callable[[str], None] = print, catalog: bool | None = None) -> RunOutcome:
+    """`catalog`: rebuild the metric catalog when its definition changed (default: unless
+    `metrics` names some: a `--metric` run leaves the other metrics unbuilt, which the
+    catalog would list; a backfill's plan builds every metric that changed, so it does)."""
     env = {"METRICS_PROJECT_DIR": str(paths.root), "METRICS_TARGET": target,
            "METRICS_DUCKDB_PATH": str(paths.duckdb_path), "METRICS_CHDB_PATH": str(paths.chdb_path)}
     from . import resources
@@ -104,7 +107,8 @@ def run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt.
         with environ(env):
             # disposed at the end: the instance's storage closes the connections it keeps open
             with DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral() as instance:
-                return _run_window(paths, target, start, end, project, metrics, progress, instance)
+                return _run_window(paths, target, start, end, project, metrics, progress, instance,
+                                   not metrics if catalog is None else catalog)
     finally:
         # they hold this run's project (its METRICS_PROJECT_DIR, now restored): what runs
         # next in this process (a sensor, another project's run) finds its own
@@ -130,7 +134,8 @@ def metric_selection(job, graph, project: MetricsProject, tags_wanted: set[str])
 
 
 def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt.date | None, project: MetricsProject,
-                metrics: list[str] | None, progress: Callable[[str], None], instance: DagsterInstance) -> RunOutcome:
+                metrics: list[str] | None, progress: Callable[[str], None], instance: DagsterInstance,
+                catalog: bool) -> RunOutcome:
     from . import resources
     from .anomalies import SCORED_METRICS_TAG
     from .builder import build_definitions
@@ -158,7 +163,7 @@ def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt
     def execute(job_name: str, label: str, tags: dict | None = None) -> bool:
         job = defs.resolve_job_def(job_name)
         selection = None
-        if tags_wanted is not None and job_name != STAGING_JOB:
+        if tags_wanted is not None and job_name not in (STAGING_JOB, CATALOG_JOB):  # (those are whole)
             selection, scored = metric_selection(job, defs.resolve_asset_graph(), project, tags_wanted)
             if not selection:
                 return True
@@ -229,8 +234,8 @@ def _run_window(paths: ProjectPaths, target: str, start: dt.date | None, end: dt
         if not execute(rollup_job_name(grain), f"{grain} rollups, partitions {span[0]} .. {span[1]}", range_tags(*span)):
             return outcome
     # last, and only after every grain succeeded: the catalog lists what was built
-    if metrics:
-        progress("      metric catalog: not rebuilt by a --metric run")
+    if not catalog:
+        progress("      metric catalog: not rebuilt by a --metric run (`metrics run` rebuilds it)")
     elif staging_state.up_to_date(wh, manifest, "catalog"):
         progress("      metric catalog: unchanged since its last build on this warehouse (not rebuilt)")
     elif execute(CATALOG_JOB, "metric catalog"):
