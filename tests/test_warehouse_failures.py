@@ -96,6 +96,8 @@ def test_postgres_going_away_mid_run_keeps_rows(tmp_path, target, capsys):
     assert main(args) == 1
     err = capsys.readouterr().err
     assert re.search(r"error: metric poisoned_events \(metrics/[a-z]+/poisoned_events.yml\): postgres: rollup_stg_poisoned__by_created_at__hour: .*(terminat|closed the connection)", err, re.I), err
+    # each retry is said as it starts (the backoff made the run look hung)
+    assert "warehouse trouble (" in err and "retry 1 of 3" in err and "retry 3 of 3" in err, err
     after = wh.frame(f"select * from {rel} order by metric, bucket_start, dimension, dimension_value")
     pd.testing.assert_frame_equal(after, before)
 

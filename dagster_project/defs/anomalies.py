@@ -26,7 +26,7 @@ from dagster._core.errors import DagsterExecutionInterruptedError
 from ..printable import slice_text
 from ..spec.resolved import MetricsProject
 from .partitions import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
-from .rollup_assets import INTERRUPTED, WAREHOUSE_RETRY, warehouse_pool
+from .rollup_assets import INTERRUPTED, WAREHOUSE_RETRY, say_retry, warehouse_pool
 from .step_times import SCORING_SECONDS
 from .translator import metric_tag
 
@@ -94,7 +94,8 @@ def anomaly_asset(grain: str, partitions_def, project: MetricsProject, condition
         from ..warehouse.connection import WarehouseError
         try:
             return _materialize(context)
-        except WarehouseError:
+        except WarehouseError as err:
+            say_retry(context, str(err))
             raise  # transient trouble: retried with backoff
         except (KeyboardInterrupt, DagsterExecutionInterruptedError):
             raise Failure(description=INTERRUPTED, allow_retries=False) from None

@@ -99,6 +99,15 @@ def lock_waiting(context) -> Callable[[str], None]:
     return say
 
 
+def say_retry(context, error: str) -> None:
+    """A step about to be retried says so (a retry's backoff and a held warehouse made a
+    run print nothing for half a minute: it looked hung)."""
+    attempt = getattr(context, "retry_number", 0) + 1
+    if attempt <= WAREHOUSE_RETRY.max_retries:
+        first = (str(error).strip().splitlines() or [""])[0][:200]
+        lock_waiting(context)(f"warehouse trouble ({first}): retry {attempt} of {WAREHOUSE_RETRY.max_retries}")
+
+
 _TRANSIENT = re.compile(r"\b(?:" + "|".join(re.escape(m) for m in TRANSIENT) + r")\b", re.IGNORECASE)
 
 
@@ -129,6 +138,8 @@ def run_dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, env: dict
         detail = "; ".join(f"{_prefix(metrics_of(invocation, name))}{target}: {name}: {msg}" for name, msg in nodes) \
             or f"{target}: dbt failed before running a model{f': {_one_part(stopped)}' if stopped else ''}"
         transient = is_transient([msg for _, msg in nodes] if nodes else [stopped])
+        if transient:
+            say_retry(context, detail)
         raise Failure(description=detail, allow_retries=transient,
                       metadata={"failed_models": [n for n, _ in nodes]})
 
