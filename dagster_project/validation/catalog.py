@@ -114,14 +114,9 @@ def _check_freshness(catalog: Catalog, rel: str, path: Path, text: str, doc: dic
     """A `warn_after` / `error_after` that the alerts cannot read (`period: hours`, a
     count of 0 or of 10^11 days) turned its freshness alert off unsaid: each is reported
     at its own line, once (a source's, inherited by its tables, at the source's)."""
-    try:
-        from ..spec.yaml_lines import YamlSyntaxError, load_located
-        located = load_located(path, text)
-        line_of = located.line_of
-    except (YamlSyntaxError, Exception):  # noqa: BLE001 - dbt reads more than the metric files' YAML: no lines then
-        def line_of(loc) -> int:
-            return 1
-    for i, source in enumerate(doc.get("sources") or []):
+    found = []
+    sources = doc.get("sources")
+    for i, source in enumerate(sources if isinstance(sources, list) else []):
         if not isinstance(source, dict):
             continue
         nodes = [(("sources", i), source, f"source {source.get('name')}")]
@@ -135,6 +130,14 @@ def _check_freshness(catalog: Catalog, rel: str, path: Path, text: str, doc: dic
             for key in THRESHOLDS:
                 why = block_problem(freshness.get(key))
                 if why:
-                    catalog.problems.append((rel, line_of(base + ("freshness", key)),
-                                             f"{what}: freshness {key}: {why} (that threshold is not checked until "
-                                             "this is fixed)"))
+                    found.append((base + ("freshness", key), f"{what}: freshness {key}: {why} (that threshold is "
+                                                            "not checked until this is fixed)"))
+    if not found:
+        return
+    try:  # the lines, read only when there is something to say
+        from ..spec.yaml_lines import load_located
+        line_of = load_located(path, text).line_of
+    except Exception:  # noqa: BLE001 - dbt reads YAML the metric files' reader refuses: no lines then
+        def line_of(loc) -> int:
+            return 1
+    catalog.problems.extend((rel, line_of(loc), message) for loc, message in found)
