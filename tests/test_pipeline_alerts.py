@@ -249,8 +249,16 @@ def test_masking_hides_credentials_not_ordinary_words():
         "POST https://hooks.slack.com/services/*** 404"
     assert _masked("aws_secret_access_key: abc") == "aws_secret_access_key: ***"
     assert _masked("PASSWORD = hunter2") == "PASSWORD = ***"
-    assert _masked('password="hunter 2" rejected') == "password=*** rejected"
-    assert _masked("key sk-proj-abcdefghijklmnopqrstuvwx") == "key ***"
+    assert _masked('password="hunter 2" rejected') == 'password="***" rejected'
+    assert _masked("key sk-proj-abcdefghij0123456789klmnopqr") == "key ***"
+    # a quoted value after a colon whole; a URL's password before a token parameter both
+    assert _masked("password: 'a b c'") == "password: '***'" and _masked('{"password": "p w"}') == '{"password": "***"}'
+    assert _masked("https://loader:hunter2@example.com/x?token=abc") == "https://***@example.com/x?token=***"
+    # lowercase words are no AWS key ids, and a bare `credentials:` is prose
+    for text in ("asiapacificrevenue20 is missing", "Invalid credentials: check profiles.yml"):
+        assert _masked(text) == text
+    # a long dotted line (joined node ids) took minutes: the patterns start only where a name does
+    assert _masked("a." * 20000) == "a." * 20000
     assert _masked("https://x.blob.core.windows.net/c?sv=2020&sig=abcDEF123%3D&se=1") == \
         "https://x.blob.core.windows.net/c?sv=2020&sig=***&se=1"
     # ordinary run-failure text keeps its words (a partitioned run's error names its partition_key=)
@@ -291,7 +299,7 @@ def test_messages_of_two_kinds_in_one_group_are_both_delivered(tmp_path, monkeyp
 @pytest.mark.parametrize("after, why", [
     ("{count: 3, period: hours}", "period is minute, hour or day (got `hours`)"),
     ("{count: 99999999999, period: day}", "count of days is at most 3,653"),
-    ("{count: 0, period: hour}", "count is a whole number above 0"),
+    ("{count: -1, period: hour}", "count is a whole number, 0 or more"),
 ])
 def test_a_freshness_allowance_the_alerts_cannot_read_is_a_validation_error(tmp_path, monkeypatch, after, why):
     """`period: hours` turned the source's freshness alert off without a word, and a count
@@ -314,9 +322,11 @@ def test_a_freshness_allowance_the_alerts_cannot_read_is_a_validation_error(tmp_
 
 
 def test_freshness_thresholds_merge_as_dbt_merges_them(tmp_path, monkeypatch):
-    """dbt fills a table's threshold from its source's and reads a null count as "off":
-    both were refused, and the table's whole freshness alert was switched off. A bad
-    threshold written at the source is reported at its own line, once."""
+    """dbt fills a table's threshold from its source's, key by key (a null key keeps the
+    source's), and reads a threshold written as null as "off": the first was refused and
+    the table's whole freshness alert switched off. A bad threshold written at the source
+    is reported at its own line, once; a count past ten years once merged too (it was an
+    OverflowError loading the Dagster definitions); a count dbt renders is not refused."""
     from dagster_project.alerting.pipeline import freshness_rules
     monkeypatch.setenv("METRICS_DUCKDB_PATH", str(tmp_path / "warehouse" / "metrics.duckdb"))
     paths = make_project(tmp_path, {"events/downloads.yml": METRIC})
@@ -331,7 +341,7 @@ def test_freshness_thresholds_merge_as_dbt_merges_them(tmp_path, monkeypatch):
             tables:
               - name: entity_events
                 config:
-                  freshness: {warn_after: {count: 6}, error_after: {count: null, period: hour}}
+                  freshness: {warn_after: {count: 6}, error_after: null}
               - name: orders
                 config:
                   loaded_at_field: ordered_at
@@ -350,3 +360,27 @@ def test_freshness_thresholds_merge_as_dbt_merges_them(tmp_path, monkeypatch):
     issues = [str(i) for i in load_project(paths).issues]
     assert issues == ["models/staging/_sources.yml:6: source raw: freshness warn_after: period is minute, hour or day "
                       "(got `hours`) (that threshold is not checked until this is fixed)"], issues
+    merged = bad.replace("{count: 3, period: hours}", "{period: day}").replace(
+        "warn_after: {count: 6}", "warn_after: {count: 100000000000}").replace(
+        "error_after: null", "error_after: {count: null}")
+    (paths.models_dir / "staging" / "_sources.yml").write_text(merged)
+    issues = [str(i) for i in load_project(paths).issues]
+    assert len(issues) == 1 and "source raw.entity_events: freshness warn_after: count of days is at most" in issues[0]
+    rules, problems = freshness_rules(paths)
+    # error_after: {count: null} keeps the source's 1 day
+    assert [(r.source, r.error_after) for r in rules][0] == ("raw.entity_events", dt.timedelta(days=1)), rules
+    rendered = merged.replace("{count: 100000000000}", "{count: \"{{ var('h', 6) }}\", period: hour}")
+    (paths.models_dir / "staging" / "_sources.yml").write_text(rendered)
+    assert load_project(paths).issues == []
+    assert any("rendered by dbt" in p for p in freshness_rules(paths)[1])
+
+
+def test_a_malformed_sources_list_is_no_traceback(tmp_path, monkeypatch):
+    """`tables: 5` made `metrics validate` a TypeError once it read the sources' freshness."""
+    from dagster_project.alerting.pipeline import freshness_rules
+    monkeypatch.setenv("METRICS_DUCKDB_PATH", str(tmp_path / "warehouse" / "metrics.duckdb"))
+    paths = make_project(tmp_path, {"events/downloads.yml": METRIC})
+    (paths.models_dir / "staging" / "_odd.yml").write_text(
+        "version: 2\nsources:\n  - name: odd\n    tables: 5\n    config:\n      freshness: {warn_after: {count: 1, period: day}}\n")
+    load_project(paths)  # (what dbt says of it is dbt's to say)
+    assert [r.source for r in freshness_rules(paths)[0] if r.source.startswith("odd")] == []

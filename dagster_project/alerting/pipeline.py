@@ -49,7 +49,7 @@ def freshness_rules(paths: ProjectPaths) -> tuple[list[FreshnessRule], list[str]
             if not isinstance(source, dict):
                 continue
             schema = str(source.get("schema") or source.get("name") or "")
-            for table in source.get("tables") or []:
+            for table in source.get("tables") if isinstance(source.get("tables"), list) else []:
                 if not isinstance(table, dict):
                     continue
                 fresh = table_freshness(source, table)
@@ -123,42 +123,62 @@ def freshness_signals(wh: Warehouse, paths: ProjectPaths, now: dt.datetime,
 
 
 # Credentials in a run's error line (it goes to alert channels, `alert_state` and the read
-# API). A name ending in a credential word, then `=` or `:` and its value (quoted or not):
-# `access_token=`, `PGPASSWORD=`, `AWS_SECRET_ACCESS_KEY=`, `password = "a b"`, `X-Api-Key:`.
-# Ordinary words stay: `partition_key=`, `run_key=`, `max_tokens=5`, `monkey=3`, and after
-# a colon a bare `key` or `token` ("partition key: 2026-01-01", "unexpected token: SELECT").
-_WORDS = (r"password|passwd|pwd|secret|credentials?|(?:access|refresh|auth|id|session|api|bearer|csrf)[_-]?token"
+# API). A name ending in a credential word, then `=` or `:` and its value (a quoted one
+# whole): `access_token=`, `PGPASSWORD=`, `AWS_SECRET_ACCESS_KEY=`, `password: 'a b'`,
+# `X-Api-Key:`. Ordinary words stay: `partition_key=`, `run_key=`, `max_tokens=5`, and after
+# a colon a bare `key`, `token` or `credentials` ("unexpected token: SELECT"). Each pattern
+# starts only where a name starts (no `[\w.-]` before it) and takes the name whole: a
+# long dotted line ("a." * 20,000) took minutes with a pattern retried inside the name.
+_WORDS = (r"password|passwd|pwd|secret|(?:access|refresh|auth|id|session|api|bearer|csrf)[_-]?token"
           r"|api[_-]?key|apikey|(?:access|secret|private|client|signing|master)[_-]?key|secret[_-]?access[_-]?key"
           r"|client[_-]?secret")
-_VALUE = r"""(?:"[^"]*"|'[^']*'|[^\s"'&,;)}]+)"""
-_CREDENTIALS = re.compile(
-    r"(://)[^/\s]*@"  # a URL's user and password, up to its last `@` (a password may hold one)
-    rf"|(\b[\w.-]*?(?:{_WORDS}|token)\s*=\s*|\b(?:key|sig)\s*=\s*){_VALUE}"
-    rf"|(\b(?:[\w.-]*[_-])?(?:{_WORDS})[\"']?\s*:(?!//)\s*[\"']?|[\"'](?:token|key)[\"']\s*:\s*[\"']?)"
-    r"[^\"'&\s,;)}]+"
-    r"|((?:authorization|proxy-authorization)\s*[:=]\s*(?:bearer|basic|token|digest)?\s*)[^\s,;)]+"
-    r"|(\bbearer\s+)(?=[A-Za-z0-9._~+/=-]*[0-9_])[A-Za-z0-9._~+/=-]{12,}", re.IGNORECASE)
+_ASSIGNED = re.compile(rf"(?:{_WORDS}|token|credentials?)$|^(?:key|sig)$", re.IGNORECASE)  # before `=`
+_LABELLED = re.compile(rf"(?:^|[_.-])(?:{_WORDS})$", re.IGNORECASE)  # before `:`
+_NAMED = re.compile(r"""(?<![\w.-])([\w.-]++)(["']?)(\s*(=|:(?!//))\s*)""")
+_VALUE = re.compile(r"""("[^"]*"|'[^']*'|[^\s"'&,;)}]+)""")
+_OTHER = re.compile(r"(://)(?:[^/\s@]*+@)++"  # a URL's user and password, up to its last `@`
+                    r"|((?:authorization|proxy-authorization)\s*[:=]\s*(?:bearer|basic|token|digest)?\s*)[^\s,;)]+"
+                    r"|(\bbearer\s+)(?=[A-Za-z0-9._~+/=-]*[0-9_])[A-Za-z0-9._~+/=-]{12,}", re.IGNORECASE)
 # tokens whose form says what they are, wherever they stand (`token: ghp_...`), and the
 # secret path of a Slack incoming-webhook URL
 _KNOWN_TOKENS = re.compile(r"\b(?:gh[pousr]|github_pat)_[A-Za-z0-9_]{20,}|\bxox[abpors]-[A-Za-z0-9-]{10,}"
-                           r"|\b[sr]k_(?:live|test)_[A-Za-z0-9]{10,}|\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}"
+                           r"|\b[sr]k_(?:live|test)_[A-Za-z0-9]{10,}|\bsk-(?:proj-)?(?=[A-Za-z_-]*\d)[A-Za-z0-9_-]{20,}"
                            r"|\bglpat-[A-Za-z0-9_-]{20,}|\bA[KS]IA[0-9A-Z]{16}\b"
-                           r"|(?<=hooks\.slack\.com/services/)[^\s\"'<>]+", re.IGNORECASE)
+                           r"|(?<=hooks\.slack\.com/services/)[^\s\"'<>]+")
+
+
+def _credential(m: re.Match) -> bool:
+    name, closing, sign = m.group(1), m.group(2), m.group(4)
+    if sign == "=":
+        return bool(_ASSIGNED.search(name))
+    # JSON's `"token": "..."`: a quoted bare token or key is one
+    quoted = closing and m.start() > 0 and m.string[m.start() - 1] == closing
+    return bool(_LABELLED.search(name)) or bool(quoted and name.lower() in ("token", "key"))
 
 
 def _masked(text: str) -> str:
     """An error line without URL credentials, credential-named values, known token forms
     or an Authorization header's credential."""
     text = _KNOWN_TOKENS.sub("***", text)
-    return _CREDENTIALS.sub(lambda m: (m.group(1) + "***@") if m.group(1) else
-                            ((m.group(2) or m.group(3) or m.group(4) or m.group(5)) + "***"), text)
+    text = _OTHER.sub(lambda m: (m.group(1) + "***@") if m.group(1) else ((m.group(2) or m.group(3)) + "***"), text)
+    out, pos = [], 0
+    for m in _NAMED.finditer(text):  # (a name is not consumed with a value: `a:b@x?token=...`)
+        if m.start() < pos or not _credential(m):
+            continue
+        value = _VALUE.match(text, m.end())
+        if value is None:
+            continue
+        quote = value.group(1)[0] if value.group(1)[0] in "'\"" else ""
+        out.append(f"{text[pos:m.end()]}{quote}***{quote}")
+        pos = value.end()
+    return "".join(out) + text[pos:]
 
 
 def run_failure_signal(job: str, run_id: str, partition: str | None, error: str | None, failed: bool,
                        at: dt.datetime) -> Signal:
     if not failed:
         return Signal("run_failure", job, False, reason=f"run {run_id} of {job} succeeded")
-    first = [_masked(line)[:300] for line in (error or "").strip().splitlines()[:1]]
+    first = [_masked(line[:2000])[:300] for line in (error or "").strip().splitlines()[:1]]
     return Signal("run_failure", job, True, "critical",
                   f"run {run_id[:8]} of {job} failed" + (f": {first[0][:200]}" if first else ""), at,
                   {"job": job, "run_id": run_id, "partition": partition, "error": first[0] if first else None},

@@ -42,7 +42,7 @@ def _sources(paths: ProjectPaths) -> dict[str, dict]:
         for source in sources if isinstance(sources, list) else []:
             if not isinstance(source, dict):
                 continue
-            for table in source.get("tables") or []:
+            for table in source.get("tables") if isinstance(source.get("tables"), list) else []:
                 if isinstance(table, dict) and table.get("name") is not None:
                     # as dbt defaults them: the schema is the source's name, the identifier the table's
                     out[f"{source.get('name')}.{table['name']}"] = {

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from .freshness import THRESHOLDS, block_problem, freshness_config
+from .freshness import THRESHOLDS, block_problem, freshness_config, table_freshness
 
 
 @dataclass(frozen=True)
@@ -119,16 +119,24 @@ def _check_freshness(catalog: Catalog, rel: str, path: Path, text: str, doc: dic
     for i, source in enumerate(sources if isinstance(sources, list) else []):
         if not isinstance(source, dict):
             continue
+        tables = source.get("tables") if isinstance(source.get("tables"), list) else []
         nodes = [(("sources", i), source, f"source {source.get('name')}")]
         nodes += [(("sources", i, "tables", j), table, f"source {source.get('name')}.{table.get('name')}")
-                  for j, table in enumerate(source.get("tables") or []) if isinstance(table, dict)]
+                  for j, table in enumerate(tables) if isinstance(table, dict)]
         for loc, node, what in nodes:
             freshness = freshness_config(node).get("freshness")
             if not isinstance(freshness, dict):
                 continue
             base = loc + (("config",) if isinstance(node.get("config"), dict) and "freshness" in node["config"] else ())
+            merged = table_freshness(source, node) if node is not source else None
+            inherited = freshness_config(source).get("freshness")
             for key in THRESHOLDS:
                 why = block_problem(freshness.get(key))
+                # as merged with its source's (a count past ten years once merged), unless
+                # the source's own is wrong: that is said once, at the source
+                if not why and merged is not None and key in freshness and \
+                        not (isinstance(inherited, dict) and block_problem(inherited.get(key))):
+                    why = next((w for k, w in merged.problems if k == key and "Jinja" not in w), None)
                 if why:
                     found.append((base + ("freshness", key), f"{what}: freshness {key}: {why} (that threshold is "
                                                             "not checked until this is fixed)"))

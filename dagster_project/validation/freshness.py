@@ -4,8 +4,9 @@ read once here for `metrics validate` (validation/catalog.py) and for the pipeli
 
 As dbt reads them: a table's `freshness` is its source's with the table's keys over it,
 threshold by threshold (`warn_after: {count: 6}` under a source's `{count: 3, period:
-hour}` is 6 hours); `freshness: null` switches it off, and so does a threshold whose
-count or period is null."""
+hour}` is 6 hours; a key written as null keeps the source's value); `freshness: null`
+or a threshold written as null switches it off, and so does one left without a count or
+a period. A count of 0 is stale at once, as in dbt."""
 from __future__ import annotations
 
 import datetime as dt
@@ -29,17 +30,24 @@ def freshness_config(node: dict) -> dict:
     return out
 
 
+def _rendered(value: object) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
 def block_problem(block: object) -> str | None:
-    """What is wrong with one written `warn_after` / `error_after` (before merging), or None."""
+    """What is wrong with a `warn_after` / `error_after` (as written, or merged), or None.
+    A value dbt renders (`count: "{{ var('h') }}"`) is not judged here."""
     if block is None:
         return None
     if not isinstance(block, dict):
         return "is a mapping {count: N, period: minute|hour|day}"
     count, period = block.get("count"), block.get("period")
+    if _rendered(count) or _rendered(period):
+        return None
     if period is not None and period not in _PERIOD:
         return f"period is minute, hour or day (got `{period}`)"
-    if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count <= 0):
-        return f"count is a whole number above 0 (got `{count}`)"
+    if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 0):
+        return f"count is a whole number, 0 or more (got `{count}`)"
     if count is not None and period is not None and count > MAX_ALLOWANCE.total_seconds() // _PERIOD[period]:
         return f"count of {period}s is at most {int(MAX_ALLOWANCE.total_seconds() // _PERIOD[period]):,} (ten years)"
     return None
@@ -50,11 +58,13 @@ class TableFreshness:
     warn_after: dt.timedelta | None
     error_after: dt.timedelta | None
     loaded_at_field: str
-    problems: tuple[tuple[str, str], ...]  # (threshold, why) of each written one that cannot be read
+    problems: tuple[tuple[str, str], ...]  # (threshold, why) of each one the alerts cannot read
 
 
 def table_freshness(source: dict, table: dict) -> TableFreshness | None:
-    """The table's thresholds as dbt merges them (None: no freshness declared or switched off)."""
+    """The table's thresholds as dbt merges them (None: no freshness declared or switched
+    off): key by key, the last value that is not null wins (a table's `count: null` keeps
+    its source's count); a threshold written as null is off."""
     outer, inner = freshness_config(source), freshness_config(table)
     field = str(inner.get("loaded_at_field") or outer.get("loaded_at_field") or "")
     if "freshness" in inner and inner["freshness"] is None:
@@ -64,15 +74,24 @@ def table_freshness(source: dict, table: dict) -> TableFreshness | None:
         return None
     problems, after = [], {}
     for key in THRESHOLDS:
-        written = [p[key] for p in parts if key in p]
-        bad = next((why for why in map(block_problem, written) if why), None)
-        if bad:
-            problems.append((key, bad))
+        merged: dict | None = {}
+        for part in parts:
+            if key not in part:
+                continue
+            block = part[key]
+            if block is None:
+                merged = None
+            elif isinstance(block, dict):
+                merged = {**(merged or {}), **{k: v for k, v in block.items() if v is not None}}
+            else:
+                merged = block  # (block_problem says what it should be)
+        why = block_problem(merged)
+        count, period = (merged.get("count"), merged.get("period")) if isinstance(merged, dict) else (None, None)
+        if not why and (_rendered(count) or _rendered(period)):
+            why = "its count or period is rendered by dbt (Jinja): the alerts cannot read it"
+        if why:
+            problems.append((key, why))
             after[key] = None
             continue
-        merged: dict = {}
-        for block in written:
-            merged = {} if block is None else {**merged, **block}
-        count, period = merged.get("count"), merged.get("period")
-        after[key] = dt.timedelta(seconds=count * _PERIOD[period]) if count and period else None
+        after[key] = dt.timedelta(seconds=count * _PERIOD[period]) if count is not None and period else None
     return TableFreshness(after["warn_after"], after["error_after"], field, tuple(problems))
