@@ -221,6 +221,7 @@ def test_totals_per_entity(served):
     ("/metrics/orders/series?grian=hour", 400, "unknown parameter `grian` (did you mean `grain`?)"),
     ("/anomalies?metrics=orders", 400, "unknown parameter `metrics` (did you mean `metric`?)"),
     ("/metrics/orders/summary?n=1", 400, "unknown parameter `n`; this path takes none"),
+    ("/metrics/orders/summary?_=1&_=2", 400, "parameter `_` is given more than once"),  # (one `_` is let through)
     ("/metrics/orders/series?start=2024-03-01&days=3", 400, "give start (and end), or days"),
     ("/metrics/orders/series?slice=country%3D%00", 400, "parameter `slice` holds a control character"),
 ])

@@ -78,7 +78,8 @@ def create_app(paths: ProjectPaths, target: str, refresh_seconds: float = 1.0) -
         seen: set[str] = set()
         known = _query_names(app, request.scope)
         for key, value in request.query_params.multi_items():
-            if known is not None and key not in known:  # a typo (`grian=hour`) silently meant the default
+            # a typo (`grian=hour`) silently meant the default; `_` is a client's cache buster (jQuery's)
+            if known is not None and key not in known and key != "_":
                 from ..validation.issues import closest
                 takes = f"; this path takes {', '.join(f'`{k}`' for k in sorted(known))}" if known else \
                     "; this path takes none"
