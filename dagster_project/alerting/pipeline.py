@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..paths import ProjectPaths
 from ..warehouse.connection import Warehouse, WarehouseError, _yaml
+from ..validation.catalog import sources_of
 from ..validation.freshness import table_freshness
 from .engine import Signal
 
@@ -45,13 +46,9 @@ def freshness_rules(paths: ProjectPaths) -> tuple[list[FreshnessRule], list[str]
     for file in sorted(paths.models_dir.rglob("*.yml")):
         if paths.generated_dir in file.parents:
             continue
-        for source in _yaml(file).get("sources") or []:
-            if not isinstance(source, dict):
-                continue
+        for _, source, tables in sources_of(_yaml(file)):
             schema = str(source.get("schema") or source.get("name") or "")
-            for table in source.get("tables") if isinstance(source.get("tables"), list) else []:
-                if not isinstance(table, dict):
-                    continue
+            for _, table in tables:
                 fresh = table_freshness(source, table)
                 if fresh is None:
                     continue

@@ -10,6 +10,7 @@ import yaml
 
 from ..paths import ProjectPaths
 from ..spec.resolved import MetricsProject
+from ..validation.catalog import sources_of
 
 # ref('model'), ref('package', 'model'), ref('model', v=2): the model is the last quoted name
 _REF = re.compile(r"""\bref\(\s*['"]([^'"]+)['"](?:\s*,\s*['"]([^'"]+)['"])?""")
@@ -38,12 +39,9 @@ def _sources(paths: ProjectPaths) -> dict[str, dict]:
             doc = yaml.safe_load(file.read_text(encoding="utf-8"))
         except (yaml.YAMLError, ValueError, OverflowError):
             continue  # validation reports an unreadable dbt YAML file
-        sources = doc.get("sources") if isinstance(doc, dict) else None
-        for source in sources if isinstance(sources, list) else []:
-            if not isinstance(source, dict):
-                continue
-            for table in source.get("tables") if isinstance(source.get("tables"), list) else []:
-                if isinstance(table, dict) and table.get("name") is not None:
+        for _, source, tables in sources_of(doc):
+            for _, table in tables:
+                if table.get("name") is not None:
                     # as dbt defaults them: the schema is the source's name, the identifier the table's
                     out[f"{source.get('name')}.{table['name']}"] = {
                         "database": table.get("database") or source.get("database"),

@@ -110,19 +110,27 @@ def _check_accepted(catalog: Catalog, rel: str, text: str, entry: dict, column) 
                                                f"`{value}`)"))
 
 
+def sources_of(doc: object) -> list[tuple[int, dict, list[tuple[int, dict]]]]:
+    """The source entries of a dbt YAML document that are mappings, each with its index
+    and its tables that are mappings (with theirs); anything else is dbt's to report."""
+    sources = doc.get("sources") if isinstance(doc, dict) else None
+    out = []
+    for i, source in enumerate(sources if isinstance(sources, list) else []):
+        if isinstance(source, dict):
+            tables = source.get("tables") if isinstance(source.get("tables"), list) else []
+            out.append((i, source, [(j, t) for j, t in enumerate(tables) if isinstance(t, dict)]))
+    return out
+
+
 def _check_freshness(catalog: Catalog, rel: str, path: Path, text: str, doc: dict) -> None:
     """A `warn_after` / `error_after` that the alerts cannot read (`period: hours`, a
     count of 0 or of 10^11 days) turned its freshness alert off unsaid: each is reported
     at its own line, once (a source's, inherited by its tables, at the source's)."""
     found = []
-    sources = doc.get("sources")
-    for i, source in enumerate(sources if isinstance(sources, list) else []):
-        if not isinstance(source, dict):
-            continue
-        tables = source.get("tables") if isinstance(source.get("tables"), list) else []
+    for i, source, tables in sources_of(doc):
         nodes = [(("sources", i), source, f"source {source.get('name')}")]
         nodes += [(("sources", i, "tables", j), table, f"source {source.get('name')}.{table.get('name')}")
-                  for j, table in enumerate(tables) if isinstance(table, dict)]
+                  for j, table in tables]
         for loc, node, what in nodes:
             freshness = freshness_config(node).get("freshness")
             if not isinstance(freshness, dict):

@@ -414,7 +414,7 @@ def parse_arithmetic(text: str) -> Fragment:
             raise FragmentError(f"`{node.sql()}`: refer to metrics by bare name")
         # a number no double holds (1e400) became inf, and an empty bucket's value nan:
         # `cast(nan as double)` in the generated SQL failed every metric's build
-        if isinstance(node, exp.Literal) and not math.isfinite(float(node.this)):
+        if isinstance(node, exp.Literal) and not _finite(node.this):
             raise FragmentError(f"`{node.this}` is beyond the range of a double")
     return Fragment(text, tree)
 
